@@ -1,0 +1,187 @@
+"""Flowdesk settings: 12-factor, everything that differs between machines comes from the environment."""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "flowdesk-insecure-dev-key-change-me")
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = [
+    h.strip()
+    for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
+    if h.strip()
+]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "guardian",
+    "django_q",
+    "processes",
+    "tasks_inbox",
+    "integrations",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+# --- Database -------------------------------------------------------------------------------
+# Embedded default: a SQLite file in WAL mode with IMMEDIATE transactions, so the web server and
+# a worker can write side by side without "database is locked". Production/CI: DATABASE_URL.
+DEFAULT_SQLITE = BASE_DIR / "var" / "flowdesk.sqlite3"
+DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{DEFAULT_SQLITE}")
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test_flowdesk.sqlite3")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "guardian.backends.ObjectPermissionBackend",
+]
+ANONYMOUS_USER_NAME = None  # guardian: no anonymous user row; anonymous callers see nothing
+
+AUTH_PASSWORD_VALIDATORS = []
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = os.environ.get("FLOWDESK_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/inbox/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# Public base URL used in links sent out of the system (SMS, StartTask payloads).
+FLOWDESK_BASE_URL = os.environ.get("FLOWDESK_BASE_URL", "http://127.0.0.1:8000")
+
+# --- Background work: django-q2 ---------------------------------------------------------------
+# ORM broker by default (embedded, at-least-once); Redis when FLOWDESK_REDIS_URL is set (scale-out).
+# The engine never trusts the queue alone: its own sweep re-enqueues lost or expired steps.
+FLOWDESK_REDIS_URL = os.environ.get("FLOWDESK_REDIS_URL", "")
+Q_CLUSTER = {
+    "name": os.environ.get("FLOWDESK_Q_NAME", "flowdesk"),
+    "workers": int(os.environ.get("FLOWDESK_Q_WORKERS", "2")),
+    # A step's own timeout (from the spec) is enforced per task; these are the outer bounds.
+    # Keep timeout well under retry: the ORM broker redelivers a task running longer than retry.
+    "timeout": int(os.environ.get("FLOWDESK_Q_TIMEOUT", "300")),
+    "retry": int(os.environ.get("FLOWDESK_Q_RETRY", "360")),
+    "max_attempts": 0,
+    "save_limit": int(os.environ.get("FLOWDESK_Q_SAVE_LIMIT", "1000")),
+    "ack_failures": True,
+    "catch_up": False,
+    "poll": float(os.environ.get("FLOWDESK_Q_POLL", "0.2")),
+    "label": "Background work",
+}
+if FLOWDESK_REDIS_URL:
+    Q_CLUSTER["redis"] = FLOWDESK_REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# Seconds between the timer sweep passes (the sweep is one django-q2 schedule).
+FLOWDESK_SWEEP_MINUTES = int(os.environ.get("FLOWDESK_SWEEP_MINUTES", "1"))
+# A scheduled step nobody picked up within this many seconds is enqueued again (Redis is at-most-once).
+FLOWDESK_REENQUEUE_AFTER = int(os.environ.get("FLOWDESK_REENQUEUE_AFTER", "120"))
+# Extra seconds a running step's lease lasts beyond its timeout before the sweep reclaims it.
+FLOWDESK_LEASE_MARGIN = int(os.environ.get("FLOWDESK_LEASE_MARGIN", "5"))
+# Default step timeout when the spec names none.
+FLOWDESK_DEFAULT_STEP_TIMEOUT = int(os.environ.get("FLOWDESK_DEFAULT_STEP_TIMEOUT", "60"))
+
+# --- API ------------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Flowdesk API",
+    "DESCRIPTION": "Start long-running processes, report task results, read status and history.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+
+# --- Integrations ---------------------------------------------------------------------------------
+FLOWDESK_SIMULATORS = env_bool("FLOWDESK_SIMULATORS", False)
+FLOWDESK_ACCOUNTING_URL = os.environ.get(
+    "FLOWDESK_ACCOUNTING_URL", f"{FLOWDESK_BASE_URL}/simulators/accounting"
+)
+FLOWDESK_BONUS_URL = os.environ.get("FLOWDESK_BONUS_URL", f"{FLOWDESK_BASE_URL}/simulators/bonus")
+FLOWDESK_SMS_BACKEND = os.environ.get(
+    "FLOWDESK_SMS_BACKEND", "integrations.sms.backends.console.SmsBackend"
+)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("FLOWDESK_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

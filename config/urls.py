@@ -1,0 +1,12 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/", include("processes.api.urls")),
+    path("", include("tasks_inbox.urls")),
+]
+
+if settings.FLOWDESK_SIMULATORS:
+    urlpatterns.append(path("simulators/", include("integrations.simulators.urls")))

@@ -1,0 +1,1134 @@
+"""The only code that changes process and task state.
+
+Every public function is one transaction: lock the ProcessInstance row, apply django-fsm
+transitions, append events, decide what becomes ready, commit. Side effects (queueing steps,
+alerts, notifications) are registered with ``transaction.on_commit`` and happen after commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django_fsm import TransitionNotAllowed
+
+from processes import events, spec as spec_module
+from processes.errors import Conflict, InvalidInput, NotFound
+from processes.events import SYSTEM, Actor
+from processes.models import (
+    ACTIVE_PROCESS_STATES,
+    DONE_TASK_STATES,
+    DefinitionStatus,
+    ProcessDefinition,
+    ProcessInstance,
+    ProcessState,
+    TaskInstance,
+    TaskState,
+    TaskType,
+)
+from processes.steps import StepContext
+from tasks_inbox import permissions as inbox_permissions
+
+logger = logging.getLogger(__name__)
+
+MAX_LOST_LEASES = 3  # a step whose worker vanished this many extra times fails for good
+
+TASK_FIELDS = [
+    "state",
+    "attempts",
+    "execution",
+    "result",
+    "last_error",
+    "candidate_role",
+    "assignee",
+    "claimed_by",
+    "decided_by",
+    "due_at",
+    "escalated_at",
+    "wake_at",
+    "scheduled_at",
+    "started_at",
+    "finished_at",
+]
+PROCESS_FIELDS = [
+    "state",
+    "business_status",
+    "current_stage",
+    "variables",
+    "last_seq",
+    "updated_at",
+    "completed_at",
+]
+
+
+# --- the unit of work -----------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=256)
+def _spec_for(definition_id: int) -> spec_module.ProcessSpec:
+    # Published specs are immutable, so a parsed spec can be cached by definition id.
+    return ProcessDefinition.objects.get(pk=definition_id).parsed()
+
+
+@dataclass
+class _Run:
+    """What one engine transaction loaded and changed."""
+
+    process: ProcessInstance
+    tasks: dict[str, TaskInstance]
+    actor: Actor
+    dirty: set[str] = field(default_factory=set)
+    to_enqueue: list[TaskInstance] = field(default_factory=list)
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def spec(self) -> spec_module.ProcessSpec:
+        return _spec_for(self.process.definition_id)
+
+    def task_spec(self, task: TaskInstance) -> spec_module.TaskSpec:
+        return self.spec.task(task.name)
+
+    def touch(self, task: TaskInstance) -> None:
+        self.dirty.add(task.name)
+
+    def save(self) -> None:
+        changed = [self.tasks[n] for n in self.dirty]
+        if len(changed) == 1:
+            changed[0].save(update_fields=TASK_FIELDS)
+        elif changed:
+            TaskInstance.objects.bulk_update(changed, TASK_FIELDS)
+        self.process.updated_at = timezone.now()
+        self.process.save(update_fields=PROCESS_FIELDS)
+        events.flush(self.process)
+        if self.to_enqueue:
+            steps = [(t.id, _step_timeout(self.task_spec(t))) for t in self.to_enqueue]
+            transaction.on_commit(lambda: _enqueue_steps(steps))
+        for callback in self.after_commit:
+            transaction.on_commit(callback)
+
+
+def _lock(process_id) -> _Run:
+    """Lock the process row (serialises every event of one instance) and load its tasks."""
+    try:
+        process = (
+            ProcessInstance.objects.select_for_update(of=("self",))
+            .select_related("definition")
+            .get(pk=process_id)
+        )
+    except (ProcessInstance.DoesNotExist, ValueError, TypeError):
+        raise NotFound(f"process {process_id} not found") from None
+    tasks = {t.name: t for t in TaskInstance.objects.filter(process_id=process.pk)}
+    return _Run(process=process, tasks=tasks, actor=SYSTEM)
+
+
+def _lock_for_task(task_id) -> tuple[_Run, TaskInstance]:
+    try:
+        process_id = TaskInstance.objects.values_list("process_id", flat=True).get(pk=task_id)
+    except (TaskInstance.DoesNotExist, ValueError, TypeError):
+        raise NotFound(f"task {task_id} not found") from None
+    run = _lock(process_id)
+    task = next(t for t in run.tasks.values() if t.pk == int(task_id))
+    return run, task
+
+
+def _transition(task_or_process, name: str, *args) -> None:
+    try:
+        getattr(task_or_process, name)(*args)
+    except TransitionNotAllowed:
+        what = (
+            f"task {task_or_process.name!r}"
+            if isinstance(task_or_process, TaskInstance)
+            else "process"
+        )
+        raise Conflict(
+            f"cannot {name.replace('_', ' ')} {what}: it is {task_or_process.state}"
+        ) from None
+
+
+def _step_timeout(task_spec: spec_module.TaskSpec) -> int:
+    if task_spec.timeout is not None:
+        return max(1, int(task_spec.timeout.total_seconds()))
+    return settings.FLOWDESK_DEFAULT_STEP_TIMEOUT
+
+
+def _enqueue_steps(steps: list[tuple[int, int]]) -> None:
+    from processes import worker
+
+    for task_id, timeout in steps:
+        worker.enqueue_step(task_id, timeout=timeout)
+
+
+# --- scheduling decisions -------------------------------------------------------------------------
+
+
+def _stage_tasks(run: _Run, stage: str) -> list[TaskInstance]:
+    return [t for t in run.tasks.values() if t.stage == stage]
+
+
+def _schedule(run: _Run, task: TaskInstance, now) -> None:
+    task_spec = run.task_spec(task)
+    _transition(task, "schedule")
+    payload = None
+    if task.type == TaskType.HUMAN:
+        task.candidate_role = task_spec.assigned_to or ""
+        task.assignee = _resolve_assignee(run, task_spec)
+        if task_spec.due is not None:
+            task.due_at = now + task_spec.due
+        elif task_spec.escalation is not None:
+            task.due_at = now + task_spec.escalation.after
+        if task_spec.escalation is not None:
+            task.wake_at = now + task_spec.escalation.after
+        inbox_permissions.task_opened(task)
+    elif task.is_external:
+        payload = start_task_payload(run.process, task, task_spec)
+        task.wake_at = None
+    else:
+        task.wake_at = now + dt.timedelta(seconds=settings.FLOWDESK_REENQUEUE_AFTER)
+        run.to_enqueue.append(task)
+    run.touch(task)
+    events.task_scheduled(process=run.process, actor=run.actor, task=task, payload=payload)
+
+
+def _resolve_assignee(run: _Run, task_spec: spec_module.TaskSpec):
+    if not task_spec.assignee:
+        return None
+    username = spec_module.lookup(run.process.variables, task_spec.assignee)
+    if not isinstance(username, str) or not username:
+        return None
+    return get_user_model().objects.filter(username=username, is_active=True).first()
+
+
+def start_task_payload(process, task, task_spec=None) -> dict:
+    """The seed's StartTask message, with the task's extra template fields packed in."""
+    payload = {
+        "business_ref_no": process.business_key,
+        "component_name": process.definition.component_name or process.definition_key,
+        "event_name": "StartTask",
+        "stage_name": task.stage,
+        "task_name": task.name,
+        "task_type": task.type,
+    }
+    if task.task_queue:
+        payload["task_queue"] = task.task_queue
+    if task_spec is not None:
+        for key, value in task_spec.extra.items():
+            payload.setdefault(key, value)
+    return payload
+
+
+def _advance(run: _Run) -> None:
+    """Schedule what is ready, close finished stages and, after the last one, the process."""
+    process = run.process
+    if process.state not in ACTIVE_PROCESS_STATES:
+        return
+    now = timezone.now()
+    stage_names = [s.name for s in run.spec.stages]
+    while True:
+        stage = process.current_stage
+        stage_tasks = _stage_tasks(run, stage)
+        changed = True
+        while changed:
+            changed = False
+            for task in stage_tasks:
+                if task.state != TaskState.PENDING:
+                    continue
+                task_spec = run.task_spec(task)
+                if not all(run.tasks[p].state in DONE_TASK_STATES for p in task_spec.parents):
+                    continue
+                if not spec_module.evaluate_condition(task_spec.condition, process.variables):
+                    _transition(task, "skip")
+                    run.touch(task)
+                    events.task_skipped(
+                        process=process,
+                        actor=run.actor,
+                        task=task,
+                        reason=f"condition false: {spec_module.describe_condition(task_spec.condition)}",
+                    )
+                else:
+                    _schedule(run, task, now)
+                changed = True
+        if not all(t.state in DONE_TASK_STATES for t in stage_tasks):
+            return
+        events.stage_completed(process=process, actor=run.actor, stage=stage)
+        index = stage_names.index(stage)
+        if index + 1 >= len(stage_names):
+            if process.state == ProcessState.RUNNING:
+                _transition(process, "complete")
+                events.process_completed(process=process, actor=run.actor)
+            return
+        process.current_stage = stage_names[index + 1]
+        events.stage_started(process=process, actor=run.actor, stage=process.current_stage)
+
+
+def _after_task_failed_for_good(run: _Run, task: TaskInstance, error: str) -> None:
+    process = run.process
+    if process.state == ProcessState.RUNNING:
+        _transition(process, "open_incident")
+    events.process_failed(process=process, actor=run.actor, task=task, error=error)
+    if run.spec.on_error_notify and run.task_spec(task).notify_on_error:
+        process_id, task_id = process.pk, task.pk
+        run.after_commit.append(lambda: _alert_incident(process_id, task_id, error))
+
+
+def _alert_incident(process_id, task_id, error: str) -> None:
+    from integrations import alerts
+
+    try:
+        alerts.incident_opened(process_id=process_id, task_id=task_id, error=error)
+    except Exception:  # an alert that can't be sent never breaks the process
+        logger.exception("incident alert for task %s failed", task_id)
+
+
+def _maybe_resolve_incident(run: _Run) -> None:
+    process = run.process
+    if process.state == ProcessState.FAILED and not any(
+        t.state == TaskState.FAILED for t in run.tasks.values()
+    ):
+        _transition(process, "resolve_incident")
+        events.process_resumed(process=process, actor=run.actor)
+
+
+# --- definitions ----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def definition_import(
+    *, data: Any, actor: Actor, key: str | None = None, publish: bool = True
+) -> tuple[ProcessDefinition, bool]:
+    """Validate ``data`` and store it as the next version of its key; reuse an identical newest one.
+
+    Returns (definition, created). Raises ``spec.SpecValidationError`` listing every problem.
+    """
+    if key is not None and isinstance(data, dict):
+        data = {**data, "key": key}
+    parsed = spec_module.parse_or_raise(data)
+    latest = (
+        ProcessDefinition.objects.select_for_update()
+        .filter(key=parsed.key)
+        .order_by("-version")
+        .first()
+    )
+    if latest is not None and latest.spec == data and latest.status != DefinitionStatus.RETIRED:
+        if publish and latest.status == DefinitionStatus.DRAFT:
+            latest.publish()
+            latest.save()
+        return latest, False
+    definition = ProcessDefinition(
+        key=parsed.key,
+        version=(latest.version + 1) if latest else 1,
+        name=parsed.name,
+        component_name=parsed.component_name or "",
+        description=parsed.description,
+        spec=data,
+        created_by=actor.user if actor.user is not None and actor.user.pk else None,
+    )
+    if publish:
+        definition.publish()
+    definition.save()
+    return definition, True
+
+
+@transaction.atomic
+def definition_publish(*, definition_id: int, actor: Actor) -> ProcessDefinition:
+    definition = ProcessDefinition.objects.select_for_update().get(pk=definition_id)
+    spec_module.parse_or_raise(definition.spec)  # handlers may have changed since the draft
+    _transition(definition, "publish")
+    definition.save()
+    return definition
+
+
+@transaction.atomic
+def definition_retire(*, definition_id: int, actor: Actor) -> ProcessDefinition:
+    definition = ProcessDefinition.objects.select_for_update().get(pk=definition_id)
+    _transition(definition, "retire")
+    definition.save()
+    return definition
+
+
+def find_definition(*, key: str | None = None, component_name: str | None = None):
+    qs = ProcessDefinition.objects.published()
+    if key:
+        definition = qs.filter(key=key).order_by("-version").first()
+    else:
+        definition = qs.filter(component_name=component_name).order_by("-version").first()
+    if definition is None:
+        raise NotFound(f"no published definition {key or component_name!r}")
+    return definition
+
+
+# --- processes ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartResult:
+    process: ProcessInstance
+    created: bool
+
+
+def process_start(
+    *,
+    definition_key: str | None = None,
+    component_name: str | None = None,
+    business_key: str,
+    input: dict | None = None,
+    actor: Actor,
+) -> StartResult:
+    """Start the newest published version; the same business key while active returns that one."""
+    if not isinstance(business_key, str) or not business_key.strip() or len(business_key) > 200:
+        raise InvalidInput(
+            "business_key must be a non-empty string of at most 200 characters",
+            fields={"business_key": ["must be a non-empty string of at most 200 characters"]},
+        )
+    if input is None:
+        input = {}
+    if not isinstance(input, dict):
+        raise InvalidInput("input must be a JSON object", fields={"input": ["must be an object"]})
+    definition = find_definition(key=definition_key, component_name=component_name)
+    existing = _active_instance(definition.key, business_key)
+    if existing is not None:
+        return StartResult(existing, False)
+    try:
+        with transaction.atomic():
+            process = _create_instance(definition, business_key, input, actor)
+    except IntegrityError:
+        # Someone started the same business key at the same moment: theirs wins.
+        existing = _active_instance(definition.key, business_key)
+        if existing is None:
+            raise
+        return StartResult(existing, False)
+    return StartResult(process, True)
+
+
+def _active_instance(definition_key: str, business_key: str):
+    return (
+        ProcessInstance.objects.active()
+        .filter(definition_key=definition_key, business_key=business_key)
+        .first()
+    )
+
+
+def _create_instance(definition, business_key, input, actor) -> ProcessInstance:
+    spec = _spec_for(definition.pk)
+    process = ProcessInstance.objects.create(
+        definition=definition,
+        definition_key=definition.key,
+        business_key=business_key,
+        variables=dict(input),
+        current_stage=spec.stages[0].name,
+        started_by=actor.label,
+    )
+    now = timezone.now()
+    tasks = [
+        TaskInstance(
+            process=process,
+            stage=stage.name,
+            stage_index=index,
+            name=task.name,
+            type=task.type,
+            handler=task.handler or "",
+            task_queue=task.task_queue or "",
+            candidate_role=task.assigned_to or "",
+            created_at=now,
+        )
+        for index, stage in enumerate(spec.stages)
+        for task in stage.tasks
+    ]
+    TaskInstance.objects.bulk_create(tasks)
+    if tasks[0].pk is None:  # backends without RETURNING ids
+        tasks = list(TaskInstance.objects.filter(process=process))
+    run = _Run(process=process, tasks={t.name: t for t in tasks}, actor=actor)
+    events.process_started(process=process, actor=actor, input=input)
+    events.stage_started(process=process, actor=actor, stage=process.current_stage)
+    _advance(run)
+    run.save()
+    return process
+
+
+@transaction.atomic
+def process_cancel(*, process_id, actor: Actor, reason: str = "") -> ProcessInstance:
+    """Cancel every open task, then run the compensation handlers of completed ones (after commit)."""
+    run = _lock(process_id)
+    run.actor = actor
+    process = run.process
+    _transition(process, "cancel")
+    for task in run.tasks.values():
+        if task.state in (
+            TaskState.PENDING,
+            TaskState.SCHEDULED,
+            TaskState.RUNNING,
+            TaskState.FAILED,
+        ):
+            was_open_human = task.type == TaskType.HUMAN and task.state == TaskState.SCHEDULED
+            _transition(task, "cancel")
+            run.touch(task)
+            if was_open_human:
+                inbox_permissions.task_closed(task)
+            events.task_cancelled(process=process, actor=actor, task=task)
+    events.process_cancelled(process=process, actor=actor, reason=reason)
+    to_compensate = [
+        t.pk
+        for t in sorted(
+            run.tasks.values(), key=lambda t: (t.finished_at or process.created_at), reverse=True
+        )
+        if t.state == TaskState.COMPLETED and run.task_spec(t).compensate
+    ]
+    run.save()
+    if to_compensate:
+        process_pk = process.pk
+        transaction.on_commit(lambda: _enqueue_compensation(process_pk, to_compensate))
+    return process
+
+
+def _enqueue_compensation(process_id, task_ids: list[int]) -> None:
+    from processes import worker
+
+    worker.enqueue_compensation(process_id, task_ids)
+
+
+def compensation_context(*, task_id) -> tuple[str, StepContext] | None:
+    """What a worker needs to run ``task_id``'s compensation handler, or None if it has none."""
+    task = TaskInstance.objects.select_related("process", "process__definition").get(pk=task_id)
+    task_spec = _spec_for(task.process.definition_id).task(task.name)
+    if not task_spec.compensate:
+        return None
+    ctx = _step_context(task, task_spec, suffix=":compensate")
+    return task_spec.compensate, ctx
+
+
+@transaction.atomic
+def compensation_record(*, task_id, actor: Actor, handler: str, outcome: str) -> None:
+    run, task = _lock_for_task(task_id)
+    events.compensation_run(
+        process=run.process, actor=actor, task=task, handler=handler, outcome=outcome
+    )
+    run.save()
+
+
+@transaction.atomic
+def process_update_variables(*, process_id, actor: Actor, changes: dict) -> ProcessInstance:
+    """Merge ``changes`` into the variables (seed events carry ``data``) and re-check readiness."""
+    if not isinstance(changes, dict):
+        raise InvalidInput("data must be a JSON object", fields={"data": ["must be an object"]})
+    run = _lock(process_id)
+    run.actor = actor
+    _merge_variables(run, changes)
+    _advance(run)
+    run.save()
+    return run.process
+
+
+def _merge_variables(run: _Run, changes: dict) -> None:
+    if changes:
+        run.process.variables = {**run.process.variables, **changes}
+        events.variables_updated(process=run.process, actor=run.actor, changes=changes)
+
+
+# --- service steps (called by workers) ------------------------------------------------------------
+
+
+def _step_context(task, task_spec, suffix: str = "") -> StepContext:
+    return StepContext(
+        process_id=str(task.process_id),
+        business_key=task.process.business_key,
+        definition_key=task.process.definition_key,
+        task_id=task.pk,
+        task_name=task.name,
+        stage=task.stage,
+        attempt=task.attempts,
+        idempotency_key=task.idempotency_key + suffix,
+        variables=dict(task.process.variables),
+        config=dict(task_spec.extra),
+    )
+
+
+@dataclass(frozen=True)
+class StepLease:
+    """A worker's right to run one step: who to call, with what, and until when."""
+
+    task_id: int
+    execution: int
+    handler: str
+    context: StepContext
+    timeout: int
+
+
+@transaction.atomic
+def task_start(*, task_id, actor: Actor) -> StepLease | None:
+    """Take a scheduled step for a worker; None when there is nothing to run (stale delivery)."""
+    run, task = _lock_for_task(task_id)
+    run.actor = actor
+    now = timezone.now()
+    if run.process.state not in ACTIVE_PROCESS_STATES or not task.handler:
+        return None
+    if task.state == TaskState.RUNNING and task.wake_at and task.wake_at > now:
+        return None  # another worker holds a live lease
+    if task.state not in (TaskState.SCHEDULED, TaskState.RUNNING):
+        return None
+    if task.state == TaskState.SCHEDULED and task.attempts and task.wake_at and task.wake_at > now:
+        return None  # still inside its retry back-off; the sweep will enqueue it when due
+    task_spec = run.task_spec(task)
+    timeout = _step_timeout(task_spec)
+    _transition(task, "start")
+    task.wake_at = now + dt.timedelta(seconds=timeout + settings.FLOWDESK_LEASE_MARGIN)
+    run.touch(task)
+    events.task_started(process=run.process, actor=actor, task=task)
+    run.save()
+    task.process = run.process
+    return StepLease(
+        task_id=task.pk,
+        execution=task.execution,
+        handler=task.handler,
+        context=_step_context(task, task_spec),
+        timeout=timeout,
+    )
+
+
+@transaction.atomic
+def task_complete(
+    *,
+    task_id,
+    actor: Actor,
+    result: Any = None,
+    execution: int | None = None,
+    merge: dict | None = None,
+) -> TaskInstance:
+    """Complete a scheduled or running task; a repeat is recorded as a duplicate and changes nothing.
+
+    ``execution`` (from a worker) guards against a late result of an execution replayed since.
+    ``merge`` (from outside events) is merged into the process variables.
+    """
+    run, task = _lock_for_task(task_id)
+    run.actor = actor
+    if task.state == TaskState.COMPLETED or (execution is not None and execution != task.execution):
+        events.task_duplicate(
+            process=run.process, actor=actor, task=task, event="TaskCompleted", data=result
+        )
+        run.save()
+        task._duplicate = True
+        return task
+    if run.process.state not in ACTIVE_PROCESS_STATES:
+        raise Conflict(f"process is {run.process.state}")
+    if task.type == TaskType.HUMAN and result is None:
+        result = {}
+    _complete(run, task, result)
+    if merge:
+        _merge_variables(run, merge)
+    _advance(run)
+    run.save()
+    return task
+
+
+def _complete(run: _Run, task: TaskInstance, result: Any) -> None:
+    was_open_human = task.type == TaskType.HUMAN and task.state == TaskState.SCHEDULED
+    _transition(task, "complete")
+    task.result = result
+    task.last_error = ""
+    run.touch(task)
+    run.process.variables = {**run.process.variables, task.name: result}
+    business_status = run.task_spec(task).business_status
+    if business_status:
+        run.process.business_status = business_status
+    if was_open_human:
+        inbox_permissions.task_closed(task)
+    events.task_completed(process=run.process, actor=run.actor, task=task, result=result)
+
+
+@transaction.atomic
+def task_fail(
+    *, task_id, actor: Actor, error: str, retryable: bool = True, execution: int | None = None
+) -> TaskInstance:
+    """Record a failed attempt: retry after back-off while attempts remain, else open an incident."""
+    run, task = _lock_for_task(task_id)
+    run.actor = actor
+    error = (error or "unknown error")[:4000]
+    if task.state == TaskState.FAILED or (execution is not None and execution != task.execution):
+        events.task_duplicate(process=run.process, actor=actor, task=task, event="TaskFailed")
+        run.save()
+        task._duplicate = True
+        return task
+    if task.state not in (TaskState.SCHEDULED, TaskState.RUNNING):
+        raise Conflict(f"cannot fail task {task.name!r}: it is {task.state}")
+    task_spec = run.task_spec(task)
+    task.last_error = error
+    run.touch(task)
+    if (
+        retryable
+        and task.handler
+        and task.state == TaskState.RUNNING
+        and task.attempts < task_spec.retry.max_attempts
+    ):
+        retry_at = timezone.now() + task_spec.retry.delay_after(task.attempts)
+        _transition(task, "retry_later")
+        task.wake_at = retry_at
+        events.task_attempt_failed(
+            process=run.process, actor=actor, task=task, error=error, retry_at=retry_at
+        )
+    else:
+        _transition(task, "fail")
+        events.task_failed(process=run.process, actor=actor, task=task, error=error)
+        _after_task_failed_for_good(run, task, error)
+    run.save()
+    return task
+
+
+# --- repairs (admin, API, seed's TaskPending) -----------------------------------------------------
+
+
+@transaction.atomic
+def task_retry(*, task_id, actor: Actor, reason: str = "") -> TaskInstance:
+    """Schedule a failed task again with a fresh attempt budget; a scheduled one is a duplicate."""
+    run, task = _lock_for_task(task_id)
+    run.actor = actor
+    if task.state == TaskState.SCHEDULED:
+        events.task_duplicate(process=run.process, actor=actor, task=task, event="TaskPending")
+        run.save()
+        task._duplicate = True
+        return task
+    if run.process.state not in ACTIVE_PROCESS_STATES:
+        raise Conflict(f"process is {run.process.state}")
+    _transition(task, "retry")
+    run.touch(task)
+    events.task_retried(process=run.process, actor=actor, task=task, reason=reason)
+    if task.handler:
+        task.wake_at = timezone.now() + dt.timedelta(seconds=settings.FLOWDESK_REENQUEUE_AFTER)
+        run.to_enqueue.append(task)
+    elif task.type == TaskType.HUMAN:
+        inbox_permissions.task_opened(task)
+    _maybe_resolve_incident(run)
+    run.save()
+    return task
+
+
+@transaction.atomic
+def task_skip(*, task_id, actor: Actor, reason: str) -> TaskInstance:
+    """Skip a pending, scheduled or failed task (a person decided it isn't needed)."""
+    if not reason or not reason.strip():
+        raise InvalidInput("a reason is required to skip a task", fields={"reason": ["required"]})
+    run, task = _lock_for_task(task_id)
+    run.actor = actor
+    if run.process.state not in ACTIVE_PROCESS_STATES:
+        raise Conflict(f"process is {run.process.state}")
+    was_open_human = task.type == TaskType.HUMAN and task.state == TaskState.SCHEDULED
+    _transition(task, "skip")
+    run.touch(task)
+    if was_open_human:
+        inbox_permissions.task_closed(task)
+    events.task_skipped(process=run.process, actor=actor, task=task, reason=reason)
+    _maybe_resolve_incident(run)
+    _advance(run)
+    run.save()
+    return task
+
+
+def _reset(run: _Run, task: TaskInstance, reason: str) -> None:
+    if task.state == TaskState.PENDING:
+        return
+    if task.type == TaskType.HUMAN and task.state == TaskState.SCHEDULED:
+        inbox_permissions.task_closed(task)
+    task.reset()
+    run.touch(task)
+    events.task_reset(process=run.process, actor=run.actor, task=task, reason=reason)
+
+
+def _replay_from(run: _Run, stage: str, resets: list[TaskInstance], reason: str) -> None:
+    process = run.process
+    if process.state == ProcessState.CANCELLED:
+        raise Conflict("a cancelled process cannot be replayed")
+    for task in resets:
+        _reset(run, task, reason)
+    if process.state == ProcessState.COMPLETED:
+        _transition(process, "reopen")
+        events.process_reopened(process=process, actor=run.actor, reason=reason, stage=stage)
+    elif process.current_stage != stage:
+        events.process_reopened(process=process, actor=run.actor, reason=reason, stage=stage)
+    process.current_stage = stage
+    _maybe_resolve_incident(run)
+    _advance(run)
+
+
+@transaction.atomic
+def stage_replay(*, process_id, stage: str, actor: Actor, reason: str = "") -> ProcessInstance:
+    """Run ``stage`` and every later stage again (the seed's "replay events for a stage")."""
+    run = _lock(process_id)
+    run.actor = actor
+    try:
+        index = run.spec.stage_index(stage)
+    except ValueError:
+        raise NotFound(f"unknown stage {stage!r}") from None
+    resets = [t for t in run.tasks.values() if t.stage_index >= index]
+    _replay_from(run, stage, resets, reason or f"replay stage {stage}")
+    run.save()
+    return run.process
+
+
+@transaction.atomic
+def task_replay(*, task_id, actor: Actor, reason: str = "") -> TaskInstance:
+    """Run one task again, with what depends on it in its stage and every later stage."""
+    run, task = _lock_for_task(task_id)
+    run.actor = actor
+    downstream = {task.name}
+    stage_tasks = _stage_tasks(run, task.stage)
+    grew = True
+    while grew:
+        grew = False
+        for other in stage_tasks:
+            if other.name not in downstream and downstream & set(run.task_spec(other).parents):
+                downstream.add(other.name)
+                grew = True
+    resets = [
+        t for t in run.tasks.values() if t.name in downstream or t.stage_index > task.stage_index
+    ]
+    _replay_from(run, task.stage, resets, reason or f"replay task {task.name}")
+    run.save()
+    return task
+
+
+# --- human tasks ----------------------------------------------------------------------------------
+
+
+def _open_human(run: _Run, task: TaskInstance) -> None:
+    if task.type != TaskType.HUMAN:
+        raise Conflict(f"task {task.name!r} is not a human task")
+    if task.state != TaskState.SCHEDULED or run.process.state not in ACTIVE_PROCESS_STATES:
+        decided = f" by {task.decided_by.get_username()}" if task.decided_by_id else ""
+        raise Conflict(f"task {task.name!r} is already {task.state}{decided}")
+
+
+@transaction.atomic
+def task_claim(*, task_id, actor: Actor) -> TaskInstance:
+    """Lock a human task to the actor; claiming one's own claim again changes nothing."""
+    run, task = _lock_for_task(task_id)
+    run.actor = actor
+    _open_human(run, task)
+    if task.claimed_by_id == actor.user.pk:
+        return task
+    if task.claimed_by_id:
+        raise Conflict(f"task is already claimed by {task.claimed_by.get_username()}")
+    task.claimed_by = actor.user
+    run.touch(task)
+    inbox_permissions.task_reassigned(task)
+    events.task_claimed(process=run.process, actor=actor, task=task)
+    run.save()
+    return task
+
+
+@transaction.atomic
+def task_release(*, task_id, actor: Actor) -> TaskInstance:
+    """Return a claimed task to its role."""
+    run, task = _lock_for_task(task_id)
+    run.actor = actor
+    _open_human(run, task)
+    if not task.claimed_by_id:
+        return task
+    if task.claimed_by_id != actor.user.pk and not actor.user.is_staff:
+        raise Conflict(f"task is claimed by {task.claimed_by.get_username()}")
+    task.claimed_by = None
+    run.touch(task)
+    inbox_permissions.task_reassigned(task)
+    events.task_released(process=run.process, actor=actor, task=task)
+    run.save()
+    return task
+
+
+@transaction.atomic
+def task_delegate(*, task_id, actor: Actor, to_user, comment: str = "") -> TaskInstance:
+    """Assign the task to another person (a member of its role); their claim replaces any other."""
+    run, task = _lock_for_task(task_id)
+    run.actor = actor
+    _open_human(run, task)
+    if task.claimed_by_id and task.claimed_by_id != actor.user.pk and not actor.user.is_staff:
+        raise Conflict(f"task is claimed by {task.claimed_by.get_username()}")
+    if to_user is None or not to_user.is_active:
+        raise InvalidInput("unknown user", fields={"to": ["unknown or inactive user"]})
+    if task.candidate_role and not to_user.groups.filter(name=task.candidate_role).exists():
+        raise InvalidInput(
+            f"{to_user.get_username()} is not a member of {task.candidate_role}",
+            fields={"to": [f"must be a member of {task.candidate_role}"]},
+        )
+    task.assignee = to_user
+    task.claimed_by = None
+    run.touch(task)
+    inbox_permissions.task_reassigned(task)
+    events.task_delegated(process=run.process, actor=actor, task=task, to_user=to_user, comment=comment)
+    run.save()
+    return task
+
+
+def validate_decision(
+    task_spec: spec_module.TaskSpec, decision: Any, data: Any
+) -> tuple[dict, dict[str, list[str]]]:
+    """Check a decision against the spec's outcomes and form; return (clean data, field errors)."""
+    errors: dict[str, list[str]] = {}
+    if task_spec.outcomes:
+        if decision not in task_spec.outcomes:
+            errors["decision"] = [f"must be one of: {', '.join(task_spec.outcomes)}"]
+    elif decision not in (None, "", "complete"):
+        errors["decision"] = ["this task takes no decision"]
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        return {}, {**errors, "data": ["must be an object"]}
+    clean: dict[str, Any] = {}
+    for f in task_spec.form:
+        value = data.get(f.name)
+        if value in (None, ""):
+            if f.required:
+                errors[f"data.{f.name}"] = ["this field is required"]
+            continue
+        try:
+            clean[f.name] = _coerce_form_value(f, value)
+        except ValueError as exc:
+            errors[f"data.{f.name}"] = [str(exc)]
+    unknown = set(data) - {f.name for f in task_spec.form}
+    for name in sorted(unknown):
+        errors[f"data.{name}"] = ["unknown field"]
+    return clean, errors
+
+
+def _coerce_form_value(f: spec_module.FormField, value: Any) -> Any:
+    if f.type in ("string", "text"):
+        if not isinstance(value, str):
+            raise ValueError("must be text")
+        return value
+    if f.type == "boolean":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "on", "off", "1", "0"):
+            return value.lower() in ("true", "on", "1")
+        raise ValueError("must be true or false")
+    if f.type == "choice":
+        if value not in f.choices:
+            raise ValueError(f"must be one of: {', '.join(f.choices)}")
+        return value
+    if f.type == "date":
+        if not isinstance(value, str):
+            raise ValueError("must be a date YYYY-MM-DD")
+        try:
+            return dt.date.fromisoformat(value).isoformat()
+        except ValueError:
+            raise ValueError("must be a date YYYY-MM-DD") from None
+    # integer / decimal
+    if isinstance(value, bool):
+        raise ValueError("must be a number")
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError("must be a number") from None
+    if not number.is_finite():
+        raise ValueError("must be a number")
+    if f.type == "integer" and number != number.to_integral_value():
+        raise ValueError("must be a whole number")
+    if f.min is not None and number < Decimal(str(f.min)):
+        raise ValueError(f"must be at least {f.min:g}")
+    if f.max is not None and number > Decimal(str(f.max)):
+        raise ValueError(f"must be at most {f.max:g}")
+    return int(number) if f.type == "integer" else float(number)
+
+
+def task_decide(
+    *, task_id, actor: Actor, decision: str | None = None, comment: str = "", data: dict | None = None
+) -> TaskInstance:
+    """A person completes a human task with an outcome; a closed task raises ``Conflict``.
+
+    The losing side of two simultaneous decisions gets a Conflict naming who decided; the attempt
+    is still recorded in the history (as a duplicate event, committed before the error is raised).
+    """
+    with transaction.atomic():
+        run, task = _lock_for_task(task_id)
+        run.actor = actor
+        if task.type == TaskType.HUMAN and task.state != TaskState.SCHEDULED:
+            events.task_duplicate(
+                process=run.process,
+                actor=actor,
+                task=task,
+                event="decision",
+                data={"decision": decision, "comment": comment},
+            )
+            run.save()
+            conflict = Conflict(
+                f"task {task.name!r} is already {task.state}"
+                + (f" by {task.decided_by.get_username()}" if task.decided_by_id else "")
+            )
+        else:
+            conflict = None
+            _open_human(run, task)
+            user = actor.user
+            if task.claimed_by_id and task.claimed_by_id != user.pk:
+                raise Conflict(f"task is claimed by {task.claimed_by.get_username()}")
+            clean, errors = validate_decision(run.task_spec(task), decision, data)
+            if comment is not None and not isinstance(comment, str):
+                errors["comment"] = ["must be text"]
+            if errors:
+                raise InvalidInput("the decision is not valid", fields=errors)
+            task.decided_by = user
+            result = {**clean, "comment": comment or ""}
+            if decision not in (None, ""):
+                result["decision"] = decision
+            result["decided_by"] = user.get_username()
+            _complete(run, task, result)
+            _advance(run)
+            run.save()
+    if conflict is not None:
+        raise conflict
+    return task
+
+
+# --- timers ---------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def task_wake(*, task_id, now=None) -> str:
+    """Act on a task whose timer is due: re-enqueue, reclaim a lost lease, or escalate."""
+    now = now or timezone.now()
+    run, task = _lock_for_task(task_id)
+    run.actor = Actor.system("timer sweep")
+    if task.wake_at is None or task.wake_at > now:
+        return "not due"
+    if run.process.state not in ACTIVE_PROCESS_STATES:
+        task.wake_at = None
+        run.touch(task)
+        run.save()
+        return "inactive"
+    outcome = "cleared"
+    if task.state == TaskState.SCHEDULED and task.handler:
+        task.wake_at = now + dt.timedelta(seconds=settings.FLOWDESK_REENQUEUE_AFTER)
+        run.to_enqueue.append(task)
+        outcome = "enqueued"
+    elif task.state == TaskState.RUNNING:
+        task_spec = run.task_spec(task)
+        if task.attempts >= task_spec.retry.max_attempts + MAX_LOST_LEASES:
+            error = f"worker lost {task.attempts} times (lease expired)"
+            task.last_error = error
+            _transition(task, "fail")
+            events.task_failed(process=run.process, actor=run.actor, task=task, error=error)
+            _after_task_failed_for_good(run, task, error)
+            outcome = "failed"
+        else:
+            _transition(task, "requeue")
+            task.wake_at = now + dt.timedelta(seconds=settings.FLOWDESK_REENQUEUE_AFTER)
+            events.task_requeued(process=run.process, actor=run.actor, task=task)
+            run.to_enqueue.append(task)
+            outcome = "requeued"
+    elif task.state == TaskState.SCHEDULED and task.type == TaskType.HUMAN:
+        outcome = _escalate(run, task, now)
+    else:
+        task.wake_at = None
+    run.touch(task)
+    run.save()
+    return outcome
+
+
+def _escalate(run: _Run, task: TaskInstance, now) -> str:
+    escalation = run.task_spec(task).escalation
+    task.wake_at = None
+    if escalation is None or task.escalated_at is not None:
+        return "cleared"
+    from_role = task.candidate_role
+    task.escalated_at = now
+    if escalation.to_role:
+        task.candidate_role = escalation.to_role
+        task.assignee = None
+        task.claimed_by = None
+    inbox_permissions.task_reassigned(task)
+    events.task_escalated(
+        process=run.process,
+        actor=run.actor,
+        task=task,
+        from_role=from_role,
+        to_role=task.candidate_role,
+    )
+    if escalation.notify:
+        task_pk, to_role = task.pk, escalation.to_role
+
+        def notify() -> None:
+            from tasks_inbox import notifications
+
+            try:
+                notifications.task_escalated(task_id=task_pk, from_role=from_role, to_role=to_role)
+            except Exception:
+                logger.exception("escalation notice for task %s failed", task_pk)
+
+        run.after_commit.append(notify)
+    return "escalated"
+
+
+# --- the seed's event protocol --------------------------------------------------------------------
+
+SEED_EVENTS = ("StartWorkflow", "TaskCompleted", "TaskFailed", "TaskPending")
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    process: ProcessInstance
+    task: TaskInstance | None
+    created: bool = False
+    duplicate: bool = False
+
+
+def handle_seed_event(
+    *,
+    event_name: str,
+    business_ref_no: str,
+    actor: Actor,
+    component_name: str | None = None,
+    definition_key: str | None = None,
+    stage_name: str | None = None,
+    task_name: str | None = None,
+    data: dict | None = None,
+    error: str | None = None,
+) -> EventOutcome:
+    """Apply one of the seed's events (StartWorkflow, TaskCompleted, TaskFailed, TaskPending)."""
+    if event_name not in SEED_EVENTS:
+        raise InvalidInput(
+            f"unknown event_name {event_name!r}",
+            fields={"event_name": [f"must be one of: {', '.join(SEED_EVENTS)}"]},
+        )
+    if data is not None and not isinstance(data, dict):
+        raise InvalidInput("data must be a JSON object", fields={"data": ["must be an object"]})
+    if event_name == "StartWorkflow":
+        started = process_start(
+            definition_key=definition_key,
+            component_name=component_name,
+            business_key=business_ref_no,
+            input=data or {},
+            actor=actor,
+        )
+        return EventOutcome(started.process, None, created=started.created)
+    definition = find_definition(key=definition_key, component_name=component_name)
+    process = (
+        ProcessInstance.objects.filter(definition_key=definition.key, business_key=business_ref_no)
+        .order_by("-created_at")
+        .first()
+    )
+    if process is None:
+        raise NotFound(f"no process {business_ref_no!r} of {definition.key!r}")
+    if not task_name:
+        raise InvalidInput("task_name is required", fields={"task_name": ["required"]})
+    task = TaskInstance.objects.filter(process=process, name=task_name).first()
+    if task is None:
+        raise NotFound(f"process {business_ref_no!r} has no task {task_name!r}")
+    if stage_name and stage_name != task.stage:
+        raise InvalidInput(
+            f"task {task_name!r} is in stage {task.stage!r}, not {stage_name!r}",
+            fields={"stage_name": [f"task {task_name!r} is in stage {task.stage!r}"]},
+        )
+    if event_name == "TaskCompleted":
+        task = task_complete(task_id=task.pk, actor=actor, result=data or {}, merge=data or None)
+    elif event_name == "TaskFailed":
+        task = task_fail(
+            task_id=task.pk, actor=actor, error=error or "reported failed by an external task",
+            retryable=False,
+        )
+    else:
+        task = task_retry(task_id=task.pk, actor=actor, reason="TaskPending")
+    process.refresh_from_db()
+    return EventOutcome(process, task, duplicate=getattr(task, "_duplicate", False))

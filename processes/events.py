@@ -1,0 +1,329 @@
+"""One creator per event type. The engine calls these inside its transaction, with the process
+row locked, so the per-instance sequence number is gapless and ordered.
+
+Every creator is keyword-only: ``process`` is the subject, ``actor`` who did it, ``task`` the task
+concerned (if any). Events are buffered on the process object and written in one INSERT by
+``flush`` at the end of the engine's transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.utils import timezone
+
+from processes.models import ActorType, EventType, ProcessEvent, ProcessInstance, TaskInstance
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who caused an event: a user, an API client, the system (sweeps), or a worker."""
+
+    type: str
+    user: Any = None
+    label: str = ""
+
+    @classmethod
+    def for_user(cls, user) -> Actor:
+        is_api = getattr(user, "_flowdesk_api", False)
+        return cls(
+            type=ActorType.API if is_api else ActorType.USER,
+            user=user,
+            label=user.get_username(),
+        )
+
+    @classmethod
+    def api(cls, user=None, label: str = "api") -> Actor:
+        return cls(ActorType.API, user, user.get_username() if user is not None else label)
+
+    @classmethod
+    def system(cls, label: str = "system") -> Actor:
+        return cls(ActorType.SYSTEM, None, label)
+
+    @classmethod
+    def worker(cls, label: str = "worker") -> Actor:
+        return cls(ActorType.WORKER, None, label)
+
+
+SYSTEM = Actor.system()
+
+
+def _append(
+    *,
+    process: ProcessInstance,
+    type: str,
+    actor: Actor,
+    task: TaskInstance | None = None,
+    data: dict | None = None,
+) -> ProcessEvent:
+    process.last_seq += 1
+    event = ProcessEvent(
+        process=process,
+        seq=process.last_seq,
+        type=type,
+        task=task,
+        task_name=task.name if task is not None else "",
+        actor_type=actor.type,
+        actor_user=actor.user if actor.user is not None and actor.user.pk else None,
+        actor_label=actor.label,
+        created_at=timezone.now(),
+        data=data or {},
+    )
+    pending = process.__dict__.setdefault("_pending_events", [])
+    pending.append(event)
+    return event
+
+
+def flush(process: ProcessInstance) -> list[ProcessEvent]:
+    """Write the buffered events in one INSERT."""
+    pending = process.__dict__.pop("_pending_events", [])
+    if pending:
+        ProcessEvent.objects.bulk_create(pending)
+    return pending
+
+
+def pending(process: ProcessInstance) -> list[ProcessEvent]:
+    return list(process.__dict__.get("_pending_events", []))
+
+
+# --- process events -------------------------------------------------------------------------------
+
+
+def process_started(*, process, actor, input: dict) -> ProcessEvent:
+    """The actor started ``process`` with ``input`` as its first variables."""
+    return _append(
+        process=process,
+        type=EventType.PROCESS_STARTED,
+        actor=actor,
+        data={
+            "definition": process.definition_key,
+            "version": process.definition.version,
+            "business_key": process.business_key,
+            "input": input,
+        },
+    )
+
+
+def process_completed(*, process, actor) -> ProcessEvent:
+    """The last stage ended; the actor is whoever completed the last task."""
+    return _append(process=process, type=EventType.PROCESS_COMPLETED, actor=actor)
+
+
+def process_failed(*, process, actor, task, error: str) -> ProcessEvent:
+    """An incident opened on ``process`` because ``task`` failed for good."""
+    return _append(
+        process=process,
+        type=EventType.PROCESS_FAILED,
+        actor=actor,
+        task=task,
+        data={"error": error},
+    )
+
+
+def process_resumed(*, process, actor) -> ProcessEvent:
+    """No failed task remains: the incident is resolved."""
+    return _append(process=process, type=EventType.PROCESS_RESUMED, actor=actor)
+
+
+def process_cancelled(*, process, actor, reason: str) -> ProcessEvent:
+    return _append(
+        process=process, type=EventType.PROCESS_CANCELLED, actor=actor, data={"reason": reason}
+    )
+
+
+def process_reopened(*, process, actor, reason: str, stage: str) -> ProcessEvent:
+    """A replay brought ``process`` back to ``stage``."""
+    return _append(
+        process=process,
+        type=EventType.PROCESS_REOPENED,
+        actor=actor,
+        data={"reason": reason, "stage": stage},
+    )
+
+
+def stage_started(*, process, actor, stage: str) -> ProcessEvent:
+    return _append(process=process, type=EventType.STAGE_STARTED, actor=actor, data={"stage": stage})
+
+
+def stage_completed(*, process, actor, stage: str) -> ProcessEvent:
+    return _append(
+        process=process, type=EventType.STAGE_COMPLETED, actor=actor, data={"stage": stage}
+    )
+
+
+def variables_updated(*, process, actor, changes: dict) -> ProcessEvent:
+    """An outside event merged ``changes`` into the process variables."""
+    return _append(
+        process=process, type=EventType.VARIABLES_UPDATED, actor=actor, data={"changes": changes}
+    )
+
+
+# --- task events ----------------------------------------------------------------------------------
+
+
+def task_scheduled(*, process, actor, task, payload: dict | None = None) -> ProcessEvent:
+    """``task`` became ready; ``payload`` is the seed's StartTask message for external tasks."""
+    data: dict = {"stage": task.stage}
+    if payload is not None:
+        data["payload"] = payload
+    if task.candidate_role:
+        data["role"] = task.candidate_role
+    if task.assignee_id:
+        data["assignee"] = task.assignee.get_username()
+    if task.due_at:
+        data["due_at"] = task.due_at.isoformat()
+    return _append(process=process, type=EventType.TASK_SCHEDULED, actor=actor, task=task, data=data)
+
+
+def task_started(*, process, actor, task) -> ProcessEvent:
+    """A worker took ``task`` (attempt number in data)."""
+    return _append(
+        process=process,
+        type=EventType.TASK_STARTED,
+        actor=actor,
+        task=task,
+        data={"attempt": task.attempts, "idempotency_key": task.idempotency_key},
+    )
+
+
+def task_completed(*, process, actor, task, result: Any) -> ProcessEvent:
+    data = {"result": result}
+    if task.decided_by_id:
+        data["decided_by"] = task.decided_by.get_username()
+    return _append(process=process, type=EventType.TASK_COMPLETED, actor=actor, task=task, data=data)
+
+
+def task_attempt_failed(*, process, actor, task, error: str, retry_at) -> ProcessEvent:
+    return _append(
+        process=process,
+        type=EventType.TASK_ATTEMPT_FAILED,
+        actor=actor,
+        task=task,
+        data={"error": error, "attempt": task.attempts, "retry_at": retry_at.isoformat()},
+    )
+
+
+def task_failed(*, process, actor, task, error: str) -> ProcessEvent:
+    return _append(
+        process=process,
+        type=EventType.TASK_FAILED,
+        actor=actor,
+        task=task,
+        data={"error": error, "attempts": task.attempts},
+    )
+
+
+def task_retried(*, process, actor, task, reason: str = "") -> ProcessEvent:
+    return _append(
+        process=process, type=EventType.TASK_RETRIED, actor=actor, task=task, data={"reason": reason}
+    )
+
+
+def task_requeued(*, process, actor, task) -> ProcessEvent:
+    return _append(
+        process=process,
+        type=EventType.TASK_REQUEUED,
+        actor=actor,
+        task=task,
+        data={"attempt": task.attempts},
+    )
+
+
+def task_skipped(*, process, actor, task, reason: str) -> ProcessEvent:
+    return _append(
+        process=process, type=EventType.TASK_SKIPPED, actor=actor, task=task, data={"reason": reason}
+    )
+
+
+def task_cancelled(*, process, actor, task) -> ProcessEvent:
+    return _append(process=process, type=EventType.TASK_CANCELLED, actor=actor, task=task)
+
+
+def task_reset(*, process, actor, task, reason: str) -> ProcessEvent:
+    return _append(
+        process=process,
+        type=EventType.TASK_RESET,
+        actor=actor,
+        task=task,
+        data={"reason": reason, "execution": task.execution},
+    )
+
+
+def task_duplicate(*, process, actor, task, event: str, data: Any = None) -> ProcessEvent:
+    """A repeated or late event for ``task`` was recorded and ignored."""
+    return _append(
+        process=process,
+        type=EventType.TASK_DUPLICATE,
+        actor=actor,
+        task=task,
+        data={"event": event, "state": task.state, "data": data},
+    )
+
+
+def task_claimed(*, process, actor, task) -> ProcessEvent:
+    return _append(process=process, type=EventType.TASK_CLAIMED, actor=actor, task=task)
+
+
+def task_released(*, process, actor, task) -> ProcessEvent:
+    return _append(process=process, type=EventType.TASK_RELEASED, actor=actor, task=task)
+
+
+def task_delegated(*, process, actor, task, to_user, comment: str = "") -> ProcessEvent:
+    return _append(
+        process=process,
+        type=EventType.TASK_DELEGATED,
+        actor=actor,
+        task=task,
+        data={"to": to_user.get_username(), "comment": comment},
+    )
+
+
+def task_escalated(*, process, actor, task, from_role: str, to_role: str) -> ProcessEvent:
+    return _append(
+        process=process,
+        type=EventType.TASK_ESCALATED,
+        actor=actor,
+        task=task,
+        data={"from_role": from_role, "to_role": to_role},
+    )
+
+
+def task_reminded(*, process, actor, task, recipients: list[str]) -> ProcessEvent:
+    return _append(
+        process=process,
+        type=EventType.TASK_REMINDED,
+        actor=actor,
+        task=task,
+        data={"recipients": recipients},
+    )
+
+
+def compensation_run(*, process, actor, task, handler: str, outcome: str) -> ProcessEvent:
+    return _append(
+        process=process,
+        type=EventType.COMPENSATION_RUN,
+        actor=actor,
+        task=task,
+        data={"handler": handler, "outcome": outcome},
+    )
+
+
+def notification_sent(*, process, actor, task=None, channel: str, recipients, message: str):
+    return _append(
+        process=process,
+        type=EventType.NOTIFICATION_SENT,
+        actor=actor,
+        task=task,
+        data={"channel": channel, "recipients": list(recipients), "message": message},
+    )
+
+
+def notification_failed(*, process, actor, task=None, channel: str, error: str):
+    return _append(
+        process=process,
+        type=EventType.NOTIFICATION_FAILED,
+        actor=actor,
+        task=task,
+        data={"channel": channel, "error": error},
+    )

@@ -1,0 +1,92 @@
+"""Rebuild an instance's state from its events alone, and compare it with what is stored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from processes.models import EventType, ProcessEvent, ProcessInstance
+
+TASK_STATE_AFTER = {
+    EventType.TASK_SCHEDULED: "scheduled",
+    EventType.TASK_STARTED: "running",
+    EventType.TASK_COMPLETED: "completed",
+    EventType.TASK_ATTEMPT_FAILED: "scheduled",
+    EventType.TASK_FAILED: "failed",
+    EventType.TASK_RETRIED: "scheduled",
+    EventType.TASK_REQUEUED: "scheduled",
+    EventType.TASK_SKIPPED: "skipped",
+    EventType.TASK_CANCELLED: "cancelled",
+    EventType.TASK_RESET: "pending",
+}
+PROCESS_STATE_AFTER = {
+    EventType.PROCESS_STARTED: "running",
+    EventType.PROCESS_COMPLETED: "completed",
+    EventType.PROCESS_FAILED: "failed",
+    EventType.PROCESS_RESUMED: "running",
+    EventType.PROCESS_CANCELLED: "cancelled",
+    EventType.PROCESS_REOPENED: "running",
+}
+
+
+@dataclass
+class Snapshot:
+    state: str = ""
+    current_stage: str = ""
+    business_status: str = ""
+    variables: dict = field(default_factory=dict)
+    tasks: dict[str, str] = field(default_factory=dict)
+
+
+def rebuild(events, business_status_of: dict[str, str] | None = None) -> Snapshot:
+    """Fold events (in sequence order) into the state they imply."""
+    snap = Snapshot()
+    business_status_of = business_status_of or {}
+    for event in events:
+        etype, data = event.type, event.data or {}
+        if etype in PROCESS_STATE_AFTER:
+            if etype == EventType.PROCESS_REOPENED and snap.state in ("failed",):
+                pass  # a replay of a failed process keeps the incident until resolved
+            else:
+                snap.state = PROCESS_STATE_AFTER[etype]
+        if etype == EventType.PROCESS_STARTED:
+            snap.variables = dict(data.get("input") or {})
+        elif etype in (EventType.STAGE_STARTED,):
+            snap.current_stage = data.get("stage", "")
+        elif etype == EventType.PROCESS_REOPENED:
+            snap.current_stage = data.get("stage", snap.current_stage)
+        elif etype == EventType.VARIABLES_UPDATED:
+            snap.variables.update(data.get("changes") or {})
+        if event.task_name and etype in TASK_STATE_AFTER:
+            snap.tasks[event.task_name] = TASK_STATE_AFTER[etype]
+            if etype == EventType.TASK_COMPLETED:
+                snap.variables[event.task_name] = data.get("result")
+                status = business_status_of.get(event.task_name)
+                if status:
+                    snap.business_status = status
+    return snap
+
+
+def differences(process: ProcessInstance) -> list[str]:
+    """What the stored state says that the events don't (empty when they agree)."""
+    spec = process.definition.parsed()
+    statuses = {t.name: t.business_status for t in spec.tasks if t.business_status}
+    snap = rebuild(ProcessEvent.objects.filter(process=process).order_by("seq"), statuses)
+    problems = []
+    if snap.state != process.state:
+        problems.append(f"state: stored {process.state!r}, events say {snap.state!r}")
+    if snap.current_stage != process.current_stage:
+        problems.append(
+            f"current_stage: stored {process.current_stage!r}, events say {snap.current_stage!r}"
+        )
+    if snap.business_status != process.business_status:
+        problems.append(
+            f"business_status: stored {process.business_status!r}, "
+            f"events say {snap.business_status!r}"
+        )
+    if snap.variables != process.variables:
+        problems.append("variables: stored values differ from the events")
+    for task in process.tasks.all():
+        expected = snap.tasks.get(task.name, "pending")
+        if expected != task.state:
+            problems.append(f"task {task.name}: stored {task.state!r}, events say {expected!r}")
+    return problems

@@ -1,0 +1,499 @@
+"""Process definitions, instances, tasks and the append-only event log.
+
+State fields are django-fsm fields with ``protected=True``: the only way a state changes is a
+transition method below, called from ``processes.engine``.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+from django_fsm import FSMField, FSMModelMixin, transition
+
+from processes import spec as spec_module
+
+
+class DefinitionStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    PUBLISHED = "published", "Published"
+    RETIRED = "retired", "Retired"
+
+
+class ProcessState(models.TextChoices):
+    RUNNING = "running", "Running"
+    FAILED = "failed", "Failed (open incident)"
+    COMPLETED = "completed", "Completed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_PROCESS_STATES = (ProcessState.RUNNING, ProcessState.FAILED)
+
+
+class TaskType(models.TextChoices):
+    SERVICE = "SERVICE", "Service"
+    HUMAN = "HUMAN", "Human"
+
+
+class TaskState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SCHEDULED = "scheduled", "Scheduled"
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+DONE_TASK_STATES = (TaskState.COMPLETED, TaskState.SKIPPED)
+OPEN_TASK_STATES = (TaskState.SCHEDULED, TaskState.RUNNING)
+
+
+class ImmutableError(Exception):
+    """Raised when code tries to change what must never change (events, published specs)."""
+
+
+# --- definitions ----------------------------------------------------------------------------------
+
+
+class ProcessDefinitionQuerySet(models.QuerySet):
+    def published(self):
+        return self.filter(status=DefinitionStatus.PUBLISHED)
+
+    def latest_published(self, key: str) -> ProcessDefinition | None:
+        return self.published().filter(key=key).order_by("-version").first()
+
+
+class ProcessDefinition(FSMModelMixin, models.Model):
+    key = models.SlugField(max_length=100)
+    version = models.PositiveIntegerField()
+    name = models.CharField(max_length=200)
+    component_name = models.CharField(
+        max_length=200, blank=True, default="", help_text="The seed template's component_name."
+    )
+    description = models.TextField(blank=True, default="")
+    spec = models.JSONField()
+    status = FSMField(
+        max_length=20, choices=DefinitionStatus.choices, default=DefinitionStatus.DRAFT, protected=True
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    published_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = ProcessDefinitionQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["key", "version"], name="definition_key_version_unique")
+        ]
+        indexes = [
+            models.Index(fields=["key", "status", "-version"], name="definition_key_status"),
+            models.Index(fields=["component_name", "status"], name="definition_component"),
+        ]
+        ordering = ["key", "-version"]
+
+    def __str__(self) -> str:
+        return f"{self.key} v{self.version}"
+
+    def save(self, *args, **kwargs):
+        if self.pk and self.status != DefinitionStatus.DRAFT:
+            stored = (
+                type(self).objects.filter(pk=self.pk).values_list("spec", "status").first()
+            )
+            if stored and stored[1] != DefinitionStatus.DRAFT and stored[0] != self.spec:
+                raise ImmutableError(f"{self} is {stored[1]}: publish a new version instead")
+        super().save(*args, **kwargs)
+
+    def parsed(self) -> spec_module.ProcessSpec:
+        """The spec as frozen dataclasses (cached per object)."""
+        cached = getattr(self, "_parsed_spec", None)
+        if cached is None:
+            # Published specs were validated at publish time; don't re-check handlers here, so a
+            # process keeps running even if a handler module is temporarily not installed.
+            cached = spec_module.parse_or_raise(self.spec, known_handlers=None)
+            if cached.key != self.key:
+                cached = spec_module.ProcessSpec(
+                    key=self.key,
+                    name=cached.name,
+                    component_name=cached.component_name,
+                    stages=cached.stages,
+                    description=cached.description,
+                    on_error_notify=cached.on_error_notify,
+                    raw=cached.raw,
+                )
+            self._parsed_spec = cached
+        return cached
+
+    @transition(field=status, source=DefinitionStatus.DRAFT, target=DefinitionStatus.PUBLISHED)
+    def publish(self) -> None:
+        self.published_at = timezone.now()
+
+    @transition(field=status, source=DefinitionStatus.PUBLISHED, target=DefinitionStatus.RETIRED)
+    def retire(self) -> None:
+        pass
+
+
+# --- instances ------------------------------------------------------------------------------------
+
+
+class ProcessInstanceQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(state__in=ACTIVE_PROCESS_STATES)
+
+
+class ProcessInstance(FSMModelMixin, models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    definition = models.ForeignKey(ProcessDefinition, on_delete=models.PROTECT, related_name="+")
+    definition_key = models.SlugField(max_length=100, help_text="Copied from the definition.")
+    business_key = models.CharField(max_length=200)
+    state = FSMField(
+        max_length=20, choices=ProcessState.choices, default=ProcessState.RUNNING, protected=True
+    )
+    business_status = models.CharField(max_length=200, blank=True, default="")
+    current_stage = models.CharField(max_length=100, blank=True, default="")
+    variables = models.JSONField(default=dict, blank=True)
+    last_seq = models.PositiveIntegerField(default=0, help_text="Sequence of the last event.")
+    started_by = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ProcessInstanceQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            # The seed's business_ref_no names one live instance per process.
+            models.UniqueConstraint(
+                fields=["definition_key", "business_key"],
+                condition=Q(state__in=["running", "failed"]),
+                name="process_active_business_key_unique",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["state", "-created_at"], name="process_state_created"),
+            models.Index(fields=["definition_key", "-created_at"], name="process_def_created"),
+            models.Index(fields=["definition", "state"], name="process_def_state"),
+            models.Index(fields=["business_key"], name="process_business_key"),
+            models.Index(fields=["business_status"], name="process_business_status"),
+            models.Index(fields=["-created_at"], name="process_created"),
+        ]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.definition_key}:{self.business_key}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("admin:processes_processinstance_change", args=[self.pk])
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_PROCESS_STATES
+
+    @transition(field=state, source=ProcessState.RUNNING, target=ProcessState.COMPLETED)
+    def complete(self) -> None:
+        self.completed_at = timezone.now()
+
+    @transition(field=state, source=ProcessState.RUNNING, target=ProcessState.FAILED)
+    def open_incident(self) -> None:
+        pass
+
+    @transition(field=state, source=ProcessState.FAILED, target=ProcessState.RUNNING)
+    def resolve_incident(self) -> None:
+        pass
+
+    @transition(
+        field=state,
+        source=[ProcessState.RUNNING, ProcessState.FAILED],
+        target=ProcessState.CANCELLED,
+    )
+    def cancel(self) -> None:
+        self.completed_at = timezone.now()
+
+    @transition(
+        field=state,
+        source=[ProcessState.COMPLETED, ProcessState.FAILED, ProcessState.RUNNING],
+        target=ProcessState.RUNNING,
+    )
+    def reopen(self) -> None:
+        self.completed_at = None
+
+
+class TaskInstanceQuerySet(models.QuerySet):
+    def open_human(self):
+        return self.filter(type=TaskType.HUMAN, state=TaskState.SCHEDULED)
+
+    def due_for_wake(self, now):
+        return self.filter(wake_at__lte=now)
+
+
+class TaskInstance(FSMModelMixin, models.Model):
+    process = models.ForeignKey(ProcessInstance, on_delete=models.CASCADE, related_name="tasks")
+    stage = models.CharField(max_length=100)
+    stage_index = models.PositiveIntegerField(default=0)
+    name = models.CharField(max_length=100)
+    type = models.CharField(max_length=10, choices=TaskType.choices)
+    handler = models.CharField(max_length=200, blank=True, default="")
+    task_queue = models.CharField(max_length=200, blank=True, default="")
+    state = FSMField(
+        max_length=20, choices=TaskState.choices, default=TaskState.PENDING, protected=True
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    execution = models.PositiveIntegerField(
+        default=1, help_text="Bumped on replay; part of the idempotency key."
+    )
+    result = models.JSONField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    candidate_role = models.CharField(max_length=150, blank=True, default="")
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_tasks",
+    )
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="claimed_tasks",
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="decided_tasks",
+    )
+    due_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    wake_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the timer sweep must look at this task again."
+    )
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = TaskInstanceQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["process", "name"], name="task_process_name_unique")
+        ]
+        indexes = [
+            # The one timer index: the sweep selects wake_at <= now.
+            models.Index(
+                fields=["wake_at"], name="task_wake_at", condition=Q(wake_at__isnull=False)
+            ),
+            models.Index(
+                fields=["candidate_role", "due_at"],
+                name="task_open_human_role",
+                condition=Q(state="scheduled", type="HUMAN"),
+            ),
+            models.Index(
+                fields=["assignee", "due_at"],
+                name="task_open_human_assignee",
+                condition=Q(state="scheduled", type="HUMAN"),
+            ),
+            models.Index(
+                fields=["task_queue", "scheduled_at"],
+                name="task_external_queue",
+                condition=Q(state="scheduled", type="SERVICE", handler=""),
+            ),
+            models.Index(fields=["decided_by", "-finished_at"], name="task_decided_by"),
+            models.Index(fields=["state", "name"], name="task_state_name"),
+        ]
+        ordering = ["stage_index", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.state})"
+
+    @property
+    def is_external(self) -> bool:
+        return self.type == TaskType.SERVICE and not self.handler
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable for one execution of this task: the same on every retry and redelivery."""
+        return f"{self.process_id}:{self.name}:{self.execution}"
+
+    @property
+    def is_overdue(self) -> bool:
+        return bool(
+            self.due_at and self.state == TaskState.SCHEDULED and self.due_at < timezone.now()
+        )
+
+    # Transitions. They change fields on the object only; the engine saves and logs them.
+
+    @transition(field=state, source=TaskState.PENDING, target=TaskState.SCHEDULED)
+    def schedule(self) -> None:
+        self.scheduled_at = timezone.now()
+
+    @transition(field=state, source=[TaskState.SCHEDULED, TaskState.RUNNING], target=TaskState.RUNNING)
+    def start(self) -> None:
+        self.attempts += 1
+        self.started_at = timezone.now()
+
+    @transition(field=state, source=TaskState.RUNNING, target=TaskState.SCHEDULED)
+    def retry_later(self) -> None:
+        """An attempt failed and attempts remain: wait for the back-off, then run again."""
+
+    @transition(field=state, source=TaskState.RUNNING, target=TaskState.SCHEDULED)
+    def requeue(self) -> None:
+        """The worker's lease expired: give the step to another worker."""
+
+    @transition(
+        field=state, source=[TaskState.SCHEDULED, TaskState.RUNNING], target=TaskState.COMPLETED
+    )
+    def complete(self) -> None:
+        self.finished_at = timezone.now()
+        self.wake_at = None
+
+    @transition(field=state, source=[TaskState.SCHEDULED, TaskState.RUNNING], target=TaskState.FAILED)
+    def fail(self) -> None:
+        self.finished_at = timezone.now()
+        self.wake_at = None
+
+    @transition(field=state, source=TaskState.FAILED, target=TaskState.SCHEDULED)
+    def retry(self) -> None:
+        self.scheduled_at = timezone.now()
+        self.finished_at = None
+        self.attempts = 0
+
+    @transition(
+        field=state,
+        source=[TaskState.PENDING, TaskState.SCHEDULED, TaskState.FAILED],
+        target=TaskState.SKIPPED,
+    )
+    def skip(self) -> None:
+        self.finished_at = timezone.now()
+        self.wake_at = None
+
+    @transition(
+        field=state,
+        source=[TaskState.PENDING, TaskState.SCHEDULED, TaskState.RUNNING, TaskState.FAILED],
+        target=TaskState.CANCELLED,
+    )
+    def cancel(self) -> None:
+        self.finished_at = timezone.now()
+        self.wake_at = None
+
+    @transition(field=state, source="*", target=TaskState.PENDING)
+    def reset(self) -> None:
+        """Replay: forget this task's run so it can be scheduled again."""
+        self.execution += 1
+        self.attempts = 0
+        self.result = None
+        self.last_error = ""
+        self.claimed_by = None
+        self.decided_by = None
+        self.due_at = None
+        self.escalated_at = None
+        self.wake_at = None
+        self.scheduled_at = None
+        self.started_at = None
+        self.finished_at = None
+
+
+# --- the audit log --------------------------------------------------------------------------------
+
+
+class EventType(models.TextChoices):
+    PROCESS_STARTED = "process_started", "Process started"
+    PROCESS_COMPLETED = "process_completed", "Process completed"
+    PROCESS_FAILED = "process_failed", "Incident opened"
+    PROCESS_RESUMED = "process_resumed", "Incident resolved"
+    PROCESS_CANCELLED = "process_cancelled", "Process cancelled"
+    PROCESS_REOPENED = "process_reopened", "Process reopened"
+    STAGE_STARTED = "stage_started", "Stage started"
+    STAGE_COMPLETED = "stage_completed", "Stage completed"
+    VARIABLES_UPDATED = "variables_updated", "Variables updated"
+    TASK_SCHEDULED = "task_scheduled", "Task scheduled"
+    TASK_STARTED = "task_started", "Task started"
+    TASK_COMPLETED = "task_completed", "Task completed"
+    TASK_ATTEMPT_FAILED = "task_attempt_failed", "Task attempt failed (will retry)"
+    TASK_FAILED = "task_failed", "Task failed"
+    TASK_RETRIED = "task_retried", "Task retried"
+    TASK_REQUEUED = "task_requeued", "Task lease expired, requeued"
+    TASK_SKIPPED = "task_skipped", "Task skipped"
+    TASK_CANCELLED = "task_cancelled", "Task cancelled"
+    TASK_RESET = "task_reset", "Task reset for replay"
+    TASK_DUPLICATE = "task_duplicate", "Duplicate event ignored"
+    TASK_CLAIMED = "task_claimed", "Task claimed"
+    TASK_RELEASED = "task_released", "Task released"
+    TASK_DELEGATED = "task_delegated", "Task delegated"
+    TASK_ESCALATED = "task_escalated", "Task escalated"
+    TASK_REMINDED = "task_reminded", "Reminder sent"
+    COMPENSATION_RUN = "compensation_run", "Compensation run"
+    NOTIFICATION_SENT = "notification_sent", "Notification sent"
+    NOTIFICATION_FAILED = "notification_failed", "Notification failed"
+
+
+class ActorType(models.TextChoices):
+    USER = "user", "User"
+    API = "api", "API client"
+    SYSTEM = "system", "System"
+    WORKER = "worker", "Worker"
+
+
+class ProcessEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise ImmutableError("process events are append-only")
+
+    def delete(self):
+        raise ImmutableError("process events are append-only")
+
+    _raw_delete = delete
+
+
+class ProcessEvent(models.Model):
+    """One row per thing that happened to a process: never updated, never deleted."""
+
+    process = models.ForeignKey(ProcessInstance, on_delete=models.PROTECT, related_name="events")
+    seq = models.PositiveIntegerField()
+    type = models.CharField(max_length=40, choices=EventType.choices)
+    task = models.ForeignKey(
+        TaskInstance, null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+    )
+    task_name = models.CharField(max_length=100, blank=True, default="")
+    actor_type = models.CharField(max_length=10, choices=ActorType.choices)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    actor_label = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    data = models.JSONField(default=dict, blank=True)
+
+    objects = ProcessEventQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["process", "seq"], name="event_process_seq_unique")
+        ]
+        indexes = [
+            models.Index(fields=["type", "created_at"], name="event_type_created"),
+            models.Index(fields=["task", "seq"], name="event_task_seq"),
+        ]
+        ordering = ["process_id", "seq"]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.type}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ImmutableError("process events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ImmutableError("process events are append-only")
+
+    @property
+    def actor_display(self) -> str:
+        return self.actor_label or self.actor_type

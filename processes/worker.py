@@ -1,0 +1,140 @@
+"""django-q2 entry points. Thin and idempotent: they take ids and call one engine function each.
+
+A step is delivered at least once (ORM broker) or at most once (Redis broker); either way the
+engine's own timer sweep re-enqueues steps that nobody picked up or whose lease expired.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+
+from django.conf import settings
+from django.utils import timezone
+from django_q.models import Schedule
+from django_q.tasks import async_task
+
+from processes import engine
+from processes.events import Actor
+from processes.models import TaskInstance
+from processes.steps import PermanentStepError, RetryableStepError, registry
+
+logger = logging.getLogger(__name__)
+
+SWEEP_SCHEDULE_NAME = "flowdesk.sweep_timers"
+
+
+def _worker_actor() -> Actor:
+    return Actor.worker(f"worker {socket.gethostname()}:{os.getpid()}")
+
+
+def enqueue_step(task_id: int, *, timeout: int) -> None:
+    """Queue one step; the q2 timeout is the step's timeout plus the lease margin."""
+    async_task(
+        "processes.worker.run_step",
+        task_id,
+        timeout=timeout + settings.FLOWDESK_LEASE_MARGIN,
+        task_name=f"step-{task_id}",
+        group="flowdesk-steps",
+        save=False,
+    )
+
+
+def run_step(task_id: int) -> str:
+    """Run one service step: take the lease, call the handler, report the result to the engine."""
+    actor = _worker_actor()
+    lease = engine.task_start(task_id=task_id, actor=actor)
+    if lease is None:
+        return "skipped"
+    try:
+        handler = registry.get(lease.handler)
+        result = handler(lease.context)
+        if result is None:
+            result = {}
+    except PermanentStepError as exc:
+        engine.task_fail(
+            task_id=task_id, actor=actor, error=str(exc), retryable=False, execution=lease.execution
+        )
+        return "failed"
+    except RetryableStepError as exc:
+        engine.task_fail(task_id=task_id, actor=actor, error=str(exc), execution=lease.execution)
+        return "attempt failed"
+    except Exception as exc:  # an unexpected bug in a handler is retried like a transient error
+        logger.exception("step %s (%s) raised", task_id, lease.handler)
+        engine.task_fail(
+            task_id=task_id,
+            actor=actor,
+            error=f"{type(exc).__name__}: {exc}",
+            execution=lease.execution,
+        )
+        return "attempt failed"
+    engine.task_complete(task_id=task_id, actor=actor, result=result, execution=lease.execution)
+    return "completed"
+
+
+def sweep_timers(limit: int = 1000) -> dict:
+    """Act on every task whose timer is due (retry back-off, lost enqueue, lease, escalation)."""
+    now = timezone.now()
+    due = list(
+        TaskInstance.objects.due_for_wake(now).order_by("wake_at").values_list("id", flat=True)[
+            :limit
+        ]
+    )
+    outcomes: dict[str, int] = {}
+    for task_id in due:
+        try:
+            outcome = engine.task_wake(task_id=task_id, now=now)
+        except Exception:
+            logger.exception("timer of task %s failed", task_id)
+            outcome = "error"
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    if due:
+        logger.info("sweep: %s", outcomes)
+    return outcomes
+
+
+def enqueue_compensation(process_id, task_ids: list[int]) -> None:
+    async_task("processes.worker.run_compensation", str(process_id), list(task_ids), save=False)
+
+
+def run_compensation(process_id: str, task_ids: list[int]) -> None:
+    """Run the compensation handlers of a cancelled process, newest completed task first."""
+    actor = _worker_actor()
+    for task_id in task_ids:
+        found = engine.compensation_context(task_id=task_id)
+        if found is None:
+            continue
+        handler_name, ctx = found
+        try:
+            registry.get(handler_name)(ctx)
+            outcome = "ok"
+        except Exception as exc:
+            logger.exception("compensation %s of task %s failed", handler_name, task_id)
+            outcome = f"failed: {type(exc).__name__}: {exc}"
+        engine.compensation_record(task_id=task_id, actor=actor, handler=handler_name, outcome=outcome)
+
+
+def ensure_schedules() -> Schedule:
+    """Create (or fix) the one periodic schedule that sweeps due timers."""
+    schedule, _ = Schedule.objects.update_or_create(
+        name=SWEEP_SCHEDULE_NAME,
+        defaults={
+            "func": "processes.worker.sweep_timers",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": settings.FLOWDESK_SWEEP_MINUTES,
+            "repeats": -1,
+        },
+    )
+    return schedule
+
+
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.2) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` passes (used by commands and tests)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class TasksInboxConfig(AppConfig):
+    name = "tasks_inbox"
+    verbose_name = "Inbox"
