@@ -21,7 +21,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_fsm import TransitionNotAllowed
 
-from processes import events, spec as spec_module
+from processes import events
+from processes import spec as spec_module
 from processes.errors import Conflict, InvalidInput, NotFound
 from processes.events import SYSTEM, Actor
 from processes.models import (
@@ -477,7 +478,7 @@ def process_cancel(*, process_id, actor: Actor, reason: str = "") -> ProcessInst
     to_compensate = [
         t.pk
         for t in sorted(
-            run.tasks.values(), key=lambda t: (t.finished_at or process.created_at), reverse=True
+            run.tasks.values(), key=lambda t: t.finished_at or process.created_at, reverse=True
         )
         if t.state == TaskState.COMPLETED and run.task_spec(t).compensate
     ]
@@ -858,7 +859,9 @@ def task_delegate(*, task_id, actor: Actor, to_user, comment: str = "") -> TaskI
     task.claimed_by = None
     run.touch(task)
     inbox_permissions.task_reassigned(task)
-    events.task_delegated(process=run.process, actor=actor, task=task, to_user=to_user, comment=comment)
+    events.task_delegated(
+        process=run.process, actor=actor, task=task, to_user=to_user, comment=comment
+    )
     run.save()
     return task
 
@@ -935,7 +938,12 @@ def _coerce_form_value(f: spec_module.FormField, value: Any) -> Any:
 
 
 def task_decide(
-    *, task_id, actor: Actor, decision: str | None = None, comment: str = "", data: dict | None = None
+    *,
+    task_id,
+    actor: Actor,
+    decision: str | None = None,
+    comment: str = "",
+    data: dict | None = None,
 ) -> TaskInstance:
     """A person completes a human task with an outcome; a closed task raises ``Conflict``.
 
@@ -1125,7 +1133,9 @@ def handle_seed_event(
         task = task_complete(task_id=task.pk, actor=actor, result=data or {}, merge=data or None)
     elif event_name == "TaskFailed":
         task = task_fail(
-            task_id=task.pk, actor=actor, error=error or "reported failed by an external task",
+            task_id=task.pk,
+            actor=actor,
+            error=error or "reported failed by an external task",
             retryable=False,
         )
     else:

@@ -143,7 +143,9 @@ def process_reopened(*, process, actor, reason: str, stage: str) -> ProcessEvent
 
 
 def stage_started(*, process, actor, stage: str) -> ProcessEvent:
-    return _append(process=process, type=EventType.STAGE_STARTED, actor=actor, data={"stage": stage})
+    return _append(
+        process=process, type=EventType.STAGE_STARTED, actor=actor, data={"stage": stage}
+    )
 
 
 def stage_completed(*, process, actor, stage: str) -> ProcessEvent:
@@ -173,7 +175,9 @@ def task_scheduled(*, process, actor, task, payload: dict | None = None) -> Proc
         data["assignee"] = task.assignee.get_username()
     if task.due_at:
         data["due_at"] = task.due_at.isoformat()
-    return _append(process=process, type=EventType.TASK_SCHEDULED, actor=actor, task=task, data=data)
+    return _append(
+        process=process, type=EventType.TASK_SCHEDULED, actor=actor, task=task, data=data
+    )
 
 
 def task_started(*, process, actor, task) -> ProcessEvent:
@@ -191,7 +195,9 @@ def task_completed(*, process, actor, task, result: Any) -> ProcessEvent:
     data = {"result": result}
     if task.decided_by_id:
         data["decided_by"] = task.decided_by.get_username()
-    return _append(process=process, type=EventType.TASK_COMPLETED, actor=actor, task=task, data=data)
+    return _append(
+        process=process, type=EventType.TASK_COMPLETED, actor=actor, task=task, data=data
+    )
 
 
 def task_attempt_failed(*, process, actor, task, error: str, retry_at) -> ProcessEvent:
@@ -216,7 +222,11 @@ def task_failed(*, process, actor, task, error: str) -> ProcessEvent:
 
 def task_retried(*, process, actor, task, reason: str = "") -> ProcessEvent:
     return _append(
-        process=process, type=EventType.TASK_RETRIED, actor=actor, task=task, data={"reason": reason}
+        process=process,
+        type=EventType.TASK_RETRIED,
+        actor=actor,
+        task=task,
+        data={"reason": reason},
     )
 
 
@@ -232,7 +242,11 @@ def task_requeued(*, process, actor, task) -> ProcessEvent:
 
 def task_skipped(*, process, actor, task, reason: str) -> ProcessEvent:
     return _append(
-        process=process, type=EventType.TASK_SKIPPED, actor=actor, task=task, data={"reason": reason}
+        process=process,
+        type=EventType.TASK_SKIPPED,
+        actor=actor,
+        task=task,
+        data={"reason": reason},
     )
 
 

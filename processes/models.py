@@ -78,7 +78,10 @@ class ProcessDefinition(FSMModelMixin, models.Model):
     description = models.TextField(blank=True, default="")
     spec = models.JSONField()
     status = FSMField(
-        max_length=20, choices=DefinitionStatus.choices, default=DefinitionStatus.DRAFT, protected=True
+        max_length=20,
+        choices=DefinitionStatus.choices,
+        default=DefinitionStatus.DRAFT,
+        protected=True,
     )
     created_at = models.DateTimeField(default=timezone.now)
     published_at = models.DateTimeField(null=True, blank=True)
@@ -103,9 +106,7 @@ class ProcessDefinition(FSMModelMixin, models.Model):
 
     def save(self, *args, **kwargs):
         if self.pk and self.status != DefinitionStatus.DRAFT:
-            stored = (
-                type(self).objects.filter(pk=self.pk).values_list("spec", "status").first()
-            )
+            stored = type(self).objects.filter(pk=self.pk).values_list("spec", "status").first()
             if stored and stored[1] != DefinitionStatus.DRAFT and stored[0] != self.spec:
                 raise ImmutableError(f"{self} is {stored[1]}: publish a new version instead")
         super().save(*args, **kwargs)
@@ -336,7 +337,9 @@ class TaskInstance(FSMModelMixin, models.Model):
     def schedule(self) -> None:
         self.scheduled_at = timezone.now()
 
-    @transition(field=state, source=[TaskState.SCHEDULED, TaskState.RUNNING], target=TaskState.RUNNING)
+    @transition(
+        field=state, source=[TaskState.SCHEDULED, TaskState.RUNNING], target=TaskState.RUNNING
+    )
     def start(self) -> None:
         self.attempts += 1
         self.started_at = timezone.now()
@@ -356,7 +359,9 @@ class TaskInstance(FSMModelMixin, models.Model):
         self.finished_at = timezone.now()
         self.wake_at = None
 
-    @transition(field=state, source=[TaskState.SCHEDULED, TaskState.RUNNING], target=TaskState.FAILED)
+    @transition(
+        field=state, source=[TaskState.SCHEDULED, TaskState.RUNNING], target=TaskState.FAILED
+    )
     def fail(self) -> None:
         self.finished_at = timezone.now()
         self.wake_at = None

@@ -372,9 +372,9 @@ def _known_handlers_default() -> set[str] | None:
 # --- the parser -----------------------------------------------------------------------------------
 
 
-def parse(data: Any, *, known_handlers: Iterable[str] | None = None) -> tuple[
-    ProcessSpec | None, list[SpecError]
-]:
+def parse(
+    data: Any, *, known_handlers: Iterable[str] | None = None
+) -> tuple[ProcessSpec | None, list[SpecError]]:
     """Return (spec, []) for a valid definition, or (None, errors) listing every problem."""
     c = _Collector()
     handlers = set(known_handlers) if known_handlers is not None else _known_handlers_default()

@@ -78,9 +78,9 @@ def sweep_timers(limit: int = 1000) -> dict:
     """Act on every task whose timer is due (retry back-off, lost enqueue, lease, escalation)."""
     now = timezone.now()
     due = list(
-        TaskInstance.objects.due_for_wake(now).order_by("wake_at").values_list("id", flat=True)[
-            :limit
-        ]
+        TaskInstance.objects.due_for_wake(now)
+        .order_by("wake_at")
+        .values_list("id", flat=True)[:limit]
     )
     outcomes: dict[str, int] = {}
     for task_id in due:
@@ -113,7 +113,9 @@ def run_compensation(process_id: str, task_ids: list[int]) -> None:
         except Exception as exc:
             logger.exception("compensation %s of task %s failed", handler_name, task_id)
             outcome = f"failed: {type(exc).__name__}: {exc}"
-        engine.compensation_record(task_id=task_id, actor=actor, handler=handler_name, outcome=outcome)
+        engine.compensation_record(
+            task_id=task_id, actor=actor, handler=handler_name, outcome=outcome
+        )
 
 
 def ensure_schedules() -> Schedule:

@@ -37,6 +37,8 @@ class Command(BaseCommand):
                     self.stderr.write(f"  {error}")
                 continue
             verb = "imported" if created else "unchanged"
-            self.stdout.write(f"{name}: {verb} {definition.key} v{definition.version} ({definition.status})")
+            self.stdout.write(
+                f"{name}: {verb} {definition.key} v{definition.version} ({definition.status})"
+            )
         if failed:
             raise CommandError("some definitions were not imported")
