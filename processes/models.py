@@ -100,6 +100,11 @@ class ProcessDefinition(FSMModelMixin, models.Model):
             models.Index(fields=["component_name", "status"], name="definition_component"),
         ]
         ordering = ["key", "-version"]
+        permissions = [
+            ("start_process", "Can start processes of this definition"),
+            ("view_process", "Can see processes of this definition and their history"),
+            ("operate_process", "Can send task events and cancel processes of this definition"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.key} v{self.version}"
@@ -312,6 +317,7 @@ class TaskInstance(FSMModelMixin, models.Model):
             models.Index(fields=["state", "name"], name="task_state_name"),
         ]
         ordering = ["stage_index", "id"]
+        permissions = [("act_on_task", "Can claim, decide and delegate this human task")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.state})"

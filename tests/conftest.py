@@ -188,3 +188,40 @@ def free_port() -> int:
 
 
 _ = shutil  # kept for helpers that look up executables
+
+
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+
+@pytest.fixture
+def browser_page(chromium_path, tmp_path):
+    """A Playwright page in Debian's headless chromium (never a downloaded browser)."""
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls of the test are
+    # still synchronous, so tell Django not to refuse them.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium_path,
+            headless=True,
+            args=[*BROWSER_ARGS, f"--user-data-dir={tmp_path / 'chromium'}"],
+        )
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(15000)
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()
