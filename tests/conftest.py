@@ -215,7 +215,7 @@ def browser_page(chromium_path, tmp_path):
         browser = p.chromium.launch(
             executable_path=chromium_path,
             headless=True,
-            args=[*BROWSER_ARGS, f"--user-data-dir={tmp_path / 'chromium'}"],
+            args=BROWSER_ARGS,
         )
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         page = context.new_page()
