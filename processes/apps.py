@@ -10,3 +10,9 @@ class ProcessesConfig(AppConfig):
         from django.utils.module_loading import autodiscover_modules
 
         autodiscover_modules("steps")
+        # Extra handler modules named in the environment (e.g. test or site-specific steps).
+        import importlib
+        import os
+
+        for module in filter(None, os.environ.get("FLOWDESK_STEP_MODULES", "").split(",")):
+            importlib.import_module(module.strip())

@@ -355,6 +355,27 @@ def definition_retire(*, definition_id: int, actor: Actor) -> ProcessDefinition:
     return definition
 
 
+@transaction.atomic
+def definition_update_draft(*, definition_id: int, data: Any, actor: Actor) -> ProcessDefinition:
+    """Replace a draft's spec (validated); a published or retired spec never changes."""
+    definition = ProcessDefinition.objects.select_for_update().get(pk=definition_id)
+    if definition.status != DefinitionStatus.DRAFT:
+        raise Conflict(f"{definition} is {definition.status}: save it as a new version instead")
+    if isinstance(data, dict) and "key" not in data:
+        data = {**data, "key": definition.key}
+    parsed = spec_module.parse_or_raise(data)
+    if parsed.key != definition.key:
+        raise spec_module.SpecValidationError(
+            [spec_module.SpecError("key", f"must stay {definition.key!r} for this draft")]
+        )
+    definition.spec = data
+    definition.name = parsed.name
+    definition.component_name = parsed.component_name or ""
+    definition.description = parsed.description
+    definition.save(update_fields=["spec", "name", "component_name", "description"])
+    return definition
+
+
 def find_definition(*, key: str | None = None, component_name: str | None = None):
     qs = ProcessDefinition.objects.published()
     if key:
@@ -574,7 +595,7 @@ def task_start(*, task_id, actor: Actor) -> StepLease | None:
         return None  # another worker holds a live lease
     if task.state not in (TaskState.SCHEDULED, TaskState.RUNNING):
         return None
-    if task.state == TaskState.SCHEDULED and task.attempts and task.wake_at and task.wake_at > now:
+    if task.state == TaskState.SCHEDULED and task.scheduled_at and task.scheduled_at > now:
         return None  # still inside its retry back-off; the sweep will enqueue it when due
     task_spec = run.task_spec(task)
     timeout = _step_timeout(task_spec)
@@ -669,6 +690,7 @@ def task_fail(
     ):
         retry_at = timezone.now() + task_spec.retry.delay_after(task.attempts)
         _transition(task, "retry_later")
+        task.scheduled_at = retry_at  # "scheduled for": a worker won't start it earlier
         task.wake_at = retry_at
         events.task_attempt_failed(
             process=run.process, actor=actor, task=task, error=error, retry_at=retry_at
@@ -1142,3 +1164,60 @@ def handle_seed_event(
         task = task_retry(task_id=task.pk, actor=actor, reason="TaskPending")
     process.refresh_from_db()
     return EventOutcome(process, task, duplicate=getattr(task, "_duplicate", False))
+
+
+# --- inbox notices --------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def task_notice_record(
+    *,
+    task_id,
+    actor: Actor,
+    channel: str,
+    recipients,
+    message: str,
+    reminder: bool = False,
+    error: str = "",
+) -> TaskInstance:
+    """Record that people were told about a human task (escalation, reminder), or that it failed."""
+    run, task = _lock_for_task(task_id)
+    run.actor = actor
+    recipients = list(recipients)
+    if error:
+        events.notification_failed(
+            process=run.process, actor=actor, task=task, channel=channel, error=error[:2000]
+        )
+    elif reminder:
+        events.task_reminded(process=run.process, actor=actor, task=task, recipients=recipients)
+    else:
+        events.notification_sent(
+            process=run.process,
+            actor=actor,
+            task=task,
+            channel=channel,
+            recipients=recipients,
+            message=message,
+        )
+    run.save()
+    return task
+
+
+# --- rejected events (API) ------------------------------------------------------------------------
+
+
+@transaction.atomic
+def task_event_rejected(*, task_id, actor: Actor, event: str, reason: str, data=None) -> None:
+    """Record an event that did not fit the task's state (out of order); nothing else changes.
+
+    The caller answers 409; the history keeps the attempt as a ``task_duplicate`` event.
+    """
+    run, task = _lock_for_task(task_id)
+    events.task_duplicate(
+        process=run.process,
+        actor=actor,
+        task=task,
+        event=event,
+        data={"rejected": reason, "data": data},
+    )
+    run.save()

@@ -140,6 +140,20 @@ class QCluster:
         if getattr(self, "log", None):
             self.log.close()
 
+    def manage(self, *args: str, timeout: float = 60) -> str:
+        """Run a manage.py command with this cluster's environment (same broker and queue)."""
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=subprocess_env(**self.env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if done.returncode != 0:
+            raise AssertionError(f"manage.py {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+        return done.stdout
+
     def output(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 

@@ -1,0 +1,46 @@
+"""Step handlers for end-to-end tests, loaded by worker subprocesses via FLOWDESK_STEP_MODULES.
+
+They stand in for an external system that honours idempotency keys: every call is logged, but
+the *effect* is applied once per key (a file created exclusively).
+"""
+
+import json
+import os
+import time
+from pathlib import Path
+
+from processes.steps import step
+
+
+def _dir() -> Path:
+    return Path(os.environ["E2E_DIR"])
+
+
+@step("e2e.work")
+def work(ctx):
+    seconds = float(ctx.config.get("seconds", 0))
+    started = time.time()
+    with open(_dir() / "calls.log", "a") as log:
+        log.write(
+            json.dumps(
+                {
+                    "task": ctx.task_name,
+                    "key": ctx.idempotency_key,
+                    "pid": os.getpid(),
+                    "start": started,
+                }
+            )
+            + "\n"
+        )
+    time.sleep(seconds)
+    effects = _dir() / "effects"
+    effects.mkdir(exist_ok=True)
+    try:
+        fd = os.open(
+            effects / ctx.idempotency_key.replace(":", "_"), os.O_CREAT | os.O_EXCL | os.O_WRONLY
+        )
+        os.write(fd, json.dumps({"start": started, "end": time.time()}).encode())
+        os.close(fd)
+    except FileExistsError:
+        pass  # the external system already applied this key: no second effect
+    return {"task": ctx.task_name, "pid": os.getpid(), "start": started, "end": time.time()}
