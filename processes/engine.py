@@ -17,6 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_fsm import TransitionNotAllowed
@@ -117,27 +118,31 @@ class _Run:
             transaction.on_commit(callback)
 
 
-def _lock(process_id) -> _Run:
+def _lock(process_id=None, *, task_id=None) -> _Run:
     """Lock the process row (serialises every event of one instance) and load its tasks."""
+    lookup = {"pk": process_id} if task_id is None else {"tasks__id": task_id}
     try:
+        # FOR UPDATE OF the process row only: the definition and task rows joined are not locked.
         process = (
             ProcessInstance.objects.select_for_update(of=("self",))
             .select_related("definition")
-            .get(pk=process_id)
+            .get(**lookup)
         )
-    except (ProcessInstance.DoesNotExist, ValueError, TypeError):
-        raise NotFound(f"process {process_id} not found") from None
+    except (ProcessInstance.DoesNotExist, ValidationError, ValueError, TypeError):
+        what = f"process {process_id}" if task_id is None else f"task {task_id}"
+        raise NotFound(f"{what} not found") from None
     tasks = {t.name: t for t in TaskInstance.objects.filter(process_id=process.pk)}
     return _Run(process=process, tasks=tasks, actor=SYSTEM)
 
 
 def _lock_for_task(task_id) -> tuple[_Run, TaskInstance]:
+    """Lock the process of ``task_id`` (one query finds and locks it) and return the task too."""
     try:
-        process_id = TaskInstance.objects.values_list("process_id", flat=True).get(pk=task_id)
-    except (TaskInstance.DoesNotExist, ValueError, TypeError):
+        task_id = int(task_id)
+    except (TypeError, ValueError):
         raise NotFound(f"task {task_id} not found") from None
-    run = _lock(process_id)
-    task = next(t for t in run.tasks.values() if t.pk == int(task_id))
+    run = _lock(task_id=task_id)
+    task = next(t for t in run.tasks.values() if t.pk == task_id)
     return run, task
 
 
@@ -1220,4 +1225,42 @@ def task_event_rejected(*, task_id, actor: Actor, event: str, reason: str, data=
         event=event,
         data={"rejected": reason, "data": data},
     )
+    run.save()
+
+
+# --- notifications (integrations.alerts) ---------------------------------------------------------
+
+
+@transaction.atomic
+def notification_record(
+    *,
+    process_id,
+    task_id=None,
+    actor: Actor,
+    channel: str,
+    recipients,
+    message: str = "",
+    error: str | None = None,
+) -> None:
+    """Record in the history that a notification was sent (``error`` None) or could not be."""
+    run = _lock(process_id)
+    task = next((t for t in run.tasks.values() if t.pk == task_id), None)
+    if error is None:
+        events.notification_sent(
+            process=run.process,
+            actor=actor,
+            task=task,
+            channel=channel,
+            recipients=recipients,
+            message=message,
+        )
+    else:
+        events.notification_failed(
+            process=run.process,
+            actor=actor,
+            task=task,
+            channel=channel,
+            error=error,
+            recipients=recipients,
+        )
     run.save()

@@ -1,0 +1,164 @@
+"""Engine benchmark (run by hand, never in the test suite).
+
+    .venv/bin/python bench/engine.py --n 2000 --broker orm
+    .venv/bin/python bench/engine.py --n 2000 --broker redis
+
+Runs N processes of a 4-task definition (2 parallel no-op service steps, a join, a final step) on
+PostgreSQL with a real 2-worker qcluster; reports processes/s, service tasks/s, SQL queries per
+service task (engine and broker, measured in-process), start->completion latency p50/p99 and
+worker RSS at start and at the end.
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--n", type=int, default=2000)
+parser.add_argument("--broker", choices=["orm", "redis"], default="orm")
+parser.add_argument("--workers", type=int, default=2)
+parser.add_argument(
+    "--database-url", default="postgresql://postgres@127.0.0.1:5432/flowdesk_bench_engine"
+)
+parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/3")
+args = parser.parse_args()
+
+env = {
+    "DATABASE_URL": args.database_url,
+    "FLOWDESK_Q_NAME": f"bench{os.getpid()}",
+    "FLOWDESK_Q_WORKERS": str(args.workers),
+    "FLOWDESK_Q_POLL": "0.05",
+    "FLOWDESK_REDIS_URL": args.redis_url if args.broker == "redis" else "",
+    "FLOWDESK_LOG_LEVEL": "WARNING",
+    "DJANGO_SETTINGS_MODULE": "config.settings",
+}
+os.environ.update(env)
+
+import psycopg  # noqa: E402
+
+name = args.database_url.rsplit("/", 1)[1]
+with psycopg.connect(args.database_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as c:
+    if not c.execute("SELECT 1 FROM pg_database WHERE datname=%s", [name]).fetchone():
+        c.execute(f'CREATE DATABASE "{name}"')
+subprocess.run(
+    [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True, env=os.environ
+)
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.db import connection  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+
+from processes import engine, worker  # noqa: E402
+from processes.events import Actor  # noqa: E402
+from processes.models import ProcessInstance, TaskInstance  # noqa: E402
+
+DEFINITION = {
+    "workflow_name": "Bench",
+    "key": "bench",
+    "stages": [
+        {
+            "stage_name": "CALC",
+            "stage_order": 1,
+            "tasks": [
+                {"task_name": "left", "handler": "flowdesk.noop"},
+                {"task_name": "right", "handler": "flowdesk.noop"},
+                {"task_name": "join", "handler": "flowdesk.noop", "parent_task": ["left", "right"]},
+            ],
+        },
+        {
+            "stage_name": "END",
+            "stage_order": 2,
+            "tasks": [{"task_name": "final", "handler": "flowdesk.noop"}],
+        },
+    ],
+}
+actor = Actor.system("bench")
+engine.definition_import(data=DEFINITION, actor=actor)
+run_id = f"{int(time.time())}"
+
+
+def rss_of_workers(cluster_pid):
+    out = subprocess.run(
+        ["ps", "-o", "pid=,rss=", "--ppid", str(cluster_pid)], capture_output=True, text=True
+    ).stdout
+    total = {}
+    rows = [r.split() for r in out.strip().splitlines()]
+    for pid, rss in rows:
+        total[int(pid)] = int(rss)
+        child = subprocess.run(
+            ["ps", "-o", "pid=,rss=", "--ppid", pid], capture_output=True, text=True
+        ).stdout
+        for crow in child.strip().splitlines():
+            cpid, crss = crow.split()
+            total[int(cpid)] = int(crss)
+    return total
+
+
+# 1. Queries per service task, in-process (no cluster): start + handler + complete.
+with CaptureQueriesContext(connection) as start_q:
+    p = engine.process_start(
+        definition_key="bench", business_key=f"q-{run_id}", actor=actor
+    ).process
+per_task = []
+for _ in range(3):
+    ids = list(
+        TaskInstance.objects.filter(process=p, state="scheduled").values_list("id", flat=True)
+    )
+    for task_id in ids:
+        with CaptureQueriesContext(connection) as q:
+            worker.run_step(task_id)
+        broker = [x for x in q.captured_queries if "django_q" in x["sql"]]
+        per_task.append((len(q.captured_queries) - len(broker), len(broker)))
+print(f"queries to start a process: {len(start_q.captured_queries)}")
+print(
+    "queries per service task (engine, broker): "
+    + ", ".join(f"{e}+{b}" for e, b in per_task)
+    + f"  -> mean engine {statistics.mean(e for e, _ in per_task):.1f}"
+)
+
+# 2. Throughput with a real cluster.
+log = open(ROOT / "var" / f"bench-qcluster-{args.broker}.log", "w")  # noqa: SIM115
+cluster = subprocess.Popen(
+    [sys.executable, "manage.py", "qcluster"],
+    cwd=ROOT,
+    env=os.environ,
+    stdout=log,
+    stderr=subprocess.STDOUT,
+    start_new_session=True,
+)
+time.sleep(4)
+rss_start = rss_of_workers(cluster.pid)
+t0 = time.time()
+keys = [f"b-{run_id}-{i}" for i in range(args.n)]
+for key in keys:
+    engine.process_start(definition_key="bench", business_key=key, actor=actor)
+t_started = time.time()
+qs = ProcessInstance.objects.filter(business_key__startswith=f"b-{run_id}-")
+while qs.filter(state="completed").count() < args.n:
+    time.sleep(0.5)
+    if time.time() - t0 > 1800:
+        print("timeout")
+        break
+t1 = time.time()
+rss_end = rss_of_workers(cluster.pid)
+os.killpg(cluster.pid, 9)
+
+rows = list(qs.values_list("created_at", "completed_at"))
+lat = sorted((c - s).total_seconds() for s, c in rows if c)
+wall = max(c for _, c in rows if c).timestamp() - min(s for s, _ in rows).timestamp()
+q = statistics.quantiles(lat, n=100)
+print(f"broker={args.broker} workers={args.workers} N={args.n}")
+print(f"enqueue phase {t_started - t0:.1f}s; all completed after {t1 - t0:.1f}s")
+print(f"processes/s: {args.n / wall:.1f}   service tasks/s: {4 * args.n / wall:.1f}")
+print(f"start->completion latency p50 {q[49]:.2f}s p99 {q[98]:.2f}s")
+print(f"worker RSS KiB at start {sorted(rss_start.values())} at end {sorted(rss_end.values())}")
