@@ -12,7 +12,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
@@ -75,10 +74,22 @@ PROCESS_FIELDS = [
 # --- the unit of work -----------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=256)
-def _spec_for(definition_id: int) -> spec_module.ProcessSpec:
-    # Published specs are immutable, so a parsed spec can be cached by definition id.
-    return ProcessDefinition.objects.get(pk=definition_id).parsed()
+_SPEC_CACHE: dict[tuple, spec_module.ProcessSpec] = {}
+
+
+def _spec_for(definition: ProcessDefinition) -> spec_module.ProcessSpec:
+    """The parsed spec of a published definition, cached: published specs never change.
+
+    The key includes key, version and publication time, so a reused id (SQLite after a
+    rollback, a restored backup) can never serve another definition's spec.
+    """
+    cache_key = (definition.pk, definition.key, definition.version, definition.published_at)
+    spec = _SPEC_CACHE.get(cache_key)
+    if spec is None:
+        if len(_SPEC_CACHE) > 512:
+            _SPEC_CACHE.clear()
+        spec = _SPEC_CACHE[cache_key] = definition.parsed()
+    return spec
 
 
 @dataclass
@@ -94,7 +105,7 @@ class _Run:
 
     @property
     def spec(self) -> spec_module.ProcessSpec:
-        return _spec_for(self.process.definition_id)
+        return _spec_for(self.process.definition)
 
     def task_spec(self, task: TaskInstance) -> spec_module.TaskSpec:
         return self.spec.task(task.name)
@@ -153,11 +164,12 @@ def _transition(task_or_process, name: str, *args) -> None:
         what = (
             f"task {task_or_process.name!r}"
             if isinstance(task_or_process, TaskInstance)
+            else str(task_or_process)
+            if isinstance(task_or_process, ProcessDefinition)
             else "process"
         )
-        raise Conflict(
-            f"cannot {name.replace('_', ' ')} {what}: it is {task_or_process.state}"
-        ) from None
+        state = getattr(task_or_process, "state", None) or getattr(task_or_process, "status", "")
+        raise Conflict(f"cannot {name.replace('_', ' ')} {what}: it is {state}") from None
 
 
 def _step_timeout(task_spec: spec_module.TaskSpec) -> int:
@@ -444,7 +456,7 @@ def _active_instance(definition_key: str, business_key: str):
 
 
 def _create_instance(definition, business_key, input, actor) -> ProcessInstance:
-    spec = _spec_for(definition.pk)
+    spec = _spec_for(definition)
     process = ProcessInstance.objects.create(
         definition=definition,
         definition_key=definition.key,
@@ -524,7 +536,7 @@ def _enqueue_compensation(process_id, task_ids: list[int]) -> None:
 def compensation_context(*, task_id) -> tuple[str, StepContext] | None:
     """What a worker needs to run ``task_id``'s compensation handler, or None if it has none."""
     task = TaskInstance.objects.select_related("process", "process__definition").get(pk=task_id)
-    task_spec = _spec_for(task.process.definition_id).task(task.name)
+    task_spec = _spec_for(task.process.definition).task(task.name)
     if not task_spec.compensate:
         return None
     ctx = _step_context(task, task_spec, suffix=":compensate")
