@@ -38,12 +38,14 @@ INSTALLED_APPS = [
     "guardian",
     "django_q",
     "processes",
+    "processes.api",
     "tasks_inbox",
     "integrations",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "processes.api.middleware.ApiErrorMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -77,7 +79,12 @@ ASGI_APPLICATION = "config.asgi.application"
 # a worker can write side by side without "database is locked". Production/CI: DATABASE_URL.
 DEFAULT_SQLITE = BASE_DIR / "var" / "flowdesk.sqlite3"
 DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{DEFAULT_SQLITE}")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+# FLOWDESK_DB_CONN_MAX_AGE: seconds to keep a connection (persistent connections under gunicorn).
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL, conn_max_age=int(os.environ.get("FLOWDESK_DB_CONN_MAX_AGE", "0"))
+    )
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["OPTIONS"] = {
@@ -128,6 +135,8 @@ Q_CLUSTER = {
     "ack_failures": True,
     "catch_up": False,
     "poll": float(os.environ.get("FLOWDESK_Q_POLL", "0.2")),
+    # Tasks the pusher takes from the broker per round trip.
+    "bulk": int(os.environ.get("FLOWDESK_Q_BULK", "1")),
     "label": "Background work",
 }
 if FLOWDESK_REDIS_URL:
@@ -155,6 +164,7 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "processes.api.exceptions.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Flowdesk API",
@@ -164,6 +174,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "ProcessStateEnum": "processes.models.ProcessState",
+        "TaskStateEnum": "processes.models.TaskState",
+        "TaskTypeEnum": "processes.models.TaskType",
+    },
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
@@ -176,6 +191,25 @@ FLOWDESK_BONUS_URL = os.environ.get("FLOWDESK_BONUS_URL", f"{FLOWDESK_BASE_URL}/
 FLOWDESK_SMS_BACKEND = os.environ.get(
     "FLOWDESK_SMS_BACKEND", "integrations.sms.backends.console.SmsBackend"
 )
+# Credentials (sent as "Authorization: Bearer ...") and HTTP timeouts of the two systems.
+FLOWDESK_ACCOUNTING_TOKEN = os.environ.get("FLOWDESK_ACCOUNTING_TOKEN", "")
+FLOWDESK_BONUS_TOKEN = os.environ.get("FLOWDESK_BONUS_TOKEN", "")
+FLOWDESK_HTTP_CONNECT_TIMEOUT = float(os.environ.get("FLOWDESK_HTTP_CONNECT_TIMEOUT", "3"))
+FLOWDESK_HTTP_READ_TIMEOUT = float(os.environ.get("FLOWDESK_HTTP_READ_TIMEOUT", "10"))
+# Simulator faults at start-up, e.g. "bonus:down" or "accounting:latency=50,bonus:error_rate=0.2";
+# the admin (Integrations > Simulator faults) or `manage.py simulator` overrides them at run time.
+FLOWDESK_SIMULATOR_FAULTS = os.environ.get("FLOWDESK_SIMULATOR_FAULTS", "")
+# SMS alerts: the file backend's path, and at most N SMS per recipient per window (seconds).
+FLOWDESK_SMS_FILE_PATH = os.environ.get(
+    "FLOWDESK_SMS_FILE_PATH", str(BASE_DIR / "var" / "sms.jsonl")
+)
+FLOWDESK_SMS_RATE_LIMIT = int(os.environ.get("FLOWDESK_SMS_RATE_LIMIT", "10"))
+FLOWDESK_SMS_RATE_WINDOW = int(os.environ.get("FLOWDESK_SMS_RATE_WINDOW", "3600"))
+FLOWDESK_SMS_DEFAULT_REGION = os.environ.get("FLOWDESK_SMS_DEFAULT_REGION", "FR")
+TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
+TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
+TWILIO_FROM_NUMBER = os.environ.get("TWILIO_FROM_NUMBER", "")
+TWILIO_MESSAGING_SERVICE_SID = os.environ.get("TWILIO_MESSAGING_SERVICE_SID", "")
 
 LOGGING = {
     "version": 1,

@@ -1,10 +1,294 @@
-"""Seam the engine calls after commit when an incident opens. Issue #4 sends the SMS from here."""
+"""SMS alerts to the on-call admins: exactly one SMS per incident and recipient.
 
+The engine calls ``incident_opened`` after commit when a task fails for good. An incident is one
+failure of one task execution (the ``process_failed`` event it opened): the same incident alerted
+again sends nothing; a task retried by an admin that fails again later is a new incident.
+Each SMS is a row of the outbox (``SmsMessage``), unique per incident and phone, claimed before
+it is sent; one that can't be sent is retried with back-off by the ``flowdesk.sms_outbox``
+schedule and never breaks the process. A recipient gets at most ``FLOWDESK_SMS_RATE_LIMIT`` SMS
+per ``FLOWDESK_SMS_RATE_WINDOW`` seconds; the others are recorded as rate-limited. Every SMS sent
+or not is in the process history (``notification_sent`` / ``notification_failed``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
 import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+
+from integrations.models import AlertRecipient, Incident, SmsMessage, SmsStatus
 
 logger = logging.getLogger(__name__)
 
+CHANNEL = "sms"
+MAX_ATTEMPTS = 5
+RETRY_BACKOFF = dt.timedelta(seconds=30)  # doubled after each failed attempt
+STALE_CLAIM = dt.timedelta(minutes=10)  # a claim older than this is a worker that died mid-send
+OUTBOX_SCHEDULE = "flowdesk.sms_outbox"
+ERROR_CHARS = 160
+
+
+def _actor():
+    from processes.events import Actor
+
+    return Actor.system("sms alerts")
+
 
 def incident_opened(*, process_id, task_id, error: str) -> None:
-    """Alert the on-call admins that a task failed for good."""
+    """Alert the on-call admins that a task failed for good (called after commit)."""
     logger.error("incident: process %s task %s failed: %s", process_id, task_id, error)
+    try:
+        incident = open_incident(process_id=process_id, task_id=task_id, error=error)
+        if incident is not None:
+            deliver(incident.pk)
+    except Exception:  # an alert that can't be sent never breaks the process
+        logger.exception("SMS alert for task %s failed", task_id)
+
+
+def task_overdue(*, process_id, task_id, due_at) -> None:
+    """Alert that a task is stuck past its due time (one SMS per task execution and due time)."""
+    try:
+        incident = open_incident(
+            process_id=process_id,
+            task_id=task_id,
+            error=f"overdue since {due_at:%Y-%m-%d %H:%M} UTC",
+            kind=f"overdue:{due_at.isoformat()}",
+        )
+        if incident is not None:
+            deliver(incident.pk)
+    except Exception:
+        logger.exception("SMS alert for overdue task %s failed", task_id)
+
+
+def incident_key(process_id, task, kind: str | None = None) -> str:
+    """process:task:execution:<seq of the process_failed event> (or the kind of alert)."""
+    from processes.models import EventType, ProcessEvent
+
+    if kind is None:
+        seq = (
+            ProcessEvent.objects.filter(
+                process_id=process_id, task_id=task.pk, type=EventType.PROCESS_FAILED
+            )
+            .order_by("-seq")
+            .values_list("seq", flat=True)
+            .first()
+        )
+        kind = f"failed:{seq or 0}"
+    return f"{process_id}:{task.name}:{task.execution}:{kind}"[:200]
+
+
+def open_incident(*, process_id, task_id, error: str, kind: str | None = None) -> Incident | None:
+    """Create the incident and its outbox rows; None when this incident was alerted already."""
+    from processes.models import ProcessInstance, TaskInstance
+
+    process = ProcessInstance.objects.filter(pk=process_id).first()
+    task = TaskInstance.objects.filter(pk=task_id).first()
+    if process is None or task is None:
+        logger.warning("incident on unknown process %s / task %s: no SMS", process_id, task_id)
+        return None
+    key = incident_key(process.pk, task, kind)
+    body = compose_message(process, task, error)
+    now = timezone.now()
+    with transaction.atomic():
+        incident, created = Incident.objects.get_or_create(
+            key=key,
+            defaults={
+                "process_id": process.pk,
+                "task_id": task.pk,
+                "task_name": task.name,
+                "execution": task.execution,
+                "error": error or "",
+                "message": body,
+            },
+        )
+        if not created:
+            logger.info("incident %s already alerted: no second SMS", key)
+            return None
+        # Lock the recipients so two incidents at once can't both slip under the rate limit.
+        recipients = list(
+            AlertRecipient.objects.on_call().select_for_update(of=("self",)).order_by("pk")
+        )
+        if not recipients:
+            incident.note = "no alert recipients: add an admin's phone under Integrations"
+            incident.save(update_fields=["note"])
+            logger.warning("incident %s: no alert recipients configured", key)
+            return incident
+        limit, window = settings.FLOWDESK_SMS_RATE_LIMIT, settings.FLOWDESK_SMS_RATE_WINDOW
+        for recipient in recipients:
+            recent = SmsMessage.objects.filter(
+                phone=recipient.phone,
+                created_at__gte=now - dt.timedelta(seconds=window),
+                status__in=[SmsStatus.PENDING, SmsStatus.SENDING, SmsStatus.SENT],
+            ).count()
+            limited = recent >= limit
+            SmsMessage.objects.create(
+                incident=incident,
+                phone=recipient.phone,
+                body=body,
+                status=SmsStatus.RATE_LIMITED if limited else SmsStatus.PENDING,
+                last_error=f"rate limit: {recent} SMS in the last {window}s" if limited else "",
+                next_attempt_at=None if limited else now,
+                created_at=now,
+            )
+    limited = list(incident.messages.filter(status=SmsStatus.RATE_LIMITED))
+    if limited:
+        _record(
+            incident,
+            recipients=[m.phone for m in limited],
+            error=f"not sent, rate limit of {limit} SMS per {window}s reached",
+        )
+    return incident
+
+
+def compose_message(process, task, error: str) -> str:
+    error = " ".join((error or "unknown error").split())
+    if len(error) > ERROR_CHARS:
+        error = error[: ERROR_CHARS - 1] + "…"
+    return (
+        f"[Flowdesk] Incident: {process.definition_key} {process.business_key}, "
+        f"task {task.name} failed: {error} {process_link(process.pk)}"
+    )
+
+
+def process_link(process_id) -> str:
+    try:
+        path = reverse("admin:processes_processinstance_change", args=[process_id])
+    except NoReverseMatch:
+        path = f"/admin/processes/processinstance/{process_id}/change/"
+    return settings.FLOWDESK_BASE_URL.rstrip("/") + path
+
+
+def deliver(incident_id, *, now=None) -> dict[str, int]:
+    """Send the incident's due outbox rows (each claimed first, so it is sent once)."""
+    from integrations.sms import SmsError, get_backend
+
+    now = now or timezone.now()
+    incident = Incident.objects.get(pk=incident_id)
+    due = incident.messages.filter(status=SmsStatus.PENDING, next_attempt_at__lte=now)
+    claimed = []
+    for message in due:
+        took = SmsMessage.objects.filter(pk=message.pk, status=SmsStatus.PENDING).update(
+            status=SmsStatus.SENDING, claimed_at=now, attempts=message.attempts + 1
+        )
+        if took:
+            message.attempts += 1
+            claimed.append(message)
+    if not claimed:
+        return {}
+    sent, failed, retry_later = [], [], []
+    try:
+        backend = get_backend()
+    except Exception as exc:
+        backend, backend_error = None, str(exc)
+    for message in claimed:
+        try:
+            if backend is None:
+                raise SmsError(backend_error)
+            message.provider_id = str(backend.send(message.phone, message.body) or "")[:100]
+        except Exception as exc:
+            message.last_error = str(exc)[:1000] or type(exc).__name__
+            if message.attempts >= MAX_ATTEMPTS:
+                message.status = SmsStatus.FAILED
+                message.next_attempt_at = None
+                failed.append(message)
+            else:
+                message.status = SmsStatus.PENDING
+                message.next_attempt_at = now + RETRY_BACKOFF * 2 ** (message.attempts - 1)
+                retry_later.append(message)
+            logger.warning("SMS to %s failed: %s", message.phone, message.last_error)
+        else:
+            message.status = SmsStatus.SENT
+            message.sent_at = timezone.now()
+            message.last_error = ""
+            message.next_attempt_at = None
+            sent.append(message)
+        message.save(
+            update_fields=[
+                "status",
+                "provider_id",
+                "last_error",
+                "next_attempt_at",
+                "sent_at",
+                "attempts",
+            ]
+        )
+    if sent:
+        _record(incident, recipients=[m.phone for m in sent], message=incident.message)
+    for message in retry_later:
+        _record(
+            incident,
+            recipients=[message.phone],
+            error=f"attempt {message.attempts} failed, retry at "
+            f"{message.next_attempt_at:%H:%M:%S}: {message.last_error}",
+        )
+    for message in failed:
+        _record(
+            incident,
+            recipients=[message.phone],
+            error=f"gave up after {message.attempts} attempts: {message.last_error}",
+        )
+    if retry_later:
+        ensure_outbox_schedule()
+    return {"sent": len(sent), "retry": len(retry_later), "failed": len(failed)}
+
+
+def _record(incident: Incident, *, recipients, message: str = "", error: str | None = None):
+    from processes import engine
+    from processes.errors import EngineError
+
+    try:
+        engine.notification_record(
+            process_id=incident.process_id,
+            task_id=incident.task_id,
+            actor=_actor(),
+            channel=CHANNEL,
+            recipients=recipients,
+            message=message,
+            error=error,
+        )
+    except EngineError as exc:
+        logger.warning("cannot record SMS of incident %s: %s", incident.key, exc)
+
+
+def retry_pending(*, now=None) -> dict[str, int]:
+    """Send every outbox row that is due (the ``flowdesk.sms_outbox`` schedule runs this)."""
+    now = now or timezone.now()
+    # A claim that never finished is a worker that died mid-send: give it back (at least once).
+    SmsMessage.objects.filter(status=SmsStatus.SENDING, claimed_at__lt=now - STALE_CLAIM).update(
+        status=SmsStatus.PENDING, next_attempt_at=now
+    )
+    totals: dict[str, int] = {}
+    incident_ids = (
+        SmsMessage.objects.filter(status=SmsStatus.PENDING, next_attempt_at__lte=now)
+        .values_list("incident_id", flat=True)
+        .distinct()
+    )
+    for incident_id in list(incident_ids):
+        try:
+            outcome = deliver(incident_id, now=now)
+        except Exception:
+            logger.exception("SMS outbox: incident %s", incident_id)
+            outcome = {"error": 1}
+        for name, count in outcome.items():
+            totals[name] = totals.get(name, 0) + count
+    return totals
+
+
+def ensure_outbox_schedule():
+    """Create the one schedule that retries unsent SMS (idempotent)."""
+    from django_q.models import Schedule
+
+    schedule, _ = Schedule.objects.get_or_create(
+        name=OUTBOX_SCHEDULE,
+        defaults={
+            "func": "integrations.alerts.retry_pending",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 1,
+            "repeats": -1,
+        },
+    )
+    return schedule

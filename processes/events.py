@@ -333,11 +333,14 @@ def notification_sent(*, process, actor, task=None, channel: str, recipients, me
     )
 
 
-def notification_failed(*, process, actor, task=None, channel: str, error: str):
+def notification_failed(*, process, actor, task=None, channel: str, error: str, recipients=()):
+    data = {"channel": channel, "error": error}
+    if recipients:
+        data["recipients"] = list(recipients)
     return _append(
         process=process,
         type=EventType.NOTIFICATION_FAILED,
         actor=actor,
         task=task,
-        data={"channel": channel, "error": error},
+        data=data,
     )

@@ -1,1 +1,22 @@
-urlpatterns: list = []
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from tasks_inbox import views
+
+app_name = "tasks_inbox"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(template_name="registration/login.html"),
+        name="login",
+    ),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("inbox/", views.inbox, name="inbox"),
+    path("inbox/tasks/<int:pk>/", views.task_detail, name="task"),
+    path("inbox/tasks/<int:pk>/claim/", views.claim, name="claim"),
+    path("inbox/tasks/<int:pk>/release/", views.release, name="release"),
+    path("inbox/tasks/<int:pk>/decide/", views.decide, name="decide"),
+    path("inbox/tasks/<int:pk>/delegate/", views.delegate, name="delegate"),
+]

@@ -1,3 +1,10 @@
+"""``manage.py demo [--serve]``: demo users, reference definitions and sample processes.
+
+With ``--serve`` it also runs the web server (with the simulators of the accounting and bonus
+systems) and a worker, then brings the sample salary processes into their demo states: one paid,
+one rejected, two waiting for their manager's approval, one failed with its SMS in the console.
+"""
+
 import contextlib
 import os
 import signal
@@ -5,6 +12,7 @@ import subprocess
 import sys
 import time
 
+import httpx
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -12,20 +20,35 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from processes import engine
+from processes.errors import EngineError
 from processes.events import Actor
-from processes.models import ProcessInstance
+from processes.models import ProcessInstance, TaskState
 
-# username -> (password, roles, is_staff)
+# username -> (password, roles, is_staff, what they are)
 DEMO_USERS = {
-    "admin": ("admin", [], True),
-    "manager": ("manager", ["managers"], False),
-    "courier": ("courier", ["delivery_executive"], False),
+    "admin": ("admin", [], True, "administrator, gets the incident SMS"),
+    "alice": ("alice", ["managers"], False, "manager of the Sales team (odd employee ids)"),
+    "bob": ("bob", ["managers"], False, "manager of the Engineering team (even employee ids)"),
+    "diana": ("diana", ["directors"], False, "director: overdue approvals escalate to her"),
+    "courier": ("courier", ["delivery_executive"], False, "delivers pizzas"),
+}
+ADMIN_PHONE = "+33612345678"
+
+# business key -> (employee, period, what the demo does with it)
+SALARY_PROCESSES = {
+    "E001-2026-10": ("E001", "2026-10", "approve"),
+    "E002-2026-10": ("E002", "2026-10", "reject"),
+    "E003-2026-11": ("E003", "2026-11", "wait"),
+    "E004-2026-11": ("E004", "2026-11", "wait"),
+    "E013-2026-11": ("E013", "2026-11", "fail"),  # the bonus system has no plan for E013
 }
 
 
 def ensure_users() -> None:
+    from integrations.models import AlertRecipient
+
     User = get_user_model()
-    for username, (password, roles, staff) in DEMO_USERS.items():
+    for username, (password, roles, staff, _) in DEMO_USERS.items():
         user, created = User.objects.get_or_create(username=username)
         if created:
             user.set_password(password)
@@ -34,6 +57,8 @@ def ensure_users() -> None:
         user.save()
         for role in roles:
             user.groups.add(Group.objects.get_or_create(name=role)[0])
+    admin = User.objects.get(username="admin")
+    AlertRecipient.objects.get_or_create(user=admin, defaults={"phone": ADMIN_PHONE})
 
 
 def ensure_demo_processes() -> None:
@@ -43,6 +68,66 @@ def ensure_demo_processes() -> None:
             engine.process_start(
                 definition_key="pizza", business_key=f"ORDER-00{n}", input={}, actor=actor
             )
+
+
+def start_salary_processes() -> list[ProcessInstance]:
+    actor = Actor.system("demo")
+    started = []
+    for business_key, (employee_id, period, _) in SALARY_PROCESSES.items():
+        existing = ProcessInstance.objects.filter(
+            definition_key="salary", business_key=business_key
+        ).first()
+        if existing is None:
+            existing = engine.process_start(
+                definition_key="salary",
+                business_key=business_key,
+                input={"employee_id": employee_id, "period": period},
+                actor=actor,
+            ).process
+        started.append(existing)
+    return started
+
+
+def decide_salary_processes(timeout: float = 90, out=None) -> None:
+    """Wait for the worker to reach the approvals, then approve one and reject another."""
+    User = get_user_model()
+    deadline = time.monotonic() + timeout
+    pending = {k: v for k, v in SALARY_PROCESSES.items() if v[2] in ("approve", "reject")}
+    while pending and time.monotonic() < deadline:
+        for business_key, (_, _, action) in list(pending.items()):
+            process = ProcessInstance.objects.filter(
+                definition_key="salary", business_key=business_key
+            ).first()
+            if process is None:
+                pending.pop(business_key)
+                continue
+            approval = process.tasks.filter(name="approve_bonus").first()
+            if approval is None or approval.state in (TaskState.COMPLETED, TaskState.SKIPPED):
+                pending.pop(business_key)
+                continue
+            if approval.state != TaskState.SCHEDULED:
+                continue
+            manager = approval.assignee or User.objects.get(username="alice")
+            try:
+                engine.task_decide(
+                    task_id=approval.pk,
+                    actor=Actor.for_user(manager),
+                    decision=action,
+                    comment="demo: " + ("well done" if action == "approve" else "not this time"),
+                )
+            except EngineError as exc:
+                if out:
+                    out.write(f"  {business_key}: {exc.message}\n")
+            pending.pop(business_key)
+            if out:
+                out.write(f"  {business_key}: {manager.username} chose {action}\n")
+        time.sleep(0.5)
+    if pending and out:
+        out.write(f"  still calculating: {', '.join(pending)} (the worker will get there)\n")
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 class Command(BaseCommand):
@@ -55,28 +140,46 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, serve=False, addr="127.0.0.1:8000", **options):
+        from integrations.alerts import ensure_outbox_schedule
+
         call_command("migrate", verbosity=0)
         call_command("setup_flowdesk", stdout=self.stdout)
+        ensure_outbox_schedule()
         ensure_users()
         ensure_demo_processes()
         self.stdout.write(self.style.SUCCESS("demo data ready"))
         if not serve:
+            start_salary_processes()
+            self.stdout.write(
+                "salary processes started: they run when a worker (manage.py qcluster) and the "
+                "simulators (FLOWDESK_SIMULATORS=1 manage.py runserver) are up"
+            )
             return
         self.serve(addr)
 
     def serve(self, addr: str) -> None:
-        env = dict(os.environ, FLOWDESK_BASE_URL=f"http://{addr}")
+        base_url = f"http://{addr}"
+        env = dict(os.environ, FLOWDESK_BASE_URL=base_url)
+        env.setdefault("FLOWDESK_SIMULATORS", "1")  # the salary steps call the simulators here
+        env.setdefault("FLOWDESK_ACCOUNTING_URL", f"{base_url}/simulators/accounting")
+        env.setdefault("FLOWDESK_BONUS_URL", f"{base_url}/simulators/bonus")
+        env.setdefault("PYTHONUNBUFFERED", "1")
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
+        # SIGTERM (e.g. from `timeout` or a supervisor) stops the children like Ctrl-C does.
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         worker = subprocess.Popen([*manage, "qcluster"], env=env, start_new_session=True)
         web = subprocess.Popen([*manage, "runserver", addr, "--noreload"], env=env)
-        self.stdout.write(
-            self.style.SUCCESS(f"\nFlowdesk demo at http://{addr}/\n")
-            + f"  inbox: http://{addr}/inbox/   admin: http://{addr}/admin/   api: http://{addr}/api/docs/\n"
-            + "  logins: "
-            + ", ".join(f"{u} / {p}" for u, (p, _, _) in DEMO_USERS.items())
-            + "\n  Ctrl-C stops the server and the worker.\n"
-        )
         try:
+            self.prepare_salary_processes(base_url, web)
+            self.stdout.write(
+                self.style.SUCCESS(f"\nFlowdesk demo at {base_url}/\n")
+                + f"  inbox: {base_url}/inbox/   admin: {base_url}/admin/   "
+                + f"api: {base_url}/api/docs/   simulators: {base_url}/simulators/\n"
+                + "  logins (user / password):\n"
+                + "".join(f"    {u} / {p}: {what}\n" for u, (p, _, _, what) in DEMO_USERS.items())
+                + "  Break the bonus system: manage.py simulator bonus down (repair: ... up)\n"
+                + "  Ctrl-C stops the server and the worker.\n"
+            )
             while web.poll() is None and worker.poll() is None:
                 time.sleep(0.5)
         except KeyboardInterrupt:
@@ -90,4 +193,21 @@ class Command(BaseCommand):
             except (subprocess.TimeoutExpired, ProcessLookupError):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(worker.pid, signal.SIGKILL)
-            web.wait(timeout=10)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                web.wait(timeout=10)
+
+    def prepare_salary_processes(self, base_url: str, web) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and web.poll() is None:
+            try:
+                if httpx.get(f"{base_url}/simulators/", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        else:
+            self.stderr.write("the web server did not answer: salary processes left as they are")
+            return
+        self.stdout.write("salary processes: starting and bringing them to their demo states...")
+        start_salary_processes()
+        decide_salary_processes(out=self.stdout)

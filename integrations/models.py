@@ -1,0 +1,231 @@
+"""SMS alerting (recipients, incidents, the SMS outbox) and the state of the two simulators."""
+
+from __future__ import annotations
+
+import phonenumbers
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+# --- SMS alerts -----------------------------------------------------------------------------------
+
+
+def normalize_phone(value: str, region: str | None = None) -> str:
+    """Return ``value`` in E.164 form (+33612345678); raise ValidationError when it is no number."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError("enter a phone number such as +33 6 12 34 56 78")
+    region = region or getattr(settings, "FLOWDESK_SMS_DEFAULT_REGION", None) or None
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException as exc:
+        raise ValidationError(f"{value!r} is not a phone number: {exc}") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValidationError(f"{value!r} is not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+class AlertRecipientQuerySet(models.QuerySet):
+    def on_call(self):
+        """Active recipients whose user is an active admin (staff)."""
+        return self.filter(active=True, user__is_active=True, user__is_staff=True)
+
+
+class AlertRecipient(models.Model):
+    """An admin's phone number for incident SMS."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="alert_recipient"
+    )
+    phone = models.CharField(max_length=20, help_text="E.164, e.g. +33612345678.")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = AlertRecipientQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["user__username"]
+
+    def __str__(self) -> str:
+        return f"{self.user.get_username()} {self.phone}"
+
+    def save(self, *args, **kwargs):
+        self.phone = normalize_phone(self.phone)
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        try:
+            self.phone = normalize_phone(self.phone)
+        except ValidationError as exc:
+            raise ValidationError({"phone": exc.messages}) from None
+
+
+class Incident(models.Model):
+    """One incident alerted: a task that failed for good (one row per failure of one execution)."""
+
+    key = models.CharField(max_length=200, unique=True, help_text="process:task:execution:event.")
+    process_id = models.UUIDField()
+    task_id = models.BigIntegerField(null=True, blank=True)
+    task_name = models.CharField(max_length=100, blank=True, default="")
+    execution = models.PositiveIntegerField(default=1)
+    error = models.TextField(blank=True, default="")
+    message = models.TextField(blank=True, default="")
+    note = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["process_id", "-created_at"], name="incident_process")]
+
+    def __str__(self) -> str:
+        return f"incident {self.key}"
+
+
+class SmsStatus(models.TextChoices):
+    PENDING = "pending", "Pending (will be sent or retried)"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed for good"
+    RATE_LIMITED = "rate_limited", "Not sent: rate limit"
+
+
+class SmsMessage(models.Model):
+    """The SMS outbox: one row per incident and recipient, so each incident is sent once."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="messages")
+    phone = models.CharField(max_length=20)
+    body = models.TextField()
+    status = models.CharField(max_length=20, choices=SmsStatus.choices, default=SmsStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    provider_id = models.CharField(max_length=100, blank=True, default="")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["incident", "phone"], name="sms_once_per_incident")
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="sms_due",
+                condition=Q(status__in=["pending", "sending"]),
+            ),
+            models.Index(fields=["phone", "created_at"], name="sms_phone_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"SMS to {self.phone} ({self.status})"
+
+
+# --- simulators of the accounting and bonus systems -----------------------------------------------
+
+
+class SimulatedSystem(models.TextChoices):
+    ACCOUNTING = "accounting", "Accounting"
+    BONUS = "bonus", "Bonus"
+
+
+class SimulatorFault(models.Model):
+    """Faults switched on for one simulated system (overrides FLOWDESK_SIMULATOR_FAULTS)."""
+
+    system = models.CharField(max_length=20, choices=SimulatedSystem.choices, unique=True)
+    down = models.BooleanField(default=False, help_text="Answer every call with 503.")
+    latency_ms = models.PositiveIntegerField(default=0, help_text="Delay added to every call.")
+    error_rate = models.FloatField(
+        default=0.0, help_text="Share of calls (0 to 1) answered with a 500."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["system"]
+
+    def __str__(self) -> str:
+        return f"{self.system} faults"
+
+    def clean(self) -> None:
+        if not 0 <= self.error_rate <= 1:
+            raise ValidationError({"error_rate": "must be between 0 and 1"})
+
+
+class SimulatorCall(models.Model):
+    """Every call a simulator answered, with its start and end (to see parallelism and retries)."""
+
+    system = models.CharField(max_length=20, choices=SimulatedSystem.choices)
+    endpoint = models.CharField(max_length=100)
+    idempotency_key = models.CharField(max_length=200, blank=True, default="")
+    status_code = models.PositiveIntegerField()
+    replayed = models.BooleanField(default=False)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["started_at"]
+        indexes = [models.Index(fields=["idempotency_key"], name="simcall_key")]
+
+    def __str__(self) -> str:
+        return f"{self.system} {self.endpoint} {self.status_code}"
+
+
+class SimulatorResponse(models.Model):
+    """The stored answer to an idempotent request: the same key gets the same answer again."""
+
+    system = models.CharField(max_length=20, choices=SimulatedSystem.choices)
+    endpoint = models.CharField(max_length=100)
+    idempotency_key = models.CharField(max_length=200)
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveIntegerField()
+    body = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["system", "endpoint", "idempotency_key"], name="simresponse_key_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.system} {self.endpoint} {self.idempotency_key}"
+
+
+class SimulatorPayout(models.Model):
+    """A payout recorded in the simulated accounting system."""
+
+    employee_id = models.CharField(max_length=32)
+    period = models.CharField(max_length=7)
+    salary_base = models.DecimalField(max_digits=12, decimal_places=2)
+    bonus = models.DecimalField(max_digits=12, decimal_places=2)
+    total = models.DecimalField(max_digits=12, decimal_places=2)
+    reference = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["employee_id", "period"], name="payout_once_per_period")
+        ]
+
+    def __str__(self) -> str:
+        return f"payout {self.pk} {self.employee_id} {self.period} {self.total}"
+
+
+class SimulatorNotice(models.Model):
+    """A rejection notice received by the simulated bonus system."""
+
+    employee_id = models.CharField(max_length=32)
+    period = models.CharField(max_length=7)
+    decided_by = models.CharField(max_length=150, blank=True, default="")
+    comment = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"rejection notice {self.employee_id} {self.period}"

@@ -1,0 +1,47 @@
+"""The simulated company: employees E001..E99999, each in a team with a manager.
+
+Odd numbers are in Sales (manager ``alice``), even numbers in Engineering (manager ``bob``), the
+demo's two managers. E013 has no bonus plan: the bonus system answers 404 (a final error).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+
+EMPLOYEE_RE = re.compile(r"^E(\d{3,5})$")
+NO_BONUS_PLAN = {"E013"}
+FIRST = ["Ada", "Grace", "Alan", "Linus", "Barbara", "Ken", "Margaret", "Dennis", "Frances", "Tim"]
+LAST = ["Lovelace", "Hopper", "Turing", "Torvalds", "Liskov", "Thompson", "Hamilton", "Ritchie"]
+TEAMS = {1: ("Sales", "alice"), 0: ("Engineering", "bob")}
+RATINGS = ["meets", "exceeds", "outstanding"]
+
+
+@dataclass(frozen=True)
+class Employee:
+    id: str
+    number: int
+    name: str
+    team: str
+    manager: str
+
+    @property
+    def salary_base(self) -> Decimal:
+        return Decimal(3000 + (self.number * 137) % 2000).quantize(Decimal("0.01"))
+
+    def bonus(self, period: str) -> tuple[Decimal, str]:
+        seed = self.number * 31 + int(period.replace("-", ""))
+        rating = RATINGS[seed % len(RATINGS)]
+        percent = Decimal(5 + seed % 11)
+        return (self.salary_base * percent / 100).quantize(Decimal("0.01")), rating
+
+
+def find(employee_id) -> Employee | None:
+    match = EMPLOYEE_RE.match(employee_id) if isinstance(employee_id, str) else None
+    if match is None or int(match.group(1)) == 0:
+        return None
+    number = int(match.group(1))
+    team, manager = TEAMS[number % 2]
+    name = f"{FIRST[number % len(FIRST)]} {LAST[number % len(LAST)]}"
+    return Employee(id=employee_id, number=number, name=name, team=team, manager=manager)

@@ -1,0 +1,131 @@
+"""Forms of the admin: a definition's JSON with every validation error at its path, and the
+confirmation form every operating action asks for."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from processes import spec as spec_module
+from processes.models import ProcessDefinition
+
+MAX_UPLOAD = 1024 * 1024
+
+
+def pretty(data) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False)
+
+
+class DefinitionForm(forms.ModelForm):
+    """Paste or upload a definition (native JSON or a seed workflow template)."""
+
+    spec_text = forms.CharField(
+        label="Definition (JSON)",
+        required=False,
+        widget=forms.Textarea(
+            attrs={"rows": 28, "cols": 100, "class": "fd-json", "spellcheck": "false"}
+        ),
+        help_text="Native Flowdesk JSON or a seed workflow template. Every problem is listed "
+        "with its JSON path.",
+    )
+    upload = forms.FileField(
+        label="…or import a file",
+        required=False,
+        help_text="A .json file; when given it replaces the text above.",
+    )
+    key_override = forms.SlugField(
+        label="Key",
+        required=False,
+        max_length=100,
+        help_text="Optional: store under this key instead of the file's "
+        "(key, component_name or workflow_name).",
+    )
+
+    class Meta:
+        model = ProcessDefinition
+        fields: list[str] = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.spec_errors: list[spec_module.SpecError] = []
+        if self.instance.pk and not self.is_bound:
+            self.initial.setdefault("spec_text", pretty(self.instance.spec))
+
+    def clean(self):
+        cleaned = super().clean()
+        upload = cleaned.get("upload")
+        text = cleaned.get("spec_text") or ""
+        if upload is not None:
+            if upload.size > MAX_UPLOAD:
+                raise ValidationError({"upload": "the file is larger than 1 MB"})
+            try:
+                text = upload.read().decode("utf-8-sig")
+            except UnicodeDecodeError:
+                raise ValidationError({"upload": "the file is not UTF-8 text"}) from None
+            cleaned["spec_text"] = text
+        if not text.strip():
+            raise ValidationError({"spec_text": "paste a definition or choose a file"})
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(
+                {
+                    "spec_text" if upload is None else "upload": (
+                        f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+                    )
+                }
+            ) from None
+        key = cleaned.get("key_override")
+        if key and isinstance(data, dict):
+            data = {**data, "key": key}
+        if self.instance.pk and isinstance(data, dict) and "key" not in data:
+            data = {**data, "key": self.instance.key}
+        _, errors = spec_module.parse(data)
+        if not errors and self.instance.pk:
+            parsed = spec_module.parse(data)[0]
+            if parsed.key != self.instance.key:
+                errors = [spec_module.SpecError("key", f"must stay {self.instance.key!r}")]
+        if errors:
+            self.spec_errors = errors
+            raise ValidationError(
+                {"spec_text": [f"{e.path or '(top level)'}: {e.message}" for e in errors]}
+            )
+        cleaned["data"] = data
+        return cleaned
+
+
+class ActionForm(forms.Form):
+    """Confirm an operating action; the reason lands in the history."""
+
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+        max_length=1000,
+        help_text="Why? It is recorded in the process history with your name.",
+    )
+
+    def __init__(self, *args, stages: list[str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if stages is not None:
+            self.fields["stage"] = forms.ChoiceField(
+                choices=[(s, s) for s in stages],
+                help_text="This stage and every later one run again.",
+            )
+            self.order_fields(["stage", "reason"])
+
+    def clean_reason(self):
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise ValidationError("a reason is required")
+        return reason
+
+
+class DiffForm(forms.Form):
+    other = forms.ModelChoiceField(queryset=ProcessDefinition.objects.none(), label="compare with")
+
+    def __init__(self, *args, definition: ProcessDefinition, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["other"].queryset = ProcessDefinition.objects.filter(
+            key=definition.key
+        ).exclude(pk=definition.pk)

@@ -1,0 +1,246 @@
+"""Small input and output serializers. Input ones only validate; none of them ever ``.save()``."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from processes import selectors
+from processes.engine import SEED_EVENTS
+from processes.models import ProcessState, TaskState, TaskType
+
+# --- errors (for the schema) ----------------------------------------------------------------------
+
+
+class SpecErrorSerializer(serializers.Serializer):
+    path = serializers.CharField(
+        help_text="JSON path in the definition, e.g. `stages[2].tasks[0]`."
+    )
+    message = serializers.CharField()
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField(
+        help_text="Machine-readable: `invalid`, `not_found`, `conflict`, ..."
+    )
+    message = serializers.CharField()
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Field path → messages (400 only; empty otherwise).",
+    )
+    errors = SpecErrorSerializer(
+        many=True, required=False, help_text="Definition import only: every problem with its path."
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorDetailSerializer()
+
+
+# --- auth -----------------------------------------------------------------------------------------
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=4096, trim_whitespace=False)
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField()
+
+
+# --- definitions ----------------------------------------------------------------------------------
+
+
+class DefinitionSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    version = serializers.IntegerField()
+    name = serializers.CharField()
+    component_name = serializers.CharField(help_text="The seed template's component_name.")
+    description = serializers.CharField()
+    status = serializers.CharField()
+    published_at = serializers.DateTimeField(allow_null=True)
+
+
+class DefinitionVersionSerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    status = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    published_at = serializers.DateTimeField(allow_null=True)
+
+
+class DefinitionDetailSerializer(DefinitionSerializer):
+    spec = serializers.JSONField()
+    versions = DefinitionVersionSerializer(many=True)
+
+
+class DefinitionImportedSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    version = serializers.IntegerField()
+    created = serializers.BooleanField(help_text="False when the newest version was identical.")
+
+
+# --- processes and tasks --------------------------------------------------------------------------
+
+
+def _username(user) -> str | None:
+    return user.get_username() if user is not None else None
+
+
+class TaskSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    stage = serializers.CharField()
+    name = serializers.CharField()
+    type = serializers.ChoiceField(choices=TaskType.choices)
+    state = serializers.ChoiceField(choices=TaskState.choices)
+    attempts = serializers.IntegerField()
+    role = serializers.CharField(source="candidate_role")
+    assignee = serializers.SerializerMethodField()
+    claimed_by = serializers.SerializerMethodField()
+    task_queue = serializers.CharField()
+    result = serializers.JSONField(allow_null=True)
+    error = serializers.CharField(source="last_error")
+    due = serializers.DateTimeField(source="due_at", allow_null=True)
+    scheduled_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+    def get_assignee(self, task) -> str | None:
+        return _username(task.assignee) if task.assignee_id else None
+
+    def get_claimed_by(self, task) -> str | None:
+        return _username(task.claimed_by) if task.claimed_by_id else None
+
+
+class ProcessSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    url = serializers.SerializerMethodField()
+    definition = serializers.CharField(source="definition_key")
+    version = serializers.IntegerField(source="definition.version")
+    business_key = serializers.CharField()
+    state = serializers.ChoiceField(choices=ProcessState.choices)
+    business_status = serializers.CharField()
+    current_stage = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    completed_at = serializers.DateTimeField(allow_null=True)
+
+    def get_url(self, process) -> str:
+        return f"/api/processes/{process.pk}/"
+
+
+class ProcessDetailSerializer(ProcessSerializer):
+    started_by = serializers.CharField()
+    variables = serializers.JSONField()
+    tasks = TaskSerializer(many=True, source="tasks.all")
+
+
+class ProcessEventSerializer(serializers.Serializer):
+    seq = serializers.IntegerField()
+    type = serializers.CharField()
+    task = serializers.CharField(source="task_name")
+    actor_type = serializers.CharField()
+    actor = serializers.CharField(source="actor_display")
+    created_at = serializers.DateTimeField()
+    data = serializers.JSONField()
+
+
+class ProcessStartSerializer(serializers.Serializer):
+    definition = serializers.SlugField(max_length=100, help_text="Definition key, e.g. `pizza`.")
+    business_key = serializers.CharField(max_length=200, help_text="The seed's business_ref_no.")
+    input = serializers.DictField(required=False, default=dict, help_text="Initial variables.")
+
+
+class ProcessCancelSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
+
+
+# --- the seed's event protocol --------------------------------------------------------------------
+
+
+class SeedEventSerializer(serializers.Serializer):
+    """One of the seed's events; a template's ``component_name`` (or ``definition``) finds it."""
+
+    event_name = serializers.ChoiceField(choices=SEED_EVENTS)
+    business_ref_no = serializers.CharField(max_length=200)
+    component_name = serializers.CharField(max_length=200, required=False)
+    definition = serializers.SlugField(
+        max_length=100, required=False, help_text="Definition key, instead of component_name."
+    )
+    stage_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    task_name = serializers.CharField(max_length=100, required=False)
+    task_type = serializers.ChoiceField(choices=TaskType.choices, required=False)
+    data = serializers.DictField(
+        required=False, help_text="Merged into the process variables (and the task's result)."
+    )
+    error = serializers.CharField(
+        max_length=4000, required=False, allow_blank=True, help_text="TaskFailed: what went wrong."
+    )
+
+    def validate(self, attrs):
+        if not attrs.get("component_name") and not attrs.get("definition"):
+            raise serializers.ValidationError(
+                {"component_name": ["component_name or definition is required"]}
+            )
+        if attrs["event_name"] != "StartWorkflow" and not attrs.get("task_name"):
+            raise serializers.ValidationError(
+                {"task_name": [f"required for {attrs['event_name']}"]}
+            )
+        return attrs
+
+
+class SeedEventResultSerializer(serializers.Serializer):
+    event_name = serializers.CharField()
+    duplicate = serializers.BooleanField(
+        help_text="True when the event changed nothing (already applied); it is still recorded."
+    )
+    process = ProcessSerializer()
+    task = TaskSerializer(allow_null=True)
+    scheduled = serializers.ListField(
+        child=serializers.CharField(), help_text="Names of the tasks scheduled now."
+    )
+
+
+class StartTaskSerializer(serializers.Serializer):
+    """The seed's StartTask payload (plus the task's extra template fields, as the seed does)."""
+
+    business_ref_no = serializers.CharField()
+    component_name = serializers.CharField()
+    event_name = serializers.CharField()
+    stage_name = serializers.CharField()
+    task_name = serializers.CharField()
+    task_type = serializers.CharField()
+    task_queue = serializers.CharField()
+    task_id = serializers.IntegerField()
+    process_id = serializers.UUIDField()
+    scheduled_at = serializers.DateTimeField(allow_null=True)
+
+
+# --- human tasks ----------------------------------------------------------------------------------
+
+
+class InboxTaskSerializer(TaskSerializer):
+    process_id = serializers.UUIDField()
+    definition = serializers.CharField(source="process.definition_key")
+    business_key = serializers.CharField(source="process.business_key")
+    business_status = serializers.CharField(source="process.business_status")
+    overdue = serializers.SerializerMethodField()
+
+    def get_overdue(self, task) -> bool:
+        return selectors.is_overdue(task)
+
+
+class TaskCompleteSerializer(serializers.Serializer):
+    decision = serializers.CharField(
+        max_length=100, required=False, allow_null=True, allow_blank=True, default=None
+    )
+    comment = serializers.CharField(max_length=4000, required=False, allow_blank=True, default="")
+    data = serializers.DictField(required=False, default=dict, help_text="The task's form fields.")
+
+
+class TaskDelegateSerializer(serializers.Serializer):
+    to = serializers.CharField(max_length=150, help_text="Username of a member of the task's role.")
+    comment = serializers.CharField(max_length=4000, required=False, allow_blank=True, default="")
+
+
+class TaskActionResultSerializer(serializers.Serializer):
+    task = TaskSerializer()
+    process = ProcessSerializer()

@@ -1,0 +1,99 @@
+"""Forms of the task page. Typed checks live in the engine (``engine.validate_decision``): these
+forms render the spec's outcomes and fields and put the engine's errors next to them."""
+
+from __future__ import annotations
+
+from django import forms
+
+from processes import spec as spec_module
+from tasks_inbox.presenters import humanize
+
+COMMENT_MAX = 2000
+
+
+def _field_for(f: spec_module.FormField) -> forms.Field:
+    label = (f.label or humanize(f.name)) + (" *" if f.required else "")
+    attrs: dict = {}
+    if f.min is not None:
+        attrs["min"] = f"{f.min:g}"
+    if f.max is not None:
+        attrs["max"] = f"{f.max:g}"
+    if f.type == "boolean":
+        return forms.BooleanField(label=label, required=False)
+    if f.type == "text":
+        widget = forms.Textarea(attrs={"rows": 3})
+    elif f.type == "integer":
+        widget = forms.NumberInput(attrs={**attrs, "step": "1"})
+    elif f.type == "decimal":
+        widget = forms.NumberInput(attrs={**attrs, "step": "any"})
+    elif f.type == "date":
+        widget = forms.DateInput(attrs={"type": "date"})
+    elif f.type == "choice":
+        widget = forms.Select(choices=[("", "—")] + [(c, humanize(c)) for c in f.choices])
+    else:
+        widget = forms.TextInput()
+    return forms.CharField(label=label, required=False, widget=widget, strip=True, max_length=4000)
+
+
+class DecisionForm(forms.Form):
+    """Outcome (radio buttons, no default: Enter never approves by accident), fields, comment."""
+
+    def __init__(self, task_spec: spec_module.TaskSpec, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.task_spec = task_spec
+        if task_spec.outcomes:
+            # A CharField: an unknown outcome is reported by the engine, in its words.
+            self.fields["decision"] = forms.CharField(
+                label="Decision",
+                widget=forms.RadioSelect(choices=[(o, humanize(o)) for o in task_spec.outcomes]),
+                required=False,
+                max_length=200,
+            )
+        for f in task_spec.form:
+            self.fields[f.name] = _field_for(f)
+        self.fields["comment"] = forms.CharField(
+            label="Comment",
+            required=False,
+            max_length=COMMENT_MAX,
+            widget=forms.Textarea(attrs={"rows": 3}),
+        )
+
+    def decision(self) -> str | None:
+        return self.cleaned_data.get("decision") or None if self.task_spec.outcomes else None
+
+    def payload(self) -> dict:
+        data = {}
+        for f in self.task_spec.form:
+            value = self.cleaned_data.get(f.name)
+            if f.type == "boolean":
+                data[f.name] = bool(value)
+            elif value not in (None, ""):
+                data[f.name] = value
+        return data
+
+    def add_engine_errors(self, fields: dict[str, list[str]]) -> None:
+        """Put ``InvalidInput.fields`` ("decision", "comment", "data.<name>") next to fields."""
+        for key, messages in fields.items():
+            name = key.removeprefix("data.")
+            target = name if name in self.fields else None
+            for message in messages:
+                self.add_error(target, message)
+
+
+class DelegateForm(forms.Form):
+    to = forms.ModelChoiceField(queryset=None, label="Delegate to", empty_label="— choose —")
+    comment = forms.CharField(
+        label="Note", required=False, max_length=COMMENT_MAX, widget=forms.Textarea({"rows": 2})
+    )
+
+    def __init__(self, candidates, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["to"].queryset = candidates
+        self.fields["to"].label_from_instance = lambda u: (
+            f"{u.get_full_name()} ({u.get_username()})" if u.get_full_name() else u.get_username()
+        )
+
+    def add_engine_errors(self, fields: dict[str, list[str]]) -> None:
+        for key, messages in fields.items():
+            for message in messages:
+                self.add_error(key if key in self.fields else None, message)

@@ -1,0 +1,307 @@
+"""Read queries of the inbox. Views call these; nothing here writes.
+
+Who may act on an open human task is the guardian object permission ``processes.act_on_task``
+(``tasks_inbox.permissions`` keeps it in step with the task). The inbox lists don't go through
+guardian's ``get_objects_for_user``: with ``use_groups=True`` it ORs two subqueries and scans
+(DESIGN §6c). They read the columns those permissions are derived from, on the partial indexes
+of open human tasks — ``candidate_role`` for the role's group permission, ``assignee`` and
+``claimed_by`` for the user permissions — and a test checks both give the same tasks.
+
+Global permissions and superuser/staff status grant nothing here (guardian's
+``accept_global_perms=False, with_superuser=False``): the inbox is a person's work list, made of
+their roles and assignments. Supervisors use the admin.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import connections
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from processes.models import ProcessEvent, TaskInstance, TaskState, TaskType
+from tasks_inbox import permissions
+from tasks_inbox.models import TaskGroupObjectPermission, TaskUserObjectPermission
+
+TABS = {
+    "assigned": "Assigned to me",
+    "roles": "My roles",
+    "overdue": "Overdue",
+    "done": "Done by me",
+}
+DEFAULT_TAB = "roles"
+SORTS = {
+    "due": "Due soonest",
+    "-due": "Due latest",
+    "age": "Oldest first",
+    "-age": "Newest first",
+}
+DEFAULT_SORT = "due"
+MAX_QUERY = 200
+# What a list row shows: loading less keeps a page of 25 rows cheap to build.
+LIST_FIELDS = (
+    "id",
+    "name",
+    "type",
+    "state",
+    "candidate_role",
+    "assignee_id",
+    "claimed_by_id",
+    "decided_by_id",
+    "due_at",
+    "escalated_at",
+    "scheduled_at",
+    "finished_at",
+    "result",
+    "process__id",
+    "process__business_key",
+    "process__current_stage",
+    "process__definition_id",
+    "process__definition__id",
+    "process__definition__name",
+    "assignee__id",
+    "assignee__username",
+    "claimed_by__id",
+    "claimed_by__username",
+)
+
+
+def role_names(user) -> list[str]:
+    """The roles (group names) of ``user``; none for anonymous or inactive users."""
+    if not user.is_authenticated or not user.is_active:
+        return []
+    return list(user.groups.order_by("name").values_list("name", flat=True))
+
+
+def _ordering(sort: str, tab: str) -> list:
+    if sort == "-due":
+        return [F("due_at").desc(nulls_last=True), "-id"]
+    if sort == "age":
+        return ["scheduled_at", "id"]
+    if sort == "-age":
+        return [F("scheduled_at").desc(nulls_last=True), "-id"]
+    if tab == "done" and sort not in SORTS:
+        return ["-finished_at", "-id"]
+    return [F("due_at").asc(nulls_last=True), "id"]
+
+
+def inbox_tasks(
+    *,
+    user,
+    tab: str = DEFAULT_TAB,
+    sort: str = DEFAULT_SORT,
+    q: str = "",
+    roles: list[str] | None = None,
+    now=None,
+) -> QuerySet[TaskInstance]:
+    """Human tasks of one inbox tab, newest data only for what the list shows.
+
+    - assigned: open tasks assigned to or claimed by ``user``;
+    - roles: open tasks of ``user``'s roles (claimed ones included, shown as such);
+    - overdue: open tasks of either kind whose due time has passed;
+    - done: tasks ``user`` decided, newest first by default.
+    """
+    if not user.is_authenticated or not user.is_active:
+        return TaskInstance.objects.none()
+    if roles is None:
+        roles = role_names(user)
+    now = now or timezone.now()
+    human = TaskInstance.objects.filter(type=TaskType.HUMAN)
+    mine = Q(assignee=user) | Q(claimed_by=user)
+    if tab == "done":
+        qs = human.filter(decided_by=user)
+    else:
+        open_ = human.filter(state=TaskState.SCHEDULED)
+        if tab == "assigned":
+            qs = open_.filter(mine)
+        elif tab == "overdue":
+            qs = open_.filter(mine | Q(candidate_role__in=roles), due_at__lt=now)
+        else:
+            qs = open_.filter(candidate_role__in=roles)
+    q = clean_query(q)
+    if q:
+        qs = qs.filter(_business_key_prefix(q))
+    return _for_list(qs).order_by(*_ordering(sort, tab))
+
+
+def clean_query(q: str) -> str:
+    return (q or "").replace("\x00", "").strip()[:MAX_QUERY]  # PostgreSQL text refuses NUL
+
+
+def _business_key_prefix(q: str) -> Q:
+    """Business keys starting with ``q`` as typed or upper-cased (keys are usually upper case).
+
+    A range on the key (plus the exact prefix test) lets the database walk the business-key
+    index instead of scanning every process as ``icontains`` would.
+    """
+    match = Q()
+    for prefix in dict.fromkeys([q, q.upper()]):
+        match |= Q(
+            process__business_key__gte=prefix,
+            process__business_key__lt=prefix + "\U0010ffff",
+            process__business_key__startswith=prefix,
+        )
+    return match
+
+
+def _for_list(qs: QuerySet[TaskInstance]) -> QuerySet[TaskInstance]:
+    return qs.select_related("process", "process__definition", "assignee", "claimed_by").only(
+        *LIST_FIELDS
+    )
+
+
+def _merge_key(sort: str):
+    far = dt.datetime.max.replace(tzinfo=dt.UTC)
+    if sort == "-due":
+        return lambda row: (row[1] is None, -(row[1] or far).timestamp(), -row[0])
+    if sort == "age":
+        return lambda row: (row[2] is None, row[2] or far, row[0])
+    if sort == "-age":
+        return lambda row: (row[2] is None, -(row[2] or far).timestamp(), -row[0])
+    return lambda row: (row[1] is None, row[1] or far, row[0])
+
+
+class RolePages:
+    """The *My roles* list for the paginator, fast for people in several big roles.
+
+    ``candidate_role IN (a, b, c) ORDER BY due_at`` reads every open task of those roles and
+    sorts them. Instead, read each role's first ``offset + page`` tasks in index order
+    (``task_open_human_role`` is ``(candidate_role, due_at)``), in one UNION ALL query, merge
+    them here, and load only the page's rows.
+    """
+
+    ordered = True
+
+    def __init__(self, *, roles: list[str], sort: str):
+        self.roles = roles
+        self.sort = sort if sort in SORTS else DEFAULT_SORT
+        self.open = TaskInstance.objects.filter(type=TaskType.HUMAN, state=TaskState.SCHEDULED)
+
+    def count(self) -> int:
+        if not self.roles:
+            return 0
+        return self.open.filter(candidate_role__in=self.roles).count()
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, item):
+        if not isinstance(item, slice) or item.stop is None:
+            raise TypeError("RolePages supports bounded slices only")
+        if not self.roles:
+            return []
+        start, stop = item.start or 0, item.stop
+        ordering = _ordering(self.sort, "roles")
+        parts = [
+            self.open.filter(candidate_role=role)
+            .order_by(*ordering)
+            .values_list("pk", "due_at", "scheduled_at")[:stop]
+            for role in self.roles
+        ]
+        if len(parts) == 1:
+            rows = list(parts[0])
+        elif connections[self.open.db].features.supports_slicing_ordering_in_compound:
+            rows = list(parts[0].union(*parts[1:], all=True))
+        else:  # SQLite refuses LIMIT inside UNION members: one query per role
+            rows = [row for part in parts for row in part]
+        ids = [row[0] for row in sorted(rows, key=_merge_key(self.sort))[start:stop]]
+        by_id = {t.pk: t for t in _for_list(TaskInstance.objects.filter(pk__in=ids))}
+        return [by_id[i] for i in ids if i in by_id]
+
+
+def inbox_list(
+    *, user, tab: str = DEFAULT_TAB, sort: str = DEFAULT_SORT, q: str = "", roles=None, now=None
+):
+    """What the inbox page paginates: ``RolePages`` for *My roles* without a search, else the
+    ``inbox_tasks`` queryset."""
+    if roles is None:
+        roles = role_names(user)
+    if tab == "roles" and not clean_query(q) and user.is_authenticated and user.is_active:
+        return RolePages(roles=roles, sort=sort)
+    return inbox_tasks(user=user, tab=tab, sort=sort, q=q, roles=roles, now=now)
+
+
+def _annotated(user) -> QuerySet[TaskInstance]:
+    perm = permissions.permission_id()
+    return TaskInstance.objects.annotate(
+        has_user_perm=Exists(
+            TaskUserObjectPermission.objects.filter(
+                content_object=OuterRef("pk"), user=user, permission_id=perm
+            )
+        ),
+        has_group_perm=Exists(
+            TaskGroupObjectPermission.objects.filter(
+                content_object=OuterRef("pk"), permission_id=perm, group__user=user
+            )
+        ),
+        in_role=Exists(Group.objects.filter(name=OuterRef("candidate_role"), user=user)),
+    )
+
+
+@dataclass(frozen=True)
+class Access:
+    can_view: bool
+    can_act: bool
+
+
+def access(user, task: TaskInstance) -> Access:
+    """What ``user`` may do with ``task`` (annotated by ``task_for_user`` or loaded plainly).
+
+    Open task: the object permission (the role's group permission, or the assignee's or
+    claimant's user permission). Closed task: read-only, for its role and the people who had it.
+    """
+    if not user.is_authenticated or not user.is_active or task.type != TaskType.HUMAN:
+        return Access(False, False)
+    if not hasattr(task, "has_user_perm"):
+        task = _annotated(user).get(pk=task.pk)
+    if task.state == TaskState.SCHEDULED:
+        allowed = bool(task.has_user_perm or task.has_group_perm)
+        return Access(allowed, allowed)
+    if task.state == TaskState.PENDING:
+        return Access(False, False)
+    involved = user.pk in (task.assignee_id, task.claimed_by_id, task.decided_by_id)
+    return Access(bool(task.in_role or involved), False)
+
+
+def task_for_user(*, user, task_id) -> tuple[TaskInstance, Access] | None:
+    """The human task ``task_id`` with its process if ``user`` may see it, else None (a 404)."""
+    if not user.is_authenticated or not user.is_active:
+        return None
+    task = (
+        _annotated(user)
+        .filter(pk=task_id, type=TaskType.HUMAN)
+        .select_related("process", "process__definition", "assignee", "claimed_by", "decided_by")
+        .first()
+    )
+    if task is None:
+        return None
+    allowed = access(user, task)
+    return (task, allowed) if allowed.can_view else None
+
+
+def can_act(user, task: TaskInstance) -> bool:
+    return access(user, task).can_act
+
+
+def delegate_candidates(task: TaskInstance, *, exclude=None) -> QuerySet:
+    """Active members of the task's role a task may be delegated to."""
+    qs = get_user_model().objects.filter(is_active=True, groups__name=task.candidate_role)
+    if exclude is not None:
+        qs = qs.exclude(pk=exclude.pk)
+    if task.assignee_id:
+        qs = qs.exclude(pk=task.assignee_id)
+    return qs.order_by("username").distinct()
+
+
+def process_tasks(process) -> QuerySet[TaskInstance]:
+    return TaskInstance.objects.filter(process=process).only(
+        "id", "name", "stage", "stage_index", "type", "state", "process_id"
+    )
+
+
+def process_timeline(process, limit: int = 500) -> list[ProcessEvent]:
+    return list(ProcessEvent.objects.filter(process=process).order_by("seq")[:limit])

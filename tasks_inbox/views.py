@@ -1,0 +1,212 @@
+"""Inbox pages. Thin: they read through ``selectors`` and change state only through ``engine``."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from processes import engine
+from processes.errors import Conflict, EngineError, InvalidInput, NotFound
+from processes.events import Actor
+from tasks_inbox import presenters, selectors
+from tasks_inbox.forms import DecisionForm, DelegateForm
+
+PAGE_SIZE = 25
+
+
+@require_GET
+def home(request):
+    return redirect("tasks_inbox:inbox")
+
+
+@login_required
+@require_GET
+def inbox(request):
+    tab = request.GET.get("tab", selectors.DEFAULT_TAB)
+    if tab not in selectors.TABS:
+        tab = selectors.DEFAULT_TAB
+    sort = request.GET.get("sort", "")
+    if sort not in selectors.SORTS:
+        sort = "" if tab == "done" else selectors.DEFAULT_SORT
+    q = request.GET.get("q", "").replace("\x00", "").strip()[: selectors.MAX_QUERY]
+    roles = selectors.role_names(request.user)
+    tasks = selectors.inbox_list(user=request.user, tab=tab, sort=sort, q=q, roles=roles)
+    page = Paginator(tasks, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "tasks_inbox/inbox.html",
+        {
+            "tab": tab,
+            "tabs": selectors.TABS.items(),
+            "sort": sort,
+            "sorts": selectors.SORTS.items(),
+            "q": q,
+            "roles": roles,
+            "page": page,
+            "due_toggle": "-due" if sort == "due" else "due",
+            "age_toggle": "-age" if sort == "age" else "age",
+            "now": timezone.now(),
+        },
+    )
+
+
+MAX_ID = 2**63 - 1
+
+
+def _load(request, pk):
+    if pk > MAX_ID:
+        raise Http404("No such task in your inbox.")
+    found = selectors.task_for_user(user=request.user, task_id=pk)
+    if found is None:
+        raise Http404("No such task in your inbox.")
+    return found
+
+
+def _task_page(request, task, access, *, decision_form=None, delegate_form=None, status=200):
+    process = task.process
+    spec = process.definition.parsed()
+    task_spec = spec.task(task.name)
+    if access.can_act and decision_form is None:
+        decision_form = DecisionForm(task_spec)
+    candidates = selectors.delegate_candidates(task, exclude=request.user)
+    if access.can_act and delegate_form is None:
+        delegate_form = DelegateForm(candidates)
+    timeline = [
+        (event, presenters.describe_event(event)) for event in selectors.process_timeline(process)
+    ]
+    claimed_by_other = bool(task.claimed_by_id and task.claimed_by_id != request.user.pk)
+    return render(
+        request,
+        "tasks_inbox/task.html",
+        {
+            "task": task,
+            "task_label": task_spec.label or presenters.humanize(task.name),
+            "task_description": task_spec.extra.get("description", ""),
+            "process": process,
+            "definition": process.definition,
+            "access": access,
+            "claimed_by_other": claimed_by_other,
+            "variables": presenters.variable_rows(process.variables),
+            "result": presenters.variable_rows(task.result) if task.result else [],
+            "siblings": selectors.process_tasks(process),
+            "timeline": timeline,
+            "decision_form": decision_form if access.can_act and not claimed_by_other else None,
+            "delegate_form": delegate_form if access.can_act and not claimed_by_other else None,
+            "now": timezone.now(),
+        },
+        status=status,
+    )
+
+
+@login_required
+@require_GET
+def task_detail(request, pk):
+    task, access = _load(request, pk)
+    return _task_page(request, task, access)
+
+
+def _back(pk):
+    return redirect(reverse("tasks_inbox:task", args=[pk]))
+
+
+def _run(request, pk, action, success: str):
+    """Call one engine service; a conflict becomes a message on the task page."""
+    try:
+        action(actor=Actor.for_user(request.user))
+    except NotFound as exc:
+        raise Http404(exc.message) from None
+    except (Conflict, InvalidInput) as exc:
+        messages.error(request, exc.message)
+        return _back(pk)
+    messages.success(request, success)
+    return _back(pk)
+
+
+@login_required
+@require_POST
+def claim(request, pk):
+    task, _ = _load(request, pk)
+    return _run(
+        request,
+        pk,
+        lambda actor: engine.task_claim(task_id=task.pk, actor=actor),
+        "You claimed this task: it is locked to you until you decide or release it.",
+    )
+
+
+@login_required
+@require_POST
+def release(request, pk):
+    task, _ = _load(request, pk)
+    return _run(
+        request,
+        pk,
+        lambda actor: engine.task_release(task_id=task.pk, actor=actor),
+        "Released: the task is back with its role.",
+    )
+
+
+@login_required
+@require_POST
+def decide(request, pk):
+    task, access = _load(request, pk)
+    spec = task.process.definition.parsed()
+    form = DecisionForm(spec.task(task.name), request.POST)
+    if not form.is_valid():
+        return _task_page(request, task, access, decision_form=form, status=400)
+    try:
+        engine.task_decide(
+            task_id=task.pk,
+            actor=Actor.for_user(request.user),
+            decision=form.decision(),
+            comment=form.cleaned_data.get("comment", ""),
+            data=form.payload(),
+        )
+    except InvalidInput as exc:
+        form.add_engine_errors(exc.fields or {"__all__": [exc.message]})
+        return _task_page(request, task, access, decision_form=form, status=400)
+    except Conflict as exc:
+        messages.error(request, f"Your decision was not recorded: {exc.message}.")
+        return _back(pk)
+    except NotFound:
+        raise Http404("No such task.") from None
+    decision = form.decision()
+    what = presenters.humanize(decision) if decision else "Done"
+    messages.success(request, f"{what}: {task.process.business_key} — the process has moved on.")
+    return redirect(reverse("tasks_inbox:inbox") + "?tab=done")
+
+
+@login_required
+@require_POST
+def delegate(request, pk):
+    task, access = _load(request, pk)
+    candidates = selectors.delegate_candidates(task, exclude=request.user)
+    form = DelegateForm(candidates, request.POST)
+    if not form.is_valid():
+        return _task_page(request, task, access, delegate_form=form, status=400)
+    to_user = form.cleaned_data["to"]
+    try:
+        engine.task_delegate(
+            task_id=task.pk,
+            actor=Actor.for_user(request.user),
+            to_user=to_user,
+            comment=form.cleaned_data.get("comment", ""),
+        )
+    except InvalidInput as exc:
+        form.add_engine_errors(exc.fields or {"__all__": [exc.message]})
+        return _task_page(request, task, access, delegate_form=form, status=400)
+    except EngineError as exc:
+        if isinstance(exc, NotFound):
+            raise Http404("No such task.") from None
+        messages.error(request, exc.message)
+        return _back(pk)
+    messages.success(request, f"Delegated to {to_user.get_username()}.")
+    if selectors.task_for_user(user=request.user, task_id=pk) is None:
+        return redirect("tasks_inbox:inbox")
+    return _back(pk)

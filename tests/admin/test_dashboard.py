@@ -1,0 +1,198 @@
+"""Dashboard figures equal those computed directly from the events of a known data set."""
+
+import datetime as dt
+import statistics
+from collections import defaultdict
+
+import pytest
+from django.urls import reverse
+
+from processes import dashboard, engine, steps, worker
+from processes.models import EventType, ProcessEvent
+from processes.steps import PermanentStepError
+from tests.admin.helpers import SYSTEM, start, task
+from tests.factories import definition_data
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def work_handler(clock):
+    """A step that takes ``variables.work`` minutes of (fake) time, or fails if asked to."""
+
+    def work(ctx):
+        if ctx.variables.get("fail"):
+            raise PermanentStepError("asked to fail")
+        clock.advance(minutes=ctx.variables["work"])
+        return {"done": True}
+
+    steps.registry.register("test_admin.work", work)
+    yield
+    steps.registry.unregister("test_admin.work")
+
+
+@pytest.fixture
+def data_set(import_definition, clock, work_handler):
+    import_definition(
+        definition_data(
+            "dash",
+            stages=[
+                (
+                    "MAIN",
+                    [
+                        {"task_name": "auto", "handler": "test_admin.work"},
+                        {
+                            "task_name": "approve",
+                            "task_type": "HUMAN",
+                            "assigned_to": "managers",
+                            "parent_task": ["auto"],
+                            "due": "PT1H",
+                        },
+                    ],
+                )
+            ],
+        )
+    )
+    day = clock.now
+
+    def at(h, m=0):
+        clock.set(day + dt.timedelta(hours=h, minutes=m))
+
+    def run(process):
+        worker.run_step(task(process, "auto").pk)
+
+    def decide(process):
+        engine.task_complete(task_id=task(process, "approve").pk, actor=SYSTEM, result={})
+
+    at(9)
+    p1 = start("dash", "P1", {"work": 3})
+    at(9, 10)
+    run(p1)  # 09:10 -> 09:13
+    at(11, 43)
+    decide(p1)
+    at(14)
+    p2 = start("dash", "P2", {"work": 5})
+    at(14, 1)
+    run(p2)  # 14:01 -> 14:06
+    at(14, 36)
+    decide(p2)
+    at(20)
+    p3 = start("dash", "P3", {"work": 1, "fail": True})
+    at(20, 30)
+    run(p3)  # fails for good: an incident
+    at(21)
+    p4 = start("dash", "P4", {"work": 5})
+    run(p4)  # 21:00 -> 21:05, then approval waits past its due time
+    return {"p1": p1, "p2": p2, "p3": p3, "p4": p4, "now": day + dt.timedelta(days=2)}
+
+
+def from_events():
+    """Pair the events the plain way: last scheduled/started before each completion."""
+    lead, run = defaultdict(list), defaultdict(list)
+    last_scheduled, last_started = {}, {}
+    for e in ProcessEvent.objects.filter(process__definition_key="dash").order_by(
+        "process_id", "seq"
+    ):
+        if e.type == EventType.TASK_SCHEDULED:
+            last_scheduled[e.task_id] = e.created_at
+            last_started.pop(e.task_id, None)
+        elif e.type == EventType.TASK_STARTED:
+            last_started[e.task_id] = e.created_at
+        elif e.type == EventType.TASK_COMPLETED:
+            lead[e.task_name].append((e.created_at - last_scheduled[e.task_id]).total_seconds())
+            if e.task_id in last_started:
+                run[e.task_name].append((e.created_at - last_started[e.task_id]).total_seconds())
+    return lead, run
+
+
+def p95(values):
+    return statistics.quantiles(values, n=20, method="inclusive")[18]
+
+
+def test_dashboard_figures_match_the_events(data_set):
+    dash = dashboard.build("dash", days=7, now=data_set["now"])
+    figures = {f.name: f for f in dash.tasks}
+    lead, run = from_events()
+
+    # the figures, as the events say them
+    assert figures["auto"].completed == len(lead["auto"]) == 3
+    assert figures["auto"].lead_p50 == statistics.median(lead["auto"])
+    assert figures["auto"].lead_p95 == pytest.approx(p95(lead["auto"]))
+    assert figures["auto"].run_p50 == statistics.median(run["auto"])
+    assert figures["auto"].run_p95 == pytest.approx(p95(run["auto"]))
+    assert figures["approve"].waiting_p50 == statistics.median(lead["approve"])
+    assert figures["approve"].waiting_p95 == pytest.approx(p95(lead["approve"]))
+    assert figures["approve"].waiting_total == sum(lead["approve"])
+    assert figures["approve"].run_p50 is None  # nobody "starts" a human task
+
+    # and as worked out by hand from the story above
+    assert sorted(lead["auto"]) == [300, 360, 780]
+    assert (figures["auto"].lead_p50, figures["auto"].lead_p95) == (360, pytest.approx(738))
+    assert (figures["auto"].run_p50, figures["auto"].run_p95) == (300, 300)
+    assert figures["approve"].waiting_p50 == 5400  # 150 min and 30 min
+    assert figures["approve"].waiting_p95 == pytest.approx(8640)
+    assert figures["approve"].waiting_total == 10800
+
+    # heat map: seconds spent per hour of day
+    hours = {f.name: f.hours for f in dash.tasks}
+    assert {h: s for h, s in enumerate(hours["auto"]) if s} == {9: 780, 14: 360, 21: 300}
+    assert {h: s for h, s in enumerate(hours["approve"]) if s} == {
+        9: 47 * 60,
+        10: 3600,
+        11: 43 * 60,
+        14: 30 * 60,
+    }
+    assert sum(hours["approve"]) == sum(lead["approve"])
+
+    # instances by state, incidents, SLA breaches
+    assert dash.by_state == {"running": 1, "failed": 1, "completed": 2, "cancelled": 0}
+    assert [p.business_key for p in dash.incidents] == ["P3"] and dash.incident_count == 1
+    assert [(t.process.business_key, t.name) for t in dash.breaches] == [("P4", "approve")]
+    assert dash.breach_count == 1
+
+
+def test_python_and_postgres_aggregations_agree(data_set, postgres):
+    since = data_set["now"] - dt.timedelta(days=7)
+    in_sql = dashboard.task_figures("dash", since, in_database=True)
+    in_python = dashboard.task_figures("dash", since, in_database=False)
+    for a, b in zip(in_sql, in_python, strict=True):
+        assert (a.name, a.completed) == (b.name, b.completed)
+        for field in ("lead_p50", "lead_p95", "run_p50", "run_p95", "waiting_total"):
+            assert getattr(a, field) == pytest.approx(getattr(b, field)), (a.name, field)
+        assert a.hours == pytest.approx(b.hours)
+
+
+def test_dashboard_page(data_set, admin_client, clock):
+    clock.set(data_set["now"])
+    response = admin_client.get(
+        reverse("admin:processes_processinstance_dashboard"), {"key": "dash", "days": "7"}
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    p3 = reverse("admin:processes_processinstance_change", args=[data_set["p3"].pk])
+    p4 = reverse("admin:processes_processinstance_change", args=[data_set["p4"].pk])
+    assert p3 in page and p4 in page
+    assert "6.0 min" in page and "12.3 min" in page  # auto: lead p50 and p95 (738 s)
+    assert "90.0 min" in page and "3.0 h" in page  # approve: waiting p50, total
+    assert 'class="fd-heatmap"' in page and 'data-seconds="3600.000"' in page
+    assert 'data-state="failed"' in page
+    # bad parameters fall back, never a 500
+    again = admin_client.get(
+        reverse("admin:processes_processinstance_dashboard"), {"key": "nope", "days": "x"}
+    )
+    assert again.status_code == 200
+
+
+def test_dashboard_without_definitions(admin_client):
+    response = admin_client.get(reverse("admin:processes_processinstance_dashboard"))
+    assert response.status_code == 200 and b"No process definition yet" in response.content
+
+
+def test_percentile_and_hour_spreading():
+    assert dashboard.percentile([], 50) is None
+    assert dashboard.percentile([7], 95) == 7
+    assert dashboard.percentile([1, 2, 3, 4], 50) == 2.5
+    start = dt.datetime(2026, 1, 1, 23, 30, tzinfo=dt.UTC)
+    spread = dashboard.spread_over_hours(start, start + dt.timedelta(days=1, hours=1))
+    assert spread[23] == 3600 + 1800 and spread[0] == 3600 + 1800 and spread[5] == 3600
+    assert sum(spread) == 25 * 3600

@@ -1,0 +1,156 @@
+"""The SVG diagram: well-formed, one node per task, one edge per dependency, states on instances,
+legible for 30 tasks."""
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from processes import diagram, engine, spec
+from tests.admin.helpers import SYSTEM, start, task
+from tests.factories import definition_data
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+pytestmark = pytest.mark.django_db
+
+
+def parse(svg: str):
+    root = ET.fromstring(svg)  # raises on malformed XML
+    nodes = [g for g in root.iter(f"{SVG}g") if "task" in g.get("class", "").split()]
+    edges = [p for p in root.iter(f"{SVG}path") if "edge" in p.get("class", "").split()]
+    return root, nodes, edges
+
+
+def thirty_tasks():
+    """Three stages of ten tasks: chains, fan-out, fan-in, a condition, every task type."""
+    stages = []
+    for s in range(3):
+        tasks = []
+        for t in range(10):
+            name = f"s{s}_t{t}"
+            task_def = {"task_name": name, "handler": "flowdesk.noop"}
+            if t % 4 == 1:
+                task_def = {"task_name": name, "task_type": "HUMAN", "assigned_to": "managers"}
+            elif t % 4 == 2:
+                task_def = {"task_name": name, "task_queue": f"q{t}"}
+            if t >= 3:
+                task_def["parent_task"] = [f"s{s}_t{t - 3}"] + ([f"s{s}_t{t - 2}"] if t % 2 else [])
+            if t == 9:
+                task_def["condition"] = {"var": f"s{s}_t1.decision", "op": "eq", "value": "ok"}
+            tasks.append(task_def)
+        stages.append((f"STAGE_{s}", tasks))
+    return definition_data("big", stages=stages)
+
+
+def test_pizza_diagram_has_a_node_per_task_and_an_edge_per_dependency(pizza):
+    svg = diagram.render_definition(pizza)
+    root, nodes, edges = parse(svg)
+    parsed = pizza.parsed()
+    assert sorted(g.get("data-task") for g in nodes) == sorted(t.name for t in parsed.tasks)
+    assert sorted((e.get("data-from"), e.get("data-to")) for e in edges) == [
+        ("assign_executive", "confirm_delivery"),
+        ("make_food", "confirm_delivery"),
+    ]
+    kinds = {g.get("data-task"): g.get("class") for g in nodes}
+    assert "type-external" in kinds["confirm_order"]
+    assert "type-human" in kinds["deliver_food"]
+    # stages are columns in stage order
+    stage_names = [g.get("data-stage") for g in root.iter(f"{SVG}g") if g.get("data-stage")]
+    assert stage_names == ["START", "ORDER", "PREPARE", "DELIVER"]
+
+
+def _boxes(root):
+    out = {}
+    for g in root.iter(f"{SVG}g"):
+        if "task" in g.get("class", "").split():
+            rect = next(r for r in g.iter(f"{SVG}rect") if r.get("class") == "box")
+            x, y = float(rect.get("x")), float(rect.get("y"))
+            out[g.get("data-task")] = (
+                x,
+                y,
+                x + float(rect.get("width")),
+                y + float(rect.get("height")),
+            )
+    return out
+
+
+def test_thirty_tasks_stay_legible():
+    parsed = spec.parse_or_raise(thirty_tasks(), known_handlers=None)
+    svg = diagram.render_svg(parsed)
+    root, nodes, edges = parse(svg)
+    assert len(nodes) == 30
+    assert len(edges) == sum(len(t.parents) for t in parsed.tasks)
+    boxes = _boxes(root)
+    names = sorted(boxes)
+    for i, a in enumerate(names):  # no two boxes overlap
+        for b in names[i + 1 :]:
+            ax1, ay1, ax2, ay2 = boxes[a]
+            bx1, by1, bx2, by2 = boxes[b]
+            assert ax2 <= bx1 or bx2 <= ax1 or ay2 <= by1 or by2 <= ay1, (a, b)
+    width, height = float(root.get("width")), float(root.get("height"))
+    assert all(x2 <= width and y2 <= height for _, _, x2, y2 in boxes.values())
+    # 15 dependency layers side by side (5 per stage), rows kept short: a scroll, not a poster
+    assert width <= 15 * (diagram.BOX_W + diagram.SUB_GAP) + 3 * 60 and height < 1200
+    # every parent sits left of its child, stages left to right
+    for t in parsed.tasks:
+        for p in t.parents:
+            assert boxes[p][2] < boxes[t.name][0]
+    assert boxes["s0_t9"][2] < boxes["s1_t0"][0] < boxes["s2_t0"][0]
+    assert "if s0_t1.decision = &#x27;ok&#x27;" in svg or "if s0_t1.decision = 'ok'" in svg
+    assert diagram.render_svg(parsed) == svg  # deterministic
+
+
+def test_instance_diagram_has_state_classes(pizza):
+    process = start("pizza", "O-1")
+    engine.task_complete(task_id=task(process, "confirm_order").pk, actor=SYSTEM, result={})
+    engine.task_fail(
+        task_id=task(process, "make_food").pk, actor=SYSTEM, error="oven", retryable=False
+    )
+    engine.task_complete(task_id=task(process, "assign_executive").pk, actor=SYSTEM, result={})
+    _, nodes, edges = parse(diagram.render_instance(process))
+    states = {g.get("data-task"): set(g.get("class").split()) for g in nodes}
+    assert "state-completed" in states["confirm_order"]
+    assert "state-failed" in states["make_food"]
+    assert "state-completed" in states["assign_executive"]
+    assert "state-pending" in states["confirm_delivery"]
+    assert len(edges) == 2
+
+    engine.task_skip(task_id=task(process, "make_food").pk, actor=SYSTEM, reason="no oven")
+    engine.task_complete(task_id=task(process, "confirm_delivery").pk, actor=SYSTEM, result={})
+    _, nodes, _ = parse(diagram.render_instance(process))
+    states = {g.get("data-task"): set(g.get("class").split()) for g in nodes}
+    assert "state-skipped" in states["make_food"]
+    assert "state-waiting" in states["deliver_food"]  # a human task waiting for a person
+
+
+def test_running_and_cancelled_states(import_definition, flaky):
+    import_definition(
+        definition_data("svc", stages=[("A", [{"task_name": "x", "handler": "test_admin.flaky"}])])
+    )
+    process = start("svc")
+    engine.task_start(task_id=task(process, "x").pk, actor=SYSTEM)
+    _, nodes, _ = parse(diagram.render_instance(process))
+    assert "state-running" in nodes[0].get("class")
+    engine.process_cancel(process_id=process.pk, actor=SYSTEM, reason="stop")
+    _, nodes, _ = parse(diagram.render_instance(process))
+    assert "state-cancelled" in nodes[0].get("class")
+
+
+def test_names_are_escaped():
+    data = definition_data(
+        "esc",
+        stages=[
+            (
+                "A",
+                [
+                    {
+                        "task_name": "x",
+                        "task_queue": "<q>&",
+                        "condition": {"var": "a", "value": "<&>"},
+                    }
+                ],
+            )
+        ],
+    )
+    parsed = spec.parse_or_raise(data, known_handlers=None)
+    ET.fromstring(diagram.render_svg(parsed, title='a "quoted" <title>'))
