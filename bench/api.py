@@ -94,7 +94,7 @@ print(json.dumps({"token": token, "process": str(process.pk)}))
 
 def start_gunicorn(env: dict, port: int, log) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [PY, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
+        [PY, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
          "--workers", "2", "--log-level", "warning"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip

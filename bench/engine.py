@@ -104,6 +104,40 @@ def rss_of_workers(cluster_pid):
     return total
 
 
+def cpu_seconds_by_role(cluster_pid):
+    """CPU seconds used so far, by role: where the time goes (read from /proc)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    cluster_tree = {cluster_pid}
+    roles = {}
+    procs = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = open(f"/proc/{pid}/stat").read()  # noqa: SIM115
+            cmd = open(f"/proc/{pid}/cmdline").read().replace("\0", " ")  # noqa: SIM115
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        procs.append((int(pid), int(fields[1]), (int(fields[11]) + int(fields[12])) / hz, cmd))
+    for _ in range(3):  # cluster -> sentinel -> workers/pusher/monitor
+        cluster_tree |= {pid for pid, ppid, _, _ in procs if ppid in cluster_tree}
+    db = args.database_url.rsplit("/", 1)[1]
+    for pid, _, cpu, cmd in procs:
+        if pid in cluster_tree:
+            role = "qcluster (workers, pusher, monitor, sentinel)"
+        elif cmd.startswith("postgres:") and f" {db} " in cmd:
+            role = "postgresql backends"
+        elif cmd.startswith("postgres:") or "bin/postgres" in cmd:
+            role = "postgresql background"
+        elif "redis-server" in cmd:
+            role = "redis"
+        elif pid == os.getpid():
+            role = "producer (this script)"
+        else:
+            continue
+        roles[role] = roles.get(role, 0.0) + cpu
+    return roles
+
+
 # 1. Queries per service task, in-process (no cluster): start + handler + complete.
 with CaptureQueriesContext(connection) as start_q:
     p = engine.process_start(
@@ -117,16 +151,21 @@ for _ in range(3):
     for task_id in ids:
         with CaptureQueriesContext(connection) as q:
             worker.run_step(task_id)
-        broker = [x for x in q.captured_queries if "django_q" in x["sql"]]
-        per_task.append((len(q.captured_queries) - len(broker), len(broker)))
+        sql = [x["sql"] for x in q.captured_queries]
+        control = [
+            x for x in sql if x.split(" ", 1)[0] in ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE")
+        ]
+        broker = [x for x in sql if "django_q" in x]
+        per_task.append((len(sql) - len(broker) - len(control), len(broker)))
 print(f"queries to start a process: {len(start_q.captured_queries)}")
 print(
-    "queries per service task (engine, broker): "
+    "SQL statements per service task, BEGIN/COMMIT not counted (engine+broker): "
     + ", ".join(f"{e}+{b}" for e, b in per_task)
     + f"  -> mean engine {statistics.mean(e for e, _ in per_task):.1f}"
 )
 
 # 2. Throughput with a real cluster.
+(ROOT / "var").mkdir(exist_ok=True)
 log = open(ROOT / "var" / f"bench-qcluster-{args.broker}.log", "w")  # noqa: SIM115
 cluster = subprocess.Popen(
     [sys.executable, "manage.py", "qcluster"],
@@ -138,6 +177,7 @@ cluster = subprocess.Popen(
 )
 time.sleep(4)
 rss_start = rss_of_workers(cluster.pid)
+cpu_start = cpu_seconds_by_role(cluster.pid)
 t0 = time.time()
 keys = [f"b-{run_id}-{i}" for i in range(args.n)]
 for key in keys:
@@ -151,6 +191,7 @@ while qs.filter(state="completed").count() < args.n:
         break
 t1 = time.time()
 rss_end = rss_of_workers(cluster.pid)
+cpu_end = cpu_seconds_by_role(cluster.pid)
 os.killpg(cluster.pid, 9)
 
 rows = list(qs.values_list("created_at", "completed_at"))
@@ -162,3 +203,8 @@ print(f"enqueue phase {t_started - t0:.1f}s; all completed after {t1 - t0:.1f}s"
 print(f"processes/s: {args.n / wall:.1f}   service tasks/s: {4 * args.n / wall:.1f}")
 print(f"start->completion latency p50 {q[49]:.2f}s p99 {q[98]:.2f}s")
 print(f"worker RSS KiB at start {sorted(rss_start.values())} at end {sorted(rss_end.values())}")
+
+print("CPU seconds during the run, by role (backends that closed meanwhile not counted):")
+for role, end in sorted(cpu_end.items(), key=lambda kv: kv[1] - cpu_start.get(kv[0], 0.0)):
+    used = end - cpu_start.get(role, 0.0)
+    print(f"  {role:48s} {used:7.1f} s  = {1000 * used / (4 * args.n):5.1f} ms per service task")

@@ -79,10 +79,14 @@ ASGI_APPLICATION = "config.asgi.application"
 # a worker can write side by side without "database is locked". Production/CI: DATABASE_URL.
 DEFAULT_SQLITE = BASE_DIR / "var" / "flowdesk.sqlite3"
 DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{DEFAULT_SQLITE}")
-# FLOWDESK_DB_CONN_MAX_AGE: seconds to keep a connection (persistent connections under gunicorn).
+# FLOWDESK_DB_CONN_MAX_AGE: seconds to keep a connection. Persistent by default: django-q2 calls
+# close_old_connections() around every task and every ORM-broker enqueue, so with 0 each step paid
+# a fresh PostgreSQL connection (a backend fork); health checks drop a connection that went bad.
 DATABASES = {
     "default": dj_database_url.parse(
-        DATABASE_URL, conn_max_age=int(os.environ.get("FLOWDESK_DB_CONN_MAX_AGE", "0"))
+        DATABASE_URL,
+        conn_max_age=int(os.environ.get("FLOWDESK_DB_CONN_MAX_AGE", "60")),
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

@@ -21,27 +21,18 @@ class AccountingClient(ServiceClient):
 
     def salary_base(self, *, employee_id: str, period: str, idempotency_key: str) -> dict:
         """The employee's salary base for ``period`` and who their manager is."""
-
-        def validate(body) -> dict:
-            body = require_object(body)
-            expect_equal(body, "employee_id", employee_id)
-            expect_equal(body, "period", period)
-            return {
-                "employee_id": employee_id,
-                "period": period,
+        return self.post_for_employee(
+            "salary-base",
+            employee_id=employee_id,
+            period=period,
+            idempotency_key=idempotency_key,
+            fields=lambda body: {
                 "employee_name": field_str(body, "employee_name"),
                 "team": field_str(body, "team", max_len=100),
                 "manager": field_str(body, "manager", USERNAME_RE, max_len=150),
                 "amount": field_amount(body, "amount"),
                 "currency": field_str(body, "currency", CURRENCY_RE),
-            }
-
-        return self.call(
-            "POST",
-            "salary-base",
-            json={"employee_id": employee_id, "period": period},
-            idempotency_key=idempotency_key,
-            validate=validate,
+            },
         )
 
     def record_payout(

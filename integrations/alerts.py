@@ -50,7 +50,10 @@ def incident_opened(*, process_id, task_id, error: str) -> None:
 
 
 def task_overdue(*, process_id, task_id, due_at) -> None:
-    """Alert that a task is stuck past its due time (one SMS per task execution and due time)."""
+    """Alert that a task is stuck past its due time (one SMS per task execution and due time).
+
+    The inbox calls it after commit when an overdue human task escalates with ``notify``.
+    """
     try:
         incident = open_incident(
             process_id=process_id,
@@ -91,7 +94,7 @@ def open_incident(*, process_id, task_id, error: str, kind: str | None = None) -
         logger.warning("incident on unknown process %s / task %s: no SMS", process_id, task_id)
         return None
     key = incident_key(process.pk, task, kind)
-    body = compose_message(process, task, error)
+    body = compose_message(process, task, error, overdue=(kind or "").startswith("overdue:"))
     now = timezone.now()
     with transaction.atomic():
         incident, created = Incident.objects.get_or_create(
@@ -144,13 +147,14 @@ def open_incident(*, process_id, task_id, error: str, kind: str | None = None) -
     return incident
 
 
-def compose_message(process, task, error: str) -> str:
+def compose_message(process, task, error: str, *, overdue: bool = False) -> str:
     error = " ".join((error or "unknown error").split())
     if len(error) > ERROR_CHARS:
         error = error[: ERROR_CHARS - 1] + "…"
+    what = f"is {error}" if overdue else f"failed: {error}"
     return (
-        f"[Flowdesk] Incident: {process.definition_key} {process.business_key}, "
-        f"task {task.name} failed: {error} {process_link(process.pk)}"
+        f"[Flowdesk] {'Overdue' if overdue else 'Incident'}: {process.definition_key} "
+        f"{process.business_key}, task {task.name} {what} {process_link(process.pk)}"
     )
 
 

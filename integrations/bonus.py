@@ -6,7 +6,6 @@ from integrations.http import (
     CURRENCY_RE,
     EMPLOYEE_ID_RE,
     ServiceClient,
-    expect_equal,
     field_amount,
     field_str,
     require_object,
@@ -21,13 +20,8 @@ class BonusClient(ServiceClient):
     def compute(self, *, employee_id: str, period: str, idempotency_key: str) -> dict:
         """The bonus the bonus system computes for the employee and period."""
 
-        def validate(body) -> dict:
-            body = require_object(body)
-            expect_equal(body, "employee_id", employee_id)
-            expect_equal(body, "period", period)
+        def fields(body: dict) -> dict:
             result = {
-                "employee_id": employee_id,
-                "period": period,
                 "amount": field_amount(body, "amount"),
                 "currency": field_str(body, "currency", CURRENCY_RE),
             }
@@ -35,12 +29,12 @@ class BonusClient(ServiceClient):
                 result["rating"] = field_str(body, "rating", max_len=50)
             return result
 
-        return self.call(
-            "POST",
+        return self.post_for_employee(
             "compute",
-            json={"employee_id": employee_id, "period": period},
+            employee_id=employee_id,
+            period=period,
             idempotency_key=idempotency_key,
-            validate=validate,
+            fields=fields,
         )
 
     def notify_rejection(

@@ -110,6 +110,31 @@ class ServiceClient:
         except InvalidResponse as exc:
             raise PermanentStepError(f"{what} returned a malformed response: {exc}") from None
 
+    def post_for_employee(
+        self,
+        path: str,
+        *,
+        employee_id: str,
+        period: str,
+        idempotency_key: str,
+        fields: Callable[[dict], dict],
+    ) -> dict:
+        """POST ``{employee_id, period}``; the answer must echo both, ``fields`` reads the rest."""
+
+        def validate(body) -> dict:
+            body = require_object(body)
+            expect_equal(body, "employee_id", employee_id)
+            expect_equal(body, "period", period)
+            return {"employee_id": employee_id, "period": period, **fields(body)}
+
+        return self.call(
+            "POST",
+            path,
+            json={"employee_id": employee_id, "period": period},
+            idempotency_key=idempotency_key,
+            validate=validate,
+        )
+
 
 def remote_message(response: httpx.Response) -> str:
     """The error message the remote system gave, from a JSON body or the text."""

@@ -11,6 +11,8 @@ import contextvars
 import difflib
 import json
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -554,6 +556,77 @@ class EventInline(ReadOnlyInline):
         return format_html('<code title="{}">{}</code>', text, short)
 
 
+@dataclass(frozen=True)
+class Operation:
+    """A repair the admin confirms with a reason: ``run`` calls one engine service and says
+    what happened."""
+
+    verb: str
+    explanation: str
+    run: Callable[[ProcessInstance, TaskInstance | None, dict, Actor], str]
+    asks_stage: bool = False
+
+
+def _cancel(process, task, data, actor):
+    engine.process_cancel(process_id=process.pk, actor=actor, reason=data["reason"])
+    return f"{process} cancelled; compensation handlers (if any) run in the background."
+
+
+def _replay_stage(process, task, data, actor):
+    engine.stage_replay(
+        process_id=process.pk, stage=data["stage"], actor=actor, reason=data["reason"]
+    )
+    return f"Stage {data['stage']} of {process} replayed."
+
+
+def _retry(process, task, data, actor):
+    result = engine.task_retry(task_id=task.pk, actor=actor, reason=data["reason"])
+    if getattr(result, "_duplicate", False):
+        return f"Task {task.name} was already scheduled: nothing changed."
+    return f"Task {task.name} scheduled again."
+
+
+def _skip(process, task, data, actor):
+    engine.task_skip(task_id=task.pk, actor=actor, reason=data["reason"])
+    return f"Task {task.name} skipped."
+
+
+def _replay(process, task, data, actor):
+    engine.task_replay(task_id=task.pk, actor=actor, reason=data["reason"])
+    return f"Task {task.name} replayed."
+
+
+PROCESS_OPERATIONS = {
+    "cancel": Operation(
+        "cancel this process",
+        "Every open task is cancelled, then the compensation handlers of the completed tasks "
+        "run, newest first.",
+        _cancel,
+    ),
+    "replay-stage": Operation(
+        "replay a stage",
+        "The chosen stage and every later one are reset and run again.",
+        _replay_stage,
+        asks_stage=True,
+    ),
+}
+TASK_OPERATIONS = {
+    "retry": Operation(
+        "retry this task", "Schedule the failed task again with a fresh attempt budget.", _retry
+    ),
+    "skip": Operation(
+        "skip this task",
+        "Mark the task skipped: what depends on it goes on as if it were done.",
+        _skip,
+    ),
+    "replay": Operation(
+        "replay this task",
+        "Run the task again, with what depends on it in its stage and every later stage.",
+        _replay,
+    ),
+}
+
+
 @admin.register(ProcessInstance)
 class ProcessInstanceAdmin(admin.ModelAdmin):
     list_display = (
@@ -719,17 +792,19 @@ class ProcessInstanceAdmin(admin.ModelAdmin):
             ),
             path(
                 "<uuid:object_id>/cancel/",
-                wrap(self.cancel_view),
+                wrap(self.operation_view),
+                {"action": "cancel"},
                 name="processes_processinstance_cancel",
             ),
             path(
                 "<uuid:object_id>/replay-stage/",
-                wrap(self.replay_stage_view),
+                wrap(self.operation_view),
+                {"action": "replay-stage"},
                 name="processes_processinstance_replay_stage",
             ),
             path(
                 "<uuid:object_id>/tasks/<int:task_id>/<str:action>/",
-                wrap(self.task_action_view),
+                wrap(self.operation_view),
                 name="processes_processinstance_task_action",
             ),
         ] + super().get_urls()
@@ -742,107 +817,41 @@ class ProcessInstanceAdmin(admin.ModelAdmin):
             raise PermissionDenied
         return process
 
-    def _confirm(self, request, process, *, verb, explanation, run, task=None, stages=None):
-        """Ask for confirmation and a reason; on POST call the engine with the admin as actor."""
+    def operation_view(self, request, object_id, action, task_id=None):
+        """Confirm an operation with a reason; on POST call its engine service as the admin."""
+        op = PROCESS_OPERATIONS.get(action) if task_id is None else TASK_OPERATIONS.get(action)
+        if op is None:
+            raise Http404("unknown action")
+        process = self._get_process(request, object_id)
+        task = None
+        if task_id is not None:
+            task = get_object_or_404(TaskInstance, pk=task_id, process_id=process.pk)
         if not can_operate(request):
             raise PermissionDenied
+        stages = [s.name for s in process.definition.parsed().stages] if op.asks_stage else None
         change_url = reverse("admin:processes_processinstance_change", args=[process.pk])
         form = ActionForm(request.POST or None, stages=stages)
         if request.method == "POST" and form.is_valid():
             try:
-                note = run(form.cleaned_data, Actor.for_user(request.user))
+                note = op.run(process, task, form.cleaned_data, Actor.for_user(request.user))
             except EngineError as exc:
-                self.message_user(request, f"Could not {verb}: {exc.message}", messages.ERROR)
+                self.message_user(request, f"Could not {op.verb}: {exc.message}", messages.ERROR)
             else:
                 self.message_user(request, note, messages.SUCCESS)
                 return HttpResponseRedirect(change_url)
         context = {
             **self.admin_site.each_context(request),
-            "title": f"{verb.capitalize()}?",
+            "title": f"{op.verb.capitalize()}?",
             "opts": self.model._meta,
             "object": process,
             "task": task,
-            "explanation": explanation,
-            "verb": verb,
+            "explanation": op.explanation,
+            "verb": op.verb,
             "form": form,
             "cancel_url": change_url,
-            "danger": verb.startswith("cancel"),
+            "danger": op.verb.startswith("cancel"),
         }
         return TemplateResponse(request, "admin/processes/confirm_action.html", context)
-
-    def cancel_view(self, request, object_id):
-        process = self._get_process(request, object_id)
-
-        def run(data, actor):
-            engine.process_cancel(process_id=process.pk, actor=actor, reason=data["reason"])
-            return f"{process} cancelled; compensation handlers (if any) run in the background."
-
-        return self._confirm(
-            request,
-            process,
-            verb="cancel this process",
-            explanation="Every open task is cancelled, then the compensation handlers of the "
-            "completed tasks run, newest first.",
-            run=run,
-        )
-
-    def replay_stage_view(self, request, object_id):
-        process = self._get_process(request, object_id)
-        stages = [s.name for s in process.definition.parsed().stages]
-
-        def run(data, actor):
-            engine.stage_replay(
-                process_id=process.pk, stage=data["stage"], actor=actor, reason=data["reason"]
-            )
-            return f"Stage {data['stage']} of {process} replayed."
-
-        return self._confirm(
-            request,
-            process,
-            verb="replay a stage",
-            explanation="The chosen stage and every later one are reset and run again.",
-            run=run,
-            stages=stages,
-        )
-
-    TASK_ACTIONS = {
-        "retry": (
-            "retry this task",
-            "Schedule the failed task again with a fresh attempt budget.",
-        ),
-        "skip": (
-            "skip this task",
-            "Mark the task skipped: what depends on it goes on as if it were done.",
-        ),
-        "replay": (
-            "replay this task",
-            "Run the task again, with what depends on it in its stage and every later stage.",
-        ),
-    }
-
-    def task_action_view(self, request, object_id, task_id, action):
-        if action not in self.TASK_ACTIONS:
-            raise Http404("unknown action")
-        process = self._get_process(request, object_id)
-        task = get_object_or_404(TaskInstance, pk=task_id, process_id=process.pk)
-        verb, explanation = self.TASK_ACTIONS[action]
-
-        def run(data, actor):
-            reason = data["reason"]
-            if action == "retry":
-                result = engine.task_retry(task_id=task.pk, actor=actor, reason=reason)
-                if getattr(result, "_duplicate", False):
-                    return f"Task {task.name} was already scheduled: nothing changed."
-                return f"Task {task.name} scheduled again."
-            if action == "skip":
-                engine.task_skip(task_id=task.pk, actor=actor, reason=reason)
-                return f"Task {task.name} skipped."
-            engine.task_replay(task_id=task.pk, actor=actor, reason=reason)
-            return f"Task {task.name} replayed."
-
-        return self._confirm(
-            request, process, verb=verb, explanation=explanation, run=run, task=task
-        )
 
     def diagram_view(self, request, object_id):
         process = self._get_process(request, object_id)

@@ -308,6 +308,18 @@ class TaskInstance(FSMModelMixin, models.Model):
                 name="task_open_human_assignee",
                 condition=Q(state="scheduled", type="HUMAN"),
             ),
+            # The inbox sorted by age within a role, and the overdue filter/SLA breaches (due_at <
+            # now over every role): both read only open human tasks.
+            models.Index(
+                fields=["candidate_role", "scheduled_at"],
+                name="task_open_human_role_age",
+                condition=Q(state="scheduled", type="HUMAN"),
+            ),
+            models.Index(
+                fields=["due_at"],
+                name="task_open_human_due",
+                condition=Q(state="scheduled", type="HUMAN"),
+            ),
             models.Index(
                 fields=["task_queue", "scheduled_at"],
                 name="task_external_queue",
@@ -508,3 +520,72 @@ class ProcessEvent(models.Model):
     @property
     def actor_display(self) -> str:
         return self.actor_label or self.actor_type
+
+
+# --- read models ----------------------------------------------------------------------------------
+
+
+class TaskExecution(models.Model):
+    """One completed task execution, projected from the event log for the dashboard.
+
+    Written only by ``processes.projections`` (never by the engine, so the engine's hot path does
+    not pay for it), one row per ``task_completed`` event that has a ``task_scheduled`` before it.
+    The times are the event log's: the last ``task_scheduled`` and ``task_started`` before the
+    completion; ``started_at`` is empty when the task was not started after that scheduling.
+    """
+
+    event_id = models.BigIntegerField(primary_key=True, help_text="The task_completed event.")
+    process_id = models.UUIDField()
+    process_created_at = models.DateTimeField()
+    definition_key = models.CharField(max_length=100)
+    definition_version = models.PositiveIntegerField()
+    task_name = models.CharField(max_length=100)
+    task_type = models.CharField(max_length=10, choices=TaskType.choices)
+    scheduled_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField()
+    lead_seconds = models.FloatField(help_text="scheduled -> completed")
+    run_seconds = models.FloatField(null=True, blank=True, help_text="started -> completed")
+    # The heat map's share of this execution, in ProjectionState.time_zone (PostgreSQL only):
+    # whole days (every hour), then the first and the last partial hour of day, and
+    # ``heat_full_hours`` whole hours from ``heat_full_hour`` on.
+    heat_days = models.IntegerField(null=True, blank=True)
+    heat_first_hour = models.SmallIntegerField(null=True, blank=True)
+    heat_first_seconds = models.FloatField(null=True, blank=True)
+    heat_last_hour = models.SmallIntegerField(null=True, blank=True)
+    heat_last_seconds = models.FloatField(null=True, blank=True)
+    heat_full_hour = models.SmallIntegerField(null=True, blank=True)
+    heat_full_hours = models.IntegerField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The dashboard's window: the executions of one definition's instances started since.
+            models.Index(
+                fields=["definition_key", "process_created_at"], name="execution_def_created"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.definition_key}:{self.task_name} #{self.event_id}"
+
+
+class ProjectionState(models.Model):
+    """How far a projection has read the event log (see ``processes.projections``)."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    last_event_id = models.BigIntegerField(
+        default=0, help_text="Every event up to this id is projected, except the missing ones."
+    )
+    missing = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="[id, xmax]: ids up to last_event_id not committed when read (PostgreSQL), "
+        "and the snapshot xmax then; dropped once every transaction before xmax has ended.",
+    )
+    time_zone = models.CharField(
+        max_length=100, blank=True, default="", help_text="The heat map's hours are in this zone."
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.last_event_id}"

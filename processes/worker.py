@@ -13,6 +13,8 @@ import time
 
 from django.conf import settings
 from django.utils import timezone
+from django_q.brokers import Broker, get_broker
+from django_q.conf import Conf
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
@@ -30,6 +32,24 @@ def _worker_actor() -> Actor:
     return Actor.worker(f"worker {socket.gethostname()}:{os.getpid()}")
 
 
+_brokers: dict[tuple, Broker] = {}
+
+
+def _broker() -> Broker:
+    """One django-q2 broker per process and queue.
+
+    ``async_task`` builds a new broker per call unless given one; with Redis that is a new
+    connection pool and TCP connection (plus a health check) per enqueued step, about as costly
+    as the step's whole engine transaction. Keyed by pid so a forked worker opens its own.
+    """
+    key = (os.getpid(), Conf.CLUSTER_NAME, Conf.ORM, str(Conf.REDIS))
+    broker = _brokers.get(key)
+    if broker is None:
+        _brokers.clear()
+        broker = _brokers[key] = get_broker()
+    return broker
+
+
 def enqueue_step(task_id: int, *, timeout: int) -> None:
     """Queue one step; the q2 timeout is the step's timeout plus the lease margin."""
     async_task(
@@ -39,6 +59,7 @@ def enqueue_step(task_id: int, *, timeout: int) -> None:
         task_name=f"step-{task_id}",
         group="flowdesk-steps",
         save=False,
+        broker=_broker(),
     )
 
 
@@ -96,7 +117,13 @@ def sweep_timers(limit: int = 1000) -> dict:
 
 
 def enqueue_compensation(process_id, task_ids: list[int]) -> None:
-    async_task("processes.worker.run_compensation", str(process_id), list(task_ids), save=False)
+    async_task(
+        "processes.worker.run_compensation",
+        str(process_id),
+        list(task_ids),
+        save=False,
+        broker=_broker(),
+    )
 
 
 def run_compensation(process_id: str, task_ids: list[int]) -> None:

@@ -128,28 +128,28 @@ def _run(request, pk, action, success: str):
     return _back(pk)
 
 
-@login_required
-@require_POST
-def claim(request, pk):
-    task, _ = _load(request, pk)
-    return _run(
-        request,
-        pk,
-        lambda actor: engine.task_claim(task_id=task.pk, actor=actor),
-        "You claimed this task: it is locked to you until you decide or release it.",
-    )
+def _hold_view(service: str, success: str):
+    """A POST view that claims or releases the task through ``engine.<service>``."""
+
+    @login_required
+    @require_POST
+    def view(request, pk):
+        task, _ = _load(request, pk)
+        return _run(
+            request,
+            pk,
+            lambda actor: getattr(engine, service)(task_id=task.pk, actor=actor),
+            success,
+        )
+
+    view.__name__ = view.__qualname__ = service.removeprefix("task_")
+    return view
 
 
-@login_required
-@require_POST
-def release(request, pk):
-    task, _ = _load(request, pk)
-    return _run(
-        request,
-        pk,
-        lambda actor: engine.task_release(task_id=task.pk, actor=actor),
-        "Released: the task is back with its role.",
-    )
+claim = _hold_view(
+    "task_claim", "You claimed this task: it is locked to you until you decide or release it."
+)
+release = _hold_view("task_release", "Released: the task is back with its role.")
 
 
 @login_required

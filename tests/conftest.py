@@ -217,13 +217,14 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 
 
 @pytest.fixture
-def browser_page(chromium_path, tmp_path):
+def browser_page(chromium_path, tmp_path, monkeypatch):
     """A Playwright page in Debian's headless chromium (never a downloaded browser)."""
+    from django.db import connections
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API runs an event loop in this thread; the ORM calls of the test are
     # still synchronous, so tell Django not to refuse them.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(
@@ -239,3 +240,7 @@ def browser_page(chromium_path, tmp_path):
         finally:
             context.close()
             browser.close()
+            # While that loop runs, asgiref's Local keeps Django's connections per context, not
+            # per thread: the ones the test opened here are not the ones closed at teardown.
+            # Close them now, or the test database can't be dropped ("1 other session").
+            connections.close_all()

@@ -13,6 +13,7 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
+    extend_schema_view,
 )
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import ValidationError
@@ -585,88 +586,96 @@ _TASK_ACTION_ERRORS = {**s.WRITE_ERRORS}
 _TASK_RESULT = {200: ser.TaskActionResultSerializer, **_TASK_ACTION_ERRORS}
 
 
-class TaskClaimView(ApiView):
-    @extend_schema(
-        tags=["tasks"],
-        summary="Claim a human task",
-        description="Locks the task to the caller. Claimed by someone else or closed → 409.",
-        parameters=[s.IDEMPOTENCY_KEY],
-        request=None,
-        responses=_TASK_RESULT,
-    )
-    def post(self, request, pk):
-        task = selectors.human_task_for(request.user, pk)
-        engine.task_claim(task_id=task.pk, actor=_actor(request))
-        return _task_answer(request, task.pk)
+def _task_action(summary: str, description: str, body=None, examples=()):
+    """Give a task action view its input serializer (``body``) and its OpenAPI description."""
 
-
-class TaskReleaseView(ApiView):
-    @extend_schema(
-        tags=["tasks"],
-        summary="Release a claimed human task",
-        description="Returns the task to its role. Claimed by someone else or closed → 409.",
-        parameters=[s.IDEMPOTENCY_KEY],
-        request=None,
-        responses=_TASK_RESULT,
-    )
-    def post(self, request, pk):
-        task = selectors.human_task_for(request.user, pk)
-        engine.task_release(task_id=task.pk, actor=_actor(request))
-        return _task_answer(request, task.pk)
-
-
-class TaskCompleteView(ApiView):
-    @extend_schema(
-        tags=["tasks"],
-        summary="Complete (decide) a human task",
-        description=(
-            "`decision` must be one of the task's outcomes (if it has any); `data` holds its "
-            "form fields (errors are reported as `data.<field>`). A closed task → 409 (the "
-            "attempt is recorded in the history)."
-        ),
-        parameters=[s.IDEMPOTENCY_KEY],
-        request=ser.TaskCompleteSerializer,
-        responses=_TASK_RESULT,
-        examples=[
-            OpenApiExample(
-                "approve",
-                value={"decision": "approve", "comment": "fine", "data": {"amount": 1200}},
-                request_only=True,
+    def decorate(view_class):
+        view_class.body = body
+        return extend_schema_view(
+            post=extend_schema(
+                tags=["tasks"],
+                summary=summary,
+                description=description,
+                parameters=[s.IDEMPOTENCY_KEY],
+                request=body,
+                responses=_TASK_RESULT,
+                examples=list(examples),
             )
-        ],
-    )
+        )(view_class)
+
+    return decorate
+
+
+class _TaskActionView(ApiView):
+    """Validate the body, find the task among the caller's, act through the engine, answer it.
+
+    The body is checked before the task (400 before 404), as in every write of the API.
+    """
+
+    body: type | None = None  # input serializer (set by @_task_action); None: no body
+
+    def act(self, *, task_id, actor: Actor, data: dict) -> None:
+        raise NotImplementedError
+
     def post(self, request, pk):
-        data = _valid(ser.TaskCompleteSerializer, request.data)
+        data = _valid(self.body, request.data) if self.body is not None else {}
         task = selectors.human_task_for(request.user, pk)
+        self.act(task_id=task.pk, actor=_actor(request), data=data)
+        return _task_answer(request, task.pk)
+
+
+@_task_action(
+    "Claim a human task",
+    "Locks the task to the caller. Claimed by someone else or closed → 409.",
+)
+class TaskClaimView(_TaskActionView):
+    def act(self, *, task_id, actor, data):
+        engine.task_claim(task_id=task_id, actor=actor)
+
+
+@_task_action(
+    "Release a claimed human task",
+    "Returns the task to its role. Claimed by someone else or closed → 409.",
+)
+class TaskReleaseView(_TaskActionView):
+    def act(self, *, task_id, actor, data):
+        engine.task_release(task_id=task_id, actor=actor)
+
+
+@_task_action(
+    "Complete (decide) a human task",
+    "`decision` must be one of the task's outcomes (if it has any); `data` holds its "
+    "form fields (errors are reported as `data.<field>`). A closed task → 409 (the "
+    "attempt is recorded in the history).",
+    body=ser.TaskCompleteSerializer,
+    examples=[
+        OpenApiExample(
+            "approve",
+            value={"decision": "approve", "comment": "fine", "data": {"amount": 1200}},
+            request_only=True,
+        )
+    ],
+)
+class TaskCompleteView(_TaskActionView):
+    def act(self, *, task_id, actor, data):
         engine.task_decide(
-            task_id=task.pk,
-            actor=_actor(request),
+            task_id=task_id,
+            actor=actor,
             decision=data["decision"],
             comment=data["comment"],
             data=data["data"],
         )
-        return _task_answer(request, task.pk)
 
 
-class TaskDelegateView(ApiView):
-    @extend_schema(
-        tags=["tasks"],
-        summary="Delegate a human task",
-        description="Assigns the task to another member of its role.",
-        parameters=[s.IDEMPOTENCY_KEY],
-        request=ser.TaskDelegateSerializer,
-        responses=_TASK_RESULT,
-        examples=[
-            OpenApiExample(
-                "delegate", value={"to": "bob", "comment": "on leave"}, request_only=True
-            )
-        ],
-    )
-    def post(self, request, pk):
-        data = _valid(ser.TaskDelegateSerializer, request.data)
-        task = selectors.human_task_for(request.user, pk)
+@_task_action(
+    "Delegate a human task",
+    "Assigns the task to another member of its role.",
+    body=ser.TaskDelegateSerializer,
+    examples=[
+        OpenApiExample("delegate", value={"to": "bob", "comment": "on leave"}, request_only=True)
+    ],
+)
+class TaskDelegateView(_TaskActionView):
+    def act(self, *, task_id, actor, data):
         to_user = get_user_model().objects.filter(username=data["to"]).first()
-        engine.task_delegate(
-            task_id=task.pk, actor=_actor(request), to_user=to_user, comment=data["comment"]
-        )
-        return _task_answer(request, task.pk)
+        engine.task_delegate(task_id=task_id, actor=actor, to_user=to_user, comment=data["comment"])

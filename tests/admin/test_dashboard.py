@@ -1,4 +1,5 @@
-"""Dashboard figures equal those computed directly from the events of a known data set."""
+"""Dashboard figures equal those computed directly from the events of a known data set, whether
+they are read from the projection (kept current by catching up) or computed from the events."""
 
 import datetime as dt
 import statistics
@@ -7,8 +8,8 @@ from collections import defaultdict
 import pytest
 from django.urls import reverse
 
-from processes import dashboard, engine, steps, worker
-from processes.models import EventType, ProcessEvent
+from processes import dashboard, engine, projections, steps, worker
+from processes.models import EventType, ProcessEvent, ProjectionState, TaskExecution
 from processes.steps import PermanentStepError
 from tests.admin.helpers import SYSTEM, start, task
 from tests.factories import definition_data
@@ -111,6 +112,7 @@ def p95(values):
 
 def test_dashboard_figures_match_the_events(data_set):
     dash = dashboard.build("dash", days=7, now=data_set["now"])
+    assert dash.source == "projection"  # caught up just before, so read from the projection
     figures = {f.name: f for f in dash.tasks}
     lead, run = from_events()
 
@@ -151,15 +153,91 @@ def test_dashboard_figures_match_the_events(data_set):
     assert dash.breach_count == 1
 
 
+FIELDS = ("completed", "lead_p50", "lead_p95", "run_p50", "run_p95", "waiting_total")
+
+
+def assert_same_figures(got, expected):
+    assert [f.name for f in got] == [f.name for f in expected]
+    for a, b in zip(got, expected, strict=True):
+        for field in FIELDS:
+            assert getattr(a, field) == pytest.approx(getattr(b, field)), (a.name, field)
+        assert a.hours == pytest.approx(b.hours), a.name
+
+
 def test_python_and_postgres_aggregations_agree(data_set, postgres):
     since = data_set["now"] - dt.timedelta(days=7)
-    in_sql = dashboard.task_figures("dash", since, in_database=True)
-    in_python = dashboard.task_figures("dash", since, in_database=False)
-    for a, b in zip(in_sql, in_python, strict=True):
-        assert (a.name, a.completed) == (b.name, b.completed)
-        for field in ("lead_p50", "lead_p95", "run_p50", "run_p95", "waiting_total"):
-            assert getattr(a, field) == pytest.approx(getattr(b, field)), (a.name, field)
-        assert a.hours == pytest.approx(b.hours)
+    projections.catch_up()
+    events_sql = dashboard.task_figures("dash", since, in_database=True, source="events")
+    for in_database in (True, False):
+        for source in ("projection", "events"):
+            got = dashboard.task_figures("dash", since, in_database=in_database, source=source)
+            assert_same_figures(got, events_sql)
+
+
+def test_projection_catches_up_with_new_events(data_set, clock):
+    # given a dashboard drawn once (the projection is then current)
+    now = data_set["now"]
+    first = dashboard.build("dash", days=7, now=now)
+    assert {f.name: f.completed for f in first.tasks} == {"auto": 3, "approve": 2}
+    rows = TaskExecution.objects.count()
+    assert rows == 5
+
+    # when more work is done: P4's approval, and a new instance P5
+    clock.set(now - dt.timedelta(hours=1))
+    engine.task_complete(task_id=task(data_set["p4"], "approve").pk, actor=SYSTEM, result={})
+    p5 = start("dash", "P5", {"work": 7})
+    worker.run_step(task(p5, "auto").pk)
+
+    # then the next dashboard includes it, with the figures the events give
+    again = dashboard.build("dash", days=7, now=now)
+    assert again.source == "projection"
+    assert {f.name: f.completed for f in again.tasks} == {"auto": 4, "approve": 3}
+    lead, run = from_events()
+    figures = {f.name: f for f in again.tasks}
+    assert figures["auto"].lead_p50 == statistics.median(lead["auto"])
+    assert figures["auto"].run_p95 == pytest.approx(p95(run["auto"]))
+    assert figures["approve"].waiting_total == sum(lead["approve"])
+    since = now - dt.timedelta(days=7)
+    assert_same_figures(
+        dashboard.task_figures("dash", since, source="projection"),
+        dashboard.task_figures("dash", since, source="events"),
+    )
+    # and catching up again adds nothing (each completion is projected once)
+    assert projections.catch_up()["added"] == 0
+    assert TaskExecution.objects.count() == 7
+    p5_row = TaskExecution.objects.get(process_id=p5.pk)
+    assert (p5_row.task_name, p5_row.task_type, p5_row.definition_version) == ("auto", "SERVICE", 1)
+    assert p5_row.run_seconds == 7 * 60
+
+
+def test_far_behind_projection_falls_back_to_the_events(data_set, monkeypatch):
+    # given a projection that has read nothing and more new events than a page may project
+    monkeypatch.setattr(projections, "ON_DEMAND_LIMIT", 3)
+    dash = dashboard.build("dash", days=7, now=data_set["now"])
+    # then the figures come from the events, and are the same
+    assert dash.source == "events" and TaskExecution.objects.count() == 0
+    assert {f.name: f.completed for f in dash.tasks} == {"auto": 3, "approve": 2}
+    # and the schedule's catch-up, in small batches, gets there
+    result = projections.catch_up(batch=4)
+    assert result["left"] == 0 and result["passes"] > 1
+    since = data_set["now"] - dt.timedelta(days=7)
+    assert_same_figures(
+        dashboard.task_figures("dash", since, source="projection"),
+        dashboard.task_figures("dash", since, source="events"),
+    )
+    state = ProjectionState.objects.get(name=projections.TASK_EXECUTIONS)
+    assert state.last_event_id == ProcessEvent.objects.order_by("-id").first().id
+
+
+def test_python_projection_writes_the_same_rows_as_sql(data_set, postgres):
+    columns = [f.attname for f in TaskExecution._meta.fields if not f.name.startswith("heat_")]
+    projections.catch_up(in_database=True)
+    in_sql = list(TaskExecution.objects.order_by("event_id").values_list(*columns))
+    TaskExecution.objects.all().delete()
+    ProjectionState.objects.all().delete()
+    projections.catch_up(in_database=False)
+    in_python = list(TaskExecution.objects.order_by("event_id").values_list(*columns))
+    assert in_python == in_sql and len(in_sql) == 5
 
 
 def test_dashboard_page(data_set, admin_client, clock):

@@ -24,7 +24,10 @@ def approval(import_definition):
                             "task_type": "HUMAN",
                             "assigned_to": "managers",
                             "outcomes": ["approve", "reject"],
-                            "form": [{"name": "amount", "type": "integer", "min": 0}],
+                            "form": [
+                                {"name": "amount", "type": "integer", "min": 0},
+                                {"name": "rate", "type": "decimal"},
+                            ],
                         }
                     ],
                 ),
@@ -115,6 +118,28 @@ def test_complete_invalid_decision_names_fields(api, task, manager):
     fields = response.json()["error"]["fields"]
     assert {"decision", "data.amount", "data.x"} <= set(fields)
     assert TaskInstance.objects.get(pk=task.pk).state == "scheduled"
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "message"),
+    [
+        ({"rate": "1e400"}, "data.rate", "must be between -1e15 and 1e15"),
+        ({"rate": "-1e400"}, "data.rate", "must be between -1e15 and 1e15"),
+        ({"rate": 10**300}, "data.rate", "must be between -1e15 and 1e15"),
+        ({"rate": "NaN"}, "data.rate", "must be a finite number"),
+        ({"rate": "-Infinity"}, "data.rate", "must be a finite number"),
+        ({"amount": "1e999999"}, "data.amount", "must be between -1e15 and 1e15"),
+        ({"amount": 10**16}, "data.amount", "must be between -1e15 and 1e15"),
+    ],
+)
+def test_complete_with_a_huge_or_non_finite_number_is_400(api, task, manager, data, field, message):
+    response = post(api(manager), task, "complete", {"decision": "approve", "data": data})
+
+    assert response.status_code == 400
+    assert message in response.json()["error"]["fields"][field][0]
+    assert TaskInstance.objects.get(pk=task.pk).state == "scheduled"
+    ok = post(api(manager), task, "complete", {"decision": "approve", "data": {"rate": "2.5"}})
+    assert ok.status_code == 200 and ok.json()["task"]["result"]["rate"] == 2.5
 
 
 def test_complete_data_not_an_object_is_400(api, task, manager):

@@ -14,6 +14,7 @@ from processes.models import EventType, ProcessEvent, TaskInstance
 from tasks_inbox import selectors
 from tasks_inbox.views import PAGE_SIZE
 from tests.factories import GroupFactory
+from tests.tasks_inbox.conftest import approval_definition
 
 INBOX = reverse("tasks_inbox:inbox")
 
@@ -304,3 +305,43 @@ def test_role_pages_merge_like_one_ordered_query(start, people, sort):
     assert merged.count() == len(plain) == 24
     for start_at, stop in ((0, 5), (5, 10), (20, 25), (0, 24)):
         assert [t.pk for t in merged[start_at:stop]] == [t.pk for t in plain[start_at:stop]]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("amount", "1e400", "must be between -1e15 and 1e15"),
+        ("amount", "-1e400", "must be between -1e15 and 1e15"),
+        ("amount", "9" * 400, "must be between -1e15 and 1e15"),
+        ("amount", "NaN", "must be a finite number"),
+        ("amount", "Infinity", "must be a finite number"),
+        ("count", "1e999999", "must be between -1e15 and 1e15"),
+    ],
+)
+def test_huge_or_non_finite_numbers_are_form_errors_not_500(
+    mia_client, import_definition, field, value, message
+):
+    # given a decision form whose number fields have no max
+    data = approval_definition(key="unbounded")
+    data["stages"][0]["tasks"][0]["form"] = [
+        {"name": "amount", "type": "decimal"},
+        {"name": "count", "type": "integer"},
+    ]
+    import_definition(data)
+    task = engine.process_start(
+        definition_key="unbounded", business_key="EMP-BIG", actor=Actor.system("test")
+    ).process.tasks.get(name="approve_bonus")
+
+    # when a huge or non-finite number is sent
+    response = mia_client.post(task_url(task, "decide"), {"decision": "approve", field: value})
+
+    # then it is an error next to the field, and the task is still open
+    assert response.status_code == 400
+    assert any(message in e for e in response.context["decision_form"].errors[field])
+    task.refresh_from_db()
+    assert task.state == "scheduled"
+    # and a sane value still goes through
+    ok = mia_client.post(task_url(task, "decide"), {"decision": "approve", field: "12"})
+    assert ok.status_code == 302
+    task.refresh_from_db()
+    assert task.state == "completed" and task.result[field] == 12

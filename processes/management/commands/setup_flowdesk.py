@@ -3,6 +3,7 @@ from pathlib import Path
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from processes import projections
 from processes.worker import ensure_schedules
 
 DEFINITIONS = Path(__file__).resolve().parents[2] / "definitions"
@@ -15,6 +16,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         schedule = ensure_schedules()
+        self.stdout.write(f"schedule {schedule.name}: every {schedule.minutes} min")
+        schedule = projections.ensure_schedule()
         self.stdout.write(f"schedule {schedule.name}: every {schedule.minutes} min")
         for filename, key in REFERENCE.items():
             path = DEFINITIONS / filename
