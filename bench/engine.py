@@ -35,6 +35,8 @@ env = {
     "FLOWDESK_Q_NAME": f"bench{os.getpid()}",
     "FLOWDESK_Q_WORKERS": str(args.workers),
     "FLOWDESK_Q_POLL": "0.05",
+    # no recycling during the run: RSS must stay flat on its own, not because q2 replaces workers
+    "FLOWDESK_Q_RECYCLE": "10000000",
     "FLOWDESK_REDIS_URL": args.redis_url if args.broker == "redis" else "",
     "FLOWDESK_LOG_LEVEL": "WARNING",
     "DJANGO_SETTINGS_MODULE": "config.settings",
@@ -123,7 +125,7 @@ def cpu_seconds_by_role(cluster_pid):
     db = args.database_url.rsplit("/", 1)[1]
     for pid, _, cpu, cmd in procs:
         if pid in cluster_tree:
-            role = "qcluster (workers, pusher, monitor, sentinel)"
+            role = f"qcluster pid {pid}"
         elif cmd.startswith("postgres:") and f" {db} " in cmd:
             role = "postgresql backends"
         elif cmd.startswith("postgres:") or "bin/postgres" in cmd:
@@ -204,7 +206,10 @@ print(f"processes/s: {args.n / wall:.1f}   service tasks/s: {4 * args.n / wall:.
 print(f"start->completion latency p50 {q[49]:.2f}s p99 {q[98]:.2f}s")
 print(f"worker RSS KiB at start {sorted(rss_start.values())} at end {sorted(rss_end.values())}")
 
-print("CPU seconds during the run, by role (backends that closed meanwhile not counted):")
+print(
+    "CPU seconds during the run, by role (backends that closed meanwhile not counted;"
+    " the two busiest qcluster pids are the workers, then pusher, monitor, sentinel):"
+)
 for role, end in sorted(cpu_end.items(), key=lambda kv: kv[1] - cpu_start.get(kv[0], 0.0)):
     used = end - cpu_start.get(role, 0.0)
-    print(f"  {role:48s} {used:7.1f} s  = {1000 * used / (4 * args.n):5.1f} ms per service task")
+    print(f"  {role:30s} {used:7.1f} s  = {1000 * used / (4 * args.n):5.1f} ms per service task")

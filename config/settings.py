@@ -141,6 +141,8 @@ Q_CLUSTER = {
     "poll": float(os.environ.get("FLOWDESK_Q_POLL", "0.2")),
     # Tasks the pusher takes from the broker per round trip.
     "bulk": int(os.environ.get("FLOWDESK_Q_BULK", "1")),
+    # A worker process is replaced after this many tasks (django-q2's default, 500).
+    "recycle": int(os.environ.get("FLOWDESK_Q_RECYCLE", "500")),
     "label": "Background work",
 }
 if FLOWDESK_REDIS_URL:
