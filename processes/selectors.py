@@ -13,6 +13,7 @@ Who sees what:
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 from guardian.shortcuts import get_objects_for_user
@@ -144,14 +145,21 @@ def processes_for(user) -> QuerySet:
     return qs
 
 
+DEFINITION_BULK = ("definition__spec", "definition__description")
+
+
 def process_for(user, process_id, *, perms=SEE, with_tasks: bool = False) -> ProcessInstance:
     """One instance the caller may see (404 otherwise, the same as an unknown id)."""
-    qs = ProcessInstance.objects.select_related("definition")
+    # the definition's spec and description aren't shown here: don't fetch and decode them
+    qs = ProcessInstance.objects.select_related("definition").defer(*DEFINITION_BULK)
     if with_tasks:
         qs = qs.prefetch_related(
             _tasks_prefetch(),
         )
-    process = qs.filter(pk=process_id).first()
+    try:
+        process = qs.get(pk=process_id)
+    except (ProcessInstance.DoesNotExist, ValidationError, ValueError):
+        process = None
     if process is None or not has_definition_perm(user, perms, process.definition_key):
         raise NotFound(f"process {process_id} not found")
     return process
