@@ -34,8 +34,10 @@ PG = os.environ.get("FLOWDESK_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 
 WRK_POST = r"""
 local counter = 0
-local tid = 0
-setup = function(thread) thread:set("tid", tid); tid = tid + 1 end
+local next_tid = 0
+-- "tid" must stay a global: thread:set() writes the thread's globals, a local would shadow it and
+-- every thread would send the same business keys (answered 200 "already running", not started).
+setup = function(thread) thread:set("tid", next_tid); next_tid = next_tid + 1 end
 init = function(args) prefix = args[1] .. "-" .. tid .. "-" end
 request = function()
   counter = counter + 1
@@ -210,6 +212,16 @@ def wrk_post(base: str, token: str, seconds: int, conns: int) -> dict:
     return data
 
 
+def started_processes(db: str) -> int:
+    """Instances the POST phase really created (a repeated business key answers 200, no start)."""
+    import psycopg
+
+    with psycopg.connect(f"{PG}/{db}") as conn:
+        return conn.execute(
+            "SELECT count(*) FROM processes_processinstance WHERE business_key LIKE 'W%%'"
+        ).fetchone()[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=60)
@@ -245,6 +257,8 @@ def main() -> None:
             post = load_in_subprocess(
                 "post", f"{base}/api/processes/", token, args.seconds, 0, args.conns
             )
+        if use_wrk:
+            post["created"] = started_processes(args.db)
         print(f"  starts/s {post['rps']:.0f}  p50 {post['p50']:.1f} ms  p99 {post['p99']:.1f} ms  "
               f"{post}", flush=True)  # fmt: skip
         print(f"GET /api/processes/{{id}}/ at {args.rate:.0f} req/s for {args.seconds:.0f}s "
