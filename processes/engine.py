@@ -142,6 +142,10 @@ class _Run:
             TaskInstance.objects.bulk_update(changed, TASK_FIELDS)
         self.process.updated_at = timezone.now()
         self.process.save(update_fields=self._changed_process_fields())
+        self.finish()
+
+    def finish(self) -> None:
+        """After the rows are written: append the events, queue side effects for after commit."""
         events.flush(self.process)
         if self.to_enqueue:
             steps = [(t.id, _step_timeout(self.task_spec(t))) for t in self.to_enqueue]
@@ -544,12 +548,7 @@ def _create_instance(definition, business_key, input, actor) -> ProcessInstance:
     for task in tasks:
         if task.type == TaskType.HUMAN and task.state == TaskState.SCHEDULED:
             inbox_permissions.task_opened(task)  # needs the row: after the INSERT
-    events.flush(process)
-    if run.to_enqueue:
-        steps = [(t.id, _step_timeout(run.task_spec(t))) for t in run.to_enqueue]
-        transaction.on_commit(lambda: _enqueue_steps(steps))
-    for callback in run.after_commit:
-        transaction.on_commit(callback)
+    run.finish()
     return process
 
 
