@@ -283,16 +283,9 @@ def retry_pending(*, now=None) -> dict[str, int]:
 
 
 def ensure_outbox_schedule():
-    """Create the one schedule that retries unsent SMS (idempotent)."""
-    from django_q.models import Schedule
+    """Create the one schedule that retries unsent SMS (idempotent; an existing one is kept)."""
+    from processes.worker import ensure_periodic
 
-    schedule, _ = Schedule.objects.get_or_create(
-        name=OUTBOX_SCHEDULE,
-        defaults={
-            "func": "integrations.alerts.retry_pending",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 1,
-            "repeats": -1,
-        },
+    return ensure_periodic(
+        OUTBOX_SCHEDULE, "integrations.alerts.retry_pending", minutes=1, fix=False
     )
-    return schedule

@@ -287,15 +287,6 @@ def refresh(limit: int | None = None) -> bool:
 
 def ensure_schedule():
     """Create (or fix) the schedule that keeps the projection current (idempotent)."""
-    from django_q.models import Schedule
+    from processes.worker import ensure_periodic
 
-    schedule, _ = Schedule.objects.update_or_create(
-        name=SCHEDULE_NAME,
-        defaults={
-            "func": "processes.projections.catch_up",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 1,
-            "repeats": -1,
-        },
-    )
-    return schedule
+    return ensure_periodic(SCHEDULE_NAME, "processes.projections.catch_up", minutes=1)

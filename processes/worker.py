@@ -145,18 +145,32 @@ def run_compensation(process_id: str, task_ids: list[int]) -> None:
         )
 
 
+def ensure_periodic(name: str, func: str, *, minutes: int, fix: bool = True) -> Schedule:
+    """The one django-q2 schedule called ``name`` running ``func`` every ``minutes``.
+
+    ``fix`` puts an edited schedule back as declared (set-up); without it an existing one is left
+    as it is and nothing is written (cheap enough to call on a hot path).
+    """
+    values = {
+        "func": func,
+        "schedule_type": Schedule.MINUTES,
+        "minutes": minutes,
+        "repeats": -1,
+    }
+    if fix:
+        schedule, _ = Schedule.objects.update_or_create(name=name, defaults=values)
+    else:
+        schedule, _ = Schedule.objects.get_or_create(name=name, defaults=values)
+    return schedule
+
+
 def ensure_schedules() -> Schedule:
     """Create (or fix) the one periodic schedule that sweeps due timers."""
-    schedule, _ = Schedule.objects.update_or_create(
-        name=SWEEP_SCHEDULE_NAME,
-        defaults={
-            "func": "processes.worker.sweep_timers",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": settings.FLOWDESK_SWEEP_MINUTES,
-            "repeats": -1,
-        },
+    return ensure_periodic(
+        SWEEP_SCHEDULE_NAME,
+        "processes.worker.sweep_timers",
+        minutes=settings.FLOWDESK_SWEEP_MINUTES,
     )
-    return schedule
 
 
 def wait_until(predicate, timeout: float = 30.0, interval: float = 0.2) -> bool:
