@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from processes import engine
+from processes.events import Actor
 from tests.conftest import DEFINITIONS
 
 
@@ -23,6 +25,16 @@ def salary_test_definition(backoff="PT1S", max_attempts=3, key="salary-test") ->
             if "timeout" in task:
                 task["timeout"] = "PT10S"
     return data
+
+
+def start_salary(employee_id, period="2026-11"):
+    """Start the test salary process for one employee and period (the business key)."""
+    return engine.process_start(
+        definition_key="salary-test",
+        business_key=f"{employee_id}-{period}",
+        input={"employee_id": employee_id, "period": period},
+        actor=Actor.system("test"),
+    ).process
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from processes.events import Actor
 from processes.models import EventType, ProcessInstance, TaskState
 from tests.conftest import ROOT, free_port, subprocess_env, wait_for
 from tests.factories import UserFactory
-from tests.integrations.conftest import salary_test_definition
+from tests.integrations.conftest import salary_test_definition, start_salary
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -99,15 +99,6 @@ def people():
     }
 
 
-def start(employee_id, period="2026-11"):
-    return engine.process_start(
-        definition_key="salary-test",
-        business_key=f"{employee_id}-{period}",
-        input={"employee_id": employee_id, "period": period},
-        actor=Actor.system("test"),
-    ).process
-
-
 def reaches(process, cluster, predicate, what, timeout=60):
     def check():
         worker.sweep_timers()  # the one-minute schedule, sped up: retry back-offs are 1 s here
@@ -138,7 +129,7 @@ def test_salary_end_to_end_parallel_approve_and_reject(salary_cluster, people):
     faults.set_faults("accounting", latency_ms=800)
     faults.set_faults("bonus", latency_ms=800)
 
-    approved, rejected = start("E001"), start("E002")
+    approved, rejected = start_salary("E001"), start_salary("E002")
 
     for process in (approved, rejected):
         reaches(process, salary_cluster, waiting_for_approval, "approval task")
@@ -205,7 +196,7 @@ def test_bonus_system_down_retries_incident_one_sms_then_repaired_and_retried(
 ):
     faults.set_faults("bonus", down=True)
 
-    process = start("E004")
+    process = start_salary("E004")
     reaches(process, salary_cluster, lambda p: p.state == "failed", "the incident")
 
     bonus = task(process, "bonus")

@@ -19,7 +19,7 @@ from processes.models import EventType, TaskState
 from processes.spec import parse_or_raise
 from tests.conftest import DEFINITIONS, task_states
 from tests.factories import UserFactory
-from tests.integrations.conftest import salary_test_definition
+from tests.integrations.conftest import salary_test_definition, start_salary
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,15 +39,6 @@ def live(live_server, simulators_on, settings, salary_test):
     settings.FLOWDESK_BONUS_URL = f"{live_server.url}/simulators/bonus"
     settings.FLOWDESK_SMS_BACKEND = "integrations.sms.backends.locmem.SmsBackend"
     return live_server.url
-
-
-def start(employee_id, period="2026-11"):
-    return engine.process_start(
-        definition_key="salary-test",
-        business_key=f"{employee_id}-{period}",
-        input={"employee_id": employee_id, "period": period},
-        actor=Actor.system("test"),
-    ).process
 
 
 def run_ready(process):
@@ -83,7 +74,7 @@ def test_the_reference_definition_is_valid_and_shaped_like_design_4():
 
 
 def test_approved_bonus_is_paid_once_with_the_adjusted_amount(live, people):
-    process = start("E001")
+    process = start_salary("E001")
 
     assert sorted(run_ready(process)) == [("bonus", "completed"), ("salary_base", "completed")]
     approval = process.tasks.get(name="approve_bonus")
@@ -113,7 +104,7 @@ def test_approved_bonus_is_paid_once_with_the_adjusted_amount(live, people):
 
 
 def test_a_payout_sent_twice_is_recorded_once(live, people, monkeypatch):
-    process = start("E001")
+    process = start_salary("E001")
     run_ready(process)
     approval = process.tasks.get(name="approve_bonus")
     engine.task_decide(
@@ -137,7 +128,7 @@ def test_a_payout_sent_twice_is_recorded_once(live, people, monkeypatch):
 
 
 def test_rejected_bonus_notifies_and_pays_nothing(live, people):
-    process = start("E002")
+    process = start_salary("E002")
     run_ready(process)
     approval = process.tasks.get(name="approve_bonus")
     assert approval.assignee == people["bob"]
@@ -164,7 +155,7 @@ def test_rejected_bonus_notifies_and_pays_nothing(live, people):
 
 
 def test_a_decision_outside_the_outcomes_or_form_is_refused(live, people):
-    process = start("E001")
+    process = start_salary("E001")
     run_ready(process)
     approval = process.tasks.get(name="approve_bonus")
 
@@ -197,7 +188,7 @@ def test_an_unknown_bonus_plan_is_an_incident_with_the_remote_message(live, peop
     locmem.outbox.clear()
     admin = UserFactory(username="admin", is_staff=True)
     AlertRecipient.objects.create(user=admin, phone="+33612345678")
-    process = start("E013")
+    process = start_salary("E013")
 
     run_ready(process)
 
