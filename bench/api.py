@@ -4,7 +4,8 @@
 
 It (re)creates the database, migrates, imports the pizza definition, creates a service account
 with a token and a grant, starts gunicorn on 127.0.0.1 and runs two phases from a separate load
-process (wrk when installed, else this script's own Python load generator):
+process (wrk for the POSTs when installed, else this script's own Python load generator), and
+prints the CPU each request cost in gunicorn, in PostgreSQL and in the load generator:
 
 1. POST /api/processes/ (a new business key per request) at full speed, 16 connections:
    starts per second and latency percentiles. Target: ≥ 150 starts/s.
@@ -112,6 +113,35 @@ def start_gunicorn(env: dict, port: int, log) -> subprocess.Popen:
     raise RuntimeError("gunicorn did not start")
 
 
+def cpu_seconds(server_pid: int, db: str) -> dict[str, float]:
+    """CPU seconds so far of gunicorn (master and workers), the database's backends and the load
+    generators this script ran (wrk or its own, counted once they have exited)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    roles = {"gunicorn": 0.0, "postgresql": 0.0}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/cmdline") as f:
+                cmd = f.read().replace("\0", " ")
+        except OSError:
+            continue
+        cpu = (int(fields[11]) + int(fields[12])) / hz
+        if int(pid) == server_pid or int(fields[1]) == server_pid:
+            roles["gunicorn"] += cpu
+        elif cmd.startswith("postgres:") and f" {db} " in cmd:
+            roles["postgresql"] += cpu
+    times = os.times()
+    roles["load generator"] = times.children_user + times.children_system
+    return roles
+
+
+def cpu_per_request(before: dict, after: dict, requests: int) -> str:
+    return ", ".join(
+        f"{role} {1000 * (after[role] - before[role]) / max(requests, 1):.1f}" for role in before
+    )
+
+
 def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -119,10 +149,11 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
-# --- the Python load generator (runs in its own process: `bench/api.py --load ...`) -------------
+# --- the Python load generators (each runs in its own process: `bench/api.py --load ...`) --------
 
 
-def load(mode: str, url: str, token: str, seconds: float, rate: float, conns: int) -> dict:
+def load_post(url: str, token: str, seconds: float, conns: int) -> dict:
+    """POST starts with new business keys from ``conns`` threads at full speed (when no wrk)."""
     import http.client
     from urllib.parse import urlsplit
 
@@ -132,51 +163,38 @@ def load(mode: str, url: str, token: str, seconds: float, rate: float, conns: in
     statuses: dict[int, int] = {}
     errors = 0
     lock = threading.Lock()
-    start = time.perf_counter()
-    end = start + seconds
-    counter = iter(range(10**9))
+    end = time.perf_counter() + seconds
+    started = time.perf_counter()
 
     def worker(index: int) -> None:
         nonlocal errors
         n = 0
-        while True:
-            if mode == "get":  # open loop: request k is due at start + k / rate
-                k = next(counter)
-                due = start + k / rate
-                if due >= end:
-                    break
-                delay = due - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-            else:
-                due = time.perf_counter()
-                if due >= end:
-                    break
+        while (sent := time.perf_counter()) < end:
             n += 1
+            body = {"definition": "pizza", "business_key": f"B-{os.getpid()}-{index}-{n}"}
             try:
                 conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-                if mode == "get":
-                    conn.request("GET", parts.path, headers=headers)
-                else:
-                    body = {"definition": "pizza", "business_key": f"B-{os.getpid()}-{index}-{n}"}
-                    conn.request("POST", parts.path, body=json.dumps(body), headers=headers)
+                conn.request("POST", parts.path, body=json.dumps(body), headers=headers)
                 r = conn.getresponse()
                 r.read()
                 conn.close()
-                took = time.perf_counter() - due
-                with lock:
-                    latencies.append(took)
-                    statuses[r.status] = statuses.get(r.status, 0) + 1
             except (OSError, http.client.HTTPException):
                 with lock:
                     errors += 1
+                continue
+            with lock:
+                latencies.append(time.perf_counter() - sent)
+                statuses[r.status] = statuses.get(r.status, 0) + 1
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(conns)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    elapsed = time.perf_counter() - start
+    return _summary(latencies, statuses, errors, time.perf_counter() - started)
+
+
+def _summary(latencies, statuses, errors, elapsed) -> dict:
     return {
         "requests": len(latencies),
         "seconds": elapsed,
@@ -186,6 +204,57 @@ def load(mode: str, url: str, token: str, seconds: float, rate: float, conns: in
         "statuses": statuses,
         "errors": errors,
     }
+
+
+def load_get_open_loop(url: str, token: str, seconds: float, rate: float) -> dict:
+    """GET ``url`` at ``rate`` per second, open loop, from one asyncio thread.
+
+    Request k is sent at start + k / rate whatever came back before, and its latency counts
+    from that moment, so a stalled server cannot hide its queue. One thread with no locks keeps
+    the generator's own CPU small on a machine it shares with the server (gunicorn's sync
+    workers close every connection, so each request opens its own).
+    """
+    import asyncio
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    request = (
+        f"GET {parts.path} HTTP/1.1\r\nHost: {parts.hostname}:{parts.port}\r\n"
+        f"Authorization: Token {token}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    errors = 0
+
+    async def one(due: float) -> None:
+        nonlocal errors
+        try:
+            reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+            writer.write(request)
+            answer = await asyncio.wait_for(reader.read(), timeout=10)
+            writer.close()
+            status = int(answer[9:12])
+        except (TimeoutError, OSError, ValueError):
+            errors += 1
+            return
+        latencies.append(time.perf_counter() - due)
+        statuses[status] = statuses.get(status, 0) + 1
+
+    async def run() -> float:
+        start = time.perf_counter()
+        end = start + seconds
+        pending = []
+        k = 0
+        while (due := start + k / rate) < end:
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            pending.append(asyncio.create_task(one(due)))
+            k += 1
+        await asyncio.gather(*pending)
+        return time.perf_counter() - start
+
+    return _summary(latencies, statuses, errors, asyncio.run(run()))
 
 
 def load_in_subprocess(mode, url, token, seconds, rate, conns) -> dict:
@@ -233,14 +302,17 @@ def main() -> None:
     parser.add_argument("--token")
     parser.add_argument("--no-wrk", action="store_true")
     args = parser.parse_args()
+    if args.load == "get":
+        print(json.dumps(load_get_open_loop(args.url, args.token, args.seconds, args.rate)))
+        return
     if args.load:
-        conns = args.conns if args.load == "post" else max(8, int(args.rate // 10))
-        print(json.dumps(load(args.load, args.url, args.token, args.seconds, args.rate, conns)))
+        print(json.dumps(load_post(args.url, args.token, args.seconds, args.conns)))
         return
 
     env = dict(os.environ, DATABASE_URL=f"{PG}/{args.db}", DJANGO_SETTINGS_MODULE="config.settings",
                FLOWDESK_LOG_LEVEL="WARNING", DJANGO_DEBUG="0",
-               FLOWDESK_DB_CONN_MAX_AGE=os.environ.get("FLOWDESK_DB_CONN_MAX_AGE", "60"))  # fmt: skip
+               # connections outlive a phase, so the backends' CPU can be read before and after it
+               FLOWDESK_DB_CONN_MAX_AGE=os.environ.get("FLOWDESK_DB_CONN_MAX_AGE", "600"))  # fmt: skip
     print(f"preparing database {args.db} ...", flush=True)
     token, process_id = prepare(args.db, env)
     port = free_port()
@@ -251,6 +323,7 @@ def main() -> None:
         use_wrk = shutil.which("wrk") and not args.no_wrk
         print(f"POST /api/processes/ for {args.seconds:.0f}s, {args.conns} connections "
               f"({'wrk' if use_wrk else 'python'}) ...", flush=True)  # fmt: skip
+        cpu = cpu_seconds(server.pid, args.db)
         if use_wrk:
             post = wrk_post(base, token, int(args.seconds), args.conns)
         else:
@@ -261,13 +334,17 @@ def main() -> None:
             post["created"] = started_processes(args.db)
         print(f"  starts/s {post['rps']:.0f}  p50 {post['p50']:.1f} ms  p99 {post['p99']:.1f} ms  "
               f"{post}", flush=True)  # fmt: skip
+        cpu, was = cpu_seconds(server.pid, args.db), cpu
+        print(f"  CPU ms per request: {cpu_per_request(was, cpu, post['requests'])}", flush=True)
         print(f"GET /api/processes/{{id}}/ at {args.rate:.0f} req/s for {args.seconds:.0f}s "
-              "(python, open loop) ...", flush=True)  # fmt: skip
+              "(python asyncio, open loop) ...", flush=True)  # fmt: skip
         get = load_in_subprocess(
             "get", f"{base}/api/processes/{process_id}/", token, args.seconds, args.rate, 0
         )
         print(f"  req/s {get['rps']:.0f}  p50 {get['p50']:.1f} ms  p99 {get['p99']:.1f} ms  "
               f"{get}", flush=True)  # fmt: skip
+        cpu, was = cpu_seconds(server.pid, args.db), cpu
+        print(f"  CPU ms per request: {cpu_per_request(was, cpu, get['requests'])}", flush=True)
         ok_post = post["rps"] >= 150
         ok_get = get["p99"] <= 50 and get["rps"] >= args.rate * 0.95
         print(f"targets: POST ≥ 150 starts/s {'OK' if ok_post else 'MISSED'}; "

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from processes import raw
 from processes.models import ActorType, EventType, ProcessEvent, ProcessInstance, TaskInstance
 
 
@@ -79,7 +80,7 @@ def flush(process: ProcessInstance) -> list[ProcessEvent]:
     """Write the buffered events in one INSERT."""
     pending = process.__dict__.pop("_pending_events", [])
     if pending:
-        ProcessEvent.objects.bulk_create(pending)
+        raw.insert(pending)
     return pending
 
 

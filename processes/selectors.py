@@ -13,11 +13,14 @@ Who sees what:
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
+import uuid
+
+from django.contrib.auth import get_user_model
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 from guardian.shortcuts import get_objects_for_user
 
+from processes import raw
 from processes.errors import NotFound
 from processes.models import (
     DefinitionStatus,
@@ -58,27 +61,40 @@ def granted_keys(user, perms: tuple[str, ...] | str) -> QuerySet | None:
     ).values("key")
 
 
-# One statement over guardian's generic permission tables for the hot single-key check (every
+# One SQL condition over guardian's generic permission tables for the hot single-key check (every
 # detail read and every write asks it): guardian's get_objects_for_user costs ~3 ms of query
-# building per call. Same rule as ``granted_keys``: user or group grants, no global perms.
-_HAS_PERM_SQL = """
-SELECT 1 FROM processes_processdefinition d
-WHERE d.key = %s AND CAST(d.id AS VARCHAR(255)) IN (
-    SELECT uop.object_pk FROM guardian_userobjectpermission uop
-    JOIN auth_permission p ON p.id = uop.permission_id
-    JOIN django_content_type ct ON ct.id = p.content_type_id
-    WHERE uop.user_id = %s AND uop.content_type_id = ct.id
-      AND ct.app_label = 'processes' AND ct.model = 'processdefinition' AND p.codename IN ({codes})
-    UNION ALL
-    SELECT gop.object_pk FROM guardian_groupobjectpermission gop
-    JOIN auth_user_groups ug ON ug.group_id = gop.group_id
-    JOIN auth_permission p ON p.id = gop.permission_id
-    JOIN django_content_type ct ON ct.id = p.content_type_id
-    WHERE ug.user_id = %s AND gop.content_type_id = ct.id
-      AND ct.app_label = 'processes' AND ct.model = 'processdefinition' AND p.codename IN ({codes})
-)
-LIMIT 1
-"""
+# building per call. Same rule as ``granted_keys``: user or group grants, no global perms, any
+# version of the key counts. ``{key}`` is the SQL naming the key (a parameter or a column).
+_GRANT_SQL = """EXISTS (
+    SELECT 1 FROM processes_processdefinition g_d
+    WHERE g_d.key = {key} AND CAST(g_d.id AS VARCHAR(255)) IN (
+        SELECT uop.object_pk FROM guardian_userobjectpermission uop
+        JOIN auth_permission p ON p.id = uop.permission_id
+        JOIN django_content_type ct ON ct.id = p.content_type_id
+        WHERE uop.user_id = %s AND uop.content_type_id = ct.id AND ct.app_label = 'processes'
+          AND ct.model = 'processdefinition' AND p.codename IN ({codes})
+        UNION ALL
+        SELECT gop.object_pk FROM guardian_groupobjectpermission gop
+        JOIN auth_user_groups ug ON ug.group_id = gop.group_id
+        JOIN auth_permission p ON p.id = gop.permission_id
+        JOIN django_content_type ct ON ct.id = p.content_type_id
+        WHERE ug.user_id = %s AND gop.content_type_id = ct.id AND ct.app_label = 'processes'
+          AND ct.model = 'processdefinition' AND p.codename IN ({codes})
+    )
+)"""
+
+
+def _grant_sql(user, perms: tuple[str, ...] | str, key_sql: str) -> tuple[str, list]:
+    """SQL true when ``user`` holds any of ``perms`` on the key ``key_sql`` names, and its params
+    (after any of ``key_sql``'s own)."""
+    if sees_everything(user):
+        return "1 = 1", []
+    if not user or not user.is_authenticated:
+        return "1 = 0", []
+    perms = [perms] if isinstance(perms, str) else list(perms)
+    codenames = [p.split(".", 1)[1] for p in perms]
+    codes = ", ".join(["%s"] * len(codenames))
+    return _GRANT_SQL.format(key=key_sql, codes=codes), [user.pk, *codenames, user.pk, *codenames]
 
 
 def has_definition_perm(user, perms: tuple[str, ...] | str, definition_key: str) -> bool:
@@ -87,16 +103,11 @@ def has_definition_perm(user, perms: tuple[str, ...] | str, definition_key: str)
         return True
     if not user or not user.is_authenticated:
         return False
-    perms = [perms] if isinstance(perms, str) else list(perms)
-    codenames = [p.split(".", 1)[1] for p in perms]
-    codes = ", ".join(["%s"] * len(codenames))
+    grant, params = _grant_sql(user, perms, "%s")
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute(
-            _HAS_PERM_SQL.format(codes=codes),
-            [definition_key, user.pk, *codenames, user.pk, *codenames],
-        )
+        cursor.execute(f"SELECT 1 WHERE {grant}", [definition_key, *params])
         return cursor.fetchone() is not None
 
 
@@ -122,6 +133,22 @@ def definitions_for(user) -> QuerySet:
     return qs.order_by("key", "-version")
 
 
+def startable_definition(user, key: str) -> ProcessDefinition | None:
+    """The newest published version of ``key`` if ``user`` may start it, else None.
+
+    One fixed statement (``processes/raw.py``) for what every start asks; the spec and the
+    description stay unread until the engine needs them (it caches parsed specs).
+    """
+    grant, params = _grant_sql(user, START, "d.key")
+    columns = raw.columns(ProcessDefinition, "d", exclude=("spec", "description"))
+    sql = (
+        f"SELECT {columns} FROM {raw.table(ProcessDefinition)} d "
+        f"WHERE d.key = %s AND d.status = %s AND {grant} ORDER BY d.version DESC LIMIT 1"
+    )
+    found = list(ProcessDefinition.objects.raw(sql, [key, DefinitionStatus.PUBLISHED, *params]))
+    return found[0] if found else None
+
+
 def definition_detail(user, key: str) -> tuple[ProcessDefinition, list[ProcessDefinition]]:
     """The newest published version of ``key`` and all its versions (newest first)."""
     if not has_definition_perm(user, (START, VIEW, OPERATE), key):
@@ -145,43 +172,76 @@ def processes_for(user) -> QuerySet:
     return qs
 
 
-DEFINITION_BULK = ("definition__spec", "definition__description")
-
-
 def process_for(user, process_id, *, perms=SEE, with_tasks: bool = False) -> ProcessInstance:
-    """One instance the caller may see (404 otherwise, the same as an unknown id)."""
-    # the definition's spec and description aren't shown here: don't fetch and decode them
-    qs = ProcessInstance.objects.select_related("definition").defer(*DEFINITION_BULK)
-    if with_tasks:
-        qs = qs.prefetch_related(
-            _tasks_prefetch(),
-        )
+    """One instance the caller may see (404 otherwise, the same as an unknown id).
+
+    One fixed statement (``processes/raw.py``) reads the instance, its definition's version and
+    whether the caller may see it: this is the API's most frequent read, and building its ORM
+    queries was half of its CPU.
+    """
     try:
-        process = qs.get(pk=process_id)
-    except (ProcessInstance.DoesNotExist, ValidationError, ValueError):
-        process = None
-    if process is None or not has_definition_perm(user, perms, process.definition_key):
-        raise NotFound(f"process {process_id} not found")
-    return process
-
-
-def with_tasks(process: ProcessInstance) -> ProcessInstance:
-    """``process`` with its tasks loaded for serialising (one query)."""
-    from django.db.models import prefetch_related_objects
-
-    prefetch_related_objects([process], _tasks_prefetch())
-    return process
-
-
-def _tasks_prefetch():
-    from django.db.models import Prefetch
-
-    return Prefetch(
-        "tasks",
-        queryset=TaskInstance.objects.select_related("assignee", "claimed_by").order_by(
-            "stage_index", "id"
-        ),
+        pk = uuid.UUID(str(process_id))
+    except ValueError:
+        raise NotFound(f"process {process_id} not found") from None
+    grant, params = _grant_sql(user, perms, "p.definition_key")
+    sql = (
+        f"SELECT {raw.columns(ProcessInstance, 'p')}, d.version AS definition_version, "
+        f"CASE WHEN {grant} THEN 1 ELSE 0 END AS allowed "
+        f"FROM {raw.table(ProcessInstance)} p "
+        f"JOIN {raw.table(ProcessDefinition)} d ON d.id = p.definition_id WHERE p.id = %s"
     )
+    found = list(ProcessInstance.objects.raw(sql, [*params, raw.prep(ProcessInstance, "id", pk)]))
+    if not found or not found[0].allowed:
+        raise NotFound(f"process {process_id} not found")
+    process = found[0]
+    # the definition's spec and description aren't shown here: they load only if asked for
+    process.definition = raw.partial(
+        ProcessDefinition,
+        id=process.definition_id,
+        key=process.definition_key,
+        version=process.definition_version,
+    )
+    return _attach_tasks(process, None) if with_tasks else process
+
+
+def with_tasks(process: ProcessInstance, tasks: list[TaskInstance] | None = None):
+    """``process`` with its tasks (and their people) ready for serialising: ``tasks`` when the
+    caller already holds them all, else one query."""
+    return _attach_tasks(process, tasks)
+
+
+def _attach_tasks(process: ProcessInstance, tasks: list[TaskInstance] | None):
+    if tasks is None:
+        tasks = _tasks_with_people(process.pk)
+    # what prefetch_related stores: process.tasks.all() answers from it without a query
+    cached = TaskInstance.objects.all()
+    cached._result_cache = tasks
+    cached._prefetch_done = True
+    process._prefetched_objects_cache = {"tasks": cached}
+    return process
+
+
+def _tasks_with_people(process_id) -> list[TaskInstance]:
+    """A process's tasks in spec order, each with its assignee's and claimer's username."""
+    user_model = get_user_model()
+    users = raw.table(user_model)
+    sql = (
+        f"SELECT {raw.columns(TaskInstance, 't')}, a.username AS assignee_username, "
+        f"c.username AS claimed_by_username FROM {raw.table(TaskInstance)} t "
+        f"LEFT JOIN {users} a ON a.id = t.assignee_id LEFT JOIN {users} c ON c.id = t.claimed_by_id "
+        "WHERE t.process_id = %s ORDER BY t.stage_index, t.id"
+    )
+    tasks = list(TaskInstance.objects.raw(sql, [raw.prep(TaskInstance, "process", process_id)]))
+    for task in tasks:
+        if task.assignee_id is not None:
+            task.assignee = raw.partial(
+                user_model, id=task.assignee_id, username=task.assignee_username
+            )
+        if task.claimed_by_id is not None:
+            task.claimed_by = raw.partial(
+                user_model, id=task.claimed_by_id, username=task.claimed_by_username
+            )
+    return tasks
 
 
 def process_events(process: ProcessInstance, *, after: int | None = None) -> QuerySet:

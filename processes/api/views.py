@@ -272,14 +272,18 @@ class ProcessListView(ListView):
     )
     def post(self, request):
         data = _valid(ser.ProcessStartSerializer, request.data)
-        _require(request, selectors.START, data["definition"], "start processes")
+        definition = selectors.startable_definition(request.user, data["definition"])
+        if definition is None:  # not published, or not for this caller: say which
+            _require(request, selectors.START, data["definition"], "start processes")
+            raise NotFound(f"no published definition {data['definition']!r}")
         result = engine.process_start(
-            definition_key=data["definition"],
+            definition=definition,
             business_key=data["business_key"],
             input=data["input"],
             actor=_actor(request),
         )
-        process = selectors.with_tasks(result.process)  # the caller may start: no second check
+        # the caller may start: no second check; a new instance's tasks are already in hand
+        process = selectors.with_tasks(result.process, result.tasks)
         return Response(
             ser.ProcessDetailSerializer(process).data,
             status=201 if result.created else 200,

@@ -88,3 +88,13 @@ def test_session_auth_for_people(client):
     user = UserFactory(username="person", is_staff=True)
     client.force_login(user)
     assert client.get("/api/processes/").status_code == 200
+
+
+def test_token_of_a_deactivated_user_is_401(api, system):
+    client = api(system)
+    assert client.get("/api/processes/").status_code == 200
+    system.is_active = False
+    system.save(update_fields=["is_active"])
+    response = client.get("/api/processes/")
+    assert response.status_code == 401
+    assert response.json()["error"]["message"] == "User inactive or deleted."

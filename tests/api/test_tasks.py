@@ -218,3 +218,33 @@ def test_assignee_outside_the_role_may_act(api, task, manager):
     outsider.groups.clear()
     response = post(api(outsider), task, "complete", {"decision": "reject"})
     assert response.status_code == 200
+
+
+def test_process_detail_names_who_holds_each_task(api, task, manager, staff):
+    # given an approval task claimed by mia, then delegated to mona (which drops the claim)
+    post(api(manager), task, "claim")
+    claimed = api(staff).get(f"/api/processes/{task.process_id}/").json()["tasks"][0]
+    delegate = UserFactory(username="mona", roles=["managers"])
+    post(api(manager), task, "delegate", {"to": "mona"})
+    # when an external system reads the process
+    response = api(staff).get(f"/api/processes/{task.process_id}/")
+    # then each task names its assignee and claimer by username, None when there is none
+    assert response.status_code == 200
+    approve, pay = response.json()["tasks"]
+    assert (claimed["assignee"], claimed["claimed_by"]) == (None, "mia")
+    assert (approve["name"], approve["assignee"], approve["claimed_by"]) == (
+        "approve",
+        delegate.username,
+        None,
+    )
+    assert (pay["assignee"], pay["claimed_by"]) == (None, None)
+
+
+def test_process_detail_is_three_queries(api, task, manager, staff, django_assert_num_queries):
+    post(api(manager), task, "claim")
+    client = api(staff)
+    client.get(f"/api/processes/{task.process_id}/")  # the token exists
+    # token and user, process with its definition's version and the grant, tasks with people
+    with django_assert_num_queries(3):
+        response = client.get(f"/api/processes/{task.process_id}/")
+    assert response.json()["tasks"][0]["claimed_by"] == "mia"
