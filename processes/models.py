@@ -152,6 +152,46 @@ class ProcessInstanceQuerySet(models.QuerySet):
     def active(self):
         return self.filter(state__in=ACTIVE_PROCESS_STATES)
 
+    def one_with_definition(
+        self, where: str, params: list, *, columns: str = "", lock: bool = False
+    ) -> ProcessInstance | None:
+        """The instance matching the SQL condition ``where`` (instance alias ``p``, definition
+        ``d``), with its definition's id, key, version and publication time loaded (the spec
+        and description load on first use); None if there is none.
+
+        Fixed SQL (``processes/raw.py``): the engine locks an instance this way on every event
+        and the API reads one on every detail. ``columns``: more ``, expr AS name`` columns,
+        whose parameters come first in ``params``. ``lock``: FOR UPDATE of the instance row only.
+        """
+        from django.db import connection
+
+        from processes import raw
+
+        sql = (
+            f"SELECT {raw.columns(ProcessInstance, 'p')}, d.version AS definition_version, "
+            f"d.published_at AS definition_published_at{columns} "
+            f"FROM {raw.table(ProcessInstance)} p "
+            f"JOIN {raw.table(ProcessDefinition)} d ON d.id = p.definition_id WHERE {where}"
+        )
+        if lock and connection.features.has_select_for_update:  # (SQLite serialises writers)
+            sql += (
+                " FOR UPDATE OF p"
+                if connection.features.has_select_for_update_of
+                else " FOR UPDATE"
+            )
+        process = next(iter(self.raw(sql, params)), None)
+        if process is not None:
+            process.definition = raw.partial(
+                ProcessDefinition,
+                id=process.definition_id,
+                key=process.definition_key,
+                version=process.definition_version,
+                published_at=raw.convert(
+                    ProcessDefinition, "published_at", process.definition_published_at
+                ),
+            )
+        return process
+
 
 class ProcessInstance(FSMModelMixin, models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)

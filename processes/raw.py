@@ -8,7 +8,7 @@ applies each field's database converters, so the instances are the ones the ORM 
 
 from __future__ import annotations
 
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.db.models import Model
 from django.db.models.base import DEFERRED
 
@@ -29,6 +29,16 @@ def table(model: type[Model]) -> str:
 def prep(model: type[Model], field_name: str, value):
     """``value`` as the database stores ``model.field_name`` (UUIDs are text on SQLite)."""
     return model._meta.get_field(field_name).get_db_prep_value(value, connection)
+
+
+def convert(model: type[Model], field_name: str, value):
+    """A value read outside the model's own columns, converted as the ORM would (SQLite hands
+    back datetimes as text, for one)."""
+    field = model._meta.get_field(field_name)
+    column = field.get_col(model._meta.db_table)
+    for converter in connection.ops.get_db_converters(column) + field.get_db_converters(connection):
+        value = converter(value, column, connection)
+    return value
 
 
 def partial(model: type[Model], **values) -> Model:
@@ -74,3 +84,21 @@ def insert(objs: list[Model]) -> None:
             obj.pk = ids[index][0]
         obj._state.adding = False
         obj._state.db = connection.alias
+
+
+def update(obj: Model, field_names: list[str]) -> None:
+    """UPDATE ``field_names`` of ``obj``'s row: ``save(update_fields=...)`` written out (no
+    signal is connected to the engine's models, and the engine updates rows it has locked)."""
+    meta = obj._meta
+    fields = [meta.get_field(name) for name in field_names]
+    quote = connection.ops.quote_name
+    params = [f.get_db_prep_save(f.pre_save(obj, False), connection) for f in fields]
+    params.append(meta.pk.get_db_prep_value(obj.pk, connection))
+    sql = (
+        f"UPDATE {table(type(obj))} SET {', '.join(f'{quote(f.column)} = %s' for f in fields)} "
+        f"WHERE {quote(meta.pk.column)} = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if cursor.rowcount != 1:
+            raise DatabaseError(f"{meta.label} {obj.pk}: the UPDATE matched {cursor.rowcount} rows")

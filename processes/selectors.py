@@ -184,23 +184,13 @@ def process_for(user, process_id, *, perms=SEE, with_tasks: bool = False) -> Pro
     except ValueError:
         raise NotFound(f"process {process_id} not found") from None
     grant, params = _grant_sql(user, perms, "p.definition_key")
-    sql = (
-        f"SELECT {raw.columns(ProcessInstance, 'p')}, d.version AS definition_version, "
-        f"CASE WHEN {grant} THEN 1 ELSE 0 END AS allowed "
-        f"FROM {raw.table(ProcessInstance)} p "
-        f"JOIN {raw.table(ProcessDefinition)} d ON d.id = p.definition_id WHERE p.id = %s"
+    process = ProcessInstance.objects.one_with_definition(
+        "p.id = %s",
+        [*params, raw.prep(ProcessInstance, "id", pk)],
+        columns=f", CASE WHEN {grant} THEN 1 ELSE 0 END AS allowed",
     )
-    found = list(ProcessInstance.objects.raw(sql, [*params, raw.prep(ProcessInstance, "id", pk)]))
-    if not found or not found[0].allowed:
+    if process is None or not process.allowed:
         raise NotFound(f"process {process_id} not found")
-    process = found[0]
-    # the definition's spec and description aren't shown here: they load only if asked for
-    process.definition = raw.partial(
-        ProcessDefinition,
-        id=process.definition_id,
-        key=process.definition_key,
-        version=process.definition_version,
-    )
     return _attach_tasks(process, None) if with_tasks else process
 
 
