@@ -1,5 +1,7 @@
 """The seed workflow manager's semantics, step by step, through the engine services."""
 
+import uuid
+
 import pytest
 
 from processes import engine
@@ -306,3 +308,26 @@ def test_published_definition_is_immutable_and_running_instances_keep_their_vers
         definition_key="versioned", business_key="V2", actor=system_actor
     ).process
     assert newer.definition_id == v2.pk
+
+
+def test_a_task_id_no_database_could_hold_is_not_found(pizza):
+    # ids come from URLs and payloads: past bigint they are "not found", never a database error
+    for task_id in (2**63, -(2**63) - 1, "12a", None):
+        with pytest.raises(NotFound):
+            engine.task_claim(task_id=task_id, actor=engine.SYSTEM)
+
+
+def test_a_write_to_a_row_that_is_gone_fails_loudly(pizza):
+    # the engine updates rows it holds locked; one that vanished anyway must not pass unnoticed
+    from django.db import DatabaseError
+
+    from processes import raw
+
+    process = seed_event("StartWorkflow").process
+    ProcessInstance.objects.filter(pk=process.pk).update(business_status="seen")
+    process.business_status = "written"
+    raw.update(process, ["business_status"])
+    assert ProcessInstance.objects.get(pk=process.pk).business_status == "written"
+    ghost = ProcessInstance(pk=uuid.uuid4(), definition=process.definition)
+    with pytest.raises(DatabaseError, match="matched 0 rows"):
+        raw.update(ghost, ["business_status"])
