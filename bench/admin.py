@@ -262,10 +262,24 @@ def catch_up_projection() -> None:
         c.execute("ANALYZE processes_taskexecution")
 
 
+def _pg_type(value) -> str:
+    """The type psycopg would send ``value`` as (SQL-level PREPARE can't infer them all)."""
+    import datetime as dt
+
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "bigint"
+    if isinstance(value, dt.datetime):
+        return "timestamptz"
+    return "text"
+
+
 def explain() -> None:
     """The plans of the queries the new partial indexes are for."""
     from django.db import connection
     from django.utils import timezone
+    from psycopg.sql import Literal
 
     from processes import dashboard
     from processes.models import ProcessInstance, TaskInstance, TaskState, TaskType
@@ -299,6 +313,36 @@ def explain() -> None:
             c.execute("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + sql, params)
             plan = "\n    ".join(row[0] for row in c.fetchall())
         print(f"-- {label}\n    {plan}", flush=True)
+        # FLOWDESK_DB_PREPARE: after 5 runs PostgreSQL may plan a prepared statement once for
+        # any parameters (a generic plan); show that plan too, forced, to see it still uses the
+        # partial indexes
+        pieces = sql.split("%s")
+        numbered = "".join(
+            p + (f"${i + 1}" if i < len(pieces) - 1 else "") for i, p in enumerate(pieces)
+        )
+        with connection.cursor() as c:
+            c.execute("SET plan_cache_mode = force_generic_plan")
+            types = [_pg_type(value) for value in params]
+            c.execute(f"PREPARE bench_generic ({', '.join(types)}) AS {numbered}")
+            # EXPLAIN EXECUTE takes no bind parameters: the arguments go in as literals
+            args = ", ".join(
+                f"{Literal(str(v) if isinstance(v, str) else v).as_string(connection.connection)}"
+                f"::{t}"
+                for v, t in zip(params, types, strict=True)
+            )
+            c.execute(f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE bench_generic({args})")
+            plan = "\n    ".join(row[0] for row in c.fetchall())
+            c.execute("DEALLOCATE bench_generic")
+            c.execute("RESET plan_cache_mode")
+        print(f"-- {label}, generic plan (as prepared)\n    {plan}", flush=True)
+        # what PostgreSQL really does (plan_cache_mode=auto): the statement is prepared after
+        # FLOWDESK_DB_PREPARE runs, and a generic plan is kept only if its estimate is no worse
+        took = []
+        for _ in range(12):
+            started = time.perf_counter()
+            list(qs.all())
+            took.append(f"{1000 * (time.perf_counter() - started):.0f}")
+        print(f"-- {label}, 12 runs through Django (ms): {' '.join(took)}", flush=True)
 
 
 def main() -> int:
