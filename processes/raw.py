@@ -1,9 +1,11 @@
-"""Fixed SQL for the hottest reads, still returning model instances.
+"""Fixed SQL for the hottest statements, still reading and writing model instances.
 
 Building a query through the ORM costs more CPU than running it on a local PostgreSQL (about
 1 ms of Python per query against 0.2–0.5 ms in the database). The few statements that run on
-every engine step and every API read are written out once here; ``Model.objects.raw()`` still
-applies each field's database converters, so the instances are the ones the ORM would return.
+every engine step and every API call are written out with these helpers; reads go through
+``Model.objects.raw()``, which still applies each field's database converters, and writes use
+each field's own ``get_db_prep_save``, so rows and instances are the ones the ORM would give.
+State still changes only through the models' django-fsm transitions, in the engine.
 """
 
 from __future__ import annotations
