@@ -14,6 +14,8 @@ from django.db import DatabaseError, connection
 from django.db.models import Model
 from django.db.models.base import DEFERRED
 
+MAX_DB_INT = 2**63 - 1  # the largest id a bigint column holds; a larger one is "not found"
+
 
 def columns(model: type[Model], alias: str, *, exclude: tuple[str, ...] = ()) -> str:
     """The concrete columns of ``model`` (those not in ``exclude`` stay deferred), qualified by

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import uuid
 
-from django.contrib.auth import get_user_model
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 from guardian.shortcuts import get_objects_for_user
@@ -31,13 +30,12 @@ from processes.models import (
     TaskState,
     TaskType,
 )
+from processes.raw import MAX_DB_INT
 
 START = "processes.start_process"
 VIEW = "processes.view_process"
 OPERATE = "processes.operate_process"
 SEE = (VIEW, OPERATE)  # operating a definition's processes implies seeing them
-
-MAX_DB_INT = 2**63 - 1
 
 
 def sees_everything(user) -> bool:
@@ -172,7 +170,7 @@ def processes_for(user) -> QuerySet:
     return qs
 
 
-def process_for(user, process_id, *, perms=SEE, with_tasks: bool = False) -> ProcessInstance:
+def process_for(user, process_id, *, perms=SEE) -> ProcessInstance:
     """One instance the caller may see (404 otherwise, the same as an unknown id).
 
     One fixed statement (``processes/raw.py``) reads the instance, its definition's version and
@@ -191,47 +189,20 @@ def process_for(user, process_id, *, perms=SEE, with_tasks: bool = False) -> Pro
     )
     if process is None or not process.allowed:
         raise NotFound(f"process {process_id} not found")
-    return _attach_tasks(process, None) if with_tasks else process
+    return process
 
 
 def with_tasks(process: ProcessInstance, tasks: list[TaskInstance] | None = None):
     """``process`` with its tasks (and their people) ready for serialising: ``tasks`` when the
     caller already holds them all, else one query."""
-    return _attach_tasks(process, tasks)
-
-
-def _attach_tasks(process: ProcessInstance, tasks: list[TaskInstance] | None):
     if tasks is None:
-        tasks = _tasks_with_people(process.pk)
+        tasks = TaskInstance.objects.of_process(process.pk, people=True)
     # what prefetch_related stores: process.tasks.all() answers from it without a query
     cached = TaskInstance.objects.all()
     cached._result_cache = tasks
     cached._prefetch_done = True
     process._prefetched_objects_cache = {"tasks": cached}
     return process
-
-
-def _tasks_with_people(process_id) -> list[TaskInstance]:
-    """A process's tasks in spec order, each with its assignee's and claimer's username."""
-    user_model = get_user_model()
-    users = raw.table(user_model)
-    sql = (
-        f"SELECT {raw.columns(TaskInstance, 't')}, a.username AS assignee_username, "
-        f"c.username AS claimed_by_username FROM {raw.table(TaskInstance)} t "
-        f"LEFT JOIN {users} a ON a.id = t.assignee_id LEFT JOIN {users} c ON c.id = t.claimed_by_id "
-        "WHERE t.process_id = %s ORDER BY t.stage_index, t.id"
-    )
-    tasks = list(TaskInstance.objects.raw(sql, [raw.prep(TaskInstance, "process", process_id)]))
-    for task in tasks:
-        if task.assignee_id is not None:
-            task.assignee = raw.partial(
-                user_model, id=task.assignee_id, username=task.assignee_username
-            )
-        if task.claimed_by_id is not None:
-            task.claimed_by = raw.partial(
-                user_model, id=task.claimed_by_id, username=task.claimed_by_username
-            )
-    return tasks
 
 
 def process_events(process: ProcessInstance, *, after: int | None = None) -> QuerySet:

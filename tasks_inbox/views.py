@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 from processes import engine
 from processes.errors import Conflict, EngineError, InvalidInput, NotFound
 from processes.events import Actor
+from processes.raw import MAX_DB_INT
 from tasks_inbox import presenters, selectors
 from tasks_inbox.forms import DecisionForm, DelegateForm
 
@@ -56,11 +57,8 @@ def inbox(request):
     )
 
 
-MAX_ID = 2**63 - 1
-
-
 def _load(request, pk):
-    if pk > MAX_ID:
+    if pk > MAX_DB_INT:
         raise Http404("No such task in your inbox.")
     found = selectors.task_for_user(user=request.user, task_id=pk)
     if found is None:

@@ -304,7 +304,7 @@ class ProcessDetailView(ApiView):
         ],
     )
     def get(self, request, pk):
-        process = selectors.process_for(request.user, pk, with_tasks=True)
+        process = selectors.with_tasks(selectors.process_for(request.user, pk))
         return Response(ser.ProcessDetailSerializer(process).data)
 
 
@@ -370,7 +370,7 @@ class ProcessCancelView(ApiView):
         process = selectors.process_for(request.user, pk)
         _require(request, selectors.OPERATE, process.definition_key, "cancel processes")
         engine.process_cancel(process_id=process.pk, actor=_actor(request), reason=data["reason"])
-        process = selectors.process_for(request.user, pk, with_tasks=True)
+        process = selectors.with_tasks(selectors.process_for(request.user, pk))
         return Response(ser.ProcessDetailSerializer(process).data)
 
 
