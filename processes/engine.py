@@ -21,13 +21,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_fsm import TransitionNotAllowed
 
-from processes import events, raw
+from processes import authority, events, raw
 from processes import spec as spec_module
-from processes.errors import Conflict, InvalidInput, NotFound
+from processes.errors import Conflict, Forbidden, InvalidInput, NotFound
 from processes.events import SYSTEM, Actor
 from processes.models import (
     ACTIVE_PROCESS_STATES,
     DONE_TASK_STATES,
+    DefinitionComponent,
     DefinitionStatus,
     ProcessDefinition,
     ProcessInstance,
@@ -37,7 +38,6 @@ from processes.models import (
     TaskType,
 )
 from processes.steps import StepContext
-from tasks_inbox import permissions as inbox_permissions
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,8 @@ TASK_FIELDS = [
     "assignee",
     "claimed_by",
     "decided_by",
+    "visibility",
+    "participants",
     "due_at",
     "escalated_at",
     "wake_at",
@@ -225,18 +227,19 @@ def _stage_tasks(run: _Run, stage: str) -> list[TaskInstance]:
 def _schedule(run: _Run, task: TaskInstance, now) -> None:
     task_spec = run.task_spec(task)
     _transition(task, "schedule")
-    payload = None
+    payload = barred = None
     if task.type == TaskType.HUMAN:
         task.candidate_role = task_spec.assigned_to or ""
-        task.assignee = _resolve_assignee(run, task_spec)
+        task.visibility = run.spec.visibility
+        task.assignee, barred = _resolve_assignee(run, task, task_spec)
+        if task.assignee is not None:
+            _add_participant(task, task.assignee.pk)
         if task_spec.due is not None:
             task.due_at = now + task_spec.due
         elif task_spec.escalation is not None:
             task.due_at = now + task_spec.escalation.after
         if task_spec.escalation is not None:
             task.wake_at = now + task_spec.escalation.after
-        if task.pk is not None:  # a new instance opens its tasks once their rows exist
-            inbox_permissions.task_opened(task)
     elif task.is_external:
         payload = start_task_payload(run.process, task, task_spec)
         task.wake_at = None
@@ -244,16 +247,35 @@ def _schedule(run: _Run, task: TaskInstance, now) -> None:
         task.wake_at = now + dt.timedelta(seconds=settings.FLOWDESK_REENQUEUE_AFTER)
         run.to_enqueue.append(task)
     run.touch(task)
-    events.task_scheduled(process=run.process, actor=run.actor, task=task, payload=payload)
+    events.task_scheduled(
+        process=run.process, actor=run.actor, task=task, payload=payload, barred=barred
+    )
 
 
-def _resolve_assignee(run: _Run, task_spec: spec_module.TaskSpec):
+def _resolve_assignee(run: _Run, task: TaskInstance, task_spec: spec_module.TaskSpec):
+    """The spec's assignee, unless separation of duties bars them (then the role decides).
+
+    Returns (user or None, what barred the named person or None).
+    """
     if not task_spec.assignee:
-        return None
+        return None, None
     username = spec_module.lookup(run.process.variables, task_spec.assignee)
     if not isinstance(username, str) or not username:
-        return None
-    return get_user_model().objects.filter(username=username, is_active=True).first()
+        return None, None
+    user = get_user_model().objects.filter(username=username, is_active=True).first()
+    if user is None:
+        return None, None
+    refusal = authority.separation_refusal(
+        user, task, process=run.process, spec=run.spec, tasks=run.tasks
+    )
+    if refusal:
+        return None, {"user": username, "rule": refusal}
+    return user, None
+
+
+def _add_participant(task: TaskInstance, user_id: int) -> None:
+    if user_id not in (task.participants or []):
+        task.participants = [*(task.participants or []), user_id]
 
 
 def start_task_payload(process, task, task_spec=None) -> dict:
@@ -355,18 +377,34 @@ def definition_import(
 ) -> tuple[ProcessDefinition, bool]:
     """Validate ``data`` and store it as the next version of its key; reuse an identical newest one.
 
-    Returns (definition, created). Raises ``spec.SpecValidationError`` listing every problem.
+    Returns (definition, created). Raises ``spec.SpecValidationError`` listing every problem,
+    ``Conflict`` when its ``component_name`` belongs to another key, ``Forbidden`` when a person
+    may not publish this key (``authority.may_publish``).
     """
     if key is not None and isinstance(data, dict):
         data = {**data, "key": key}
+    elif (
+        isinstance(data, dict) and "key" not in data and isinstance(data.get("component_name"), str)
+    ):
+        # A seed template imported again by its component name is the next version of the key
+        # that owns that name, not a new key.
+        owner = _component_owner(data["component_name"])
+        if owner is not None:
+            data = {**data, "key": owner}
     parsed = spec_module.parse_or_raise(data)
+    _check_may_publish(actor, parsed.key)
+    is_new_key = not ProcessDefinition.objects.filter(key=parsed.key).exists()
+    _claim_component(parsed.component_name, parsed.key)
     latest = (
         ProcessDefinition.objects.select_for_update()
         .filter(key=parsed.key)
         .order_by("-version")
         .first()
     )
-    if latest is not None and latest.spec == data and latest.status != DefinitionStatus.RETIRED:
+    same = latest is not None and (
+        {**latest.spec, "key": latest.key} == {**data, "key": parsed.key}
+    )
+    if same and latest.status != DefinitionStatus.RETIRED:
         if publish and latest.status == DefinitionStatus.DRAFT:
             latest.publish()
             latest.save()
@@ -383,12 +421,48 @@ def definition_import(
     if publish:
         definition.publish()
     definition.save()
+    if is_new_key and actor.user is not None:
+        authority.grant_first_publisher(actor.user, definition)
     return definition, True
+
+
+def _check_may_publish(actor: Actor, key: str) -> None:
+    """People need the publish right on the key; the system (commands, set-up) always may."""
+    if actor.user is not None and not authority.may_publish(actor.user, key):
+        raise Forbidden(f"you may not publish versions of {key!r}")
+
+
+def _component_owner(component_name: str) -> str | None:
+    return (
+        DefinitionComponent.objects.filter(component_name=component_name)
+        .values_list("key", flat=True)
+        .first()
+    )
+
+
+def _claim_component(component_name: str | None, key: str) -> None:
+    """Make ``key`` the owner of ``component_name``, or refuse when another key owns it."""
+    if not component_name:
+        return
+    try:
+        with transaction.atomic():
+            owner, _ = DefinitionComponent.objects.get_or_create(
+                component_name=component_name, defaults={"key": key}
+            )
+    except IntegrityError:  # a concurrent import claimed it first
+        owner = DefinitionComponent.objects.get(component_name=component_name)
+    if owner.key != key:
+        raise Conflict(
+            f"component_name {component_name!r} belongs to definition {owner.key!r}: import "
+            f"this as a new version of {owner.key!r} or give it another component_name",
+            fields={"component_name": [f"already used by definition {owner.key!r}"]},
+        )
 
 
 @transaction.atomic
 def definition_publish(*, definition_id: int, actor: Actor) -> ProcessDefinition:
     definition = ProcessDefinition.objects.select_for_update().get(pk=definition_id)
+    _check_may_publish(actor, definition.key)
     spec_module.parse_or_raise(definition.spec)  # handlers may have changed since the draft
     _transition(definition, "publish")
     definition.save()
@@ -398,6 +472,7 @@ def definition_publish(*, definition_id: int, actor: Actor) -> ProcessDefinition
 @transaction.atomic
 def definition_retire(*, definition_id: int, actor: Actor) -> ProcessDefinition:
     definition = ProcessDefinition.objects.select_for_update().get(pk=definition_id)
+    _check_may_publish(actor, definition.key)
     _transition(definition, "retire")
     definition.save()
     return definition
@@ -407,6 +482,7 @@ def definition_retire(*, definition_id: int, actor: Actor) -> ProcessDefinition:
 def definition_update_draft(*, definition_id: int, data: Any, actor: Actor) -> ProcessDefinition:
     """Replace a draft's spec (validated); a published or retired spec never changes."""
     definition = ProcessDefinition.objects.select_for_update().get(pk=definition_id)
+    _check_may_publish(actor, definition.key)
     if definition.status != DefinitionStatus.DRAFT:
         raise Conflict(f"{definition} is {definition.status}: save it as a new version instead")
     if isinstance(data, dict) and "key" not in data:
@@ -416,6 +492,7 @@ def definition_update_draft(*, definition_id: int, data: Any, actor: Actor) -> P
         raise spec_module.SpecValidationError(
             [spec_module.SpecError("key", f"must stay {definition.key!r} for this draft")]
         )
+    _claim_component(parsed.component_name, definition.key)
     definition.spec = data
     definition.name = parsed.name
     definition.component_name = parsed.component_name or ""
@@ -425,11 +502,14 @@ def definition_update_draft(*, definition_id: int, data: Any, actor: Actor) -> P
 
 
 def find_definition(*, key: str | None = None, component_name: str | None = None):
-    qs = ProcessDefinition.objects.published()
+    """The newest published version of ``key``, or of the key owning ``component_name``."""
+    if not key and component_name:
+        key = _component_owner(component_name)
+    definition = None
     if key:
-        definition = qs.filter(key=key).order_by("-version").first()
-    else:
-        definition = qs.filter(component_name=component_name).order_by("-version").first()
+        definition = (
+            ProcessDefinition.objects.published().filter(key=key).order_by("-version").first()
+        )
     if definition is None:
         raise NotFound(f"no published definition {key or component_name!r}")
     return definition
@@ -455,7 +535,9 @@ def process_start(
     actor: Actor,
 ) -> StartResult:
     """Start ``definition``, or the newest published version of ``definition_key`` or
-    ``component_name``; the same business key while active returns that instance."""
+    ``component_name``. The same business key while active returns that instance; under the
+    definition's ``business_key_unique: "ever"``, any earlier instance of it (a second run never
+    starts)."""
     if not isinstance(business_key, str) or not business_key.strip() or len(business_key) > 200:
         raise InvalidInput(
             "business_key must be a non-empty string of at most 200 characters",
@@ -467,7 +549,8 @@ def process_start(
         raise InvalidInput("input must be a JSON object", fields={"input": ["must be an object"]})
     if definition is None:
         definition = find_definition(key=definition_key, component_name=component_name)
-    existing = _active_instance(definition.key, business_key)
+    ever = _spec_for(definition).business_key_unique == "ever"
+    existing = _existing_instance(definition.key, business_key, ever=ever)
     if existing is not None:
         if existing.definition_id == definition.pk:
             existing.definition = definition  # already loaded: don't read it again
@@ -477,21 +560,24 @@ def process_start(
             process, tasks = _create_instance(definition, business_key, input, actor)
     except IntegrityError:
         # Someone started the same business key at the same moment: theirs wins.
-        existing = _active_instance(definition.key, business_key)
+        existing = _existing_instance(definition.key, business_key, ever=ever)
         if existing is None:
             raise
         return StartResult(existing, False)
     return StartResult(process, True, tasks)
 
 
-def _active_instance(definition_key: str, business_key: str) -> ProcessInstance | None:
-    """The running or failed instance of this business key (at most one: a unique index)."""
+def _existing_instance(definition_key: str, business_key: str, *, ever: bool):
+    """The running or failed instance of this business key (at most one: a unique index), or
+    with ``ever`` the newest instance of it in any state."""
     # Fixed SQL (processes/raw.py): every start asks it. The states are written in, not bound,
     # so a prepared statement's generic plan can still use the partial unique index.
     states = ", ".join(f"'{state}'" for state in ACTIVE_PROCESS_STATES)
+    where = "" if ever else f" AND p.state IN ({states})"
     sql = (
         f"SELECT {raw.columns(ProcessInstance, 'p')} FROM {raw.table(ProcessInstance)} p "
-        f"WHERE p.definition_key = %s AND p.business_key = %s AND p.state IN ({states})"
+        f"WHERE p.definition_key = %s AND p.business_key = %s{where} "
+        "ORDER BY p.created_at DESC LIMIT 1"
     )
     return next(iter(ProcessInstance.objects.raw(sql, [definition_key, business_key])), None)
 
@@ -507,6 +593,8 @@ def _create_instance(definition, business_key, input, actor) -> tuple[ProcessIns
         variables=dict(input),
         current_stage=spec.stages[0].name,
         started_by=actor.label,
+        started_by_user=actor.user if actor.user is not None and actor.user.pk else None,
+        unique_ever=spec.business_key_unique == "ever",
         created_at=now,
         updated_at=now,
     )
@@ -531,9 +619,6 @@ def _create_instance(definition, business_key, input, actor) -> tuple[ProcessIns
     _advance(run)
     raw.insert([process])
     raw.insert(tasks)
-    for task in tasks:
-        if task.type == TaskType.HUMAN and task.state == TaskState.SCHEDULED:
-            inbox_permissions.task_opened(task)  # needs the row: after the INSERT
     run.finish()
     return process, tasks
 
@@ -552,11 +637,8 @@ def process_cancel(*, process_id, actor: Actor, reason: str = "") -> ProcessInst
             TaskState.RUNNING,
             TaskState.FAILED,
         ):
-            was_open_human = task.type == TaskType.HUMAN and task.state == TaskState.SCHEDULED
             _transition(task, "cancel")
             run.touch(task)
-            if was_open_human:
-                inbox_permissions.task_closed(task)
             events.task_cancelled(process=process, actor=actor, task=task)
     events.process_cancelled(process=process, actor=actor, reason=reason)
     to_compensate = [
@@ -598,23 +680,59 @@ def compensation_record(*, task_id, actor: Actor, handler: str, outcome: str) ->
     run.save()
 
 
+MAX_REASON = 1000
+
+
 @transaction.atomic
-def process_update_variables(*, process_id, actor: Actor, changes: dict) -> ProcessInstance:
-    """Merge ``changes`` into the variables (seed events carry ``data``) and re-check readiness."""
+def process_correct_variables(
+    *, process_id, actor: Actor, set: dict | None = None, unset=(), reason: str
+) -> ProcessInstance:
+    """Correct the variables of an active process: ``set`` maps variable paths ("bonus.amount")
+    to new values, ``unset`` lists paths to remove. Needs the ``correct_variables`` grant and a
+    reason; recorded as one ``variables_changed`` event with each path's value before and after.
+    """
+    changes = set if set is not None else {}
+    errors: dict[str, list[str]] = {}
+    if not isinstance(reason, str) or not reason.strip():
+        errors["reason"] = ["a reason is required: it is kept in the history"]
+    elif len(reason) > MAX_REASON:
+        errors["reason"] = [f"at most {MAX_REASON} characters"]
     if not isinstance(changes, dict):
-        raise InvalidInput("data must be a JSON object", fields={"data": ["must be an object"]})
+        errors["set"] = ["must be an object mapping variable paths to values"]
+        changes = {}
+    if not isinstance(unset, list | tuple) or not all(isinstance(p, str) for p in unset):
+        errors["unset"] = ["must be a list of variable paths"]
+        unset = ()
+    for path in [*changes, *unset]:
+        if not spec_module.VAR_PATH_RE.fullmatch(path):
+            errors.setdefault(f"set.{path}" if path in changes else "unset", []).append(
+                "not a variable path like 'bonus.amount'"
+            )
+    if not changes and not unset and "set" not in errors:
+        errors["set"] = ["name at least one variable to set or unset"]
+    if errors:
+        raise InvalidInput("the correction is not valid", fields=errors)
     run = _lock(process_id)
     run.actor = actor
-    _merge_variables(run, changes)
-    _advance(run)
+    process = run.process
+    if actor.user is not None and not authority.has_definition_perm(
+        actor.user, authority.CORRECT, process.definition_key
+    ):
+        raise Forbidden(f"you may not correct variables of {process.definition_key!r} processes")
+    if process.state not in ACTIVE_PROCESS_STATES:
+        raise Conflict(f"process is {process.state}: its variables are history now")
+    variables, diff = spec_module.apply_variable_changes(process.variables, changes, unset)
+    if diff is None:
+        raise InvalidInput(
+            "a path goes through a value that is not an object",
+            fields={"set": ["a path goes through a value that is not an object"]},
+        )
+    if not diff:
+        raise InvalidInput("no variable would change", fields={"set": ["no variable would change"]})
+    process.variables = variables
+    events.variables_changed(process=process, actor=actor, changes=diff, reason=reason.strip())
     run.save()
-    return run.process
-
-
-def _merge_variables(run: _Run, changes: dict) -> None:
-    if changes:
-        run.process.variables = {**run.process.variables, **changes}
-        events.variables_updated(process=run.process, actor=run.actor, changes=changes)
+    return process
 
 
 # --- service steps (called by workers) ------------------------------------------------------------
@@ -684,15 +802,17 @@ def task_complete(
     actor: Actor,
     result: Any = None,
     execution: int | None = None,
-    merge: dict | None = None,
 ) -> TaskInstance:
-    """Complete a scheduled or running task; a repeat is recorded as a duplicate and changes nothing.
+    """Complete a scheduled or running service task; a repeat is recorded as a duplicate and
+    changes nothing. The result lands under the task's own name in the variables, nothing else.
 
     ``execution`` (from a worker) guards against a late result of an execution replayed since.
-    ``merge`` (from outside events) is merged into the process variables.
+    Human tasks are decided by a person (``task_decide``), never completed this way.
     """
     run, task = _lock_for_task(task_id)
     run.actor = actor
+    if task.type == TaskType.HUMAN:
+        raise Conflict(HUMAN_TASK_REFUSAL)
     if task.state == TaskState.COMPLETED or (execution is not None and execution != task.execution):
         events.task_duplicate(
             process=run.process, actor=actor, task=task, event="TaskCompleted", data=result
@@ -702,18 +822,16 @@ def task_complete(
         return task
     if run.process.state not in ACTIVE_PROCESS_STATES:
         raise Conflict(f"process is {run.process.state}")
-    if task.type == TaskType.HUMAN and result is None:
-        result = {}
     _complete(run, task, result)
-    if merge:
-        _merge_variables(run, merge)
     _advance(run)
     run.save()
     return task
 
 
+HUMAN_TASK_REFUSAL = "human tasks are decided in the inbox or through /api/tasks/{id}/complete/"
+
+
 def _complete(run: _Run, task: TaskInstance, result: Any) -> None:
-    was_open_human = task.type == TaskType.HUMAN and task.state == TaskState.SCHEDULED
     _transition(task, "complete")
     task.result = result
     task.last_error = ""
@@ -722,8 +840,6 @@ def _complete(run: _Run, task: TaskInstance, result: Any) -> None:
     business_status = run.task_spec(task).business_status
     if business_status:
         run.process.business_status = business_status
-    if was_open_human:
-        inbox_permissions.task_closed(task)
     events.task_completed(process=run.process, actor=run.actor, task=task, result=result)
 
 
@@ -787,8 +903,6 @@ def task_retry(*, task_id, actor: Actor, reason: str = "") -> TaskInstance:
     if task.handler:
         task.wake_at = timezone.now() + dt.timedelta(seconds=settings.FLOWDESK_REENQUEUE_AFTER)
         run.to_enqueue.append(task)
-    elif task.type == TaskType.HUMAN:
-        inbox_permissions.task_opened(task)
     _maybe_resolve_incident(run)
     run.save()
     return task
@@ -803,11 +917,8 @@ def task_skip(*, task_id, actor: Actor, reason: str) -> TaskInstance:
     run.actor = actor
     if run.process.state not in ACTIVE_PROCESS_STATES:
         raise Conflict(f"process is {run.process.state}")
-    was_open_human = task.type == TaskType.HUMAN and task.state == TaskState.SCHEDULED
     _transition(task, "skip")
     run.touch(task)
-    if was_open_human:
-        inbox_permissions.task_closed(task)
     events.task_skipped(process=run.process, actor=actor, task=task, reason=reason)
     _maybe_resolve_incident(run)
     _advance(run)
@@ -818,8 +929,6 @@ def task_skip(*, task_id, actor: Actor, reason: str) -> TaskInstance:
 def _reset(run: _Run, task: TaskInstance, reason: str) -> None:
     if task.state == TaskState.PENDING:
         return
-    if task.type == TaskType.HUMAN and task.state == TaskState.SCHEDULED:
-        inbox_permissions.task_closed(task)
     task.reset()
     run.touch(task)
     events.task_reset(process=run.process, actor=run.actor, task=task, reason=reason)
@@ -879,6 +988,9 @@ def task_replay(*, task_id, actor: Actor, reason: str = "") -> TaskInstance:
 
 
 # --- human tasks ----------------------------------------------------------------------------------
+#
+# Who may claim, decide, delegate or release is ``authority.task_rights``: checked here, inside
+# the transaction that changes the task, so no adapter can go around it.
 
 
 def _open_human(run: _Run, task: TaskInstance) -> None:
@@ -889,19 +1001,43 @@ def _open_human(run: _Run, task: TaskInstance) -> None:
         raise Conflict(f"task {task.name!r} is already {task.state}{decided}")
 
 
+def _rights(run: _Run, task: TaskInstance, actor: Actor) -> authority.TaskRights:
+    if actor.user is None:
+        return authority.NOTHING
+    return authority.task_rights(
+        actor.user, task, process=run.process, spec=run.spec, tasks=run.tasks
+    )
+
+
+def _refuse(rights: authority.TaskRights, task: TaskInstance, action: str):
+    """The error telling a person why they may not ``action`` the task (404 if they can't see it)."""
+    if not rights.see:
+        return NotFound(f"task {task.pk} not found")
+    if rights.refusal:
+        return Forbidden(rights.refusal)
+    if task.claimed_by_id:
+        return Conflict(f"task is claimed by {task.claimed_by.get_username()}")
+    if task.assignee_id:
+        return Forbidden(
+            f"task is assigned to {task.assignee.get_username()}: only they may {action} it"
+        )
+    return Forbidden(f"you may not {action} this task: it is for the role {task.candidate_role}")
+
+
 @transaction.atomic
 def task_claim(*, task_id, actor: Actor) -> TaskInstance:
-    """Lock a human task to the actor; claiming one's own claim again changes nothing."""
+    """Lock an unheld human task to the actor; claiming what one holds already changes nothing."""
     run, task = _lock_for_task(task_id)
     run.actor = actor
     _open_human(run, task)
-    if task.claimed_by_id == actor.user.pk:
+    if actor.user is not None and authority.holder_id(task) == actor.user.pk:
         return task
-    if task.claimed_by_id:
-        raise Conflict(f"task is already claimed by {task.claimed_by.get_username()}")
+    rights = _rights(run, task, actor)
+    if not rights.claim:
+        raise _refuse(rights, task, "claim")
     task.claimed_by = actor.user
+    _add_participant(task, actor.user.pk)
     run.touch(task)
-    inbox_permissions.task_reassigned(task)
     events.task_claimed(process=run.process, actor=actor, task=task)
     run.save()
     return task
@@ -909,17 +1045,20 @@ def task_claim(*, task_id, actor: Actor) -> TaskInstance:
 
 @transaction.atomic
 def task_release(*, task_id, actor: Actor) -> TaskInstance:
-    """Return a claimed task to its role."""
+    """Return a claimed task to its role: its claimant, or an operator of the definition."""
     run, task = _lock_for_task(task_id)
     run.actor = actor
     _open_human(run, task)
     if not task.claimed_by_id:
         return task
-    if task.claimed_by_id != actor.user.pk and not actor.user.is_staff:
-        raise Conflict(f"task is claimed by {task.claimed_by.get_username()}")
+    rights = _rights(run, task, actor)
+    if not rights.release and not (
+        actor.user is not None
+        and authority.has_definition_perm(actor.user, authority.OPERATE, run.process.definition_key)
+    ):
+        raise _refuse(rights, task, "release")
     task.claimed_by = None
     run.touch(task)
-    inbox_permissions.task_reassigned(task)
     events.task_released(process=run.process, actor=actor, task=task)
     run.save()
     return task
@@ -927,23 +1066,33 @@ def task_release(*, task_id, actor: Actor) -> TaskInstance:
 
 @transaction.atomic
 def task_delegate(*, task_id, actor: Actor, to_user, comment: str = "") -> TaskInstance:
-    """Assign the task to another person (a member of its role); their claim replaces any other."""
+    """Hand the task over to another person of its role: they hold it, the delegator no longer
+    decides it."""
     run, task = _lock_for_task(task_id)
     run.actor = actor
     _open_human(run, task)
-    if task.claimed_by_id and task.claimed_by_id != actor.user.pk and not actor.user.is_staff:
-        raise Conflict(f"task is claimed by {task.claimed_by.get_username()}")
+    rights = _rights(run, task, actor)
+    if not rights.delegate:
+        raise _refuse(rights, task, "delegate")
     if to_user is None or not to_user.is_active:
         raise InvalidInput("unknown user", fields={"to": ["unknown or inactive user"]})
-    if task.candidate_role and not to_user.groups.filter(name=task.candidate_role).exists():
+    if to_user.pk == actor.user.pk:
+        raise InvalidInput("choose someone else", fields={"to": ["you hold this task already"]})
+    if task.candidate_role and task.candidate_role not in authority.roles_of(to_user):
         raise InvalidInput(
             f"{to_user.get_username()} is not a member of {task.candidate_role}",
             fields={"to": [f"must be a member of {task.candidate_role}"]},
         )
+    barred = authority.separation_refusal(
+        to_user, task, process=run.process, spec=run.spec, tasks=run.tasks, person=to_user
+    )
+    if barred:
+        raise InvalidInput(barred, fields={"to": [barred]})
     task.assignee = to_user
     task.claimed_by = None
+    _add_participant(task, actor.user.pk)
+    _add_participant(task, to_user.pk)
     run.touch(task)
-    inbox_permissions.task_reassigned(task)
     events.task_delegated(
         process=run.process, actor=actor, task=task, to_user=to_user, comment=comment
     )
@@ -1036,16 +1185,26 @@ def task_decide(
     decision: str | None = None,
     comment: str = "",
     data: dict | None = None,
+    via_event: bool = False,
 ) -> TaskInstance:
     """A person completes a human task with an outcome; a closed task raises ``Conflict``.
 
+    Only the person ``authority.task_rights`` allows may decide. ``via_event``: a seed
+    ``TaskCompleted`` from an outside system, accepted only for tasks whose spec says
+    ``external_decision`` (separation of duties still applies to the calling client).
     The losing side of two simultaneous decisions gets a Conflict naming who decided; the attempt
     is still recorded in the history (as a duplicate event, committed before the error is raised).
     """
     with transaction.atomic():
         run, task = _lock_for_task(task_id)
         run.actor = actor
+        if via_event and not (
+            task.type == TaskType.HUMAN and run.task_spec(task).external_decision
+        ):
+            raise Conflict(HUMAN_TASK_REFUSAL)
         if task.type == TaskType.HUMAN and task.state != TaskState.SCHEDULED:
+            if not via_event and not _rights(run, task, actor).see:
+                raise NotFound(f"task {task.pk} not found")
             events.task_duplicate(
                 process=run.process,
                 actor=actor,
@@ -1062,8 +1221,16 @@ def task_decide(
             conflict = None
             _open_human(run, task)
             user = actor.user
-            if task.claimed_by_id and task.claimed_by_id != user.pk:
-                raise Conflict(f"task is claimed by {task.claimed_by.get_username()}")
+            if via_event:
+                refusal = user and authority.separation_refusal(
+                    user, task, process=run.process, spec=run.spec, tasks=run.tasks
+                )
+                if refusal:
+                    raise Forbidden(refusal)
+            else:
+                rights = _rights(run, task, actor)
+                if not rights.decide:
+                    raise _refuse(rights, task, "decide")
             clean, errors = validate_decision(run.task_spec(task), decision, data)
             if comment is not None and not isinstance(comment, str):
                 errors["comment"] = ["must be text"]
@@ -1073,7 +1240,9 @@ def task_decide(
             result = {**clean, "comment": comment or ""}
             if decision not in (None, ""):
                 result["decision"] = decision
-            result["decided_by"] = user.get_username()
+            result["decided_by"] = user.get_username() if user is not None else actor.label
+            if user is not None:
+                _add_participant(task, user.pk)
             _complete(run, task, result)
             _advance(run)
             run.save()
@@ -1138,7 +1307,6 @@ def _escalate(run: _Run, task: TaskInstance, now) -> str:
         task.candidate_role = escalation.to_role
         task.assignee = None
         task.claimed_by = None
-    inbox_permissions.task_reassigned(task)
     events.task_escalated(
         process=run.process,
         actor=run.actor,
@@ -1183,10 +1351,17 @@ def handle_seed_event(
     definition_key: str | None = None,
     stage_name: str | None = None,
     task_name: str | None = None,
+    task_type: str | None = None,
     data: dict | None = None,
     error: str | None = None,
 ) -> EventOutcome:
-    """Apply one of the seed's events (StartWorkflow, TaskCompleted, TaskFailed, TaskPending)."""
+    """Apply one of the seed's events (StartWorkflow, TaskCompleted, TaskFailed, TaskPending).
+
+    A task's ``data`` becomes its result, under its own name in the variables. Human tasks are
+    refused unless their spec says ``external_decision`` (then ``data`` carries the decision,
+    checked like the inbox's). An event that doesn't fit the task's state raises ``Conflict``
+    and is recorded in the history as a rejected ``task_duplicate``.
+    """
     if event_name not in SEED_EVENTS:
         raise InvalidInput(
             f"unknown event_name {event_name!r}",
@@ -1221,17 +1396,42 @@ def handle_seed_event(
             f"task {task_name!r} is in stage {task.stage!r}, not {stage_name!r}",
             fields={"stage_name": [f"task {task_name!r} is in stage {task.stage!r}"]},
         )
-    if event_name == "TaskCompleted":
-        task = task_complete(task_id=task.pk, actor=actor, result=data or {}, merge=data or None)
-    elif event_name == "TaskFailed":
-        task = task_fail(
-            task_id=task.pk,
-            actor=actor,
-            error=error or "reported failed by an external task",
-            retryable=False,
+    if task_type and task_type != task.type:
+        raise InvalidInput(
+            f"task {task.name!r} is {task.type}, not {task_type}",
+            fields={"task_type": [f"task {task.name!r} is {task.type}"]},
         )
-    else:
-        task = task_retry(task_id=task.pk, actor=actor, reason="TaskPending")
+    human = task.type == TaskType.HUMAN
+    if human and not _spec_for(process.definition).task(task.name).external_decision:
+        raise Conflict(HUMAN_TASK_REFUSAL)  # refused before anything is recorded
+    try:
+        if event_name == "TaskCompleted" and human:
+            fields = dict(data or {})
+            task = task_decide(
+                task_id=task.pk,
+                actor=actor,
+                decision=fields.pop("decision", None),
+                comment=fields.pop("comment", ""),
+                data=fields,
+                via_event=True,
+            )
+        elif event_name == "TaskCompleted":
+            task = task_complete(task_id=task.pk, actor=actor, result=data or {})
+        elif event_name == "TaskFailed":
+            task = task_fail(
+                task_id=task.pk,
+                actor=actor,
+                error=error or "reported failed by an external task",
+                retryable=False,
+            )
+        else:
+            task = task_retry(task_id=task.pk, actor=actor, reason="TaskPending")
+    except Conflict as exc:
+        if not (human and event_name == "TaskCompleted"):  # a late decision is recorded already
+            task_event_rejected(
+                task_id=task.pk, actor=actor, event=event_name, reason=exc.message, data=data
+            )
+        raise
     process.refresh_from_db()
     return EventOutcome(process, task, duplicate=getattr(task, "_duplicate", False))
 

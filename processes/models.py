@@ -6,6 +6,7 @@ transition method below, called from ``processes.engine``.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
 from django.conf import settings
@@ -104,6 +105,8 @@ class ProcessDefinition(FSMModelMixin, models.Model):
             ("start_process", "Can start processes of this definition"),
             ("view_process", "Can see processes of this definition and their history"),
             ("operate_process", "Can send task events and cancel processes of this definition"),
+            ("publish_definition", "Can publish new versions of this definition"),
+            ("correct_variables", "Can correct the variables of processes of this definition"),
         ]
 
     def __str__(self) -> str:
@@ -124,15 +127,7 @@ class ProcessDefinition(FSMModelMixin, models.Model):
             # process keeps running even if a handler module is temporarily not installed.
             cached = spec_module.parse_or_raise(self.spec, known_handlers=None)
             if cached.key != self.key:
-                cached = spec_module.ProcessSpec(
-                    key=self.key,
-                    name=cached.name,
-                    component_name=cached.component_name,
-                    stages=cached.stages,
-                    description=cached.description,
-                    on_error_notify=cached.on_error_notify,
-                    raw=cached.raw,
-                )
+                cached = dataclasses.replace(cached, key=self.key)
             self._parsed_spec = cached
         return cached
 
@@ -143,6 +138,17 @@ class ProcessDefinition(FSMModelMixin, models.Model):
     @transition(field=status, source=DefinitionStatus.PUBLISHED, target=DefinitionStatus.RETIRED)
     def retire(self) -> None:
         pass
+
+
+class DefinitionComponent(models.Model):
+    """Which definition key owns a seed ``component_name``: one key per component name, so seed
+    events naming it can never reach another key's definition."""
+
+    component_name = models.CharField(max_length=200, primary_key=True)
+    key = models.SlugField(max_length=100)
+
+    def __str__(self) -> str:
+        return f"{self.component_name} -> {self.key}"
 
 
 # --- instances ------------------------------------------------------------------------------------
@@ -206,6 +212,18 @@ class ProcessInstance(FSMModelMixin, models.Model):
     variables = models.JSONField(default=dict, blank=True)
     last_seq = models.PositiveIntegerField(default=0, help_text="Sequence of the last event.")
     started_by = models.CharField(max_length=200, blank=True, default="")
+    started_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The person or API client who started it (separation of duties: initiator).",
+    )
+    unique_ever = models.BooleanField(
+        default=False,
+        help_text="Started under business_key_unique 'ever': no second instance of this key.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -219,7 +237,14 @@ class ProcessInstance(FSMModelMixin, models.Model):
                 fields=["definition_key", "business_key"],
                 condition=Q(state__in=["running", "failed"]),
                 name="process_active_business_key_unique",
-            )
+            ),
+            # A definition saying business_key_unique "ever" runs a business key once, whatever
+            # became of the first instance (a paid salary case is never paid again).
+            models.UniqueConstraint(
+                fields=["definition_key", "business_key"],
+                condition=Q(unique_ever=True),
+                name="process_business_key_once",
+            ),
         ]
         indexes = [
             models.Index(fields=["state", "-created_at"], name="process_state_created"),
@@ -353,6 +378,17 @@ class TaskInstance(FSMModelMixin, models.Model):
         on_delete=models.SET_NULL,
         related_name="decided_tasks",
     )
+    visibility = models.CharField(
+        max_length=20,
+        blank=True,
+        default="participants",
+        help_text="The definition's visibility when the task opened (see processes.authority).",
+    )
+    participants = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Ids of the people who held this task (assignee, claimant, delegate, decider).",
+    )
     due_at = models.DateTimeField(null=True, blank=True)
     escalated_at = models.DateTimeField(null=True, blank=True)
     wake_at = models.DateTimeField(
@@ -405,7 +441,6 @@ class TaskInstance(FSMModelMixin, models.Model):
             models.Index(fields=["state", "name"], name="task_state_name"),
         ]
         ordering = ["stage_index", "id"]
-        permissions = [("act_on_task", "Can claim, decide and delegate this human task")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.state})"
@@ -514,6 +549,7 @@ class EventType(models.TextChoices):
     STAGE_STARTED = "stage_started", "Stage started"
     STAGE_COMPLETED = "stage_completed", "Stage completed"
     VARIABLES_UPDATED = "variables_updated", "Variables updated"
+    VARIABLES_CHANGED = "variables_changed", "Variables corrected"
     TASK_SCHEDULED = "task_scheduled", "Task scheduled"
     TASK_STARTED = "task_started", "Task started"
     TASK_COMPLETED = "task_completed", "Task completed"

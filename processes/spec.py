@@ -46,7 +46,14 @@ KNOWN_TASK_FIELDS = {
     "label",
     "description",
     "due",
+    "not_by",
+    "not_by_var",
+    "show",
+    "external_decision",
 }
+VISIBILITIES = ("private", "participants", "role")
+BUSINESS_KEY_UNIQUE = ("active", "ever")
+INITIATOR = "initiator"
 
 
 class SpecValidationError(Exception):
@@ -121,6 +128,14 @@ class TaskSpec:
     compensate: str | None = None
     notify_on_error: bool = True
     label: str = ""
+    description: str = ""
+    # Separation of duties (HUMAN): who may not decide this task. ``not_by``: "initiator" (whoever
+    # started the process) or names of other human tasks (whoever decided them: four eyes);
+    # ``not_by_var``: variable paths holding the username of the person the decision is about.
+    not_by: tuple[str, ...] = ()
+    not_by_var: tuple[str, ...] = ()
+    show: tuple[str, ...] | None = None  # variable paths its deciders see; None: every variable
+    external_decision: bool = False  # may be decided by a TaskCompleted seed event too
     extra: dict = field(default_factory=dict)
 
     @property
@@ -144,6 +159,8 @@ class ProcessSpec:
     stages: tuple[StageSpec, ...]
     description: str = ""
     on_error_notify: bool = True
+    visibility: str = "participants"  # who reads human tasks held by someone else (VISIBILITIES)
+    business_key_unique: str = "active"  # "ever": a business key runs once, whatever its state
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     def task(self, name: str) -> TaskSpec:
@@ -423,6 +440,15 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
     else:
         c.add("on_error", "must be an object {notify: true|false}")
 
+    visibility = data.get("visibility", "participants")
+    if visibility not in VISIBILITIES:
+        c.add("visibility", f"must be one of: {', '.join(VISIBILITIES)}")
+        visibility = "participants"
+    unique = data.get("business_key_unique", "active")
+    if unique not in BUSINESS_KEY_UNIQUE:
+        c.add("business_key_unique", f"must be one of: {', '.join(BUSINESS_KEY_UNIQUE)}")
+        unique = "active"
+
     stages_raw = data.get("stages")
     if not isinstance(stages_raw, list) or not stages_raw:
         c.add("stages", "is required: a non-empty list of stages")
@@ -481,6 +507,7 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
         _check_parents(c, tasks, spath, task_names)
         if sname is not None and order is not None:
             stages.append(StageSpec(name=sname, order=float(order), tasks=tuple(tasks)))
+    _check_separation_of_duties(c, stages, task_names)
     if c.errors:
         return None
     stages.sort(key=lambda s: s.order)
@@ -494,6 +521,8 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
         stages=tuple(stages),
         description=description,
         on_error_notify=notify,
+        visibility=visibility,
+        business_key_unique=unique,
         raw=data,
     )
 
@@ -588,6 +617,11 @@ def _parse_task(
     if not isinstance(label, str):
         c.add(f"{path}.label", "must be a string")
         label = ""
+    task_description = raw.get("description", "")
+    if not isinstance(task_description, str):
+        c.add(f"{path}.description", "must be a string")
+        task_description = ""
+    not_by, not_by_var, show, external = _parse_human_rules(c, raw, path, ttype)
     extra = {k: v for k, v in raw.items() if k not in KNOWN_TASK_FIELDS}
     return TaskSpec(
         name=name,
@@ -609,8 +643,73 @@ def _parse_task(
         compensate=compensate,
         notify_on_error=notify,
         label=label,
+        description=task_description,
+        not_by=not_by,
+        not_by_var=not_by_var,
+        show=show,
+        external_decision=external,
         extra=extra,
     )
+
+
+def _path_list(c: _Collector, value: Any, path: str, what: str) -> tuple[str, ...]:
+    """A variable path or a list of them."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and VAR_PATH_RE.fullmatch(v) for v in value
+    ):
+        c.add(path, f"must be a list of {what} like 'salary_base.manager'")
+        return ()
+    return tuple(dict.fromkeys(value))
+
+
+def _parse_human_rules(c: _Collector, raw: dict, path: str, ttype: str):
+    """``not_by``, ``not_by_var``, ``show`` and ``external_decision``: HUMAN tasks only."""
+    present = [k for k in ("not_by", "not_by_var", "show", "external_decision") if k in raw]
+    if ttype != "HUMAN":
+        for key in present:
+            c.add(f"{path}.{key}", "only a HUMAN task has this")
+        return (), (), None, False
+    not_by: tuple[str, ...] = ()
+    if "not_by" in raw:
+        value = raw["not_by"]
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(
+            isinstance(v, str) and VAR_PATH_RE.fullmatch(v) and "." not in v for v in value
+        ):
+            c.add(f"{path}.not_by", "must be a list of 'initiator' or human task names")
+        else:
+            not_by = tuple(dict.fromkeys(value))
+    not_by_var = _path_list(c, raw.get("not_by_var", []), f"{path}.not_by_var", "variable paths")
+    show = None
+    if "show" in raw:
+        show = _path_list(c, raw["show"], f"{path}.show", "variable paths")
+    external = raw.get("external_decision", False)
+    if not isinstance(external, bool):
+        c.add(f"{path}.external_decision", "must be true or false")
+        external = False
+    return not_by, not_by_var, show, external
+
+
+def _check_separation_of_duties(
+    c: _Collector, stages: list[StageSpec], task_paths: dict[str, str]
+) -> None:
+    """``not_by`` names "initiator" or another HUMAN task of this definition."""
+    tasks = {t.name: t for s in stages for t in s.tasks}
+    for task in tasks.values():
+        for i, name in enumerate(task.not_by):
+            where = f"{task_paths.get(task.name, '')}.not_by[{i}]"
+            if name == INITIATOR:
+                continue
+            other = tasks.get(name)
+            if other is None:
+                c.add(where, f"unknown task {name!r}: use 'initiator' or a human task's name")
+            elif other.name == task.name:
+                c.add(where, "a task can't exclude its own deciders")
+            elif other.type != "HUMAN":
+                c.add(where, f"task {name!r} is not a human task: nobody decides it")
 
 
 def _check_parents(
@@ -643,7 +742,7 @@ def _check_parents(
 
 # --- conditions -----------------------------------------------------------------------------------
 
-_MISSING = object()
+MISSING = object()
 
 
 def lookup(variables: dict, path: str) -> Any:
@@ -652,7 +751,7 @@ def lookup(variables: dict, path: str) -> Any:
         if isinstance(value, dict) and part in value:
             value = value[part]
         else:
-            return _MISSING
+            return MISSING
     return value
 
 
@@ -669,8 +768,8 @@ def evaluate_condition(cond: Any, variables: dict) -> bool:
     value = lookup(variables, cond["var"])
     op = cond.get("op", "eq")
     if op == "exists":
-        return value is not _MISSING
-    if value is _MISSING:
+        return value is not MISSING
+    if value is MISSING:
         return False
     if op == "truthy":
         return bool(value)
@@ -712,3 +811,49 @@ def describe_condition(cond: Any) -> str:
     if op in ("exists", "truthy"):
         return f"{cond['var']} {op}"
     return f"{cond['var']} {symbols.get(op, op)} {cond.get('value')!r}"
+
+
+def apply_variable_changes(variables: dict, set_paths: dict, unset_paths) -> tuple[dict, dict]:
+    """A copy of ``variables`` with ``set_paths`` set and ``unset_paths`` removed, and the diff
+    ``{path: {"before": ..., "after": ...}}`` of what really changed (a missing side: absent).
+
+    Returns (variables, None) when a path goes through a value that is not an object.
+    """
+    import copy
+
+    result = copy.deepcopy(variables or {})
+    diff: dict = {}
+    for path, value in [
+        *((p, v) for p, v in set_paths.items()),
+        *((p, MISSING) for p in unset_paths),
+    ]:
+        parts = path.split(".")
+        target = result
+        for part in parts[:-1]:
+            nxt = target.get(part, MISSING)
+            if nxt is MISSING:
+                if value is MISSING:
+                    target = None
+                    break
+                nxt = target[part] = {}
+            if not isinstance(nxt, dict):
+                return result, None
+            target = nxt
+        if target is None:
+            continue
+        before = target.get(parts[-1], MISSING)
+        if value is MISSING:
+            if before is MISSING:
+                continue
+            del target[parts[-1]]
+        else:
+            if before == value and before is not MISSING:
+                continue
+            target[parts[-1]] = value
+        change = {}
+        if before is not MISSING:
+            change["before"] = before
+        if value is not MISSING:
+            change["after"] = value
+        diff[path] = change
+    return result, diff

@@ -77,6 +77,17 @@ UNSUPPORTED = error(
         415, "unsupported_media_type", 'Unsupported media type "text/plain" in request.'
     ),
 )
+LOCKED_OUT = error(
+    429,
+    "Too many failed logins for this username from this address: locked for a while "
+    "(`Retry-After` says how long). A success before the limit resets the count.",
+    _error_example(
+        429,
+        "too_many_attempts",
+        "Too many failed logins for this account from your address: try again in 15 minutes, "
+        "or ask an administrator to unlock it.",
+    ),
+)
 IDEMPOTENCY_MISMATCH = error(
     422,
     "The Idempotency-Key was already used for a different request.",

@@ -23,9 +23,15 @@ urlpatterns = [
     path(
         "processes/<uuid:pk>/cancel/", views.ProcessCancelView.as_view(), name="api-process-cancel"
     ),
+    path(
+        "processes/<uuid:pk>/variables/",
+        views.ProcessVariablesView.as_view(),
+        name="api-process-variables",
+    ),
     path("events/", views.SeedEventView.as_view(), name="api-events"),
     path("queues/<str:task_queue>/tasks/", views.QueueTasksView.as_view(), name="api-queue-tasks"),
     path("inbox/", views.InboxView.as_view(), name="api-inbox"),
+    path("tasks/<int:pk>/", views.TaskDetailView.as_view(), name="api-task"),
     path("tasks/<int:pk>/claim/", views.TaskClaimView.as_view(), name="api-task-claim"),
     path("tasks/<int:pk>/release/", views.TaskReleaseView.as_view(), name="api-task-release"),
     path("tasks/<int:pk>/complete/", views.TaskCompleteView.as_view(), name="api-task-complete"),

@@ -21,11 +21,11 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
-from processes import engine, selectors
+from processes import authority, engine, selectors
 from processes.api import schema as s
 from processes.api import serializers as ser
 from processes.api.base import ApiView, Pagination
-from processes.errors import Conflict, Forbidden, InvalidInput, NotFound
+from processes.errors import Forbidden, InvalidInput, NotFound
 from processes.events import Actor
 from processes.models import ProcessDefinition, ProcessInstance, ProcessState, TaskInstance
 
@@ -43,11 +43,9 @@ def _valid(serializer_class, data) -> dict:
 def _require(request, perm: str, definition_key: str, what: str) -> None:
     """403 when the caller sees the definition but lacks ``perm``; 404 when it sees nothing."""
     user = request.user
-    if selectors.has_definition_perm(user, perm, definition_key):
+    if authority.has_definition_perm(user, perm, definition_key):
         return
-    if selectors.has_definition_perm(
-        user, (selectors.START, selectors.VIEW, selectors.OPERATE), definition_key
-    ):
+    if authority.has_definition_perm(user, authority.ANY, definition_key):
         raise Forbidden(f"you may not {what} of {definition_key!r}")
     raise NotFound(f"no published definition {definition_key!r}")
 
@@ -79,6 +77,7 @@ class TokenView(ApiView):
             400: s.BAD_REQUEST,
             413: s.TOO_LARGE,
             415: s.UNSUPPORTED,
+            429: s.LOCKED_OUT,
         },
         examples=[
             OpenApiExample(
@@ -126,8 +125,10 @@ class DefinitionListView(ListView):
             "It is validated and published as the next version of its key (`?key=` overrides "
             "the key derived from `key`, `component_name` or `workflow_name`). The same spec as "
             "the newest version → 200 with that version. Invalid → 400 with `error.errors` "
-            "listing every problem with its JSON path. Needs staff or the model permission "
-            "`processes.add_processdefinition`."
+            "listing every problem with its JSON path. A new key needs the global permission "
+            "`processes.add_processdefinition`; a new version of an existing key needs "
+            "`publish_definition` on it (403 otherwise). A `component_name` already owned by "
+            "another key → 409 naming the owner."
         ),
         parameters=[
             OpenApiParameter("key", OpenApiTypes.STR, description="Definition key to use."),
@@ -174,7 +175,9 @@ class DefinitionListView(ListView):
         ],
     )
     def post(self, request):
-        if not selectors.can_import_definitions(request.user):
+        if not authority.has_any_grant(request.user, authority.PUBLISH) and not (
+            authority.may_create_keys(request.user)
+        ):
             raise Forbidden("you may not import definitions")
         key = request.query_params.get("key") or None
         if key is not None and (len(key) > 100 or "\x00" in key):
@@ -274,7 +277,7 @@ class ProcessListView(ListView):
         data = _valid(ser.ProcessStartSerializer, request.data)
         definition = selectors.startable_definition(request.user, data["definition"])
         if definition is None:  # not published, or not for this caller: say which
-            _require(request, selectors.START, data["definition"], "start processes")
+            _require(request, authority.START, data["definition"], "start processes")
             raise NotFound(f"no published definition {data['definition']!r}")
         result = engine.process_start(
             definition=definition,
@@ -368,7 +371,7 @@ class ProcessCancelView(ApiView):
     def post(self, request, pk):
         data = _valid(ser.ProcessCancelSerializer, request.data)
         process = selectors.process_for(request.user, pk)
-        _require(request, selectors.OPERATE, process.definition_key, "cancel processes")
+        _require(request, authority.OPERATE, process.definition_key, "cancel processes")
         engine.process_cancel(process_id=process.pk, actor=_actor(request), reason=data["reason"])
         process = selectors.with_tasks(selectors.process_for(request.user, pk))
         return Response(ser.ProcessDetailSerializer(process).data)
@@ -469,48 +472,20 @@ class SeedEventView(ApiView):
             key=data.get("definition"), component_name=data.get("component_name")
         )
         if event_name == "StartWorkflow":
-            _require(request, selectors.START, definition.key, "start processes")
+            _require(request, authority.START, definition.key, "start processes")
         else:
-            _require(request, selectors.OPERATE, definition.key, "send task events")
-        task_type = data.get("task_type")
-        actor = _actor(request)
-        if task_type and event_name != "StartWorkflow":
-            target = selectors.seed_event_task(
-                definition_key=definition.key,
-                business_ref_no=data["business_ref_no"],
-                task_name=data["task_name"],
-            )
-            if target is not None and target.type != task_type:
-                raise InvalidInput(
-                    f"task {target.name!r} is {target.type}, not {task_type}",
-                    fields={"task_type": [f"task {target.name!r} is {target.type}"]},
-                )
-        try:
-            outcome = engine.handle_seed_event(
-                event_name=event_name,
-                business_ref_no=data["business_ref_no"],
-                definition_key=definition.key,
-                stage_name=data.get("stage_name") or None,
-                task_name=data.get("task_name"),
-                data=data.get("data"),
-                error=data.get("error") or None,
-                actor=actor,
-            )
-        except Conflict as exc:
-            target = selectors.seed_event_task(
-                definition_key=definition.key,
-                business_ref_no=data["business_ref_no"],
-                task_name=data.get("task_name") or "",
-            )
-            if target is not None:
-                engine.task_event_rejected(
-                    task_id=target.pk,
-                    actor=actor,
-                    event=event_name,
-                    reason=exc.message,
-                    data=data.get("data"),
-                )
-            raise
+            _require(request, authority.OPERATE, definition.key, "send task events")
+        outcome = engine.handle_seed_event(
+            event_name=event_name,
+            business_ref_no=data["business_ref_no"],
+            definition_key=definition.key,
+            stage_name=data.get("stage_name") or None,
+            task_name=data.get("task_name"),
+            task_type=data.get("task_type") or None,
+            data=data.get("data"),
+            error=data.get("error") or None,
+            actor=_actor(request),
+        )
         unchanged = outcome.duplicate or (event_name == "StartWorkflow" and not outcome.created)
         body = {
             "event_name": event_name,
@@ -574,6 +549,71 @@ class InboxView(ListView):
     )
     def get(self, request):
         return self.page(selectors.human_tasks_for(request.user), ser.InboxTaskSerializer)
+
+
+class TaskDetailView(ApiView):
+    queryset = TaskInstance.objects.none()
+
+    @extend_schema(
+        tags=["tasks"],
+        summary="One human task",
+        description=(
+            "The task as the caller may see it: who holds it, what the caller may do (`can`, "
+            "with the plain-words `refusal` when separation of duties bars them), and, for "
+            "those who may read it, the variables its deciders see (the task's `show` list) "
+            "and its result. Not visible to the caller → 404."
+        ),
+        responses={200: ser.TaskDetailSerializer, **s.READ_ERRORS},
+    )
+    def get(self, request, pk):
+        task = selectors.human_task_for(request.user, pk)
+        rights = task.rights
+        task_spec = task.process.definition.parsed().task(task.name)
+        task.label = task_spec.label or task.name.replace("_", " ")
+        task.description = task_spec.description
+        task.outcomes = list(task_spec.outcomes)
+        task.variables = (
+            authority.visible_variables(task.process.variables, task_spec) if rights.read else None
+        )
+        if not rights.read:
+            task.result = None
+        task.can = rights
+        return Response(ser.TaskDetailSerializer(task).data)
+
+
+class ProcessVariablesView(ApiView):
+    @extend_schema(
+        tags=["processes"],
+        summary="Correct a process's variables",
+        description=(
+            "Sets (`set`: variable path → value) and removes (`unset`) variables of a running "
+            "or failed process, with a `reason`. Needs `correct_variables` on the definition; "
+            "recorded as one `variables_changed` event with each value before and after. "
+            "Nothing would change → 400; a completed or cancelled process → 409."
+        ),
+        parameters=[s.IDEMPOTENCY_KEY],
+        request=ser.VariablesCorrectionSerializer,
+        responses={200: ser.ProcessDetailSerializer, **s.WRITE_ERRORS},
+        examples=[
+            OpenApiExample(
+                "correct",
+                value={"set": {"bonus.amount": 410.0}, "reason": "bonus system sent 41.00"},
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request, pk):
+        data = _valid(ser.VariablesCorrectionSerializer, request.data)
+        process = selectors.process_for(request.user, pk)
+        engine.process_correct_variables(
+            process_id=process.pk,
+            actor=_actor(request),
+            set=data["set"],
+            unset=data["unset"],
+            reason=data["reason"],
+        )
+        process = selectors.with_tasks(selectors.process_for(request.user, pk))
+        return Response(ser.ProcessDetailSerializer(process).data)
 
 
 def _task_answer(request, task_id) -> Response:
