@@ -108,6 +108,10 @@ def task_detail(request, pk):
     return _task_page(request, task, rights)
 
 
+def _sentence(text: str) -> str:
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
 def _why_not(task, rights) -> str:
     """The plain-words reason a person may not act on a task they can see."""
     if rights.refusal:
@@ -125,14 +129,14 @@ def _back(pk):
     return redirect(reverse("tasks_inbox:task", args=[pk]))
 
 
-def _run(request, pk, action, success: str, prefix: str = "", suffix: str = ""):
+def _run(request, pk, action, success: str, prefix: str = "", sentence: bool = False):
     """Call one engine service; a refusal becomes a message on the task page."""
     try:
         action(actor=Actor.for_user(request.user))
     except NotFound as exc:
         raise Http404(exc.message) from None
     except (Conflict, Forbidden, InvalidInput) as exc:
-        messages.error(request, prefix + exc.message + suffix)
+        messages.error(request, prefix + (_sentence(exc.message) if sentence else exc.message))
         return _back(pk)
     messages.success(request, success)
     return _back(pk)
@@ -178,7 +182,7 @@ def decide(request, pk):
             ),
             "",
             prefix="Your decision was not recorded: ",
-            suffix=".",
+            sentence=True,
         )
     if not rights.decide:
         messages.error(request, f"Your decision was not recorded: {_why_not(task, rights)}")
@@ -199,7 +203,7 @@ def decide(request, pk):
         form.add_engine_errors(exc.fields or {"__all__": [exc.message]})
         return _task_page(request, task, rights, decision_form=form, status=400)
     except (Conflict, Forbidden) as exc:
-        messages.error(request, f"Your decision was not recorded: {exc.message}")
+        messages.error(request, f"Your decision was not recorded: {_sentence(exc.message)}")
         return _back(pk)
     except NotFound:
         raise Http404("No such task.") from None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import django_filters
 from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth.signals import user_logged_in
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -98,6 +99,8 @@ class TokenView(ApiView):
         user = authenticate(request._request, username=data["username"], password=data["password"])
         if user is None or not user.is_active:
             raise InvalidInput("unable to log in with the given credentials")
+        # A login like the page's: django-axes resets the failure count, last_login is kept.
+        user_logged_in.send(sender=type(user), request=request._request, user=user)
         token, _ = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})
 
