@@ -65,9 +65,6 @@ class ProcessDefinitionQuerySet(models.QuerySet):
     def published(self):
         return self.filter(status=DefinitionStatus.PUBLISHED)
 
-    def latest_published(self, key: str) -> ProcessDefinition | None:
-        return self.published().filter(key=key).order_by("-version").first()
-
 
 class ProcessDefinition(FSMModelMixin, models.Model):
     key = models.SlugField(max_length=100)
@@ -155,9 +152,6 @@ class DefinitionComponent(models.Model):
 
 
 class ProcessInstanceQuerySet(models.QuerySet):
-    def active(self):
-        return self.filter(state__in=ACTIVE_PROCESS_STATES)
-
     def one_with_definition(
         self, where: str, params: list, *, columns: str = "", lock: bool = False
     ) -> ProcessInstance | None:
@@ -295,9 +289,24 @@ class ProcessInstance(FSMModelMixin, models.Model):
         self.completed_at = None
 
 
+def overdue_q(now=None, prefix: str = "") -> Q:
+    """The one definition of "overdue": an open human task whose due time has passed.
+
+    ``prefix`` reaches the task from another model (``"tasks__"`` from an instance).
+    ``TaskInstance.is_overdue`` says the same of one loaded task (a test checks they agree).
+    """
+    return Q(
+        **{
+            f"{prefix}type": TaskType.HUMAN,
+            f"{prefix}state": TaskState.SCHEDULED,
+            f"{prefix}due_at__lt": now or timezone.now(),
+        }
+    )
+
+
 class TaskInstanceQuerySet(models.QuerySet):
-    def open_human(self):
-        return self.filter(type=TaskType.HUMAN, state=TaskState.SCHEDULED)
+    def overdue(self, now=None):
+        return self.filter(overdue_q(now))
 
     def due_for_wake(self, now):
         return self.filter(wake_at__lte=now)
@@ -456,8 +465,15 @@ class TaskInstance(FSMModelMixin, models.Model):
 
     @property
     def is_overdue(self) -> bool:
+        """``overdue_q`` for this one task, now."""
+        return self.overdue_at(timezone.now())
+
+    def overdue_at(self, now) -> bool:
         return bool(
-            self.due_at and self.state == TaskState.SCHEDULED and self.due_at < timezone.now()
+            self.type == TaskType.HUMAN
+            and self.state == TaskState.SCHEDULED
+            and self.due_at
+            and self.due_at < now
         )
 
     # Transitions. They change fields on the object only; the engine saves and logs them.

@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 
 from django.db.models import OuterRef, QuerySet, Subquery
-from django.utils import timezone
 
 from processes import authority, raw
 from processes.authority import ANY, OPERATE, SEE, START
@@ -234,7 +233,3 @@ def human_task_for(user, task_id) -> TaskInstance:
     task, rights = found
     task.rights = rights
     return task
-
-
-def is_overdue(task: TaskInstance) -> bool:
-    return bool(task.due_at and task.state == TaskState.SCHEDULED and task.due_at < timezone.now())

@@ -18,7 +18,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from processes import authority
-from processes.models import ProcessEvent, TaskInstance, TaskState, TaskType
+from processes.models import ProcessEvent, TaskInstance, TaskState, TaskType, overdue_q
 from processes.selectors import human_task_with_rights
 
 TABS = {
@@ -110,7 +110,7 @@ def inbox_tasks(
         if tab == "assigned":
             qs = open_.filter(authority.held_by_q(user))
         elif tab == "overdue":
-            qs = open_.filter(authority.listed_q(user, roles), due_at__lt=now)
+            qs = open_.filter(authority.listed_q(user, roles)).filter(overdue_q(now))
         else:
             roles_q = Q(pk__in=[])
             for role in roles:

@@ -6,7 +6,6 @@ from rest_framework import serializers
 from rest_framework.fields import SkipField
 from rest_framework.relations import PKOnlyObject
 
-from processes import selectors
 from processes.engine import SEED_EVENTS
 from processes.models import ProcessState, TaskState, TaskType
 
@@ -259,7 +258,7 @@ class InboxTaskSerializer(TaskSerializer):
     overdue = serializers.SerializerMethodField()
 
     def get_overdue(self, task) -> bool:
-        return selectors.is_overdue(task)
+        return task.is_overdue
 
 
 class TaskRightsSerializer(serializers.Serializer):
