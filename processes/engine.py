@@ -21,8 +21,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_fsm import TransitionNotAllowed
 
-from processes import authority, events, raw
+from processes import authority, events
 from processes import spec as spec_module
+from processes.db import core as raw
 from processes.errors import Conflict, Forbidden, InvalidInput, NotFound
 from processes.events import SYSTEM, Actor
 from processes.models import (
@@ -570,7 +571,7 @@ def process_start(
 def _existing_instance(definition_key: str, business_key: str, *, ever: bool):
     """The running or failed instance of this business key (at most one: a unique index), or
     with ``ever`` the newest instance of it in any state."""
-    # Fixed SQL (processes/raw.py): every start asks it. The states are written in, not bound,
+    # Fixed SQL (processes/db/): every start asks it. The states are written in, not bound,
     # so a prepared statement's generic plan can still use the partial unique index.
     states = ", ".join(f"'{state}'" for state in ACTIVE_PROCESS_STATES)
     where = "" if ever else f" AND p.state IN ({states})"

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from processes import raw
+from processes.db import core as raw
 from processes.models import ActorType, EventType, ProcessEvent, ProcessInstance, TaskInstance
 
 

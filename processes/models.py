@@ -159,13 +159,13 @@ class ProcessInstanceQuerySet(models.QuerySet):
         ``d``), with its definition's id, key, version and publication time loaded (the spec
         and description load on first use); None if there is none.
 
-        Fixed SQL (``processes/raw.py``): the engine locks an instance this way on every event
+        Fixed SQL (``processes/db/``): the engine locks an instance this way on every event
         and the API reads one on every detail. ``columns``: more ``, expr AS name`` columns,
         whose parameters come first in ``params``. ``lock``: FOR UPDATE of the instance row only.
         """
         from django.db import connection
 
-        from processes import raw
+        from processes.db import core as raw
 
         sql = (
             f"SELECT {raw.columns(ProcessInstance, 'p')}, d.version AS definition_version, "
@@ -315,12 +315,12 @@ class TaskInstanceQuerySet(models.QuerySet):
         """A process's tasks in spec order (stage, then creation); with ``people``, each one's
         assignee and claimer loaded with their username (for showing them).
 
-        Fixed SQL (``processes/raw.py``): the engine reads them twice per step and the API on
+        Fixed SQL (``processes/db/``): the engine reads them twice per step and the API on
         every detail; building the query through the ORM cost twice the CPU of running it.
         """
         from django.contrib.auth import get_user_model
 
-        from processes import raw
+        from processes.db import core as raw
 
         user_model = get_user_model()
         users = raw.table(user_model)

@@ -12,8 +12,10 @@ import uuid
 
 from django.db.models import OuterRef, QuerySet, Subquery
 
-from processes import authority, raw
+from processes import authority
 from processes.authority import ANY, OPERATE, SEE, START
+from processes.db import core as raw
+from processes.db.core import MAX_DB_INT
 from processes.errors import NotFound
 from processes.models import (
     DefinitionStatus,
@@ -24,7 +26,6 @@ from processes.models import (
     TaskState,
     TaskType,
 )
-from processes.raw import MAX_DB_INT
 
 # --- definitions ----------------------------------------------------------------------------------
 
@@ -47,7 +48,7 @@ def definitions_for(user) -> QuerySet:
 def startable_definition(user, key: str) -> ProcessDefinition | None:
     """The newest published version of ``key`` if ``user`` may start it, else None.
 
-    One fixed statement (``processes/raw.py``) for what every start asks; the spec and the
+    One fixed statement (``processes/db/``) for what every start asks; the spec and the
     description stay unread until the engine needs them (it caches parsed specs).
     """
     grant, params = authority.grant_sql(user, START, "d.key")
@@ -86,7 +87,7 @@ def processes_for(user) -> QuerySet:
 def process_for(user, process_id, *, perms=SEE) -> ProcessInstance:
     """One instance the caller may see (404 otherwise, the same as an unknown id).
 
-    One fixed statement (``processes/raw.py``) reads the instance, its definition's version and
+    One fixed statement (``processes/db/``) reads the instance, its definition's version and
     whether the caller may see it: this is the API's most frequent read, and building its ORM
     queries was half of its CPU.
     """

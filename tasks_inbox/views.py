@@ -12,9 +12,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from processes import authority, engine
+from processes.db.core import MAX_DB_INT
 from processes.errors import Conflict, EngineError, Forbidden, InvalidInput, NotFound
 from processes.events import Actor
-from processes.raw import MAX_DB_INT
 from tasks_inbox import presenters, selectors
 from tasks_inbox.forms import DecisionForm, DelegateForm
 

@@ -22,8 +22,8 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from processes import raw
 from processes.api.models import IdempotencyRecord
+from processes.db import core as raw
 from processes.errors import Conflict, EngineError
 
 MAX_JSON_DEPTH = 64
@@ -95,7 +95,7 @@ class JSONOnlyNegotiation(BaseContentNegotiation):
 class FlowdeskTokenAuthentication(TokenAuthentication):
     """Token auth for systems; their events are recorded with the API actor type.
 
-    The token and its user are read with one fixed statement (``processes/raw.py``): every API
+    The token and its user are read with one fixed statement (``processes/db/``): every API
     call pays for it, and DRF's ORM lookup cost three times the CPU. Same answers as DRF's.
     """
 

@@ -330,7 +330,7 @@ def test_a_write_to_a_row_that_is_gone_fails_loudly(pizza):
     # the engine updates rows it holds locked; one that vanished anyway must not pass unnoticed
     from django.db import DatabaseError
 
-    from processes import raw
+    from processes.db import core as raw
 
     process = seed_event("StartWorkflow").process
     ProcessInstance.objects.filter(pk=process.pk).update(business_status="seen")
