@@ -4,7 +4,7 @@ actor and lands in the history."""
 import pytest
 from django.urls import reverse
 
-from processes import engine, worker
+from processes import engine, queue, worker
 from processes.models import EventType, ProcessState, TaskState
 from tests.admin.helpers import (
     SYSTEM,
@@ -172,7 +172,7 @@ def test_cancel_runs_compensation_newest_first(
     assert task(process, "ship").state == TaskState.SCHEDULED
     enqueued = []
     monkeypatch.setattr(
-        worker, "enqueue_compensation", lambda pid, ids: enqueued.append((pid, list(ids)))
+        queue, "enqueue_compensation", lambda pid, ids: enqueued.append((pid, list(ids)))
     )
 
     # when the admin cancels it (confirming with a reason)

@@ -4,7 +4,7 @@ history with the admin as actor; screenshots of the definition, instance and das
 import pytest
 from django.urls import reverse
 
-from processes import worker
+from processes import queue, worker
 from processes.models import EventType, ProcessState, TaskState
 from tests.admin.conftest import admin_login
 from tests.admin.helpers import change_url, events, fresh, run_ready_steps, start, task
@@ -78,7 +78,7 @@ def test_cancel_with_compensation_in_the_browser(
     process = start("shop")
     run_ready_steps(process)
     queued = []
-    monkeypatch.setattr(worker, "enqueue_compensation", lambda pid, ids: queued.append(list(ids)))
+    monkeypatch.setattr(queue, "enqueue_compensation", lambda pid, ids: queued.append(list(ids)))
     admin_login(page, live_server.url)
     page.goto(live_server.url + change_url(process))
     page.click("#fd-cancel")

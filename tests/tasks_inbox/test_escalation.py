@@ -11,6 +11,7 @@ from integrations import alerts
 from integrations.models import AlertRecipient, Incident
 from integrations.sms.backends import locmem
 from processes import engine, worker
+from processes.events import Actor
 from processes.models import EventType, ProcessEvent
 from tasks_inbox import notifications, selectors
 from tasks_inbox.notifications import LocmemBackend
@@ -164,7 +165,7 @@ def test_decided_task_does_not_escalate(start, people, outbox, django_capture_on
     task = start()
     engine.task_decide(
         task_id=task.pk,
-        actor=engine.Actor.for_user(people["candidate"]),
+        actor=Actor.for_user(people["candidate"]),
         decision="approve",
         data={"amount": 10},
     )
