@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import connection
 from django.db.models import Q, QuerySet
 from guardian.shortcuts import assign_perm, get_objects_for_user
 
 from processes import spec as spec_module
+from processes.db import grants
 from processes.models import (
     ACTIVE_PROCESS_STATES,
     ProcessDefinition,
@@ -70,50 +70,21 @@ def granted_keys(user, perms) -> QuerySet | None:
     ).values("key")
 
 
-# The same rule as ``granted_keys`` as one SQL condition, for the hot single-key checks (every
-# API detail and write asks it; guardian's query building costs ~3 ms a call). ``{key}`` is the
-# SQL naming the key (a parameter or a column). A test checks both agree on a generated matrix.
-_GRANT_SQL = """EXISTS (
-    SELECT 1 FROM processes_processdefinition g_d
-    WHERE g_d.key = {key} AND CAST(g_d.id AS VARCHAR(255)) IN (
-        SELECT uop.object_pk FROM guardian_userobjectpermission uop
-        JOIN auth_permission p ON p.id = uop.permission_id
-        JOIN django_content_type ct ON ct.id = p.content_type_id
-        WHERE uop.user_id = %s AND uop.content_type_id = ct.id AND ct.app_label = 'processes'
-          AND ct.model = 'processdefinition' AND p.codename IN ({codes})
-        UNION ALL
-        SELECT gop.object_pk FROM guardian_groupobjectpermission gop
-        JOIN auth_user_groups ug ON ug.group_id = gop.group_id
-        JOIN auth_permission p ON p.id = gop.permission_id
-        JOIN django_content_type ct ON ct.id = p.content_type_id
-        WHERE ug.user_id = %s AND gop.content_type_id = ct.id AND ct.app_label = 'processes'
-          AND ct.model = 'processdefinition' AND p.codename IN ({codes})
-    )
-)"""
-
-
-def grant_sql(user, perms, key_sql: str) -> tuple[str, list]:
-    """SQL true when ``user`` holds any of ``perms`` on the key ``key_sql`` names, and its params
-    (after any of ``key_sql``'s own)."""
-    if is_superuser(user):
-        return "1 = 1", []
-    if not user or not user.is_authenticated or not user.is_active:
-        return "1 = 0", []
-    codenames = [p.split(".", 1)[1] for p in _perm_list(perms)]
-    codes = ", ".join(["%s"] * len(codenames))
-    return _GRANT_SQL.format(key=key_sql, codes=codes), [user.pk, *codenames, user.pk, *codenames]
+def codenames(perms) -> list[str]:
+    return [p.split(".", 1)[1] for p in _perm_list(perms)]
 
 
 def has_definition_perm(user, perms, definition_key: str) -> bool:
-    """Whether ``user`` holds any of ``perms`` on some version of ``definition_key``."""
+    """Whether ``user`` holds any of ``perms`` on some version of ``definition_key``.
+
+    The same rule as ``granted_keys``, as one fixed statement (``db.grants``): every API detail
+    and write asks it.
+    """
     if is_superuser(user):
         return True
     if not user or not user.is_authenticated or not user.is_active:
         return False
-    grant, params = grant_sql(user, perms, "%s")
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT 1 WHERE {grant}", [definition_key, *params])
-        return cursor.fetchone() is not None
+    return grants.has_grant(user, codenames(perms), definition_key)
 
 
 def has_any_grant(user, perms=ANY) -> bool:

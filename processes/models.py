@@ -151,48 +151,6 @@ class DefinitionComponent(models.Model):
 # --- instances ------------------------------------------------------------------------------------
 
 
-class ProcessInstanceQuerySet(models.QuerySet):
-    def one_with_definition(
-        self, where: str, params: list, *, columns: str = "", lock: bool = False
-    ) -> ProcessInstance | None:
-        """The instance matching the SQL condition ``where`` (instance alias ``p``, definition
-        ``d``), with its definition's id, key, version and publication time loaded (the spec
-        and description load on first use); None if there is none.
-
-        Fixed SQL (``processes/db/``): the engine locks an instance this way on every event
-        and the API reads one on every detail. ``columns``: more ``, expr AS name`` columns,
-        whose parameters come first in ``params``. ``lock``: FOR UPDATE of the instance row only.
-        """
-        from django.db import connection
-
-        from processes.db import core as raw
-
-        sql = (
-            f"SELECT {raw.columns(ProcessInstance, 'p')}, d.version AS definition_version, "
-            f"d.published_at AS definition_published_at{columns} "
-            f"FROM {raw.table(ProcessInstance)} p "
-            f"JOIN {raw.table(ProcessDefinition)} d ON d.id = p.definition_id WHERE {where}"
-        )
-        if lock and connection.features.has_select_for_update:  # (SQLite serialises writers)
-            sql += (
-                " FOR UPDATE OF p"
-                if connection.features.has_select_for_update_of
-                else " FOR UPDATE"
-            )
-        process = next(iter(self.raw(sql, params)), None)
-        if process is not None:
-            process.definition = raw.partial(
-                ProcessDefinition,
-                id=process.definition_id,
-                key=process.definition_key,
-                version=process.definition_version,
-                published_at=raw.convert(
-                    ProcessDefinition, "published_at", process.definition_published_at
-                ),
-            )
-        return process
-
-
 class ProcessInstance(FSMModelMixin, models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     definition = models.ForeignKey(ProcessDefinition, on_delete=models.PROTECT, related_name="+")
@@ -221,8 +179,6 @@ class ProcessInstance(FSMModelMixin, models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
-
-    objects = ProcessInstanceQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -310,42 +266,6 @@ class TaskInstanceQuerySet(models.QuerySet):
 
     def due_for_wake(self, now):
         return self.filter(wake_at__lte=now)
-
-    def of_process(self, process_id, *, people: bool = False) -> list[TaskInstance]:
-        """A process's tasks in spec order (stage, then creation); with ``people``, each one's
-        assignee and claimer loaded with their username (for showing them).
-
-        Fixed SQL (``processes/db/``): the engine reads them twice per step and the API on
-        every detail; building the query through the ORM cost twice the CPU of running it.
-        """
-        from django.contrib.auth import get_user_model
-
-        from processes.db import core as raw
-
-        user_model = get_user_model()
-        users = raw.table(user_model)
-        names = joins = ""
-        if people:
-            names = ", a.username AS assignee_username, c.username AS claimed_by_username"
-            joins = (
-                f" LEFT JOIN {users} a ON a.id = t.assignee_id"
-                f" LEFT JOIN {users} c ON c.id = t.claimed_by_id"
-            )
-        sql = (
-            f"SELECT {raw.columns(TaskInstance, 't')}{names} FROM {raw.table(TaskInstance)} t"
-            f"{joins} WHERE t.process_id = %s ORDER BY t.stage_index, t.id"
-        )
-        tasks = list(self.raw(sql, [raw.prep(TaskInstance, "process", process_id)]))
-        for task in tasks if people else ():
-            if task.assignee_id is not None:
-                task.assignee = raw.partial(
-                    user_model, id=task.assignee_id, username=task.assignee_username
-                )
-            if task.claimed_by_id is not None:
-                task.claimed_by = raw.partial(
-                    user_model, id=task.claimed_by_id, username=task.claimed_by_username
-                )
-        return tasks
 
 
 class TaskInstance(FSMModelMixin, models.Model):

@@ -14,7 +14,8 @@ from django.db.models import OuterRef, QuerySet, Subquery
 
 from processes import authority
 from processes.authority import ANY, OPERATE, SEE, START
-from processes.db import core as raw
+from processes.db import api as db_api
+from processes.db import engine as db_engine
 from processes.db.core import MAX_DB_INT
 from processes.errors import NotFound
 from processes.models import (
@@ -46,19 +47,13 @@ def definitions_for(user) -> QuerySet:
 
 
 def startable_definition(user, key: str) -> ProcessDefinition | None:
-    """The newest published version of ``key`` if ``user`` may start it, else None.
-
-    One fixed statement (``processes/db/``) for what every start asks; the spec and the
-    description stay unread until the engine needs them (it caches parsed specs).
-    """
-    grant, params = authority.grant_sql(user, START, "d.key")
-    columns = raw.columns(ProcessDefinition, "d", exclude=("spec", "description"))
-    sql = (
-        f"SELECT {columns} FROM {raw.table(ProcessDefinition)} d "
-        f"WHERE d.key = %s AND d.status = %s AND {grant} ORDER BY d.version DESC LIMIT 1"
-    )
-    found = list(ProcessDefinition.objects.raw(sql, [key, DefinitionStatus.PUBLISHED, *params]))
-    return found[0] if found else None
+    """The newest published version of ``key`` if ``user`` may start it, else None (one fixed
+    statement: every start asks it)."""
+    if not user or not user.is_authenticated or not user.is_active:
+        return None
+    if authority.is_superuser(user):
+        return db_api.startable_definition(key)
+    return db_api.startable_definition(key, user=user, codenames=authority.codenames(START))
 
 
 def definition_detail(user, key: str) -> tuple[ProcessDefinition, list[ProcessDefinition]]:
@@ -87,20 +82,19 @@ def processes_for(user) -> QuerySet:
 def process_for(user, process_id, *, perms=SEE) -> ProcessInstance:
     """One instance the caller may see (404 otherwise, the same as an unknown id).
 
-    One fixed statement (``processes/db/``) reads the instance, its definition's version and
-    whether the caller may see it: this is the API's most frequent read, and building its ORM
-    queries was half of its CPU.
+    One fixed statement reads the instance, its definition's version and whether the caller may
+    see it: this is the API's most frequent read.
     """
     try:
         pk = uuid.UUID(str(process_id))
     except ValueError:
         raise NotFound(f"process {process_id} not found") from None
-    grant, params = authority.grant_sql(user, perms, "p.definition_key")
-    process = ProcessInstance.objects.one_with_definition(
-        "p.id = %s",
-        [*params, raw.prep(ProcessInstance, "id", pk)],
-        columns=f", CASE WHEN {grant} THEN 1 ELSE 0 END AS allowed",
-    )
+    if not user or not user.is_authenticated or not user.is_active:
+        raise NotFound(f"process {process_id} not found")
+    if authority.is_superuser(user):
+        process = db_api.process_with_grant(pk)
+    else:
+        process = db_api.process_with_grant(pk, user=user, codenames=authority.codenames(perms))
     if process is None or not process.allowed:
         raise NotFound(f"process {process_id} not found")
     return process
@@ -110,7 +104,7 @@ def with_tasks(process: ProcessInstance, tasks: list[TaskInstance] | None = None
     """``process`` with its tasks (and their people) ready for serialising: ``tasks`` when the
     caller already holds them all, else one query."""
     if tasks is None:
-        tasks = TaskInstance.objects.of_process(process.pk, people=True)
+        tasks = db_engine.tasks_of_process(process.pk, people=True)
     # what prefetch_related stores: process.tasks.all() answers from it without a query
     cached = TaskInstance.objects.all()
     cached._result_cache = tasks

@@ -8,7 +8,6 @@ import json
 import math
 from datetime import timedelta
 
-from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -23,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from processes.api.models import IdempotencyRecord
-from processes.db import core as raw
+from processes.db import api as db_api
 from processes.errors import Conflict, EngineError
 
 MAX_JSON_DEPTH = 64
@@ -100,15 +99,9 @@ class FlowdeskTokenAuthentication(TokenAuthentication):
     """
 
     def authenticate_credentials(self, key):
-        user_model = get_user_model()
-        sql = (
-            f"SELECT {raw.columns(user_model, 'u')} FROM {raw.table(Token)} t "
-            f"JOIN {raw.table(user_model)} u ON u.id = t.user_id WHERE t.key = %s"
-        )
-        found = list(user_model.objects.raw(sql, [key]))
-        if not found:
+        user = db_api.token_user(key)
+        if user is None:
             raise AuthenticationFailed(_("Invalid token."))
-        user = found[0]
         if not user.is_active:
             raise AuthenticationFailed(_("User inactive or deleted."))
         user._flowdesk_api = True

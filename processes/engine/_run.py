@@ -24,6 +24,7 @@ from django_fsm import TransitionNotAllowed
 from processes import authority, events, hooks, queue
 from processes import spec as spec_module
 from processes.db import core as raw
+from processes.db import engine as db_engine
 from processes.errors import Conflict, NotFound
 from processes.events import SYSTEM, Actor
 from processes.models import (
@@ -170,18 +171,15 @@ def _lock(process_id=None, *, task_id=None) -> _Run:
     """Lock the process row (serialises every event of one instance) and load its tasks."""
     try:
         if task_id is None:
-            where, param = "p.id = %s", raw.prep(ProcessInstance, "id", process_id)
+            process = db_engine.lock_process(process_id)
         else:
-            where = f"p.id = (SELECT t.process_id FROM {raw.table(TaskInstance)} t WHERE t.id = %s)"
-            param = task_id
-        # FOR UPDATE OF the process row only: the definition row joined is not locked.
-        process = ProcessInstance.objects.one_with_definition(where, [param], lock=True)
+            process = db_engine.lock_process_of_task(task_id)
     except (ValidationError, ValueError, TypeError):
         process = None
     if process is None:
         what = f"process {process_id}" if task_id is None else f"task {task_id}"
         raise NotFound(f"{what} not found")
-    tasks = {t.name: t for t in TaskInstance.objects.of_process(process.pk)}
+    tasks = {t.name: t for t in db_engine.tasks_of_process(process.pk)}
     loaded = {name: getattr(process, name) for name in PROCESS_FIELDS}
     return _Run(process=process, tasks=tasks, actor=SYSTEM, loaded=loaded)
 

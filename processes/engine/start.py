@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from processes import events
 from processes.db import core as raw
+from processes.db import engine as db_engine
 from processes.engine._run import (
     _advance,
     _Run,
@@ -20,7 +21,6 @@ from processes.engine.definitions import find_definition
 from processes.errors import InvalidInput
 from processes.events import Actor
 from processes.models import (
-    ACTIVE_PROCESS_STATES,
     ProcessDefinition,
     ProcessInstance,
     TaskInstance,
@@ -61,7 +61,7 @@ def process_start(
     if definition is None:
         definition = find_definition(key=definition_key, component_name=component_name)
     ever = _spec_for(definition).business_key_unique == "ever"
-    existing = _existing_instance(definition.key, business_key, ever=ever)
+    existing = db_engine.existing_instance(definition.key, business_key, ever=ever)
     if existing is not None:
         if existing.definition_id == definition.pk:
             existing.definition = definition  # already loaded: don't read it again
@@ -71,26 +71,11 @@ def process_start(
             process, tasks = _create_instance(definition, business_key, input, actor)
     except IntegrityError:
         # Someone started the same business key at the same moment: theirs wins.
-        existing = _existing_instance(definition.key, business_key, ever=ever)
+        existing = db_engine.existing_instance(definition.key, business_key, ever=ever)
         if existing is None:
             raise
         return StartResult(existing, False)
     return StartResult(process, True, tasks)
-
-
-def _existing_instance(definition_key: str, business_key: str, *, ever: bool):
-    """The running or failed instance of this business key (at most one: a unique index), or
-    with ``ever`` the newest instance of it in any state."""
-    # Fixed SQL (processes/db/): every start asks it. The states are written in, not bound,
-    # so a prepared statement's generic plan can still use the partial unique index.
-    states = ", ".join(f"'{state}'" for state in ACTIVE_PROCESS_STATES)
-    where = "" if ever else f" AND p.state IN ({states})"
-    sql = (
-        f"SELECT {raw.columns(ProcessInstance, 'p')} FROM {raw.table(ProcessInstance)} p "
-        f"WHERE p.definition_key = %s AND p.business_key = %s{where} "
-        "ORDER BY p.created_at DESC LIMIT 1"
-    )
-    return next(iter(ProcessInstance.objects.raw(sql, [definition_key, business_key])), None)
 
 
 def _create_instance(definition, business_key, input, actor) -> tuple[ProcessInstance, list]:
