@@ -14,7 +14,14 @@ from typing import Any
 from django.utils import timezone
 
 from processes.db import core as raw
-from processes.models import ActorType, EventType, ProcessEvent, ProcessInstance, TaskInstance
+from processes.models import (
+    ActorType,
+    DefinitionEvent,
+    EventType,
+    ProcessEvent,
+    ProcessInstance,
+    TaskInstance,
+)
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,20 @@ def _append(
     pending = process.__dict__.setdefault("_pending_events", [])
     pending.append(event)
     return event
+
+
+def definition_event(*, definition, type: str, actor: Actor, data: dict | None = None):
+    """``actor`` stored, published, retired or edited ``definition`` (written at once: a
+    definition has no per-instance sequence)."""
+    return DefinitionEvent.objects.create(
+        definition=definition,
+        type=type,
+        actor_type=actor.type,
+        actor_user=actor.user if actor.user is not None and actor.user.pk else None,
+        actor_label=actor.label,
+        created_at=timezone.now(),
+        data=data or {},
+    )
 
 
 def flush(process: ProcessInstance) -> list[ProcessEvent]:

@@ -137,6 +137,56 @@ class ProcessDefinition(FSMModelMixin, models.Model):
         pass
 
 
+class DefinitionEventType(models.TextChoices):
+    IMPORTED = "definition_imported", "Version stored"
+    PUBLISHED = "definition_published", "Version published"
+    RETIRED = "definition_retired", "Version retired"
+    UPDATED = "definition_updated", "Draft edited"
+
+
+class DefinitionEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise ImmutableError("definition events are append-only")
+
+    def delete(self):
+        raise ImmutableError("definition events are append-only")
+
+    _raw_delete = delete
+
+
+class DefinitionEvent(models.Model):
+    """Who stored, published, retired or edited a definition version, and when: append-only."""
+
+    definition = models.ForeignKey(
+        ProcessDefinition, on_delete=models.PROTECT, related_name="audit"
+    )
+    type = models.CharField(max_length=40, choices=DefinitionEventType.choices)
+    actor_type = models.CharField(max_length=10)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    actor_label = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    data = models.JSONField(default=dict, blank=True)
+
+    objects = DefinitionEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["definition_id", "id"]
+        indexes = [models.Index(fields=["definition", "id"], name="definition_event_def")]
+
+    def __str__(self) -> str:
+        return f"{self.definition} {self.type}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ImmutableError("definition events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ImmutableError("definition events are append-only")
+
+
 class DefinitionComponent(models.Model):
     """Which definition key owns a seed ``component_name``: one key per component name, so seed
     events naming it can never reach another key's definition."""

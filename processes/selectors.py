@@ -19,6 +19,7 @@ from processes.db import engine as db_engine
 from processes.db.core import MAX_DB_INT
 from processes.errors import NotFound
 from processes.models import (
+    DefinitionComponent,
     DefinitionStatus,
     ProcessDefinition,
     ProcessEvent,
@@ -29,6 +30,29 @@ from processes.models import (
 )
 
 # --- definitions ----------------------------------------------------------------------------------
+
+
+def component_owner(component_name: str) -> str | None:
+    """The definition key that owns a seed ``component_name`` (one key per name)."""
+    return (
+        DefinitionComponent.objects.filter(component_name=component_name)
+        .values_list("key", flat=True)
+        .first()
+    )
+
+
+def find_definition(*, key: str | None = None, component_name: str | None = None):
+    """The newest published version of ``key``, or of the key owning ``component_name``."""
+    if not key and component_name:
+        key = component_owner(component_name)
+    definition = None
+    if key:
+        definition = (
+            ProcessDefinition.objects.published().filter(key=key).order_by("-version").first()
+        )
+    if definition is None:
+        raise NotFound(f"no published definition {key or component_name!r}")
+    return definition
 
 
 def definitions_for(user) -> QuerySet:

@@ -221,9 +221,3 @@ class ApiView(APIView):
             if self._idempotency_record is not None:
                 IdempotencyRecord.objects.filter(pk=self._idempotency_record.pk).delete()
             raise
-
-    def paginate(self, queryset, serializer_class, **context):
-        paginator = Pagination()
-        page = paginator.paginate_queryset(queryset, self.request, view=self)
-        data = serializer_class(page, many=True, context=context).data
-        return paginator.get_paginated_response(data)

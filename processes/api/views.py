@@ -471,7 +471,7 @@ class SeedEventView(ApiView):
     def post(self, request):
         data = _valid(ser.SeedEventSerializer, request.data)
         event_name = data["event_name"]
-        definition = engine.find_definition(
+        definition = selectors.find_definition(
             key=data.get("definition"), component_name=data.get("component_name")
         )
         if event_name == "StartWorkflow":

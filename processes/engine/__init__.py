@@ -31,7 +31,6 @@ from processes.engine.definitions import (
     definition_publish,
     definition_retire,
     definition_update_draft,
-    find_definition,
 )
 from processes.engine.human import task_claim, task_decide, task_delegate, task_release
 from processes.engine.notices import notification_record
@@ -79,7 +78,6 @@ __all__ = [
     "definition_publish",
     "definition_retire",
     "definition_update_draft",
-    "find_definition",
     "handle_seed_event",
     "notification_record",
     "process_cancel",

@@ -8,15 +8,16 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from processes import authority
+from processes import authority, events, selectors
 from processes import spec as spec_module
 from processes.engine._run import (
     _transition,
 )
-from processes.errors import Conflict, Forbidden, NotFound
+from processes.errors import Conflict, Forbidden
 from processes.events import Actor
 from processes.models import (
     DefinitionComponent,
+    DefinitionEventType,
     DefinitionStatus,
     ProcessDefinition,
 )
@@ -41,7 +42,7 @@ def definition_import(
     ):
         # A seed template imported again by its component name is the next version of the key
         # that owns that name, not a new key.
-        owner = _component_owner(data["component_name"])
+        owner = selectors.component_owner(data["component_name"])
         if owner is not None:
             data = {**data, "key": owner}
     parsed = spec_module.parse_or_raise(data)
@@ -61,6 +62,9 @@ def definition_import(
         if publish and latest.status == DefinitionStatus.DRAFT:
             latest.publish()
             latest.save()
+            events.definition_event(
+                definition=latest, type=DefinitionEventType.PUBLISHED, actor=actor
+            )
         return latest, False
     definition = ProcessDefinition(
         key=parsed.key,
@@ -74,6 +78,16 @@ def definition_import(
     if publish:
         definition.publish()
     definition.save()
+    events.definition_event(
+        definition=definition,
+        type=DefinitionEventType.IMPORTED,
+        actor=actor,
+        data={"status": definition.status, "new_key": is_new_key},
+    )
+    if publish:
+        events.definition_event(
+            definition=definition, type=DefinitionEventType.PUBLISHED, actor=actor
+        )
     if is_new_key and actor.user is not None:
         authority.grant_first_publisher(actor.user, definition)
     return definition, True
@@ -83,14 +97,6 @@ def _check_may_publish(actor: Actor, key: str) -> None:
     """People need the publish right on the key; the system (commands, set-up) always may."""
     if actor.user is not None and not authority.may_publish(actor.user, key):
         raise Forbidden(f"you may not publish versions of {key!r}")
-
-
-def _component_owner(component_name: str) -> str | None:
-    return (
-        DefinitionComponent.objects.filter(component_name=component_name)
-        .values_list("key", flat=True)
-        .first()
-    )
 
 
 def _claim_component(component_name: str | None, key: str) -> None:
@@ -119,6 +125,7 @@ def definition_publish(*, definition_id: int, actor: Actor) -> ProcessDefinition
     spec_module.parse_or_raise(definition.spec)  # handlers may have changed since the draft
     _transition(definition, "publish")
     definition.save()
+    events.definition_event(definition=definition, type=DefinitionEventType.PUBLISHED, actor=actor)
     return definition
 
 
@@ -128,6 +135,7 @@ def definition_retire(*, definition_id: int, actor: Actor) -> ProcessDefinition:
     _check_may_publish(actor, definition.key)
     _transition(definition, "retire")
     definition.save()
+    events.definition_event(definition=definition, type=DefinitionEventType.RETIRED, actor=actor)
     return definition
 
 
@@ -151,18 +159,5 @@ def definition_update_draft(*, definition_id: int, data: Any, actor: Actor) -> P
     definition.component_name = parsed.component_name or ""
     definition.description = parsed.description
     definition.save(update_fields=["spec", "name", "component_name", "description"])
-    return definition
-
-
-def find_definition(*, key: str | None = None, component_name: str | None = None):
-    """The newest published version of ``key``, or of the key owning ``component_name``."""
-    if not key and component_name:
-        key = _component_owner(component_name)
-    definition = None
-    if key:
-        definition = (
-            ProcessDefinition.objects.published().filter(key=key).order_by("-version").first()
-        )
-    if definition is None:
-        raise NotFound(f"no published definition {key or component_name!r}")
+    events.definition_event(definition=definition, type=DefinitionEventType.UPDATED, actor=actor)
     return definition

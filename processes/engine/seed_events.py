@@ -15,7 +15,6 @@ from processes.engine._run import (
     _lock_for_task,
     _spec_for,
 )
-from processes.engine.definitions import find_definition
 from processes.engine.human import task_decide
 from processes.engine.operate import task_retry
 from processes.engine.start import process_start
@@ -27,6 +26,7 @@ from processes.models import (
     TaskInstance,
     TaskType,
 )
+from processes.selectors import find_definition
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,6 @@ from processes.engine._run import (
     _Run,
     _spec_for,
 )
-from processes.engine.definitions import find_definition
 from processes.errors import InvalidInput
 from processes.events import Actor
 from processes.models import (
@@ -25,6 +24,7 @@ from processes.models import (
     ProcessInstance,
     TaskInstance,
 )
+from processes.selectors import find_definition
 
 logger = logging.getLogger(__name__)
 

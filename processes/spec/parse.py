@@ -67,8 +67,6 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
         c.add("workflow_name", "is required: a non-empty string naming the process")
         name = ""
     component = _opt_str(c, data, "component_name", "")
-    if "component_name" in data and component is None and data["component_name"] is not None:
-        pass  # already reported
     key = data.get("key")
     if key is None:
         key = slugify_key(component or name or "process")
