@@ -7,6 +7,8 @@ import math
 from django.conf import settings
 from django.shortcuts import render
 
+from processes.api.exceptions import error_response
+
 
 def client_ip(request) -> str:
     """The caller's address: the proxy's last ``X-Forwarded-For`` hop when a TLS proxy is
@@ -31,8 +33,6 @@ def lockout_response(request, original_response=None, credentials=None):
         "minutes, or ask an administrator to unlock it."
     )
     if request.path.startswith("/api/"):
-        from processes.api.exceptions import error_response
-
         response = error_response(429, "too_many_attempts", message)
     else:
         response = render(request, "registration/locked_out.html", {"message": message}, status=429)

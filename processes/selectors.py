@@ -170,10 +170,26 @@ def queue_tasks_for(user, task_queue: str) -> QuerySet:
     return qs
 
 
+def start_task_payload(process, task, task_spec=None) -> dict:
+    """The seed's StartTask message, with the task's extra template fields packed in."""
+    payload = {
+        "business_ref_no": process.business_key,
+        "component_name": process.definition.component_name or process.definition_key,
+        "event_name": "StartTask",
+        "stage_name": task.stage,
+        "task_name": task.name,
+        "task_type": task.type,
+    }
+    if task.task_queue:
+        payload["task_queue"] = task.task_queue
+    if task_spec is not None:
+        for key, value in task_spec.extra.items():
+            payload.setdefault(key, value)
+    return payload
+
+
 def start_task_payloads(tasks) -> list[dict]:
     """The seed's StartTask payload of each task, plus its id, process id and scheduled time."""
-    from processes import engine
-
     specs: dict[int, object] = {}
     out = []
     for task in tasks:
@@ -184,7 +200,7 @@ def start_task_payloads(tasks) -> list[dict]:
             task_spec = specs[definition.pk].task(task.name)
         except (KeyError, ValueError):
             task_spec = None
-        payload = engine.start_task_payload(task.process, task, task_spec)
+        payload = start_task_payload(task.process, task, task_spec)
         payload.update(
             {
                 "task_id": task.pk,

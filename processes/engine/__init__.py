@@ -24,7 +24,6 @@ from processes.engine._run import (
     TASK_FIELDS,
     TASK_WRITTEN_ONCE,
     TaskResult,
-    start_task_payload,
 )
 from processes.engine.definitions import (
     definition_import,
@@ -84,7 +83,6 @@ __all__ = [
     "process_correct_variables",
     "process_start",
     "stage_replay",
-    "start_task_payload",
     "task_claim",
     "task_complete",
     "task_decide",

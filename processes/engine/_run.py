@@ -37,6 +37,7 @@ from processes.models import (
     TaskState,
     TaskType,
 )
+from processes.selectors import start_task_payload
 
 logger = logging.getLogger(__name__)
 
@@ -274,24 +275,6 @@ def _resolve_assignee(run: _Run, task: TaskInstance, task_spec: spec_module.Task
 def _add_participant(task: TaskInstance, user_id: int) -> None:
     if user_id not in (task.participants or []):
         task.participants = [*(task.participants or []), user_id]
-
-
-def start_task_payload(process, task, task_spec=None) -> dict:
-    """The seed's StartTask message, with the task's extra template fields packed in."""
-    payload = {
-        "business_ref_no": process.business_key,
-        "component_name": process.definition.component_name or process.definition_key,
-        "event_name": "StartTask",
-        "stage_name": task.stage,
-        "task_name": task.name,
-        "task_type": task.type,
-    }
-    if task.task_queue:
-        payload["task_queue"] = task.task_queue
-    if task_spec is not None:
-        for key, value in task_spec.extra.items():
-            payload.setdefault(key, value)
-    return payload
 
 
 def _advance(run: _Run) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.utils.dateparse import parse_duration
 
+from processes import steps
 from processes.spec.types import (
     CONDITION_OPS,
     FORM_FIELD_TYPES,
@@ -219,8 +220,6 @@ def _parse_escalation(c: _Collector, value: Any, path: str) -> Escalation | None
 
 
 def _known_handlers_default() -> set[str] | None:
-    from processes import steps
-
     return set(steps.registry.names())
 
 
