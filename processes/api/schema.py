@@ -1,5 +1,5 @@
-"""OpenAPI pieces shared by the views: error responses, the Idempotency-Key header, examples and
-the helpers that build them."""
+"""OpenAPI pieces shared by the API's docs (``processes/api/docs/``): error responses, the
+Idempotency-Key header, examples and the helpers that build them."""
 
 from __future__ import annotations
 

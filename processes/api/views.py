@@ -1,6 +1,7 @@
 """Thin DRF views: validate input, check the caller's permission, call the engine or a selector.
 
-Paths and payloads are the contract of DESIGN §6; every error is ``{"error": {...}}``.
+Paths and payloads are the contract of DESIGN §6; every error is ``{"error": {...}}``. The
+OpenAPI of each view is in ``processes/api/docs/``.
 """
 
 from __future__ import annotations
@@ -8,14 +9,6 @@ from __future__ import annotations
 import django_filters
 from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.signals import user_logged_in
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import (
-    OpenApiExample,
-    OpenApiParameter,
-    OpenApiResponse,
-    extend_schema,
-    extend_schema_view,
-)
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
@@ -23,25 +16,30 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
 from processes import authority, engine, selectors
-from processes.api import schema as s
 from processes.api import serializers as ser
 from processes.api.base import ApiView, Pagination
+from processes.api.docs import auth as auth_docs
+from processes.api.docs import definitions as definitions_docs
+from processes.api.docs import events as events_docs
+from processes.api.docs import processes as processes_docs
+from processes.api.docs import tasks as tasks_docs
 from processes.errors import Forbidden, InvalidInput, NotFound
 from processes.events import Actor
 from processes.models import ProcessDefinition, ProcessInstance, ProcessState, TaskInstance
 
 
-def _actor(request) -> Actor:
+def actor_of(request) -> Actor:
     return Actor.for_user(request.user)
 
 
-def _valid(serializer_class, data) -> dict:
+def validated(serializer_class, data) -> dict:
+    """``data`` checked by an input serializer; 400 with every field's problem otherwise."""
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 
 
-def _require(request, perm: str, definition_key: str, what: str) -> None:
+def require(request, perm: str, definition_key: str, what: str) -> None:
     """403 when the caller sees the definition but lacks ``perm``; 404 when it sees nothing."""
     user = request.user
     if authority.has_definition_perm(user, perm, definition_key):
@@ -52,6 +50,8 @@ def _require(request, perm: str, definition_key: str, what: str) -> None:
 
 
 class ListView(ApiView, GenericAPIView):
+    """A paged list (a GenericAPIView, so that the schema shows the page around the items)."""
+
     pagination_class = Pagination
 
     def page(self, queryset, serializer_class):
@@ -63,39 +63,12 @@ class ListView(ApiView, GenericAPIView):
 
 
 class TokenView(ApiView):
-    """Exchange a username and password for an API token."""
-
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(
-        tags=["auth"],
-        summary="Get an API token",
-        description="Send it as `Authorization: Token <token>` on every other request.",
-        request=ser.TokenRequestSerializer,
-        responses={
-            200: ser.TokenSerializer,
-            400: s.BAD_REQUEST,
-            413: s.TOO_LARGE,
-            415: s.UNSUPPORTED,
-            429: s.LOCKED_OUT,
-        },
-        examples=[
-            OpenApiExample(
-                "credentials",
-                value={"username": "shop-frontend", "password": "s3cret"},
-                request_only=True,
-            ),
-            OpenApiExample(
-                "token",
-                value={"token": "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b"},
-                response_only=True,
-            ),
-        ],
-        auth=[],
-    )
+    @auth_docs.token
     def post(self, request):
-        data = _valid(ser.TokenRequestSerializer, request.data)
+        data = validated(ser.TokenRequestSerializer, request.data)
         user = authenticate(request._request, username=data["username"], password=data["password"])
         if user is None or not user.is_active:
             raise InvalidInput("unable to log in with the given credentials")
@@ -109,74 +82,13 @@ class TokenView(ApiView):
 
 
 class DefinitionListView(ListView):
-    queryset = ProcessDefinition.objects.none()  # the schema's model; reads go through selectors
+    queryset = ProcessDefinition.objects.none()  # the schema's model; reads: selectors
 
-    @extend_schema(
-        tags=["definitions"],
-        summary="List definitions",
-        description="The newest published version of every definition the caller may use.",
-        responses={200: ser.DefinitionSerializer(many=True), **s.READ_ERRORS},
-    )
+    @definitions_docs.list_definitions
     def get(self, request):
         return self.page(selectors.definitions_for(request.user), ser.DefinitionSerializer)
 
-    @extend_schema(
-        tags=["definitions"],
-        summary="Import a definition",
-        description=(
-            "The body is the definition itself: a native spec or a seed-002 template, verbatim. "
-            "It is validated and published as the next version of its key (`?key=` overrides "
-            "the key derived from `key`, `component_name` or `workflow_name`). The same spec as "
-            "the newest version → 200 with that version. Invalid → 400 with `error.errors` "
-            "listing every problem with its JSON path. A new key needs the global permission "
-            "`processes.add_processdefinition`; a new version of an existing key needs "
-            "`publish_definition` on it (403 otherwise). A `component_name` already owned by "
-            "another key → 409 naming the owner."
-        ),
-        parameters=[
-            OpenApiParameter("key", OpenApiTypes.STR, description="Definition key to use."),
-            s.IDEMPOTENCY_KEY,
-        ],
-        request=OpenApiTypes.OBJECT,
-        responses={
-            201: ser.DefinitionImportedSerializer,
-            200: ser.DefinitionImportedSerializer,
-            **s.WRITE_ERRORS,
-            400: s.error(
-                400,
-                "The definition is not valid: every problem with its JSON path.",
-                OpenApiExample(
-                    "400 invalid_definition",
-                    value={
-                        "error": {
-                            "code": "invalid_definition",
-                            "message": "the definition has 1 problem(s)",
-                            "fields": {
-                                "stages[2].tasks[0].parent_task": ["unknown task 'x'"],
-                            },
-                            "errors": [
-                                {
-                                    "path": "stages[2].tasks[0].parent_task",
-                                    "message": "unknown task 'x'",
-                                }
-                            ],
-                        }
-                    },
-                    response_only=True,
-                    status_codes=["400"],
-                ),
-            ),
-        },
-        examples=[
-            OpenApiExample("seed template", value=s.PIZZA_TEMPLATE, request_only=True),
-            OpenApiExample(
-                "imported",
-                value={"key": "pizza", "version": 1, "created": True},
-                response_only=True,
-                status_codes=["201"],
-            ),
-        ],
-    )
+    @definitions_docs.import_definition
     def post(self, request):
         if not authority.has_any_grant(request.user, authority.PUBLISH) and not (
             authority.may_create_keys(request.user)
@@ -186,7 +98,7 @@ class DefinitionListView(ListView):
         if key is not None and (len(key) > 100 or "\x00" in key):
             raise InvalidInput("invalid key", fields={"key": ["at most 100 characters"]})
         definition, created = engine.definition_import(
-            data=request.data, key=key, actor=_actor(request)
+            data=request.data, key=key, actor=actor_of(request)
         )
         body = {"key": definition.key, "version": definition.version, "created": created}
         return Response(
@@ -197,24 +109,20 @@ class DefinitionListView(ListView):
 
 
 class DefinitionDetailView(ApiView):
-    queryset = ProcessDefinition.objects.none()
-
-    @extend_schema(
-        tags=["definitions"],
-        summary="One definition",
-        description="Its newest published version (with the spec) and the list of versions.",
-        responses={200: ser.DefinitionDetailSerializer, **s.READ_ERRORS},
-    )
+    @definitions_docs.definition_detail
     def get(self, request, key):
         definition, versions = selectors.definition_detail(request.user, key)
         definition.versions = versions
         return Response(ser.DefinitionDetailSerializer(definition).data)
 
-    def get_serializer(self, *args, **kwargs):  # for the browsable schema only
-        return ser.DefinitionDetailSerializer(*args, **kwargs)
-
 
 # --- processes ------------------------------------------------------------------------------------
+
+
+def _current(request, pk) -> Response:
+    """The process as it is now, with its tasks (after an engine call changed it)."""
+    process = selectors.with_tasks(selectors.process_for(request.user, pk))
+    return Response(ser.ProcessDetailSerializer(process).data)
 
 
 class ProcessFilter(django_filters.FilterSet):
@@ -230,63 +138,22 @@ class ProcessListView(ListView):
     def get_queryset(self):
         return selectors.processes_for(self.request.user)
 
-    @extend_schema(
-        tags=["processes"],
-        summary="List processes",
-        description="Newest first; only instances of definitions the caller may see.",
-        responses={200: ser.ProcessSerializer(many=True), **s.READ_ERRORS},
-        examples=[
-            OpenApiExample(
-                "page", value=s.page_of(s.PROCESS_EXAMPLE), response_only=True, status_codes=["200"]
-            )
-        ],
-    )
+    @processes_docs.list_processes
     def get(self, request):
-        queryset = self.filter_queryset(self.get_queryset())
-        return self.page(queryset, ser.ProcessSerializer)
+        return self.page(self.filter_queryset(self.get_queryset()), ser.ProcessSerializer)
 
-    @extend_schema(
-        tags=["processes"],
-        summary="Start a process",
-        description=(
-            "Starts the newest published version of `definition`. The same `business_key` while "
-            "an instance is active (running or failed) → 200 with that instance, nothing new "
-            "is started. Needs `start_process` on the definition. `Location` names the instance."
-        ),
-        parameters=[s.IDEMPOTENCY_KEY],
-        request=ser.ProcessStartSerializer,
-        responses={
-            201: OpenApiResponse(ser.ProcessDetailSerializer, description="Started."),
-            200: OpenApiResponse(
-                ser.ProcessDetailSerializer, description="Already active: the same instance."
-            ),
-            **s.WRITE_ERRORS,
-        },
-        examples=[
-            OpenApiExample(
-                "start",
-                value={"definition": "pizza", "business_key": "ORDER-001", "input": {"size": "L"}},
-                request_only=True,
-            ),
-            OpenApiExample(
-                "started",
-                value=s.PROCESS_DETAIL_EXAMPLE,
-                response_only=True,
-                status_codes=["201", "200"],
-            ),
-        ],
-    )
+    @processes_docs.start_process
     def post(self, request):
-        data = _valid(ser.ProcessStartSerializer, request.data)
+        data = validated(ser.ProcessStartSerializer, request.data)
         definition = selectors.startable_definition(request.user, data["definition"])
         if definition is None:  # not published, or not for this caller: say which
-            _require(request, authority.START, data["definition"], "start processes")
+            require(request, authority.START, data["definition"], "start processes")
             raise NotFound(f"no published definition {data['definition']!r}")
         result = engine.process_start(
             definition=definition,
             business_key=data["business_key"],
             input=data["input"],
-            actor=_actor(request),
+            actor=actor_of(request),
         )
         # the caller may start: no second check; a new instance's tasks are already in hand
         process = selectors.with_tasks(result.process, result.tasks)
@@ -298,52 +165,15 @@ class ProcessListView(ListView):
 
 
 class ProcessDetailView(ApiView):
-    @extend_schema(
-        tags=["processes"],
-        summary="One process",
-        description="State, business status, current stage, variables and every task.",
-        responses={200: ser.ProcessDetailSerializer, **s.READ_ERRORS},
-        examples=[
-            OpenApiExample(
-                "process", value=s.PROCESS_DETAIL_EXAMPLE, response_only=True, status_codes=["200"]
-            )
-        ],
-    )
+    @processes_docs.process_detail
     def get(self, request, pk):
-        process = selectors.with_tasks(selectors.process_for(request.user, pk))
-        return Response(ser.ProcessDetailSerializer(process).data)
+        return _current(request, pk)
 
 
 class ProcessEventsView(ListView):
     queryset = ProcessInstance.objects.none()
 
-    @extend_schema(
-        tags=["processes"],
-        summary="The audit log of a process",
-        description="Every event in order (`seq` is gapless). `?after=<seq>` returns newer ones.",
-        parameters=[
-            OpenApiParameter("after", OpenApiTypes.INT, description="Only events after this seq.")
-        ],
-        responses={200: ser.ProcessEventSerializer(many=True), **s.READ_ERRORS},
-        examples=[
-            OpenApiExample(
-                "events",
-                value=s.page_of(
-                    {
-                        "seq": 1,
-                        "type": "process_started",
-                        "task": "",
-                        "actor_type": "api",
-                        "actor": "shop-frontend",
-                        "created_at": "2026-11-23T10:00:00Z",
-                        "data": {"definition": "pizza", "version": 1, "business_key": "ORDER-001"},
-                    }
-                ),
-                response_only=True,
-                status_codes=["200"],
-            )
-        ],
-    )
+    @processes_docs.process_events
     def get(self, request, pk):
         process = selectors.process_for(request.user, pk)
         after = request.query_params.get("after")
@@ -357,127 +187,45 @@ class ProcessEventsView(ListView):
 
 
 class ProcessCancelView(ApiView):
-    @extend_schema(
-        tags=["processes"],
-        summary="Cancel a process",
-        description=(
-            "Cancels every open task, then runs compensation handlers. Needs `operate_process`. "
-            "A process that is already completed or cancelled → 409."
-        ),
-        parameters=[s.IDEMPOTENCY_KEY],
-        request=ser.ProcessCancelSerializer,
-        responses={200: ser.ProcessDetailSerializer, **s.WRITE_ERRORS},
-        examples=[
-            OpenApiExample("cancel", value={"reason": "customer called"}, request_only=True),
-        ],
-    )
+    @processes_docs.cancel_process
     def post(self, request, pk):
-        data = _valid(ser.ProcessCancelSerializer, request.data)
+        data = validated(ser.ProcessCancelSerializer, request.data)
         process = selectors.process_for(request.user, pk)
-        _require(request, authority.OPERATE, process.definition_key, "cancel processes")
-        engine.process_cancel(process_id=process.pk, actor=_actor(request), reason=data["reason"])
-        process = selectors.with_tasks(selectors.process_for(request.user, pk))
-        return Response(ser.ProcessDetailSerializer(process).data)
+        require(request, authority.OPERATE, process.definition_key, "cancel processes")
+        engine.process_cancel(process_id=process.pk, actor=actor_of(request), reason=data["reason"])
+        return _current(request, pk)
+
+
+class ProcessVariablesView(ApiView):
+    @processes_docs.correct_variables
+    def post(self, request, pk):
+        data = validated(ser.VariablesCorrectionSerializer, request.data)
+        process = selectors.process_for(request.user, pk)
+        engine.process_correct_variables(
+            process_id=process.pk,
+            actor=actor_of(request),
+            set=data["set"],
+            unset=data["unset"],
+            reason=data["reason"],
+        )
+        return _current(request, pk)
 
 
 # --- the seed's event protocol --------------------------------------------------------------------
 
 
 class SeedEventView(ApiView):
-    @extend_schema(
-        tags=["events"],
-        summary="Send a seed event",
-        description=(
-            "The seed workflow manager's events: `StartWorkflow` (needs `start_process`), "
-            "`TaskCompleted`, `TaskFailed`, `TaskPending` (need `operate_process`). "
-            "`component_name` (or `definition`, a key) finds the definition; `business_ref_no` "
-            "the newest instance. Optional `data` is merged into the process variables.\n\n"
-            "202: applied. 200: changed nothing (a repeat: `duplicate: true`, or StartWorkflow "
-            "for an active business key), recorded in the history. 409: the event does not fit "
-            "the task's state (out of order, e.g. TaskCompleted for a pending task); recorded "
-            "too, nothing changes."
-        ),
-        parameters=[s.IDEMPOTENCY_KEY],
-        request=ser.SeedEventSerializer,
-        responses={
-            202: ser.SeedEventResultSerializer,
-            200: OpenApiResponse(
-                ser.SeedEventResultSerializer, description="Duplicate: recorded, nothing changed."
-            ),
-            **s.WRITE_ERRORS,
-        },
-        examples=[
-            OpenApiExample(
-                "StartWorkflow",
-                value={
-                    "business_ref_no": "ORDER-001",
-                    "component_name": "ITALIAN",
-                    "event_name": "StartWorkflow",
-                },
-                request_only=True,
-            ),
-            OpenApiExample(
-                "TaskCompleted",
-                value={
-                    "business_ref_no": "ORDER-001",
-                    "component_name": "ITALIAN",
-                    "event_name": "TaskCompleted",
-                    "stage_name": "ORDER",
-                    "task_name": "confirm_order",
-                    "task_type": "SERVICE",
-                    "data": {"eta_minutes": 30},
-                },
-                request_only=True,
-            ),
-            OpenApiExample(
-                "TaskFailed",
-                value={
-                    "business_ref_no": "ORDER-001",
-                    "component_name": "ITALIAN",
-                    "event_name": "TaskFailed",
-                    "stage_name": "ORDER",
-                    "task_name": "confirm_order",
-                    "task_type": "SERVICE",
-                    "error": "oven broken",
-                },
-                request_only=True,
-            ),
-            OpenApiExample(
-                "TaskPending",
-                value={
-                    "business_ref_no": "ORDER-001",
-                    "component_name": "ITALIAN",
-                    "event_name": "TaskPending",
-                    "stage_name": "ORDER",
-                    "task_name": "confirm_order",
-                    "task_type": "SERVICE",
-                },
-                request_only=True,
-            ),
-            OpenApiExample(
-                "applied",
-                value={
-                    "event_name": "TaskCompleted",
-                    "duplicate": False,
-                    "process": {**s.PROCESS_EXAMPLE, "business_status": "ORDER CONFIRMED"},
-                    "task": {**s.TASK_EXAMPLE, "state": "completed"},
-                    "scheduled": ["make_food", "assign_executive"],
-                },
-                response_only=True,
-                status_codes=["202"],
-            ),
-        ],
-    )
+    @events_docs.send_event
     def post(self, request):
-        data = _valid(ser.SeedEventSerializer, request.data)
+        data = validated(ser.SeedEventSerializer, request.data)
         event_name = data["event_name"]
         definition = selectors.find_definition(
             key=data.get("definition"), component_name=data.get("component_name")
         )
         if event_name == "StartWorkflow":
-            _require(request, authority.START, definition.key, "start processes")
+            require(request, authority.START, definition.key, "start processes")
         else:
-            _require(request, authority.OPERATE, definition.key, "send task events")
+            require(request, authority.OPERATE, definition.key, "send task events")
         outcome = engine.handle_seed_event(
             event_name=event_name,
             business_ref_no=data["business_ref_no"],
@@ -487,7 +235,7 @@ class SeedEventView(ApiView):
             task_type=data.get("task_type") or None,
             data=data.get("data"),
             error=data.get("error") or None,
-            actor=_actor(request),
+            actor=actor_of(request),
         )
         unchanged = outcome.duplicate or (event_name == "StartWorkflow" and not outcome.created)
         body = {
@@ -507,26 +255,7 @@ class SeedEventView(ApiView):
 class QueueTasksView(ListView):
     queryset = TaskInstance.objects.none()
 
-    @extend_schema(
-        tags=["events"],
-        summary="Scheduled tasks of a task queue (for external workers)",
-        description=(
-            "The seed's `StartTask` payloads of every scheduled external task (a SERVICE task "
-            "without a handler) in `task_queue`, oldest first, on definitions where the caller "
-            "has `operate_process`. A worker does the work and answers with `TaskCompleted` or "
-            "`TaskFailed` on `POST /api/events/`. Polling is safe: a task stays listed until "
-            "an event closes it."
-        ),
-        responses={200: ser.StartTaskSerializer(many=True), **s.READ_ERRORS},
-        examples=[
-            OpenApiExample(
-                "queue",
-                value=s.page_of(s.START_TASK_EXAMPLE),
-                response_only=True,
-                status_codes=["200"],
-            )
-        ],
-    )
+    @events_docs.queue_tasks
     def get(self, request, task_queue):
         page = self.paginate_queryset(selectors.queue_tasks_for(request.user, task_queue))
         payloads = selectors.start_task_payloads(page)
@@ -538,36 +267,27 @@ class QueueTasksView(ListView):
 # --- human tasks ----------------------------------------------------------------------------------
 
 
+def _answer(task_id) -> Response:
+    """The task and its process after an action, read without the visibility check: after a
+    delegation the task may be someone else's now."""
+    task = TaskInstance.objects.select_related(
+        "process", "process__definition", "assignee", "claimed_by"
+    ).get(pk=task_id)
+    return Response(
+        {"task": ser.TaskSerializer(task).data, "process": ser.ProcessSerializer(task.process).data}
+    )
+
+
 class InboxView(ListView):
     queryset = TaskInstance.objects.none()
 
-    @extend_schema(
-        tags=["tasks"],
-        summary="Open human tasks the caller may act on",
-        description=(
-            "Tasks of the caller's roles (Django groups named by the task's role), assigned to "
-            "or claimed by the caller; earliest due first."
-        ),
-        responses={200: ser.InboxTaskSerializer(many=True), **s.READ_ERRORS},
-    )
+    @tasks_docs.inbox
     def get(self, request):
         return self.page(selectors.human_tasks_for(request.user), ser.InboxTaskSerializer)
 
 
 class TaskDetailView(ApiView):
-    queryset = TaskInstance.objects.none()
-
-    @extend_schema(
-        tags=["tasks"],
-        summary="One human task",
-        description=(
-            "The task as the caller may see it: who holds it, what the caller may do (`can`, "
-            "with the plain-words `refusal` when separation of duties bars them), and, for "
-            "those who may read it, the variables its deciders see (the task's `show` list) "
-            "and its result. Not visible to the caller → 404."
-        ),
-        responses={200: ser.TaskDetailSerializer, **s.READ_ERRORS},
-    )
+    @tasks_docs.task_detail
     def get(self, request, pk):
         task = selectors.human_task_for(request.user, pk)
         rights = task.rights
@@ -584,145 +304,44 @@ class TaskDetailView(ApiView):
         return Response(ser.TaskDetailSerializer(task).data)
 
 
-class ProcessVariablesView(ApiView):
-    @extend_schema(
-        tags=["processes"],
-        summary="Correct a process's variables",
-        description=(
-            "Sets (`set`: variable path → value) and removes (`unset`) variables of a running "
-            "or failed process, with a `reason`. Needs `correct_variables` on the definition; "
-            "recorded as one `variables_changed` event with each value before and after. "
-            "Nothing would change → 400; a completed or cancelled process → 409."
-        ),
-        parameters=[s.IDEMPOTENCY_KEY],
-        request=ser.VariablesCorrectionSerializer,
-        responses={200: ser.ProcessDetailSerializer, **s.WRITE_ERRORS},
-        examples=[
-            OpenApiExample(
-                "correct",
-                value={"set": {"bonus.amount": 410.0}, "reason": "bonus system sent 41.00"},
-                request_only=True,
-            )
-        ],
-    )
+class TaskClaimView(ApiView):
+    @tasks_docs.claim
     def post(self, request, pk):
-        data = _valid(ser.VariablesCorrectionSerializer, request.data)
-        process = selectors.process_for(request.user, pk)
-        engine.process_correct_variables(
-            process_id=process.pk,
-            actor=_actor(request),
-            set=data["set"],
-            unset=data["unset"],
-            reason=data["reason"],
-        )
-        process = selectors.with_tasks(selectors.process_for(request.user, pk))
-        return Response(ser.ProcessDetailSerializer(process).data)
-
-
-def _task_answer(request, task_id) -> Response:
-    # Read without the visibility check: after a delegation the task may be someone else's now.
-    task = TaskInstance.objects.select_related(
-        "process", "process__definition", "assignee", "claimed_by"
-    ).get(pk=task_id)
-    return Response(
-        {"task": ser.TaskSerializer(task).data, "process": ser.ProcessSerializer(task.process).data}
-    )
-
-
-_TASK_ACTION_ERRORS = {**s.WRITE_ERRORS}
-_TASK_RESULT = {200: ser.TaskActionResultSerializer, **_TASK_ACTION_ERRORS}
-
-
-def _task_action(summary: str, description: str, body=None, examples=()):
-    """Give a task action view its input serializer (``body``) and its OpenAPI description."""
-
-    def decorate(view_class):
-        view_class.body = body
-        return extend_schema_view(
-            post=extend_schema(
-                tags=["tasks"],
-                summary=summary,
-                description=description,
-                parameters=[s.IDEMPOTENCY_KEY],
-                request=body,
-                responses=_TASK_RESULT,
-                examples=list(examples),
-            )
-        )(view_class)
-
-    return decorate
-
-
-class _TaskActionView(ApiView):
-    """Validate the body, find the task among the caller's, act through the engine, answer it.
-
-    The body is checked before the task (400 before 404), as in every write of the API.
-    """
-
-    body: type | None = None  # input serializer (set by @_task_action); None: no body
-
-    def act(self, *, task_id, actor: Actor, data: dict) -> None:
-        raise NotImplementedError
-
-    def post(self, request, pk):
-        data = _valid(self.body, request.data) if self.body is not None else {}
         task = selectors.human_task_for(request.user, pk)
-        self.act(task_id=task.pk, actor=_actor(request), data=data)
-        return _task_answer(request, task.pk)
+        engine.task_claim(task_id=task.pk, actor=actor_of(request))
+        return _answer(task.pk)
 
 
-@_task_action(
-    "Claim a human task",
-    "Locks the task to the caller. Claimed by someone else or closed → 409.",
-)
-class TaskClaimView(_TaskActionView):
-    def act(self, *, task_id, actor, data):
-        engine.task_claim(task_id=task_id, actor=actor)
+class TaskReleaseView(ApiView):
+    @tasks_docs.release
+    def post(self, request, pk):
+        task = selectors.human_task_for(request.user, pk)
+        engine.task_release(task_id=task.pk, actor=actor_of(request))
+        return _answer(task.pk)
 
 
-@_task_action(
-    "Release a claimed human task",
-    "Returns the task to its role. Claimed by someone else or closed → 409.",
-)
-class TaskReleaseView(_TaskActionView):
-    def act(self, *, task_id, actor, data):
-        engine.task_release(task_id=task_id, actor=actor)
-
-
-@_task_action(
-    "Complete (decide) a human task",
-    "`decision` must be one of the task's outcomes (if it has any); `data` holds its "
-    "form fields (errors are reported as `data.<field>`). A closed task → 409 (the "
-    "attempt is recorded in the history).",
-    body=ser.TaskCompleteSerializer,
-    examples=[
-        OpenApiExample(
-            "approve",
-            value={"decision": "approve", "comment": "fine", "data": {"amount": 1200}},
-            request_only=True,
-        )
-    ],
-)
-class TaskCompleteView(_TaskActionView):
-    def act(self, *, task_id, actor, data):
+class TaskCompleteView(ApiView):
+    @tasks_docs.complete
+    def post(self, request, pk):
+        data = validated(ser.TaskCompleteSerializer, request.data)
+        task = selectors.human_task_for(request.user, pk)
         engine.task_decide(
-            task_id=task_id,
-            actor=actor,
+            task_id=task.pk,
+            actor=actor_of(request),
             decision=data["decision"],
             comment=data["comment"],
             data=data["data"],
         )
+        return _answer(task.pk)
 
 
-@_task_action(
-    "Delegate a human task",
-    "Assigns the task to another member of its role.",
-    body=ser.TaskDelegateSerializer,
-    examples=[
-        OpenApiExample("delegate", value={"to": "bob", "comment": "on leave"}, request_only=True)
-    ],
-)
-class TaskDelegateView(_TaskActionView):
-    def act(self, *, task_id, actor, data):
+class TaskDelegateView(ApiView):
+    @tasks_docs.delegate
+    def post(self, request, pk):
+        data = validated(ser.TaskDelegateSerializer, request.data)
+        task = selectors.human_task_for(request.user, pk)
         to_user = get_user_model().objects.filter(username=data["to"]).first()
-        engine.task_delegate(task_id=task_id, actor=actor, to_user=to_user, comment=data["comment"])
+        engine.task_delegate(
+            task_id=task.pk, actor=actor_of(request), to_user=to_user, comment=data["comment"]
+        )
+        return _answer(task.pk)
