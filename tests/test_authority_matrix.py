@@ -110,6 +110,7 @@ def situation(who):
         variables["manager"] = "ada"
     if who == "subject":
         variables["subject"] = "sam"
+    assign_perm("processes.start_process", p["ivan"], definition)
     starter = Actor.for_user(p["ivan"]) if who == "initiator" else Actor.system("t")
     process = engine.process_start(
         definition_key="matrix", business_key="CASE-1", input=variables, actor=starter

@@ -329,6 +329,7 @@ def test_a_paid_salary_case_is_never_started_again(salary, managers):
 
 def test_the_initiator_and_the_employee_are_told_why_they_may_not_decide(client, salary, managers):
     alice = managers["alice"]
+    assign_perm("processes.start_process", alice, salary)
     # alice starts a case of her own team: she is its manager and its initiator
     process = salary_case("E005", manager="alice", actor=Actor.for_user(alice))
     task = approval(process)

@@ -25,7 +25,7 @@ from processes import authority, events, hooks, queue
 from processes import spec as spec_module
 from processes.db import core as raw
 from processes.db import engine as db_engine
-from processes.errors import Conflict, NotFound
+from processes.errors import Conflict, Forbidden, NotFound
 from processes.events import SYSTEM, Actor
 from processes.models import (
     ACTIVE_PROCESS_STATES,
@@ -196,6 +196,15 @@ def _lock_for_task(task_id) -> tuple[_Run, TaskInstance]:
     run = _lock(task_id=task_id)
     task = next(t for t in run.tasks.values() if t.pk == task_id)
     return run, task
+
+
+def _require_grant(actor: Actor, perms, definition_key: str, what: str) -> None:
+    """People need the definition grant for what they do (``authority``); the system, workers
+    and the engine's own timers always may."""
+    if actor.user is not None and not authority.has_definition_perm(
+        actor.user, perms, definition_key
+    ):
+        raise Forbidden(f"you may not {what} of {definition_key!r}")
 
 
 def _transition(task_or_process, name: str, *args) -> None:

@@ -18,6 +18,7 @@ from processes.engine._run import (
     _lock,
     _lock_for_task,
     _maybe_resolve_incident,
+    _require_grant,
     _Run,
     _stage_tasks,
     _transition,
@@ -40,6 +41,7 @@ def process_cancel(*, process_id, actor: Actor, reason: str = "") -> ProcessInst
     """Cancel every open task, then run the compensation handlers of completed ones (after commit)."""
     run = _lock(process_id)
     run.actor = actor
+    _require_grant(actor, authority.OPERATE, run.process.definition_key, "cancel processes")
     process = run.process
     _transition(process, "cancel")
     for task in run.tasks.values():
@@ -72,6 +74,7 @@ def task_retry(*, task_id, actor: Actor, reason: str = "") -> TaskResult:
     """Schedule a failed task again with a fresh attempt budget; a scheduled one is a duplicate."""
     run, task = _lock_for_task(task_id)
     run.actor = actor
+    _require_grant(actor, authority.OPERATE, run.process.definition_key, "retry tasks")
     if task.state == TaskState.SCHEDULED:
         events.task_duplicate(process=run.process, actor=actor, task=task, event="TaskPending")
         run.save()
@@ -96,6 +99,7 @@ def task_skip(*, task_id, actor: Actor, reason: str) -> TaskInstance:
         raise InvalidInput("a reason is required to skip a task", fields={"reason": ["required"]})
     run, task = _lock_for_task(task_id)
     run.actor = actor
+    _require_grant(actor, authority.OPERATE, run.process.definition_key, "skip tasks")
     if run.process.state not in ACTIVE_PROCESS_STATES:
         raise Conflict(f"process is {run.process.state}")
     _transition(task, "skip")
@@ -136,6 +140,7 @@ def stage_replay(*, process_id, stage: str, actor: Actor, reason: str = "") -> P
     """Run ``stage`` and every later stage again (the seed's "replay events for a stage")."""
     run = _lock(process_id)
     run.actor = actor
+    _require_grant(actor, authority.OPERATE, run.process.definition_key, "replay stages")
     try:
         index = run.spec.stage_index(stage)
     except ValueError:
@@ -151,6 +156,7 @@ def task_replay(*, task_id, actor: Actor, reason: str = "") -> TaskInstance:
     """Run one task again, with what depends on it in its stage and every later stage."""
     run, task = _lock_for_task(task_id)
     run.actor = actor
+    _require_grant(actor, authority.OPERATE, run.process.definition_key, "replay tasks")
     downstream = {task.name}
     stage_tasks = _stage_tasks(run, task.stage)
     grew = True

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from processes import events
+from processes import authority, events
 from processes.engine._run import (
     HUMAN_TASK_REFUSAL,
     TaskResult,
     _lock_for_task,
+    _require_grant,
     _spec_for,
 )
 from processes.engine.human import task_decide
@@ -79,6 +80,7 @@ def handle_seed_event(
         )
         return EventOutcome(started.process, None, created=started.created)
     definition = find_definition(key=definition_key, component_name=component_name)
+    _require_grant(actor, authority.OPERATE, definition.key, "send task events")
     process = (
         ProcessInstance.objects.filter(definition_key=definition.key, business_key=business_ref_no)
         .order_by("-created_at")

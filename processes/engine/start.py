@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from processes import events
+from processes import authority, events
 from processes.db import core as raw
 from processes.db import engine as db_engine
 from processes.engine._run import (
     _advance,
+    _require_grant,
     _Run,
     _spec_for,
 )
@@ -60,6 +61,7 @@ def process_start(
         raise InvalidInput("input must be a JSON object", fields={"input": ["must be an object"]})
     if definition is None:
         definition = find_definition(key=definition_key, component_name=component_name)
+    _require_grant(actor, authority.START, definition.key, "start processes")
     ever = _spec_for(definition).business_key_unique == "ever"
     existing = db_engine.existing_instance(definition.key, business_key, ever=ever)
     if existing is not None:
