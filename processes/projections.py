@@ -1,11 +1,15 @@
 """Read models fed from the event log: the dashboard's task executions.
 
 ``TaskExecution`` holds one row per ``task_completed`` event with its last ``task_scheduled`` and
-``task_started`` before it: the pairing the dashboard used to redo over every event of its window
-on each page view. The engine doesn't write it (its hot path stays as it is); ``catch_up`` reads
-the events after a watermark (``ProjectionState.last_event_id``), from a django-q2 schedule every
-minute and, when only a few events are new, just before the dashboard is drawn, so the figures
-are those of every event committed by then.
+``task_started`` before it, its lead and run times and its share of the heat map (``Heat``): the
+one place where an execution's figures are worked out. The engine doesn't write it (its hot path
+stays as it is); ``catch_up`` reads the events after a watermark
+(``ProjectionState.last_event_id``), from a django-q2 schedule every minute and just before the
+dashboard is drawn, so the figures are those of every event committed by then.
+
+On PostgreSQL the rows are computed by one INSERT ... SELECT (``processes.db.projections``);
+elsewhere (SQLite) by its Python twin here, ``heat_pieces`` included (a test checks they write
+the same rows).
 
 On PostgreSQL an event's id is taken from a sequence when the row is inserted, but the row is
 seen only when its transaction commits, maybe after a higher id: a watermark alone would skip it.
@@ -17,14 +21,19 @@ SQLite has one writer at a time: what is visible is final.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import math
 import time
+from typing import NamedTuple
 
 from django.db import connection, transaction
 from django.db.models import Max, OuterRef, Subquery
 from django.utils import timezone
 
+from processes.db import projections as sql
 from processes.models import EventType, ProcessEvent, ProjectionState, TaskExecution
+from processes.worker import ensure_periodic
 
 logger = logging.getLogger(__name__)
 
@@ -32,65 +41,71 @@ TASK_EXECUTIONS = "task_executions"
 SCHEDULE_NAME = "flowdesk.project_events"
 # Events read per transaction when catching up (a back-fill runs as many of these as it needs).
 BATCH = 50_000
-# The dashboard catches up itself when at most this many events are new; beyond, it computes its
-# figures from the events directly (exact, slower) and leaves the rest to the schedule.
-ON_DEMAND_LIMIT = 20_000
-
-_INSERT_SQL = """
-INSERT INTO processes_taskexecution (
-    event_id, process_id, process_created_at, definition_key, definition_version, task_name,
-    task_type, scheduled_at, started_at, completed_at, lead_seconds, run_seconds,
-    heat_days, heat_first_hour, heat_first_seconds, heat_last_hour, heat_last_seconds,
-    heat_full_hour, heat_full_hours)
-SELECT e.id, e.process_id, p.created_at, p.definition_key, d.version, e.task_name, t.type,
-    s.at, CASE WHEN r.at >= s.at THEN r.at END, e.created_at,
-    EXTRACT(EPOCH FROM e.created_at - s.at)::float8,
-    CASE WHEN r.at >= s.at THEN EXTRACT(EPOCH FROM e.created_at - r.at)::float8 END,
-    -- the heat map's pieces, as dashboard.spread_over_hours cuts them
-    h.days,
-    EXTRACT(HOUR FROM h.hs AT TIME ZONE %(tz)s),
-    EXTRACT(EPOCH FROM LEAST(e.created_at, h.hs + INTERVAL '1 hour') - h.rs)::float8,
-    CASE WHEN h.he > h.hs AND e.created_at > h.he
-        THEN EXTRACT(HOUR FROM h.he AT TIME ZONE %(tz)s) END,
-    CASE WHEN h.he > h.hs AND e.created_at > h.he
-        THEN EXTRACT(EPOCH FROM e.created_at - h.he)::float8 END,
-    CASE WHEN h.he > h.hs + INTERVAL '1 hour'
-        THEN EXTRACT(HOUR FROM (h.hs + INTERVAL '1 hour') AT TIME ZONE %(tz)s) END,
-    CASE WHEN h.he > h.hs + INTERVAL '1 hour'
-        THEN ROUND(EXTRACT(EPOCH FROM h.he - h.hs) / 3600) - 1 END
-FROM processes_processevent e
-JOIN processes_processinstance p ON p.id = e.process_id
-JOIN processes_processdefinition d ON d.id = p.definition_id
-JOIN processes_taskinstance t ON t.id = e.task_id
-CROSS JOIN LATERAL (
-    SELECT MAX(x.created_at) AS at FROM processes_processevent x
-    WHERE x.task_id = e.task_id AND x.seq < e.seq AND x.type = %(scheduled)s
-) s
-CROSS JOIN LATERAL (
-    SELECT MAX(x.created_at) AS at FROM processes_processevent x
-    WHERE x.task_id = e.task_id AND x.seq < e.seq AND x.type = %(started)s
-) r
-CROSS JOIN LATERAL (
-    SELECT days, rs, date_trunc('hour', rs, %(tz)s) AS hs,
-        date_trunc('hour', e.created_at, %(tz)s) AS he
-    FROM (SELECT FLOOR(EXTRACT(EPOCH FROM e.created_at - s.at) / 86400) AS days) d1,
-    LATERAL (SELECT s.at + d1.days * INTERVAL '1 day' AS rs) d2
-) h
-WHERE {where} AND e.type = %(completed)s AND e.task_id IS NOT NULL AND s.at IS NOT NULL
-ON CONFLICT (event_id) DO NOTHING
-"""
-
-# The ids in (low, high] that no visible event has (at most MAX_MISSING of them).
-_MISSING_SQL = """
-SELECT generate_series(id + 1, next_id - 1) FROM (
-    SELECT id, LEAD(id) OVER (ORDER BY id) AS next_id FROM (
-        SELECT id FROM processes_processevent WHERE id > %(low)s AND id <= %(high)s
-        UNION ALL SELECT %(low)s UNION ALL SELECT %(high)s + 1
-    ) ids
-) pairs WHERE next_id > id + 1
-LIMIT %(limit)s
-"""
 MAX_MISSING = 10_000
+HOUR = dt.timedelta(hours=1)
+
+
+class Heat(NamedTuple):
+    """An execution's share of the heat map (``TaskExecution.heat_*``, in the projection's time
+    zone): ``days`` whole days (an hour in every hour of the day), ``first_seconds`` in the hour
+    of day ``first_hour``, ``last_seconds`` in ``last_hour`` (another one), and ``full_hours``
+    whole hours from ``full_hour`` on."""
+
+    days: int = 0
+    first_hour: int | None = None
+    first_seconds: float | None = None
+    last_hour: int | None = None
+    last_seconds: float | None = None
+    full_hour: int | None = None
+    full_hours: int | None = None
+
+
+def _hour_start(moment: dt.datetime, tz) -> dt.datetime:
+    """The start of ``moment``'s hour of day in ``tz``, at ``moment``'s offset from UTC (as
+    PostgreSQL's ``date_trunc('hour', moment, tz)``, also across a clock change)."""
+    local = moment.astimezone(tz)
+    return moment - dt.timedelta(
+        minutes=local.minute, seconds=local.second, microseconds=local.microsecond
+    )
+
+
+def heat_pieces(start: dt.datetime, end: dt.datetime) -> Heat:
+    """How [start, end) falls over the hours of the day in the current time zone."""
+    tz = timezone.get_current_timezone()
+    days = math.floor((end - start).total_seconds() / 86400)
+    rest = start + dt.timedelta(days=days)
+    first, last = _hour_start(rest, tz), _hour_start(end, tz)
+    heat = Heat(days, first.astimezone(tz).hour, (min(end, first + HOUR) - rest).total_seconds())
+    if first < last < end:
+        heat = heat._replace(
+            last_hour=last.astimezone(tz).hour, last_seconds=(end - last).total_seconds()
+        )
+    if last > first + HOUR:
+        heat = heat._replace(
+            full_hour=(first + HOUR).astimezone(tz).hour,
+            full_hours=math.floor((last - first).total_seconds() / 3600 + 0.5) - 1,
+        )
+    return heat
+
+
+def add_heat(hours: list[float], heat: Heat, count: int = 1) -> list[float]:
+    """Add ``count`` times ``heat`` to ``hours`` (seconds per hour of the day)."""
+    if heat.days:
+        for h in range(24):
+            hours[h] += 3600.0 * heat.days * count
+    if heat.first_hour is not None:
+        hours[heat.first_hour] += heat.first_seconds * count
+    if heat.last_hour is not None:
+        hours[heat.last_hour] += heat.last_seconds * count
+    if heat.full_hour is not None:
+        for h in range(heat.full_hour, heat.full_hour + heat.full_hours):
+            hours[h % 24] += 3600.0 * count
+    return hours
+
+
+def spread_over_hours(start: dt.datetime, end: dt.datetime) -> list[float]:
+    """Seconds of [start, end) that fall in each hour of the day (0..23), in local time."""
+    return add_heat([0.0] * 24, heat_pieces(start, end))
 
 
 def _locked_state() -> ProjectionState:
@@ -106,17 +121,9 @@ def _locked_state() -> ProjectionState:
 
 def _high_and_xids() -> tuple[int, int | None, int | None]:
     """The highest visible event id, and the snapshot's xmin and xmax (PostgreSQL), at once."""
-    with connection.cursor() as cursor:
-        if connection.vendor != "postgresql":
-            cursor.execute("SELECT MAX(id) FROM processes_processevent")
-            return cursor.fetchone()[0] or 0, None, None
-        cursor.execute(
-            "SELECT (SELECT MAX(id) FROM processes_processevent),"
-            " pg_snapshot_xmin(pg_current_snapshot())::text::bigint,"
-            " pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
-        )
-        high, xmin, xmax = cursor.fetchone()
-        return high or 0, xmin, xmax
+    if connection.vendor == "postgresql":
+        return sql.high_and_snapshot()
+    return ProcessEvent.objects.aggregate(m=Max("id"))["m"] or 0, None, None
 
 
 def _still_missing(missing: list, xmin: int) -> tuple[list[int], list]:
@@ -129,28 +136,17 @@ def _still_missing(missing: list, xmin: int) -> tuple[list[int], list]:
 
 
 def _new_missing(low: int, high: int, xmax: int) -> list:
-    with connection.cursor() as cursor:
-        cursor.execute(_MISSING_SQL, {"low": low, "high": high, "limit": MAX_MISSING})
-        ids = [row[0] for row in cursor.fetchall()]
+    ids = sql.missing_ids(low=low, high=high, limit=MAX_MISSING)
     if len(ids) == MAX_MISSING:
         logger.warning("projection: over %s event ids missing after %s", MAX_MISSING, low)
     return [[i, xmax] for i in ids]
 
 
 def _project_in_sql(*, low: int = 0, high: int = 0, ids: list[int] | None = None) -> int:
-    params = {
-        "scheduled": EventType.TASK_SCHEDULED,
-        "started": EventType.TASK_STARTED,
-        "completed": EventType.TASK_COMPLETED,
-        "low": low,
-        "high": high,
-        "ids": ids,
-        "tz": timezone.get_current_timezone_name(),
-    }
-    where = "e.id = ANY(%(ids)s)" if ids is not None else "e.id > %(low)s AND e.id <= %(high)s"
-    with connection.cursor() as cursor:
-        cursor.execute(_INSERT_SQL.format(where=where), params)
-        return cursor.rowcount
+    tz = timezone.get_current_timezone_name()
+    if ids is not None:
+        return sql.project_ids(ids, tz=tz)
+    return sql.project_range(low=low, high=high, tz=tz)
 
 
 def _last(event_type: str) -> Subquery:
@@ -166,8 +162,7 @@ def _last(event_type: str) -> Subquery:
 
 
 def _project_in_python(*, low: int = 0, high: int = 0, ids: list[int] | None = None) -> int:
-    """The same rows as ``_INSERT_SQL`` but the heat map's pieces, through the ORM (SQLite: its
-    dashboard spreads the times over the hours itself)."""
+    """The rows of ``db.projections.project_range`` / ``project_ids``, through the ORM."""
     events = ProcessEvent.objects.filter(id__in=ids) if ids is not None else None
     if events is None:
         events = ProcessEvent.objects.filter(id__gt=low, id__lte=high)
@@ -193,6 +188,7 @@ def _project_in_python(*, low: int = 0, high: int = 0, ids: list[int] | None = N
         if sched is None:
             continue
         started = start if start is not None and start >= sched else None
+        heat = heat_pieces(sched, done)
         rows.append(
             TaskExecution(
                 event_id=eid,
@@ -207,6 +203,7 @@ def _project_in_python(*, low: int = 0, high: int = 0, ids: list[int] | None = N
                 completed_at=done,
                 lead_seconds=(done - sched).total_seconds(),
                 run_seconds=(done - started).total_seconds() if started is not None else None,
+                **{f"heat_{piece}": value for piece, value in heat._asdict().items()},
             )
         )
     TaskExecution.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
@@ -242,7 +239,8 @@ def _step(batch: int, in_database: bool) -> tuple[int, int, int]:
 
 
 def catch_up(*, batch: int = BATCH, budget_seconds: float = 50.0, in_database=None) -> dict:
-    """Project the new events, ``batch`` ids per transaction, until done or out of time.
+    """Project the new events, ``batch`` ids per transaction, until done or out of time
+    (``left``: event ids not read yet, an upper bound since ids have gaps).
 
     Idempotent and safe to run concurrently (the watermark row serialises runs).
     """
@@ -261,32 +259,6 @@ def catch_up(*, batch: int = BATCH, budget_seconds: float = 50.0, in_database=No
     return {"added": added, "passes": passes, "left": high - last}
 
 
-def lag() -> int:
-    """How many event ids the projection has not read yet (an upper bound: ids have gaps); all
-    of them when its heat map is in another time zone."""
-    state = (
-        ProjectionState.objects.filter(name=TASK_EXECUTIONS)
-        .values_list("last_event_id", "time_zone")
-        .first()
-    )
-    high = ProcessEvent.objects.aggregate(m=Max("id"))["m"] or 0
-    if state is None or state[1] != timezone.get_current_timezone_name():
-        return high
-    return max(0, high - state[0])
-
-
-def refresh(limit: int | None = None) -> bool:
-    """Catch up now if few events are new; True when the projection then holds every visible
-    completed execution (so figures read from it equal those computed from the events)."""
-    limit = ON_DEMAND_LIMIT if limit is None else limit
-    if lag() > limit:
-        return False
-    catch_up(batch=limit, budget_seconds=0)
-    return True
-
-
 def ensure_schedule():
     """Create (or fix) the schedule that keeps the projection current (idempotent)."""
-    from processes.worker import ensure_periodic
-
     return ensure_periodic(SCHEDULE_NAME, "processes.projections.catch_up", minutes=1)

@@ -1,14 +1,15 @@
 """Fixtures of the admin tests: step handlers that fail on demand, a compensation recorder, a
-controllable clock, and a logged-in browser."""
+controllable clock, the dashboard's data set, and a logged-in browser."""
 
 import datetime as dt
 from unittest import mock
 
 import pytest
 
-from processes import steps
+from processes import steps, worker
 from processes.steps import PermanentStepError
-from tests.factories import UserFactory, definition_data
+from tests.admin.helpers import start, task
+from tests.factories import UserFactory, complete_task, definition_data
 
 
 class Flaky:
@@ -110,6 +111,76 @@ def clock():
     c = Clock(today - dt.timedelta(days=3))
     with mock.patch("django.utils.timezone.now", c):
         yield c
+
+
+@pytest.fixture
+def work_handler(clock):
+    """A step that takes ``variables.work`` minutes of (fake) time, or fails if asked to."""
+
+    def work(ctx):
+        if ctx.variables.get("fail"):
+            raise PermanentStepError("asked to fail")
+        clock.advance(minutes=ctx.variables["work"])
+        return {"done": True}
+
+    steps.registry.register("test_admin.work", work)
+    yield
+    steps.registry.unregister("test_admin.work")
+
+
+@pytest.fixture
+def data_set(import_definition, clock, work_handler):
+    import_definition(
+        definition_data(
+            "dash",
+            stages=[
+                (
+                    "MAIN",
+                    [
+                        {"task_name": "auto", "handler": "test_admin.work"},
+                        {
+                            "task_name": "approve",
+                            "task_type": "HUMAN",
+                            "assigned_to": "managers",
+                            "parent_task": ["auto"],
+                            "due": "PT1H",
+                        },
+                    ],
+                )
+            ],
+        )
+    )
+    day = clock.now
+
+    def at(h, m=0):
+        clock.set(day + dt.timedelta(hours=h, minutes=m))
+
+    def run(process):
+        worker.run_step(task(process, "auto").pk)
+
+    def decide(process):
+        complete_task(task(process, "approve"), {})
+
+    at(9)
+    p1 = start("dash", "P1", {"work": 3})
+    at(9, 10)
+    run(p1)  # 09:10 -> 09:13
+    at(11, 43)
+    decide(p1)
+    at(14)
+    p2 = start("dash", "P2", {"work": 5})
+    at(14, 1)
+    run(p2)  # 14:01 -> 14:06
+    at(14, 36)
+    decide(p2)
+    at(20)
+    p3 = start("dash", "P3", {"work": 1, "fail": True})
+    at(20, 30)
+    run(p3)  # fails for good: an incident
+    at(21)
+    p4 = start("dash", "P4", {"work": 5})
+    run(p4)  # 21:00 -> 21:05, then approval waits past its due time
+    return {"p1": p1, "p2": p2, "p3": p3, "p4": p4, "now": day + dt.timedelta(days=2)}
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""Dashboard figures equal those computed directly from the events of a known data set, whether
-they are read from the projection (kept current by catching up) or computed from the events."""
+"""Dashboard figures equal those computed directly from the events of a known data set (the
+``data_set`` fixture), read from the projection kept current by catching up."""
 
 import datetime as dt
 import statistics
@@ -8,83 +8,12 @@ from collections import defaultdict
 import pytest
 from django.urls import reverse
 
-from processes import dashboard, projections, steps, worker
+from processes import dashboard, projections, worker
 from processes.models import EventType, ProcessEvent, ProjectionState, TaskExecution
-from processes.steps import PermanentStepError
 from tests.admin.helpers import start, task
-from tests.factories import complete_task, definition_data
+from tests.factories import complete_task
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def work_handler(clock):
-    """A step that takes ``variables.work`` minutes of (fake) time, or fails if asked to."""
-
-    def work(ctx):
-        if ctx.variables.get("fail"):
-            raise PermanentStepError("asked to fail")
-        clock.advance(minutes=ctx.variables["work"])
-        return {"done": True}
-
-    steps.registry.register("test_admin.work", work)
-    yield
-    steps.registry.unregister("test_admin.work")
-
-
-@pytest.fixture
-def data_set(import_definition, clock, work_handler):
-    import_definition(
-        definition_data(
-            "dash",
-            stages=[
-                (
-                    "MAIN",
-                    [
-                        {"task_name": "auto", "handler": "test_admin.work"},
-                        {
-                            "task_name": "approve",
-                            "task_type": "HUMAN",
-                            "assigned_to": "managers",
-                            "parent_task": ["auto"],
-                            "due": "PT1H",
-                        },
-                    ],
-                )
-            ],
-        )
-    )
-    day = clock.now
-
-    def at(h, m=0):
-        clock.set(day + dt.timedelta(hours=h, minutes=m))
-
-    def run(process):
-        worker.run_step(task(process, "auto").pk)
-
-    def decide(process):
-        complete_task(task(process, "approve"), {})
-
-    at(9)
-    p1 = start("dash", "P1", {"work": 3})
-    at(9, 10)
-    run(p1)  # 09:10 -> 09:13
-    at(11, 43)
-    decide(p1)
-    at(14)
-    p2 = start("dash", "P2", {"work": 5})
-    at(14, 1)
-    run(p2)  # 14:01 -> 14:06
-    at(14, 36)
-    decide(p2)
-    at(20)
-    p3 = start("dash", "P3", {"work": 1, "fail": True})
-    at(20, 30)
-    run(p3)  # fails for good: an incident
-    at(21)
-    p4 = start("dash", "P4", {"work": 5})
-    run(p4)  # 21:00 -> 21:05, then approval waits past its due time
-    return {"p1": p1, "p2": p2, "p3": p3, "p4": p4, "now": day + dt.timedelta(days=2)}
 
 
 def from_events():
@@ -112,7 +41,7 @@ def p95(values):
 
 def test_dashboard_figures_match_the_events(data_set):
     dash = dashboard.build("dash", days=7, now=data_set["now"])
-    assert dash.source == "projection"  # caught up just before, so read from the projection
+    assert dash.behind == 0  # caught up just before, so every event is in the figures
     figures = {f.name: f for f in dash.tasks}
     lead, run = from_events()
 
@@ -167,11 +96,14 @@ def assert_same_figures(got, expected):
 def test_python_and_postgres_aggregations_agree(data_set, postgres):
     since = data_set["now"] - dt.timedelta(days=7)
     projections.catch_up()
-    events_sql = dashboard.task_figures("dash", since, in_database=True, source="events")
+    in_sql = dashboard.task_figures("dash", since, in_database=True)
+    assert_same_figures(dashboard.task_figures("dash", since, in_database=False), in_sql)
+    # and over the rows the Python projection writes (SQLite's)
+    TaskExecution.objects.all().delete()
+    ProjectionState.objects.all().delete()
+    projections.catch_up(in_database=False)
     for in_database in (True, False):
-        for source in ("projection", "events"):
-            got = dashboard.task_figures("dash", since, in_database=in_database, source=source)
-            assert_same_figures(got, events_sql)
+        assert_same_figures(dashboard.task_figures("dash", since, in_database=in_database), in_sql)
 
 
 def test_projection_catches_up_with_new_events(data_set, clock):
@@ -190,18 +122,15 @@ def test_projection_catches_up_with_new_events(data_set, clock):
 
     # then the next dashboard includes it, with the figures the events give
     again = dashboard.build("dash", days=7, now=now)
-    assert again.source == "projection"
+    assert again.behind == 0
     assert {f.name: f.completed for f in again.tasks} == {"auto": 4, "approve": 3}
     lead, run = from_events()
     figures = {f.name: f for f in again.tasks}
     assert figures["auto"].lead_p50 == statistics.median(lead["auto"])
     assert figures["auto"].run_p95 == pytest.approx(p95(run["auto"]))
     assert figures["approve"].waiting_total == sum(lead["approve"])
-    since = now - dt.timedelta(days=7)
-    assert_same_figures(
-        dashboard.task_figures("dash", since, source="projection"),
-        dashboard.task_figures("dash", since, source="events"),
-    )
+    for f in again.tasks:  # the heat map holds every second of every execution, once
+        assert sum(f.hours) == pytest.approx(sum(lead[f.name]))
     # and catching up again adds nothing (each completion is projected once)
     assert projections.catch_up()["added"] == 0
     assert TaskExecution.objects.count() == 7
@@ -210,27 +139,31 @@ def test_projection_catches_up_with_new_events(data_set, clock):
     assert p5_row.run_seconds == 7 * 60
 
 
-def test_far_behind_projection_falls_back_to_the_events(data_set, monkeypatch):
-    # given a projection that has read nothing and more new events than a page may project
-    monkeypatch.setattr(projections, "ON_DEMAND_LIMIT", 3)
+def test_far_behind_projection_shows_no_figures_until_caught_up(
+    data_set, monkeypatch, admin_client, clock
+):
+    # given a projection that has read nothing, and a page that may not wait for it
+    monkeypatch.setattr(dashboard, "CATCH_UP_SECONDS", 0)
+    catch_up = projections.catch_up
+    monkeypatch.setattr(projections, "catch_up", lambda **kw: catch_up(**{**kw, "batch": 4}))
     dash = dashboard.build("dash", days=7, now=data_set["now"])
-    # then the figures come from the events, and are the same
-    assert dash.source == "events" and TaskExecution.objects.count() == 0
-    assert {f.name: f.completed for f in dash.tasks} == {"auto": 3, "approve": 2}
-    # and the schedule's catch-up, in small batches, gets there
+    # then it shows no task figures rather than some of them, and says so
+    assert dash.behind > 0 and dash.tasks == []
+    clock.set(data_set["now"])
+    page = admin_client.get(reverse("admin:processes_processinstance_dashboard"), {"key": "dash"})
+    assert b'id="fd-behind"' in page.content and b"fd-heatmap" not in page.content
+    # and once the schedule's catch-up, in small batches, got there, the figures are all there
     result = projections.catch_up(batch=4)
     assert result["left"] == 0 and result["passes"] > 1
-    since = data_set["now"] - dt.timedelta(days=7)
-    assert_same_figures(
-        dashboard.task_figures("dash", since, source="projection"),
-        dashboard.task_figures("dash", since, source="events"),
-    )
+    dash = dashboard.build("dash", days=7, now=data_set["now"])
+    assert dash.behind == 0
+    assert {f.name: f.completed for f in dash.tasks} == {"auto": 3, "approve": 2}
     state = ProjectionState.objects.get(name=projections.TASK_EXECUTIONS)
     assert state.last_event_id == ProcessEvent.objects.order_by("-id").first().id
 
 
 def test_python_projection_writes_the_same_rows_as_sql(data_set, postgres):
-    columns = [f.attname for f in TaskExecution._meta.fields if not f.name.startswith("heat_")]
+    columns = [f.attname for f in TaskExecution._meta.fields]
     projections.catch_up(in_database=True)
     in_sql = list(TaskExecution.objects.order_by("event_id").values_list(*columns))
     TaskExecution.objects.all().delete()
@@ -271,6 +204,6 @@ def test_percentile_and_hour_spreading():
     assert dashboard.percentile([7], 95) == 7
     assert dashboard.percentile([1, 2, 3, 4], 50) == 2.5
     start = dt.datetime(2026, 1, 1, 23, 30, tzinfo=dt.UTC)
-    spread = dashboard.spread_over_hours(start, start + dt.timedelta(days=1, hours=1))
+    spread = projections.spread_over_hours(start, start + dt.timedelta(days=1, hours=1))
     assert spread[23] == 3600 + 1800 and spread[0] == 3600 + 1800 and spread[5] == 3600
     assert sum(spread) == 25 * 3600
