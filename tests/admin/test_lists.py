@@ -206,7 +206,7 @@ def test_run_ready_steps_helper_is_a_noop_without_handlers(approvals):
 
 
 def test_big_lists_use_the_planner_estimate(admin_client, approvals, postgres, monkeypatch):
-    from processes import admin_list
+    from processes.admin import filters as admin_list
 
     make_instances(3)
     monkeypatch.setattr(admin_list, "EXACT_COUNT_BELOW", 0)
@@ -215,3 +215,20 @@ def test_big_lists_use_the_planner_estimate(admin_client, approvals, postgres, m
     assert b'id="fd-estimated"' in page.content
     assert not any("COUNT(" in q["sql"].upper() for q in ctx.captured_queries)
     assert page.context["cl"].result_count >= 1
+
+
+def test_history_button_of_an_instance(admin_client, approvals):
+    process = make_instances(1)[0]
+    history = reverse("admin:processes_processinstance_history", args=[process.pk])
+    page = admin_client.get(reverse("admin:processes_processinstance_change", args=[process.pk]))
+    assert history.encode() in page.content
+    assert admin_client.get(history).status_code == 200
+
+
+def test_export_with_filters_the_list_does_not_know(admin_client, approvals):
+    make_instances(1)
+    url = reverse("admin:processes_processinstance_export", args=["json"])
+    response = admin_client.get(url, {"definition": "salary"})
+    assert response.status_code == 302 and response["Location"] == reverse(CHANGELIST)
+    page = admin_client.get(response["Location"])
+    assert b"Nothing exported: the list&#x27;s filters are not valid" in page.content

@@ -9,13 +9,10 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from processes import spec as spec_module
+from processes.admin.widgets import pretty
 from processes.models import ProcessDefinition
 
 MAX_UPLOAD = 1024 * 1024
-
-
-def pretty(data) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False)
 
 
 class DefinitionForm(forms.ModelForm):
@@ -82,11 +79,9 @@ class DefinitionForm(forms.ModelForm):
             data = {**data, "key": key}
         if self.instance.pk and isinstance(data, dict) and "key" not in data:
             data = {**data, "key": self.instance.key}
-        _, errors = spec_module.parse(data)
-        if not errors and self.instance.pk:
-            parsed = spec_module.parse(data)[0]
-            if parsed.key != self.instance.key:
-                errors = [spec_module.SpecError("key", f"must stay {self.instance.key!r}")]
+        parsed, errors = spec_module.parse(data)
+        if not errors and self.instance.pk and parsed.key != self.instance.key:
+            errors = [spec_module.SpecError("key", f"must stay {self.instance.key!r}")]
         if errors:
             self.spec_errors = errors
             raise ValidationError(
@@ -96,14 +91,24 @@ class DefinitionForm(forms.ModelForm):
         return cleaned
 
 
-class ActionForm(forms.Form):
-    """Confirm an operating action; the reason lands in the history."""
+class ReasonForm(forms.Form):
+    """Confirm a change; the reason lands in the history."""
 
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
         max_length=1000,
         help_text="Why? It is recorded in the process history with your name.",
     )
+
+    def clean_reason(self):
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise ValidationError("a reason is required")
+        return reason
+
+
+class ActionForm(ReasonForm):
+    """Confirm an operating action (replaying a stage: which one)."""
 
     def __init__(self, *args, stages: list[str] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -113,12 +118,6 @@ class ActionForm(forms.Form):
                 help_text="This stage and every later one run again.",
             )
             self.order_fields(["stage", "reason"])
-
-    def clean_reason(self):
-        reason = self.cleaned_data["reason"].strip()
-        if not reason:
-            raise ValidationError("a reason is required")
-        return reason
 
 
 class DiffForm(forms.Form):
@@ -131,7 +130,7 @@ class DiffForm(forms.Form):
         ).exclude(pk=definition.pk)
 
 
-class VariablesForm(forms.Form):
+class VariablesForm(ReasonForm):
     """The variables as JSON to edit, and why; ``clean`` turns the edit into the paths to set and
     unset (top-level keys), so only what changed is recorded."""
 
@@ -141,22 +140,12 @@ class VariablesForm(forms.Form):
             attrs={"rows": 20, "cols": 100, "class": "fd-json", "spellcheck": "false"}
         ),
     )
-    reason = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
-        max_length=1000,
-        help_text="Why? It is recorded in the process history with your name.",
-    )
+    field_order = ["variables", "reason"]
 
     def __init__(self, *args, variables: dict, **kwargs):
         super().__init__(*args, **kwargs)
         self.stored = variables or {}
         self.fields["variables"].initial = pretty(self.stored)
-
-    def clean_reason(self):
-        reason = self.cleaned_data["reason"].strip()
-        if not reason:
-            raise ValidationError("a reason is required")
-        return reason
 
     def clean_variables(self):
         text = self.cleaned_data["variables"]

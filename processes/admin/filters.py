@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db import connection
 from django.utils import timezone
@@ -58,17 +58,11 @@ class DefinitionKeyFilter(admin.SimpleListFilter):
     parameter_name = "definition_key"
 
     def lookups(self, request, model_admin):
-        keys = (
-            ProcessDefinition.objects.order_by("key").values_list("key", "name").distinct("key")
-            if connection.vendor == "postgresql"
-            else None
-        )
-        if keys is None:
-            seen: dict[str, str] = {}
-            for key, name in ProcessDefinition.objects.order_by("key").values_list("key", "name"):
-                seen.setdefault(key, name)
-            keys = seen.items()
-        return [(key, f"{name} ({key})") for key, name in keys]
+        names: dict[str, str] = {}  # each key under its newest version's name
+        definitions = ProcessDefinition.objects.order_by("key", "-version")
+        for key, name in definitions.values_list("key", "name"):
+            names.setdefault(key, name)
+        return [(key, f"{name} ({key})") for key, name in names.items()]
 
     def queryset(self, request, queryset):
         if self.value():
@@ -133,7 +127,8 @@ class OverdueFilter(admin.SimpleListFilter):
 
 
 class StartedBetweenFilter(admin.ListFilter):
-    """Two dates (inclusive) on ``created_at``; a bad date is reported and ignored."""
+    """Two dates (inclusive) on ``created_at``; a bad date is ignored, and said so in the
+    filter's box."""
 
     title = "started between"
     template = "admin/processes/started_between_filter.html"
@@ -143,6 +138,7 @@ class StartedBetweenFilter(admin.ListFilter):
         super().__init__(request, params, model, model_admin)
         self.values: dict[str, str] = {}
         self.dates: dict[str, dt.date] = {}
+        self.errors: list[str] = []
         for name in self.params:
             value = _first(params, name)
             if not value:
@@ -151,10 +147,7 @@ class StartedBetweenFilter(admin.ListFilter):
             try:
                 self.dates[name] = dt.date.fromisoformat(value)
             except ValueError:
-                reported = request.__dict__.setdefault("_fd_bad_dates", set())
-                if value not in reported:  # the changelist builds its filters more than once
-                    reported.add(value)
-                    messages.error(request, f"“{value}” is not a date (YYYY-MM-DD): ignored.")
+                self.errors.append(f"“{value}” is not a date (YYYY-MM-DD): ignored.")
 
     def has_output(self) -> bool:
         return True
@@ -167,6 +160,7 @@ class StartedBetweenFilter(admin.ListFilter):
         keep = {k: v for k, v in changelist.get_filters_params().items() if k not in self.params}
         yield {
             "values": self.values,
+            "errors": self.errors,
             "keep": [
                 (k, v) for k, vs in keep.items() for v in (vs if isinstance(vs, list) else [vs])
             ],

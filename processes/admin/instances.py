@@ -1,0 +1,288 @@
+"""Instances: the list (filters fit for millions of rows), the page of one instance (diagram,
+variables, tasks with their repairs, history), repairs, exports and the dashboard's address.
+Everything is read-only here; changes go through the repair pages (``operations``)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+
+from processes import authority, dashboard, diagram
+from processes.admin import operations, widgets
+from processes.admin.base import GrantedAdmin, can_operate
+from processes.admin.dashboard import dashboard_page
+from processes.admin.exports import export_limit, history_response
+from processes.admin.filters import (
+    BusinessStatusFilter,
+    DefinitionKeyFilter,
+    EstimatedCountPaginator,
+    IncidentFilter,
+    OverdueFilter,
+    StartedBetweenFilter,
+)
+from processes.models import (
+    ACTIVE_PROCESS_STATES,
+    ProcessInstance,
+    ProcessState,
+    TaskInstance,
+)
+
+
+def task_rows(process, tasks, may_operate: bool) -> list[dict]:
+    """The task table: each task with its kind, state badge, error and the repairs offered."""
+    rows = []
+    for task in tasks:
+        shown = diagram.display_state(task.state, task.type)
+        label = "waiting for a person" if shown == "waiting" else task.state
+        rows.append(
+            {
+                "task": task,
+                "kind": "human"
+                if task.type == "HUMAN"
+                else ("external" if task.is_external else "service"),
+                "badge": widgets.badge(shown, label + (" (overdue)" if task.is_overdue else "")),
+                "error": widgets.clip(task.last_error, 120),
+                "actions": operations.task_actions(process, task) if may_operate else [],
+            }
+        )
+    return rows
+
+
+def history_rows(process) -> list[dict]:
+    """The history, oldest first: each event with its data as one line of JSON, clipped."""
+    rows = []
+    for event in process.events.order_by("seq"):
+        text = json.dumps(event.data, ensure_ascii=False, sort_keys=True) if event.data else ""
+        rows.append({"event": event, "data": text, "short": widgets.clip(text, 160)})
+    return rows
+
+
+class ProcessInstanceAdmin(GrantedAdmin):
+    list_display = (
+        "business_key",
+        "definition_label",
+        "state_badge",
+        "business_status",
+        "current_stage",
+        "overdue",
+        "created_at",
+        "updated_at",
+    )
+    list_filter = (
+        "state",
+        DefinitionKeyFilter,
+        "definition",
+        BusinessStatusFilter,
+        IncidentFilter,
+        OverdueFilter,
+        StartedBetweenFilter,
+    )
+    list_select_related = ("definition",)
+    search_fields = ("business_key",)
+    search_help_text = "An exact business key or an instance id."
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # facet counts would scan every instance
+    list_per_page = 50
+    ordering = ("-created_at",)
+    actions = ("export_csv", "export_json")
+    readonly_fields = (
+        "id",
+        "business_key",
+        "definition_link",
+        "state_badge",
+        "business_status",
+        "current_stage",
+        "started_by",
+        "created_at",
+        "updated_at",
+        "completed_at",
+        "variables_pretty",
+    )
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    ("business_key", "definition_link"),
+                    ("state_badge", "business_status", "current_stage"),
+                    ("created_at", "updated_at", "completed_at"),
+                    ("started_by", "id"),
+                )
+            },
+        ),
+        ("Variables", {"fields": ("variables_pretty",), "classes": ("collapse",)}),
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(has_overdue=dashboard.has_overdue_task())
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        # Exact matches only: both use an index, a LIKE over millions of rows would not.
+        try:
+            pk = uuid.UUID(term)
+        except ValueError:
+            return queryset.filter(business_key=term), False
+        return queryset.filter(Q(pk=pk) | Q(business_key=term)), False
+
+    # Everything here is read-only; operating goes through the repair pages.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    # Columns.
+
+    @admin.display(description="definition", ordering="definition_key")
+    def definition_label(self, obj):
+        return f"{obj.definition_key} v{obj.definition.version}"
+
+    @admin.display(description="definition")
+    def definition_link(self, obj):
+        url = reverse("admin:processes_processdefinition_change", args=[obj.definition_id])
+        return widgets.link(url, obj.definition)
+
+    @admin.display(description="state", ordering="state")
+    def state_badge(self, obj):
+        label = "failed (incident)" if obj.state == ProcessState.FAILED else obj.state
+        return widgets.badge(obj.state, label)
+
+    @admin.display(description="overdue", boolean=True)
+    def overdue(self, obj):
+        return bool(getattr(obj, "has_overdue", False))
+
+    @admin.display(description="variables")
+    def variables_pretty(self, obj):
+        return widgets.json_block(obj.variables)
+
+    # Pages.
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            tasks = list(TaskInstance.objects.filter(process=obj).select_related("assignee"))
+            may_operate = can_operate(request, obj.definition_key)
+            context.update(
+                {
+                    "process": obj,
+                    "diagram_svg": widgets.diagram(
+                        lambda: diagram.render_instance(obj, tasks), "process"
+                    ),
+                    "is_active": obj.state in ACTIVE_PROCESS_STATES,
+                    "can_replay": obj.state != ProcessState.CANCELLED,
+                    "can_operate": may_operate,
+                    "can_correct": authority.has_definition_perm(
+                        request.user, authority.CORRECT, obj.definition_key
+                    ),
+                    "task_rows": task_rows(obj, tasks, may_operate),
+                    "history_rows": history_rows(obj),
+                }
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        operate = wrap(self.operation_view)
+        one = "<uuid:object_id>/"
+        views = [
+            ("dashboard/", wrap(self.dashboard_view), {}, "dashboard"),
+            ("export/<str:fmt>/", wrap(self.export_list_view), {}, "export"),
+            (one + "history.<str:fmt>", wrap(self.history_export_view), {}, "history_export"),
+            (one + "variables/", wrap(self.variables_view), {}, "variables"),
+            (one + "diagram.svg", wrap(self.diagram_view), {}, "diagram"),
+            (one + "cancel/", operate, {"action": "cancel"}, "cancel"),
+            (one + "replay-stage/", operate, {"action": "replay-stage"}, "replay_stage"),
+            (one + "tasks/<int:task_id>/<str:action>/", operate, {}, "task_action"),
+        ]
+        return [
+            path(route, view, kwargs, name=f"processes_processinstance_{name}")
+            for route, view, kwargs, name in views
+        ] + super().get_urls()
+
+    def _get_process(self, request, object_id) -> ProcessInstance:
+        process = get_object_or_404(
+            ProcessInstance.objects.select_related("definition"), pk=object_id
+        )
+        if not self.has_view_permission(request, process):
+            raise PermissionDenied
+        return process
+
+    def operation_view(self, request, object_id, action, task_id=None):
+        ops = operations.PROCESS_OPERATIONS if task_id is None else operations.TASK_OPERATIONS
+        if action not in ops:
+            raise Http404("unknown action")
+        process = self._get_process(request, object_id)
+        task = None
+        if task_id is not None:
+            task = get_object_or_404(TaskInstance, pk=task_id, process_id=process.pk)
+        if not can_operate(request, process.definition_key):
+            raise PermissionDenied
+        return operations.operate(self, request, process, ops[action], task)
+
+    def variables_view(self, request, object_id):
+        process = self._get_process(request, object_id)
+        if not authority.has_definition_perm(
+            request.user, authority.CORRECT, process.definition_key
+        ):
+            raise PermissionDenied
+        return operations.correct_variables(self, request, process)
+
+    def diagram_view(self, request, object_id):
+        process = self._get_process(request, object_id)
+        return HttpResponse(diagram.render_instance(process), content_type="image/svg+xml")
+
+    def dashboard_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return dashboard_page(self, request)
+
+    # Exports.
+
+    def history_export_view(self, request, object_id, fmt):
+        if fmt not in ("csv", "json"):
+            raise Http404("unknown format")
+        process = self._get_process(request, object_id)
+        return history_response([process.pk], fmt, f"history-{process.definition_key}-{process.pk}")
+
+    def export_list_view(self, request, fmt):
+        """The history of every instance of the filtered list (as the changelist filters it)."""
+        if fmt not in ("csv", "json"):
+            raise Http404("unknown format")
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            qs = self.get_changelist_instance(request).queryset
+        except IncorrectLookupParameters as exc:
+            self.message_user(
+                request,
+                f"Nothing exported: the list's filters are not valid ({exc}).",
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(reverse("admin:processes_processinstance_changelist"))
+        limit = export_limit()
+        ids = list(qs.values_list("pk", flat=True)[: limit + 1])
+        return history_response(ids[:limit], fmt, "history", truncated=len(ids) > limit)
+
+    @admin.action(description="Export the history of the selected instances (CSV)")
+    def export_csv(self, request, queryset):
+        ids = list(queryset.order_by("-created_at").values_list("pk", flat=True))
+        return history_response(ids, "csv", "history")
+
+    @admin.action(description="Export the history of the selected instances (JSON)")
+    def export_json(self, request, queryset):
+        ids = list(queryset.order_by("-created_at").values_list("pk", flat=True))
+        return history_response(ids, "json", "history")
