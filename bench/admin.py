@@ -95,7 +95,9 @@ def load(n: int, events_days: int) -> None:
     pizza = json.loads((DEFINITIONS / "pizza.json").read_text())
     ids = []
     for key in ("pizza", "pizza-east", "pizza-west", "pizza-north"):
-        definition, _ = engine.definition_import(data=pizza, key=key, actor=Actor.system("bench"))
+        # a component name belongs to one key: each copy gets its own
+        data = {**pizza, "component_name": key.upper()}
+        definition, _ = engine.definition_import(data=data, key=key, actor=Actor.system("bench"))
         ids.append(definition.pk)
     t0 = time.monotonic()
     values = ",".join(
@@ -116,7 +118,7 @@ def load(n: int, events_days: int) -> None:
             INSERT INTO processes_processinstance
                 (id, definition_id, definition_key, business_key, state, business_status,
                  current_stage, variables, last_seq, started_by, created_at, updated_at,
-                 completed_at)
+                 completed_at, unique_ever)
             SELECT md5('fd' || i)::uuid, d.id, d.key, 'ORDER-' || i,
                 CASE WHEN i %% 100 < 10 THEN 'running' WHEN i %% 100 < 13 THEN 'failed'
                      WHEN i %% 100 < 15 THEN 'cancelled' ELSE 'completed' END,
@@ -127,7 +129,7 @@ def load(n: int, events_days: int) -> None:
                 now() - (i::float8 / %s) * interval '365 days',
                 now() - (i::float8 / %s) * interval '365 days' + interval '2 hours',
                 CASE WHEN i %% 100 >= 10 THEN now() - (i::float8 / %s) * interval '365 days'
-                     + interval '2 hours' END
+                     + interval '2 hours' END, false
             FROM generate_series(1, %s) AS i
             JOIN defs d ON d.k = i %% 4
             """,
@@ -139,7 +141,7 @@ def load(n: int, events_days: int) -> None:
             INSERT INTO processes_taskinstance
                 (process_id, stage, stage_index, name, type, handler, task_queue, state,
                  attempts, execution, result, last_error, candidate_role, due_at, scheduled_at,
-                 started_at, finished_at, created_at)
+                 started_at, finished_at, created_at, visibility, participants)
             SELECT p.id, t.stage, t.stage_index, t.name, t.type, '', t.queue,
                 CASE WHEN p.state = 'completed' THEN 'completed'
                      WHEN p.state = 'failed' AND t.name = 'confirm_delivery' THEN 'failed'
@@ -156,7 +158,7 @@ def load(n: int, events_days: int) -> None:
                 p.created_at + t.i * interval '20 minutes',
                 p.created_at + t.i * interval '20 minutes' + interval '1 minute',
                 p.created_at + (t.i + 1) * interval '20 minutes',
-                p.created_at
+                p.created_at, 'participants', '[]'::jsonb
             FROM processes_processinstance p
             CROSS JOIN (VALUES {values}) AS t(i, stage, stage_index, name, type, queue, role)
             """
@@ -360,6 +362,7 @@ def main() -> int:
     os.environ["DATABASE_URL"] = f"{PG}/{args.db}"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-" + "x" * 50)
+    os.environ.setdefault("FLOWDESK_HTTPS", "0")  # the test client speaks plain HTTP
     os.environ.setdefault("FLOWDESK_LOG_LEVEL", "WARNING")
     reuse = not args.fresh and loaded(args.db, args.instances)
     if not reuse:
