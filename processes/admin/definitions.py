@@ -37,6 +37,19 @@ INFO = [
 ]
 
 
+# Publishing and retiring a version: the engine service, and what it means.
+LIFECYCLE = {
+    "publish": (
+        engine.definition_publish,
+        "New instances will use this version; its spec can't change afterwards.",
+    ),
+    "retire": (
+        engine.definition_retire,
+        "No new instance will start on this version; running ones go on.",
+    ),
+}
+
+
 def change_url(pk) -> str:
     return reverse("admin:processes_processdefinition_change", args=[pk])
 
@@ -139,10 +152,8 @@ class ProcessDefinitionAdmin(GrantedAdmin):
             return self._form_page(request, form, definition, fieldsets, extra_context)
         try:
             saved, note = self._store(request, form, definition)
-        except SpecValidationError as exc:
-            self.message_user(request, "; ".join(str(e) for e in exc.errors), messages.ERROR)
-        except EngineError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
+        except (SpecValidationError, EngineError) as exc:  # the engine's refusal, in its words
+            self.message_user(request, str(exc), messages.ERROR)
         else:
             self.message_user(request, note, messages.SUCCESS)
             return HttpResponseRedirect(change_url(saved.pk))
@@ -231,16 +242,17 @@ class ProcessDefinitionAdmin(GrantedAdmin):
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
+        lifecycle = wrap(self.lifecycle_view)
         views = [
-            ("<int:pk>/diagram.svg", self.diagram_view, "diagram"),
-            ("<int:pk>/diff/", self.diff_view, "diff"),
-            ("<int:pk>/publish/", self.publish_view, "publish"),
-            ("<int:pk>/retire/", self.retire_view, "retire"),
-            ("<int:pk>/download.json", self.download_view, "download"),
+            ("<int:pk>/diagram.svg", wrap(self.diagram_view), {}, "diagram"),
+            ("<int:pk>/diff/", wrap(self.diff_view), {}, "diff"),
+            ("<int:pk>/publish/", lifecycle, {"verb": "publish"}, "publish"),
+            ("<int:pk>/retire/", lifecycle, {"verb": "retire"}, "retire"),
+            ("<int:pk>/download.json", wrap(self.download_view), {}, "download"),
         ]
         return [
-            path(route, wrap(view), name=f"processes_processdefinition_{name}")
-            for route, view, name in views
+            path(route, view, kwargs, name=f"processes_processdefinition_{name}")
+            for route, view, kwargs, name in views
         ] + super().get_urls()
 
     def _get_viewable(self, request, pk) -> ProcessDefinition:
@@ -286,10 +298,12 @@ class ProcessDefinitionAdmin(GrantedAdmin):
         }
         return TemplateResponse(request, "admin/processes/processdefinition/diff.html", context)
 
-    def _definition_action(self, request, pk, *, verb, run, explanation):
+    def lifecycle_view(self, request, pk, verb):
+        """Publish or retire a version, once confirmed."""
         definition = get_object_or_404(ProcessDefinition, pk=pk)
         if not authority.may_publish(request.user, definition.key):
             raise PermissionDenied
+        run, explanation = LIFECYCLE[verb]
         if request.method != "POST":
             return self.confirm_page(
                 request,
@@ -301,33 +315,13 @@ class ProcessDefinitionAdmin(GrantedAdmin):
             )
         try:
             run(definition_id=definition.pk, actor=Actor.for_user(request.user))
-        except SpecValidationError as exc:
-            self.message_user(request, "; ".join(str(e) for e in exc.errors), messages.ERROR)
-        except EngineError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
+        except (SpecValidationError, EngineError) as exc:
+            self.message_user(request, str(exc), messages.ERROR)
         else:
             definition = ProcessDefinition.objects.get(pk=pk)
             self.log_change(request, definition, f"{verb}d")
             self.message_user(request, f"{definition} is now {definition.status}.")
         return HttpResponseRedirect(change_url(pk))
-
-    def publish_view(self, request, pk):
-        return self._definition_action(
-            request,
-            pk,
-            verb="publish",
-            run=engine.definition_publish,
-            explanation="New instances will use this version; its spec can't change afterwards.",
-        )
-
-    def retire_view(self, request, pk):
-        return self._definition_action(
-            request,
-            pk,
-            verb="retire",
-            run=engine.definition_retire,
-            explanation="No new instance will start on this version; running ones go on.",
-        )
 
 
 def diff_lines(definition, other) -> list[tuple[str, str]]:
