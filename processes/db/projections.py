@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Model
 
 from processes.db import core
@@ -79,26 +79,24 @@ INSERT INTO {execution} (
     {execution.heat_last_hour}, {execution.heat_last_seconds}, {execution.heat_full_hour},
     {execution.heat_full_hours})
 SELECT e.{event.id}, e.{event.process_id}, p.{instance.created_at}, p.{instance.definition_key},
-    d.{definition.version}, e.{event.task_name}, t.{task.type},
-    s.at, CASE WHEN r.at >= s.at THEN r.at END, e.{event.created_at},
+    d.{definition.version}, e.{event.task_name},
+    -- a look-up per completion (as a join, the planner may scan the tasks instead)
+    (SELECT t.{task.type} FROM {task} t WHERE t.{task.id} = e.{event.task_id}),
+    s.at, CASE WHEN s.started_at >= s.at THEN s.started_at END, e.{event.created_at},
     EXTRACT(EPOCH FROM e.{event.created_at} - s.at)::float8,
-    CASE WHEN r.at >= s.at THEN EXTRACT(EPOCH FROM e.{event.created_at} - r.at)::float8 END,
+    CASE WHEN s.started_at >= s.at
+        THEN EXTRACT(EPOCH FROM e.{event.created_at} - s.started_at)::float8 END,
     h.days, h.first_hour, h.first_seconds, h.last_hour, h.last_seconds, h.full_hour,
     h.full_hours
 FROM {event} e
 JOIN {instance} p ON p.{instance.id} = e.{event.process_id}
 JOIN {definition} d ON d.{definition.id} = p.{instance.definition_id}
-JOIN {task} t ON t.{task.id} = e.{event.task_id}
-CROSS JOIN LATERAL (
-    SELECT MAX(x.{event.created_at}) AS at FROM {event} x
+CROSS JOIN LATERAL (  -- the last scheduling and start of the task before its completion
+    SELECT MAX(x.{event.created_at}) FILTER (WHERE x.{event.type} = %(scheduled)s) AS at,
+        MAX(x.{event.created_at}) FILTER (WHERE x.{event.type} = %(started)s) AS started_at
+    FROM {event} x
     WHERE x.{event.task_id} = e.{event.task_id} AND x.{event.seq} < e.{event.seq}
-        AND x.{event.type} = %(scheduled)s
 ) s
-CROSS JOIN LATERAL (
-    SELECT MAX(x.{event.created_at}) AS at FROM {event} x
-    WHERE x.{event.task_id} = e.{event.task_id} AND x.{event.seq} < e.{event.seq}
-        AND x.{event.type} = %(started)s
-) r
 CROSS JOIN LATERAL (SELECT s.at AS start_at, e.{event.created_at} AS done_at) w
 CROSS JOIN LATERAL ("""
     + _HEAT
@@ -134,7 +132,8 @@ def _insert(where: str, params: dict, tz: str) -> int:
         "completed": EventType.TASK_COMPLETED,
         "tz": tz,
     }
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL jit = off")  # compiling it costs more than running it
         cursor.execute(_insert_sql(where), params)
         return cursor.rowcount
 
