@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from processes.db import projections as sql
 from processes.models import EventType, ProcessEvent, ProjectionState, TaskExecution
-from processes.worker import ensure_periodic
+from processes.queue import ensure_periodic
 
 logger = logging.getLogger(__name__)
 

@@ -48,8 +48,7 @@ def _replay_stage(process, task, data, actor):
 
 
 def _retry(process, task, data, actor):
-    result = engine.task_retry(task_id=task.pk, actor=actor, reason=data["reason"])
-    if getattr(result, "_duplicate", False):
+    if engine.task_retry(task_id=task.pk, actor=actor, reason=data["reason"]).duplicate:
         return f"Task {task.name} was already scheduled: nothing changed."
     return f"Task {task.name} scheduled again."
 

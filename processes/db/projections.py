@@ -33,7 +33,7 @@ class Names:
         return core.table(self.model)
 
     def __getattr__(self, field_name: str) -> str:
-        return connection.ops.quote_name(self.model._meta.get_field(field_name).column)
+        return core.col(self.model, field_name)
 
 
 def names(sql: str, **models: type[Model]) -> str:

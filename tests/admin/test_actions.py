@@ -79,6 +79,15 @@ def test_retry_of_a_task_that_is_not_failed_shows_the_engine_error(shop, flaky, 
     assert b"it is completed" in response.content  # the engine's own message
 
 
+def test_retry_of_a_task_already_scheduled_again_changes_nothing(shop, flaky, admin_client):
+    process = failed_shop_process(flaky)
+    url = task_action_url(process, "charge", "retry")
+    admin_client.post(url, {"reason": "once"})
+    response = admin_client.post(url, {"reason": "twice"}, follow=True)
+    assert b"was already scheduled: nothing changed" in response.content
+    assert len(events(process, EventType.TASK_RETRIED)) == 1
+
+
 def test_skip_a_task_needs_a_reason_and_is_recorded(shop, flaky, admin_client):
     process = failed_shop_process(flaky)
     url = task_action_url(process, "charge", "skip")
