@@ -116,7 +116,8 @@ class ProcessDefinitionAdmin(GrantedAdmin):
         return obj.status == DefinitionStatus.DRAFT and authority.may_publish(request.user, obj.key)
 
     def has_delete_permission(self, request, obj=None):
-        return obj is not None and self.has_change_permission(request, obj)
+        # Versions are kept with their audit rows: a draft nobody wants is simply never published.
+        return False
 
     def get_changeform_initial_data(self, request):
         initial = super().get_changeform_initial_data(request)
