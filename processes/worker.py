@@ -69,6 +69,14 @@ def run_step(task_id: int) -> str:
     lease = engine.task_start(task_id=task_id, actor=actor)
     if lease is None:
         return "skipped"
+    progress.busy_until(time.time() + lease.timeout + settings.FLOWDESK_LEASE_MARGIN)
+    try:
+        return _run_handler(task_id, actor, lease)
+    finally:
+        progress.idle()
+
+
+def _run_handler(task_id: int, actor: Actor, lease: engine.StepLease) -> str:
     try:
         handler = registry.get(lease.handler)
         result = handler(lease.context)
@@ -181,3 +189,104 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.2) -> bool:
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+# --- worker supervision (manage.py workers, processes/supervisor.py) -------------------------------
+
+PROGRESS_DIR_ENV = "FLOWDESK_PROGRESS_DIR"
+
+
+class _Progress:
+    """Tell this machine's worker supervisor what this worker process is doing.
+
+    The supervisor sets ``FLOWDESK_PROGRESS_DIR`` for its cluster: each worker process keeps one
+    file there, named by its pid, holding the time (epoch seconds) until which it runs a step, or
+    0 when idle; the file's mtime is its last step. A heartbeat that waits behind steps that are
+    still within their timeout is then not taken for a stall. One ``pwrite`` per change (a few
+    microseconds); nothing at all without the variable (a bare ``qcluster``).
+    """
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self.fd: int | None = None
+
+    def busy_until(self, until: float) -> None:
+        self._write(until)
+
+    def idle(self) -> None:
+        self._write(0.0)
+
+    def _write(self, until: float) -> None:
+        directory = os.environ.get(PROGRESS_DIR_ENV)
+        if not directory:
+            return
+        pid = os.getpid()
+        try:
+            if self.pid != pid:  # first step of this (forked) worker
+                self.pid = None
+                self.fd = os.open(
+                    os.path.join(directory, str(pid)),
+                    os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC,
+                    0o600,
+                )
+                self.pid = pid
+            os.pwrite(self.fd, b"%20.3f\n" % until, 0)
+        except OSError as exc:  # the supervisor's directory went away: not the step's problem
+            logger.debug("progress note failed: %s", exc)
+
+
+progress = _Progress()
+
+
+def heartbeat(supervisor_id: str, seq: int) -> int:
+    """The worker supervisor's beat: a worker running it proves pusher -> worker."""
+    return seq
+
+
+def heartbeat_returned(task) -> None:
+    """The beat's django-q2 hook: it runs in the cluster's monitor, so it proves worker -> monitor.
+
+    Records the beat on the supervisor's row, then drops the beat's task row so the list of
+    successful tasks keeps real work.
+    """
+    from django_q.models import Task
+
+    from processes.models import ClusterHeartbeat
+
+    supervisor_id, seq = task.args[0], int(task.args[1])
+    ClusterHeartbeat.objects.filter(pk=supervisor_id, returned_seq__lt=seq).update(
+        returned_seq=seq, returned_at=timezone.now()
+    )
+    Task.objects.filter(pk=task.pk).delete()
+
+
+def requeue_scheduled(limit: int = 10000) -> int:
+    """Enqueue every scheduled service step again; return how many.
+
+    Run after a cluster restart: with Redis, steps the dead cluster had taken from the broker
+    (in its pusher or its queues) are gone, and waiting for ``FLOWDESK_REENQUEUE_AFTER`` would
+    leave them idle for minutes. Enqueueing a step twice is harmless: ``engine.task_start`` skips
+    a step that is not startable or holds a live lease. Steps inside their retry back-off are left
+    to the timer sweep.
+    """
+    from processes.models import ACTIVE_PROCESS_STATES, ProcessDefinition, TaskState, TaskType
+
+    now = timezone.now()
+    rows = list(
+        TaskInstance.objects.filter(
+            state=TaskState.SCHEDULED,
+            type=TaskType.SERVICE,
+            process__state__in=ACTIVE_PROCESS_STATES,
+        )
+        .exclude(handler="")
+        .exclude(scheduled_at__gt=now)
+        .order_by("scheduled_at", "id")
+        .values_list("id", "name", "process__definition_id")[:limit]
+    )
+    specs = {}
+    for task_id, name, definition_id in rows:
+        if definition_id not in specs:
+            specs[definition_id] = ProcessDefinition.objects.get(pk=definition_id).parsed()
+        # the same q2 timeout the engine gives the step when it schedules it
+        enqueue_step(task_id, timeout=engine._step_timeout(specs[definition_id].task(name)))
+    return len(rows)
