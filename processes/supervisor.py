@@ -268,7 +268,7 @@ class Supervisor:
     returned_seq: int = 0
     last_back: float = 0.0  # monotonic time a beat was last seen back
     next_beat: float = 0.0
-    sweep_at: float | None = None
+    sweeps: list[float] = field(default_factory=list)  # monotonic times to run the sweep at
     db_ok: bool = True
     busy_logged: bool = False
     episode: Episode | None = None
@@ -316,10 +316,11 @@ class Supervisor:
                 else:
                     if now >= self.next_beat:
                         self._send_beat(now)
+                    self._watch_workers(now)
                     self._check(now)
-                if self.sweep_at is not None and now >= self.sweep_at:
-                    self.sweep_at = None
-                    self._sweep("the leases of the steps running at the restart expired")
+                if self.sweeps and now >= min(self.sweeps):
+                    self.sweeps = [t for t in self.sweeps if t > now]
+                    self._sweep("leases of killed steps expired")
                 time.sleep(self.tick)
         finally:
             self._shutdown()
@@ -358,12 +359,15 @@ class Supervisor:
             lived,
         )
         self._kill_tree()
-        self.quick_exits = self.quick_exits + 1 if lived < QUICK_EXIT else 0
-        delay = min(MAX_BACKOFF, 2.0 ** (self.quick_exits - 1)) if self.quick_exits > 1 else 0.0
-        if delay:
-            logger.error("qcluster keeps exiting: next start in %.0fs", delay)
-        self.restart_at = now + delay
         self.restarts += 1
+        # Killed, or its sentinel died (it then exits with 0): start again at once. An error
+        # exit right after the start (the database is down, a bad setting): back off.
+        crashed = tree.returncode is not None and tree.returncode > 0
+        self.quick_exits = self.quick_exits + 1 if crashed and lived < QUICK_EXIT else 0
+        delay = min(MAX_BACKOFF, 2.0 ** (self.quick_exits - 2)) if self.quick_exits > 1 else 0.0
+        if delay:
+            logger.error("qcluster keeps failing: next start in %.0fs", delay)
+        self.restart_at = now + delay
 
     def _restart(self, reason: str) -> None:
         logger.error("restarting qcluster %s: %s", self.tree.pgid, reason)
@@ -430,7 +434,7 @@ class Supervisor:
         if leases is not None:
             cap = Conf.TIMEOUT + settings.FLOWDESK_LEASE_MARGIN
             wait = min(cap, (leases - now).total_seconds()) + 0.5
-            self.sweep_at = time.monotonic() + wait
+            self.sweeps.append(time.monotonic() + wait)
             logger.info("running steps' leases expire within %.0fs: sweeping again then", wait)
 
     def _sweep(self, why: str) -> None:
@@ -542,6 +546,30 @@ class Supervisor:
             tree.sentinel_wakeups = count
             tree.sentinel_woke = now
         return now - tree.sentinel_woke
+
+    def _watch_workers(self, now: float) -> None:
+        """A worker that died in the middle of a step: sweep when that step's lease expires.
+
+        Its progress file still says until when it was running a step (timeout + lease margin,
+        the lease's own end); the sentinel replaces the worker, but with Redis nothing would run
+        the step again before the next periodic sweep.
+        """
+        wall = time.time()
+        for path in Path(self.progress_dir).iterdir():
+            if os.path.exists(f"/proc/{path.name}"):
+                continue
+            with contextlib.suppress(ValueError, OSError):
+                until = float(path.read_bytes() or 0)
+                if until > wall:
+                    logger.warning(
+                        "worker %s died in the middle of a step: sweeping in %.0fs, when its "
+                        "lease expires",
+                        path.name,
+                        until - wall,
+                    )
+                    self.sweeps.append(now + until - wall + 0.5)
+            with contextlib.suppress(OSError):
+                path.unlink()
 
     def _all_workers_busy(self) -> bool:
         """Every worker of the tree runs a step within its timeout (or just finished one)."""
