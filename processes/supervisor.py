@@ -277,7 +277,7 @@ class Supervisor:
 
     def __post_init__(self) -> None:
         self.lane = lane_name(self.config.cluster, self.config.supervisor_id)
-        self.tick = max(0.05, min(0.5, self.config.heartbeat / 4))
+        self.tick = max(0.05, min(1.0, self.config.heartbeat / 4))
         self.own_progress_dir = self.config.progress_dir is None
         if self.own_progress_dir:
             shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
