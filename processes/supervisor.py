@@ -17,7 +17,8 @@ process tree (SIGKILL to the group, a new ``qcluster``) when:
 
 - no beat came back for ``FLOWDESK_STALL_SECONDS`` — unless every worker is running a step still
   within its timeout (the beat is then only waiting for a free worker; each worker says so in a
-  small file, see ``processes.worker.progress``);
+  small file, see ``processes.worker.progress``) and no beat that a worker ran is missing (one
+  that ran but never came back means the results are stuck, however busy the workers are);
 - the sentinel stopped waking up (its guard loop wakes twice a second; one blocked on a lock held
   by a dead worker no longer reincarnates, times out or schedules anything);
 - ``qcluster`` exited (its sentinel died, or it was killed): at once, with back-off when it keeps
@@ -27,6 +28,8 @@ After each (re)start it does not wait for the periodic sweep: it re-enqueues the
 steps (Redis tasks that sat in the dead queues are gone; a duplicate is skipped by the engine) and
 runs the timer sweep, then runs it again when the leases of the steps that were running have
 expired, so a step killed mid-run is requeued within its timeout + ``FLOWDESK_LEASE_MARGIN``.
+When a single worker dies in the middle of a step (the sentinel replaces it, nothing freezes),
+its note names the step: enqueued again at once, or swept when its lease expires.
 
 A stall (no beat for ``FLOWDESK_STALL_SECONDS``, not explained by busy workers) is logged at
 ERROR and sends one SMS to the on-call admins; the first beat back after it sends another.
@@ -272,6 +275,8 @@ class Supervisor:
     db_ok: bool = True
     busy_logged: bool = False
     episode: Episode | None = None
+    ran_seq: int = 0  # the newest beat a worker ran
+    unreturned_since: float | None = None  # monotonic: a beat ran and has not come back since
     state: str = "starting"
     started: float = field(default_factory=time.monotonic)
 
@@ -344,6 +349,7 @@ class Supervisor:
         proc = subprocess.Popen(self.config.command, env=env, process_group=0)
         now = time.monotonic()
         self.tree = Tree(proc=proc, started=now, sentinel_woke=now)
+        self.unreturned_since = None
         self.next_beat = now  # the first beat waits in the lane until the pusher is up
         logger.info("qcluster started: pid %s (process group %s)", proc.pid, proc.pid)
         self._save(tree_pgid=proc.pid, tree_started_at=timezone.now())
@@ -500,6 +506,8 @@ class Supervisor:
             self.returned_seq = row["returned_seq"]
             self.last_back = now
             self.quick_exits = 0
+            if self.unreturned_since is not None:  # an older beat came back: count from now
+                self.unreturned_since = now
         if self._sentinel_quiet(tree, now) > self.config.stall:
             self._restart(
                 f"its sentinel (pid {tree.sentinel}) has not woken up for "
@@ -509,7 +517,8 @@ class Supervisor:
 
         silent = now - max(self.last_back, self.started)
         quiet = silent > self.config.stall
-        if quiet and self._all_workers_busy():
+        stuck = self._results_stuck(now)
+        if quiet and not stuck and self._all_workers_busy():
             if not self.busy_logged:
                 logger.warning(
                     "heartbeat %.0fs late, but all %s workers run steps within their timeout",
@@ -548,28 +557,42 @@ class Supervisor:
         return now - tree.sentinel_woke
 
     def _watch_workers(self, now: float) -> None:
-        """A worker that died in the middle of a step: sweep when that step's lease expires.
+        """A worker that died in the middle of a step: run that step again.
 
-        Its progress file still says until when it was running a step (timeout + lease margin,
-        the lease's own end); the sentinel replaces the worker, but with Redis nothing would run
-        the step again before the next periodic sweep.
+        Its progress note still names the step and until when it ran it (timeout + lease
+        margin, the lease's own end). The sentinel replaces the worker, but with Redis nothing
+        would run the step before the next periodic sweep: a step it had taken but not started
+        yet is enqueued again now, one it had started is requeued by a sweep when its lease
+        expires.
         """
         wall = time.time()
         for path in Path(self.progress_dir).iterdir():
-            if os.path.exists(f"/proc/{path.name}"):
+            if not path.name.isdigit() or os.path.exists(f"/proc/{path.name}"):
                 continue
-            with contextlib.suppress(ValueError, OSError):
-                until = float(path.read_bytes() or 0)
-                if until > wall:
-                    logger.warning(
-                        "worker %s died in the middle of a step: sweeping in %.0fs, when its "
-                        "lease expires",
-                        path.name,
-                        until - wall,
-                    )
-                    self.sweeps.append(now + until - wall + 0.5)
+            until, task_id = _note(path)
             with contextlib.suppress(OSError):
                 path.unlink()
+            if not until:
+                continue
+            logger.warning(
+                "worker %s died in the middle of step %s: enqueueing it again, and sweeping "
+                "in %.0fs, when its lease expires",
+                path.name,
+                task_id,
+                max(0.0, until - wall),
+            )
+            self._requeue([task_id])
+            if until > wall:
+                self.sweeps.append(now + until - wall + 0.5)
+
+    def _requeue(self, task_ids) -> None:
+        from processes import worker
+
+        try:
+            close_old_connections()
+            worker.requeue_scheduled(task_ids=task_ids)
+        except Exception:
+            logger.exception("cannot enqueue steps %s again; the timer sweep will", task_ids)
 
     def _all_workers_busy(self) -> bool:
         """Every worker of the tree runs a step within its timeout (or just finished one)."""
@@ -578,15 +601,27 @@ class Supervisor:
         grace = max(1.0, min(2.0, self.config.heartbeat))
         busy = 0
         for path in Path(self.progress_dir).iterdir():
-            try:
-                pid = int(path.name)
-                until = float(path.read_bytes() or 0)
-                mtime = path.stat().st_mtime
-            except (ValueError, OSError):
+            if not path.name.isdigit() or int(path.name) not in tree_pids:
                 continue
-            if pid in tree_pids and (until > wall or wall - mtime < grace):
-                busy += 1
+            until, _ = _note(path)
+            with contextlib.suppress(OSError):
+                if until > wall or wall - path.stat().st_mtime < grace:
+                    busy += 1
         return busy >= self.config.workers
+
+    def _results_stuck(self, now: float) -> bool:
+        """A beat ran on a worker (it notes so) but has not come back through the monitor."""
+        try:
+            ran = int((Path(self.progress_dir) / "beat").read_bytes() or 0)
+        except (OSError, ValueError):
+            ran = 0
+        if ran > self.ran_seq:
+            self.ran_seq = ran
+            if self.unreturned_since is None and ran > self.returned_seq:
+                self.unreturned_since = now
+        if self.returned_seq >= self.ran_seq:
+            self.unreturned_since = None
+        return self.unreturned_since is not None and now - self.unreturned_since > self.config.stall
 
     def _stalled(self, silent: float) -> None:
         since = timezone.now() - dt.timedelta(seconds=silent)
@@ -710,14 +745,23 @@ class Supervisor:
             logger.info("stopping qcluster %s (up to %.0fs for running steps)", tree.pgid, grace)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(tree.pgid, signal.SIGTERM)
-            deadline = time.monotonic() + grace
-            while tree.returncode is None and time.monotonic() < deadline:
+            asked = time.monotonic()
+            while tree.returncode is None and time.monotonic() < asked + grace:
                 self._reap(tree)
                 if self.stop_signals > 1:
                     break
+                if time.monotonic() > asked + 1 and not self._sentinel_alive(tree):
+                    # Its sentinel is dead (SIGTERM to every process, as systemd sends): nothing
+                    # is left to stop the workers cleanly, and qcluster may hang on a lock the
+                    # sentinel held (django-q2 #346). Don't wait for the grace.
+                    logger.warning(
+                        "qcluster %s lost its sentinel while stopping: SIGKILL", tree.pgid
+                    )
+                    break
                 time.sleep(0.05)
-            if tree.returncode is None:
-                logger.warning("qcluster %s did not stop in %.0fs: SIGKILL", tree.pgid, grace)
+            else:
+                if tree.returncode is None:
+                    logger.warning("qcluster %s did not stop in %.0fs: SIGKILL", tree.pgid, grace)
         self._kill_tree()  # the rest of the group, in any case
         self._reap()
         self.state = "stopped"
@@ -725,6 +769,22 @@ class Supervisor:
         if self.own_progress_dir:
             shutil.rmtree(self.progress_dir, ignore_errors=True)
         logger.info("supervisor stopped")
+
+    @staticmethod
+    def _sentinel_alive(tree: Tree) -> bool:
+        if tree.sentinel is None:
+            return True  # not known yet: give qcluster its grace
+        state = process_table().get(tree.sentinel, (0, 0, "Z"))[2]
+        return state != "Z"
+
+
+def _note(path: Path) -> tuple[float, int]:
+    """A worker's progress note: (until when it runs a step or 0, the step's task id)."""
+    try:
+        until, task_id = path.read_bytes().split()
+        return float(until), int(task_id)
+    except (OSError, ValueError):
+        return 0.0, 0
 
 
 def _exit_text(code: int | None) -> str:

@@ -329,8 +329,9 @@ class Supervisor:
                 found[role] = pid
             elif role == "worker":
                 found["workers"].append(pid)
-                with contextlib.suppress(OSError, ValueError):
-                    if float((self.progress_dir / str(pid)).read_bytes() or 0) > now:
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    note = (self.progress_dir / str(pid)).read_bytes().split()
+                    if float(note[0]) > now:
                         found["busy"].append(pid)
         return found
 

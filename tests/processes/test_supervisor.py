@@ -96,6 +96,11 @@ def test_requeue_scheduled_enqueues_the_scheduled_service_steps_with_their_timeo
     assert worker.requeue_scheduled() == 1 and queued == [60]
 
 
+def note(path):
+    until, task_id = path.read_bytes().split()
+    return float(until), int(task_id)
+
+
 @pytest.mark.django_db
 def test_a_worker_notes_its_step_in_the_progress_directory(
     import_definition, system_actor, tmp_path, monkeypatch
@@ -103,7 +108,7 @@ def test_a_worker_notes_its_step_in_the_progress_directory(
     seen = []
 
     def look(ctx):
-        seen.append(float((tmp_path / str(os.getpid())).read_bytes()))
+        seen.append(note(tmp_path / str(os.getpid())))
         return {}
 
     registry.register("t.look", look)
@@ -118,13 +123,43 @@ def test_a_worker_notes_its_step_in_the_progress_directory(
         process = engine.process_start(
             definition_key="pg", business_key="P", actor=system_actor
         ).process
+        task = process.tasks.get()
         before = time.time()
-        assert worker.run_step(process.tasks.get().pk) == "completed"
+        assert worker.run_step(task.pk) == "completed"
+        assert worker.heartbeat("me", 1234) == 1234
     finally:
         registry.unregister("t.look")
-    # while the step ran: busy until its timeout + lease margin; after it: idle (0)
-    assert before + 30 < seen[0] < time.time() + 30 + 5 + 1
-    assert float((tmp_path / str(os.getpid())).read_bytes()) == 0.0
+    # while the step ran: busy until its timeout + lease margin, and which step; then idle
+    (until, task_id) = seen[0]
+    assert before + 30 < until < time.time() + 30 + 5 + 1 and task_id == task.pk
+    assert note(tmp_path / str(os.getpid())) == (0.0, 0)
+    assert int((tmp_path / "beat").read_bytes()) == 1234  # the beat ran on a worker
+
+
+@pytest.mark.django_db
+def test_the_supervisor_runs_again_a_step_whose_worker_died(
+    import_definition, system_actor, tmp_path, monkeypatch
+):
+    import_definition(definition_data(key="dw"))
+    process = engine.process_start(
+        definition_key="dw", business_key="D", actor=system_actor
+    ).process
+    task = process.tasks.get()
+    queued = []
+    monkeypatch.setattr(worker, "enqueue_step", lambda task_id, timeout: queued.append(task_id))
+    monkeypatch.setattr(supervisor, "close_old_connections", lambda: None)  # the test's atomic
+    sup = supervisor.Supervisor(
+        supervisor.Config.from_settings(progress_dir=str(tmp_path), cluster="c", command=["true"])
+    )
+    dead = tmp_path / "4194300"  # no such process
+    dead.write_bytes(b"%20.3f %20d\n" % (time.time() + 5, task.pk))
+    (tmp_path / "4194301").write_bytes(b"%20.3f %20d\n" % (0, 0))  # died idle: nothing to do
+
+    sup._watch_workers(time.monotonic())
+
+    assert queued == [task.pk]  # taken but never started: enqueued again now
+    assert len(sup.sweeps) == 1  # and a sweep when its lease would expire
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_lane_names_fit_the_orm_queue_key():
@@ -544,3 +579,27 @@ def test_steps_lost_with_a_killed_tree_run_again_at_once(
     wait_for(lambda: state_of(process) == "completed", timeout=30, message=sup.output()[-3000:])
     assert "scheduled steps enqueued again" in sup.output()
     assert ProcessEvent.objects.filter(process=process, type=EventType.TASK_COMPLETED).count() == 2
+
+
+@pytest.mark.e2e
+@pytest.mark.postgres
+def test_a_frozen_sentinel_gets_the_tree_restarted(
+    redis_url, postgres, supervisor, import_definition, tmp_path
+):
+    # A sentinel blocked for good (on a lock a dead worker held) still lets beats through, but
+    # no longer replaces dead workers, enforces timeouts or runs the schedules (the timer sweep).
+    import_definition(step_definition())
+    sup = supervisor("redis", **step_env(tmp_path))
+    sup.wait_beating()
+    frozen = sup.tree()["sentinel"]
+    os.kill(frozen, signal.SIGSTOP)
+
+    wait_for(
+        lambda: "has not woken up for" in sup.output(), timeout=20, message=sup.output()[-3000:]
+    )
+    wait_for(lambda: sup.tree()["sentinel"] not in (None, frozen), timeout=20, message="new tree")
+    sup.wait_beating(timeout=20)
+    assert f"its sentinel (pid {frozen}) has not woken up" in sup.output()
+    assert "workers stalled" not in sup.output()  # beats kept coming: no stall, no SMS
+    process = start("sup", "AFTER")
+    wait_for(lambda: state_of(process) == "completed", timeout=30, message=sup.output()[-3000:])
