@@ -214,7 +214,7 @@ def test_the_cluster_recovers_from_30_sigkills_of_random_processes(
         if now >= next_kill and len(kills) < KILLS:
             kill = kill_one(sup, plan, len(kills), rng)
             if kill is None:  # no tree right now (it is being restarted): soon again
-                assert now - next_kill < 20, (
+                assert now - next_kill < 60, (
                     f"nothing to kill for {plan[len(kills) :]} in {sup.tree()}\n"
                     f"{sup.output()[-3000:]}"
                 )
