@@ -746,16 +746,19 @@ class Supervisor:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(tree.pgid, signal.SIGTERM)
             asked = time.monotonic()
+            sentinel_gone = None
             while tree.returncode is None and time.monotonic() < asked + grace:
                 self._reap(tree)
                 if self.stop_signals > 1:
                     break
-                if time.monotonic() > asked + 1 and not self._sentinel_alive(tree):
-                    # Its sentinel is dead (SIGTERM to every process, as systemd sends): nothing
-                    # is left to stop the workers cleanly, and qcluster may hang on a lock the
-                    # sentinel held (django-q2 #346). Don't wait for the grace.
+                if sentinel_gone is None and not self._sentinel_alive(tree):
+                    sentinel_gone = time.monotonic()
+                if sentinel_gone is not None and time.monotonic() > sentinel_gone + 2:
+                    # Its sentinel is gone and qcluster is still there (SIGTERM to every
+                    # process, as systemd sends, kills the sentinel at once): qcluster may hang
+                    # on a lock the sentinel held (django-q2 #346). Don't wait for the grace.
                     logger.warning(
-                        "qcluster %s lost its sentinel while stopping: SIGKILL", tree.pgid
+                        "qcluster %s still runs 2s after its sentinel ended: SIGKILL", tree.pgid
                     )
                     break
                 time.sleep(0.05)
