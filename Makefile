@@ -4,7 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test lint format bench-engine clean
+.PHONY: install demo manage test lint format bench-engine clean
+
+# The demo's own secret (made once, kept in var/) and plain HTTP on 127.0.0.1; production sets
+# DJANGO_SECRET_KEY itself and keeps HTTPS on (see README, "Production").
+DEMO_ENV = DJANGO_SECRET_KEY="$${DJANGO_SECRET_KEY:-$$(cat var/demo-secret-key)}" \
+	FLOWDESK_HTTPS="$${FLOWDESK_HTTPS:-0}" FLOWDESK_SIMULATORS=1
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,8 +19,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: install
-	FLOWDESK_SIMULATORS=1 $(BIN)/python manage.py demo --serve
+var/demo-secret-key:
+	@mkdir -p var
+	@$(PYTHON) -c "import secrets; print(secrets.token_urlsafe(50))" > $@
+
+demo: install var/demo-secret-key
+	$(DEMO_ENV) $(BIN)/python manage.py demo --serve
+
+# Any manage.py command against the demo, e.g. make manage CMD="simulator bonus down"
+manage: install var/demo-secret-key
+	$(DEMO_ENV) $(BIN)/python manage.py $(CMD)
 
 test: install
 	@bash scripts/test.sh $(ARGS)
@@ -23,6 +36,7 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff format .

@@ -359,6 +359,7 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     os.environ["DATABASE_URL"] = f"{PG}/{args.db}"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-" + "x" * 50)
     os.environ.setdefault("FLOWDESK_LOG_LEVEL", "WARNING")
     reuse = not args.fresh and loaded(args.db, args.instances)
     if not reuse:

@@ -310,6 +310,8 @@ def main() -> None:
         return
 
     env = dict(os.environ, DATABASE_URL=f"{PG}/{args.db}", DJANGO_SETTINGS_MODULE="config.settings",
+               DJANGO_SECRET_KEY=os.environ.get("DJANGO_SECRET_KEY", "bench-only-" + "x" * 50),
+               FLOWDESK_HTTPS="0",
                FLOWDESK_LOG_LEVEL="WARNING", DJANGO_DEBUG="0",
                # connections outlive a phase, so the backends' CPU can be read before and after it
                FLOWDESK_DB_CONN_MAX_AGE=os.environ.get("FLOWDESK_DB_CONN_MAX_AGE", "600"))  # fmt: skip

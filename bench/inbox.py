@@ -45,6 +45,7 @@ def ensure_database(url: str) -> None:
 def setup(url: str) -> None:
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-" + "x" * 50)
     os.environ["FLOWDESK_REDIS_URL"] = ""  # ORM broker: the enqueue is a row in the same database
     import django
 

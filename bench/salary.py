@@ -62,6 +62,8 @@ def main() -> None:
         os.environ,
         DATABASE_URL=args.db_url,
         DJANGO_SETTINGS_MODULE="config.settings",
+        DJANGO_SECRET_KEY=os.environ.get("DJANGO_SECRET_KEY", "bench-only-" + "x" * 50),
+        FLOWDESK_HTTPS="0",
         FLOWDESK_Q_NAME=queue,
         FLOWDESK_Q_WORKERS=str(args.workers),
         FLOWDESK_Q_POLL="0.05",

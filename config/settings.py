@@ -1,6 +1,7 @@
 """Flowdesk settings: 12-factor, everything that differs between machines comes from the environment."""
 
 import os
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -15,8 +16,16 @@ def env_bool(name: str, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "flowdesk-insecure-dev-key-change-me")
 DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        # Safe by default: never sign sessions and tokens with a key everyone can read.
+        sys.exit(
+            "error: DJANGO_SECRET_KEY is not set and DJANGO_DEBUG is off: set a long random "
+            "DJANGO_SECRET_KEY (python -c 'import secrets; print(secrets.token_urlsafe(50))')"
+        )
+    SECRET_KEY = "flowdesk-insecure-dev-key-debug-only"
 ALLOWED_HOSTS = [
     h.strip()
     for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
@@ -36,6 +45,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "guardian",
+    "axes",
     "django_q",
     "processes",
     "processes.api",
@@ -52,6 +62,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its plain refusal.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -111,12 +123,31 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before checking it
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 ANONYMOUS_USER_NAME = None  # guardian: no anonymous user row; anonymous callers see nothing
 
-AUTH_PASSWORD_VALIDATORS = []
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- Login throttling: django-axes (the login page and POST /api/auth/token/ alike) -------------
+# FLOWDESK_LOGIN_FAILURES wrong passwords for one username from one address lock that pair out
+# for FLOWDESK_LOGIN_COOLOFF_MINUTES; a success resets the count. Per pair, so nobody can lock
+# a colleague out from elsewhere and one office's shared address is not locked as a whole.
+AXES_ENABLED = env_bool("FLOWDESK_LOGIN_THROTTLE", True)
+AXES_FAILURE_LIMIT = int(os.environ.get("FLOWDESK_LOGIN_FAILURES", "5"))
+AXES_COOLOFF_TIME = float(os.environ.get("FLOWDESK_LOGIN_COOLOFF_MINUTES", "15")) / 60
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "config.security.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "config.security.client_ip"
+AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("FLOWDESK_TIME_ZONE", "UTC")
@@ -125,6 +156,25 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# --- HTTPS: on by default when DEBUG is off (`manage.py check --deploy` is clean) ---------------
+# FLOWDESK_HTTPS=0 turns the whole set off, for a plain-HTTP demo on 127.0.0.1; each setting can
+# also be set on its own. Behind a TLS-terminating proxy set FLOWDESK_PROXY_SSL_HEADER (usually
+# "HTTP_X_FORWARDED_PROTO") so Django knows the request came in over HTTPS.
+HTTPS = env_bool("FLOWDESK_HTTPS", not DEBUG)
+SESSION_COOKIE_SECURE = env_bool("FLOWDESK_SECURE_COOKIES", HTTPS)
+CSRF_COOKIE_SECURE = env_bool("FLOWDESK_SECURE_COOKIES", HTTPS)
+SECURE_SSL_REDIRECT = env_bool("FLOWDESK_SSL_REDIRECT", HTTPS)
+SECURE_HSTS_SECONDS = int(os.environ.get("FLOWDESK_HSTS_SECONDS", "31536000" if HTTPS else "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("FLOWDESK_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("FLOWDESK_HSTS_PRELOAD", HTTPS)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP
+if os.environ.get("FLOWDESK_PROXY_SSL_HEADER"):
+    SECURE_PROXY_SSL_HEADER = (os.environ["FLOWDESK_PROXY_SSL_HEADER"], "https")
+CSRF_TRUSTED_ORIGINS = [
+    o.strip() for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
+]
+SESSION_COOKIE_HTTPONLY = True
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/inbox/"
@@ -253,5 +303,5 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("FLOWDESK_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

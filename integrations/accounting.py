@@ -30,6 +30,10 @@ class AccountingClient(ServiceClient):
                 "employee_name": field_str(body, "employee_name"),
                 "team": field_str(body, "team", max_len=100),
                 "manager": field_str(body, "manager", USERNAME_RE, max_len=150),
+                # optional: the employee's own login, so they can never approve their own bonus
+                "employee_username": field_str(body, "employee_username", USERNAME_RE, max_len=150)
+                if body.get("employee_username") is not None
+                else "",
                 "amount": field_amount(body, "amount"),
                 "currency": field_str(body, "currency", CURRENCY_RE),
             },

@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class IntegrationsConfig(AppConfig):
     name = "integrations"
     verbose_name = "Integrations"
+
+    def ready(self) -> None:
+        from integrations import listeners
+        from processes import hooks
+
+        hooks.register("incident_opened", listeners.on_incident_opened)
+        hooks.register("task_escalated", listeners.on_task_escalated)

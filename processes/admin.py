@@ -25,9 +25,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from processes import dashboard, diagram, engine
+from processes import authority, dashboard, diagram, engine
 from processes.admin_exports import export_limit, history_response
-from processes.admin_forms import ActionForm, DefinitionForm, DiffForm, pretty
+from processes.admin_forms import ActionForm, DefinitionForm, DiffForm, VariablesForm, pretty
 from processes.admin_list import (
     BusinessStatusFilter,
     DefinitionKeyFilter,
@@ -78,16 +78,52 @@ def badge(state: str, label: str | None = None):
     )
 
 
-def can_operate(request) -> bool:
-    """Operating (retry, skip, replay, cancel) needs the change permission on instances."""
-    return request is not None and request.user.has_perm("processes.change_processinstance")
+def can_operate(request, definition_key: str) -> bool:
+    """Operating (retry, skip, replay, cancel) needs ``operate_process`` on the definition."""
+    return request is not None and authority.has_definition_perm(
+        request.user, authority.OPERATE, definition_key
+    )
+
+
+class GrantedAdmin(admin.ModelAdmin):
+    """Pages of rows that belong to a definition: what a person sees comes from their grants per
+    definition key (``processes.authority``), never from ``is_staff`` or model permissions."""
+
+    key_lookup = "definition_key"  # how a row names its definition key
+    see_perms: tuple[str, ...] = authority.SEE
+
+    def key_of(self, obj) -> str:
+        value = obj
+        for part in self.key_lookup.split("__"):
+            value = getattr(value, part)
+        return value
+
+    def has_module_permission(self, request):
+        return authority.has_any_grant(request.user, self.see_perms)
+
+    def has_view_permission(self, request, obj=None):
+        if obj is None:
+            return authority.has_any_grant(request.user, self.see_perms)
+        return authority.has_definition_perm(request.user, self.see_perms, self.key_of(obj))
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        keys = authority.granted_keys(request.user, self.see_perms) if request else None
+        return qs if keys is None else qs.filter(**{f"{self.key_lookup}__in": keys})
+
+
+def _uuid_or_none(value):
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
 
 
 # --- definitions ----------------------------------------------------------------------------------
 
 
 @admin.register(ProcessDefinition)
-class ProcessDefinitionAdmin(admin.ModelAdmin):
+class ProcessDefinitionAdmin(GrantedAdmin):
     form = DefinitionForm
     list_display = (
         "key",
@@ -116,6 +152,8 @@ class ProcessDefinitionAdmin(admin.ModelAdmin):
         "spec_pretty",
     )
     change_form_template = "admin/processes/processdefinition/change_form.html"
+    key_lookup = "key"
+    see_perms = authority.ANY
 
     def get_queryset(self, request):
         counts = (
@@ -157,16 +195,19 @@ class ProcessDefinitionAdmin(admin.ModelAdmin):
             ("Definition (immutable: edit it as a new version)", {"fields": ["spec_pretty"]}),
         ]
 
+    def has_add_permission(self, request):
+        return authority.may_create_keys(request.user) or authority.has_any_grant(
+            request.user, authority.PUBLISH
+        )
+
     def has_change_permission(self, request, obj=None):
         # A published or retired spec never changes: its page is read-only.
-        if obj is not None and obj.status != DefinitionStatus.DRAFT:
-            return False
-        return super().has_change_permission(request, obj)
+        if obj is None:
+            return self.has_add_permission(request)
+        return obj.status == DefinitionStatus.DRAFT and authority.may_publish(request.user, obj.key)
 
     def has_delete_permission(self, request, obj=None):
-        if obj is not None and obj.status != DefinitionStatus.DRAFT:
-            return False
-        return super().has_delete_permission(request, obj)
+        return obj is not None and self.has_change_permission(request, obj)
 
     def get_changeform_initial_data(self, request):
         initial = super().get_changeform_initial_data(request)
@@ -393,7 +434,7 @@ class ProcessDefinitionAdmin(admin.ModelAdmin):
 
     def _definition_action(self, request, pk, *, verb, run, explanation):
         definition = get_object_or_404(ProcessDefinition, pk=pk)
-        if not super().has_change_permission(request, definition):
+        if not authority.may_publish(request.user, definition.key):
             raise PermissionDenied
         change_url = reverse("admin:processes_processdefinition_change", args=[pk])
         if request.method == "POST":
@@ -444,7 +485,7 @@ class ProcessDefinitionAdmin(admin.ModelAdmin):
             {
                 "diagram_svg": self.diagram(obj) if obj is not None else "",
                 "spec_errors": getattr(form, "spec_errors", []),
-                "can_manage": super().has_change_permission(request, obj),
+                "can_manage": obj is not None and authority.may_publish(request.user, obj.key),
                 "DefinitionStatus": DefinitionStatus,
             }
         )
@@ -514,9 +555,9 @@ class TaskInline(ReadOnlyInline):
 
     @admin.display(description="actions")
     def operate(self, obj):
-        if not can_operate(_request.get()):
-            return ""
         process = obj.process
+        if not can_operate(_request.get(), process.definition_key):
+            return ""
         links = []
 
         def url(action):
@@ -628,7 +669,7 @@ TASK_OPERATIONS = {
 
 
 @admin.register(ProcessInstance)
-class ProcessInstanceAdmin(admin.ModelAdmin):
+class ProcessInstanceAdmin(GrantedAdmin):
     list_display = (
         "business_key",
         "definition_label",
@@ -749,7 +790,14 @@ class ProcessInstanceAdmin(admin.ModelAdmin):
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         token = _request.set(request)
         try:
-            extra_context = {**(extra_context or {}), "can_operate": can_operate(request)}
+            process = ProcessInstance.objects.filter(pk=_uuid_or_none(object_id)).first()
+            key = process.definition_key if process is not None else ""
+            extra_context = {
+                **(extra_context or {}),
+                "can_operate": bool(key) and can_operate(request, key),
+                "can_correct": bool(key)
+                and authority.has_definition_perm(request.user, authority.CORRECT, key),
+            }
             response = super().changeform_view(request, object_id, form_url, extra_context)
             if hasattr(response, "render"):
                 response.render()
@@ -782,8 +830,13 @@ class ProcessInstanceAdmin(admin.ModelAdmin):
             ),
             path(
                 "<uuid:object_id>/history.<str:fmt>",
-                wrap(self.history_view),
+                wrap(self.history_export_view),
                 name="processes_processinstance_history_export",
+            ),
+            path(
+                "<uuid:object_id>/variables/",
+                wrap(self.variables_view),
+                name="processes_processinstance_variables",
             ),
             path(
                 "<uuid:object_id>/diagram.svg",
@@ -826,7 +879,7 @@ class ProcessInstanceAdmin(admin.ModelAdmin):
         task = None
         if task_id is not None:
             task = get_object_or_404(TaskInstance, pk=task_id, process_id=process.pk)
-        if not can_operate(request):
+        if not can_operate(request, process.definition_key):
             raise PermissionDenied
         stages = [s.name for s in process.definition.parsed().stages] if op.asks_stage else None
         change_url = reverse("admin:processes_processinstance_change", args=[process.pk])
@@ -857,7 +910,48 @@ class ProcessInstanceAdmin(admin.ModelAdmin):
         process = self._get_process(request, object_id)
         return HttpResponse(diagram.render_instance(process), content_type="image/svg+xml")
 
-    def history_view(self, request, object_id, fmt):
+    def variables_view(self, request, object_id):
+        """Correct the variables in place: the edited JSON against the stored one, with a reason
+        (one ``variables_changed`` event, needs the ``correct_variables`` grant)."""
+        process = self._get_process(request, object_id)
+        if not authority.has_definition_perm(
+            request.user, authority.CORRECT, process.definition_key
+        ):
+            raise PermissionDenied
+        change_url = reverse("admin:processes_processinstance_change", args=[process.pk])
+        form = VariablesForm(request.POST or None, variables=process.variables)
+        if request.method == "POST" and form.is_valid():
+            try:
+                engine.process_correct_variables(
+                    process_id=process.pk,
+                    actor=Actor.for_user(request.user),
+                    set=form.cleaned_data["set"],
+                    unset=form.cleaned_data["unset"],
+                    reason=form.cleaned_data["reason"],
+                )
+            except EngineError as exc:
+                form.add_error(None, exc.message)
+                for field, problems in (exc.fields or {}).items():
+                    if field == "reason":
+                        form.add_error("reason", problems)
+            else:
+                self.message_user(request, "Variables corrected.", messages.SUCCESS)
+                return HttpResponseRedirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Correct the variables?",
+            "opts": self.model._meta,
+            "object": process,
+            "task": None,
+            "explanation": "Edit the JSON below. Only what you change is recorded, with each "
+            "value before and after and your reason, in the process history.",
+            "verb": "correct the variables",
+            "form": form,
+            "cancel_url": change_url,
+        }
+        return TemplateResponse(request, "admin/processes/confirm_action.html", context)
+
+    def history_export_view(self, request, object_id, fmt):
         if fmt not in ("csv", "json"):
             raise Http404("unknown format")
         process = self._get_process(request, object_id)
@@ -889,9 +983,11 @@ class ProcessInstanceAdmin(admin.ModelAdmin):
     def dashboard_view(self, request):
         if not self.has_view_permission(request):
             raise PermissionDenied
-        keys = list(
-            ProcessDefinition.objects.order_by("key").values_list("key", flat=True).distinct()
-        )
+        definitions = ProcessDefinition.objects.all()
+        granted = authority.granted_keys(request.user, authority.SEE)
+        if granted is not None:
+            definitions = definitions.filter(key__in=granted)
+        keys = list(definitions.order_by("key").values_list("key", flat=True).distinct())
         key = request.GET.get("key") or (keys[0] if keys else None)
         if key is not None and key not in keys:
             self.message_user(request, f"No definition {key!r}.", messages.ERROR)
@@ -964,7 +1060,7 @@ DASHBOARD_WINDOWS = (1, 7, 30, 90, 365)
 
 
 @admin.register(ProcessEvent)
-class ProcessEventAdmin(admin.ModelAdmin):
+class ProcessEventAdmin(GrantedAdmin):
     """Browse the audit log. Append-only: nobody changes or deletes an event, superusers included."""
 
     list_display = ("process_link", "seq", "type", "task_name", "actor", "created_at")
@@ -985,6 +1081,7 @@ class ProcessEventAdmin(admin.ModelAdmin):
         "data_pretty",
     )
     readonly_fields = fields
+    key_lookup = "process__definition_key"
 
     def has_add_permission(self, request):
         return False

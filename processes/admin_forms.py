@@ -129,3 +129,68 @@ class DiffForm(forms.Form):
         self.fields["other"].queryset = ProcessDefinition.objects.filter(
             key=definition.key
         ).exclude(pk=definition.pk)
+
+
+class VariablesForm(forms.Form):
+    """The variables as JSON to edit, and why; ``clean`` turns the edit into the paths to set and
+    unset (top-level keys), so only what changed is recorded."""
+
+    variables = forms.CharField(
+        label="Variables (JSON)",
+        widget=forms.Textarea(
+            attrs={"rows": 20, "cols": 100, "class": "fd-json", "spellcheck": "false"}
+        ),
+    )
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+        max_length=1000,
+        help_text="Why? It is recorded in the process history with your name.",
+    )
+
+    def __init__(self, *args, variables: dict, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.stored = variables or {}
+        self.fields["variables"].initial = pretty(self.stored)
+
+    def clean_reason(self):
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise ValidationError("a reason is required")
+        return reason
+
+    def clean_variables(self):
+        text = self.cleaned_data["variables"]
+        try:
+            data = json.loads(text, parse_constant=_refuse_constant)
+        except RecursionError:
+            raise ValidationError("the JSON is nested too deeply") from None
+        except ValueError as exc:
+            raise ValidationError(f"not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ValidationError("the variables must be a JSON object")
+        return data
+
+    def clean(self):
+        cleaned = super().clean()
+        data = cleaned.get("variables")
+        if data is None:
+            return cleaned
+        cleaned["set"] = {k: v for k, v in data.items() if self.stored.get(k, _ABSENT) != v}
+        cleaned["unset"] = [k for k in self.stored if k not in data]
+        bad = [k for k in [*cleaned["set"], *cleaned["unset"]] if not _is_name(k)]
+        if bad:
+            self.add_error("variables", f"not a variable name: {', '.join(map(repr, bad))}")
+        elif not cleaned["set"] and not cleaned["unset"]:
+            self.add_error("variables", "nothing changed")
+        return cleaned
+
+
+_ABSENT = object()
+
+
+def _is_name(key: str) -> bool:
+    return bool(spec_module.VAR_PATH_RE.fullmatch(key)) and "." not in key
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")

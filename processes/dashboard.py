@@ -37,8 +37,8 @@ from processes.models import (
     ProcessState,
     TaskExecution,
     TaskInstance,
-    TaskState,
     TaskType,
+    overdue_q,
 )
 
 LIST_LIMIT = 20
@@ -390,20 +390,12 @@ def counts_by_state(versions: list[ProcessDefinition]) -> tuple[dict, list]:
 
 
 def overdue_human_tasks(now=None):
-    now = now or timezone.now()
-    return TaskInstance.objects.filter(
-        type=TaskType.HUMAN, state=TaskState.SCHEDULED, due_at__lt=now
-    ).filter(process__state__in=[ProcessState.RUNNING, ProcessState.FAILED])
+    return TaskInstance.objects.overdue(now)
 
 
 def has_overdue_task(now=None):
     """An Exists() for annotating or filtering instances that have an overdue human task."""
-    now = now or timezone.now()
-    return Exists(
-        TaskInstance.objects.filter(
-            process=OuterRef("pk"), type=TaskType.HUMAN, state=TaskState.SCHEDULED, due_at__lt=now
-        )
-    )
+    return Exists(TaskInstance.objects.filter(process=OuterRef("pk")).filter(overdue_q(now)))
 
 
 def build(key: str, *, days: int = 7, now=None) -> Dashboard:

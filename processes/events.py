@@ -13,8 +13,15 @@ from typing import Any
 
 from django.utils import timezone
 
-from processes import raw
-from processes.models import ActorType, EventType, ProcessEvent, ProcessInstance, TaskInstance
+from processes.db import core as raw
+from processes.models import (
+    ActorType,
+    DefinitionEvent,
+    EventType,
+    ProcessEvent,
+    ProcessInstance,
+    TaskInstance,
+)
 
 
 @dataclass(frozen=True)
@@ -76,16 +83,26 @@ def _append(
     return event
 
 
+def definition_event(*, definition, type: str, actor: Actor, data: dict | None = None):
+    """``actor`` stored, published, retired or edited ``definition`` (written at once: a
+    definition has no per-instance sequence)."""
+    return DefinitionEvent.objects.create(
+        definition=definition,
+        type=type,
+        actor_type=actor.type,
+        actor_user=actor.user if actor.user is not None and actor.user.pk else None,
+        actor_label=actor.label,
+        created_at=timezone.now(),
+        data=data or {},
+    )
+
+
 def flush(process: ProcessInstance) -> list[ProcessEvent]:
     """Write the buffered events in one INSERT."""
     pending = process.__dict__.pop("_pending_events", [])
     if pending:
         raw.insert(pending)
     return pending
-
-
-def pending(process: ProcessInstance) -> list[ProcessEvent]:
-    return list(process.__dict__.get("_pending_events", []))
 
 
 # --- process events -------------------------------------------------------------------------------
@@ -155,19 +172,28 @@ def stage_completed(*, process, actor, stage: str) -> ProcessEvent:
     )
 
 
-def variables_updated(*, process, actor, changes: dict) -> ProcessEvent:
-    """An outside event merged ``changes`` into the process variables."""
+def variables_changed(*, process, actor, changes: dict, reason: str) -> ProcessEvent:
+    """A person with the ``correct_variables`` grant corrected variables; ``changes`` maps each
+    variable path to ``{"before": ..., "after": ...}`` (a missing side means absent)."""
     return _append(
-        process=process, type=EventType.VARIABLES_UPDATED, actor=actor, data={"changes": changes}
+        process=process,
+        type=EventType.VARIABLES_CHANGED,
+        actor=actor,
+        data={"changes": changes, "reason": reason},
     )
 
 
 # --- task events ----------------------------------------------------------------------------------
 
 
-def task_scheduled(*, process, actor, task, payload: dict | None = None) -> ProcessEvent:
-    """``task`` became ready; ``payload`` is the seed's StartTask message for external tasks."""
+def task_scheduled(
+    *, process, actor, task, payload: dict | None = None, barred: dict | None = None
+) -> ProcessEvent:
+    """``task`` became ready; ``payload`` is the seed's StartTask message for external tasks;
+    ``barred``: the spec's assignee could not be given the task (separation of duties)."""
     data: dict = {"stage": task.stage}
+    if barred:
+        data["assignee_barred"] = barred
     if payload is not None:
         data["payload"] = payload
     if task.candidate_role:

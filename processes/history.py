@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from processes.models import EventType, ProcessEvent, ProcessInstance
+from processes.spec import apply_variable_changes
 
 TASK_STATE_AFTER = {
     EventType.TASK_SCHEDULED: "scheduled",
@@ -54,8 +55,15 @@ def rebuild(events, business_status_of: dict[str, str] | None = None) -> Snapsho
             snap.current_stage = data.get("stage", "")
         elif etype == EventType.PROCESS_REOPENED:
             snap.current_stage = data.get("stage", snap.current_stage)
-        elif etype == EventType.VARIABLES_UPDATED:
+        elif etype == EventType.VARIABLES_UPDATED:  # merged by seed events before 2026-11
             snap.variables.update(data.get("changes") or {})
+        elif etype == EventType.VARIABLES_CHANGED:
+            changes = data.get("changes") or {}
+            snap.variables, _ = apply_variable_changes(
+                snap.variables,
+                {path: c["after"] for path, c in changes.items() if "after" in c},
+                [path for path, c in changes.items() if "after" not in c],
+            )
         if event.task_name and etype in TASK_STATE_AFTER:
             snap.tasks[event.task_name] = TASK_STATE_AFTER[etype]
             if etype == EventType.TASK_COMPLETED:

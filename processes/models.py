@@ -6,6 +6,7 @@ transition method below, called from ``processes.engine``.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
 from django.conf import settings
@@ -64,9 +65,6 @@ class ProcessDefinitionQuerySet(models.QuerySet):
     def published(self):
         return self.filter(status=DefinitionStatus.PUBLISHED)
 
-    def latest_published(self, key: str) -> ProcessDefinition | None:
-        return self.published().filter(key=key).order_by("-version").first()
-
 
 class ProcessDefinition(FSMModelMixin, models.Model):
     key = models.SlugField(max_length=100)
@@ -104,6 +102,8 @@ class ProcessDefinition(FSMModelMixin, models.Model):
             ("start_process", "Can start processes of this definition"),
             ("view_process", "Can see processes of this definition and their history"),
             ("operate_process", "Can send task events and cancel processes of this definition"),
+            ("publish_definition", "Can publish new versions of this definition"),
+            ("correct_variables", "Can correct the variables of processes of this definition"),
         ]
 
     def __str__(self) -> str:
@@ -124,15 +124,7 @@ class ProcessDefinition(FSMModelMixin, models.Model):
             # process keeps running even if a handler module is temporarily not installed.
             cached = spec_module.parse_or_raise(self.spec, known_handlers=None)
             if cached.key != self.key:
-                cached = spec_module.ProcessSpec(
-                    key=self.key,
-                    name=cached.name,
-                    component_name=cached.component_name,
-                    stages=cached.stages,
-                    description=cached.description,
-                    on_error_notify=cached.on_error_notify,
-                    raw=cached.raw,
-                )
+                cached = dataclasses.replace(cached, key=self.key)
             self._parsed_spec = cached
         return cached
 
@@ -145,52 +137,68 @@ class ProcessDefinition(FSMModelMixin, models.Model):
         pass
 
 
+class DefinitionEventType(models.TextChoices):
+    IMPORTED = "definition_imported", "Version stored"
+    PUBLISHED = "definition_published", "Version published"
+    RETIRED = "definition_retired", "Version retired"
+    UPDATED = "definition_updated", "Draft edited"
+
+
+class DefinitionEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise ImmutableError("definition events are append-only")
+
+    def delete(self):
+        raise ImmutableError("definition events are append-only")
+
+    _raw_delete = delete
+
+
+class DefinitionEvent(models.Model):
+    """Who stored, published, retired or edited a definition version, and when: append-only."""
+
+    definition = models.ForeignKey(
+        ProcessDefinition, on_delete=models.PROTECT, related_name="audit"
+    )
+    type = models.CharField(max_length=40, choices=DefinitionEventType.choices)
+    actor_type = models.CharField(max_length=10)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    actor_label = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    data = models.JSONField(default=dict, blank=True)
+
+    objects = DefinitionEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["definition_id", "id"]
+        indexes = [models.Index(fields=["definition", "id"], name="definition_event_def")]
+
+    def __str__(self) -> str:
+        return f"{self.definition} {self.type}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ImmutableError("definition events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ImmutableError("definition events are append-only")
+
+
+class DefinitionComponent(models.Model):
+    """Which definition key owns a seed ``component_name``: one key per component name, so seed
+    events naming it can never reach another key's definition."""
+
+    component_name = models.CharField(max_length=200, primary_key=True)
+    key = models.SlugField(max_length=100)
+
+    def __str__(self) -> str:
+        return f"{self.component_name} -> {self.key}"
+
+
 # --- instances ------------------------------------------------------------------------------------
-
-
-class ProcessInstanceQuerySet(models.QuerySet):
-    def active(self):
-        return self.filter(state__in=ACTIVE_PROCESS_STATES)
-
-    def one_with_definition(
-        self, where: str, params: list, *, columns: str = "", lock: bool = False
-    ) -> ProcessInstance | None:
-        """The instance matching the SQL condition ``where`` (instance alias ``p``, definition
-        ``d``), with its definition's id, key, version and publication time loaded (the spec
-        and description load on first use); None if there is none.
-
-        Fixed SQL (``processes/raw.py``): the engine locks an instance this way on every event
-        and the API reads one on every detail. ``columns``: more ``, expr AS name`` columns,
-        whose parameters come first in ``params``. ``lock``: FOR UPDATE of the instance row only.
-        """
-        from django.db import connection
-
-        from processes import raw
-
-        sql = (
-            f"SELECT {raw.columns(ProcessInstance, 'p')}, d.version AS definition_version, "
-            f"d.published_at AS definition_published_at{columns} "
-            f"FROM {raw.table(ProcessInstance)} p "
-            f"JOIN {raw.table(ProcessDefinition)} d ON d.id = p.definition_id WHERE {where}"
-        )
-        if lock and connection.features.has_select_for_update:  # (SQLite serialises writers)
-            sql += (
-                " FOR UPDATE OF p"
-                if connection.features.has_select_for_update_of
-                else " FOR UPDATE"
-            )
-        process = next(iter(self.raw(sql, params)), None)
-        if process is not None:
-            process.definition = raw.partial(
-                ProcessDefinition,
-                id=process.definition_id,
-                key=process.definition_key,
-                version=process.definition_version,
-                published_at=raw.convert(
-                    ProcessDefinition, "published_at", process.definition_published_at
-                ),
-            )
-        return process
 
 
 class ProcessInstance(FSMModelMixin, models.Model):
@@ -206,11 +214,21 @@ class ProcessInstance(FSMModelMixin, models.Model):
     variables = models.JSONField(default=dict, blank=True)
     last_seq = models.PositiveIntegerField(default=0, help_text="Sequence of the last event.")
     started_by = models.CharField(max_length=200, blank=True, default="")
+    started_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The person or API client who started it (separation of duties: initiator).",
+    )
+    unique_ever = models.BooleanField(
+        default=False,
+        help_text="Started under business_key_unique 'ever': no second instance of this key.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
-
-    objects = ProcessInstanceQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -219,7 +237,14 @@ class ProcessInstance(FSMModelMixin, models.Model):
                 fields=["definition_key", "business_key"],
                 condition=Q(state__in=["running", "failed"]),
                 name="process_active_business_key_unique",
-            )
+            ),
+            # A definition saying business_key_unique "ever" runs a business key once, whatever
+            # became of the first instance (a paid salary case is never paid again).
+            models.UniqueConstraint(
+                fields=["definition_key", "business_key"],
+                condition=Q(unique_ever=True),
+                name="process_business_key_once",
+            ),
         ]
         indexes = [
             models.Index(fields=["state", "-created_at"], name="process_state_created"),
@@ -270,48 +295,27 @@ class ProcessInstance(FSMModelMixin, models.Model):
         self.completed_at = None
 
 
+def overdue_q(now=None, prefix: str = "") -> Q:
+    """The one definition of "overdue": an open human task whose due time has passed.
+
+    ``prefix`` reaches the task from another model (``"tasks__"`` from an instance).
+    ``TaskInstance.is_overdue`` says the same of one loaded task (a test checks they agree).
+    """
+    return Q(
+        **{
+            f"{prefix}type": TaskType.HUMAN,
+            f"{prefix}state": TaskState.SCHEDULED,
+            f"{prefix}due_at__lt": now or timezone.now(),
+        }
+    )
+
+
 class TaskInstanceQuerySet(models.QuerySet):
-    def open_human(self):
-        return self.filter(type=TaskType.HUMAN, state=TaskState.SCHEDULED)
+    def overdue(self, now=None):
+        return self.filter(overdue_q(now))
 
     def due_for_wake(self, now):
         return self.filter(wake_at__lte=now)
-
-    def of_process(self, process_id, *, people: bool = False) -> list[TaskInstance]:
-        """A process's tasks in spec order (stage, then creation); with ``people``, each one's
-        assignee and claimer loaded with their username (for showing them).
-
-        Fixed SQL (``processes/raw.py``): the engine reads them twice per step and the API on
-        every detail; building the query through the ORM cost twice the CPU of running it.
-        """
-        from django.contrib.auth import get_user_model
-
-        from processes import raw
-
-        user_model = get_user_model()
-        users = raw.table(user_model)
-        names = joins = ""
-        if people:
-            names = ", a.username AS assignee_username, c.username AS claimed_by_username"
-            joins = (
-                f" LEFT JOIN {users} a ON a.id = t.assignee_id"
-                f" LEFT JOIN {users} c ON c.id = t.claimed_by_id"
-            )
-        sql = (
-            f"SELECT {raw.columns(TaskInstance, 't')}{names} FROM {raw.table(TaskInstance)} t"
-            f"{joins} WHERE t.process_id = %s ORDER BY t.stage_index, t.id"
-        )
-        tasks = list(self.raw(sql, [raw.prep(TaskInstance, "process", process_id)]))
-        for task in tasks if people else ():
-            if task.assignee_id is not None:
-                task.assignee = raw.partial(
-                    user_model, id=task.assignee_id, username=task.assignee_username
-                )
-            if task.claimed_by_id is not None:
-                task.claimed_by = raw.partial(
-                    user_model, id=task.claimed_by_id, username=task.claimed_by_username
-                )
-        return tasks
 
 
 class TaskInstance(FSMModelMixin, models.Model):
@@ -352,6 +356,17 @@ class TaskInstance(FSMModelMixin, models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="decided_tasks",
+    )
+    visibility = models.CharField(
+        max_length=20,
+        blank=True,
+        default="participants",
+        help_text="The definition's visibility when the task opened (see processes.authority).",
+    )
+    participants = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Ids of the people who held this task (assignee, claimant, delegate, decider).",
     )
     due_at = models.DateTimeField(null=True, blank=True)
     escalated_at = models.DateTimeField(null=True, blank=True)
@@ -405,7 +420,6 @@ class TaskInstance(FSMModelMixin, models.Model):
             models.Index(fields=["state", "name"], name="task_state_name"),
         ]
         ordering = ["stage_index", "id"]
-        permissions = [("act_on_task", "Can claim, decide and delegate this human task")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.state})"
@@ -421,8 +435,15 @@ class TaskInstance(FSMModelMixin, models.Model):
 
     @property
     def is_overdue(self) -> bool:
+        """``overdue_q`` for this one task, now."""
+        return self.overdue_at(timezone.now())
+
+    def overdue_at(self, now) -> bool:
         return bool(
-            self.due_at and self.state == TaskState.SCHEDULED and self.due_at < timezone.now()
+            self.type == TaskType.HUMAN
+            and self.state == TaskState.SCHEDULED
+            and self.due_at
+            and self.due_at < now
         )
 
     # Transitions. They change fields on the object only; the engine saves and logs them.
@@ -514,6 +535,7 @@ class EventType(models.TextChoices):
     STAGE_STARTED = "stage_started", "Stage started"
     STAGE_COMPLETED = "stage_completed", "Stage completed"
     VARIABLES_UPDATED = "variables_updated", "Variables updated"
+    VARIABLES_CHANGED = "variables_changed", "Variables corrected"
     TASK_SCHEDULED = "task_scheduled", "Task scheduled"
     TASK_STARTED = "task_started", "Task started"
     TASK_COMPLETED = "task_completed", "Task completed"

@@ -90,5 +90,5 @@ def noop(ctx: StepContext) -> dict:
 
 @step("flowdesk.echo")
 def echo(ctx: StepContext) -> dict:
-    """Return the task's configuration merged with the variables it names in ``echo``."""
-    return {"config": {k: v for k, v in ctx.config.items()}, "attempt": ctx.attempt}
+    """Return the task's extra spec fields and the attempt number (to see what a step gets)."""
+    return {"config": dict(ctx.config), "attempt": ctx.attempt}

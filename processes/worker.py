@@ -18,7 +18,8 @@ from django_q.conf import Conf
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
-from processes import engine
+from processes import engine, queue
+from processes.engine._run import _step_timeout
 from processes.events import Actor
 from processes.models import TaskInstance
 from processes.steps import PermanentStepError, RetryableStepError, registry
@@ -299,5 +300,5 @@ def requeue_scheduled(limit: int = 10000, task_ids=None) -> int:
         if definition_id not in specs:
             specs[definition_id] = ProcessDefinition.objects.get(pk=definition_id).parsed()
         # the same q2 timeout the engine gives the step when it schedules it
-        enqueue_step(task_id, timeout=engine._step_timeout(specs[definition_id].task(name)))
+        queue.enqueue_step(task_id, timeout=_step_timeout(specs[definition_id].task(name)))
     return len(rows)

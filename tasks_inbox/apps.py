@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
 
 
 class TasksInboxConfig(AppConfig):
@@ -7,7 +6,7 @@ class TasksInboxConfig(AppConfig):
     verbose_name = "Inbox"
 
     def ready(self) -> None:
-        from tasks_inbox import permissions
+        from processes import hooks
+        from tasks_inbox import notifications
 
-        # A flush or migrate recreates auth_permission rows with new ids.
-        post_migrate.connect(permissions.clear_cache, dispatch_uid="tasks_inbox.clear_perm_cache")
+        hooks.register("task_escalated", notifications.task_escalated)

@@ -1,4 +1,4 @@
-"""Forms of the task page. Typed checks live in the engine (``engine.validate_decision``): these
+"""Forms of the task page. Typed checks live in the spec (``spec.validate_decision``, the engine runs them): these
 forms render the spec's outcomes and fields and put the engine's errors next to them."""
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
-"""Seam the engine calls after commit for people-facing notices (escalations, reminders).
+"""People-facing notices of overdue tasks (escalations, reminders), sent after the engine commits.
 
 A notice goes to every backend named in ``settings.FLOWDESK_INBOX_NOTIFIERS`` (dotted paths of
 classes with ``send(notice)``; default: the log). Each delivery is recorded in the process
 history through ``engine.notification_record``: ``notification_sent`` for an escalation,
 ``task_reminded`` for a reminder (an escalation without a new role), ``notification_failed``
-when a backend raises. A failing backend never stops the others. Each overdue task also raises
-one SMS alert to the on-call admins (``integrations.alerts.task_overdue``).
+when a backend raises. A failing backend never stops the others. The engine announces the
+escalation (hook ``task_escalated``); this app listens (``TasksInboxConfig.ready``).
 """
 
 from __future__ import annotations
@@ -17,8 +17,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.module_loading import import_string
+
+from processes import engine
+from processes.events import Actor
+from processes.models import TaskInstance
 
 logger = logging.getLogger(__name__)
 
@@ -116,46 +119,29 @@ def build_notice(*, task, kind: str, role: str, from_role: str = "") -> Notice:
 
 
 def task_escalated(*, task_id, from_role: str, to_role: str | None) -> None:
-    """Tell the new role (or, for a reminder, the current one) and the admins a task is overdue."""
-    from processes import engine
-    from processes.events import Actor
-    from processes.models import TaskInstance
-
+    """Tell the new role (or, for a reminder, the current one) a task is overdue, through every
+    backend; each delivery or failure is recorded in the process history."""
     task = TaskInstance.objects.select_related("process", "assignee").filter(pk=task_id).first()
     if task is None:
         return
     kind = "escalated" if to_role else "reminder"
     role = to_role or task.candidate_role or from_role
-    try:
-        notice = build_notice(task=task, kind=kind, role=role, from_role=from_role)
-        actor = Actor.system("inbox notifications")
-        for backend in backends():
-            channel = getattr(backend, "channel", type(backend).__name__)
-            error = None
-            try:
-                backend.send(notice)
-            except Exception as exc:
-                logger.exception("inbox notice for task %s via %s failed", task_id, channel)
-                error = f"{type(exc).__name__}: {exc}"
-            engine.notification_record(
-                task_id=task_id,
-                actor=actor,
-                channel=channel,
-                recipients=notice.recipients,
-                message=notice.subject,
-                error=error,
-                reminder=kind == "reminder",
-            )
-    finally:
-        _alert_overdue(task)
-
-
-def _alert_overdue(task) -> None:
-    """One SMS alert per escalation: keyed by the task execution and its due time."""
-    from integrations import alerts
-
-    due_at = task.due_at or task.escalated_at or timezone.now()
-    try:
-        alerts.task_overdue(process_id=task.process_id, task_id=task.pk, due_at=due_at)
-    except Exception:  # an alert that can't be sent never breaks the process
-        logger.exception("overdue alert for task %s failed", task.pk)
+    notice = build_notice(task=task, kind=kind, role=role, from_role=from_role)
+    actor = Actor.system("inbox notifications")
+    for backend in backends():
+        channel = getattr(backend, "channel", type(backend).__name__)
+        error = None
+        try:
+            backend.send(notice)
+        except Exception as exc:
+            logger.exception("inbox notice for task %s via %s failed", task_id, channel)
+            error = f"{type(exc).__name__}: {exc}"
+        engine.notification_record(
+            task_id=task_id,
+            actor=actor,
+            channel=channel,
+            recipients=notice.recipients,
+            message=notice.subject,
+            error=error,
+            reminder=kind == "reminder",
+        )

@@ -1,31 +1,25 @@
 """Read queries of the inbox. Views call these; nothing here writes.
 
-Who may act on an open human task is the guardian object permission ``processes.act_on_task``
-(``tasks_inbox.permissions`` keeps it in step with the task). The inbox lists don't go through
-guardian's ``get_objects_for_user``: with ``use_groups=True`` it ORs two subqueries and scans
-(DESIGN §6c). They read the columns those permissions are derived from, on the partial indexes
-of open human tasks — ``candidate_role`` for the role's group permission, ``assignee`` and
-``claimed_by`` for the user permissions — and a test checks both give the same tasks.
-
-Global permissions and superuser/staff status grant nothing here (guardian's
-``accept_global_perms=False, with_superuser=False``): the inbox is a person's work list, made of
-their roles and assignments. Supervisors use the admin.
+Who sees and may act on a human task is one rule, ``processes.authority.task_rights``; the lists
+use its SQL twins (``authority.listed_q`` and friends) on the partial indexes of open human
+tasks, and a test checks that both agree. Global permissions, ``is_staff`` and superuser status
+put nothing in anyone's inbox: the inbox is a person's work list, made of their roles and the
+tasks they hold. Operators (a ``view_process`` grant) open any task of their definitions
+read-only; nobody decides a task that isn't theirs.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.db import connections
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from processes.models import ProcessEvent, TaskInstance, TaskState, TaskType
-from tasks_inbox import permissions
-from tasks_inbox.models import TaskGroupObjectPermission, TaskUserObjectPermission
+from processes import authority
+from processes.models import ProcessEvent, TaskInstance, TaskState, TaskType, overdue_q
+from processes.selectors import human_task_with_rights
 
 TABS = {
     "assigned": "Assigned to me",
@@ -72,9 +66,7 @@ LIST_FIELDS = (
 
 def role_names(user) -> list[str]:
     """The roles (group names) of ``user``; none for anonymous or inactive users."""
-    if not user.is_authenticated or not user.is_active:
-        return []
-    return list(user.groups.order_by("name").values_list("name", flat=True))
+    return sorted(authority.roles_of(user))
 
 
 def _ordering(sort: str, tab: str) -> list:
@@ -100,8 +92,8 @@ def inbox_tasks(
 ) -> QuerySet[TaskInstance]:
     """Human tasks of one inbox tab, newest data only for what the list shows.
 
-    - assigned: open tasks assigned to or claimed by ``user``;
-    - roles: open tasks of ``user``'s roles (claimed ones included, shown as such);
+    - assigned: open tasks ``user`` holds (assigned to them, delegated to them or claimed);
+    - roles: open tasks of ``user``'s roles they may see listed (held ones shown as such);
     - overdue: open tasks of either kind whose due time has passed;
     - done: tasks ``user`` decided, newest first by default.
     """
@@ -111,17 +103,19 @@ def inbox_tasks(
         roles = role_names(user)
     now = now or timezone.now()
     human = TaskInstance.objects.filter(type=TaskType.HUMAN)
-    mine = Q(assignee=user) | Q(claimed_by=user)
     if tab == "done":
         qs = human.filter(decided_by=user)
     else:
         open_ = human.filter(state=TaskState.SCHEDULED)
         if tab == "assigned":
-            qs = open_.filter(mine)
+            qs = open_.filter(authority.held_by_q(user))
         elif tab == "overdue":
-            qs = open_.filter(mine | Q(candidate_role__in=roles), due_at__lt=now)
+            qs = open_.filter(authority.listed_q(user, roles)).filter(overdue_q(now))
         else:
-            qs = open_.filter(candidate_role__in=roles)
+            roles_q = Q(pk__in=[])
+            for role in roles:
+                roles_q |= authority.role_listed_q(user, role)
+            qs = open_.filter(roles_q)
     q = clean_query(q)
     if q:
         qs = qs.filter(_business_key_prefix(q))
@@ -176,7 +170,8 @@ class RolePages:
 
     ordered = True
 
-    def __init__(self, *, roles: list[str], sort: str):
+    def __init__(self, *, user, roles: list[str], sort: str):
+        self.user = user
         self.roles = roles
         self.sort = sort if sort in SORTS else DEFAULT_SORT
         self.open = TaskInstance.objects.filter(type=TaskType.HUMAN, state=TaskState.SCHEDULED)
@@ -184,7 +179,10 @@ class RolePages:
     def count(self) -> int:
         if not self.roles:
             return 0
-        return self.open.filter(candidate_role__in=self.roles).count()
+        roles_q = Q(pk__in=[])
+        for role in self.roles:
+            roles_q |= authority.role_listed_q(self.user, role)
+        return self.open.filter(roles_q).count()
 
     def __len__(self) -> int:
         return self.count()
@@ -197,7 +195,7 @@ class RolePages:
         start, stop = item.start or 0, item.stop
         ordering = _ordering(self.sort, "roles")
         parts = [
-            self.open.filter(candidate_role=role)
+            self.open.filter(authority.role_listed_q(self.user, role))
             .order_by(*ordering)
             .values_list("pk", "due_at", "scheduled_at")[:stop]
             for role in self.roles
@@ -221,70 +219,13 @@ def inbox_list(
     if roles is None:
         roles = role_names(user)
     if tab == "roles" and not clean_query(q) and user.is_authenticated and user.is_active:
-        return RolePages(roles=roles, sort=sort)
+        return RolePages(user=user, roles=roles, sort=sort)
     return inbox_tasks(user=user, tab=tab, sort=sort, q=q, roles=roles, now=now)
 
 
-def _annotated(user) -> QuerySet[TaskInstance]:
-    perm = permissions.permission_id()
-    return TaskInstance.objects.annotate(
-        has_user_perm=Exists(
-            TaskUserObjectPermission.objects.filter(
-                content_object=OuterRef("pk"), user=user, permission_id=perm
-            )
-        ),
-        has_group_perm=Exists(
-            TaskGroupObjectPermission.objects.filter(
-                content_object=OuterRef("pk"), permission_id=perm, group__user=user
-            )
-        ),
-        in_role=Exists(Group.objects.filter(name=OuterRef("candidate_role"), user=user)),
-    )
-
-
-@dataclass(frozen=True)
-class Access:
-    can_view: bool
-    can_act: bool
-
-
-def access(user, task: TaskInstance) -> Access:
-    """What ``user`` may do with ``task`` (annotated by ``task_for_user`` or loaded plainly).
-
-    Open task: the object permission (the role's group permission, or the assignee's or
-    claimant's user permission). Closed task: read-only, for its role and the people who had it.
-    """
-    if not user.is_authenticated or not user.is_active or task.type != TaskType.HUMAN:
-        return Access(False, False)
-    if not hasattr(task, "has_user_perm"):
-        task = _annotated(user).get(pk=task.pk)
-    if task.state == TaskState.SCHEDULED:
-        allowed = bool(task.has_user_perm or task.has_group_perm)
-        return Access(allowed, allowed)
-    if task.state == TaskState.PENDING:
-        return Access(False, False)
-    involved = user.pk in (task.assignee_id, task.claimed_by_id, task.decided_by_id)
-    return Access(bool(task.in_role or involved), False)
-
-
-def task_for_user(*, user, task_id) -> tuple[TaskInstance, Access] | None:
-    """The human task ``task_id`` with its process if ``user`` may see it, else None (a 404)."""
-    if not user.is_authenticated or not user.is_active:
-        return None
-    task = (
-        _annotated(user)
-        .filter(pk=task_id, type=TaskType.HUMAN)
-        .select_related("process", "process__definition", "assignee", "claimed_by", "decided_by")
-        .first()
-    )
-    if task is None:
-        return None
-    allowed = access(user, task)
-    return (task, allowed) if allowed.can_view else None
-
-
-def can_act(user, task: TaskInstance) -> bool:
-    return access(user, task).can_act
+def task_for_user(*, user, task_id):
+    """The human task ``task_id`` with ``user``'s rights if they may see it, else None (a 404)."""
+    return human_task_with_rights(user, task_id)
 
 
 def delegate_candidates(task: TaskInstance, *, exclude=None) -> QuerySet:

@@ -11,10 +11,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from processes import engine
-from processes.errors import Conflict, EngineError, InvalidInput, NotFound
+from processes import authority, engine
+from processes.db.core import MAX_DB_INT
+from processes.errors import Conflict, EngineError, Forbidden, InvalidInput, NotFound
 from processes.events import Actor
-from processes.raw import MAX_DB_INT
 from tasks_inbox import presenters, selectors
 from tasks_inbox.forms import DecisionForm, DelegateForm
 
@@ -66,36 +66,35 @@ def _load(request, pk):
     return found
 
 
-def _task_page(request, task, access, *, decision_form=None, delegate_form=None, status=200):
+def _task_page(request, task, rights, *, decision_form=None, delegate_form=None, status=200):
     process = task.process
     spec = process.definition.parsed()
     task_spec = spec.task(task.name)
-    if access.can_act and decision_form is None:
+    if rights.decide and decision_form is None:
         decision_form = DecisionForm(task_spec)
-    candidates = selectors.delegate_candidates(task, exclude=request.user)
-    if access.can_act and delegate_form is None:
-        delegate_form = DelegateForm(candidates)
+    if rights.delegate and delegate_form is None:
+        delegate_form = DelegateForm(selectors.delegate_candidates(task, exclude=request.user))
     timeline = [
         (event, presenters.describe_event(event)) for event in selectors.process_timeline(process)
     ]
-    claimed_by_other = bool(task.claimed_by_id and task.claimed_by_id != request.user.pk)
+    shown = authority.visible_variables(process.variables, task_spec) if rights.read else {}
     return render(
         request,
         "tasks_inbox/task.html",
         {
             "task": task,
             "task_label": task_spec.label or presenters.humanize(task.name),
-            "task_description": task_spec.extra.get("description", ""),
+            "task_description": task_spec.description,
             "process": process,
             "definition": process.definition,
-            "access": access,
-            "claimed_by_other": claimed_by_other,
-            "variables": presenters.variable_rows(process.variables),
-            "result": presenters.variable_rows(task.result) if task.result else [],
+            "rights": rights,
+            "holder": task.claimed_by if task.claimed_by_id else task.assignee,
+            "variables": presenters.variable_rows(shown),
+            "result": presenters.variable_rows(task.result) if task.result and rights.read else [],
             "siblings": selectors.process_tasks(process),
-            "timeline": timeline,
-            "decision_form": decision_form if access.can_act and not claimed_by_other else None,
-            "delegate_form": delegate_form if access.can_act and not claimed_by_other else None,
+            "timeline": timeline if rights.read else [],
+            "decision_form": decision_form if rights.decide else None,
+            "delegate_form": delegate_form if rights.delegate else None,
             "now": timezone.now(),
         },
         status=status,
@@ -105,22 +104,39 @@ def _task_page(request, task, access, *, decision_form=None, delegate_form=None,
 @login_required
 @require_GET
 def task_detail(request, pk):
-    task, access = _load(request, pk)
-    return _task_page(request, task, access)
+    task, rights = _load(request, pk)
+    return _task_page(request, task, rights)
+
+
+def _sentence(text: str) -> str:
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _why_not(task, rights) -> str:
+    """The plain-words reason a person may not act on a task they can see."""
+    if rights.refusal:
+        return rights.refusal
+    if task.state != "scheduled":
+        return f"the task is already {task.get_state_display().lower()}."
+    if task.claimed_by_id:
+        return f"task is claimed by {task.claimed_by.get_username()}."
+    if task.assignee_id:
+        return f"the task is assigned to {task.assignee.get_username()}; only they can decide it."
+    return "this task is not yours to decide."
 
 
 def _back(pk):
     return redirect(reverse("tasks_inbox:task", args=[pk]))
 
 
-def _run(request, pk, action, success: str):
-    """Call one engine service; a conflict becomes a message on the task page."""
+def _run(request, pk, action, success: str, prefix: str = "", sentence: bool = False):
+    """Call one engine service; a refusal becomes a message on the task page."""
     try:
         action(actor=Actor.for_user(request.user))
     except NotFound as exc:
         raise Http404(exc.message) from None
-    except (Conflict, InvalidInput) as exc:
-        messages.error(request, exc.message)
+    except (Conflict, Forbidden, InvalidInput) as exc:
+        messages.error(request, prefix + (_sentence(exc.message) if sentence else exc.message))
         return _back(pk)
     messages.success(request, success)
     return _back(pk)
@@ -153,11 +169,28 @@ release = _hold_view("task_release", "Released: the task is back with its role."
 @login_required
 @require_POST
 def decide(request, pk):
-    task, access = _load(request, pk)
+    task, rights = _load(request, pk)
+    if task.state != "scheduled":  # too late: the engine records the attempt and says who decided
+        return _run(
+            request,
+            pk,
+            lambda actor: engine.task_decide(
+                task_id=task.pk,
+                actor=actor,
+                decision=(request.POST.get("decision") or "")[:100] or None,
+                comment=request.POST.get("comment", "")[:4000],
+            ),
+            "",
+            prefix="Your decision was not recorded: ",
+            sentence=True,
+        )
+    if not rights.decide:
+        messages.error(request, f"Your decision was not recorded: {_why_not(task, rights)}")
+        return _back(pk)
     spec = task.process.definition.parsed()
     form = DecisionForm(spec.task(task.name), request.POST)
     if not form.is_valid():
-        return _task_page(request, task, access, decision_form=form, status=400)
+        return _task_page(request, task, rights, decision_form=form, status=400)
     try:
         engine.task_decide(
             task_id=task.pk,
@@ -168,9 +201,9 @@ def decide(request, pk):
         )
     except InvalidInput as exc:
         form.add_engine_errors(exc.fields or {"__all__": [exc.message]})
-        return _task_page(request, task, access, decision_form=form, status=400)
-    except Conflict as exc:
-        messages.error(request, f"Your decision was not recorded: {exc.message}.")
+        return _task_page(request, task, rights, decision_form=form, status=400)
+    except (Conflict, Forbidden) as exc:
+        messages.error(request, f"Your decision was not recorded: {_sentence(exc.message)}")
         return _back(pk)
     except NotFound:
         raise Http404("No such task.") from None
@@ -183,11 +216,14 @@ def decide(request, pk):
 @login_required
 @require_POST
 def delegate(request, pk):
-    task, access = _load(request, pk)
+    task, rights = _load(request, pk)
+    if not rights.delegate:
+        messages.error(request, f"Not delegated: {_why_not(task, rights)}")
+        return _back(pk)
     candidates = selectors.delegate_candidates(task, exclude=request.user)
     form = DelegateForm(candidates, request.POST)
     if not form.is_valid():
-        return _task_page(request, task, access, delegate_form=form, status=400)
+        return _task_page(request, task, rights, delegate_form=form, status=400)
     to_user = form.cleaned_data["to"]
     try:
         engine.task_delegate(
@@ -198,7 +234,7 @@ def delegate(request, pk):
         )
     except InvalidInput as exc:
         form.add_engine_errors(exc.fields or {"__all__": [exc.message]})
-        return _task_page(request, task, access, delegate_form=form, status=400)
+        return _task_page(request, task, rights, delegate_form=form, status=400)
     except EngineError as exc:
         if isinstance(exc, NotFound):
             raise Http404("No such task.") from None

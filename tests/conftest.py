@@ -246,6 +246,32 @@ def browser_page(chromium_path, tmp_path, monkeypatch):
             connections.close_all()
 
 
+# --- the append-only event log and the test database's flush --------------------------------------
+
+
+def _allow_flush_of_the_event_log() -> None:
+    """Django empties a transactional test's database with TRUNCATE, which the event log refuses;
+    its owner may purge it on purpose (``SET LOCAL flowdesk.purge = 'on'``, inside the flush's
+    own transaction), which is what a test database's flush is."""
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    if getattr(DatabaseOperations.sql_flush, "_flowdesk", False):
+        return
+    original = DatabaseOperations.sql_flush
+
+    def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+        statements = original(
+            self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade
+        )
+        return ["SET LOCAL flowdesk.purge = 'on'", *statements] if statements else statements
+
+    sql_flush._flowdesk = True
+    DatabaseOperations.sql_flush = sql_flush
+
+
+_allow_flush_of_the_event_log()
+
+
 # --- a real worker supervisor (manage.py workers) and its qcluster tree ---------------------------
 
 import contextlib  # noqa: E402
@@ -379,7 +405,7 @@ def supervisor(transactional_db, tmp_path, monkeypatch):
     """
     from django_q.conf import Conf
 
-    from processes import worker
+    from processes import queue, worker
 
     started: list[Supervisor] = []
     name = f"s{uuid.uuid4().hex[:8]}"
@@ -406,6 +432,7 @@ def supervisor(transactional_db, tmp_path, monkeypatch):
         monkeypatch.setattr(Conf, "PREFIX", env["FLOWDESK_Q_NAME"])
         monkeypatch.setattr(Conf, "CLUSTER_NAME", env["FLOWDESK_Q_NAME"])
         worker._brokers.clear()
+        queue._brokers.clear()
         sup = Supervisor(tmp_path / f"workers-{len(started)}.log", Path(progress), **env).start()
         started.append(sup)
         return sup
@@ -414,3 +441,4 @@ def supervisor(transactional_db, tmp_path, monkeypatch):
     for sup in started:
         sup.stop()
     worker._brokers.clear()
+    queue._brokers.clear()

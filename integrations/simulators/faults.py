@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from integrations.models import SimulatorFault
+
 SYSTEMS = ("accounting", "bonus")
 
 
@@ -38,8 +40,6 @@ def parse_env(text: str) -> dict[str, Faults]:
 
 
 def current(system: str) -> Faults:
-    from integrations.models import SimulatorFault
-
     row = SimulatorFault.objects.filter(system=system).first()
     if row is not None:
         return Faults(down=row.down, latency_ms=row.latency_ms, error_rate=row.error_rate)
@@ -48,8 +48,6 @@ def current(system: str) -> Faults:
 
 def set_faults(system: str, **changes):
     """Switch faults on or off for ``system`` (the admin and ``manage.py simulator`` use this)."""
-    from integrations.models import SimulatorFault
-
     if system not in SYSTEMS:
         raise ValueError(f"unknown system {system!r}; one of {', '.join(SYSTEMS)}")
     base = current(system)

@@ -163,6 +163,7 @@ def salary_base(data: dict):
         "employee_name": employee.name,
         "team": employee.team,
         "manager": employee.manager,
+        "employee_username": employee.id.lower(),
         "period": period,
         "amount": str(employee.salary_base),
         "currency": "EUR",

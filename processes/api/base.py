@@ -8,7 +8,6 @@ import json
 import math
 from datetime import timedelta
 
-from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -22,8 +21,8 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from processes import raw
 from processes.api.models import IdempotencyRecord
+from processes.db import api as db_api
 from processes.errors import Conflict, EngineError
 
 MAX_JSON_DEPTH = 64
@@ -95,20 +94,14 @@ class JSONOnlyNegotiation(BaseContentNegotiation):
 class FlowdeskTokenAuthentication(TokenAuthentication):
     """Token auth for systems; their events are recorded with the API actor type.
 
-    The token and its user are read with one fixed statement (``processes/raw.py``): every API
+    The token and its user are read with one fixed statement (``processes/db/``): every API
     call pays for it, and DRF's ORM lookup cost three times the CPU. Same answers as DRF's.
     """
 
     def authenticate_credentials(self, key):
-        user_model = get_user_model()
-        sql = (
-            f"SELECT {raw.columns(user_model, 'u')} FROM {raw.table(Token)} t "
-            f"JOIN {raw.table(user_model)} u ON u.id = t.user_id WHERE t.key = %s"
-        )
-        found = list(user_model.objects.raw(sql, [key]))
-        if not found:
+        user = db_api.token_user(key)
+        if user is None:
             raise AuthenticationFailed(_("Invalid token."))
-        user = found[0]
         if not user.is_active:
             raise AuthenticationFailed(_("User inactive or deleted."))
         user._flowdesk_api = True
@@ -228,9 +221,3 @@ class ApiView(APIView):
             if self._idempotency_record is not None:
                 IdempotencyRecord.objects.filter(pk=self._idempotency_record.pk).delete()
             raise
-
-    def paginate(self, queryset, serializer_class, **context):
-        paginator = Pagination()
-        page = paginator.paginate_queryset(queryset, self.request, view=self)
-        data = serializer_class(page, many=True, context=context).data
-        return paginator.get_paginated_response(data)

@@ -1,4 +1,5 @@
-"""OpenAPI pieces shared by the views: error responses, headers and examples."""
+"""OpenAPI pieces shared by the API's docs (``processes/api/docs/``): error responses, the
+Idempotency-Key header, examples and the helpers that build them."""
 
 from __future__ import annotations
 
@@ -23,13 +24,20 @@ IDEMPOTENCY_KEY = OpenApiParameter(
 )
 
 
-def _error_example(status: int, code: str, message: str, fields=None, **extra) -> OpenApiExample:
+def request_example(name: str, value) -> OpenApiExample:
+    return OpenApiExample(name, value=value, request_only=True)
+
+
+def response_example(name: str, value, *status_codes: str) -> OpenApiExample:
+    """An answer's example: for ``status_codes`` only, or for every success without them."""
     return OpenApiExample(
-        f"{status} {code}",
-        value={"error": {"code": code, "message": message, "fields": fields or {}, **extra}},
-        response_only=True,
-        status_codes=[str(status)],
+        name, value=value, response_only=True, status_codes=list(status_codes) or None
     )
+
+
+def error_example(status: int, code: str, message: str, fields=None, **extra) -> OpenApiExample:
+    error = {"code": code, "message": message, "fields": fields or {}, **extra}
+    return response_example(f"{status} {code}", {"error": error}, str(status))
 
 
 def error(status: int, description: str, *examples: OpenApiExample) -> OpenApiResponse:
@@ -39,48 +47,57 @@ def error(status: int, description: str, *examples: OpenApiExample) -> OpenApiRe
 BAD_REQUEST = error(
     400,
     "Invalid input: `fields` maps each field path to its messages; or a JSON parse error.",
-    _error_example(
+    error_example(
         400, "invalid", "the request is not valid", {"business_key": ["This field is required."]}
     ),
-    _error_example(400, "parse_error", "JSON parse error - Expecting value: line 1 column 1"),
+    error_example(400, "parse_error", "JSON parse error - Expecting value: line 1 column 1"),
 )
 UNAUTHORIZED = error(
     401,
     "No or invalid credentials (`Authorization: Token <key>` or a session).",
-    _error_example(401, "not_authenticated", "Authentication credentials were not provided."),
+    error_example(401, "not_authenticated", "Authentication credentials were not provided."),
 )
 FORBIDDEN = error(
     403,
     "Authenticated, the object is visible, but the caller lacks the permission for this action.",
-    _error_example(403, "forbidden", "you may not start processes of 'pizza'"),
+    error_example(403, "forbidden", "you may not start processes of 'pizza'"),
 )
 NOT_FOUND = error(
     404,
     "Unknown, or not visible to the caller (the two are not told apart).",
-    _error_example(404, "not_found", "process 3f2b8c1e-6a4d-4a8e-9a55-0c1d2e3f4a5b not found"),
+    error_example(404, "not_found", "process 3f2b8c1e-6a4d-4a8e-9a55-0c1d2e3f4a5b not found"),
 )
 CONFLICT = error(
     409,
     "The request does not fit the current state (completing a pending task, deciding a closed "
     "one, cancelling a completed process), or its Idempotency-Key is still in progress.",
-    _error_example(409, "conflict", "cannot complete task 'confirm_delivery': it is pending"),
+    error_example(409, "conflict", "cannot complete task 'confirm_delivery': it is pending"),
 )
 TOO_LARGE = error(
     413,
     "The body is over 1 MB.",
-    _error_example(413, "too_large", "the request body is over 1048576 bytes"),
+    error_example(413, "too_large", "the request body is over 1048576 bytes"),
 )
 UNSUPPORTED = error(
     415,
     "The body is not `application/json`.",
-    _error_example(
-        415, "unsupported_media_type", 'Unsupported media type "text/plain" in request.'
+    error_example(415, "unsupported_media_type", 'Unsupported media type "text/plain" in request.'),
+)
+LOCKED_OUT = error(
+    429,
+    "Too many failed logins for this username from this address: locked for a while "
+    "(`Retry-After` says how long). A success before the limit resets the count.",
+    error_example(
+        429,
+        "too_many_attempts",
+        "Too many failed logins for this account from your address: try again in 15 minutes, "
+        "or ask an administrator to unlock it.",
     ),
 )
 IDEMPOTENCY_MISMATCH = error(
     422,
     "The Idempotency-Key was already used for a different request.",
-    _error_example(
+    error_example(
         422,
         "idempotency_key_reused",
         "this Idempotency-Key was used for a different request",

@@ -6,7 +6,6 @@ from rest_framework import serializers
 from rest_framework.fields import SkipField
 from rest_framework.relations import PKOnlyObject
 
-from processes import selectors
 from processes.engine import SEED_EVENTS
 from processes.models import ProcessState, TaskState, TaskType
 
@@ -200,7 +199,10 @@ class SeedEventSerializer(serializers.Serializer):
     task_name = serializers.CharField(max_length=100, required=False)
     task_type = serializers.ChoiceField(choices=TaskType.choices, required=False)
     data = serializers.DictField(
-        required=False, help_text="Merged into the process variables (and the task's result)."
+        required=False,
+        help_text="The task's result, stored under the task's name in the variables (never "
+        "over other variables). For a human task marked `external_decision`: its `decision`, "
+        "`comment` and form fields.",
     )
     error = serializers.CharField(
         max_length=4000, required=False, allow_blank=True, help_text="TaskFailed: what went wrong."
@@ -256,7 +258,38 @@ class InboxTaskSerializer(TaskSerializer):
     overdue = serializers.SerializerMethodField()
 
     def get_overdue(self, task) -> bool:
-        return selectors.is_overdue(task)
+        return task.is_overdue
+
+
+class TaskRightsSerializer(serializers.Serializer):
+    claim = serializers.BooleanField()
+    decide = serializers.BooleanField()
+    delegate = serializers.BooleanField()
+    release = serializers.BooleanField()
+    refusal = serializers.CharField(help_text="Why the caller may not decide it, in plain words.")
+
+
+class TaskDetailSerializer(InboxTaskSerializer):
+    """One human task as its caller may see it: ``variables`` (the task's ``show`` list) and
+    ``result`` only for those who may read it (null otherwise)."""
+
+    label = serializers.CharField()
+    description = serializers.CharField()
+    outcomes = serializers.ListField(child=serializers.CharField())
+    variables = serializers.JSONField(allow_null=True)
+    can = TaskRightsSerializer()
+
+
+class VariablesCorrectionSerializer(serializers.Serializer):
+    set = serializers.DictField(
+        required=False,
+        default=dict,
+        help_text='Variable paths to new values, e.g. {"bonus.amount": 410}.',
+    )
+    unset = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, default=list
+    )
+    reason = serializers.CharField(max_length=1000, help_text="Kept in the history.")
 
 
 class TaskCompleteSerializer(serializers.Serializer):

@@ -4,12 +4,12 @@ history with the admin as actor; screenshots of the definition, instance and das
 import pytest
 from django.urls import reverse
 
-from processes import engine, worker
+from processes import queue, worker
 from processes.models import EventType, ProcessState, TaskState
 from tests.admin.conftest import admin_login
-from tests.admin.helpers import SYSTEM, change_url, events, fresh, run_ready_steps, start, task
+from tests.admin.helpers import change_url, events, fresh, run_ready_steps, start, task
 from tests.conftest import ARTIFACTS
-from tests.factories import definition_data
+from tests.factories import complete_task, definition_data
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -39,7 +39,7 @@ def test_retry_in_the_browser_until_complete(live_server, browser_page, superuse
     confirm(page, "accounting is back")
     assert "scheduled again" in page.inner_text(".messagelist")
     run_ready_steps(process)
-    engine.task_complete(task_id=task(process, "ship").pk, actor=SYSTEM, result={})
+    complete_task(task(process, "ship"), {})
     assert fresh(process).state == ProcessState.COMPLETED
 
     page.goto(live_server.url + change_url(process))
@@ -57,7 +57,7 @@ def test_replay_a_stage_in_the_browser(live_server, browser_page, superuser, imp
     )
     process = start("two")
     for name in ("a", "b"):
-        engine.task_complete(task_id=task(process, name).pk, actor=SYSTEM, result={})
+        complete_task(task(process, name), {})
     admin_login(page, live_server.url)
     page.goto(live_server.url + change_url(process))
     page.click("#fd-replay-stage")
@@ -78,7 +78,7 @@ def test_cancel_with_compensation_in_the_browser(
     process = start("shop")
     run_ready_steps(process)
     queued = []
-    monkeypatch.setattr(worker, "enqueue_compensation", lambda pid, ids: queued.append(list(ids)))
+    monkeypatch.setattr(queue, "enqueue_compensation", lambda pid, ids: queued.append(list(ids)))
     admin_login(page, live_server.url)
     page.goto(live_server.url + change_url(process))
     page.click("#fd-cancel")

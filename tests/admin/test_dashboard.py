@@ -8,11 +8,11 @@ from collections import defaultdict
 import pytest
 from django.urls import reverse
 
-from processes import dashboard, engine, projections, steps, worker
+from processes import dashboard, projections, steps, worker
 from processes.models import EventType, ProcessEvent, ProjectionState, TaskExecution
 from processes.steps import PermanentStepError
-from tests.admin.helpers import SYSTEM, start, task
-from tests.factories import definition_data
+from tests.admin.helpers import start, task
+from tests.factories import complete_task, definition_data
 
 pytestmark = pytest.mark.django_db
 
@@ -63,7 +63,7 @@ def data_set(import_definition, clock, work_handler):
         worker.run_step(task(process, "auto").pk)
 
     def decide(process):
-        engine.task_complete(task_id=task(process, "approve").pk, actor=SYSTEM, result={})
+        complete_task(task(process, "approve"), {})
 
     at(9)
     p1 = start("dash", "P1", {"work": 3})
@@ -184,7 +184,7 @@ def test_projection_catches_up_with_new_events(data_set, clock):
 
     # when more work is done: P4's approval, and a new instance P5
     clock.set(now - dt.timedelta(hours=1))
-    engine.task_complete(task_id=task(data_set["p4"], "approve").pk, actor=SYSTEM, result={})
+    complete_task(task(data_set["p4"], "approve"), {})
     p5 = start("dash", "P5", {"work": 7})
     worker.run_step(task(p5, "auto").pk)
 

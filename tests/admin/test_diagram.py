@@ -7,7 +7,7 @@ import pytest
 
 from processes import diagram, engine, spec
 from tests.admin.helpers import SYSTEM, start, task
-from tests.factories import definition_data
+from tests.factories import complete_task, definition_data
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -102,11 +102,11 @@ def test_thirty_tasks_stay_legible():
 
 def test_instance_diagram_has_state_classes(pizza):
     process = start("pizza", "O-1")
-    engine.task_complete(task_id=task(process, "confirm_order").pk, actor=SYSTEM, result={})
+    complete_task(task(process, "confirm_order"), {})
     engine.task_fail(
         task_id=task(process, "make_food").pk, actor=SYSTEM, error="oven", retryable=False
     )
-    engine.task_complete(task_id=task(process, "assign_executive").pk, actor=SYSTEM, result={})
+    complete_task(task(process, "assign_executive"), {})
     _, nodes, edges = parse(diagram.render_instance(process))
     states = {g.get("data-task"): set(g.get("class").split()) for g in nodes}
     assert "state-completed" in states["confirm_order"]
@@ -116,7 +116,7 @@ def test_instance_diagram_has_state_classes(pizza):
     assert len(edges) == 2
 
     engine.task_skip(task_id=task(process, "make_food").pk, actor=SYSTEM, reason="no oven")
-    engine.task_complete(task_id=task(process, "confirm_delivery").pk, actor=SYSTEM, result={})
+    complete_task(task(process, "confirm_delivery"), {})
     _, nodes, _ = parse(diagram.render_instance(process))
     states = {g.get("data-task"): set(g.get("class").split()) for g in nodes}
     assert "state-skipped" in states["make_food"]

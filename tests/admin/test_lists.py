@@ -14,7 +14,7 @@ from django.utils import timezone
 from processes import engine
 from processes.models import EventType, ProcessEvent, ProcessInstance
 from tests.admin.helpers import SYSTEM, events, run_ready_steps, start, task
-from tests.factories import definition_data
+from tests.factories import complete_task, definition_data
 
 pytestmark = pytest.mark.django_db
 
@@ -51,7 +51,7 @@ def make_instances(n, prefix="A", overdue_every=3):
     made = []
     for i in range(n):
         p = start("approval", f"{prefix}-{i}")
-        engine.task_complete(task_id=task(p, "check").pk, actor=SYSTEM, result={})
+        complete_task(task(p, "check"), {})
         if i % overdue_every == 0:  # push the human task's due time into the past
             from processes.models import TaskInstance
 

@@ -8,11 +8,11 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from processes import dashboard, engine, projections
+from processes import dashboard, projections
 from processes.models import ProcessEvent, ProjectionState, TaskExecution, TaskInstance
 from processes.worker import wait_until
-from tests.admin.helpers import SYSTEM, start, task
-from tests.factories import definition_data
+from tests.admin.helpers import start, task
+from tests.factories import complete_task, definition_data
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -62,7 +62,7 @@ def test_an_event_committed_late_is_projected(approvals, other_connection):
     first, second = approvals
     # given an event of `first` written but not yet committed, and a later one committed
     late_id = complete_in_flight(other_connection, first)
-    engine.task_complete(task_id=task(second, "ok").pk, actor=SYSTEM, result={})
+    complete_task(task(second, "ok"), {})
     assert ProcessEvent.objects.order_by("-id").first().id > late_id
 
     # when the projection catches up: `second` is there, `first` can't be yet
@@ -84,7 +84,7 @@ def test_an_event_committed_late_is_projected(approvals, other_connection):
 def test_a_rolled_back_id_is_not_waited_for(approvals, other_connection):
     first, second = approvals
     lost_id = complete_in_flight(other_connection, first)
-    engine.task_complete(task_id=task(second, "ok").pk, actor=SYSTEM, result={})
+    complete_task(task(second, "ok"), {})
     projections.catch_up()
     other_connection.rollback()  # the id is never used
     state = ProjectionState.objects.get(name=projections.TASK_EXECUTIONS)

@@ -41,7 +41,8 @@ def anon(db):
 
 @pytest.fixture
 def staff(db):
-    return UserFactory(username="admin", is_staff=True)
+    """An administrator: a superuser (``is_staff`` alone grants nothing in the API)."""
+    return UserFactory(username="admin", is_staff=True, is_superuser=True)
 
 
 @pytest.fixture

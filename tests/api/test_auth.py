@@ -85,7 +85,7 @@ def test_bad_token_is_401(anon):
 
 
 def test_session_auth_for_people(client):
-    user = UserFactory(username="person", is_staff=True)
+    user = UserFactory(username="person")
     client.force_login(user)
     assert client.get("/api/processes/").status_code == 200
 

@@ -55,7 +55,7 @@ def shop(api, system):
     return Shop(api(system))
 
 
-def test_deliver_pizza_entirely_through_events(shop):
+def test_deliver_pizza_through_events_and_the_couriers_decision(shop, api):
     # StartWorkflow: ORDER's only task is scheduled
     response = shop.send("StartWorkflow")
     assert response.status_code == 202
@@ -71,7 +71,9 @@ def test_deliver_pizza_entirely_through_events(shop):
     process = shop.process()
     assert process["business_status"] == "ORDER CONFIRMED"
     assert process["current_stage"] == "PREPARE"
-    assert process["variables"]["eta_minutes"] == 30  # data merged into the variables
+    # the data is the task's result, under its own name, never merged over other variables
+    assert process["variables"]["confirm_order"] == {"eta_minutes": 30}
+    assert "eta_minutes" not in process["variables"]
 
     # one branch done: the join waits for the other
     assert shop.send("TaskCompleted", "make_food").status_code == 202
@@ -88,15 +90,25 @@ def test_deliver_pizza_entirely_through_events(shop):
     assert process["business_status"] == "FOOD ON THE WAY"
     assert process["current_stage"] == "DELIVER"
 
-    # the HUMAN task reported by the delivery app
+    # the HUMAN task is not the seed event path's to complete: 409, nothing recorded
+    seq = ProcessEvent.objects.filter(process_id=process["id"]).count()
     response = shop.send("TaskCompleted", "deliver_food")
-    assert response.status_code == 202
-    assert response.json()["process"]["state"] == "completed"
+    assert response.status_code == 409
+    assert (
+        "decided in the inbox or through /api/tasks/{id}/complete/"
+        in (response.json()["error"]["message"])
+    )
+    assert ProcessEvent.objects.filter(process_id=process["id"]).count() == seq
+    # the courier decides it through the API (or the inbox)
+    courier = UserFactory(username="courier", roles=["delivery_executive"])
+    task_id = next(t["id"] for t in process["tasks"] if t["name"] == "deliver_food")
+    response = api(courier).post(f"/api/tasks/{task_id}/complete/", {}, format="json")
+    assert response.status_code == 200
     process = shop.process()
     assert process["state"] == "completed"
     assert process["business_status"] == "FOOD DELIVERED"
     assert shop.scheduled() == []
-    assert process["variables"]["courier"] == "Bo"
+    assert process["variables"]["assign_executive"] == {"courier": "Bo"}
 
 
 def test_failed_then_pending_then_completed(shop):

@@ -37,6 +37,8 @@ EXPECTED_PATHS = {
     "/api/events/",
     "/api/queues/{task_queue}/tasks/",
     "/api/inbox/",
+    "/api/processes/{id}/variables/",
+    "/api/tasks/{id}/",
     "/api/tasks/{id}/claim/",
     "/api/tasks/{id}/release/",
     "/api/tasks/{id}/complete/",
@@ -82,7 +84,9 @@ def api_server(django_db_setup, django_db_blocker, tmp_path_factory):
 
     with django_db_blocker.unblock():
         call_command("flush", interactive=False, verbosity=0)
-        user = UserFactory(username="fuzzer", is_staff=True, roles=["delivery_executive"])
+        user = UserFactory(
+            username="fuzzer", is_staff=True, is_superuser=True, roles=["delivery_executive"]
+        )
         token = Token.objects.create(user=user).key
         template = json.loads((DEFINITIONS / "pizza.json").read_text())
         engine.definition_import(data=template, key="pizza", actor=Actor.system("test"))

@@ -41,7 +41,20 @@ def test_salary_base_sends_key_and_credentials_and_validates_the_answer(httpserv
     result = salary_base(accounting(httpserver))
 
     httpserver.check_assertions()
-    assert result == {**SALARY, "amount": "4200.50"}  # normalised; unknown fields dropped
+    # normalised; unknown fields dropped; the optional employee login empty when not sent
+    assert result == {**SALARY, "amount": "4200.50", "employee_username": ""}
+
+
+def test_salary_base_passes_the_employees_own_login_on(httpserver):
+    httpserver.expect_oneshot_request("/acc/salary-base").respond_with_json(
+        {**SALARY, "employee_username": "e001"}
+    )
+    assert salary_base(accounting(httpserver))["employee_username"] == "e001"
+    httpserver.expect_oneshot_request("/acc/salary-base").respond_with_json(
+        {**SALARY, "employee_username": "not a login!"}
+    )
+    with pytest.raises(PermanentStepError, match="employee_username"):
+        salary_base(accounting(httpserver))
 
 
 def test_timeout_is_retryable(httpserver):

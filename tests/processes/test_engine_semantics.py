@@ -9,6 +9,7 @@ from processes.errors import Conflict, InvalidInput, NotFound
 from processes.models import EventType, ProcessEvent, ProcessInstance, TaskInstance
 from tests.conftest import task_states
 from tests.factories import UserFactory, definition_data
+from tests.test_helpers import deliver
 
 pytestmark = pytest.mark.django_db
 
@@ -59,10 +60,16 @@ def test_pizza_runs_as_the_seed_describes(pizza):
     process.refresh_from_db()
     assert process.business_status == "FOOD ON THE WAY"
     assert process.current_stage == "DELIVER"
-    deliver = process.tasks.get(name="deliver_food")
-    assert deliver.state == "scheduled" and deliver.candidate_role == "delivery_executive"
+    delivery = process.tasks.get(name="deliver_food")
+    assert delivery.state == "scheduled" and delivery.candidate_role == "delivery_executive"
 
-    seed_event("TaskCompleted", "deliver_food")
+    # the HUMAN task is decided by a person, never by a seed event
+    seq = process.last_seq
+    with pytest.raises(Conflict, match="human tasks are decided in the inbox"):
+        seed_event("TaskCompleted", "deliver_food")
+    process.refresh_from_db()
+    assert process.last_seq == seq and task_states(process)["deliver_food"] == "scheduled"
+    deliver(process)
     process.refresh_from_db()
     assert process.state == "completed"
     assert process.business_status == "FOOD DELIVERED"
@@ -110,8 +117,8 @@ def test_duplicate_completion_is_recorded_and_changes_nothing(pizza):
 def test_out_of_order_completion_is_a_conflict(pizza):
     process = seed_event("StartWorkflow").process
     with pytest.raises(Conflict, match="it is pending"):
-        seed_event("TaskCompleted", "deliver_food")
-    assert task_states(process)["deliver_food"] == "pending"
+        seed_event("TaskCompleted", "confirm_delivery")
+    assert task_states(process)["confirm_delivery"] == "pending"
 
 
 def test_failed_task_is_an_incident_until_retried(pizza):
@@ -140,13 +147,15 @@ def test_failed_task_is_an_incident_until_retried(pizza):
     )
 
 
-def test_event_data_is_merged_into_variables(pizza):
+def test_event_data_lands_under_the_tasks_own_name_only(pizza):
     process = seed_event("StartWorkflow", data={"customer": "ann"}).process
-    seed_event("TaskCompleted", "confirm_order", data={"eta_minutes": 25})
+    seed_event("TaskCompleted", "confirm_order", data={"eta_minutes": 25, "customer": "eve"})
     process.refresh_from_db()
-    assert process.variables["customer"] == "ann"
-    assert process.variables["eta_minutes"] == 25
-    assert process.variables["confirm_order"] == {"eta_minutes": 25}
+    # the input and every other variable stay as they were: the result is the task's own
+    assert process.variables == {
+        "customer": "ann",
+        "confirm_order": {"eta_minutes": 25, "customer": "eve"},
+    }
 
 
 def test_unknown_things_are_clear_errors(pizza):
@@ -321,7 +330,7 @@ def test_a_write_to_a_row_that_is_gone_fails_loudly(pizza):
     # the engine updates rows it holds locked; one that vanished anyway must not pass unnoticed
     from django.db import DatabaseError
 
-    from processes import raw
+    from processes.db import core as raw
 
     process = seed_event("StartWorkflow").process
     ProcessInstance.objects.filter(pk=process.pk).update(business_status="seen")

@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from processes import engine, worker
+from processes import engine, queue, worker
 from processes.errors import Conflict
 from processes.models import EventType, TaskState
 from processes.steps import PermanentStepError, RetryableStepError, registry
@@ -101,7 +101,7 @@ def test_steps_are_enqueued_after_commit(
 ):
     enqueued = []
     monkeypatch.setattr(
-        worker, "enqueue_step", lambda task_id, timeout: enqueued.append((task_id, timeout))
+        queue, "enqueue_step", lambda task_id, timeout: enqueued.append((task_id, timeout))
     )
     import_definition(four_step())
 
@@ -265,7 +265,7 @@ def test_a_step_lost_too_often_fails_for_good(import_definition, system_actor):
 
 def test_sweep_acts_only_on_due_timers(import_definition, system_actor, handlers, monkeypatch):
     enqueued = []
-    monkeypatch.setattr(worker, "enqueue_step", lambda task_id, timeout: enqueued.append(task_id))
+    monkeypatch.setattr(queue, "enqueue_step", lambda task_id, timeout: enqueued.append(task_id))
     handlers["t.left"] = "retry"
     process = start(import_definition, system_actor)
     run_ready(process)

@@ -66,4 +66,4 @@ def test_verify_history_finds_a_tampered_state(pizza, capsys):
 def test_every_event_names_its_actor(pizza):
     process = run_pizza_to_the_end()
     labels = set(process.events.values_list("actor_type", "actor_label"))
-    assert labels == {("api", "test-client")}
+    assert labels == {("api", "test-client"), ("user", "courier")}

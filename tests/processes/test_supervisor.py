@@ -24,7 +24,7 @@ from integrations import alerts
 from integrations.models import AlertRecipient, Incident, SmsMessage, SmsStatus
 from integrations.sms.backends import locmem
 from integrations.sms.backends.file import read_messages
-from processes import engine, supervisor, worker
+from processes import engine, queue, supervisor, worker
 from processes.events import Actor
 from processes.models import ClusterHeartbeat, EventType, ProcessEvent, ProcessInstance, TaskState
 from processes.steps import registry
@@ -79,7 +79,7 @@ def test_requeue_scheduled_enqueues_the_scheduled_service_steps_with_their_timeo
         )
     )
     queued = []
-    monkeypatch.setattr(worker, "enqueue_step", lambda task_id, timeout: queued.append(timeout))
+    monkeypatch.setattr(queue, "enqueue_step", lambda task_id, timeout: queued.append(timeout))
     live = engine.process_start(definition_key="rq", business_key="L", actor=system_actor).process
     cancelled = engine.process_start(
         definition_key="rq", business_key="C", actor=system_actor
@@ -146,7 +146,7 @@ def test_the_supervisor_runs_again_a_step_whose_worker_died(
     ).process
     task = process.tasks.get()
     queued = []
-    monkeypatch.setattr(worker, "enqueue_step", lambda task_id, timeout: queued.append(task_id))
+    monkeypatch.setattr(queue, "enqueue_step", lambda task_id, timeout: queued.append(task_id))
     monkeypatch.setattr(supervisor, "close_old_connections", lambda: None)  # the test's atomic
     sup = supervisor.Supervisor(
         supervisor.Config.from_settings(progress_dir=str(tmp_path), cluster="c", command=["true"])

@@ -11,6 +11,7 @@ from integrations import alerts
 from integrations.models import AlertRecipient, Incident
 from integrations.sms.backends import locmem
 from processes import engine, worker
+from processes.events import Actor
 from processes.models import EventType, ProcessEvent
 from tasks_inbox import notifications, selectors
 from tasks_inbox.notifications import LocmemBackend
@@ -92,7 +93,7 @@ def test_overdue_task_escalates_to_the_next_role_and_notifies_it(
     assert task.candidate_role == "directors"
     assert task.escalated_at == later and task.wake_at is None
     assert selectors.task_for_user(user=mia, task_id=task.pk) is None
-    assert selectors.can_act(dora, task)
+    assert selectors.task_for_user(user=dora, task_id=task.pk)[1].decide
     assert [t.pk for t in selectors.inbox_tasks(user=dora, tab="roles")] == [task.pk]
     # an event with the system actor
     (escalated,) = events_of(task, EventType.TASK_ESCALATED)
@@ -131,7 +132,7 @@ def test_escalation_without_a_new_role_is_a_reminder(
         )
     task.refresh_from_db()
     assert task.candidate_role == "managers"
-    assert selectors.can_act(people["candidate"], task)
+    assert selectors.task_for_user(user=people["candidate"], task_id=task.pk)[1].decide
     (notice,) = outbox
     assert notice.kind == "reminder" and set(notice.recipients) == {"mia", "paul"}
     (reminded,) = events_of(task, EventType.TASK_REMINDED)
@@ -164,7 +165,7 @@ def test_decided_task_does_not_escalate(start, people, outbox, django_capture_on
     task = start()
     engine.task_decide(
         task_id=task.pk,
-        actor=engine.Actor.for_user(people["candidate"]),
+        actor=Actor.for_user(people["candidate"]),
         decision="approve",
         data={"amount": 10},
     )

@@ -19,6 +19,8 @@ from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from integrations.alerts import ensure_outbox_schedule
+from integrations.models import AlertRecipient
 from processes import engine
 from processes.errors import EngineError
 from processes.events import Actor
@@ -45,8 +47,6 @@ SALARY_PROCESSES = {
 
 
 def ensure_users() -> None:
-    from integrations.models import AlertRecipient
-
     User = get_user_model()
     for username, (password, roles, staff, _) in DEMO_USERS.items():
         user, created = User.objects.get_or_create(username=username)
@@ -140,8 +140,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, serve=False, addr="127.0.0.1:8000", **options):
-        from integrations.alerts import ensure_outbox_schedule
-
         call_command("migrate", verbosity=0)
         call_command("setup_flowdesk", stdout=self.stdout)
         ensure_outbox_schedule()

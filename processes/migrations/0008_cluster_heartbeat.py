@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('processes', '0004_dashboard_projection_and_inbox_indexes'),
+        ('processes', '0007_definition_audit'),
     ]
 
     operations = [

@@ -1,0 +1,61 @@
+"""OpenAPI of ``/api/definitions/``: list, import, one definition."""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+
+from processes.api import schema as s
+from processes.api import serializers as ser
+
+list_definitions = extend_schema(
+    tags=["definitions"],
+    summary="List definitions",
+    description="The newest published version of every definition the caller may use.",
+    responses={200: ser.DefinitionSerializer(many=True), **s.READ_ERRORS},
+)
+
+import_definition = extend_schema(
+    tags=["definitions"],
+    summary="Import a definition",
+    description=(
+        "The body is the definition itself: a native spec or a seed-002 template, verbatim. "
+        "It is validated and published as the next version of its key (`?key=` overrides "
+        "the key derived from `key`, `component_name` or `workflow_name`). The same spec as "
+        "the newest version → 200 with that version. Invalid → 400 with `error.errors` "
+        "listing every problem with its JSON path. A new key needs the global permission "
+        "`processes.add_processdefinition`; a new version of an existing key needs "
+        "`publish_definition` on it (403 otherwise). A `component_name` already owned by "
+        "another key → 409 naming the owner."
+    ),
+    parameters=[
+        OpenApiParameter("key", OpenApiTypes.STR, description="Definition key to use."),
+        s.IDEMPOTENCY_KEY,
+    ],
+    request=OpenApiTypes.OBJECT,
+    responses={
+        201: ser.DefinitionImportedSerializer,
+        200: ser.DefinitionImportedSerializer,
+        **s.WRITE_ERRORS,
+        400: s.error(
+            400,
+            "The definition is not valid: every problem with its JSON path.",
+            s.error_example(
+                400,
+                "invalid_definition",
+                "the definition has 1 problem(s)",
+                {"stages[2].tasks[0].parent_task": ["unknown task 'x'"]},
+                errors=[{"path": "stages[2].tasks[0].parent_task", "message": "unknown task 'x'"}],
+            ),
+        ),
+    },
+    examples=[
+        s.request_example("seed template", s.PIZZA_TEMPLATE),
+        s.response_example("imported", {"key": "pizza", "version": 1, "created": True}, "201"),
+    ],
+)
+
+definition_detail = extend_schema(
+    tags=["definitions"],
+    summary="One definition",
+    description="Its newest published version (with the spec) and the list of versions.",
+    responses={200: ser.DefinitionDetailSerializer, **s.READ_ERRORS},
+)

@@ -1,0 +1,72 @@
+"""OpenAPI of the seed's event protocol: ``POST /api/events/`` and the queues of external tasks."""
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+
+from processes.api import schema as s
+from processes.api import serializers as ser
+
+_ORDER = {"business_ref_no": "ORDER-001", "component_name": "ITALIAN"}
+_TASK = {
+    **_ORDER,
+    "event_name": "TaskCompleted",
+    "stage_name": "ORDER",
+    "task_name": "confirm_order",
+    "task_type": "SERVICE",
+}
+
+send_event = extend_schema(
+    tags=["events"],
+    summary="Send a seed event",
+    description=(
+        "The seed workflow manager's events: `StartWorkflow` (needs `start_process`), "
+        "`TaskCompleted`, `TaskFailed`, `TaskPending` (need `operate_process`). "
+        "`component_name` (or `definition`, a key) finds the definition; `business_ref_no` "
+        "the newest instance. Optional `data` is merged into the process variables.\n\n"
+        "202: applied. 200: changed nothing (a repeat: `duplicate: true`, or StartWorkflow "
+        "for an active business key), recorded in the history. 409: the event does not fit "
+        "the task's state (out of order, e.g. TaskCompleted for a pending task); recorded "
+        "too, nothing changes."
+    ),
+    parameters=[s.IDEMPOTENCY_KEY],
+    request=ser.SeedEventSerializer,
+    responses={
+        202: ser.SeedEventResultSerializer,
+        200: OpenApiResponse(
+            ser.SeedEventResultSerializer, description="Duplicate: recorded, nothing changed."
+        ),
+        **s.WRITE_ERRORS,
+    },
+    examples=[
+        s.request_example("StartWorkflow", {**_ORDER, "event_name": "StartWorkflow"}),
+        s.request_example("TaskCompleted", {**_TASK, "data": {"eta_minutes": 30}}),
+        s.request_example(
+            "TaskFailed", {**_TASK, "event_name": "TaskFailed", "error": "oven broken"}
+        ),
+        s.request_example("TaskPending", {**_TASK, "event_name": "TaskPending"}),
+        s.response_example(
+            "applied",
+            {
+                "event_name": "TaskCompleted",
+                "duplicate": False,
+                "process": {**s.PROCESS_EXAMPLE, "business_status": "ORDER CONFIRMED"},
+                "task": {**s.TASK_EXAMPLE, "state": "completed"},
+                "scheduled": ["make_food", "assign_executive"],
+            },
+            "202",
+        ),
+    ],
+)
+
+queue_tasks = extend_schema(
+    tags=["events"],
+    summary="Scheduled tasks of a task queue (for external workers)",
+    description=(
+        "The seed's `StartTask` payloads of every scheduled external task (a SERVICE task "
+        "without a handler) in `task_queue`, oldest first, on definitions where the caller "
+        "has `operate_process`. A worker does the work and answers with `TaskCompleted` or "
+        "`TaskFailed` on `POST /api/events/`. Polling is safe: a task stays listed until "
+        "an event closes it."
+    ),
+    responses={200: ser.StartTaskSerializer(many=True), **s.READ_ERRORS},
+    examples=[s.response_example("queue", s.page_of(s.START_TASK_EXAMPLE), "200")],
+)

@@ -1,0 +1,46 @@
+"""``/api/definitions/``: list, import (a native spec or a seed-002 template) and read one."""
+
+from rest_framework.response import Response
+
+from processes import authority, engine, selectors
+from processes.api import serializers as ser
+from processes.api.base import ApiView
+from processes.api.docs import definitions as docs
+from processes.api.views.common import ListView, actor_of
+from processes.errors import Forbidden, InvalidInput
+from processes.models import ProcessDefinition
+
+
+class DefinitionListView(ListView):
+    queryset = ProcessDefinition.objects.none()  # the schema's model; reads: selectors
+
+    @docs.list_definitions
+    def get(self, request):
+        return self.page(selectors.definitions_for(request.user), ser.DefinitionSerializer)
+
+    @docs.import_definition
+    def post(self, request):
+        if not authority.has_any_grant(request.user, authority.PUBLISH) and not (
+            authority.may_create_keys(request.user)
+        ):
+            raise Forbidden("you may not import definitions")
+        key = request.query_params.get("key") or None
+        if key is not None and (len(key) > 100 or "\x00" in key):
+            raise InvalidInput("invalid key", fields={"key": ["at most 100 characters"]})
+        definition, created = engine.definition_import(
+            data=request.data, key=key, actor=actor_of(request)
+        )
+        body = {"key": definition.key, "version": definition.version, "created": created}
+        return Response(
+            body,
+            status=201 if created else 200,
+            headers={"Location": f"/api/definitions/{definition.key}/"},
+        )
+
+
+class DefinitionDetailView(ApiView):
+    @docs.definition_detail
+    def get(self, request, key):
+        definition, versions = selectors.definition_detail(request.user, key)
+        definition.versions = versions
+        return Response(ser.DefinitionDetailSerializer(definition).data)

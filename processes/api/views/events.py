@@ -1,0 +1,60 @@
+"""The seed's event protocol: ``POST /api/events/`` and the queues of external tasks."""
+
+from rest_framework.response import Response
+
+from processes import authority, engine, selectors
+from processes.api import serializers as ser
+from processes.api.base import ApiView
+from processes.api.docs import events as docs
+from processes.api.views.common import ListView, actor_of, require, validated
+from processes.models import TaskInstance
+
+
+class SeedEventView(ApiView):
+    @docs.send_event
+    def post(self, request):
+        data = validated(ser.SeedEventSerializer, request.data)
+        event_name = data["event_name"]
+        definition = selectors.find_definition(
+            key=data.get("definition"), component_name=data.get("component_name")
+        )
+        if event_name == "StartWorkflow":
+            require(request, authority.START, definition.key, "start processes")
+        else:
+            require(request, authority.OPERATE, definition.key, "send task events")
+        outcome = engine.handle_seed_event(
+            event_name=event_name,
+            business_ref_no=data["business_ref_no"],
+            definition_key=definition.key,
+            stage_name=data.get("stage_name") or None,
+            task_name=data.get("task_name"),
+            task_type=data.get("task_type") or None,
+            data=data.get("data"),
+            error=data.get("error") or None,
+            actor=actor_of(request),
+        )
+        unchanged = outcome.duplicate or (event_name == "StartWorkflow" and not outcome.created)
+        body = {
+            "event_name": event_name,
+            "duplicate": unchanged,
+            "process": ser.ProcessSerializer(outcome.process).data,
+            "task": ser.TaskSerializer(outcome.task).data if outcome.task is not None else None,
+            "scheduled": selectors.scheduled_task_names(outcome.process),
+        }
+        return Response(
+            body,
+            status=200 if unchanged else 202,
+            headers={"Location": f"/api/processes/{outcome.process.pk}/"},
+        )
+
+
+class QueueTasksView(ListView):
+    queryset = TaskInstance.objects.none()
+
+    @docs.queue_tasks
+    def get(self, request, task_queue):
+        page = self.paginate_queryset(selectors.queue_tasks_for(request.user, task_queue))
+        payloads = selectors.start_task_payloads(page)
+        return self.get_paginated_response(
+            [{**p, **ser.StartTaskSerializer(p).data} for p in payloads]
+        )

@@ -1,0 +1,116 @@
+"""What every engine event and every process read runs: an instance with its definition's
+identity (locked for an event), its tasks, and the business-key check of a start."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.db import connection
+
+from processes.db.core import col, columns, convert, partial, prep, table
+from processes.models import ACTIVE_PROCESS_STATES, ProcessDefinition, ProcessInstance, TaskInstance
+
+
+def _instance_sql(where: str, extra_columns: str = "") -> str:
+    p, d = ProcessInstance, ProcessDefinition
+    return (
+        f"SELECT {columns(p, 'p')}, d.{col(d, 'version')} AS definition_version, "
+        f"d.{col(d, 'published_at')} AS definition_published_at{extra_columns} "
+        f"FROM {table(p)} p JOIN {table(d)} d ON d.{col(d, 'id')} = p.{col(p, 'definition')} "
+        f"WHERE {where}"
+    )
+
+
+def _with_definition(process: ProcessInstance | None) -> ProcessInstance | None:
+    """Give a row read by ``_instance_sql`` its definition's id, key, version and publication
+    time (the spec and description load on first use)."""
+    if process is not None:
+        process.definition = partial(
+            ProcessDefinition,
+            id=process.definition_id,
+            key=process.definition_key,
+            version=process.definition_version,
+            published_at=convert(
+                ProcessDefinition, "published_at", process.definition_published_at
+            ),
+        )
+    return process
+
+
+def _for_update(sql: str) -> str:
+    """FOR UPDATE of the instance row only: the joined definition row is not locked. (SQLite
+    has no row locks: it serialises writers.)"""
+    if not connection.features.has_select_for_update:
+        return sql
+    return sql + (
+        " FOR UPDATE OF p" if connection.features.has_select_for_update_of else " FOR UPDATE"
+    )
+
+
+def lock_process(process_id) -> ProcessInstance | None:
+    """The instance ``process_id``, its row locked until the transaction ends."""
+    sql = _for_update(_instance_sql(f"p.{col(ProcessInstance, 'id')} = %s"))
+    found = ProcessInstance.objects.raw(sql, [prep(ProcessInstance, "id", process_id)])
+    return _with_definition(next(iter(found), None))
+
+
+def lock_process_of_task(task_id: int) -> ProcessInstance | None:
+    """The instance that task ``task_id`` belongs to, found and locked in one statement."""
+    t = TaskInstance
+    where = (
+        f"p.{col(ProcessInstance, 'id')} = (SELECT t.{col(t, 'process')} FROM {table(t)} t "
+        f"WHERE t.{col(t, 'id')} = %s)"
+    )
+    found = ProcessInstance.objects.raw(_for_update(_instance_sql(where)), [task_id])
+    return _with_definition(next(iter(found), None))
+
+
+def _instance_where(where: str, params: list, extra_columns: str = ""):
+    """For ``db.api`` only: the instance query with a grant column (kept in this package)."""
+    found = ProcessInstance.objects.raw(_instance_sql(where, extra_columns), params)
+    return _with_definition(next(iter(found), None))
+
+
+def tasks_of_process(process_id, *, people: bool = False) -> list[TaskInstance]:
+    """A process's tasks in spec order (stage, then creation); with ``people``, each one's
+    assignee and claimer loaded with their username (for showing them)."""
+    user_model = get_user_model()
+    t, users = TaskInstance, table(user_model)
+    uid, uname = col(user_model, "id"), col(user_model, "username")
+    names = joins = ""
+    if people:
+        names = f", a.{uname} AS assignee_username, c.{uname} AS claimed_by_username"
+        joins = (
+            f" LEFT JOIN {users} a ON a.{uid} = t.{col(t, 'assignee')}"
+            f" LEFT JOIN {users} c ON c.{uid} = t.{col(t, 'claimed_by')}"
+        )
+    sql = (
+        f"SELECT {columns(t, 't')}{names} FROM {table(t)} t{joins} "
+        f"WHERE t.{col(t, 'process')} = %s ORDER BY t.{col(t, 'stage_index')}, t.{col(t, 'id')}"
+    )
+    tasks = list(TaskInstance.objects.raw(sql, [prep(t, "process", process_id)]))
+    for task in tasks if people else ():
+        if task.assignee_id is not None:
+            task.assignee = partial(
+                user_model, id=task.assignee_id, username=task.assignee_username
+            )
+        if task.claimed_by_id is not None:
+            task.claimed_by = partial(
+                user_model, id=task.claimed_by_id, username=task.claimed_by_username
+            )
+    return tasks
+
+
+def existing_instance(definition_key: str, business_key: str, *, ever: bool):
+    """The running or failed instance of this business key (at most one: a unique index), or
+    with ``ever`` the newest instance of it in any state."""
+    p = ProcessInstance
+    # The states are written in, not bound, so a prepared statement's generic plan can still use
+    # the partial unique index.
+    states = ", ".join(f"'{state}'" for state in ACTIVE_PROCESS_STATES)
+    where = "" if ever else f" AND p.{col(p, 'state')} IN ({states})"
+    sql = (
+        f"SELECT {columns(p, 'p')} FROM {table(p)} p "
+        f"WHERE p.{col(p, 'definition_key')} = %s AND p.{col(p, 'business_key')} = %s{where} "
+        f"ORDER BY p.{col(p, 'created_at')} DESC LIMIT 1"
+    )
+    return next(iter(ProcessInstance.objects.raw(sql, [definition_key, business_key])), None)

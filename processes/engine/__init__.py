@@ -1,0 +1,98 @@
+"""The only code that changes process and task state, by use case.
+
+Every public function is one or more transactions that lock the ProcessInstance row, apply
+django-fsm transitions, append events, decide what becomes ready and commit. Side effects happen
+after commit and never from here directly: steps are queued through ``processes.queue``, and what
+the outside world may care about is announced through ``processes.hooks``. The engine imports no
+adapter (API, admin, inbox, integrations, worker).
+
+- ``definitions``: import, publish, retire, edit drafts;
+- ``start``: start a process;
+- ``steps``: service steps (lease, complete, fail) and compensations, for the workers;
+- ``human``: claim, release, delegate, decide;
+- ``operate``: retry, skip, replay, cancel, correct variables;
+- ``timers``: act on due timers (re-enqueue, reclaim a lease, escalate);
+- ``seed_events``: the seed's event protocol;
+- ``notices``: record notifications in the history;
+- ``_run``: the unit of work and the scheduling decisions they share.
+"""
+
+from processes.engine._run import (
+    HUMAN_TASK_REFUSAL,
+    PROCESS_FIELDS,
+    PROCESS_WRITTEN_ONCE,
+    TASK_FIELDS,
+    TASK_WRITTEN_ONCE,
+    TaskResult,
+)
+from processes.engine.definitions import (
+    definition_import,
+    definition_publish,
+    definition_retire,
+    definition_update_draft,
+)
+from processes.engine.human import task_claim, task_decide, task_delegate, task_release
+from processes.engine.notices import notification_record
+from processes.engine.operate import (
+    process_cancel,
+    process_correct_variables,
+    stage_replay,
+    task_replay,
+    task_retry,
+    task_skip,
+)
+from processes.engine.seed_events import (
+    SEED_EVENTS,
+    EventOutcome,
+    handle_seed_event,
+    task_event_rejected,
+)
+from processes.engine.start import StartResult, process_start
+from processes.engine.steps import (
+    StepLease,
+    compensation_context,
+    compensation_record,
+    task_complete,
+    task_fail,
+    task_start,
+)
+from processes.engine.timers import task_wake
+from processes.events import SYSTEM
+
+__all__ = [
+    "HUMAN_TASK_REFUSAL",
+    "PROCESS_FIELDS",
+    "PROCESS_WRITTEN_ONCE",
+    "SEED_EVENTS",
+    "SYSTEM",
+    "TASK_FIELDS",
+    "TASK_WRITTEN_ONCE",
+    "EventOutcome",
+    "StartResult",
+    "StepLease",
+    "TaskResult",
+    "compensation_context",
+    "compensation_record",
+    "definition_import",
+    "definition_publish",
+    "definition_retire",
+    "definition_update_draft",
+    "handle_seed_event",
+    "notification_record",
+    "process_cancel",
+    "process_correct_variables",
+    "process_start",
+    "stage_replay",
+    "task_claim",
+    "task_complete",
+    "task_decide",
+    "task_delegate",
+    "task_event_rejected",
+    "task_fail",
+    "task_release",
+    "task_replay",
+    "task_retry",
+    "task_skip",
+    "task_start",
+    "task_wake",
+]

@@ -1,0 +1,223 @@
+"""Repairs and decisions of operators (admin, API, the seed's TaskPending): retry, skip,
+replay a task or a stage, cancel a process, correct its variables."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from processes import authority, events, queue
+from processes import spec as spec_module
+from processes.engine._run import (
+    TaskResult,
+    _advance,
+    _lock,
+    _lock_for_task,
+    _maybe_resolve_incident,
+    _Run,
+    _stage_tasks,
+    _transition,
+)
+from processes.errors import Conflict, Forbidden, InvalidInput, NotFound
+from processes.events import Actor
+from processes.models import (
+    ACTIVE_PROCESS_STATES,
+    ProcessInstance,
+    ProcessState,
+    TaskInstance,
+    TaskState,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@transaction.atomic
+def process_cancel(*, process_id, actor: Actor, reason: str = "") -> ProcessInstance:
+    """Cancel every open task, then run the compensation handlers of completed ones (after commit)."""
+    run = _lock(process_id)
+    run.actor = actor
+    process = run.process
+    _transition(process, "cancel")
+    for task in run.tasks.values():
+        if task.state in (
+            TaskState.PENDING,
+            TaskState.SCHEDULED,
+            TaskState.RUNNING,
+            TaskState.FAILED,
+        ):
+            _transition(task, "cancel")
+            run.touch(task)
+            events.task_cancelled(process=process, actor=actor, task=task)
+    events.process_cancelled(process=process, actor=actor, reason=reason)
+    to_compensate = [
+        t.pk
+        for t in sorted(
+            run.tasks.values(), key=lambda t: t.finished_at or process.created_at, reverse=True
+        )
+        if t.state == TaskState.COMPLETED and run.task_spec(t).compensate
+    ]
+    run.save()
+    if to_compensate:
+        process_pk = process.pk
+        transaction.on_commit(lambda: queue.enqueue_compensation(process_pk, to_compensate))
+    return process
+
+
+@transaction.atomic
+def task_retry(*, task_id, actor: Actor, reason: str = "") -> TaskResult:
+    """Schedule a failed task again with a fresh attempt budget; a scheduled one is a duplicate."""
+    run, task = _lock_for_task(task_id)
+    run.actor = actor
+    if task.state == TaskState.SCHEDULED:
+        events.task_duplicate(process=run.process, actor=actor, task=task, event="TaskPending")
+        run.save()
+        return TaskResult(task, duplicate=True)
+    if run.process.state not in ACTIVE_PROCESS_STATES:
+        raise Conflict(f"process is {run.process.state}")
+    _transition(task, "retry")
+    run.touch(task)
+    events.task_retried(process=run.process, actor=actor, task=task, reason=reason)
+    if task.handler:
+        task.wake_at = timezone.now() + dt.timedelta(seconds=settings.FLOWDESK_REENQUEUE_AFTER)
+        run.to_enqueue.append(task)
+    _maybe_resolve_incident(run)
+    run.save()
+    return TaskResult(task)
+
+
+@transaction.atomic
+def task_skip(*, task_id, actor: Actor, reason: str) -> TaskInstance:
+    """Skip a pending, scheduled or failed task (a person decided it isn't needed)."""
+    if not reason or not reason.strip():
+        raise InvalidInput("a reason is required to skip a task", fields={"reason": ["required"]})
+    run, task = _lock_for_task(task_id)
+    run.actor = actor
+    if run.process.state not in ACTIVE_PROCESS_STATES:
+        raise Conflict(f"process is {run.process.state}")
+    _transition(task, "skip")
+    run.touch(task)
+    events.task_skipped(process=run.process, actor=actor, task=task, reason=reason)
+    _maybe_resolve_incident(run)
+    _advance(run)
+    run.save()
+    return task
+
+
+def _reset(run: _Run, task: TaskInstance, reason: str) -> None:
+    if task.state == TaskState.PENDING:
+        return
+    task.reset()
+    run.touch(task)
+    events.task_reset(process=run.process, actor=run.actor, task=task, reason=reason)
+
+
+def _replay_from(run: _Run, stage: str, resets: list[TaskInstance], reason: str) -> None:
+    process = run.process
+    if process.state == ProcessState.CANCELLED:
+        raise Conflict("a cancelled process cannot be replayed")
+    for task in resets:
+        _reset(run, task, reason)
+    if process.state == ProcessState.COMPLETED:
+        _transition(process, "reopen")
+        events.process_reopened(process=process, actor=run.actor, reason=reason, stage=stage)
+    elif process.current_stage != stage:
+        events.process_reopened(process=process, actor=run.actor, reason=reason, stage=stage)
+    process.current_stage = stage
+    _maybe_resolve_incident(run)
+    _advance(run)
+
+
+@transaction.atomic
+def stage_replay(*, process_id, stage: str, actor: Actor, reason: str = "") -> ProcessInstance:
+    """Run ``stage`` and every later stage again (the seed's "replay events for a stage")."""
+    run = _lock(process_id)
+    run.actor = actor
+    try:
+        index = run.spec.stage_index(stage)
+    except ValueError:
+        raise NotFound(f"unknown stage {stage!r}") from None
+    resets = [t for t in run.tasks.values() if t.stage_index >= index]
+    _replay_from(run, stage, resets, reason or f"replay stage {stage}")
+    run.save()
+    return run.process
+
+
+@transaction.atomic
+def task_replay(*, task_id, actor: Actor, reason: str = "") -> TaskInstance:
+    """Run one task again, with what depends on it in its stage and every later stage."""
+    run, task = _lock_for_task(task_id)
+    run.actor = actor
+    downstream = {task.name}
+    stage_tasks = _stage_tasks(run, task.stage)
+    grew = True
+    while grew:
+        grew = False
+        for other in stage_tasks:
+            if other.name not in downstream and downstream & set(run.task_spec(other).parents):
+                downstream.add(other.name)
+                grew = True
+    resets = [
+        t for t in run.tasks.values() if t.name in downstream or t.stage_index > task.stage_index
+    ]
+    _replay_from(run, task.stage, resets, reason or f"replay task {task.name}")
+    run.save()
+    return task
+
+
+MAX_REASON = 1000
+
+
+@transaction.atomic
+def process_correct_variables(
+    *, process_id, actor: Actor, set: dict | None = None, unset=(), reason: str
+) -> ProcessInstance:
+    """Correct the variables of an active process: ``set`` maps variable paths ("bonus.amount")
+    to new values, ``unset`` lists paths to remove. Needs the ``correct_variables`` grant and a
+    reason; recorded as one ``variables_changed`` event with each path's value before and after.
+    """
+    changes = set if set is not None else {}
+    errors: dict[str, list[str]] = {}
+    if not isinstance(reason, str) or not reason.strip():
+        errors["reason"] = ["a reason is required: it is kept in the history"]
+    elif len(reason) > MAX_REASON:
+        errors["reason"] = [f"at most {MAX_REASON} characters"]
+    if not isinstance(changes, dict):
+        errors["set"] = ["must be an object mapping variable paths to values"]
+        changes = {}
+    if not isinstance(unset, list | tuple) or not all(isinstance(p, str) for p in unset):
+        errors["unset"] = ["must be a list of variable paths"]
+        unset = ()
+    for path in [*changes, *unset]:
+        if not spec_module.VAR_PATH_RE.fullmatch(path):
+            errors.setdefault(f"set.{path}" if path in changes else "unset", []).append(
+                "not a variable path like 'bonus.amount'"
+            )
+    if not changes and not unset and "set" not in errors:
+        errors["set"] = ["name at least one variable to set or unset"]
+    if errors:
+        raise InvalidInput("the correction is not valid", fields=errors)
+    run = _lock(process_id)
+    run.actor = actor
+    process = run.process
+    if actor.user is not None and not authority.has_definition_perm(
+        actor.user, authority.CORRECT, process.definition_key
+    ):
+        raise Forbidden(f"you may not correct variables of {process.definition_key!r} processes")
+    if process.state not in ACTIVE_PROCESS_STATES:
+        raise Conflict(f"process is {process.state}: its variables are history now")
+    variables, diff = spec_module.apply_variable_changes(process.variables, changes, unset)
+    if diff is None:
+        raise InvalidInput(
+            "a path goes through a value that is not an object",
+            fields={"set": ["a path goes through a value that is not an object"]},
+        )
+    if not diff:
+        raise InvalidInput("no variable would change", fields={"set": ["no variable would change"]})
+    process.variables = variables
+    events.variables_changed(process=process, actor=actor, changes=diff, reason=reason.strip())
+    run.save()
+    return process

@@ -1,0 +1,56 @@
+"""What the engine announces, and who listens: a plain registry, no Django signals.
+
+The engine never imports an adapter. When something happened that the outside world may care
+about, it calls ``after_commit(name, **payload)``; once the transaction commits, every function
+registered for ``name`` is called. Adapters register theirs in their ``AppConfig.ready``. A
+listener should be quick — queue a django-q2 task for slow work (an SMS, a mail) — and its
+failure is logged, never raised into the engine's caller.
+
+Hooks and their payloads (keyword arguments):
+
+- ``incident_opened``: ``process_id``, ``task_id``, ``error`` — a task failed for good;
+- ``task_escalated``: ``task_id``, ``from_role``, ``to_role`` (None for a reminder) — an overdue
+  human task moved to its escalation role, or its role was reminded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+HOOKS = ("incident_opened", "task_escalated")
+_listeners: dict[str, list[Callable[..., None]]] = {name: [] for name in HOOKS}
+
+
+def register(name: str, listener: Callable[..., None]) -> None:
+    """Call ``listener(**payload)`` after each commit that announced ``name`` (once per function)."""
+    if name not in _listeners:
+        raise ValueError(f"unknown hook {name!r}: one of {', '.join(HOOKS)}")
+    if listener not in _listeners[name]:
+        _listeners[name].append(listener)
+
+
+def listeners(name: str) -> list[Callable[..., None]]:
+    return list(_listeners[name])
+
+
+def emit(name: str, **payload) -> None:
+    """Call every listener of ``name`` now; a failing one is logged and the others still run."""
+    for listener in _listeners[name]:
+        try:
+            listener(**payload)
+        except Exception:
+            logger.exception(
+                "listener %s of %s failed", getattr(listener, "__name__", listener), name
+            )
+
+
+def after_commit(name: str, **payload) -> None:
+    """Announce ``name`` once the current transaction commits (at once outside a transaction)."""
+    if name not in _listeners:
+        raise ValueError(f"unknown hook {name!r}")
+    transaction.on_commit(lambda: emit(name, **payload))

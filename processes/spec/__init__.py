@@ -1,0 +1,78 @@
+"""The definition language: parse and validate JSON into frozen dataclasses.
+
+The native format is a superset of the seed workflow manager's template: any such template
+(``workflow_name``, ``component_name``, ``stages[].tasks[]`` with ``parent_task``, ``task_queue``,
+``task_type``, ``business_status``, ``assigned_to``) parses unchanged. Validation never raises on
+any JSON value: it returns every problem it finds, each with the JSON path where it is.
+
+Pure: nothing here touches the database (the layer every other one may import).
+
+- ``types``: the constants and the dataclasses (``ProcessSpec``, ``TaskSpec``, ...);
+- ``parse`` and ``fields``: the parser;
+- ``conditions``: conditions and variable paths (``lookup``, ``evaluate_condition``, ...);
+- ``decisions``: a person's decision checked against a human task's outcomes and form.
+"""
+
+from processes.spec.conditions import (
+    MISSING,
+    apply_variable_changes,
+    describe_condition,
+    evaluate_condition,
+    lookup,
+)
+from processes.spec.decisions import FORM_NUMBER_LIMIT, validate_decision
+from processes.spec.fields import parse_iso_duration, slugify_key, validate_condition
+from processes.spec.parse import parse, parse_or_raise
+from processes.spec.types import (
+    BUSINESS_KEY_UNIQUE,
+    CONDITION_OPS,
+    FORM_FIELD_TYPES,
+    INITIATOR,
+    KEY_RE,
+    KNOWN_TASK_FIELDS,
+    NAME_RE,
+    TASK_TYPES,
+    VAR_PATH_RE,
+    VISIBILITIES,
+    Escalation,
+    FormField,
+    ProcessSpec,
+    RetryPolicy,
+    SpecError,
+    SpecValidationError,
+    StageSpec,
+    TaskSpec,
+)
+
+__all__ = [
+    "BUSINESS_KEY_UNIQUE",
+    "CONDITION_OPS",
+    "FORM_FIELD_TYPES",
+    "FORM_NUMBER_LIMIT",
+    "INITIATOR",
+    "KEY_RE",
+    "KNOWN_TASK_FIELDS",
+    "MISSING",
+    "NAME_RE",
+    "TASK_TYPES",
+    "VAR_PATH_RE",
+    "VISIBILITIES",
+    "Escalation",
+    "FormField",
+    "ProcessSpec",
+    "RetryPolicy",
+    "SpecError",
+    "SpecValidationError",
+    "StageSpec",
+    "TaskSpec",
+    "apply_variable_changes",
+    "describe_condition",
+    "evaluate_condition",
+    "lookup",
+    "parse",
+    "parse_iso_duration",
+    "parse_or_raise",
+    "slugify_key",
+    "validate_condition",
+    "validate_decision",
+]

@@ -1,0 +1,283 @@
+"""Parsing of one field of a definition at a time; every problem goes to the collector with its path."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from typing import Any
+
+from django.utils.dateparse import parse_duration
+
+from processes import steps
+from processes.spec.types import (
+    CONDITION_OPS,
+    FORM_FIELD_TYPES,
+    INITIATOR,
+    NAME_RE,
+    VAR_PATH_RE,
+    Escalation,
+    FormField,
+    RetryPolicy,
+    SpecError,
+    StageSpec,
+)
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def slugify_key(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:100] or "process"
+
+
+def parse_iso_duration(value: Any) -> dt.timedelta | None:
+    """Parse an ISO-8601 duration ("PT5M", "P2D") or a number of seconds; None if invalid."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        if not math.isfinite(value) or value < 0 or value > 10**9:
+            return None
+        return dt.timedelta(seconds=value)
+    if isinstance(value, str) and value.upper().startswith("P"):
+        try:
+            parsed = parse_duration(value.upper())
+        except (ValueError, OverflowError):
+            return None
+        if parsed is None or parsed < dt.timedelta(0):
+            return None
+        return parsed
+    return None
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.errors: list[SpecError] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.errors.append(SpecError(path, message))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _opt_str(c: _Collector, obj: dict, key: str, path: str, *, pattern=None) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        c.add(f"{path}.{key}", "must be a non-empty string")
+        return None
+    if pattern is not None and not pattern.match(value):
+        c.add(f"{path}.{key}", f"invalid value {value!r}")
+        return None
+    return value
+
+
+def validate_condition(cond: Any, path: str, c: _Collector) -> None:
+    """A condition is data, never code: {"var", "op", "value"} leaves under all/any/not."""
+    if not isinstance(cond, dict) or not cond:
+        c.add(path, "must be an object such as {'var': 'x', 'op': 'eq', 'value': 1}")
+        return
+    if len(cond) == 1 and next(iter(cond)) in ("all", "any"):
+        key = next(iter(cond))
+        items = cond[key]
+        if not isinstance(items, list) or not items:
+            c.add(f"{path}.{key}", "must be a non-empty list of conditions")
+            return
+        for i, item in enumerate(items):
+            validate_condition(item, f"{path}.{key}[{i}]", c)
+        return
+    if len(cond) == 1 and "not" in cond:
+        validate_condition(cond["not"], f"{path}.not", c)
+        return
+    unknown = set(cond) - {"var", "op", "value"}
+    if unknown:
+        c.add(path, f"unknown condition keys: {', '.join(sorted(map(str, unknown)))}")
+    var = cond.get("var")
+    if not isinstance(var, str) or not VAR_PATH_RE.match(var):
+        c.add(f"{path}.var", "must be a variable path like 'approve_bonus.decision'")
+    op = cond.get("op", "eq")
+    if op not in CONDITION_OPS:
+        c.add(f"{path}.op", f"unknown operator {op!r}; one of {', '.join(CONDITION_OPS)}")
+        return
+    if op in ("in", "not_in") and not isinstance(cond.get("value"), list):
+        c.add(f"{path}.value", f"operator {op!r} needs a list")
+    if op not in ("exists", "truthy") and "value" not in cond:
+        c.add(f"{path}.value", "is required for this operator")
+
+
+def _parse_retry(c: _Collector, value: Any, path: str) -> RetryPolicy:
+    if value is None:
+        return RetryPolicy()
+    if _is_number(value) and int(value) == value:
+        value = {"max_attempts": int(value)}
+    if not isinstance(value, dict):
+        c.add(path, "must be an object {max_attempts, backoff, backoff_factor}")
+        return RetryPolicy()
+    unknown = set(value) - {"max_attempts", "backoff", "backoff_factor", "max_backoff"}
+    if unknown:
+        c.add(path, f"unknown keys: {', '.join(sorted(map(str, unknown)))}")
+    max_attempts = value.get("max_attempts", 3)
+    if not (isinstance(max_attempts, int) and not isinstance(max_attempts, bool)) or not (
+        1 <= max_attempts <= 100
+    ):
+        c.add(f"{path}.max_attempts", "must be an integer from 1 to 100")
+        max_attempts = 1
+    backoff = parse_iso_duration(value.get("backoff", "PT5S"))
+    if backoff is None:
+        c.add(f"{path}.backoff", "bad duration: use ISO-8601 like 'PT30S' or seconds")
+        backoff = dt.timedelta(seconds=5)
+    factor = value.get("backoff_factor", 2.0)
+    if not _is_number(factor) or not (1 <= factor <= 10):
+        c.add(f"{path}.backoff_factor", "must be a number from 1 to 10")
+        factor = 2.0
+    max_backoff = parse_iso_duration(value.get("max_backoff", "PT1H"))
+    if max_backoff is None:
+        c.add(f"{path}.max_backoff", "bad duration: use ISO-8601 like 'PT1H' or seconds")
+        max_backoff = dt.timedelta(hours=1)
+    return RetryPolicy(max_attempts, backoff, float(factor), max_backoff)
+
+
+def _parse_form(c: _Collector, value: Any, path: str) -> tuple[FormField, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        c.add(path, "must be a list of fields")
+        return ()
+    fields: list[FormField] = []
+    seen: set[str] = set()
+    for i, item in enumerate(value):
+        fpath = f"{path}[{i}]"
+        if not isinstance(item, dict):
+            c.add(fpath, "must be an object {name, type, label, required}")
+            continue
+        name = item.get("name")
+        if not isinstance(name, str) or not VAR_PATH_RE.match(name) or "." in name:
+            c.add(f"{fpath}.name", "must be an identifier")
+            continue
+        if name in seen or name in ("decision", "comment"):
+            c.add(f"{fpath}.name", f"duplicate or reserved field name {name!r}")
+            continue
+        seen.add(name)
+        ftype = item.get("type", "string")
+        if ftype not in FORM_FIELD_TYPES:
+            c.add(f"{fpath}.type", f"unknown type {ftype!r}; one of {', '.join(FORM_FIELD_TYPES)}")
+            continue
+        choices = item.get("choices", [])
+        if ftype == "choice" and (
+            not isinstance(choices, list)
+            or not choices
+            or not all(isinstance(x, str) for x in choices)
+        ):
+            c.add(f"{fpath}.choices", "a choice field needs a non-empty list of strings")
+            continue
+        bounds = {}
+        for bound in ("min", "max"):
+            if bound in item:
+                if not _is_number(item[bound]):
+                    c.add(f"{fpath}.{bound}", "must be a number")
+                else:
+                    bounds[bound] = float(item[bound])
+        label = item.get("label", "")
+        required = item.get("required", False)
+        if not isinstance(required, bool):
+            c.add(f"{fpath}.required", "must be true or false")
+            required = False
+        fields.append(
+            FormField(
+                name=name,
+                type=ftype,
+                label=label if isinstance(label, str) else "",
+                required=required,
+                choices=tuple(choices) if ftype == "choice" else (),
+                **bounds,
+            )
+        )
+    return tuple(fields)
+
+
+def _parse_escalation(c: _Collector, value: Any, path: str) -> Escalation | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        c.add(path, "must be an object {after, to, notify}")
+        return None
+    after = parse_iso_duration(value.get("after"))
+    if after is None or after.total_seconds() <= 0:
+        c.add(f"{path}.after", "bad duration: use ISO-8601 like 'P2D' or 'PT4H'")
+        return None
+    to_role = value.get("to")
+    if to_role is not None and (not isinstance(to_role, str) or not NAME_RE.match(to_role)):
+        c.add(f"{path}.to", "must be a role name")
+        to_role = None
+    notify = value.get("notify", True)
+    if not isinstance(notify, bool):
+        c.add(f"{path}.notify", "must be true or false")
+        notify = True
+    return Escalation(after=after, to_role=to_role, notify=notify)
+
+
+def _known_handlers_default() -> set[str] | None:
+    return set(steps.registry.names())
+
+
+def _path_list(c: _Collector, value: Any, path: str, what: str) -> tuple[str, ...]:
+    """A variable path or a list of them."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and VAR_PATH_RE.fullmatch(v) for v in value
+    ):
+        c.add(path, f"must be a list of {what} like 'salary_base.manager'")
+        return ()
+    return tuple(dict.fromkeys(value))
+
+
+def _parse_human_rules(c: _Collector, raw: dict, path: str, ttype: str):
+    """``not_by``, ``not_by_var``, ``show`` and ``external_decision``: HUMAN tasks only."""
+    present = [k for k in ("not_by", "not_by_var", "show", "external_decision") if k in raw]
+    if ttype != "HUMAN":
+        for key in present:
+            c.add(f"{path}.{key}", "only a HUMAN task has this")
+        return (), (), None, False
+    not_by: tuple[str, ...] = ()
+    if "not_by" in raw:
+        value = raw["not_by"]
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(
+            isinstance(v, str) and VAR_PATH_RE.fullmatch(v) and "." not in v for v in value
+        ):
+            c.add(f"{path}.not_by", "must be a list of 'initiator' or human task names")
+        else:
+            not_by = tuple(dict.fromkeys(value))
+    not_by_var = _path_list(c, raw.get("not_by_var", []), f"{path}.not_by_var", "variable paths")
+    show = None
+    if "show" in raw:
+        show = _path_list(c, raw["show"], f"{path}.show", "variable paths")
+    external = raw.get("external_decision", False)
+    if not isinstance(external, bool):
+        c.add(f"{path}.external_decision", "must be true or false")
+        external = False
+    return not_by, not_by_var, show, external
+
+
+def _check_separation_of_duties(
+    c: _Collector, stages: list[StageSpec], task_paths: dict[str, str]
+) -> None:
+    """``not_by`` names "initiator" or another HUMAN task of this definition."""
+    tasks = {t.name: t for s in stages for t in s.tasks}
+    for task in tasks.values():
+        for i, name in enumerate(task.not_by):
+            where = f"{task_paths.get(task.name, '')}.not_by[{i}]"
+            if name == INITIATOR:
+                continue
+            other = tasks.get(name)
+            if other is None:
+                c.add(where, f"unknown task {name!r}: use 'initiator' or a human task's name")
+            elif other.name == task.name:
+                c.add(where, "a task can't exclude its own deciders")
+            elif other.type != "HUMAN":
+                c.add(where, f"task {name!r} is not a human task: nobody decides it")

@@ -1,0 +1,324 @@
+"""The parser: any JSON value becomes a ``ProcessSpec`` or the list of every problem, never an exception."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from processes.spec.fields import (
+    _check_separation_of_duties,
+    _Collector,
+    _is_number,
+    _known_handlers_default,
+    _opt_str,
+    _parse_escalation,
+    _parse_form,
+    _parse_human_rules,
+    _parse_retry,
+    parse_iso_duration,
+    slugify_key,
+    validate_condition,
+)
+from processes.spec.types import (
+    BUSINESS_KEY_UNIQUE,
+    KEY_RE,
+    KNOWN_TASK_FIELDS,
+    NAME_RE,
+    TASK_TYPES,
+    VAR_PATH_RE,
+    VISIBILITIES,
+    ProcessSpec,
+    SpecError,
+    SpecValidationError,
+    StageSpec,
+    TaskSpec,
+)
+
+
+def parse(
+    data: Any, *, known_handlers: Iterable[str] | None = None
+) -> tuple[ProcessSpec | None, list[SpecError]]:
+    """Return (spec, []) for a valid definition, or (None, errors) listing every problem."""
+    c = _Collector()
+    handlers = set(known_handlers) if known_handlers is not None else _known_handlers_default()
+    try:
+        spec = _parse(data, c, handlers)
+    except RecursionError:
+        c.add("", "definition is nested too deeply")
+        spec = None
+    if c.errors:
+        return None, c.errors
+    return spec, []
+
+
+def parse_or_raise(data: Any, **kwargs) -> ProcessSpec:
+    spec, errors = parse(data, **kwargs)
+    if errors:
+        raise SpecValidationError(errors)
+    return spec
+
+
+def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec | None:
+    if not isinstance(data, dict):
+        c.add("", "a definition must be a JSON object with 'stages'")
+        return None
+    name = data.get("workflow_name", data.get("name"))
+    if not isinstance(name, str) or not name.strip():
+        c.add("workflow_name", "is required: a non-empty string naming the process")
+        name = ""
+    component = _opt_str(c, data, "component_name", "")
+    key = data.get("key")
+    if key is None:
+        key = slugify_key(component or name or "process")
+    elif not isinstance(key, str) or not KEY_RE.match(key):
+        c.add("key", "must be lower-case letters, digits, '-', '_' or '.' (max 100)")
+        key = "process"
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        c.add("description", "must be a string")
+        description = ""
+    on_error = data.get("on_error", {"notify": True})
+    notify = True
+    if isinstance(on_error, dict) and isinstance(on_error.get("notify", True), bool):
+        notify = on_error.get("notify", True)
+    else:
+        c.add("on_error", "must be an object {notify: true|false}")
+
+    visibility = data.get("visibility", "participants")
+    if visibility not in VISIBILITIES:
+        c.add("visibility", f"must be one of: {', '.join(VISIBILITIES)}")
+        visibility = "participants"
+    unique = data.get("business_key_unique", "active")
+    if unique not in BUSINESS_KEY_UNIQUE:
+        c.add("business_key_unique", f"must be one of: {', '.join(BUSINESS_KEY_UNIQUE)}")
+        unique = "active"
+
+    stages_raw = data.get("stages")
+    if not isinstance(stages_raw, list) or not stages_raw:
+        c.add("stages", "is required: a non-empty list of stages")
+        return None
+
+    stage_names: dict[str, int] = {}
+    stage_orders: dict[float, int] = {}
+    task_names: dict[str, str] = {}
+    stages: list[StageSpec] = []
+    for si, stage_raw in enumerate(stages_raw):
+        spath = f"stages[{si}]"
+        if not isinstance(stage_raw, dict):
+            c.add(spath, "must be an object {stage_name, stage_order, tasks}")
+            continue
+        sname = stage_raw.get("stage_name")
+        if not isinstance(sname, str) or not NAME_RE.match(sname):
+            c.add(f"{spath}.stage_name", "is required: letters, digits, '_', ' ', '.', ':', '-'")
+            sname = None
+        elif sname in stage_names:
+            c.add(
+                f"{spath}.stage_name",
+                f"duplicate stage name {sname!r} (also stages[{stage_names[sname]}])",
+            )
+        else:
+            stage_names[sname] = si
+        order = stage_raw.get("stage_order")
+        if not _is_number(order):
+            c.add(f"{spath}.stage_order", "is required: a number giving the stage's position")
+            order = None
+        elif float(order) in stage_orders:
+            c.add(
+                f"{spath}.stage_order",
+                f"duplicate stage_order {order} (also stages[{stage_orders[float(order)]}])",
+            )
+        else:
+            stage_orders[float(order)] = si
+        tasks_raw = stage_raw.get("tasks", [])
+        if tasks_raw is None:
+            tasks_raw = []
+        if not isinstance(tasks_raw, list):
+            c.add(f"{spath}.tasks", "must be a list of tasks")
+            tasks_raw = []
+        tasks = []
+        for ti, task_raw in enumerate(tasks_raw):
+            task = _parse_task(c, task_raw, f"{spath}.tasks[{ti}]", sname or "", handlers)
+            if task is None:
+                continue
+            if task.name in task_names:
+                c.add(
+                    f"{spath}.tasks[{ti}].task_name",
+                    f"duplicate task name {task.name!r} (also {task_names[task.name]})",
+                )
+                continue
+            task_names[task.name] = f"{spath}.tasks[{ti}]"
+            tasks.append(task)
+        _check_parents(c, tasks, spath, task_names)
+        if sname is not None and order is not None:
+            stages.append(StageSpec(name=sname, order=float(order), tasks=tuple(tasks)))
+    _check_separation_of_duties(c, stages, task_names)
+    if c.errors:
+        return None
+    stages.sort(key=lambda s: s.order)
+    if not any(s.tasks for s in stages):
+        c.add("stages", "at least one stage must have a task")
+        return None
+    return ProcessSpec(
+        key=key,
+        name=name,
+        component_name=component,
+        stages=tuple(stages),
+        description=description,
+        on_error_notify=notify,
+        visibility=visibility,
+        business_key_unique=unique,
+        raw=data,
+    )
+
+
+def _parse_task(
+    c: _Collector, raw: Any, path: str, stage: str, handlers: set[str] | None
+) -> TaskSpec | None:
+    if not isinstance(raw, dict):
+        c.add(path, "must be an object {task_name, task_type, parent_task, ...}")
+        return None
+    name = raw.get("task_name")
+    if not isinstance(name, str) or not VAR_PATH_RE.match(name) or "." in name:
+        c.add(f"{path}.task_name", "is required: letters, digits and '_'")
+        return None
+    ttype = raw.get("task_type", "SERVICE")
+    if not isinstance(ttype, str) or ttype.upper() not in TASK_TYPES:
+        c.add(f"{path}.task_type", f"must be one of {', '.join(TASK_TYPES)}")
+        ttype = "SERVICE"
+    ttype = ttype.upper()
+    parents_raw = raw.get("parent_task", [])
+    if parents_raw is None:
+        parents_raw = []
+    if isinstance(parents_raw, str):
+        parents_raw = [parents_raw]
+    parents: list[str] = []
+    if not isinstance(parents_raw, list):
+        c.add(f"{path}.parent_task", "must be a list of task names")
+    else:
+        for pi, parent in enumerate(parents_raw):
+            if not isinstance(parent, str) or not parent:
+                c.add(f"{path}.parent_task[{pi}]", "must be a task name")
+            elif parent in parents:
+                c.add(f"{path}.parent_task[{pi}]", f"parent {parent!r} listed twice")
+            else:
+                parents.append(parent)
+    task_queue = _opt_str(c, raw, "task_queue", path)
+    business_status = _opt_str(c, raw, "business_status", path)
+    assigned_to = _opt_str(c, raw, "assigned_to", path, pattern=NAME_RE)
+    assignee = _opt_str(c, raw, "assignee", path, pattern=VAR_PATH_RE)
+    handler = _opt_str(c, raw, "handler", path)
+    if handler and handlers is not None and handler not in handlers:
+        c.add(f"{path}.handler", f"unknown handler {handler!r}")
+    if handler and ttype == "HUMAN":
+        c.add(f"{path}.handler", "a HUMAN task has no handler")
+    compensate = _opt_str(c, raw, "compensate", path)
+    if compensate and handlers is not None and compensate not in handlers:
+        c.add(f"{path}.compensate", f"unknown handler {compensate!r}")
+    if ttype == "HUMAN" and not assigned_to:
+        c.add(f"{path}.assigned_to", "a HUMAN task needs the role (assigned_to) that may act on it")
+    retry = _parse_retry(c, raw.get("retry"), f"{path}.retry")
+    timeout = None
+    if raw.get("timeout") is not None:
+        timeout = parse_iso_duration(raw["timeout"])
+        if timeout is None or timeout.total_seconds() <= 0:
+            c.add(f"{path}.timeout", "bad duration: use ISO-8601 like 'PT30S' or seconds")
+            timeout = None
+    due = None
+    if raw.get("due") is not None:
+        due = parse_iso_duration(raw["due"])
+        if due is None or due.total_seconds() <= 0:
+            c.add(f"{path}.due", "bad duration: use ISO-8601 like 'P2D' or seconds")
+            due = None
+    condition = raw.get("condition")
+    if condition is not None:
+        validate_condition(condition, f"{path}.condition", c)
+    outcomes_raw = raw.get("outcomes", [])
+    outcomes: tuple[str, ...] = ()
+    if outcomes_raw:
+        if ttype != "HUMAN":
+            c.add(f"{path}.outcomes", "only a HUMAN task has outcomes")
+        elif (
+            not isinstance(outcomes_raw, list)
+            or not all(isinstance(o, str) and VAR_PATH_RE.match(o) for o in outcomes_raw)
+            or len(set(outcomes_raw)) != len(outcomes_raw)
+        ):
+            c.add(f"{path}.outcomes", "must be a list of distinct identifiers like 'approve'")
+        else:
+            outcomes = tuple(outcomes_raw)
+    form = _parse_form(c, raw.get("form"), f"{path}.form")
+    if form and ttype != "HUMAN":
+        c.add(f"{path}.form", "only a HUMAN task has a form")
+    escalation = _parse_escalation(c, raw.get("escalation"), f"{path}.escalation")
+    if escalation and ttype != "HUMAN":
+        c.add(f"{path}.escalation", "only a HUMAN task escalates")
+    on_error = raw.get("on_error", {})
+    notify = True
+    if isinstance(on_error, dict) and isinstance(on_error.get("notify", True), bool):
+        notify = on_error.get("notify", True)
+    else:
+        c.add(f"{path}.on_error", "must be an object {notify: true|false}")
+    label = raw.get("label", "")
+    if not isinstance(label, str):
+        c.add(f"{path}.label", "must be a string")
+        label = ""
+    task_description = raw.get("description", "")
+    if not isinstance(task_description, str):
+        c.add(f"{path}.description", "must be a string")
+        task_description = ""
+    not_by, not_by_var, show, external = _parse_human_rules(c, raw, path, ttype)
+    extra = {k: v for k, v in raw.items() if k not in KNOWN_TASK_FIELDS}
+    return TaskSpec(
+        name=name,
+        type=ttype,
+        stage=stage,
+        parents=tuple(parents),
+        task_queue=task_queue,
+        business_status=business_status,
+        assigned_to=assigned_to,
+        assignee=assignee,
+        handler=handler,
+        retry=retry,
+        timeout=timeout,
+        condition=condition,
+        outcomes=outcomes,
+        form=form,
+        escalation=escalation,
+        due=due,
+        compensate=compensate,
+        notify_on_error=notify,
+        label=label,
+        description=task_description,
+        not_by=not_by,
+        not_by_var=not_by_var,
+        show=show,
+        external_decision=external,
+        extra=extra,
+    )
+
+
+def _check_parents(
+    c: _Collector, tasks: list[TaskSpec], spath: str, all_names: dict[str, str]
+) -> None:
+    """Parents must be tasks of the same stage, and the parent graph must have no cycle."""
+    in_stage = {t.name: i for i, t in enumerate(tasks)}
+    for i, task in enumerate(tasks):
+        for parent in task.parents:
+            if parent == task.name:
+                c.add(f"{spath}.tasks[{i}].parent_task", f"task {task.name!r} is its own parent")
+            elif parent not in in_stage:
+                where = " (it is in another stage)" if parent in all_names else ""
+                c.add(f"{spath}.tasks[{i}].parent_task", f"unknown task {parent!r}{where}")
+    # Kahn's algorithm: whatever is left unsorted sits on a cycle.
+    remaining = {t.name: {p for p in t.parents if p in in_stage and p != t.name} for t in tasks}
+    while True:
+        free = [n for n, ps in remaining.items() if not ps]
+        if not free:
+            break
+        for n in free:
+            del remaining[n]
+        for ps in remaining.values():
+            ps.difference_update(free)
+    if remaining:
+        names = sorted(remaining)
+        first = in_stage[names[0]]
+        c.add(f"{spath}.tasks[{first}].parent_task", f"cycle between tasks {', '.join(names)}")

@@ -1,0 +1,174 @@
+"""The definition language's vocabulary: its constants and the frozen dataclasses a spec parses into."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+TASK_TYPES = ("SERVICE", "HUMAN")
+FORM_FIELD_TYPES = ("string", "text", "integer", "decimal", "boolean", "date", "choice")
+CONDITION_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "exists", "truthy")
+KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ .:-]{0,99}$")
+VAR_PATH_RE = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
+
+# Fields of a task this language understands; any other field is kept and passed through
+# in the StartTask payload, as the seed's workflow manager does.
+KNOWN_TASK_FIELDS = {
+    "task_name",
+    "parent_task",
+    "task_queue",
+    "task_type",
+    "business_status",
+    "assigned_to",
+    "assignee",
+    "handler",
+    "retry",
+    "timeout",
+    "condition",
+    "outcomes",
+    "form",
+    "escalation",
+    "compensate",
+    "on_error",
+    "label",
+    "description",
+    "due",
+    "not_by",
+    "not_by_var",
+    "show",
+    "external_decision",
+}
+VISIBILITIES = ("private", "participants", "role")
+BUSINESS_KEY_UNIQUE = ("active", "ever")
+INITIATOR = "initiator"
+
+
+class SpecValidationError(Exception):
+    """Raised by ``parse_or_raise`` with every problem found."""
+
+    def __init__(self, errors: list[SpecError]):
+        self.errors = errors
+        super().__init__("; ".join(str(e) for e in errors))
+
+
+@dataclass(frozen=True)
+class SpecError:
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+    def as_dict(self) -> dict[str, str]:
+        return {"path": self.path, "message": self.message}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 1
+    backoff: dt.timedelta = dt.timedelta(seconds=5)
+    backoff_factor: float = 2.0
+    max_backoff: dt.timedelta = dt.timedelta(hours=1)
+
+    def delay_after(self, attempt: int) -> dt.timedelta:
+        """Back-off before attempt ``attempt + 1`` (attempt counts from 1)."""
+        seconds = self.backoff.total_seconds() * (self.backoff_factor ** max(attempt - 1, 0))
+        return min(dt.timedelta(seconds=seconds), self.max_backoff)
+
+
+@dataclass(frozen=True)
+class Escalation:
+    after: dt.timedelta
+    to_role: str | None = None
+    notify: bool = True
+
+
+@dataclass(frozen=True)
+class FormField:
+    name: str
+    type: str = "string"
+    label: str = ""
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    type: str
+    stage: str
+    parents: tuple[str, ...] = ()
+    task_queue: str | None = None
+    business_status: str | None = None
+    assigned_to: str | None = None
+    assignee: str | None = None  # variable path resolving to a username
+    handler: str | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout: dt.timedelta | None = None
+    condition: Any = None
+    outcomes: tuple[str, ...] = ()
+    form: tuple[FormField, ...] = ()
+    escalation: Escalation | None = None
+    due: dt.timedelta | None = None
+    compensate: str | None = None
+    notify_on_error: bool = True
+    label: str = ""
+    description: str = ""
+    # Separation of duties (HUMAN): who may not decide this task. ``not_by``: "initiator" (whoever
+    # started the process) or names of other human tasks (whoever decided them: four eyes);
+    # ``not_by_var``: variable paths holding the username of the person the decision is about.
+    not_by: tuple[str, ...] = ()
+    not_by_var: tuple[str, ...] = ()
+    show: tuple[str, ...] | None = None  # variable paths its deciders see; None: every variable
+    external_decision: bool = False  # may be decided by a TaskCompleted seed event too
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def is_external(self) -> bool:
+        """A SERVICE task with no handler is worked by an outside system polling its queue."""
+        return self.type == "SERVICE" and not self.handler
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str
+    order: float
+    tasks: tuple[TaskSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    key: str
+    name: str
+    component_name: str | None
+    stages: tuple[StageSpec, ...]
+    description: str = ""
+    on_error_notify: bool = True
+    visibility: str = "participants"  # who reads human tasks held by someone else (VISIBILITIES)
+    business_key_unique: str = "active"  # "ever": a business key runs once, whatever its state
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def task(self, name: str) -> TaskSpec:
+        for stage in self.stages:
+            for task in stage.tasks:
+                if task.name == name:
+                    return task
+        raise KeyError(name)
+
+    def stage(self, name: str) -> StageSpec:
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise KeyError(name)
+
+    @property
+    def tasks(self) -> list[TaskSpec]:
+        return [t for s in self.stages for t in s.tasks]
+
+    def stage_index(self, name: str) -> int:
+        return [s.name for s in self.stages].index(name)

@@ -1,0 +1,16 @@
+"""Settings of the test suite: the project's own, with a test-only secret and plain HTTP.
+
+The project refuses to start without ``DJANGO_SECRET_KEY`` when DEBUG is off; tests set their
+own here (subprocesses the tests start inherit it through the environment).
+"""
+
+import os
+
+os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-" + "x" * 50)
+os.environ.setdefault("FLOWDESK_HTTPS", "0")  # the test client and servers speak plain HTTP
+
+from config.settings import *  # noqa: E402,F403
+
+# A password hash per test user costs ~0.4 s with the production hasher; tests check behaviour,
+# not the hash's strength.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
