@@ -2,11 +2,14 @@
 
     .venv/bin/python bench/engine.py --n 2000 --broker orm
     .venv/bin/python bench/engine.py --n 2000 --broker redis
+    .venv/bin/python bench/engine.py --n 2000 --broker redis --supervised
 
 Runs N processes of a 4-task definition (2 parallel no-op service steps, a join, a final step) on
 PostgreSQL with a real 2-worker qcluster; reports processes/s, service tasks/s, SQL queries per
 service task (engine and broker, measured in-process), start->completion latency p50/p99 and
-worker RSS at start and at the end.
+worker RSS at start and at the end. ``--supervised`` runs the cluster under the worker supervisor
+(``manage.py workers``: heartbeat every FLOWDESK_HEARTBEAT_SECONDS, progress notes, heartbeat
+lane) instead of a bare ``manage.py qcluster``, to measure what supervision costs.
 """
 
 import argparse
@@ -28,6 +31,9 @@ parser.add_argument(
     "--database-url", default="postgresql://postgres@127.0.0.1:5432/flowdesk_bench_engine"
 )
 parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/3")
+parser.add_argument(
+    "--supervised", action="store_true", help="run manage.py workers instead of manage.py qcluster"
+)
 args = parser.parse_args()
 
 env = {
@@ -89,27 +95,41 @@ engine.definition_import(data=DEFINITION, actor=actor)
 run_id = f"{int(time.time())}"
 
 
+def tree_of(root_pid):
+    """The pids below root_pid (qcluster: sentinel, workers, pusher, monitor; or the supervisor's)."""
+    parents = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = open(f"/proc/{pid}/stat").read()  # noqa: SIM115
+        except OSError:
+            continue
+        parents[int(pid)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, grew = {root_pid}, True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return tree
+
+
 def rss_of_workers(cluster_pid):
-    out = subprocess.run(
-        ["ps", "-o", "pid=,rss=", "--ppid", str(cluster_pid)], capture_output=True, text=True
-    ).stdout
+    """RSS (KiB) of every process below the cluster's main process (or the supervisor)."""
     total = {}
-    rows = [r.split() for r in out.strip().splitlines()]
-    for pid, rss in rows:
-        total[int(pid)] = int(rss)
-        child = subprocess.run(
-            ["ps", "-o", "pid=,rss=", "--ppid", pid], capture_output=True, text=True
-        ).stdout
-        for crow in child.strip().splitlines():
-            cpid, crss = crow.split()
-            total[int(cpid)] = int(crss)
+    for pid in tree_of(cluster_pid) - {cluster_pid}:
+        try:
+            with open(f"/proc/{pid}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmRSS:"):
+                        total[pid] = int(line.split()[1])
+        except OSError:
+            continue
     return total
 
 
 def cpu_seconds_by_role(cluster_pid):
     """CPU seconds used so far, by role: where the time goes (read from /proc)."""
     hz = os.sysconf("SC_CLK_TCK")
-    cluster_tree = {cluster_pid}
+    cluster_tree = tree_of(cluster_pid)
     roles = {}
     procs = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -120,11 +140,11 @@ def cpu_seconds_by_role(cluster_pid):
             continue
         fields = stat.rsplit(")", 1)[1].split()
         procs.append((int(pid), int(fields[1]), (int(fields[11]) + int(fields[12])) / hz, cmd))
-    for _ in range(3):  # cluster -> sentinel -> workers/pusher/monitor
-        cluster_tree |= {pid for pid, ppid, _, _ in procs if ppid in cluster_tree}
     db = args.database_url.rsplit("/", 1)[1]
     for pid, _, cpu, cmd in procs:
-        if pid in cluster_tree:
+        if pid == cluster_pid and args.supervised:
+            role = "supervisor (manage.py workers)"
+        elif pid in cluster_tree:
             role = f"qcluster pid {pid}"
         elif cmd.startswith("postgres:") and f" {db} " in cmd:
             role = "postgresql backends"
@@ -170,14 +190,14 @@ print(
 (ROOT / "var").mkdir(exist_ok=True)
 log = open(ROOT / "var" / f"bench-qcluster-{args.broker}.log", "w")  # noqa: SIM115
 cluster = subprocess.Popen(
-    [sys.executable, "manage.py", "qcluster"],
+    [sys.executable, "manage.py", "workers" if args.supervised else "qcluster"],
     cwd=ROOT,
     env=os.environ,
     stdout=log,
     stderr=subprocess.STDOUT,
     start_new_session=True,
 )
-time.sleep(4)
+time.sleep(6 if args.supervised else 4)
 rss_start = rss_of_workers(cluster.pid)
 cpu_start = cpu_seconds_by_role(cluster.pid)
 t0 = time.time()
@@ -194,13 +214,20 @@ while qs.filter(state="completed").count() < args.n:
 t1 = time.time()
 rss_end = rss_of_workers(cluster.pid)
 cpu_end = cpu_seconds_by_role(cluster.pid)
-os.killpg(cluster.pid, 9)
+if args.supervised:  # the supervisor stops its qcluster (in a process group of its own)
+    cluster.terminate()
+    cluster.wait(timeout=90)
+else:
+    os.killpg(cluster.pid, 9)
 
 rows = list(qs.values_list("created_at", "completed_at"))
 lat = sorted((c - s).total_seconds() for s, c in rows if c)
 wall = max(c for _, c in rows if c).timestamp() - min(s for s, _ in rows).timestamp()
 q = statistics.quantiles(lat, n=100)
-print(f"broker={args.broker} workers={args.workers} N={args.n}")
+print(
+    f"broker={args.broker} workers={args.workers} N={args.n}"
+    + (" supervised (manage.py workers)" if args.supervised else " bare qcluster")
+)
 print(f"enqueue phase {t_started - t0:.1f}s; all completed after {t1 - t0:.1f}s")
 print(f"processes/s: {args.n / wall:.1f}   service tasks/s: {4 * args.n / wall:.1f}")
 print(f"start->completion latency p50 {q[49]:.2f}s p99 {q[98]:.2f}s")

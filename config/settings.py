@@ -219,6 +219,26 @@ FLOWDESK_LEASE_MARGIN = int(os.environ.get("FLOWDESK_LEASE_MARGIN", "5"))
 # Default step timeout when the spec names none.
 FLOWDESK_DEFAULT_STEP_TIMEOUT = int(os.environ.get("FLOWDESK_DEFAULT_STEP_TIMEOUT", "60"))
 
+# Worker supervision (`manage.py workers`, processes/supervisor.py): the supervisor runs qcluster
+# in its own process group, sends a heartbeat task through the broker every HEARTBEAT seconds and
+# restarts the whole tree when none came back for STALL seconds (a SIGKILLed process can leave a
+# multiprocessing queue locked for good) or when qcluster exits. Each supervisor has its own
+# heartbeat lane, which its cluster's pusher reads before the shared queue (the broker classes).
+FLOWDESK_HEARTBEAT_SECONDS = float(os.environ.get("FLOWDESK_HEARTBEAT_SECONDS", "5"))
+FLOWDESK_STALL_SECONDS = float(os.environ.get("FLOWDESK_STALL_SECONDS", "20"))
+# SIGTERM: seconds qcluster gets to finish its running steps before its tree is SIGKILLed.
+FLOWDESK_SHUTDOWN_GRACE = float(
+    os.environ.get("FLOWDESK_SHUTDOWN_GRACE", str(FLOWDESK_DEFAULT_STEP_TIMEOUT))
+)
+# One id per supervisor (its heartbeat lane and row); give two supervisors of one cluster on one
+# host different ids.
+FLOWDESK_SUPERVISOR_ID = os.environ.get("FLOWDESK_SUPERVISOR_ID", "") or os.uname().nodename
+# /healthz: 503 when the oldest due timer (TaskInstance.wake_at) is older than this (seconds).
+FLOWDESK_HEALTH_TIMER_LAG = float(os.environ.get("FLOWDESK_HEALTH_TIMER_LAG", "300"))
+Q_CLUSTER["broker_class"] = (
+    "processes.supervisor.RedisBroker" if FLOWDESK_REDIS_URL else "processes.supervisor.OrmBroker"
+)
+
 # --- API ------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

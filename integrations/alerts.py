@@ -8,6 +8,10 @@ it is sent; one that can't be sent is retried with back-off by the ``flowdesk.sm
 schedule and never breaks the process. A recipient gets at most ``FLOWDESK_SMS_RATE_LIMIT`` SMS
 per ``FLOWDESK_SMS_RATE_WINDOW`` seconds; the others are recorded as rate-limited. Every SMS sent
 or not is in the process history (``notification_sent`` / ``notification_failed``).
+
+The worker supervisor (``manage.py workers``) calls ``cluster_stalled`` when its cluster's
+heartbeat stops and ``cluster_resumed`` when it comes back: one SMS each per stall, through the
+same outbox and rate limit, as incidents without a process (logged instead of recorded).
 """
 
 from __future__ import annotations
@@ -67,6 +71,42 @@ def task_overdue(*, process_id, task_id, due_at) -> None:
         logger.exception("SMS alert for overdue task %s failed", task_id)
 
 
+def cluster_stalled(*, supervisor: str, cluster: str, since, silent_for: float, restarts: int):
+    """Alert that a worker cluster stopped working (called by ``manage.py workers``).
+
+    One SMS per stall: the incident is keyed by the supervisor and the moment the stall began.
+    """
+    _cluster_alert(
+        f"cluster:{cluster}:{supervisor}:{since.isoformat()}:stalled",
+        f"[Flowdesk] Workers stalled: cluster {cluster} on {supervisor}, no heartbeat for "
+        f"{silent_for:.0f}s; restarting it (restart {restarts}). {_health_link()}",
+        error=f"no heartbeat for {silent_for:.0f}s",
+    )
+
+
+def cluster_resumed(*, supervisor: str, cluster: str, since, stalled_for: float, restarts: int):
+    """Alert that a stalled worker cluster works again (its heartbeat came back)."""
+    _cluster_alert(
+        f"cluster:{cluster}:{supervisor}:{since.isoformat()}:resumed",
+        f"[Flowdesk] Workers resumed: cluster {cluster} on {supervisor} works again after "
+        f"{stalled_for:.0f}s (restarts so far: {restarts}). {_health_link()}",
+        error="",
+    )
+
+
+def _cluster_alert(key: str, body: str, *, error: str) -> None:
+    try:
+        incident = _open(key[:200], body, process_id=None, task_name="", error=error)
+        if incident is not None:
+            deliver(incident.pk)
+    except Exception:  # an alert that can't be sent never stops the supervisor
+        logger.exception("SMS alert %s failed", key)
+
+
+def _health_link() -> str:
+    return settings.FLOWDESK_BASE_URL.rstrip("/") + "/healthz"
+
+
 def incident_key(process_id, task, kind: str | None = None) -> str:
     """process:task:execution:<seq of the process_failed event> (or the kind of alert)."""
     from processes.models import EventType, ProcessEvent
@@ -95,18 +135,26 @@ def open_incident(*, process_id, task_id, error: str, kind: str | None = None) -
         return None
     key = incident_key(process.pk, task, kind)
     body = compose_message(process, task, error, overdue=(kind or "").startswith("overdue:"))
+    return _open(
+        key,
+        body,
+        process_id=process.pk,
+        task_id=task.pk,
+        task_name=task.name,
+        execution=task.execution,
+        error=error or "",
+    )
+
+
+def _open(key: str, body: str, **fields) -> Incident | None:
+    """Create incident ``key`` and one outbox row per on-call admin (rate limit applied).
+
+    None when this incident exists already: an incident is alerted once.
+    """
     now = timezone.now()
     with transaction.atomic():
         incident, created = Incident.objects.get_or_create(
-            key=key,
-            defaults={
-                "process_id": process.pk,
-                "task_id": task.pk,
-                "task_name": task.name,
-                "execution": task.execution,
-                "error": error or "",
-                "message": body,
-            },
+            key=key, defaults={**fields, "message": body}
         )
         if not created:
             logger.info("incident %s already alerted: no second SMS", key)
@@ -244,6 +292,9 @@ def _record(incident: Incident, *, recipients, message: str = "", error: str | N
     from processes import engine
     from processes.errors import EngineError
 
+    if incident.process_id is None:  # a cluster alert: no process history to write to
+        logger.info("SMS of %s: %s", incident.key, error or f"sent to {', '.join(recipients)}")
+        return
     try:
         engine.notification_record(
             process_id=incident.process_id,

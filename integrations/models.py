@@ -62,10 +62,11 @@ class AlertRecipient(models.Model):
 
 
 class Incident(models.Model):
-    """One incident alerted: a task that failed for good (one row per failure of one execution)."""
+    """One incident alerted: a task that failed for good (one row per failure of one execution),
+    or a worker cluster that stalled or resumed (no process: ``process_id`` is empty)."""
 
     key = models.CharField(max_length=200, unique=True, help_text="process:task:execution:event.")
-    process_id = models.UUIDField()
+    process_id = models.UUIDField(null=True, blank=True)
     task_id = models.BigIntegerField(null=True, blank=True)
     task_name = models.CharField(max_length=100, blank=True, default="")
     execution = models.PositiveIntegerField(default=1)

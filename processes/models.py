@@ -687,3 +687,40 @@ class ProjectionState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.last_event_id}"
+
+
+# --- worker supervision ---------------------------------------------------------------------------
+
+
+class ClusterHeartbeat(models.Model):
+    """What one worker supervisor (``manage.py workers``) knows about the cluster it runs.
+
+    One row per supervisor (``FLOWDESK_SUPERVISOR_ID``, the host name by default). The supervisor
+    writes its state on every beat it sends; the beat's hook, in the cluster's monitor process,
+    writes ``returned_seq`` / ``returned_at``; ``/healthz`` reads the rows.
+    """
+
+    class State(models.TextChoices):
+        STARTING = "starting", "Starting"
+        OK = "ok", "Heartbeat fresh"
+        BUSY = "busy", "Heartbeat late, every worker busy with a step"
+        STALLED = "stalled", "Stalled: restarting the cluster"
+        STOPPED = "stopped", "Stopped"
+
+    supervisor = models.CharField(max_length=100, primary_key=True)
+    cluster = models.CharField(max_length=100, help_text="django-q2 cluster name (queue).")
+    state = models.CharField(max_length=20, choices=State.choices, default=State.STARTING)
+    pid = models.IntegerField(null=True, blank=True, help_text="The supervisor's process id.")
+    tree_pgid = models.IntegerField(
+        null=True, blank=True, help_text="Process group of the qcluster tree it runs."
+    )
+    tree_started_at = models.DateTimeField(null=True, blank=True)
+    sent_seq = models.BigIntegerField(default=0)
+    returned_seq = models.BigIntegerField(default=0)
+    returned_at = models.DateTimeField(null=True, blank=True)
+    stalled_since = models.DateTimeField(null=True, blank=True)
+    restarts = models.PositiveIntegerField(default=0)
+    checked_at = models.DateTimeField(default=timezone.now, help_text="The supervisor's last word.")
+
+    def __str__(self) -> str:
+        return f"{self.supervisor} ({self.state})"

@@ -18,7 +18,8 @@ from django_q.conf import Conf
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
-from processes import engine
+from processes import engine, queue
+from processes.engine._run import _step_timeout
 from processes.events import Actor
 from processes.models import TaskInstance
 from processes.steps import PermanentStepError, RetryableStepError, registry
@@ -65,10 +66,21 @@ def enqueue_step(task_id: int, *, timeout: int) -> None:
 
 def run_step(task_id: int) -> str:
     """Run one service step: take the lease, call the handler, report the result to the engine."""
-    actor = _worker_actor()
-    lease = engine.task_start(task_id=task_id, actor=actor)
-    if lease is None:
-        return "skipped"
+    # Told before the lease: a worker killed between here and the lease's commit would lose the
+    # step (Redis delivers once); its supervisor reads the note and enqueues the step again.
+    progress.busy_until(time.time() + settings.FLOWDESK_LEASE_MARGIN, task_id)
+    try:
+        actor = _worker_actor()
+        lease = engine.task_start(task_id=task_id, actor=actor)
+        if lease is None:
+            return "skipped"
+        progress.busy_until(time.time() + lease.timeout + settings.FLOWDESK_LEASE_MARGIN, task_id)
+        return _run_handler(task_id, actor, lease)
+    finally:
+        progress.idle()
+
+
+def _run_handler(task_id: int, actor: Actor, lease: engine.StepLease) -> str:
     try:
         handler = registry.get(lease.handler)
         result = handler(lease.context)
@@ -181,3 +193,112 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.2) -> bool:
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+# --- worker supervision (manage.py workers, processes/supervisor.py) -------------------------------
+
+PROGRESS_DIR_ENV = "FLOWDESK_PROGRESS_DIR"
+
+
+class _Progress:
+    """Tell this machine's worker supervisor what this worker process is doing.
+
+    The supervisor sets ``FLOWDESK_PROGRESS_DIR`` for its cluster: each worker process keeps one
+    file there, named by its pid, holding the time (epoch seconds) until which it runs a step and
+    the step's task id, or ``0 0`` when idle; the file's mtime is its last step. The supervisor
+    then does not take a heartbeat waiting behind steps still within their timeout for a stall,
+    and when a worker dies in the middle of a step it enqueues that step again (or sweeps when
+    its lease expires). One ``pwrite`` per change (a few microseconds); nothing at all without
+    the variable (a bare ``qcluster``).
+    """
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self.fds: dict[str, int] = {}
+
+    def busy_until(self, until: float, task_id: int) -> None:
+        self.write(str(os.getpid()), b"%20.3f %20d\n" % (until, task_id))
+
+    def idle(self) -> None:
+        self.write(str(os.getpid()), b"%20.3f %20d\n" % (0, 0))
+
+    def write(self, name: str, data: bytes) -> None:
+        directory = os.environ.get(PROGRESS_DIR_ENV)
+        if not directory:
+            return
+        try:
+            if self.pid != os.getpid():  # a new (forked) worker: the parent's files aren't ours
+                self.pid, self.fds = os.getpid(), {}
+            fd = self.fds.get(name)
+            if fd is None:
+                fd = self.fds[name] = os.open(
+                    os.path.join(directory, name), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600
+                )
+            os.pwrite(fd, data, 0)
+        except OSError as exc:  # the supervisor's directory went away: not the step's problem
+            self.fds.pop(name, None)
+            logger.debug("progress note failed: %s", exc)
+
+
+progress = _Progress()
+
+
+def heartbeat(supervisor_id: str, seq: int) -> int:
+    """The worker supervisor's beat: a worker running it proves pusher -> worker.
+
+    It notes the beat in the progress directory too: a beat that ran but never came back
+    through the monitor means the results are stuck, however busy the workers are.
+    """
+    progress.write("beat", b"%20d\n" % seq)
+    return seq
+
+
+def heartbeat_returned(task) -> None:
+    """The beat's django-q2 hook: it runs in the cluster's monitor, so it proves worker -> monitor.
+
+    Records the beat on the supervisor's row, then drops the beat's task row so the list of
+    successful tasks keeps real work.
+    """
+    from django_q.models import Task
+
+    from processes.models import ClusterHeartbeat
+
+    supervisor_id, seq = task.args[0], int(task.args[1])
+    ClusterHeartbeat.objects.filter(pk=supervisor_id, returned_seq__lt=seq).update(
+        returned_seq=seq, returned_at=timezone.now()
+    )
+    Task.objects.filter(pk=task.pk).delete()
+
+
+def requeue_scheduled(limit: int = 10000, task_ids=None) -> int:
+    """Enqueue every scheduled service step again; return how many.
+
+    Run after a cluster restart: with Redis, steps the dead cluster had taken from the broker
+    (in its pusher or its queues) are gone, and waiting for ``FLOWDESK_REENQUEUE_AFTER`` would
+    leave them idle for minutes. Enqueueing a step twice is harmless: ``engine.task_start`` skips
+    a step that is not startable or holds a live lease. Steps inside their retry back-off are left
+    to the timer sweep. ``task_ids``: only these (a step a dead worker had taken).
+    """
+    from processes.models import ACTIVE_PROCESS_STATES, ProcessDefinition, TaskState, TaskType
+
+    now = timezone.now()
+    scheduled = TaskInstance.objects.filter(
+        state=TaskState.SCHEDULED,
+        type=TaskType.SERVICE,
+        process__state__in=ACTIVE_PROCESS_STATES,
+    )
+    if task_ids is not None:
+        scheduled = scheduled.filter(pk__in=task_ids)
+    rows = list(
+        scheduled.exclude(handler="")
+        .exclude(scheduled_at__gt=now)
+        .order_by("scheduled_at", "id")
+        .values_list("id", "name", "process__definition_id")[:limit]
+    )
+    specs = {}
+    for task_id, name, definition_id in rows:
+        if definition_id not in specs:
+            specs[definition_id] = ProcessDefinition.objects.get(pk=definition_id).parsed()
+        # the same q2 timeout the engine gives the step when it schedules it
+        queue.enqueue_step(task_id, timeout=_step_timeout(specs[definition_id].task(name)))
+    return len(rows)

@@ -270,3 +270,175 @@ def _allow_flush_of_the_event_log() -> None:
 
 
 _allow_flush_of_the_event_log()
+
+
+# --- a real worker supervisor (manage.py workers) and its qcluster tree ---------------------------
+
+import contextlib  # noqa: E402
+import re  # noqa: E402
+
+
+class Supervisor:
+    """A real ``manage.py workers`` subprocess on the test database, in its own session."""
+
+    ROLE_LINES = {
+        "worker": re.compile(r"ready for work at (\d+)"),
+        "pusher": re.compile(r"pushing tasks at (\d+)"),
+        "monitor": re.compile(r"monitoring at (\d+)"),
+    }
+
+    def __init__(self, log_path: Path, progress_dir: Path, **env):
+        self.log_path = log_path
+        self.progress_dir = progress_dir
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+        self.groups: set[int] = set()  # every qcluster process group seen (for the clean-up)
+
+    def start(self) -> "Supervisor":
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "manage.py", "workers"],
+            cwd=ROOT,
+            env=subprocess_env(**self.env),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    @property
+    def supervisor_id(self) -> str:
+        return self.env["FLOWDESK_SUPERVISOR_ID"]
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def tree(self) -> dict:
+        """The qcluster tree now: {"main", "sentinel", "pusher", "monitor": pid or None,
+        "workers": [pids], "busy": [pids of workers running a step], "all": [every pid]}.
+
+        django-q2 sets no process titles here (no setproctitle): main is the supervisor's child,
+        the sentinel main's child; the sentinel's children say what they are in the log.
+        """
+        from processes.supervisor import process_table
+
+        table = process_table()
+        alive = {pid for pid, (_, _, state) in table.items() if state != "Z"}
+
+        def children(pid):
+            return sorted(c for c, (parent, _, _) in table.items() if parent == pid and c in alive)
+
+        found = {"main": None, "sentinel": None, "pusher": None, "monitor": None}
+        found.update(workers=[], busy=[], all=[])
+        mains = children(self.proc.pid) if self.proc else []
+        if not mains:
+            return found
+        found["main"] = mains[0]
+        self.groups.add(mains[0])
+        sentinels = children(mains[0])
+        found["all"] = [mains[0], *sentinels]
+        if not sentinels:
+            return found
+        found["sentinel"] = sentinels[0]
+        kids = set(children(sentinels[0]))
+        found["all"] += sorted(kids)
+        said = {}
+        for line in self.output().splitlines():
+            for role, pattern in self.ROLE_LINES.items():
+                match = pattern.search(line)
+                if match:
+                    said[int(match.group(1))] = role
+        now = time.time()
+        for pid in sorted(kids):
+            role = said.get(pid)
+            if role in ("pusher", "monitor"):
+                found[role] = pid
+            elif role == "worker":
+                found["workers"].append(pid)
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    note = (self.progress_dir / str(pid)).read_bytes().split()
+                    if float(note[0]) > now:
+                        found["busy"].append(pid)
+        return found
+
+    def heartbeat(self):
+        from processes.models import ClusterHeartbeat
+
+        return ClusterHeartbeat.objects.filter(pk=self.supervisor_id).first()
+
+    def wait_beating(self, timeout: float = 60) -> None:
+        """Until a heartbeat has come back through the cluster."""
+
+        def beating():
+            row = self.heartbeat()
+            return row is not None and row.returned_at is not None and row.state == "ok"
+
+        wait_for(beating, timeout=timeout, message=f"a heartbeat back\n{self.output()[-3000:]}")
+
+    def signal(self, signum: int) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signum)
+
+    def stop(self, timeout: float = 30) -> None:
+        """SIGTERM the supervisor; then SIGKILL whatever is left of it and its trees."""
+        if self.proc and self.proc.poll() is None:
+            self.tree()  # remember the current tree's group
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        for group in self.groups:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+        if getattr(self, "log", None) and not self.log.closed:
+            self.log.close()
+
+
+@pytest.fixture
+def supervisor(transactional_db, tmp_path, monkeypatch):
+    """Start real worker supervisors: ``supervisor(broker="orm"|"redis", **env)``.
+
+    The test process enqueues into the supervised cluster's queue (same name and broker), so
+    steps started or decided here run there. Short heartbeat (1 s) and stall (6 s) by default.
+    """
+    from django_q.conf import Conf
+
+    from processes import queue, worker
+
+    started: list[Supervisor] = []
+    name = f"s{uuid.uuid4().hex[:8]}"
+
+    def start(broker: str = "orm", **env) -> Supervisor:
+        env.setdefault("FLOWDESK_Q_NAME", name)
+        env.setdefault("FLOWDESK_SUPERVISOR_ID", f"{name}-{len(started)}")
+        env.setdefault("FLOWDESK_Q_POLL", "0.1")
+        env.setdefault("FLOWDESK_HEARTBEAT_SECONDS", "1")
+        env.setdefault("FLOWDESK_STALL_SECONDS", "6")
+        env.setdefault("FLOWDESK_SHUTDOWN_GRACE", "10")
+        progress = tmp_path / f"progress-{len(started)}"
+        env.setdefault("FLOWDESK_PROGRESS_DIR", str(progress))
+        if broker == "redis":
+            env.setdefault(
+                "FLOWDESK_REDIS_URL",
+                os.environ.get("FLOWDESK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+            )
+            monkeypatch.setattr(Conf, "REDIS", env["FLOWDESK_REDIS_URL"])
+            monkeypatch.setattr(Conf, "BROKER_CLASS", "processes.supervisor.RedisBroker")
+        else:
+            env["FLOWDESK_REDIS_URL"] = ""
+            monkeypatch.setattr(Conf, "BROKER_CLASS", "processes.supervisor.OrmBroker")
+        monkeypatch.setattr(Conf, "PREFIX", env["FLOWDESK_Q_NAME"])
+        monkeypatch.setattr(Conf, "CLUSTER_NAME", env["FLOWDESK_Q_NAME"])
+        worker._brokers.clear()
+        queue._brokers.clear()
+        sup = Supervisor(tmp_path / f"workers-{len(started)}.log", Path(progress), **env).start()
+        started.append(sup)
+        return sup
+
+    yield start
+    for sup in started:
+        sup.stop()
+    worker._brokers.clear()
+    queue._brokers.clear()

@@ -149,7 +149,7 @@ class Command(BaseCommand):
         if not serve:
             start_salary_processes()
             self.stdout.write(
-                "salary processes started: they run when a worker (manage.py qcluster) and the "
+                "salary processes started: they run when the workers (manage.py workers) and the "
                 "simulators (FLOWDESK_SIMULATORS=1 manage.py runserver) are up"
             )
             return
@@ -162,10 +162,12 @@ class Command(BaseCommand):
         env.setdefault("FLOWDESK_ACCOUNTING_URL", f"{base_url}/simulators/accounting")
         env.setdefault("FLOWDESK_BONUS_URL", f"{base_url}/simulators/bonus")
         env.setdefault("PYTHONUNBUFFERED", "1")
+        env.setdefault("FLOWDESK_SHUTDOWN_GRACE", "10")
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
         # SIGTERM (e.g. from `timeout` or a supervisor) stops the children like Ctrl-C does.
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-        worker = subprocess.Popen([*manage, "qcluster"], env=env, start_new_session=True)
+        # The worker supervisor runs qcluster and restarts it if it stalls or dies.
+        worker = subprocess.Popen([*manage, "workers"], env=env, start_new_session=True)
         web = subprocess.Popen([*manage, "runserver", addr, "--noreload"], env=env)
         try:
             self.prepare_salary_processes(base_url, web)
@@ -184,11 +186,11 @@ class Command(BaseCommand):
             pass
         finally:
             web.terminate()
-            # qcluster can hang on SIGTERM (django-q2 #346): wait briefly, then SIGKILL.
+            # The supervisor stops qcluster (SIGKILL after FLOWDESK_SHUTDOWN_GRACE, #346).
             try:
-                os.killpg(worker.pid, signal.SIGTERM)
-                worker.wait(timeout=10)
-            except (subprocess.TimeoutExpired, ProcessLookupError):
+                worker.terminate()
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(worker.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
