@@ -118,8 +118,8 @@ class RedisBroker(redis_broker.Redis):
 
 class OrmBroker(orm.ORM):
     """django-q2's ORM broker; a supervised cluster's pusher looks at its heartbeat lane first,
-    at most every ``ORM_LANE_POLL`` seconds (one small indexed-by-nothing query, on a table that
-    holds only queued tasks)."""
+    at most every ``ORM_LANE_POLL`` seconds (one small query on the queue table, which holds
+    only queued tasks)."""
 
     _lane_seen = 0.0
 
