@@ -25,6 +25,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from integrations.models import AlertRecipient, Incident, SmsMessage, SmsStatus
+from processes import queue
 
 logger = logging.getLogger(__name__)
 
@@ -42,33 +43,36 @@ def _actor():
     return Actor.system("sms alerts")
 
 
-def incident_opened(*, process_id, task_id, error: str) -> None:
-    """Alert the on-call admins that a task failed for good (called after commit)."""
+def incident_alert(*, process_id, task_id, error: str) -> Incident | None:
+    """Write the SMS alert of a task that failed for good into the outbox (None: alerted before,
+    or nobody on call). Delivery is ``deliver``'s."""
     logger.error("incident: process %s task %s failed: %s", process_id, task_id, error)
-    try:
-        incident = open_incident(process_id=process_id, task_id=task_id, error=error)
-        if incident is not None:
-            deliver(incident.pk)
-    except Exception:  # an alert that can't be sent never breaks the process
-        logger.exception("SMS alert for task %s failed", task_id)
+    return open_incident(process_id=process_id, task_id=task_id, error=error)
+
+
+def overdue_alert(*, process_id, task_id, due_at) -> Incident | None:
+    """Write the SMS alert of a task stuck past its due time into the outbox (one per task
+    execution and due time)."""
+    return open_incident(
+        process_id=process_id,
+        task_id=task_id,
+        error=f"overdue since {due_at:%Y-%m-%d %H:%M} UTC",
+        kind=f"overdue:{due_at.isoformat()}",
+    )
+
+
+def incident_opened(*, process_id, task_id, error: str) -> None:
+    """Alert the on-call admins now that a task failed for good."""
+    incident = incident_alert(process_id=process_id, task_id=task_id, error=error)
+    if incident is not None:
+        deliver(incident.pk)
 
 
 def task_overdue(*, process_id, task_id, due_at) -> None:
-    """Alert that a task is stuck past its due time (one SMS per task execution and due time).
-
-    The inbox calls it after commit when an overdue human task escalates with ``notify``.
-    """
-    try:
-        incident = open_incident(
-            process_id=process_id,
-            task_id=task_id,
-            error=f"overdue since {due_at:%Y-%m-%d %H:%M} UTC",
-            kind=f"overdue:{due_at.isoformat()}",
-        )
-        if incident is not None:
-            deliver(incident.pk)
-    except Exception:
-        logger.exception("SMS alert for overdue task %s failed", task_id)
+    """Alert now that a task is stuck past its due time."""
+    incident = overdue_alert(process_id=process_id, task_id=task_id, due_at=due_at)
+    if incident is not None:
+        deliver(incident.pk)
 
 
 def cluster_stalled(*, supervisor: str, cluster: str, since, silent_for: float, restarts: int):
@@ -335,8 +339,6 @@ def retry_pending(*, now=None) -> dict[str, int]:
 
 def ensure_outbox_schedule():
     """Create the one schedule that retries unsent SMS (idempotent; an existing one is kept)."""
-    from processes.worker import ensure_periodic
-
-    return ensure_periodic(
+    return queue.ensure_periodic(
         OUTBOX_SCHEDULE, "integrations.alerts.retry_pending", minutes=1, fix=False
     )

@@ -1,8 +1,10 @@
 """What this app does when the engine announces something (``processes.hooks``).
 
-Registered in ``IntegrationsConfig.ready``. An alert that can't be sent never breaks a process:
-the hooks registry logs a listener's failure, and undelivered SMS stay in the outbox for the
-``flowdesk.sms_outbox`` schedule to retry.
+Registered in ``IntegrationsConfig.ready``. A listener only writes the alert into the outbox
+(one incident row and its SMS rows, in the database: fast, and kept even if the broker is down)
+and queues its delivery as a django-q2 task of its own (``deliver_alert``): a slow SMS provider
+never holds up a step or the timer sweep. An SMS whose delivery fails, or whose task was lost,
+is retried by the ``flowdesk.sms_outbox`` schedule with back-off.
 """
 
 from __future__ import annotations
@@ -10,12 +12,17 @@ from __future__ import annotations
 from django.utils import timezone
 
 from integrations import alerts
+from processes import queue
 from processes.models import TaskInstance
+
+DELIVER = "integrations.listeners.deliver_alert"
 
 
 def on_incident_opened(*, process_id, task_id, error: str) -> None:
     """One SMS per incident to the on-call admins."""
-    alerts.incident_opened(process_id=process_id, task_id=task_id, error=error)
+    incident = alerts.incident_alert(process_id=process_id, task_id=task_id, error=error)
+    if incident is not None:
+        queue.enqueue(DELIVER, incident.pk)
 
 
 def on_task_escalated(*, task_id, from_role: str, to_role: str | None) -> None:
@@ -25,4 +32,11 @@ def on_task_escalated(*, task_id, from_role: str, to_role: str | None) -> None:
     if task is None:
         return
     due_at = task.due_at or task.escalated_at or timezone.now()
-    alerts.task_overdue(process_id=task.process_id, task_id=task.pk, due_at=due_at)
+    incident = alerts.overdue_alert(process_id=task.process_id, task_id=task.pk, due_at=due_at)
+    if incident is not None:
+        queue.enqueue(DELIVER, incident.pk)
+
+
+def deliver_alert(incident_id: int) -> dict:
+    """The django-q2 task: send an incident's pending SMS (what fails stays for the outbox)."""
+    return alerts.deliver(incident_id)

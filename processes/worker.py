@@ -13,10 +13,7 @@ import time
 
 from django.conf import settings
 from django.utils import timezone
-from django_q.brokers import Broker, get_broker
-from django_q.conf import Conf
 from django_q.models import Schedule
-from django_q.tasks import async_task
 
 from processes import engine, queue
 from processes.engine._run import _step_timeout
@@ -31,37 +28,6 @@ SWEEP_SCHEDULE_NAME = "flowdesk.sweep_timers"
 
 def _worker_actor() -> Actor:
     return Actor.worker(f"worker {socket.gethostname()}:{os.getpid()}")
-
-
-_brokers: dict[tuple, Broker] = {}
-
-
-def _broker() -> Broker:
-    """One django-q2 broker per process and queue.
-
-    ``async_task`` builds a new broker per call unless given one; with Redis that is a new
-    connection pool and TCP connection (plus a health check) per enqueued step, about as costly
-    as the step's whole engine transaction. Keyed by pid so a forked worker opens its own.
-    """
-    key = (os.getpid(), Conf.CLUSTER_NAME, Conf.ORM, str(Conf.REDIS))
-    broker = _brokers.get(key)
-    if broker is None:
-        _brokers.clear()
-        broker = _brokers[key] = get_broker()
-    return broker
-
-
-def enqueue_step(task_id: int, *, timeout: int) -> None:
-    """Queue one step; the q2 timeout is the step's timeout plus the lease margin."""
-    async_task(
-        "processes.worker.run_step",
-        task_id,
-        timeout=timeout + settings.FLOWDESK_LEASE_MARGIN,
-        task_name=f"step-{task_id}",
-        group="flowdesk-steps",
-        save=False,
-        broker=_broker(),
-    )
 
 
 def run_step(task_id: int) -> str:
@@ -128,16 +94,6 @@ def sweep_timers(limit: int = 1000) -> dict:
     return outcomes
 
 
-def enqueue_compensation(process_id, task_ids: list[int]) -> None:
-    async_task(
-        "processes.worker.run_compensation",
-        str(process_id),
-        list(task_ids),
-        save=False,
-        broker=_broker(),
-    )
-
-
 def run_compensation(process_id: str, task_ids: list[int]) -> None:
     """Run the compensation handlers of a cancelled process, newest completed task first."""
     actor = _worker_actor()
@@ -157,28 +113,9 @@ def run_compensation(process_id: str, task_ids: list[int]) -> None:
         )
 
 
-def ensure_periodic(name: str, func: str, *, minutes: int, fix: bool = True) -> Schedule:
-    """The one django-q2 schedule called ``name`` running ``func`` every ``minutes``.
-
-    ``fix`` puts an edited schedule back as declared (set-up); without it an existing one is left
-    as it is and nothing is written (cheap enough to call on a hot path).
-    """
-    values = {
-        "func": func,
-        "schedule_type": Schedule.MINUTES,
-        "minutes": minutes,
-        "repeats": -1,
-    }
-    if fix:
-        schedule, _ = Schedule.objects.update_or_create(name=name, defaults=values)
-    else:
-        schedule, _ = Schedule.objects.get_or_create(name=name, defaults=values)
-    return schedule
-
-
 def ensure_schedules() -> Schedule:
     """Create (or fix) the one periodic schedule that sweeps due timers."""
-    return ensure_periodic(
+    return queue.ensure_periodic(
         SWEEP_SCHEDULE_NAME,
         "processes.worker.sweep_timers",
         minutes=settings.FLOWDESK_SWEEP_MINUTES,

@@ -9,4 +9,4 @@ class TasksInboxConfig(AppConfig):
         from processes import hooks
         from tasks_inbox import notifications
 
-        hooks.register("task_escalated", notifications.task_escalated)
+        hooks.register("task_escalated", notifications.on_task_escalated)

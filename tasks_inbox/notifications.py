@@ -19,7 +19,7 @@ from django.core.mail import send_mail
 from django.urls import reverse
 from django.utils.module_loading import import_string
 
-from processes import engine
+from processes import engine, queue
 from processes.events import Actor
 from processes.models import TaskInstance
 
@@ -118,7 +118,16 @@ def build_notice(*, task, kind: str, role: str, from_role: str = "") -> Notice:
     )
 
 
-def task_escalated(*, task_id, from_role: str, to_role: str | None) -> None:
+NOTIFY = "tasks_inbox.notifications.task_escalated"
+
+
+def on_task_escalated(*, task_id, from_role: str, to_role: str | None) -> None:
+    """The engine's ``task_escalated`` hook: the notices go out in a django-q2 task of their own
+    (a slow mail server never holds up the timer sweep)."""
+    queue.enqueue(NOTIFY, task_id, from_role, to_role)
+
+
+def task_escalated(task_id, from_role: str, to_role: str | None) -> None:
     """Tell the new role (or, for a reminder, the current one) a task is overdue, through every
     backend; each delivery or failure is recorded in the process history."""
     task = TaskInstance.objects.select_related("process", "assignee").filter(pk=task_id).first()

@@ -405,7 +405,7 @@ def supervisor(transactional_db, tmp_path, monkeypatch):
     """
     from django_q.conf import Conf
 
-    from processes import queue, worker
+    from processes import queue
 
     started: list[Supervisor] = []
     name = f"s{uuid.uuid4().hex[:8]}"
@@ -431,7 +431,6 @@ def supervisor(transactional_db, tmp_path, monkeypatch):
             monkeypatch.setattr(Conf, "BROKER_CLASS", "processes.supervisor.OrmBroker")
         monkeypatch.setattr(Conf, "PREFIX", env["FLOWDESK_Q_NAME"])
         monkeypatch.setattr(Conf, "CLUSTER_NAME", env["FLOWDESK_Q_NAME"])
-        worker._brokers.clear()
         queue._brokers.clear()
         sup = Supervisor(tmp_path / f"workers-{len(started)}.log", Path(progress), **env).start()
         started.append(sup)
@@ -440,5 +439,29 @@ def supervisor(transactional_db, tmp_path, monkeypatch):
     yield start
     for sup in started:
         sup.stop()
-    worker._brokers.clear()
     queue._brokers.clear()
+
+
+# --- notices queued by the hooks' listeners -------------------------------------------------------
+
+INLINE_TASKS = ("integrations.listeners.deliver_alert", "tasks_inbox.notifications.task_escalated")
+
+
+@pytest.fixture(autouse=True)
+def notices_run_inline(monkeypatch):
+    """In-process tests have no worker: the SMS and inbox notices that listeners queue as
+    django-q2 tasks run at once, as a worker would run them. Tests with a real cluster (e2e) run
+    them through the broker; service steps and compensations are never run inline here."""
+    from django.utils.module_loading import import_string
+
+    from processes import queue
+
+    real = queue.enqueue
+
+    def enqueue(func, *args, **options):
+        if func in INLINE_TASKS:
+            import_string(func)(*args)
+            return True
+        return real(func, *args, **options)
+
+    monkeypatch.setattr(queue, "enqueue", enqueue)

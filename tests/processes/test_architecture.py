@@ -68,7 +68,7 @@ def test_the_adapters_listen_through_the_registry():
     assert "integrations.listeners.on_incident_opened" in names
     escalated = {f.__module__ + "." + f.__name__ for f in hooks.listeners("task_escalated")}
     assert {
-        "tasks_inbox.notifications.task_escalated",
+        "tasks_inbox.notifications.on_task_escalated",
         "integrations.listeners.on_task_escalated",
     } <= escalated
 

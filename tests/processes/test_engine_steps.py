@@ -170,7 +170,7 @@ def test_failure_after_retries_opens_incident_and_alerts_once(
     from integrations import alerts
 
     alerted = []
-    monkeypatch.setattr(alerts, "incident_opened", lambda **kw: alerted.append(kw))
+    monkeypatch.setattr(alerts, "incident_alert", lambda **kw: alerted.append(kw))
     handlers["t.left"] = "retry"
     process = start(
         import_definition, system_actor, four_step(retry={"max_attempts": 2, "backoff": 1})

@@ -260,7 +260,7 @@ def test_an_alert_that_fails_never_breaks_the_escalation(
     def broken(**kwargs):
         raise RuntimeError("alerts unavailable")
 
-    monkeypatch.setattr(alerts, "task_overdue", broken)
+    monkeypatch.setattr(alerts, "overdue_alert", broken)
     task = start("EMP-12")
     with django_capture_on_commit_callbacks(execute=True):
         assert sweep_at(task.due_at + dt.timedelta(minutes=1)) == {"escalated": 1}
