@@ -392,8 +392,17 @@ class Supervisor:
         deadline = time.monotonic() + timeout
         while True:
             self._reap(tree)
-            left = group_members(tree.pgid)
-            if not left and tree.returncode is not None:
+            table = process_table()
+            left = group_members(tree.pgid, table)
+            # Zombies count too: a killed worker's exit is reparented to us (the subreaper) only
+            # once its parent is reaped, so wait until the whole group, zombies included, is gone.
+            ours = {os.getpid(), *(pid for pid, (_, g, _) in table.items() if g == tree.pgid)}
+            zombies = [
+                pid
+                for pid, (parent, group, _) in table.items()
+                if group == tree.pgid and parent in ours
+            ]
+            if not left and not zombies and tree.returncode is not None:
                 break
             if time.monotonic() > deadline:
                 logger.error("processes %s of qcluster %s outlived SIGKILL", left, tree.pgid)
