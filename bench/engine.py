@@ -34,6 +34,9 @@ parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/3")
 parser.add_argument(
     "--supervised", action="store_true", help="run manage.py workers instead of manage.py qcluster"
 )
+parser.add_argument(
+    "--no-eager", action="store_true", help="FLOWDESK_EAGER_STEPS=0: every step through the queue"
+)
 args = parser.parse_args()
 
 env = {
@@ -46,6 +49,8 @@ env = {
     "FLOWDESK_REDIS_URL": args.redis_url if args.broker == "redis" else "",
     "FLOWDESK_LOG_LEVEL": "WARNING",
     "DJANGO_SETTINGS_MODULE": "config.settings",
+    "FLOWDESK_EAGER_STEPS": "0" if args.no_eager else "1",
+    "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "bench-only-" + "x" * 50),
 }
 os.environ.update(env)
 
@@ -160,30 +165,68 @@ def cpu_seconds_by_role(cluster_pid):
     return roles
 
 
-# 1. Queries per service task, in-process (no cluster): start + handler + complete.
+# 1. Statements and commits per service task, in-process (no cluster): the queue's entry point
+# (worker.run_steps) on each step the queue would deliver; under eager dispatch the step that
+# completes the second branch runs the join and the final step itself.
 with CaptureQueriesContext(connection) as start_q:
     p = engine.process_start(
         definition_key="bench", business_key=f"q-{run_id}", actor=actor
     ).process
-per_task = []
-for _ in range(3):
-    ids = list(
-        TaskInstance.objects.filter(process=p, state="scheduled").values_list("id", flat=True)
+
+
+def run_through(process, capture: bool) -> tuple[int, int, float]:
+    """Deliver each scheduled step of ``process`` to ``worker.run_steps`` until none is left;
+    (statements without BEGIN/COMMIT, commits, CPU seconds inside run_steps)."""
+    commits = statements = 0
+    cpu = 0.0
+    while ids := list(
+        TaskInstance.objects.filter(process=process, state="scheduled").values_list("id", flat=True)
+    ):
+        for task_id in ids:
+            if not capture:
+                began = time.process_time()
+                worker.run_steps(task_id)
+                cpu += time.process_time() - began
+                continue
+            with CaptureQueriesContext(connection) as q:
+                worker.run_steps(task_id)
+            sql = [x["sql"] for x in q.captured_queries]
+            control = [
+                x for x in sql if x.split(" ", 1)[0] in ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE")
+            ]
+            commits += sum(1 for x in sql if x.startswith("COMMIT"))
+            statements += len(sql) - len(control)
+            if os.environ.get("BENCH_SHOW_SQL"):
+                print("\n".join(f"  {x[:150]}" for x in sql), "\n  --")
+    return statements, commits, cpu
+
+
+counted = [run_through(p, True)] + [
+    run_through(
+        engine.process_start(
+            definition_key="bench", business_key=f"q-{run_id}-{i}", actor=actor
+        ).process,
+        True,
     )
-    for task_id in ids:
-        with CaptureQueriesContext(connection) as q:
-            worker.run_step(task_id)
-        sql = [x["sql"] for x in q.captured_queries]
-        control = [
-            x for x in sql if x.split(" ", 1)[0] in ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE")
-        ]
-        broker = [x for x in sql if "django_q" in x]
-        per_task.append((len(sql) - len(broker) - len(control), len(broker)))
+    for i in range(2)
+]
+cpu_runs = 30
+fresh = [
+    engine.process_start(
+        definition_key="bench", business_key=f"c-{run_id}-{i}", actor=actor
+    ).process
+    for i in range(cpu_runs)
+]
+cpu = sum(run_through(process, False)[2] for process in fresh)
 print(f"queries to start a process: {len(start_q.captured_queries)}")
 print(
-    "SQL statements per service task, BEGIN/COMMIT not counted (engine+broker): "
-    + ", ".join(f"{e}+{b}" for e, b in per_task)
-    + f"  -> mean engine {statistics.mean(e for e, _ in per_task):.1f}"
+    f"SQL statements per service step (BEGIN/COMMIT not counted; eager={not args.no_eager}): "
+    + ", ".join(f"{s / 4:.2f}" for s, _, _ in counted)
+)
+print("commits per service step: " + ", ".join(f"{c / 4:.2f}" for _, c, _ in counted))
+print(
+    f"worker CPU per service step (time.process_time around worker.run_steps in this process,"
+    f" {cpu_runs} processes; handler, engine, enqueue): {1000 * cpu / (4 * cpu_runs):.2f} ms"
 )
 
 # 2. Throughput with a real cluster.

@@ -218,6 +218,13 @@ FLOWDESK_REENQUEUE_AFTER = int(os.environ.get("FLOWDESK_REENQUEUE_AFTER", "120")
 FLOWDESK_LEASE_MARGIN = int(os.environ.get("FLOWDESK_LEASE_MARGIN", "5"))
 # Default step timeout when the spec names none.
 FLOWDESK_DEFAULT_STEP_TIMEOUT = int(os.environ.get("FLOWDESK_DEFAULT_STEP_TIMEOUT", "60"))
+# Eager dispatch (README "Performance"): a worker whose completion makes service steps ready
+# leases one of them in the same transaction and runs it next. A queued step's django-q2 timeout
+# grows by EAGER_SECONDS, the time a worker may go on with such steps after its first one.
+# Seconds a web worker keeps a token's user (README "Performance": revocation semantics).
+FLOWDESK_TOKEN_CACHE_SECONDS = float(os.environ.get("FLOWDESK_TOKEN_CACHE_SECONDS", "5"))
+FLOWDESK_EAGER_STEPS = os.environ.get("FLOWDESK_EAGER_STEPS", "1") == "1"
+FLOWDESK_EAGER_SECONDS = int(os.environ.get("FLOWDESK_EAGER_SECONDS", "10"))
 
 # Worker supervision (`manage.py workers`, processes/supervisor.py): the supervisor runs qcluster
 # in its own process group, sends a heartbeat task through the broker every HEARTBEAT seconds and

@@ -97,9 +97,14 @@ def definition_event(*, definition, type: str, actor: Actor, data: dict | None =
     )
 
 
+def take_pending(process: ProcessInstance) -> list[ProcessEvent]:
+    """The buffered events, for a caller that writes them itself (``db.core.write``)."""
+    return process.__dict__.pop("_pending_events", [])
+
+
 def flush(process: ProcessInstance) -> list[ProcessEvent]:
     """Write the buffered events in one INSERT."""
-    pending = process.__dict__.pop("_pending_events", [])
+    pending = take_pending(process)
     if pending:
         raw.insert(pending)
     return pending

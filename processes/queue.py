@@ -19,7 +19,7 @@ from django_q.tasks import async_task
 
 logger = logging.getLogger(__name__)
 
-RUN_STEP = "processes.worker.run_step"
+RUN_STEP = "processes.worker.run_steps"  # run_step with eager dispatch
 RUN_COMPENSATION = "processes.worker.run_compensation"
 
 _brokers: dict[tuple, Broker] = {}
@@ -59,11 +59,12 @@ def enqueue_steps(steps: list[tuple[int, int]]) -> None:
 
 
 def enqueue_step(task_id: int, *, timeout: int) -> bool:
-    """Queue one step; the q2 timeout is the step's timeout plus the lease margin."""
+    """Queue one step; the q2 timeout is the step's timeout plus the lease margin, plus the
+    seconds the worker may go on with steps its completions leased to it (eager dispatch)."""
     return enqueue(
         RUN_STEP,
         task_id,
-        timeout=timeout + settings.FLOWDESK_LEASE_MARGIN,
+        timeout=timeout + settings.FLOWDESK_LEASE_MARGIN + settings.FLOWDESK_EAGER_SECONDS,
         task_name=f"step-{task_id}",
         group="flowdesk-steps",
     )

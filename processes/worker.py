@@ -30,8 +30,13 @@ def _worker_actor() -> Actor:
     return Actor.worker(f"worker {socket.gethostname()}:{os.getpid()}")
 
 
-def run_step(task_id: int) -> str:
-    """Run one service step: take the lease, call the handler, report the result to the engine."""
+def run_step(task_id: int, *, eager: bool = False) -> str:
+    """Run one service step: take the lease, call the handler, report the result to the engine.
+
+    ``eager`` (the queue's entry point, ``run_steps``): when a completion makes service steps of
+    the same process ready, the engine leases one of them to this worker in the completion's own
+    transaction and it runs next, without a queue round trip; the others are queued.
+    """
     # Told before the lease: a worker killed between here and the lease's commit would lose the
     # step (Redis delivers once); its supervisor reads the note and enqueues the step again.
     progress.busy_until(time.time() + settings.FLOWDESK_LEASE_MARGIN, task_id)
@@ -40,13 +45,31 @@ def run_step(task_id: int) -> str:
         lease = engine.task_start(task_id=task_id, actor=actor)
         if lease is None:
             return "skipped"
-        progress.busy_until(time.time() + lease.timeout + settings.FLOWDESK_LEASE_MARGIN, task_id)
-        return _run_handler(task_id, actor, lease)
+        # django-q2 stops this queue task after the first step's timeout + margin + the eager
+        # budget (queue.enqueue_step): a step is chained only if its lease ends before that
+        # (a second of slack for the time q2 spent before calling us).
+        deadline = time.monotonic() + lease.timeout + settings.FLOWDESK_LEASE_MARGIN
+        deadline += settings.FLOWDESK_EAGER_SECONDS - 1
+        outcome = "completed"
+        while lease is not None:
+            progress.busy_until(
+                time.time() + lease.timeout + settings.FLOWDESK_LEASE_MARGIN, lease.task_id
+            )
+            within = deadline - time.monotonic() if eager else None
+            outcome, lease = _run_handler(lease.task_id, actor, lease, within)
+        return outcome
     finally:
         progress.idle()
 
 
-def _run_handler(task_id: int, actor: Actor, lease: engine.StepLease) -> str:
+def run_steps(task_id: int) -> str:
+    """The queue's entry point for a step: ``run_step`` with eager dispatch (unless
+    ``FLOWDESK_EAGER_STEPS=0``)."""
+    return run_step(task_id, eager=settings.FLOWDESK_EAGER_STEPS)
+
+
+def _run_handler(task_id: int, actor: Actor, lease: engine.StepLease, within=None):
+    """Call the handler and report; returns the outcome and the next step's lease (eager)."""
     try:
         handler = registry.get(lease.handler)
         result = handler(lease.context)
@@ -56,10 +79,10 @@ def _run_handler(task_id: int, actor: Actor, lease: engine.StepLease) -> str:
         engine.task_fail(
             task_id=task_id, actor=actor, error=str(exc), retryable=False, execution=lease.execution
         )
-        return "failed"
+        return "failed", None
     except RetryableStepError as exc:
         engine.task_fail(task_id=task_id, actor=actor, error=str(exc), execution=lease.execution)
-        return "attempt failed"
+        return "attempt failed", None
     except Exception as exc:  # an unexpected bug in a handler is retried like a transient error
         logger.exception("step %s (%s) raised", task_id, lease.handler)
         engine.task_fail(
@@ -68,9 +91,15 @@ def _run_handler(task_id: int, actor: Actor, lease: engine.StepLease) -> str:
             error=f"{type(exc).__name__}: {exc}",
             execution=lease.execution,
         )
-        return "attempt failed"
-    engine.task_complete(task_id=task_id, actor=actor, result=result, execution=lease.execution)
-    return "completed"
+        return "attempt failed", None
+    done = engine.task_complete(
+        task_id=task_id,
+        actor=actor,
+        result=result,
+        execution=lease.execution,
+        eager_within=within,
+    )
+    return "completed", getattr(done, "next_lease", None)
 
 
 def sweep_timers(limit: int = 1000) -> dict:

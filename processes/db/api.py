@@ -3,7 +3,10 @@ definition a caller may start."""
 
 from __future__ import annotations
 
+import functools
+
 from django.contrib.auth import get_user_model
+from django.db import connection
 from rest_framework.authtoken.models import Token
 
 from processes.db.core import col, columns, prep, table
@@ -27,16 +30,21 @@ def process_with_grant(process_id, *, user=None, codenames: list[str] | None = N
     """The instance ``process_id`` with ``allowed`` = whether ``user`` holds one of
     ``codenames`` on its definition (``user=None``: everyone is allowed, a superuser)."""
     p = ProcessInstance
-    if user is None:
-        grant, params = "1 = 1", []
+    params = [] if user is None else condition_params(user, codenames)
+    where, extra = _grant_sql(None if user is None else tuple(codenames), connection.vendor)
+    return _instance_where(where, [*params, prep(p, "id", process_id)], extra, ("allowed",))
+
+
+@functools.lru_cache(maxsize=32)
+def _grant_sql(codenames: tuple[str, ...] | None, vendor: str) -> tuple[str, str]:
+    """The WHERE and the ``allowed`` column of ``process_with_grant`` (``None``: a superuser),
+    built once per codenames and vendor."""
+    p = ProcessInstance
+    if codenames is None:
+        grant = "1 = 1"
     else:
-        grant = definition_condition(f"p.{col(p, 'definition_key')}", codenames)
-        params = condition_params(user, codenames)
-    return _instance_where(
-        f"p.{col(p, 'id')} = %s",
-        [*params, prep(p, "id", process_id)],
-        f", CASE WHEN {grant} THEN 1 ELSE 0 END AS allowed",
-    )
+        grant = definition_condition(f"p.{col(p, 'definition_key')}", list(codenames))
+    return f"p.{col(p, 'id')} = %s", f", CASE WHEN {grant} THEN 1 ELSE 0 END AS allowed"
 
 
 def startable_definition(key: str, *, user=None, codenames: list[str] | None = None):

@@ -111,3 +111,107 @@ def update(obj: Model, field_names: list[str]) -> None:
         cursor.execute(sql, params)
         if cursor.rowcount != 1:
             raise DatabaseError(f"{meta.label} {obj.pk}: the UPDATE matched {cursor.rowcount} rows")
+
+
+def write(updates: list[tuple[Model, list[str]]], inserts: list[Model]) -> None:
+    """One engine event's writes in one statement: the UPDATEs of ``updates`` (instance, fields)
+    and the INSERT of ``inserts`` (rows of one model, given their ids), as data-modifying CTEs.
+
+    The same rows and checks as ``update`` and ``insert`` one by one (each UPDATE must match its
+    row), in one round trip instead of one per row: the statements of a step are most of its
+    cost. PostgreSQL only; elsewhere they run one by one.
+    """
+    if connection.vendor != "postgresql":
+        for obj, field_names in updates:
+            update(obj, field_names)
+        insert(inserts)
+        return
+    quote = connection.ops.quote_name
+    parts, params = [], []
+    for index, (obj, field_names) in enumerate(updates):
+        meta = obj._meta
+        fields = [meta.get_field(name) for name in field_names]
+        params.extend(f.get_db_prep_save(f.pre_save(obj, False), connection) for f in fields)
+        params.append(meta.pk.get_db_prep_value(obj.pk, connection))
+        parts.append(
+            f"u{index} AS (UPDATE {table(type(obj))} SET "
+            f"{', '.join(f'{quote(f.column)} = %s' for f in fields)} "
+            f"WHERE {quote(meta.pk.column)} = %s RETURNING 1)"
+        )
+    counts = [f"(SELECT count(*) FROM u{index})" for index in range(len(updates))]
+    if inserts:
+        model = type(inserts[0])
+        meta = model._meta
+        fields = [f for f in meta.concrete_fields if f is not meta.pk]
+        for obj in inserts:
+            obj._prepare_related_fields_for_save(operation_name="bulk_create")
+            params.extend(f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields)
+        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        parts.append(
+            f"i AS (INSERT INTO {table(model)} ({', '.join(quote(f.column) for f in fields)}) "
+            f"VALUES {', '.join([row] * len(inserts))} RETURNING {quote(meta.pk.column)})"
+        )
+        # ids in insertion order, as bulk_create reads them from a multi-row INSERT
+        counts.append(f"ARRAY(SELECT {quote(meta.pk.column)} FROM i)")
+    if not parts:
+        return
+    sql = f"WITH {', '.join(parts)} SELECT {', '.join(counts)}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        found = cursor.fetchone()
+    for (obj, _), matched in zip(updates, found, strict=False):
+        if matched != 1:
+            raise DatabaseError(f"{obj._meta.label} {obj.pk}: the UPDATE matched {matched} rows")
+    if inserts:
+        for obj, pk in zip(inserts, found[-1], strict=True):
+            obj.pk = pk
+            obj._state.adding = False
+            obj._state.db = connection.alias
+
+
+_CONVERTERS: dict[tuple, list] = {}
+
+
+def _row_converters(model: type[Model]) -> list:
+    """(index, converters) of each concrete field of ``model`` that has any, computed once per
+    model and connection vendor: what ``raw()`` works out again on every query."""
+    key = (model, connection.vendor)
+    found = _CONVERTERS.get(key)
+    if found is None:
+        found = []
+        for index, field in enumerate(model._meta.concrete_fields):
+            column = field.get_col(model._meta.db_table)
+            converters = connection.ops.get_db_converters(column) + field.get_db_converters(
+                connection
+            )
+            if converters:
+                found.append((index, column, converters))
+        _CONVERTERS[key] = found
+    return found
+
+
+def fetch(model: type[Model], sql: str, params, extra: tuple[str, ...] = ()) -> list[Model]:
+    """Instances of ``model`` from ``sql``, which selects ``columns(model, ...)`` and then one
+    column per name in ``extra`` (set on each instance as read, as ``raw()`` sets annotations).
+
+    ``Model.objects.raw()`` without its per-query work (matching columns to fields by name,
+    looking up converters): the rows and instances are the same, at a third of the CPU.
+    """
+    n = len(model._meta.concrete_fields)
+    converters = _row_converters(model)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    found = []
+    for row in rows:
+        values = list(row[:n])
+        for index, column, funcs in converters:
+            value = values[index]
+            for func in funcs:
+                value = func(value, column, connection)
+            values[index] = value
+        obj = model.from_db(connection.alias, None, values)
+        for name, value in zip(extra, row[n:], strict=True):
+            setattr(obj, name, value)
+        found.append(obj)
+    return found

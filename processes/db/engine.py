@@ -3,14 +3,23 @@ identity (locked for an event), its tasks, and the business-key check of a start
 
 from __future__ import annotations
 
+import functools
+
 from django.contrib.auth import get_user_model
 from django.db import connection
 
-from processes.db.core import col, columns, convert, partial, prep, table
+from processes.db.core import col, columns, convert, fetch, partial, prep, table
 from processes.models import ACTIVE_PROCESS_STATES, ProcessDefinition, ProcessInstance, TaskInstance
 
 
 def _instance_sql(where: str, extra_columns: str = "") -> str:
+    """The instance with its definition's identity (SQL text kept per arguments and vendor:
+    building it cost more CPU than PostgreSQL took to run it)."""
+    return _instance_sql_for(where, extra_columns, connection.vendor)
+
+
+@functools.lru_cache(maxsize=64)
+def _instance_sql_for(where: str, extra_columns: str, vendor: str) -> str:
     p, d = ProcessInstance, ProcessDefinition
     return (
         f"SELECT {columns(p, 'p')}, d.{col(d, 'version')} AS definition_version, "
@@ -18,6 +27,9 @@ def _instance_sql(where: str, extra_columns: str = "") -> str:
         f"FROM {table(p)} p JOIN {table(d)} d ON d.{col(d, 'id')} = p.{col(p, 'definition')} "
         f"WHERE {where}"
     )
+
+
+_DEFINITION = ("definition_version", "definition_published_at")  # the columns _instance_sql adds
 
 
 def _with_definition(process: ProcessInstance | None) -> ProcessInstance | None:
@@ -49,7 +61,7 @@ def _for_update(sql: str) -> str:
 def lock_process(process_id) -> ProcessInstance | None:
     """The instance ``process_id``, its row locked until the transaction ends."""
     sql = _for_update(_instance_sql(f"p.{col(ProcessInstance, 'id')} = %s"))
-    found = ProcessInstance.objects.raw(sql, [prep(ProcessInstance, "id", process_id)])
+    found = fetch(ProcessInstance, sql, [prep(ProcessInstance, "id", process_id)], _DEFINITION)
     return _with_definition(next(iter(found), None))
 
 
@@ -60,19 +72,20 @@ def lock_process_of_task(task_id: int) -> ProcessInstance | None:
         f"p.{col(ProcessInstance, 'id')} = (SELECT t.{col(t, 'process')} FROM {table(t)} t "
         f"WHERE t.{col(t, 'id')} = %s)"
     )
-    found = ProcessInstance.objects.raw(_for_update(_instance_sql(where)), [task_id])
+    found = fetch(ProcessInstance, _for_update(_instance_sql(where)), [task_id], _DEFINITION)
     return _with_definition(next(iter(found), None))
 
 
-def _instance_where(where: str, params: list, extra_columns: str = ""):
-    """For ``db.api`` only: the instance query with a grant column (kept in this package)."""
-    found = ProcessInstance.objects.raw(_instance_sql(where, extra_columns), params)
+def _instance_where(where: str, params: list, extra_columns: str = "", extra_names=()):
+    """For ``db.api`` only: the instance query with a grant column (kept in this package);
+    ``extra_names`` name the columns ``extra_columns`` adds."""
+    sql = _instance_sql(where, extra_columns)
+    found = fetch(ProcessInstance, sql, params, (*_DEFINITION, *extra_names))
     return _with_definition(next(iter(found), None))
 
 
-def tasks_of_process(process_id, *, people: bool = False) -> list[TaskInstance]:
-    """A process's tasks in spec order (stage, then creation); with ``people``, each one's
-    assignee and claimer loaded with their username (for showing them)."""
+@functools.lru_cache(maxsize=8)
+def _tasks_sql(people: bool, vendor: str) -> str:
     user_model = get_user_model()
     t, users = TaskInstance, table(user_model)
     uid, uname = col(user_model, "id"), col(user_model, "username")
@@ -83,11 +96,19 @@ def tasks_of_process(process_id, *, people: bool = False) -> list[TaskInstance]:
             f" LEFT JOIN {users} a ON a.{uid} = t.{col(t, 'assignee')}"
             f" LEFT JOIN {users} c ON c.{uid} = t.{col(t, 'claimed_by')}"
         )
-    sql = (
+    return (
         f"SELECT {columns(t, 't')}{names} FROM {table(t)} t{joins} "
         f"WHERE t.{col(t, 'process')} = %s ORDER BY t.{col(t, 'stage_index')}, t.{col(t, 'id')}"
     )
-    tasks = list(TaskInstance.objects.raw(sql, [prep(t, "process", process_id)]))
+
+
+def tasks_of_process(process_id, *, people: bool = False) -> list[TaskInstance]:
+    """A process's tasks in spec order (stage, then creation); with ``people``, each one's
+    assignee and claimer loaded with their username (for showing them)."""
+    t, user_model = TaskInstance, get_user_model()
+    sql = _tasks_sql(people, connection.vendor)
+    extra = ("assignee_username", "claimed_by_username") if people else ()
+    tasks = fetch(TaskInstance, sql, [prep(t, "process", process_id)], extra)
     for task in tasks if people else ():
         if task.assignee_id is not None:
             task.assignee = partial(

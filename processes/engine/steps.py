@@ -77,14 +77,21 @@ def task_start(*, task_id, actor: Actor) -> StepLease | None:
         return None
     if task.state == TaskState.SCHEDULED and task.scheduled_at and task.scheduled_at > now:
         return None  # still inside its retry back-off; the sweep will enqueue it when due
+    lease = _lease(run, task, now)
+    run.save()
+    return lease
+
+
+def _lease(run, task, now) -> StepLease:
+    """Start ``task`` (scheduled) for the worker acting in ``run``: the lease runs for its
+    timeout plus the margin; a worker that vanishes leaves it to the timer sweep."""
     task_spec = run.task_spec(task)
     timeout = _step_timeout(task_spec)
     _transition(task, "start")
     task.wake_at = now + dt.timedelta(seconds=timeout + settings.FLOWDESK_LEASE_MARGIN)
     run.touch(task)
-    events.task_started(process=run.process, actor=actor, task=task)
-    run.save()
-    task.process = run.process
+    events.task_started(process=run.process, actor=run.actor, task=task)
+    task.process = run.process  # the context reads the variables this event holds
     return StepLease(
         task_id=task.pk,
         execution=task.execution,
@@ -94,6 +101,30 @@ def task_start(*, task_id, actor: Actor) -> StepLease | None:
     )
 
 
+def _take_next(run, within: float) -> StepLease | None:
+    """Eager dispatch: lease one of the service steps this event just scheduled to the worker
+    that caused it, in the same transaction (one commit for "done" and "next", no queue round
+    trip). Only a step whose timeout plus the lease margin fits in ``within`` seconds (what is
+    left of the worker's queue task before django-q2 would stop it); the others are queued
+    after commit as usual."""
+    now = timezone.now()
+    for task in run.to_enqueue:
+        if task.scheduled_at and task.scheduled_at > now:
+            continue
+        if _step_timeout(run.task_spec(task)) + settings.FLOWDESK_LEASE_MARGIN > within:
+            continue
+        run.to_enqueue.remove(task)
+        return _lease(run, task, now)
+    return None
+
+
+@dataclass(frozen=True)
+class StepDone(TaskResult):
+    """A completed step and, under eager dispatch, the lease of the step to run next (or None)."""
+
+    next_lease: StepLease | None = None
+
+
 @transaction.atomic
 def task_complete(
     *,
@@ -101,11 +132,13 @@ def task_complete(
     actor: Actor,
     result: Any = None,
     execution: int | None = None,
+    eager_within: float | None = None,
 ) -> TaskResult:
     """Complete a scheduled or running service task; a repeat is recorded as a duplicate and
     changes nothing. The result lands under the task's own name in the variables, nothing else.
 
     ``execution`` (from a worker) guards against a late result of an execution replayed since.
+    ``eager_within`` (a worker's seconds left): lease one newly ready step to it (``next_lease``).
     Human tasks are decided by a person (``task_decide``), never completed this way.
     """
     run, task = _lock_for_task(task_id)
@@ -122,8 +155,9 @@ def task_complete(
         raise Conflict(f"process is {run.process.state}")
     _complete(run, task, result)
     _advance(run)
+    next_lease = _take_next(run, eager_within) if eager_within and run.to_enqueue else None
     run.save()
-    return TaskResult(task)
+    return StepDone(task, next_lease=next_lease)
 
 
 @transaction.atomic

@@ -1,0 +1,169 @@
+"""Flowdesk against its Django peer, Viewflow 2.4, side by side (run by hand, never in the suite).
+
+    .venv/bin/python bench/peer.py --setup            # once: the peer's venv and database
+    .venv/bin/python bench/peer.py --n 2000 --rounds 2
+
+Runs the shared peer harness (``../shared/peer``, its README: ``SalaryFlow`` = start -> split ->
+salary_base ‖ bonus -> join -> finalize -> end, two OS processes, ``run_parallel.sh``) and
+Flowdesk's ``bench/engine.py`` (the same shape: two parallel service steps, a join, a final step,
+every one leased, committed and audited by a real 2-worker django-q2 cluster) one after the other,
+``--rounds`` times each, and prints every rate and the ratio Flowdesk / Viewflow.
+
+Only the ratio of runs made in the same script means anything on a shared machine: absolute
+figures move by ±40% with what else runs. ``--flowdesk-args`` passes more options to
+bench/engine.py (e.g. ``--no-eager`` to measure without eager dispatch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PG = os.environ.get("FLOWDESK_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
+
+
+def peer_dir(given: str | None) -> Path:
+    for candidate in (given, ROOT.parent / "shared" / "peer", "/work/shared/peer"):
+        if candidate and (Path(candidate) / "viewflow_bench" / "manage.py").exists():
+            return Path(candidate)
+    sys.exit("the peer harness (shared/peer/viewflow_bench) was not found: pass --peer-dir")
+
+
+def ensure_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def peer_env(args) -> dict:
+    user = PG.rsplit("//", 1)[1].split("@")[0]
+    return dict(
+        os.environ,
+        PY=str(Path(args.vfenv) / "bin" / "python"),
+        VFENV=args.vfenv,
+        VFBENCH_DB=args.vf_db,
+        VFBENCH_USER=user,
+        VFBENCH_PASSWORD=os.environ.get("VFBENCH_PASSWORD", ""),
+        PYTHONDONTWRITEBYTECODE="1",  # the shared harness is read-only
+    )
+
+
+def setup(args) -> None:
+    """The peer's venv (the packages its README names) and its migrated database."""
+    py = Path(args.vfenv) / "bin" / "python"
+    if not py.exists():
+        subprocess.run([sys.executable, "-m", "venv", args.vfenv], check=True)
+    subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", "django-viewflow==2.4.0", "django>=5.2,<6.1",
+         "psycopg[binary]"],
+        check=True,
+    )  # fmt: skip
+    ensure_database(args.vf_db)
+    subprocess.run(
+        [str(py), "manage.py", "migrate", "-v0"],
+        cwd=peer_dir(args.peer_dir) / "viewflow_bench",
+        env=peer_env(args),
+        check=True,
+    )
+
+
+def run_viewflow(args, out: Path) -> float:
+    import psycopg
+
+    with psycopg.connect(f"{PG}/{args.vf_db}", autocommit=True) as conn:
+        conn.execute(
+            "TRUNCATE viewflow_task_previous, viewflow_task, viewflow_process "
+            "RESTART IDENTITY CASCADE"
+        )
+    script = peer_dir(args.peer_dir) / "viewflow_bench" / "run_parallel.sh"
+    done = subprocess.run(
+        ["bash", str(script), str(args.n), str(out)],
+        env=peer_env(args),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    (out / "stdout.txt").write_text(done.stdout + done.stderr)
+    combined = re.search(r"combined processes/s: ([0-9.]+)", done.stdout)
+    if not combined or "ok=True" not in done.stdout:
+        sys.exit(f"the Viewflow run failed or did not check out:\n{done.stdout}\n{done.stderr}")
+    return float(combined.group(1))
+
+
+def run_flowdesk(args, out: Path) -> tuple[float, str]:
+    root = Path(args.flowdesk_root or ROOT)
+    cmd = [
+        sys.executable, str(root / "bench" / "engine.py"), "--broker", "redis", "--n", str(args.n),
+        "--database-url", f"{PG}/{args.fd_db}", "--redis-url", args.redis_url,
+        *shlex.split(args.flowdesk_args),
+    ]  # fmt: skip
+    env = dict(os.environ)
+    env.setdefault("DJANGO_SECRET_KEY", "bench-only-" + "x" * 50)
+    done = subprocess.run(cmd, cwd=root, env=env, check=True, capture_output=True, text=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "stdout.txt").write_text(done.stdout + done.stderr)
+    rate = re.search(r"processes/s: ([0-9.]+)", done.stdout)
+    if not rate:
+        sys.exit(f"bench/engine.py printed no rate:\n{done.stdout}\n{done.stderr}")
+    return float(rate.group(1)), done.stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--n", type=int, default=2000, help="processes per run (per OS process for Viewflow)"
+    )
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--peer-dir", default=None)
+    parser.add_argument("--vfenv", default=os.environ.get("VFENV", str(ROOT / "var" / "peer-venv")))
+    parser.add_argument("--vf-db", default="flowdesk_peer_viewflow")
+    parser.add_argument("--fd-db", default="flowdesk_bench_engine")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/3")
+    parser.add_argument("--flowdesk-args", default="", help="more options for bench/engine.py")
+    parser.add_argument(
+        "--flowdesk-root", default=None, help="another checkout's bench/engine.py (a baseline)"
+    )
+    parser.add_argument("--setup", action="store_true", help="create the peer's venv and database")
+    args = parser.parse_args()  # fmt: skip
+    if args.setup:
+        setup(args)
+        return
+    if not (Path(args.vfenv) / "bin" / "python").exists():
+        sys.exit(f"no peer venv at {args.vfenv}: run bench/peer.py --setup first")
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    out = ROOT / "var" / f"peer-{stamp}"
+    viewflow, flowdesk = [], []
+    for round_ in range(1, args.rounds + 1):
+        print(f"round {round_}: Viewflow 2.4, 2 OS processes x {args.n} ...", flush=True)
+        viewflow.append(run_viewflow(args, out / f"viewflow-{round_}"))
+        print(f"  Viewflow {viewflow[-1]:.1f} processes/s", flush=True)
+        print(f"round {round_}: Flowdesk bench/engine.py --n {args.n} ...", flush=True)
+        rate, text = run_flowdesk(args, out / f"flowdesk-{round_}")
+        flowdesk.append(rate)
+        for line in text.splitlines():
+            if line.startswith(("SQL statements", "commits", "worker CPU", "processes/s", "eager")):
+                print(f"  {line}")
+        print(f"  Flowdesk {rate:.1f} processes/s; ratio this round {rate / viewflow[-1]:.2f}x")
+    ratio = statistics.mean(flowdesk) / statistics.mean(viewflow)
+    summary = {"n": args.n, "viewflow": viewflow, "flowdesk": flowdesk, "ratio": round(ratio, 2)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    print(
+        f"Viewflow {' / '.join(f'{x:.1f}' for x in viewflow)} processes/s; Flowdesk "
+        f"{' / '.join(f'{x:.1f}' for x in flowdesk)} processes/s; ratio Flowdesk/Viewflow "
+        f"{ratio:.2f}x (results in {out})"
+    )
+
+
+if __name__ == "__main__":
+    main()
