@@ -153,7 +153,7 @@ class _Run:
         if len(changed) <= BULK_UPDATE_FROM:
             # The changed rows and the event rows in one statement (one round trip): bulk_update's
             # CASE/WHEN costs ~10 ms of CPU for two rows, a statement per row a round trip each.
-            updates = [(task, TASK_FIELDS) for task in changed]
+            updates = [(task, raw.changed(task, TASK_FIELDS)) for task in changed]
             updates.append((self.process, self._changed_process_fields()))
             raw.write(updates, events.take_pending(self.process))
         else:
