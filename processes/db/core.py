@@ -10,6 +10,8 @@ State still changes only through the models' django-fsm transitions, in the engi
 
 from __future__ import annotations
 
+import functools
+
 from django.db import DatabaseError, connection
 from django.db.models import Model
 from django.db.models.base import DEFERRED
@@ -73,18 +75,21 @@ def insert(objs: list[Model]) -> None:
             obj.save(force_insert=True)
         return
     fields = [f for f in meta.concrete_fields if not (returning and f is meta.pk)]
-    params = []
-    for obj in objs:
-        obj._prepare_related_fields_for_save(operation_name="bulk_create")  # as bulk_create
-        params.extend(f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields)
-    quote = connection.ops.quote_name
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    sql = (
-        f"INSERT INTO {table(model)} ({', '.join(quote(f.column) for f in fields)}) "
-        f"VALUES {', '.join([row] * len(objs))}"
-    )
+    if connection.vendor == "postgresql":
+        sql, params = _insert_unnest(model, fields, objs)
+    else:
+        params = []
+        for obj in objs:
+            obj._prepare_related_fields_for_save(operation_name="bulk_create")  # as bulk_create
+            params.extend(f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields)
+        quote = connection.ops.quote_name
+        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        sql = (
+            f"INSERT INTO {table(model)} ({', '.join(quote(f.column) for f in fields)}) "
+            f"VALUES {', '.join([row] * len(objs))}"
+        )
     if returning:
-        sql += f" RETURNING {quote(meta.pk.column)}"
+        sql += f" RETURNING {connection.ops.quote_name(meta.pk.column)}"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         ids = cursor.fetchall() if returning else None
@@ -93,6 +98,33 @@ def insert(objs: list[Model]) -> None:
             obj.pk = ids[index][0]
         obj._state.adding = False
         obj._state.db = connection.alias
+
+
+def _insert_unnest(model, fields, objs) -> tuple[str, list]:
+    """PostgreSQL: ``INSERT ... SELECT FROM unnest(one array per column)`` in the rows' order.
+
+    The statement's text and parameter count stay the same whatever the number of rows, so
+    psycopg caches its conversion and prepares it (a VALUES list of 8 task rows has ~200
+    parameters: neither happened, and converting it cost more than PostgreSQL took to run it).
+    """
+    rows = []
+    for obj in objs:
+        obj._prepare_related_fields_for_save(operation_name="bulk_create")  # as bulk_create
+        rows.append([f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields])
+    params = [list(column) for column in zip(*rows, strict=True)]
+    return _unnest_sql(model, tuple(fields)), params
+
+
+@functools.lru_cache(maxsize=32)
+def _unnest_sql(model, fields) -> str:
+    quote = connection.ops.quote_name
+    names = [f"c{i}" for i in range(len(fields))]
+    arrays = ", ".join(f"%s::{_array_type(f)}" for f in fields)
+    return (
+        f"INSERT INTO {table(model)} ({', '.join(quote(f.column) for f in fields)}) "
+        f"SELECT {', '.join(names)} FROM unnest({arrays}) WITH ORDINALITY "
+        f"AS u({', '.join(names)}, n) ORDER BY n"
+    )
 
 
 def update(obj: Model, field_names: list[str]) -> None:
@@ -150,18 +182,9 @@ def write(updates: list[tuple[Model, list[str]]], inserts: list[Model]) -> None:
         model = type(inserts[0])
         meta = model._meta
         fields = [f for f in meta.concrete_fields if f is not meta.pk]
-        rows = []
-        for obj in inserts:
-            obj._prepare_related_fields_for_save(operation_name="bulk_create")
-            rows.append([f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields])
-        # one array per column (unnest keeps their order): the statement's text and parameter
-        # count stay the same whatever the number of rows, so psycopg caches and prepares it
-        params.extend(list(column) for column in zip(*rows, strict=True))
-        arrays = ", ".join(f"%s::{_array_type(f)}" for f in fields)
-        parts.append(
-            f"i AS (INSERT INTO {table(model)} ({', '.join(quote(f.column) for f in fields)}) "
-            f"SELECT * FROM unnest({arrays}) RETURNING {quote(meta.pk.column)})"
-        )
+        sql, columns_params = _insert_unnest(model, fields, inserts)
+        params.extend(columns_params)
+        parts.append(f"i AS ({sql} RETURNING {quote(meta.pk.column)})")
         # ids in insertion order, as bulk_create reads them from a multi-row INSERT
         counts.append(f"ARRAY(SELECT {quote(meta.pk.column)} FROM i)")
     if not parts:
