@@ -280,6 +280,11 @@ print(
     "CPU seconds during the run, by role (backends that closed meanwhile not counted;"
     " the two busiest qcluster pids are the workers, then pusher, monitor, sentinel):"
 )
-for role, end in sorted(cpu_end.items(), key=lambda kv: kv[1] - cpu_start.get(kv[0], 0.0)):
-    used = end - cpu_start.get(role, 0.0)
+used_by = {role: end - cpu_start.get(role, 0.0) for role, end in cpu_end.items()}
+for role, used in sorted(used_by.items(), key=lambda kv: kv[1]):
     print(f"  {role:30s} {used:7.1f} s  = {1000 * used / (4 * args.n):5.1f} ms per service task")
+workers = sorted((u for r, u in used_by.items() if r.startswith("qcluster pid")), reverse=True)
+print(
+    f"worker CPU per service step (the {args.workers} busiest qcluster processes / steps): "
+    f"{1000 * sum(workers[: args.workers]) / (4 * args.n):.2f} ms"
+)

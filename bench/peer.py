@@ -152,7 +152,7 @@ def main() -> None:
         rate, text = run_flowdesk(args, out / f"flowdesk-{round_}")
         flowdesk.append(rate)
         for line in text.splitlines():
-            if line.startswith(("SQL statements", "commits", "worker CPU", "processes/s", "eager")):
+            if line.startswith(("SQL statements", "commits", "worker CPU", "processes/s")):
                 print(f"  {line}")
         print(f"  Flowdesk {rate:.1f} processes/s; ratio this round {rate / viewflow[-1]:.2f}x")
     ratio = statistics.mean(flowdesk) / statistics.mean(viewflow)
