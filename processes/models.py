@@ -58,6 +58,37 @@ class ImmutableError(Exception):
     """Raised when code tries to change what must never change (events, published specs)."""
 
 
+class AppendOnlyQuerySet(models.QuerySet):
+    """Bulk update/delete refused: the rows are history (the database trigger refuses them too)."""
+
+    def update(self, **kwargs):
+        raise ImmutableError(f"{self.model.append_only_what} are append-only")
+
+    def delete(self):
+        raise ImmutableError(f"{self.model.append_only_what} are append-only")
+
+    _raw_delete = delete
+
+
+class AppendOnlyModel(models.Model):
+    """A row is written once and never changed or deleted through the ORM."""
+
+    append_only_what = "rows"
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ImmutableError(f"{self.append_only_what} are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ImmutableError(f"{self.append_only_what} are append-only")
+
+
 # --- definitions ----------------------------------------------------------------------------------
 
 
@@ -144,17 +175,7 @@ class DefinitionEventType(models.TextChoices):
     UPDATED = "definition_updated", "Draft edited"
 
 
-class DefinitionEventQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise ImmutableError("definition events are append-only")
-
-    def delete(self):
-        raise ImmutableError("definition events are append-only")
-
-    _raw_delete = delete
-
-
-class DefinitionEvent(models.Model):
+class DefinitionEvent(AppendOnlyModel):
     """Who stored, published, retired or edited a definition version, and when: append-only."""
 
     definition = models.ForeignKey(
@@ -169,7 +190,7 @@ class DefinitionEvent(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     data = models.JSONField(default=dict, blank=True)
 
-    objects = DefinitionEventQuerySet.as_manager()
+    append_only_what = "definition events"
 
     class Meta:
         ordering = ["definition_id", "id"]
@@ -177,14 +198,6 @@ class DefinitionEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.definition} {self.type}"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise ImmutableError("definition events are append-only")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise ImmutableError("definition events are append-only")
 
 
 class DefinitionComponent(models.Model):
@@ -564,17 +577,7 @@ class ActorType(models.TextChoices):
     WORKER = "worker", "Worker"
 
 
-class ProcessEventQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise ImmutableError("process events are append-only")
-
-    def delete(self):
-        raise ImmutableError("process events are append-only")
-
-    _raw_delete = delete
-
-
-class ProcessEvent(models.Model):
+class ProcessEvent(AppendOnlyModel):
     """One row per thing that happened to a process: never updated, never deleted."""
 
     process = models.ForeignKey(ProcessInstance, on_delete=models.PROTECT, related_name="events")
@@ -592,7 +595,7 @@ class ProcessEvent(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     data = models.JSONField(default=dict, blank=True)
 
-    objects = ProcessEventQuerySet.as_manager()
+    append_only_what = "process events"
 
     class Meta:
         constraints = [
@@ -606,14 +609,6 @@ class ProcessEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.type}"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise ImmutableError("process events are append-only")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise ImmutableError("process events are append-only")
 
     @property
     def actor_display(self) -> str:

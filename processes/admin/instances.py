@@ -17,7 +17,7 @@ from django.urls import path, reverse
 
 from processes import authority, dashboard, diagram
 from processes.admin import operations, widgets
-from processes.admin.base import GrantedAdmin, can_operate
+from processes.admin.base import ReadOnlyAdmin, can_operate
 from processes.admin.dashboard import dashboard_page
 from processes.admin.exports import export_limit, history_response
 from processes.admin.filters import (
@@ -65,7 +65,7 @@ def history_rows(process) -> list[dict]:
     return rows
 
 
-class ProcessInstanceAdmin(GrantedAdmin):
+class ProcessInstanceAdmin(ReadOnlyAdmin):
     list_display = (
         "business_key",
         "definition_label",
@@ -135,16 +135,6 @@ class ProcessInstanceAdmin(GrantedAdmin):
         except ValueError:
             return queryset.filter(business_key=term), False
         return queryset.filter(Q(pk=pk) | Q(business_key=term)), False
-
-    # Everything here is read-only; operating goes through the repair pages.
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     # Columns.
 
