@@ -134,12 +134,13 @@ def timer_loop(stop, *, tick: float | None = None, limit: int = 1000) -> None:
     a tick), then ``sweep_timers``. A sweep that found ``limit`` due runs again at once. Run by
     ``manage.py workers`` (a thread of the supervisor) or ``manage.py timers``.
     """
-    from django.db import close_old_connections
+    from django.db import close_old_connections, connection
 
     tick = settings.FLOWDESK_TIMER_TICK if tick is None else tick
     while not stop.is_set():
         try:
-            close_old_connections()
+            if not connection.in_atomic_block:  # (a caller's transaction: a test)
+                close_old_connections()
             outcome = sweep_timers(limit=limit)
             if sum(outcome.values()) >= limit:
                 continue

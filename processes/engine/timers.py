@@ -139,7 +139,11 @@ def process_deadline(*, process_id, now=None) -> str:
     if waiting and run.spec.on_error_notify:
         error = f"process deadline {deadline:%Y-%m-%d %H:%M:%S} UTC passed"
         hooks.after_commit(
-            "incident_opened", process_id=process.pk, task_id=waiting[0].pk, error=error
+            "incident_opened",
+            process_id=process.pk,
+            task_id=waiting[0].pk,
+            error=error,
+            kind=f"deadline:{deadline.isoformat()}",
         )
     run.save()
     return "deadline"
