@@ -210,10 +210,16 @@ if FLOWDESK_REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
-# Seconds between the timer sweep passes (the sweep is one django-q2 schedule).
+# Minutes between the fallback timer sweeps (one django-q2 schedule, for a bare qcluster); the
+# timer loop of ``manage.py workers`` / ``manage.py timers`` runs timers to the second.
 FLOWDESK_SWEEP_MINUTES = int(os.environ.get("FLOWDESK_SWEEP_MINUTES", "1"))
+# The timer loop looks for new timers at least this often (seconds); it sleeps until the
+# earliest one otherwise.
+FLOWDESK_TIMER_TICK = float(os.environ.get("FLOWDESK_TIMER_TICK", "1"))
+# ``manage.py workers`` runs the timer loop in a thread (turn off to run ``manage.py timers``).
+FLOWDESK_TIMER_LOOP = os.environ.get("FLOWDESK_TIMER_LOOP", "1").lower() not in ("0", "false", "")
 # A scheduled step nobody picked up within this many seconds is enqueued again (Redis is at-most-once).
-FLOWDESK_REENQUEUE_AFTER = int(os.environ.get("FLOWDESK_REENQUEUE_AFTER", "120"))
+FLOWDESK_REENQUEUE_AFTER = float(os.environ.get("FLOWDESK_REENQUEUE_AFTER", "120"))
 # Extra seconds a running step's lease lasts beyond its timeout before the sweep reclaims it.
 FLOWDESK_LEASE_MARGIN = int(os.environ.get("FLOWDESK_LEASE_MARGIN", "5"))
 # Default step timeout when the spec names none.

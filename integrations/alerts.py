@@ -43,11 +43,12 @@ def _actor():
     return Actor.system("sms alerts")
 
 
-def incident_alert(*, process_id, task_id, error: str) -> Incident | None:
+def incident_alert(*, process_id, task_id, error: str, kind: str | None = None) -> Incident | None:
     """Write the SMS alert of a task that failed for good into the outbox (None: alerted before,
-    or nobody on call). Delivery is ``deliver``'s."""
+    or nobody on call). Delivery is ``deliver``'s. ``kind``: an incident that is not a failure
+    of the task (a process deadline), keyed by it."""
     logger.error("incident: process %s task %s failed: %s", process_id, task_id, error)
-    return open_incident(process_id=process_id, task_id=task_id, error=error)
+    return open_incident(process_id=process_id, task_id=task_id, error=error, kind=kind)
 
 
 def overdue_alert(*, process_id, task_id, due_at) -> Incident | None:

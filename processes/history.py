@@ -18,6 +18,14 @@ TASK_STATE_AFTER = {
     EventType.TASK_SKIPPED: "skipped",
     EventType.TASK_CANCELLED: "cancelled",
     EventType.TASK_RESET: "pending",
+    EventType.COMPENSATION_SCHEDULED: "compensating",
+    EventType.COMPENSATION_STARTED: "compensation_running",
+    EventType.COMPENSATION_COMPLETED: "compensated",
+    EventType.COMPENSATION_ATTEMPT_FAILED: "compensating",
+    EventType.COMPENSATION_FAILED: "compensation_failed",
+    EventType.COMPENSATION_REQUEUED: "compensating",
+    EventType.COMPENSATION_RETRIED: "compensating",
+    EventType.COMPENSATION_SKIPPED: "skipped",
 }
 PROCESS_STATE_AFTER = {
     EventType.PROCESS_STARTED: "running",
@@ -26,6 +34,7 @@ PROCESS_STATE_AFTER = {
     EventType.PROCESS_RESUMED: "running",
     EventType.PROCESS_CANCELLED: "cancelled",
     EventType.PROCESS_REOPENED: "running",
+    EventType.PROCESS_CANCELLING: "cancelling",
 }
 
 
@@ -47,6 +56,8 @@ def rebuild(events, business_status_of: dict[str, str] | None = None) -> Snapsho
         if etype in PROCESS_STATE_AFTER:
             if etype == EventType.PROCESS_REOPENED and snap.state in ("failed",):
                 pass  # a replay of a failed process keeps the incident until resolved
+            elif etype == EventType.PROCESS_FAILED and snap.state == "cancelling":
+                pass  # a compensation failed for good: an incident, still cancelling
             else:
                 snap.state = PROCESS_STATE_AFTER[etype]
         if etype == EventType.PROCESS_STARTED:

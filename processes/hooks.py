@@ -8,7 +8,10 @@ failure is logged, never raised into the engine's caller.
 
 Hooks and their payloads (keyword arguments):
 
-- ``incident_opened``: ``process_id``, ``task_id``, ``error`` — a task failed for good;
+- ``incident_opened``: ``process_id``, ``task_id``, ``error`` — a task (or its compensation)
+  failed for good, or waited past its deadline; with ``kind`` too (``deadline:<time>``) for an
+  incident that is not the task's failure: the process deadline passed (the task is the one it
+  waits for);
 - ``task_escalated``: ``task_id``, ``from_role``, ``to_role`` (None for a reminder) — an overdue
   human task moved to its escalation role, or its role was reminded.
 """

@@ -12,6 +12,7 @@ import logging
 import os
 
 from django.conf import settings
+from django.db import transaction
 from django_q.brokers import Broker, get_broker
 from django_q.conf import Conf
 from django_q.models import Schedule
@@ -52,6 +53,23 @@ def enqueue(func: str, *args, **options) -> bool:
     return True
 
 
+def on_commit(func, *args) -> None:
+    """Call ``func(*args)`` once the current transaction commits, never raising into the caller.
+
+    Whatever goes wrong after the commit (a broker down, a bug in the queueing code) is logged:
+    the change is committed and the timer sweep enqueues what is due again, so the request
+    that made the change answers with what was committed, never a 500.
+    """
+
+    def run():
+        try:
+            func(*args)
+        except Exception:
+            logger.exception("after commit, %s%r failed: left to the timer sweep", func, args)
+
+    transaction.on_commit(run)
+
+
 def enqueue_steps(steps: list[tuple[int, int]]) -> None:
     """Queue service steps ``(task_id, timeout)``."""
     for task_id, timeout in steps:
@@ -69,8 +87,20 @@ def enqueue_step(task_id: int, *, timeout: int) -> bool:
     )
 
 
-def enqueue_compensation(process_id, task_ids: list[int]) -> None:
-    enqueue(RUN_COMPENSATION, str(process_id), list(task_ids))
+def enqueue_compensations(compensations: list[tuple[int, int]]) -> None:
+    """Queue compensations ``(task_id, timeout)`` (one at a time per process: the engine's)."""
+    for task_id, timeout in compensations:
+        enqueue_compensation(task_id, timeout=timeout)
+
+
+def enqueue_compensation(task_id: int, *, timeout: int) -> bool:
+    return enqueue(
+        RUN_COMPENSATION,
+        task_id,
+        timeout=timeout + settings.FLOWDESK_LEASE_MARGIN,
+        task_name=f"compensation-{task_id}",
+        group="flowdesk-steps",
+    )
 
 
 def ensure_periodic(name: str, func: str, *, minutes: int, fix: bool = True) -> Schedule:

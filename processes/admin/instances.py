@@ -149,7 +149,10 @@ class ProcessInstanceAdmin(ReadOnlyAdmin):
 
     @admin.display(description="state", ordering="state")
     def state_badge(self, obj):
-        label = "failed (incident)" if obj.state == ProcessState.FAILED else obj.state
+        label = {
+            ProcessState.FAILED: "failed (incident)",
+            ProcessState.CANCELLING: "cancelling (compensations running)",
+        }.get(obj.state, obj.state)
         return widgets.badge(obj.state, label)
 
     @admin.display(description="overdue", boolean=True)
@@ -173,7 +176,8 @@ class ProcessInstanceAdmin(ReadOnlyAdmin):
                         lambda: diagram.render_instance(obj, tasks), "process"
                     ),
                     "is_active": obj.state in ACTIVE_PROCESS_STATES,
-                    "can_replay": obj.state != ProcessState.CANCELLED,
+                    "can_replay": obj.state
+                    not in (ProcessState.CANCELLED, ProcessState.CANCELLING),
                     "can_operate": may_operate,
                     "can_correct": authority.has_definition_perm(
                         request.user, authority.CORRECT, obj.definition_key

@@ -24,6 +24,7 @@ from processes.spec.types import (
     KEY_RE,
     KNOWN_TASK_FIELDS,
     NAME_RE,
+    ON_TIMEOUT,
     TASK_TYPES,
     VAR_PATH_RE,
     VISIBILITIES,
@@ -92,6 +93,13 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
     if unique not in BUSINESS_KEY_UNIQUE:
         c.add("business_key_unique", f"must be one of: {', '.join(BUSINESS_KEY_UNIQUE)}")
         unique = "active"
+
+    deadline = None
+    if data.get("deadline") is not None:
+        deadline = parse_iso_duration(data["deadline"])
+        if deadline is None or deadline.total_seconds() <= 0:
+            c.add("deadline", "bad duration: use ISO-8601 like 'P5D' or seconds")
+            deadline = None
 
     stages_raw = data.get("stages")
     if not isinstance(stages_raw, list) or not stages_raw:
@@ -167,6 +175,7 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
         on_error_notify=notify,
         visibility=visibility,
         business_key_unique=unique,
+        deadline=deadline,
         raw=data,
     )
 
@@ -266,6 +275,19 @@ def _parse_task(
         c.add(f"{path}.description", "must be a string")
         task_description = ""
     not_by, not_by_var, show, external = _parse_human_rules(c, raw, path, ttype)
+    on_timeout = raw.get("on_timeout", "incident")
+    if on_timeout not in ON_TIMEOUT:
+        c.add(f"{path}.on_timeout", f"must be one of: {', '.join(ON_TIMEOUT)}")
+        on_timeout = "incident"
+    elif "on_timeout" in raw and not (
+        (ttype == "SERVICE" and not handler and timeout is not None)
+        or (ttype == "HUMAN" and due is not None and escalation is None)
+    ):
+        c.add(
+            f"{path}.on_timeout",
+            "applies to an external task with a timeout or a HUMAN task with a due and no "
+            "escalation",
+        )
     extra = {k: v for k, v in raw.items() if k not in KNOWN_TASK_FIELDS}
     return TaskSpec(
         name=name,
@@ -292,6 +314,7 @@ def _parse_task(
         not_by_var=not_by_var,
         show=show,
         external_decision=external,
+        on_timeout=on_timeout,
         extra=extra,
     )
 

@@ -40,9 +40,13 @@ KNOWN_TASK_FIELDS = {
     "not_by_var",
     "show",
     "external_decision",
+    "on_timeout",
 }
 VISIBILITIES = ("private", "participants", "role")
 BUSINESS_KEY_UNIQUE = ("active", "ever")
+# What happens when an external task's ``timeout`` or a human task's ``due`` (without escalation)
+# passes: an incident while the task still waits, the task fails, or it is skipped.
+ON_TIMEOUT = ("incident", "fail", "skip")
 INITIATOR = "initiator"
 
 
@@ -126,12 +130,23 @@ class TaskSpec:
     not_by_var: tuple[str, ...] = ()
     show: tuple[str, ...] | None = None  # variable paths its deciders see; None: every variable
     external_decision: bool = False  # may be decided by a TaskCompleted seed event too
+    on_timeout: str = "incident"  # ON_TIMEOUT: when the external timeout / human due passes
     extra: dict = field(default_factory=dict)
 
     @property
     def is_external(self) -> bool:
         """A SERVICE task with no handler is worked by an outside system polling its queue."""
         return self.type == "SERVICE" and not self.handler
+
+    @property
+    def wait_deadline(self) -> dt.timedelta | None:
+        """How long this task may wait for the outside world before ``on_timeout`` applies: an
+        external task's ``timeout``, a human task's ``due`` when it has no escalation."""
+        if self.is_external:
+            return self.timeout
+        if self.type == "HUMAN" and self.escalation is None:
+            return self.due
+        return None
 
 
 @dataclass(frozen=True)
@@ -151,6 +166,7 @@ class ProcessSpec:
     on_error_notify: bool = True
     visibility: str = "participants"  # who reads human tasks held by someone else (VISIBILITIES)
     business_key_unique: str = "active"  # "ever": a business key runs once, whatever its state
+    deadline: dt.timedelta | None = None  # from the start; an incident (one SMS) when it passes
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     def task(self, name: str) -> TaskSpec:
