@@ -15,6 +15,7 @@ from processes.spec.fields import (
     _parse_form,
     _parse_human_rules,
     _parse_retry,
+    _parse_summary,
     parse_iso_duration,
     slugify_key,
     validate_condition,
@@ -266,6 +267,9 @@ def _parse_task(
         c.add(f"{path}.description", "must be a string")
         task_description = ""
     not_by, not_by_var, show, external = _parse_human_rules(c, raw, path, ttype)
+    summary = _parse_summary(c, raw.get("summary"), f"{path}.summary")
+    if summary and ttype != "HUMAN":
+        c.add(f"{path}.summary", "only a HUMAN task has a summary")
     extra = {k: v for k, v in raw.items() if k not in KNOWN_TASK_FIELDS}
     return TaskSpec(
         name=name,
@@ -292,6 +296,7 @@ def _parse_task(
         not_by_var=not_by_var,
         show=show,
         external_decision=external,
+        summary=summary,
         extra=extra,
     )
 

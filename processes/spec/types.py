@@ -40,7 +40,10 @@ KNOWN_TASK_FIELDS = {
     "not_by_var",
     "show",
     "external_decision",
+    "summary",
 }
+# How a summary item shows its value (tasks_inbox.presenters formats them).
+SUMMARY_FORMATS = ("text", "money", "number", "percent", "date", "datetime", "duration", "choice")
 VISIBILITIES = ("private", "participants", "role")
 BUSINESS_KEY_UNIQUE = ("active", "ever")
 INITIATOR = "initiator"
@@ -98,6 +101,17 @@ class FormField:
 
 
 @dataclass(frozen=True)
+class SummaryItem:
+    """One line of a human task's summary: "Bonus to approve: €409.32", read from ``var``."""
+
+    label: str
+    var: str
+    format: str = "text"
+    currency: str | None = None  # a fixed ISO currency code for money
+    currency_var: str | None = None  # or the variable path that holds it
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     name: str
     type: str
@@ -126,6 +140,7 @@ class TaskSpec:
     not_by_var: tuple[str, ...] = ()
     show: tuple[str, ...] | None = None  # variable paths its deciders see; None: every variable
     external_decision: bool = False  # may be decided by a TaskCompleted seed event too
+    summary: tuple[SummaryItem, ...] = ()  # the facts a decider needs first (HUMAN)
     extra: dict = field(default_factory=dict)
 
     @property
