@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "whitenoise.runserver_nostatic",  # runserver serves static files the WhiteNoise way too
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
@@ -55,6 +56,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files from STATIC_ROOT (collectstatic), compressed and cache-forever hashed, in every
+    # server alike: gunicorn in production, the demo and the browser tests.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "processes.api.middleware.ApiErrorMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -150,12 +154,21 @@ AXES_CLIENT_IP_CALLABLE = "config.security.client_ip"
 AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"
+# The site's time zone (an IANA name such as "Europe/Paris"): every page shows times in it, with
+# its abbreviation, in the one format of config/formats (e.g. "28 Nov 2026, 19:23 CET").
 TIME_ZONE = os.environ.get("FLOWDESK_TIME_ZONE", "UTC")
+FORMAT_MODULE_PATH = ["config.formats"]
 USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# `make install` runs collectstatic into it; FLOWDESK_STATIC_ROOT moves it (read-only images).
+STATIC_ROOT = Path(os.environ.get("FLOWDESK_STATIC_ROOT", BASE_DIR / "staticfiles"))
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 
 # --- HTTPS: on by default when DEBUG is off (`manage.py check --deploy` is clean) ---------------
 # FLOWDESK_HTTPS=0 turns the whole set off, for a plain-HTTP demo on 127.0.0.1; each setting can
@@ -308,6 +321,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("FLOWDESK_LOG_LEVEL", "INFO")},
+    "root": {
+        "handlers": ["console"],
+        "level": os.environ.get("FLOWDESK_LOG_LEVEL", "INFO").upper(),
+    },
     "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

@@ -15,12 +15,14 @@ from processes.spec.types import (
     FORM_FIELD_TYPES,
     INITIATOR,
     NAME_RE,
+    SUMMARY_FORMATS,
     VAR_PATH_RE,
     Escalation,
     FormField,
     RetryPolicy,
     SpecError,
     StageSpec,
+    SummaryItem,
 )
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -281,3 +283,51 @@ def _check_separation_of_duties(
                 c.add(where, "a task can't exclude its own deciders")
             elif other.type != "HUMAN":
                 c.add(where, f"task {name!r} is not a human task: nobody decides it")
+
+
+def _parse_summary(c: _Collector, value: Any, path: str) -> tuple[SummaryItem, ...]:
+    """``summary: [{"label", "var", "format", "currency" | "currency_var"}, ...]``."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        c.add(path, "must be a list of {label, var, format}")
+        return ()
+    items: list[SummaryItem] = []
+    for i, item in enumerate(value):
+        ipath = f"{path}[{i}]"
+        if not isinstance(item, dict):
+            c.add(ipath, "must be an object {label, var, format}")
+            continue
+        unknown = set(item) - {"label", "var", "format", "currency", "currency_var"}
+        if unknown:
+            c.add(ipath, f"unknown key(s): {', '.join(sorted(map(str, unknown)))}")
+        label, var = item.get("label"), item.get("var")
+        fmt = item.get("format", "text")
+        ok = True
+        if not isinstance(label, str) or not label.strip():
+            c.add(f"{ipath}.label", "is required: the words shown before the value")
+            ok = False
+        if not isinstance(var, str) or not VAR_PATH_RE.match(var):
+            c.add(f"{ipath}.var", "is required: a variable path like 'bonus.amount'")
+            ok = False
+        if fmt not in SUMMARY_FORMATS:
+            c.add(f"{ipath}.format", f"unknown format {fmt!r}; one of {', '.join(SUMMARY_FORMATS)}")
+            ok = False
+        currency = item.get("currency")
+        if currency is not None and not (
+            isinstance(currency, str) and re.fullmatch(r"[A-Z]{3}", currency)
+        ):
+            c.add(f"{ipath}.currency", "must be an ISO 4217 code like 'EUR'")
+            ok = False
+        currency_var = item.get("currency_var")
+        if currency_var is not None and not (
+            isinstance(currency_var, str) and VAR_PATH_RE.match(currency_var)
+        ):
+            c.add(f"{ipath}.currency_var", "must be a variable path like 'bonus.currency'")
+            ok = False
+        if (currency or currency_var) and fmt != "money":
+            c.add(ipath, "currency and currency_var only go with format 'money'")
+            ok = False
+        if ok:
+            items.append(SummaryItem(label.strip(), var, fmt, currency, currency_var))
+    return tuple(items)

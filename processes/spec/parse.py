@@ -15,6 +15,7 @@ from processes.spec.fields import (
     _parse_form,
     _parse_human_rules,
     _parse_retry,
+    _parse_summary,
     parse_iso_duration,
     slugify_key,
     validate_condition,
@@ -288,6 +289,9 @@ def _parse_task(
             "applies to an external task with a timeout or a HUMAN task with a due and no "
             "escalation",
         )
+    summary = _parse_summary(c, raw.get("summary"), f"{path}.summary")
+    if summary and ttype != "HUMAN":
+        c.add(f"{path}.summary", "only a HUMAN task has a summary")
     extra = {k: v for k, v in raw.items() if k not in KNOWN_TASK_FIELDS}
     return TaskSpec(
         name=name,
@@ -315,6 +319,7 @@ def _parse_task(
         show=show,
         external_decision=external,
         on_timeout=on_timeout,
+        summary=summary,
         extra=extra,
     )
 

@@ -41,7 +41,10 @@ KNOWN_TASK_FIELDS = {
     "show",
     "external_decision",
     "on_timeout",
+    "summary",
 }
+# How a summary item shows its value (tasks_inbox.presenters formats them).
+SUMMARY_FORMATS = ("text", "money", "number", "percent", "date", "datetime", "duration", "choice")
 VISIBILITIES = ("private", "participants", "role")
 BUSINESS_KEY_UNIQUE = ("active", "ever")
 # What happens when an external task's ``timeout`` or a human task's ``due`` (without escalation)
@@ -102,6 +105,17 @@ class FormField:
 
 
 @dataclass(frozen=True)
+class SummaryItem:
+    """One line of a human task's summary: "Bonus to approve: €409.32", read from ``var``."""
+
+    label: str
+    var: str
+    format: str = "text"
+    currency: str | None = None  # a fixed ISO currency code for money
+    currency_var: str | None = None  # or the variable path that holds it
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     name: str
     type: str
@@ -131,6 +145,7 @@ class TaskSpec:
     show: tuple[str, ...] | None = None  # variable paths its deciders see; None: every variable
     external_decision: bool = False  # may be decided by a TaskCompleted seed event too
     on_timeout: str = "incident"  # ON_TIMEOUT: when the external timeout / human due passes
+    summary: tuple[SummaryItem, ...] = ()  # the facts a decider needs first (HUMAN)
     extra: dict = field(default_factory=dict)
 
     @property
