@@ -242,7 +242,7 @@ Q_CLUSTER["broker_class"] = (
 # --- API ------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "processes.api.authentication.FlowdeskTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -292,6 +292,13 @@ FLOWDESK_SMS_FILE_PATH = os.environ.get(
 FLOWDESK_SMS_RATE_LIMIT = int(os.environ.get("FLOWDESK_SMS_RATE_LIMIT", "10"))
 FLOWDESK_SMS_RATE_WINDOW = int(os.environ.get("FLOWDESK_SMS_RATE_WINDOW", "3600"))
 FLOWDESK_SMS_DEFAULT_REGION = os.environ.get("FLOWDESK_SMS_DEFAULT_REGION", "FR")
+
+# Events out (integrations.events_out): the Redis of Redis-stream subscriptions (the broker's by
+# default), the approximate length a stream is trimmed to, and the first retry's back-off in
+# seconds (doubled after each failed attempt, capped at an hour).
+FLOWDESK_EVENTS_REDIS_URL = os.environ.get("FLOWDESK_EVENTS_REDIS_URL", FLOWDESK_REDIS_URL)
+FLOWDESK_EVENTS_STREAM_MAXLEN = int(os.environ.get("FLOWDESK_EVENTS_STREAM_MAXLEN", "100000"))
+FLOWDESK_EVENTS_BACKOFF = float(os.environ.get("FLOWDESK_EVENTS_BACKOFF", "10"))
 TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
 TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
 TWILIO_FROM_NUMBER = os.environ.get("TWILIO_FROM_NUMBER", "")

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from processes import hooks
 from processes.db import core as raw
 from processes.models import (
     ActorType,
@@ -98,10 +99,12 @@ def definition_event(*, definition, type: str, actor: Actor, data: dict | None =
 
 
 def flush(process: ProcessInstance) -> list[ProcessEvent]:
-    """Write the buffered events in one INSERT."""
+    """Write the buffered events in one INSERT, then let ``events_written`` listeners (the
+    events-out outbox) write their rows in the same transaction."""
     pending = process.__dict__.pop("_pending_events", [])
     if pending:
         raw.insert(pending)
+        hooks.within("events_written", process=process, events=pending)
     return pending
 
 
