@@ -30,6 +30,7 @@ from processes.events import SYSTEM, Actor
 from processes.models import (
     ACTIVE_PROCESS_STATES,
     DONE_TASK_STATES,
+    EventType,
     ProcessDefinition,
     ProcessInstance,
     ProcessState,
@@ -162,10 +163,17 @@ class _Run:
 
     def finish(self) -> None:
         """After the rows are written: append the events, queue side effects for after commit."""
-        events.flush(self.process)
+        written = events.flush(self.process)
         if self.to_enqueue:
-            steps = [(t.id, _step_timeout(self.task_spec(t))) for t in self.to_enqueue]
-            transaction.on_commit(lambda: queue.enqueue_steps(steps))
+            scheduled = {e.task_id: e.pk for e in written if e.type == EventType.TASK_SCHEDULED}
+            steps = [
+                (t.id, _step_timeout(self.task_spec(t)), scheduled.get(t.id))
+                for t in self.to_enqueue
+            ]
+            # The steps carry on this transaction's correlation id (the request's, or the one
+            # its events got), whenever the commit's callbacks run.
+            correlation = written[0].correlation_id if written else ""
+            transaction.on_commit(lambda: queue.enqueue_steps(steps, correlation=correlation))
 
 
 def _lock(process_id=None, *, task_id=None) -> _Run:

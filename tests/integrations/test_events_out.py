@@ -444,4 +444,7 @@ def test_a_real_qcluster_delivers_after_commit(qcluster_factory, receiver, impor
     expected = sorted(process.events.values_list("pk", flat=True))
     wait_for(lambda: len(receiver.accepted()) >= len(expected), message="deliveries")
     assert [b["id"] for b in receiver.accepted()] == expected
-    assert not EventDelivery.objects.exclude(status=DeliveryStatus.DELIVERED).exists()
+    wait_for(  # the outcome is written just after the receiver answered
+        lambda: not EventDelivery.objects.exclude(status=DeliveryStatus.DELIVERED).exists(),
+        message="delivered rows",
+    )
