@@ -55,6 +55,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "processes.context.RequestIdMiddleware",  # first: every response carries X-Request-ID
     "django.middleware.security.SecurityMiddleware",
     # Static files from STATIC_ROOT (collectstatic), compressed and cache-forever hashed, in every
     # server alike: gunicorn in production, the demo and the browser tests.
@@ -261,7 +262,7 @@ Q_CLUSTER["broker_class"] = (
 # --- API ------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "processes.api.authentication.FlowdeskTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -311,6 +312,13 @@ FLOWDESK_SMS_FILE_PATH = os.environ.get(
 FLOWDESK_SMS_RATE_LIMIT = int(os.environ.get("FLOWDESK_SMS_RATE_LIMIT", "10"))
 FLOWDESK_SMS_RATE_WINDOW = int(os.environ.get("FLOWDESK_SMS_RATE_WINDOW", "3600"))
 FLOWDESK_SMS_DEFAULT_REGION = os.environ.get("FLOWDESK_SMS_DEFAULT_REGION", "FR")
+
+# Events out (integrations.events_out): the Redis of Redis-stream subscriptions (the broker's by
+# default), the approximate length a stream is trimmed to, and the first retry's back-off in
+# seconds (doubled after each failed attempt, capped at an hour).
+FLOWDESK_EVENTS_REDIS_URL = os.environ.get("FLOWDESK_EVENTS_REDIS_URL", FLOWDESK_REDIS_URL)
+FLOWDESK_EVENTS_STREAM_MAXLEN = int(os.environ.get("FLOWDESK_EVENTS_STREAM_MAXLEN", "100000"))
+FLOWDESK_EVENTS_BACKOFF = float(os.environ.get("FLOWDESK_EVENTS_BACKOFF", "10"))
 TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
 TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
 TWILIO_FROM_NUMBER = os.environ.get("TWILIO_FROM_NUMBER", "")

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from processes import context, hooks
 from processes.db import core as raw
 from processes.models import (
     ActorType,
@@ -66,6 +67,9 @@ def _append(
     data: dict | None = None,
 ) -> ProcessEvent:
     process.last_seq += 1
+    correlation = context.correlation_id.get()
+    if not correlation:  # no request or task bound one: the transaction gets its own
+        correlation = process.__dict__.setdefault("_correlation_id", context.new_id())
     event = ProcessEvent(
         process=process,
         seq=process.last_seq,
@@ -77,6 +81,8 @@ def _append(
         actor_label=actor.label,
         created_at=timezone.now(),
         data=data or {},
+        correlation_id=correlation,
+        caused_by=context.caused_by.get(),
     )
     pending = process.__dict__.setdefault("_pending_events", [])
     pending.append(event)
@@ -98,10 +104,13 @@ def definition_event(*, definition, type: str, actor: Actor, data: dict | None =
 
 
 def flush(process: ProcessInstance) -> list[ProcessEvent]:
-    """Write the buffered events in one INSERT."""
+    """Write the buffered events in one INSERT, then let ``events_written`` listeners (the
+    events-out outbox) write their rows in the same transaction."""
     pending = process.__dict__.pop("_pending_events", [])
+    process.__dict__.pop("_correlation_id", None)
     if pending:
         raw.insert(pending)
+        hooks.within("events_written", process=process, events=pending)
     return pending
 
 

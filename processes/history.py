@@ -85,10 +85,36 @@ def rebuild(events, business_status_of: dict[str, str] | None = None) -> Snapsho
     return snap
 
 
+@dataclass
+class PointInTime:
+    """A process as its events say it was at ``as_of``: the snapshot and the last event folded."""
+
+    as_of: object
+    snapshot: Snapshot
+    last_seq: int
+    last_event_at: object
+
+
+def business_statuses(process: ProcessInstance) -> dict[str, str]:
+    spec = process.definition.parsed()
+    return {t.name: t.business_status for t in spec.tasks if t.business_status}
+
+
+def state_at(process: ProcessInstance, as_of) -> PointInTime | None:
+    """The state rebuilt from the events recorded up to ``as_of`` (an aware datetime); None when
+    the process had no event yet then."""
+    events = list(
+        ProcessEvent.objects.filter(process=process, created_at__lte=as_of).order_by("seq")
+    )
+    if not events:
+        return None
+    snapshot = rebuild(events, business_statuses(process))
+    return PointInTime(as_of, snapshot, events[-1].seq, events[-1].created_at)
+
+
 def differences(process: ProcessInstance) -> list[str]:
     """What the stored state says that the events don't (empty when they agree)."""
-    spec = process.definition.parsed()
-    statuses = {t.name: t.business_status for t in spec.tasks if t.business_status}
+    statuses = business_statuses(process)
     snap = rebuild(ProcessEvent.objects.filter(process=process).order_by("seq"), statuses)
     problems = []
     if snap.state != process.state:

@@ -710,6 +710,15 @@ class ProcessEvent(AppendOnlyModel):
     actor_label = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     data = models.JSONField(default=dict, blank=True)
+    correlation_id = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        help_text="The X-Request-ID of the request (or the task chain) that caused it.",
+    )
+    caused_by = models.BigIntegerField(
+        null=True, blank=True, help_text="The id of the event this one is a consequence of."
+    )
 
     append_only_what = "process events"
 
@@ -720,6 +729,7 @@ class ProcessEvent(AppendOnlyModel):
         indexes = [
             models.Index(fields=["type", "created_at"], name="event_type_created"),
             models.Index(fields=["task", "seq"], name="event_task_seq"),
+            models.Index(fields=["correlation_id"], name="event_correlation"),
         ]
         ordering = ["process_id", "seq"]
 

@@ -18,6 +18,8 @@ from django_q.conf import Conf
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
+from processes import context
+
 logger = logging.getLogger(__name__)
 
 RUN_STEP = "processes.worker.run_step"
@@ -45,6 +47,9 @@ def enqueue(func: str, *args, **options) -> bool:
     """Queue ``func(*args)`` (a dotted path) without saving its result; False when the broker
     refused (logged): callers after a commit carry on, the sweep covers what was lost."""
     options.setdefault("save", False)
+    carried = context.current()  # the request id (and causing event) go with the task
+    if carried:
+        options.setdefault(context.TASK_KWARG, carried)
     try:
         async_task(func, *args, broker=broker(), **options)
     except Exception:
@@ -70,10 +75,13 @@ def on_commit(func, *args) -> None:
     transaction.on_commit(run)
 
 
-def enqueue_steps(steps: list[tuple[int, int]]) -> None:
-    """Queue service steps ``(task_id, timeout)``."""
-    for task_id, timeout in steps:
-        enqueue_step(task_id, timeout=timeout)
+def enqueue_steps(steps: list[tuple[int, int, int | None]], *, correlation: str = "") -> None:
+    """Queue service steps ``(task_id, timeout, cause)``: ``cause`` is the event that scheduled
+    the step (its ``task_scheduled``), recorded as the cause of what the step's run appends, and
+    ``correlation`` the id of the transaction that scheduled them."""
+    for task_id, timeout, cause in steps:
+        with context.bound(correlation=correlation or None, cause=cause):
+            enqueue_step(task_id, timeout=timeout)
 
 
 def enqueue_step(task_id: int, *, timeout: int) -> bool:

@@ -10,6 +10,7 @@ appends the events and leaves queueing to after commit.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,7 @@ from processes.models import (
     ACTIVE_PROCESS_STATES,
     DONE_TASK_STATES,
     OPEN_TASK_STATES,
+    EventType,
     ProcessDefinition,
     ProcessInstance,
     ProcessState,
@@ -163,10 +165,17 @@ class _Run:
 
     def finish(self) -> None:
         """After the rows are written: append the events, queue side effects for after commit."""
-        events.flush(self.process)
+        written = events.flush(self.process)
         if self.to_enqueue:
-            steps = [(t.id, _step_timeout(self.task_spec(t))) for t in self.to_enqueue]
-            queue.on_commit(queue.enqueue_steps, steps)
+            scheduled = {e.task_id: e.pk for e in written if e.type == EventType.TASK_SCHEDULED}
+            steps = [
+                (t.id, _step_timeout(self.task_spec(t)), scheduled.get(t.id))
+                for t in self.to_enqueue
+            ]
+            # The steps carry on this transaction's correlation id (the request's, or the one
+            # its events got), whenever the commit's callbacks run.
+            correlation = written[0].correlation_id if written else ""
+            queue.on_commit(functools.partial(queue.enqueue_steps, steps, correlation=correlation))
         if self.to_compensate:
             comps = [(t.id, _compensation_timeout(self.task_spec(t))) for t in self.to_compensate]
             queue.on_commit(queue.enqueue_compensations, comps)
