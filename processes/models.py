@@ -714,6 +714,7 @@ class ProcessEvent(AppendOnlyModel):
         max_length=64,
         blank=True,
         default="",
+        db_default="",  # rows written by fixed SQL that don't name it
         help_text="The X-Request-ID of the request (or the task chain) that caused it.",
     )
     caused_by = models.BigIntegerField(

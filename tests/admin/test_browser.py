@@ -78,23 +78,31 @@ def test_cancel_with_compensation_in_the_browser(
     process = start("shop")
     run_ready_steps(process)
     queued = []
-    monkeypatch.setattr(queue, "enqueue_compensation", lambda pid, ids: queued.append(list(ids)))
+    monkeypatch.setattr(
+        queue, "enqueue_compensation", lambda task_id, timeout: queued.append(task_id) or True
+    )
     admin_login(page, live_server.url)
     page.goto(live_server.url + change_url(process))
     page.click("#fd-cancel")
     confirm(page, "customer withdrew")
-    assert "cancelled" in page.inner_text(".messagelist")
-    assert fresh(process).state == ProcessState.CANCELLED
+    assert "is cancelling" in page.inner_text(".messagelist")
+    assert fresh(process).state == ProcessState.CANCELLING
 
-    # the worker runs what the engine queued after commit: newest completed task first
-    assert queued == [[task(process, "charge").pk, task(process, "reserve").pk]]
-    worker.run_compensation(str(process.pk), queued[0])
+    # the worker runs what the engine queued after commit, newest completed task first; the
+    # process is cancelled once the last compensation is done
+    ran = []
+    while queued:
+        task_id = queued.pop(0)
+        ran.append(task_id)
+        worker.run_compensation(task_id)
+    assert ran == [task(process, "charge").pk, task(process, "reserve").pk]
     assert [t for _, t, _ in compensations] == ["charge", "reserve"]
+    assert fresh(process).state == ProcessState.CANCELLED
     page.reload()
     history = page.inner_text("#events-group")
-    assert "compensation_run" in history and "process_cancelled" in history
-    cancelled = events(process, EventType.PROCESS_CANCELLED)[-1]
-    assert (cancelled.actor_label, cancelled.data["reason"]) == ("boss", "customer withdrew")
+    assert "compensation_completed" in history and "process_cancelled" in history
+    asked = events(process, EventType.PROCESS_CANCELLING)[-1]
+    assert (asked.actor_label, asked.data["reason"]) == ("boss", "customer withdrew")
 
 
 def test_definition_and_dashboard_screenshots(live_server, browser_page, superuser, pizza):
