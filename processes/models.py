@@ -304,6 +304,7 @@ class ProcessInstance(FSMModelMixin, models.Model):
     @transition(field=state, source=ProcessState.RUNNING, target=ProcessState.COMPLETED)
     def complete(self) -> None:
         self.completed_at = timezone.now()
+        self.deadline_at = None  # met: out of the timer index
 
     @transition(field=state, source=ProcessState.RUNNING, target=ProcessState.FAILED)
     def open_incident(self) -> None:

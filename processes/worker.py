@@ -302,7 +302,7 @@ def heartbeat_returned(task) -> None:
 
 
 def requeue_scheduled(limit: int = 10000, task_ids=None) -> int:
-    """Enqueue every scheduled service step again; return how many.
+    """Enqueue every scheduled service step (and waiting compensation) again; return how many.
 
     Run after a cluster restart: with Redis, steps the dead cluster had taken from the broker
     (in its pusher or its queues) are gone, and waiting for ``FLOWDESK_REENQUEUE_AFTER`` would

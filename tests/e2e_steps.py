@@ -51,3 +51,13 @@ def work(ctx):
 def undo(ctx):
     """A compensation: ``undo_seconds`` long, its effect applied once per idempotency key."""
     return work(dataclasses.replace(ctx, config={"seconds": ctx.config.get("undo_seconds", 0)}))
+
+
+@step("e2e.flaky")
+def flaky(ctx):
+    """Fails its first attempt (a transient error), then succeeds: exercises the back-off."""
+    from processes.steps import RetryableStepError
+
+    if ctx.attempt == 1:
+        raise RetryableStepError("first attempt fails")
+    return {"attempt": ctx.attempt}

@@ -250,3 +250,18 @@ def test_a_bad_process_deadline_is_a_field_error():
     with pytest.raises(SpecValidationError) as raised:
         spec.parse_or_raise(waits("bad", deadline="soon"), known_handlers=None)
     assert any("deadline" in str(e) for e in raised.value.errors)
+
+
+def test_a_process_completed_in_time_leaves_no_deadline_timer(import_definition, system_actor):
+    import_definition(
+        definition_data(
+            "quick",
+            deadline="P1D",
+            stages=[("A", [{"task_name": "x", "handler": "flowdesk.noop"}])],
+        )
+    )
+    process = start("quick", system_actor)
+    assert process.deadline_at is not None
+    worker.run_step(process.tasks.get(name="x").pk)
+    process.refresh_from_db()
+    assert process.state == "completed" and process.deadline_at is None
