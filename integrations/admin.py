@@ -50,7 +50,15 @@ class IncidentAdmin(ReadOnlyAdmin):
 
 @admin.register(SmsMessage)
 class SmsMessageAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "phone", "status", "attempts", "sent_at", "last_error"]
+    list_display = [
+        "created_at",
+        "phone",
+        "status",
+        "attempts",
+        "sent_at",
+        "last_error",
+        "folded_into",
+    ]
     list_filter = ["status"]
     search_fields = ["phone", "body"]
     actions = ["retry_now"]
