@@ -11,6 +11,7 @@ from integrations.models import (
     SimulatorPayout,
     SmsMessage,
     SmsStatus,
+    WatchdogState,
 )
 
 
@@ -98,3 +99,10 @@ class SimulatorCallAdmin(ReadOnlyAdmin):
     list_display = ["started_at", "system", "endpoint", "status_code", "replayed", "finished_at"]
     list_filter = ["system", "endpoint", "status_code", "replayed"]
     search_fields = ["idempotency_key"]
+
+
+@admin.register(WatchdogState)
+class WatchdogStateAdmin(ReadOnlyAdmin):
+    """What ``manage.py watchdog`` saw last (read-only: the watchdog writes it)."""
+
+    list_display = ["name", "down_since", "alerted_at", "reasons", "checked_at", "outages"]

@@ -101,6 +101,32 @@ def cluster_resumed(*, supervisor: str, cluster: str, since, stalled_for: float,
     )
 
 
+def watchdog_down(*, name: str, since, reasons: list[str]) -> None:
+    """Alert that the installation stopped doing its work (``manage.py watchdog``): one SMS per
+    outage, keyed by the moment it began."""
+    _cluster_alert(
+        f"watchdog:{name}:{since.isoformat()}:down",
+        f"[Flowdesk] Not working since {timezone.localtime(since):%H:%M}: "
+        f"{'; '.join(reasons)}. {_health_link()}",
+        error="; ".join(reasons),
+    )
+
+
+def watchdog_recovered(*, name: str, since, down_for: float) -> None:
+    """Alert that the outage ``since`` is over (workers and timers run again)."""
+    _cluster_alert(
+        f"watchdog:{name}:{since.isoformat()}:recovered",
+        f"[Flowdesk] Working again after {_duration(down_for)} "
+        f"(down since {timezone.localtime(since):%H:%M}). {_health_link()}",
+        error="",
+    )
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+
+
 def _cluster_alert(key: str, body: str, *, error: str) -> None:
     try:
         incident = _open(key[:200], body, process_id=None, task_name="", error=error)

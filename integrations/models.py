@@ -252,6 +252,7 @@ class WatchdogState(models.Model):
 
     name = models.CharField(max_length=50, primary_key=True, default="flowdesk")
     down_since = models.DateTimeField(null=True, blank=True, help_text="None: healthy.")
+    alerted_at = models.DateTimeField(null=True, blank=True, help_text="The outage's SMS.")
     reasons = models.JSONField(default=list, blank=True)
     checked_at = models.DateTimeField(null=True, blank=True)
     outages = models.PositiveIntegerField(default=0)

@@ -23,6 +23,7 @@ from integrations.models import (
     SimulatorNotice,
     SimulatorPayout,
     SmsMessage,
+    WatchdogState,
 )
 from processes import engine
 from processes.events import Actor
@@ -110,6 +111,7 @@ def objects(import_definition):
             started_at=process.created_at,
             finished_at=process.created_at,
         ),
+        "watchdogstate": WatchdogState.objects.create(name="flowdesk", reasons=["x"]),
         "task": process.tasks.order_by("pk").first(),
     }
     return rows
