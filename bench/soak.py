@@ -332,6 +332,7 @@ def main() -> None:  # noqa: C901 - a script, read top to bottom
         threading.Thread(target=latency_spikes, args=(stop, seconds), daemon=True),
     ]
     t0 = time.monotonic()
+    start_clock = time.strftime("%H:%M:%S")
     for thread in threads:
         thread.start()
     approvers = {u.username: Actor.for_user(u) for u in User.objects.all()}
@@ -399,10 +400,11 @@ def main() -> None:  # noqa: C901 - a script, read top to bottom
         f"soak: {args.minutes:g} min of starts at {args.rate:g}/min + drain, {elapsed / 60:.1f} min "
         f"in all; {args.workers} workers, Redis broker, simulators at {args.error_rate:.0%} errors"
     )
-    print(f"  chaos: {len(chaos_log)} actions")
+    print(f"  chaos: {len(chaos_log)} actions (seconds after the start, started {start_clock})")
     kinds = collections.Counter(re.sub(r"\d+", "N", what) for _, what in chaos_log)
     for what, n in sorted(kinds.items()):
         print(f"    {n} x {what}")
+    print("    " + ", ".join(f"{at}s {what.split(' (')[0]}" for at, what in chaos_log))
     print(f"  processes started {started}: {dict(sorted(by_state.items()))}")
     if counts:
         print(f"  bench-side errors: {dict(counts)}")
@@ -445,6 +447,17 @@ def main() -> None:  # noqa: C901 - a script, read top to bottom
         f"  compensations: {len(owed)} cancelled processes owed one (bonus done): "
         f"{ran} ran exactly once, {len(owed) - ran} not (or more than once)"
     )
+    for process in owed:
+        employee = process.variables.get("employee_id")
+        if notices.get(employee, 0) != 1:
+            runs = [
+                (e.created_at.strftime("%H:%M:%S"), e.data)
+                for e in process.events.filter(type__startswith="compensation").order_by("seq")
+            ]
+            print(
+                f"    {employee}: {notices.get(employee, 0)} notices, cancelled at "
+                f"{process.updated_at:%H:%M:%S}; compensation events: {runs or 'none'}"
+            )
     if ran != len(owed):
         broken.append(f"compensations: {len(owed) - ran} of {len(owed)} not exactly once")
     calls = collections.Counter(
