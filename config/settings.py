@@ -61,6 +61,7 @@ MIDDLEWARE = [
     # server alike: gunicorn in production, the demo and the browser tests.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "processes.api.middleware.ApiErrorMiddleware",
+    "processes.middleware.RefuseNulMiddleware",  # after: an API caller gets the API's error shape
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -255,6 +256,10 @@ FLOWDESK_SHUTDOWN_GRACE = float(
 FLOWDESK_SUPERVISOR_ID = os.environ.get("FLOWDESK_SUPERVISOR_ID", "") or os.uname().nodename
 # /healthz: 503 when the oldest due timer (TaskInstance.wake_at) is older than this (seconds).
 FLOWDESK_HEALTH_TIMER_LAG = float(os.environ.get("FLOWDESK_HEALTH_TIMER_LAG", "300"))
+# manage.py watchdog: seconds unhealthy before the on-call SMS (the supervisor repairs short stalls).
+FLOWDESK_WATCHDOG_GRACE = float(os.environ.get("FLOWDESK_WATCHDOG_GRACE", "60"))
+# The most tasks one definition may have (all stages): keeps a start's INSERTs and the diagram small.
+FLOWDESK_MAX_TASKS = int(os.environ.get("FLOWDESK_MAX_TASKS", "500"))
 Q_CLUSTER["broker_class"] = (
     "processes.supervisor.RedisBroker" if FLOWDESK_REDIS_URL else "processes.supervisor.OrmBroker"
 )

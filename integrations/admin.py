@@ -19,6 +19,7 @@ from integrations.models import (
     SimulatorPayout,
     SmsMessage,
     SmsStatus,
+    WatchdogState,
 )
 
 
@@ -58,7 +59,15 @@ class IncidentAdmin(ReadOnlyAdmin):
 
 @admin.register(SmsMessage)
 class SmsMessageAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "phone", "status", "attempts", "sent_at", "last_error"]
+    list_display = [
+        "created_at",
+        "phone",
+        "status",
+        "attempts",
+        "sent_at",
+        "last_error",
+        "folded_into",
+    ]
     list_filter = ["status"]
     search_fields = ["phone", "body"]
     actions = ["retry_now"]
@@ -219,3 +228,10 @@ class EventDeliveryAdmin(ReadOnlyAdmin):
                 self.message_user(request, str(exc), messages.WARNING)
         if done:
             self.message_user(request, f"{done} dead letter(s) queued again", messages.SUCCESS)
+
+
+@admin.register(WatchdogState)
+class WatchdogStateAdmin(ReadOnlyAdmin):
+    """What ``manage.py watchdog`` saw last (read-only: the watchdog writes it)."""
+
+    list_display = ["name", "down_since", "alerted_at", "reasons", "checked_at", "outages"]

@@ -88,7 +88,8 @@ class SmsStatus(models.TextChoices):
     SENDING = "sending", "Sending"
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed for good"
-    RATE_LIMITED = "rate_limited", "Not sent: rate limit"
+    RATE_LIMITED = "rate_limited", "Held back by the rate limit (goes into the next digest)"
+    FOLDED = "folded", "Sent within a digest SMS"
 
 
 class SmsMessage(models.Model):
@@ -105,6 +106,14 @@ class SmsMessage(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    folded_into = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="folded",
+        help_text="The digest SMS this one, held back by the rate limit, was sent in.",
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -118,6 +127,11 @@ class SmsMessage(models.Model):
                 condition=Q(status__in=["pending", "sending"]),
             ),
             models.Index(fields=["phone", "created_at"], name="sms_phone_created"),
+            models.Index(
+                fields=["phone", "created_at"],
+                name="sms_held_back",
+                condition=Q(status="rate_limited"),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -380,3 +394,20 @@ class DeliveryAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number} of {self.delivery_id}: {'ok' if self.ok else self.error}"
+
+
+class WatchdogState(models.Model):
+    """What ``manage.py watchdog`` saw last: one row, so an outage is alerted once and its end
+    once, whichever machine's cron runs the watchdog."""
+
+    name = models.CharField(max_length=50, primary_key=True, default="flowdesk")
+    down_since = models.DateTimeField(null=True, blank=True, help_text="None: healthy.")
+    alerted_at = models.DateTimeField(null=True, blank=True, help_text="The outage's SMS.")
+    reasons = models.JSONField(default=list, blank=True)
+    checked_at = models.DateTimeField(null=True, blank=True)
+    outages = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"watchdog {self.name}: " + (
+            f"down since {self.down_since}" if self.down_since else "ok"
+        )

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from processes.spec.fields import (
+    LIMIT,
     _check_separation_of_duties,
     _Collector,
     _is_number,
@@ -20,6 +21,7 @@ from processes.spec.fields import (
     slugify_key,
     validate_condition,
 )
+from processes.spec.limits import max_tasks, storage_problems
 from processes.spec.types import (
     BUSINESS_KEY_UNIQUE,
     KEY_RE,
@@ -42,6 +44,9 @@ def parse(
 ) -> tuple[ProcessSpec | None, list[SpecError]]:
     """Return (spec, []) for a valid definition, or (None, errors) listing every problem."""
     c = _Collector()
+    problems = storage_problems(data)
+    if problems:  # values that can't be stored or computed with: nothing else is looked at
+        return None, [SpecError(path, message) for path, message in problems]
     handlers = set(known_handlers) if known_handlers is not None else _known_handlers_default()
     try:
         spec = _parse(data, c, handlers)
@@ -72,7 +77,7 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
     key = data.get("key")
     if key is None:
         key = slugify_key(component or name or "process")
-    elif not isinstance(key, str) or not KEY_RE.match(key):
+    elif not isinstance(key, str) or not KEY_RE.fullmatch(key):
         c.add("key", "must be lower-case letters, digits, '-', '_' or '.' (max 100)")
         key = "process"
     description = data.get("description", "")
@@ -107,6 +112,15 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
         c.add("stages", "is required: a non-empty list of stages")
         return None
 
+    limit = max_tasks()
+    count = sum(
+        len(s["tasks"]) if isinstance(s, dict) and isinstance(s.get("tasks"), list) else 1
+        for s in stages_raw
+    )
+    if len(stages_raw) > limit or count > limit:
+        c.add("stages", f"at most {limit} tasks in all (FLOWDESK_MAX_TASKS); this has {count}")
+        return None
+
     stage_names: dict[str, int] = {}
     stage_orders: dict[float, int] = {}
     task_names: dict[str, str] = {}
@@ -117,7 +131,7 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
             c.add(spath, "must be an object {stage_name, stage_order, tasks}")
             continue
         sname = stage_raw.get("stage_name")
-        if not isinstance(sname, str) or not NAME_RE.match(sname):
+        if not isinstance(sname, str) or not NAME_RE.fullmatch(sname):
             c.add(f"{spath}.stage_name", "is required: letters, digits, '_', ' ', '.', ':', '-'")
             sname = None
         elif sname in stage_names:
@@ -188,7 +202,7 @@ def _parse_task(
         c.add(path, "must be an object {task_name, task_type, parent_task, ...}")
         return None
     name = raw.get("task_name")
-    if not isinstance(name, str) or not VAR_PATH_RE.match(name) or "." in name:
+    if not isinstance(name, str) or not VAR_PATH_RE.fullmatch(name) or "." in name:
         c.add(f"{path}.task_name", "is required: letters, digits and '_'")
         return None
     ttype = raw.get("task_type", "SERVICE")
@@ -231,13 +245,13 @@ def _parse_task(
     if raw.get("timeout") is not None:
         timeout = parse_iso_duration(raw["timeout"])
         if timeout is None or timeout.total_seconds() <= 0:
-            c.add(f"{path}.timeout", "bad duration: use ISO-8601 like 'PT30S' or seconds")
+            c.add(f"{path}.timeout", "bad duration: use ISO-8601 like 'PT30S' or seconds" + LIMIT)
             timeout = None
     due = None
     if raw.get("due") is not None:
         due = parse_iso_duration(raw["due"])
         if due is None or due.total_seconds() <= 0:
-            c.add(f"{path}.due", "bad duration: use ISO-8601 like 'P2D' or seconds")
+            c.add(f"{path}.due", "bad duration: use ISO-8601 like 'P2D' or seconds" + LIMIT)
             due = None
     condition = raw.get("condition")
     if condition is not None:
@@ -249,7 +263,7 @@ def _parse_task(
             c.add(f"{path}.outcomes", "only a HUMAN task has outcomes")
         elif (
             not isinstance(outcomes_raw, list)
-            or not all(isinstance(o, str) and VAR_PATH_RE.match(o) for o in outcomes_raw)
+            or not all(isinstance(o, str) and VAR_PATH_RE.fullmatch(o) for o in outcomes_raw)
             or len(set(outcomes_raw)) != len(outcomes_raw)
         ):
             c.add(f"{path}.outcomes", "must be a list of distinct identifiers like 'approve'")

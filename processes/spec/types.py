@@ -10,9 +10,10 @@ from typing import Any
 TASK_TYPES = ("SERVICE", "HUMAN")
 FORM_FIELD_TYPES = ("string", "text", "integer", "decimal", "boolean", "date", "choice")
 CONDITION_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "exists", "truthy")
-KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
-NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ .:-]{0,99}$")
-VAR_PATH_RE = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
+# Used with fullmatch (\Z, not $: "$" also matches before a trailing newline).
+KEY_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}\Z")
+NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ .:-]{0,99}\Z")
+VAR_PATH_RE = re.compile(r"[A-Za-z0-9_]{1,100}(\.[A-Za-z0-9_]{1,100}){0,20}\Z")
 
 # Fields of a task this language understands; any other field is kept and passed through
 # in the StartTask payload, as the seed's workflow manager does.
