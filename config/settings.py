@@ -158,6 +158,33 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
+# Retention (manage.py archive_processes): where archives of closed processes go, through
+# django-storages. A directory by default (FLOWDESK_ARCHIVE_DIR); an S3-compatible bucket when
+# FLOWDESK_ARCHIVE_S3_BUCKET is set (pip install ".[s3]"; credentials from the usual AWS_*
+# variables or the instance role; FLOWDESK_ARCHIVE_S3_ENDPOINT for MinIO and friends).
+FLOWDESK_ARCHIVE_DIR = os.environ.get("FLOWDESK_ARCHIVE_DIR", str(BASE_DIR / "var" / "archive"))
+FLOWDESK_ARCHIVE_S3_BUCKET = os.environ.get("FLOWDESK_ARCHIVE_S3_BUCKET", "")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "flowdesk_archive": (
+        {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": FLOWDESK_ARCHIVE_S3_BUCKET,
+                "endpoint_url": os.environ.get("FLOWDESK_ARCHIVE_S3_ENDPOINT") or None,
+                "location": os.environ.get("FLOWDESK_ARCHIVE_S3_PREFIX", "flowdesk-archive"),
+                "file_overwrite": False,
+            },
+        }
+        if FLOWDESK_ARCHIVE_S3_BUCKET
+        else {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": FLOWDESK_ARCHIVE_DIR},
+        }
+    ),
+}
+
 # --- HTTPS: on by default when DEBUG is off (`manage.py check --deploy` is clean) ---------------
 # FLOWDESK_HTTPS=0 turns the whole set off, for a plain-HTTP demo on 127.0.0.1; each setting can
 # also be set on its own. Behind a TLS-terminating proxy set FLOWDESK_PROXY_SSL_HEADER (usually

@@ -89,6 +89,11 @@ def on_events_written(*, process: ProcessInstance, events: list[ProcessEvent]) -
     transaction.on_commit(lambda: enqueue(pairs))
 
 
+def on_processes_purged(*, process_ids) -> None:
+    """Retention deleted these processes: their deliveries (and log) go with them."""
+    EventDelivery.objects.filter(process_id__in=process_ids).delete()
+
+
 def enqueue(pairs: Iterable[tuple[int, str]]) -> None:
     for subscription_id, process_id in pairs:
         queue.enqueue(

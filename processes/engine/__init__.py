@@ -14,6 +14,7 @@ adapter (API, admin, inbox, integrations, worker).
 - ``timers``: act on due timers (re-enqueue, reclaim a lease, escalate);
 - ``seed_events``: the seed's event protocol;
 - ``notices``: record notifications in the history;
+- ``retention``: archive closed processes past their retention, then delete them;
 - ``_run``: the unit of work and the scheduling decisions they share.
 """
 
@@ -41,6 +42,7 @@ from processes.engine.operate import (
     task_retry,
     task_skip,
 )
+from processes.engine.retention import ArchiveError, ArchiveReport, processes_archive
 from processes.engine.seed_events import (
     SEED_EVENTS,
     EventOutcome,
@@ -60,6 +62,9 @@ from processes.engine.timers import task_wake
 from processes.events import SYSTEM
 
 __all__ = [
+    "ArchiveError",
+    "ArchiveReport",
+    "processes_archive",
     "HUMAN_TASK_REFUSAL",
     "PROCESS_FIELDS",
     "PROCESS_WRITTEN_ONCE",

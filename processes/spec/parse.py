@@ -16,6 +16,7 @@ from processes.spec.fields import (
     _parse_human_rules,
     _parse_retry,
     parse_iso_duration,
+    parse_retention,
     slugify_key,
     validate_condition,
 )
@@ -93,6 +94,16 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
         c.add("business_key_unique", f"must be one of: {', '.join(BUSINESS_KEY_UNIQUE)}")
         unique = "active"
 
+    retention = None
+    if data.get("retention") is not None:
+        retention = parse_retention(data["retention"])
+        if retention is None:
+            c.add(
+                "retention",
+                "must be an ISO 8601 duration of whole years, months, weeks or days, "
+                "e.g. 'P7Y' or 'P90D'",
+            )
+
     stages_raw = data.get("stages")
     if not isinstance(stages_raw, list) or not stages_raw:
         c.add("stages", "is required: a non-empty list of stages")
@@ -167,6 +178,7 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
         on_error_notify=notify,
         visibility=visibility,
         business_key_unique=unique,
+        retention=retention,
         raw=data,
     )
 
