@@ -327,6 +327,8 @@ FLOWDESK_SMS_DEFAULT_REGION = os.environ.get("FLOWDESK_SMS_DEFAULT_REGION", "FR"
 FLOWDESK_EVENTS_REDIS_URL = os.environ.get("FLOWDESK_EVENTS_REDIS_URL", FLOWDESK_REDIS_URL)
 FLOWDESK_EVENTS_STREAM_MAXLEN = int(os.environ.get("FLOWDESK_EVENTS_STREAM_MAXLEN", "100000"))
 FLOWDESK_EVENTS_BACKOFF = float(os.environ.get("FLOWDESK_EVENTS_BACKOFF", "10"))
+# Seconds a process keeps its list of active subscriptions (saves a query per engine event).
+FLOWDESK_EVENTS_SUBSCRIPTIONS_TTL = float(os.environ.get("FLOWDESK_EVENTS_SUBSCRIPTIONS_TTL", "5"))
 TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
 TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
 TWILIO_FROM_NUMBER = os.environ.get("TWILIO_FROM_NUMBER", "")
