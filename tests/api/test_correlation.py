@@ -1,6 +1,7 @@
 """Correlation (X-Request-ID on every event, the causing event) and the point-in-time answer."""
 
 import datetime as dt
+import json
 
 import pytest
 from django.urls import reverse
@@ -165,6 +166,12 @@ def test_the_admin_history_shows_request_cause_and_the_state_then(admin_client, 
     bad = admin_client.get(url, {"as_of": "not a time"}).content.decode()
 
     assert "adm-1" in page and "state then" in page
+    exported = admin_client.get(
+        reverse("admin:processes_processinstance_history_export", args=[process_id, "json"])
+    )
+    events = json.loads(b"".join(exported.streaming_content))["processes"][0]["events"]
+    assert events[0]["correlation_id"] == "adm-1" and "caused_by" in events[0]
+    assert events[-1]["correlation_id"] not in ("", "adm-1")  # the cancel: its own transaction
     assert 'id="fd-as-of-state"' in then and "state <b>running</b>" in then
     assert 'id="fd-as-of-error"' in bad and "not an ISO 8601 timestamp" in bad
 
