@@ -596,6 +596,7 @@ class ProcessEvent(models.Model):
         max_length=64,
         blank=True,
         default="",
+        db_default="",  # rows written by hand (SQL, older code) stay valid
         help_text="The X-Request-ID of the request (or the task chain) that caused it.",
     )
     caused_by = models.BigIntegerField(

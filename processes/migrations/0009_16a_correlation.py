@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='processevent',
             name='correlation_id',
-            field=models.CharField(blank=True, default='', help_text='The X-Request-ID of the request (or the task chain) that caused it.', max_length=64),
+            field=models.CharField(blank=True, db_default='', default='', help_text='The X-Request-ID of the request (or the task chain) that caused it.', max_length=64),
         ),
         migrations.AddIndex(
             model_name='processevent',
