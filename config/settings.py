@@ -172,6 +172,33 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
+# Retention (manage.py archive_processes): where archives of closed processes go, through
+# django-storages. A directory by default (FLOWDESK_ARCHIVE_DIR); an S3-compatible bucket when
+# FLOWDESK_ARCHIVE_S3_BUCKET is set (pip install ".[s3]"; credentials from the usual AWS_*
+# variables or the instance role; FLOWDESK_ARCHIVE_S3_ENDPOINT for MinIO and friends).
+FLOWDESK_ARCHIVE_DIR = os.environ.get("FLOWDESK_ARCHIVE_DIR", str(BASE_DIR / "var" / "archive"))
+FLOWDESK_ARCHIVE_S3_BUCKET = os.environ.get("FLOWDESK_ARCHIVE_S3_BUCKET", "")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "flowdesk_archive": (
+        {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": FLOWDESK_ARCHIVE_S3_BUCKET,
+                "endpoint_url": os.environ.get("FLOWDESK_ARCHIVE_S3_ENDPOINT") or None,
+                "location": os.environ.get("FLOWDESK_ARCHIVE_S3_PREFIX", "flowdesk-archive"),
+                "file_overwrite": False,
+            },
+        }
+        if FLOWDESK_ARCHIVE_S3_BUCKET
+        else {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": FLOWDESK_ARCHIVE_DIR},
+        }
+    ),
+}
+
 # --- HTTPS: on by default when DEBUG is off (`manage.py check --deploy` is clean) ---------------
 # FLOWDESK_HTTPS=0 turns the whole set off, for a plain-HTTP demo on 127.0.0.1; each setting can
 # also be set on its own. Behind a TLS-terminating proxy set FLOWDESK_PROXY_SSL_HEADER (usually
@@ -324,6 +351,8 @@ FLOWDESK_SMS_DEFAULT_REGION = os.environ.get("FLOWDESK_SMS_DEFAULT_REGION", "FR"
 FLOWDESK_EVENTS_REDIS_URL = os.environ.get("FLOWDESK_EVENTS_REDIS_URL", FLOWDESK_REDIS_URL)
 FLOWDESK_EVENTS_STREAM_MAXLEN = int(os.environ.get("FLOWDESK_EVENTS_STREAM_MAXLEN", "100000"))
 FLOWDESK_EVENTS_BACKOFF = float(os.environ.get("FLOWDESK_EVENTS_BACKOFF", "10"))
+# Seconds a process keeps its list of active subscriptions (saves a query per engine event).
+FLOWDESK_EVENTS_SUBSCRIPTIONS_TTL = float(os.environ.get("FLOWDESK_EVENTS_SUBSCRIPTIONS_TTL", "5"))
 TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
 TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
 TWILIO_FROM_NUMBER = os.environ.get("TWILIO_FROM_NUMBER", "")

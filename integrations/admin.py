@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils import timezone
@@ -114,6 +115,7 @@ class SimulatorCallAdmin(ReadOnlyAdmin):
 
 @admin.register(EventSubscription)
 class EventSubscriptionAdmin(admin.ModelAdmin):
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ["name", "definition_key", "kind", "target", "active", "undelivered", "dead"]
     list_filter = ["kind", "active", "definition_key"]
     search_fields = ["name", "definition_key", "url", "stream"]

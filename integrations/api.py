@@ -8,6 +8,7 @@ whoever may see its definition's processes; a replay needs ``operate_process``.
 
 from __future__ import annotations
 
+from django.db.models import Count, Q
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -124,8 +125,6 @@ class _View(GenericAPIView):
 
 
 def _counted(queryset):
-    from django.db.models import Count, Q
-
     return queryset.annotate(
         undelivered=Count("deliveries", filter=~Q(deliveries__status=DeliveryStatus.DELIVERED)),
         dead=Count("deliveries", filter=Q(deliveries__status=DeliveryStatus.DEAD)),

@@ -12,3 +12,4 @@ class IntegrationsConfig(AppConfig):
         hooks.register("incident_opened", listeners.on_incident_opened)
         hooks.register("task_escalated", listeners.on_task_escalated)
         hooks.register("events_written", events_out.on_events_written)
+        hooks.register("processes_purged", events_out.on_processes_purged)

@@ -60,33 +60,33 @@ ERROR_CHARS = 1000
 
 def on_events_written(*, process: ProcessInstance, events: list[ProcessEvent]) -> None:
     """Write the deliveries of ``events`` (inside the engine's transaction) and queue them."""
-    subscriptions = [
-        s
-        for s in EventSubscription.objects.filter(
-            definition_key=process.definition_key, active=True
-        ).only("pk", "event_types")
-    ]
+    subscriptions = EventSubscription.active_for(process.definition_key)
     if not subscriptions:
         return
     now = timezone.now()
     rows = [
         EventDelivery(
-            subscription_id=s.pk,
+            subscription_id=subscription_id,
             event_id=e.pk,
             process_id=process.pk,
             event_type=e.type,
             next_attempt_at=now,
             created_at=now,
         )
-        for s in subscriptions
+        for subscription_id, event_types in subscriptions
         for e in events
-        if not s.event_types or e.type in s.event_types
+        if not event_types or e.type in event_types
     ]
     if not rows:
         return
     EventDelivery.objects.bulk_create(rows)
     pairs = sorted({(r.subscription_id, str(process.pk)) for r in rows})
     transaction.on_commit(lambda: enqueue(pairs))
+
+
+def on_processes_purged(*, process_ids) -> None:
+    """Retention deleted these processes: their deliveries (and log) go with them."""
+    EventDelivery.objects.filter(process_id__in=process_ids).delete()
 
 
 def enqueue(pairs: Iterable[tuple[int, str]]) -> None:

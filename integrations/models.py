@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -255,6 +257,9 @@ def new_secret() -> str:
     return secrets.token_hex(32)
 
 
+_active_cache: dict[str, tuple[float, list]] = {}  # EventSubscription.active_for, per process
+
+
 class SubscriptionKind(models.TextChoices):
     WEBHOOK = "webhook", "Webhook (HTTP POST, HMAC-SHA256 signed)"
     REDIS_STREAM = "redis_stream", "Redis stream (XADD)"
@@ -298,6 +303,38 @@ class EventSubscription(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.kind} of {self.definition_key})"
 
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        _active_cache.clear()
+
+    def delete(self, *args, **kwargs):
+        result = super().delete(*args, **kwargs)
+        _active_cache.clear()
+        return result
+
+    @classmethod
+    def active_for(cls, definition_key: str) -> list[tuple[int, list]]:
+        """``(id, event_types)`` of the active subscriptions of ``definition_key``.
+
+        Read on every engine transaction, so kept in memory for
+        ``FLOWDESK_EVENTS_SUBSCRIPTIONS_TTL`` seconds (5): without it, every engine event paid
+        one more query (two per service step) even with no subscription at all. A change made
+        in this process applies at once; in the others within the TTL.
+        """
+        now = time.monotonic()
+        hit = _active_cache.get(definition_key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        found = [
+            (s.pk, list(s.event_types or []))
+            for s in cls.objects.filter(definition_key=definition_key, active=True).only(
+                "pk", "event_types"
+            )
+        ]
+        ttl = float(getattr(settings, "FLOWDESK_EVENTS_SUBSCRIPTIONS_TTL", 5))
+        _active_cache[definition_key] = (now + ttl, found)
+        return found
+
     def clean(self) -> None:
         from processes.models import EventType
 
@@ -328,8 +365,13 @@ class EventDelivery(models.Model):
     A process's events go out in event-id order per subscription: a delivery waits while an
     earlier one of the same subscription and process is undelivered (pending, sending or dead)."""
 
+    # No database constraint: an engine transaction in another process may still write rows for
+    # a subscription deleted within its cache's TTL; such rows join nothing and are never sent.
     subscription = models.ForeignKey(
-        EventSubscription, on_delete=models.CASCADE, related_name="deliveries"
+        EventSubscription,
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+        db_constraint=False,
     )
     event_id = models.BigIntegerField(help_text="The ProcessEvent id: the idempotency key.")
     process_id = models.UUIDField()

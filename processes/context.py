@@ -101,8 +101,9 @@ def task_pre_execute(sender=None, func=None, task=None, **kwargs) -> None:
 
 
 def task_post_execute(sender=None, **kwargs) -> None:
-    """``post_execute_in_worker`` receiver: unbind what ``task_pre_execute`` bound."""
-    while _task_tokens:
+    """``post_execute_in_worker`` receiver: unbind what the matching ``task_pre_execute`` bound
+    (one level: in sync mode a task may run another inside it)."""
+    if _task_tokens:
         correlation_token, cause_token = _task_tokens.pop()
         caused_by.reset(cause_token)
         correlation_id.reset(correlation_token)

@@ -19,7 +19,9 @@ One hook runs *inside* the engine's transaction instead (``within``), for listen
 must commit or roll back with the events (an outbox):
 
 - ``events_written``: ``process``, ``events`` — the engine appended ``events`` (``ProcessEvent``
-  rows with their ids) to ``process``; a listener that raises rolls the whole event back.
+  rows with their ids) to ``process``; a listener that raises rolls the whole event back;
+- ``processes_purged``: ``process_ids`` — retention deleted these archived processes (with their
+  tasks and events); a listener drops its own rows about them in the same transaction.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
-HOOKS = ("incident_opened", "task_escalated", "events_written")
+HOOKS = ("incident_opened", "task_escalated", "events_written", "processes_purged")
 _listeners: dict[str, list[Callable[..., None]]] = {name: [] for name in HOOKS}
 
 

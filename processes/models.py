@@ -184,6 +184,7 @@ class DefinitionEventType(models.TextChoices):
     PUBLISHED = "definition_published", "Version published"
     RETIRED = "definition_retired", "Version retired"
     UPDATED = "definition_updated", "Draft edited"
+    ARCHIVED = "processes_archived", "Closed processes archived and deleted (retention)"
 
 
 class DefinitionEvent(AppendOnlyModel):

@@ -11,6 +11,17 @@ from processes.events import Actor
 DEFINITIONS = Path(__file__).resolve().parent.parent / "processes" / "definitions"
 
 
+@pytest.fixture(autouse=True)
+def fresh_subscription_cache():
+    """Events out keeps active subscriptions in memory for a few seconds: a test's rolled-back
+    subscriptions must not reach the next test."""
+    from integrations.models import _active_cache
+
+    _active_cache.clear()
+    yield
+    _active_cache.clear()
+
+
 @pytest.fixture
 def system_actor():
     return Actor.system("test")

@@ -48,7 +48,7 @@ class Migration(migrations.Migration):
                 ('last_error', models.TextField(blank=True, default='')),
                 ('replays', models.PositiveIntegerField(default=0, help_text='Times an admin replayed it from the dead letters.')),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('subscription', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='integrations.eventsubscription')),
+                ('subscription', models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='integrations.eventsubscription')),
             ],
             options={
                 'verbose_name_plural': 'event deliveries',

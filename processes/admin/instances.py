@@ -28,6 +28,7 @@ from processes.admin.filters import (
     EstimatedCountPaginator,
     IncidentFilter,
     OverdueFilter,
+    RetentionDueFilter,
     StartedBetweenFilter,
 )
 from processes.models import (
@@ -121,6 +122,7 @@ class ProcessInstanceAdmin(ReadOnlyAdmin):
         BusinessStatusFilter,
         IncidentFilter,
         OverdueFilter,
+        RetentionDueFilter,
         StartedBetweenFilter,
     )
     list_select_related = ("definition",)

@@ -101,6 +101,14 @@ class DefinitionVersionSerializer(serializers.Serializer):
 class DefinitionDetailSerializer(DefinitionSerializer):
     spec = serializers.JSONField()
     versions = DefinitionVersionSerializer(many=True)
+    retention = serializers.SerializerMethodField(
+        help_text="How long closed processes are kept before `archive_processes` archives and "
+        "deletes them (ISO 8601, e.g. `P7Y`); null: kept for ever."
+    )
+
+    def get_retention(self, definition) -> str | None:
+        kept = definition.parsed().retention
+        return kept.text if kept is not None else None
 
 
 class DefinitionImportedSerializer(serializers.Serializer):

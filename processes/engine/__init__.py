@@ -16,6 +16,7 @@ adapter (API, admin, inbox, integrations, worker).
   process deadlines;
 - ``seed_events``: the seed's event protocol;
 - ``notices``: record notifications in the history;
+- ``retention``: archive closed processes past their retention, then delete them;
 - ``_run``: the unit of work and the scheduling decisions they share.
 """
 
@@ -48,6 +49,7 @@ from processes.engine.operate import (
     task_retry,
     task_skip,
 )
+from processes.engine.retention import ArchiveError, ArchiveReport, processes_archive
 from processes.engine.seed_events import (
     SEED_EVENTS,
     EventOutcome,
@@ -67,6 +69,9 @@ from processes.engine.timers import process_deadline, task_wake
 from processes.events import SYSTEM
 
 __all__ = [
+    "ArchiveError",
+    "ArchiveReport",
+    "processes_archive",
     "HUMAN_TASK_REFUSAL",
     "PROCESS_FIELDS",
     "PROCESS_WRITTEN_ONCE",

@@ -19,6 +19,7 @@ from processes.spec.types import (
     VAR_PATH_RE,
     Escalation,
     FormField,
+    Retention,
     RetryPolicy,
     SpecError,
     StageSpec,
@@ -337,3 +338,20 @@ def _parse_summary(c: _Collector, value: Any, path: str) -> tuple[SummaryItem, .
         if ok:
             items.append(SummaryItem(label.strip(), var, fmt, currency, currency_var))
     return tuple(items)
+
+
+RETENTION_RE = re.compile(r"P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?\Z")
+
+
+def parse_retention(value: Any) -> Retention | None:
+    """``"P7Y"``, ``"P18M"``, ``"P90D"``, ``"P1Y6M"`` → a Retention; None if not that (retention
+    is counted in whole calendar days: no time part)."""
+    if not isinstance(value, str) or value in ("P", ""):
+        return None
+    found = RETENTION_RE.match(value.strip().upper())
+    if found is None or not any(found.groups()):
+        return None
+    years, months, weeks, days = (int(g or 0) for g in found.groups())
+    if years > 1000 or months > 12000 or weeks * 7 + days > 366000:
+        return None
+    return Retention(years=years, months=months, days=weeks * 7 + days, text=value.strip().upper())

@@ -18,6 +18,7 @@ from processes.spec.fields import (
     _parse_retry,
     _parse_summary,
     parse_iso_duration,
+    parse_retention,
     slugify_key,
     validate_condition,
 )
@@ -106,6 +107,15 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
         if deadline is None or deadline.total_seconds() <= 0:
             c.add("deadline", "bad duration: use ISO-8601 like 'P5D' or seconds")
             deadline = None
+    retention = None
+    if data.get("retention") is not None:
+        retention = parse_retention(data["retention"])
+        if retention is None:
+            c.add(
+                "retention",
+                "must be an ISO 8601 duration of whole years, months, weeks or days, "
+                "e.g. 'P7Y' or 'P90D'",
+            )
 
     stages_raw = data.get("stages")
     if not isinstance(stages_raw, list) or not stages_raw:
@@ -191,6 +201,7 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
         visibility=visibility,
         business_key_unique=unique,
         deadline=deadline,
+        retention=retention,
         raw=data,
     )
 

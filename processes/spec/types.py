@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import re
 from dataclasses import dataclass, field
@@ -173,6 +174,25 @@ class StageSpec:
 
 
 @dataclass(frozen=True)
+class Retention:
+    """How long a closed process is kept: whole years, months and days (ISO 8601 ``P7Y``)."""
+
+    years: int = 0
+    months: int = 0
+    days: int = 0
+    text: str = ""
+
+    def cutoff(self, now: dt.datetime) -> dt.datetime:
+        """The moment before which a process closed is due: ``now`` minus this retention (a
+        month or year shorter than the day of ``now`` ends on its last day)."""
+        months = now.year * 12 + (now.month - 1) - self.years * 12 - self.months
+        year, month = divmod(months, 12)
+        last_day = calendar.monthrange(year, month + 1)[1]
+        moved = now.replace(year=year, month=month + 1, day=min(now.day, last_day))
+        return moved - dt.timedelta(days=self.days)
+
+
+@dataclass(frozen=True)
 class ProcessSpec:
     key: str
     name: str
@@ -183,6 +203,7 @@ class ProcessSpec:
     visibility: str = "participants"  # who reads human tasks held by someone else (VISIBILITIES)
     business_key_unique: str = "active"  # "ever": a business key runs once, whatever its state
     deadline: dt.timedelta | None = None  # from the start; an incident (one SMS) when it passes
+    retention: Retention | None = None  # closed instances older than this are archived
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     def task(self, name: str) -> TaskSpec:

@@ -448,3 +448,21 @@ def test_a_real_qcluster_delivers_after_commit(qcluster_factory, receiver, impor
         lambda: not EventDelivery.objects.exclude(status=DeliveryStatus.DELIVERED).exists(),
         message="delivered rows",
     )
+
+
+@pytest.mark.django_db
+def test_subscriptions_are_read_once_per_ttl_not_once_per_event(pizza, receiver):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from integrations.models import _active_cache
+
+    start_pizza("WARM")  # reads the (empty) subscription list once
+    with CaptureQueriesContext(connection) as captured:
+        start_pizza("NO-READ")
+    assert not any("integrations_eventsubscription" in q["sql"] for q in captured.captured_queries)
+
+    EventSubscription.objects.create(name="new", definition_key="pizza", url=receiver.url)
+    assert _active_cache == {}  # a change in this process applies at once
+    process = start_pizza("AFTER")
+    assert EventDelivery.objects.filter(process_id=process.pk).count() == process.events.count()
