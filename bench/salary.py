@@ -77,7 +77,7 @@ def main() -> None:
 
     django.setup()
     from django.core.management import call_command
-    from django.db import connection
+    from django.db import connection, transaction
 
     call_command("migrate", verbosity=0)
     call_command("setup_flowdesk", verbosity=0, stdout=open(os.devnull, "w"))  # noqa: SIM115
@@ -87,7 +87,8 @@ def main() -> None:
     from processes.models import ProcessInstance, TaskInstance, TaskState
 
     # a clean slate: bench rows only (TRUNCATE: events are append-only, DELETE is refused)
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL flowdesk.purge = 'on'")  # the owner's purge (migration 0006)
         cursor.execute(
             "TRUNCATE processes_processevent, processes_taskinstance, processes_processinstance,"
             " integrations_simulatorcall, integrations_simulatorresponse,"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from processes import authority
 from processes.authority import ANY, OPERATE, SEE, START
@@ -24,6 +24,7 @@ from processes.models import (
     ProcessDefinition,
     ProcessEvent,
     ProcessInstance,
+    ProcessState,
     TaskInstance,
     TaskState,
     TaskType,
@@ -142,6 +143,15 @@ def process_events(process: ProcessInstance, *, after: int | None = None) -> Que
     if after is not None:
         qs = qs.filter(seq__gt=after)
     return qs.order_by("seq")
+
+
+def task_names(process: ProcessInstance) -> list[str]:
+    """Every task of ``process`` in stage order."""
+    return list(
+        TaskInstance.objects.filter(process=process)
+        .order_by("stage_index", "id")
+        .values_list("name", flat=True)
+    )
 
 
 def scheduled_task_names(process: ProcessInstance) -> list[str]:
@@ -268,3 +278,25 @@ def human_task_for(user, task_id) -> TaskInstance:
     task, rights = found
     task.rights = rights
     return task
+
+
+# --- retention ------------------------------------------------------------------------------------
+
+CLOSED_STATES = (ProcessState.COMPLETED, ProcessState.CANCELLED)
+
+
+def due_for_archiving(*, now, definition_key: str | None = None) -> QuerySet:
+    """Closed processes whose ``completed_at`` is older than their definition version's
+    ``retention``, oldest first (one condition per definition version that has a retention)."""
+    closed = ProcessInstance.objects.filter(state__in=CLOSED_STATES).values("definition_id")
+    versions = ProcessDefinition.objects.filter(pk__in=closed)
+    if definition_key:
+        versions = versions.filter(key=definition_key)
+    condition = Q(pk__in=[])
+    for definition in versions:
+        kept = definition.parsed().retention
+        if kept is not None:
+            condition |= Q(definition=definition, completed_at__lt=kept.cutoff(now))
+    return ProcessInstance.objects.filter(condition, state__in=CLOSED_STATES).order_by(
+        "completed_at", "id"
+    )

@@ -23,6 +23,8 @@ CSV_COLUMNS = [
     "actor_type",
     "actor",
     "data",
+    "correlation_id",
+    "caused_by",
 ]
 CHUNK = 500
 
@@ -55,6 +57,8 @@ def _event_dict(e: ProcessEvent) -> dict:
         "actor_type": e.actor_type,
         "actor": e.actor_display,
         "data": e.data,
+        "correlation_id": e.correlation_id,
+        "caused_by": e.caused_by,
     }
 
 

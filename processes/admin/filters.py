@@ -15,7 +15,7 @@ from django.db import connection
 from django.utils import timezone
 from django.utils.functional import cached_property
 
-from processes import dashboard
+from processes import dashboard, selectors
 from processes.models import ProcessDefinition, ProcessState
 
 EXACT_COUNT_BELOW = 20_000
@@ -123,6 +123,23 @@ class OverdueFilter(admin.SimpleListFilter):
             return queryset.filter(dashboard.has_overdue_task())
         if self.value() == "no":
             return queryset.filter(~dashboard.has_overdue_task())
+        return queryset
+
+
+class RetentionDueFilter(admin.SimpleListFilter):
+    """Closed instances past their definition's ``retention``: what ``archive_processes``
+    would archive and delete now."""
+
+    title = "retention"
+    parameter_name = "retention"
+
+    def lookups(self, request, model_admin):
+        return [("due", "Due for archiving")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "due":
+            due = selectors.due_for_archiving(now=timezone.now())
+            return queryset.filter(pk__in=due.values("pk"))
         return queryset
 
 

@@ -6,17 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import time
 from datetime import timedelta
 
-from django.contrib.auth import get_user_model
-from django.db import IntegrityError, connection, transaction
-from django.db.models.signals import post_delete, post_save
+from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
-from rest_framework.authtoken.models import Token
-from rest_framework.exceptions import AuthenticationFailed, ParseError, ValidationError
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import JSONParser
@@ -24,8 +19,8 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from processes.api.authentication import FlowdeskTokenAuthentication
 from processes.api.models import IdempotencyRecord
-from processes.db import api as db_api
 from processes.errors import Conflict, EngineError
 
 MAX_JSON_DEPTH = 64
@@ -92,74 +87,6 @@ class JSONOnlyNegotiation(BaseContentNegotiation):
 
     def select_renderer(self, request, renderers, format_suffix=None):
         return renderers[0], renderers[0].media_type
-
-
-class _TokenUsers:
-    """Token -> the user row's values, kept ``FLOWDESK_TOKEN_CACHE_SECONDS`` per web worker.
-
-    Revocation: deleting a token or saving its user (deactivated, demoted, new password) drops
-    every entry of this process at once (signals below); another web worker keeps answering
-    from its entry for at most that many seconds. Grants are not cached: every permission is
-    still read from the database per request. ``0`` turns the cache off.
-    """
-
-    MAX = 10_000
-
-    def __init__(self) -> None:
-        self.entries: dict[str, tuple[float, list]] = {}
-
-    def user(self, key: str):
-        from django.conf import settings
-
-        ttl = settings.FLOWDESK_TOKEN_CACHE_SECONDS
-        now = time.monotonic()
-        found = self.entries.get(key) if ttl > 0 else None
-        model = get_user_model()
-        if found is not None and found[0] > now:
-            return model.from_db(connection.alias, None, list(found[1]))  # a fresh instance
-        user = db_api.token_user(key)
-        if user is not None and ttl > 0:
-            if len(self.entries) >= self.MAX:
-                self.entries.clear()
-            values = [getattr(user, f.attname) for f in model._meta.concrete_fields]
-            self.entries[key] = (now + ttl, values)
-        return user
-
-    def clear(self, **_) -> None:
-        self.entries.clear()
-
-
-token_users = _TokenUsers()
-post_delete.connect(token_users.clear, sender=Token, dispatch_uid="flowdesk-token-cache-token")
-post_save.connect(token_users.clear, sender=Token, dispatch_uid="flowdesk-token-cache-token-save")
-
-
-def _user_saved(sender, **kwargs) -> None:
-    if sender is get_user_model():
-        token_users.clear()
-
-
-post_save.connect(_user_saved, dispatch_uid="flowdesk-token-cache-user")
-post_delete.connect(_user_saved, dispatch_uid="flowdesk-token-cache-user-delete")
-
-
-class FlowdeskTokenAuthentication(TokenAuthentication):
-    """Token auth for systems; their events are recorded with the API actor type.
-
-    The token and its user are read with one fixed statement (``processes/db/``) and kept a few
-    seconds per web worker (``_TokenUsers``: every API call needs them). Same answers as DRF's.
-    """
-
-    def authenticate_credentials(self, key):
-        user = token_users.user(key)
-        if user is None:
-            raise AuthenticationFailed(_("Invalid token."))
-        if not user.is_active:
-            raise AuthenticationFailed(_("User inactive or deleted."))
-        user._flowdesk_api = True
-        token = Token(key=key, user_id=user.pk)
-        token.user = user
-        return user, token
 
 
 class Pagination(PageNumberPagination):

@@ -135,3 +135,31 @@ def existing_instance(definition_key: str, business_key: str, *, ever: bool):
         f"ORDER BY p.{col(p, 'created_at')} DESC LIMIT 1"
     )
     return next(iter(ProcessInstance.objects.raw(sql, [definition_key, business_key])), None)
+
+
+def purge_processes(process_ids: list) -> dict[str, int]:
+    """DELETE the events, tasks and rows of closed processes that retention archived.
+
+    The event log's append-only trigger lets exactly one DELETE through: the tables' owner saying
+    ``SET LOCAL flowdesk.purge = 'on'`` in this transaction (migration 0006). Run by
+    ``engine.processes_purge`` only, inside its transaction, after the export was read back.
+    """
+    from processes.models import ProcessEvent, TaskExecution
+
+    ids = [prep(ProcessInstance, "id", pk) for pk in process_ids]
+    counts = {}
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL flowdesk.purge = 'on'")
+        marks = ", ".join(["%s"] * len(ids))
+        for name, model, column in (
+            ("events", ProcessEvent, col(ProcessEvent, "process")),
+            ("executions", TaskExecution, col(TaskExecution, "process_id")),
+            ("tasks", TaskInstance, col(TaskInstance, "process")),
+            ("processes", ProcessInstance, col(ProcessInstance, "id")),
+        ):
+            cursor.execute(f"DELETE FROM {table(model)} WHERE {column} IN ({marks})", ids)
+            counts[name] = cursor.rowcount
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL flowdesk.purge = 'off'")
+    return counts

@@ -31,6 +31,7 @@ from processes.spec.types import (
     KEY_RE,
     KNOWN_TASK_FIELDS,
     NAME_RE,
+    SUMMARY_FORMATS,
     TASK_TYPES,
     VAR_PATH_RE,
     VISIBILITIES,
@@ -41,6 +42,7 @@ from processes.spec.types import (
     SpecError,
     SpecValidationError,
     StageSpec,
+    SummaryItem,
     TaskSpec,
 )
 
@@ -54,6 +56,7 @@ __all__ = [
     "KNOWN_TASK_FIELDS",
     "MISSING",
     "NAME_RE",
+    "SUMMARY_FORMATS",
     "TASK_TYPES",
     "VAR_PATH_RE",
     "VISIBILITIES",
@@ -64,6 +67,7 @@ __all__ = [
     "SpecError",
     "SpecValidationError",
     "StageSpec",
+    "SummaryItem",
     "TaskSpec",
     "apply_variable_changes",
     "describe_condition",

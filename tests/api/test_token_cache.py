@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 
-from processes.api import base
+from processes.api import authentication as base
 from tests.api.conftest import grant
 
 pytestmark = pytest.mark.django_db
