@@ -15,7 +15,7 @@ from django.conf import settings
 from django.utils import timezone
 from django_q.models import Schedule
 
-from processes import engine, queue
+from processes import context, engine, queue
 from processes.engine._run import _compensation_timeout, _step_timeout
 from processes.events import Actor
 from processes.models import TaskInstance
@@ -56,7 +56,9 @@ def run_step(task_id: int, *, eager: bool = False) -> str:
                 time.time() + lease.timeout + settings.FLOWDESK_LEASE_MARGIN, lease.task_id
             )
             within = deadline - time.monotonic() if eager else None
-            outcome, lease = _run_handler(lease.task_id, actor, lease, within)
+            # a chained step's events are caused by its own task_scheduled, as a queued one's
+            with context.bound(cause=lease.cause):
+                outcome, lease = _run_handler(lease.task_id, actor, lease, within)
         return outcome
     finally:
         progress.idle()

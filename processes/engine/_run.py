@@ -172,6 +172,7 @@ class _Run:
         side effects for after commit."""
         if written is None:
             written = events.flush(self.process)
+        self.written = written
         if self.to_enqueue:
             scheduled = {e.task_id: e.pk for e in written if e.type == EventType.TASK_SCHEDULED}
             steps = [

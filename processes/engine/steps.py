@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from processes.errors import Conflict
 from processes.events import Actor
 from processes.models import (
     ACTIVE_PROCESS_STATES,
+    EventType,
     TaskInstance,
     TaskState,
     TaskType,
@@ -61,6 +63,7 @@ class StepLease:
     handler: str
     context: StepContext
     timeout: int
+    cause: int | None = None  # the step's task_scheduled event (a chained step's is set here)
 
 
 @transaction.atomic
@@ -157,6 +160,16 @@ def task_complete(
     _advance(run)
     next_lease = _take_next(run, eager_within) if eager_within and run.to_enqueue else None
     run.save()
+    if next_lease is not None:
+        scheduled = next(
+            (
+                e.pk
+                for e in run.written
+                if e.type == EventType.TASK_SCHEDULED and e.task_id == next_lease.task_id
+            ),
+            None,
+        )
+        next_lease = dataclasses.replace(next_lease, cause=scheduled)
     return StepDone(task, next_lease=next_lease)
 
 
