@@ -19,7 +19,7 @@ from django.urls import path, reverse
 from processes import authority, diagram, engine
 from processes.admin import widgets
 from processes.admin.base import GrantedAdmin
-from processes.admin.forms import DefinitionForm, DiffForm
+from processes.admin.forms import BatchCsvForm, DefinitionForm, DiffForm
 from processes.errors import EngineError
 from processes.events import Actor
 from processes.models import DefinitionStatus, ProcessDefinition, ProcessInstance
@@ -250,6 +250,7 @@ class ProcessDefinitionAdmin(GrantedAdmin):
             ("<int:pk>/publish/", lifecycle, {"verb": "publish"}, "publish"),
             ("<int:pk>/retire/", lifecycle, {"verb": "retire"}, "retire"),
             ("<int:pk>/download.json", wrap(self.download_view), {}, "download"),
+            ("<int:pk>/batch/", wrap(self.batch_view), {}, "batch"),
         ]
         return [
             path(route, view, kwargs, name=f"processes_processdefinition_{name}")
@@ -299,6 +300,36 @@ class ProcessDefinitionAdmin(GrantedAdmin):
         }
         return TemplateResponse(request, "admin/processes/processdefinition/diff.html", context)
 
+    def batch_view(self, request, pk):
+        """Start one process of this version per CSV row (the monthly run); answer per row."""
+        definition = get_object_or_404(ProcessDefinition, pk=pk)
+        if not authority.has_definition_perm(request.user, authority.START, definition.key):
+            raise PermissionDenied
+        form = BatchCsvForm(request.POST or None, request.FILES or None)
+        results = None
+        if definition.status != DefinitionStatus.PUBLISHED:
+            self.message_user(request, f"{definition} is {definition.status}", messages.ERROR)
+            form = None
+        elif request.method == "POST" and form.is_valid():
+            try:
+                results = engine.process_start_batch(
+                    definition=definition,
+                    items=form.cleaned_data["file"],
+                    actor=Actor.for_user(request.user),
+                )
+            except EngineError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Start a batch of {definition}",
+            "opts": self.model._meta,
+            "original": definition,
+            "form": form,
+            "results": results,
+            "counts": batch_counts(results or []),
+        }
+        return TemplateResponse(request, "admin/processes/processdefinition/batch.html", context)
+
     def lifecycle_view(self, request, pk, verb):
         """Publish or retire a version, once confirmed."""
         definition = get_object_or_404(ProcessDefinition, pk=pk)
@@ -343,3 +374,10 @@ def diff_lines(definition, other) -> list[tuple[str, str]]:
             kind = {"+": "add", "-": "del"}.get(line[:1], "same")
         lines.append((kind, line))
     return lines
+
+
+def batch_counts(results) -> dict[str, int]:
+    counts = {"created": 0, "existing": 0, "invalid": 0}
+    for item in results:
+        counts[item.outcome] += 1
+    return counts

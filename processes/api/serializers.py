@@ -179,6 +179,43 @@ class ProcessStartSerializer(serializers.Serializer):
     input = serializers.DictField(required=False, default=dict, help_text="Initial variables.")
 
 
+class ProcessBatchSerializer(serializers.Serializer):
+    """A batch start; each item is checked on its own (a bad item is answered, not refused)."""
+
+    definition = serializers.SlugField(max_length=100, help_text="Definition key, e.g. `salary`.")
+    items = serializers.ListField(
+        child=serializers.JSONField(),
+        allow_empty=False,
+        max_length=10_000,
+        help_text="Up to 10,000 objects `{business_key, input}`.",
+    )
+
+
+class BatchItemSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="The item's position in the request.")
+    business_key = serializers.CharField(allow_null=True)
+    status = serializers.IntegerField(
+        help_text="201 started, 200 the business key's existing instance, 400 invalid item."
+    )
+    process = serializers.UUIDField(allow_null=True, help_text="The instance (null if invalid).")
+    state = serializers.CharField(allow_blank=True)
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Messages by field of an invalid item.",
+    )
+
+
+class BatchSummarySerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    existing = serializers.IntegerField()
+    invalid = serializers.IntegerField()
+
+
+class BatchResultSerializer(serializers.Serializer):
+    summary = BatchSummarySerializer()
+    items = BatchItemSerializer(many=True)
+
+
 class ProcessCancelSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
 

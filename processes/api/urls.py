@@ -20,6 +20,7 @@ urlpatterns = [
         name="api-definition",
     ),
     path("processes/", processes.ProcessListView.as_view(), name="api-processes"),
+    path("processes/batch/", processes.ProcessBatchView.as_view(), name="api-process-batch"),
     path("processes/<uuid:pk>/", processes.ProcessDetailView.as_view(), name="api-process"),
     path(
         "processes/<uuid:pk>/events/",

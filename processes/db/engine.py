@@ -114,3 +114,18 @@ def existing_instance(definition_key: str, business_key: str, *, ever: bool):
         f"ORDER BY p.{col(p, 'created_at')} DESC LIMIT 1"
     )
     return next(iter(ProcessInstance.objects.raw(sql, [definition_key, business_key])), None)
+
+
+def existing_instances(definition_key: str, business_keys, *, ever: bool) -> dict[str, tuple]:
+    """``existing_instance`` for many business keys in one query: business key → (id, state)
+    of its active instance, or with ``ever`` of its newest instance in any state."""
+    p = ProcessInstance
+    rows = p.objects.filter(definition_key=definition_key, business_key__in=list(business_keys))
+    if not ever:
+        rows = rows.filter(state__in=ACTIVE_PROCESS_STATES)
+    found: dict[str, tuple] = {}
+    for key, pk, state in rows.order_by("business_key", "-created_at").values_list(
+        "business_key", "id", "state"
+    ):
+        found.setdefault(key, (pk, state))
+    return found

@@ -7,7 +7,7 @@ the outside world may care about is announced through ``processes.hooks``. The e
 adapter (API, admin, inbox, integrations, worker).
 
 - ``definitions``: import, publish, retire, edit drafts;
-- ``start``: start a process;
+- ``start``: start a process; ``batch``: start many (the monthly run);
 - ``steps``: service steps (lease, complete, fail) and compensations, for the workers;
 - ``human``: claim, release, delegate, decide;
 - ``operate``: retry, skip, replay, cancel, correct variables;
@@ -25,6 +25,7 @@ from processes.engine._run import (
     TASK_WRITTEN_ONCE,
     TaskResult,
 )
+from processes.engine.batch import BatchItem, process_start_batch
 from processes.engine.definitions import (
     definition_import,
     definition_publish,
@@ -67,6 +68,7 @@ __all__ = [
     "SYSTEM",
     "TASK_FIELDS",
     "TASK_WRITTEN_ONCE",
+    "BatchItem",
     "EventOutcome",
     "StartResult",
     "StepLease",
@@ -82,6 +84,7 @@ __all__ = [
     "process_cancel",
     "process_correct_variables",
     "process_start",
+    "process_start_batch",
     "stage_replay",
     "task_claim",
     "task_complete",

@@ -32,6 +32,7 @@ EXPECTED_PATHS = {
     "/api/definitions/{key}/",
     "/api/processes/",
     "/api/processes/{id}/",
+    "/api/processes/batch/",
     "/api/processes/{id}/events/",
     "/api/processes/{id}/cancel/",
     "/api/events/",

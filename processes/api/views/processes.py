@@ -60,6 +60,37 @@ class ProcessListView(ListView):
         )
 
 
+BATCH_STATUS = {"created": 201, "existing": 200, "invalid": 400}
+
+
+class ProcessBatchView(ApiView):
+    @docs.start_batch
+    def post(self, request):
+        data = validated(ser.ProcessBatchSerializer, request.data)
+        definition = selectors.startable_definition(request.user, data["definition"])
+        if definition is None:
+            require(request, authority.START, data["definition"], "start processes")
+            raise NotFound(f"no published definition {data['definition']!r}")
+        results = engine.process_start_batch(
+            definition=definition, items=data["items"], actor=actor_of(request)
+        )
+        summary = {"created": 0, "existing": 0, "invalid": 0}
+        items = []
+        for item in results:
+            summary[item.outcome] += 1
+            items.append(
+                {
+                    "index": item.index,
+                    "business_key": item.business_key,
+                    "status": BATCH_STATUS[item.outcome],
+                    "process": str(item.process_id) if item.process_id else None,
+                    "state": item.state,
+                    "errors": item.errors,
+                }
+            )
+        return Response({"summary": summary, "items": items})
+
+
 class ProcessDetailView(ApiView):
     @docs.process_detail
     def get(self, request, pk):
