@@ -5,8 +5,8 @@
 POSTs one batch of N salary starts to /api/processes/batch/ through the whole Django stack
 (middleware, token authentication, DRF parsing, the engine) in this process, on a fresh
 PostgreSQL database, with a django-q2 ORM broker (the steps of the new instances are queued, not
-run). Reports the wall time of the request, the peak of Python memory allocated while it ran
-(tracemalloc) and the process's peak RSS growth; then sends the same batch again (every item
+run). Reports the wall time and CPU time of the request, the machine's load average, and the
+process's peak RSS growth (with ``--tracemalloc`` also the peak of Python allocations); then sends the same batch again (every item
 answers 200, nothing new) and reports the same for that.
 """
 
@@ -26,6 +26,11 @@ sys.path.insert(0, str(ROOT))
 parser = argparse.ArgumentParser()
 parser.add_argument("--n", type=int, default=10_000)
 parser.add_argument(
+    "--tracemalloc",
+    action="store_true",
+    help="also trace Python allocations (their peak); slows the run down two to three times",
+)
+parser.add_argument(
     "--database-url", default="postgresql://postgres@127.0.0.1:5432/flowdesk_bench_batch"
 )
 args = parser.parse_args()
@@ -36,7 +41,7 @@ os.environ.update(
         "FLOWDESK_REDIS_URL": "",
         "FLOWDESK_LOG_LEVEL": "WARNING",
         "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DJANGO_DEBUG": "1",
+        "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "bench-only-secret-key"),
         "FLOWDESK_HTTPS": "0",
         "DJANGO_ALLOWED_HOSTS": "testserver",
     }
@@ -85,19 +90,25 @@ print(f"{args.n} items, request body {len(body) / 1e6:.2f} MB")
 
 def post(label):
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    tracemalloc.start()
+    if args.tracemalloc:
+        tracemalloc.start()
+    load = os.getloadavg()[0]
     started = time.perf_counter()
+    cpu = time.process_time()
     response = client.post("/api/processes/batch/", body, content_type="application/json")
     seconds = time.perf_counter() - started
-    _, peak = tracemalloc.get_traced_memory()
+    cpu = time.process_time() - cpu
+    peak = tracemalloc.get_traced_memory()[1] if args.tracemalloc else None
     tracemalloc.stop()
     rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     assert response.status_code == 200, response.content[:500]
     summary = response.json()["summary"]
     print(
         f"{label}: HTTP {response.status_code} {summary} in {seconds:.1f} s "
-        f"({args.n / seconds:.0f} items/s), Python peak {peak / 1e6:.0f} MB, "
-        f"peak RSS +{(rss_after - rss_before) / 1024:.0f} MB (now {rss_after / 1024:.0f} MB)"
+        f"({args.n / seconds:.0f} items/s; {cpu:.1f} s CPU in this process; load average "
+        f"{load:.1f} on {os.cpu_count()} CPUs), peak RSS +{(rss_after - rss_before) / 1024:.0f} MB "
+        f"(now {rss_after / 1024:.0f} MB)"
+        + (f", Python allocations peak {peak / 1e6:.0f} MB" if peak is not None else "")
     )
 
 

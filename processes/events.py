@@ -160,6 +160,24 @@ def process_reopened(*, process, actor, reason: str, stage: str) -> ProcessEvent
     )
 
 
+def process_sent_back(*, process, actor, task, goto: str, rework: dict) -> ProcessEvent:
+    """The actor decided ``task`` with a rework outcome: the process goes back to stage ``goto``
+    for the next round; ``rework`` is the ``rework`` variable set for it (round, comment, ...)."""
+    return _append(
+        process=process,
+        type=EventType.PROCESS_SENT_BACK,
+        actor=actor,
+        task=task,
+        data={
+            "outcome": rework.get("outcome"),
+            "goto": goto,
+            "round": rework.get("round"),
+            "comment": rework.get("comment", ""),
+            "rework": rework,
+        },
+    )
+
+
 def stage_started(*, process, actor, stage: str) -> ProcessEvent:
     return _append(
         process=process, type=EventType.STAGE_STARTED, actor=actor, data={"stage": stage}

@@ -25,6 +25,7 @@ from processes.models import (
     ProcessEvent,
     ProcessInstance,
     TaskInstance,
+    TaskRound,
     TaskState,
     TaskType,
 )
@@ -142,6 +143,15 @@ def process_events(process: ProcessInstance, *, after: int | None = None) -> Que
     if after is not None:
         qs = qs.filter(seq__gt=after)
     return qs.order_by("seq")
+
+
+def task_rounds(process: ProcessInstance) -> QuerySet:
+    """The executions rework loops ran again, oldest round first."""
+    return (
+        TaskRound.objects.filter(process=process)
+        .select_related("decided_by")
+        .order_by("round", "task__stage_index", "task_id", "id")
+    )
 
 
 def scheduled_task_names(process: ProcessInstance) -> list[str]:

@@ -15,7 +15,7 @@ from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 
-from processes import authority, dashboard, diagram
+from processes import authority, dashboard, diagram, selectors
 from processes.admin import operations, widgets
 from processes.admin.base import GrantedAdmin, can_operate
 from processes.admin.dashboard import dashboard_page
@@ -53,6 +53,15 @@ def task_rows(process, tasks, may_operate: bool) -> list[dict]:
                 "actions": operations.task_actions(process, task) if may_operate else [],
             }
         )
+    return rows
+
+
+def round_rows(process) -> list[dict]:
+    """The executions rework loops ran again, oldest round first, results as clipped JSON."""
+    rows = []
+    for kept in selectors.task_rounds(process):
+        text = json.dumps(kept.result, ensure_ascii=False, sort_keys=True) if kept.result else ""
+        rows.append({"round": kept, "result": text, "short": widgets.clip(text, 120)})
     return rows
 
 
@@ -190,6 +199,7 @@ class ProcessInstanceAdmin(GrantedAdmin):
                     ),
                     "task_rows": task_rows(obj, tasks, may_operate),
                     "history_rows": history_rows(obj),
+                    "round_rows": round_rows(obj),
                 }
             )
         return super().render_change_form(request, context, add, change, form_url, obj)

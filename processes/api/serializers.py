@@ -123,6 +123,8 @@ class TaskSerializer(OutputSerializer):
     type = serializers.ChoiceField(choices=TaskType.choices)
     state = serializers.ChoiceField(choices=TaskState.choices)
     attempts = serializers.IntegerField()
+    execution = serializers.IntegerField(help_text="Numbered from 1; a replay or rework adds 1.")
+    round = serializers.IntegerField(help_text="The rework round this execution belongs to.")
     role = serializers.CharField(source="candidate_role")
     assignee = serializers.SerializerMethodField()
     claimed_by = serializers.SerializerMethodField()
@@ -161,6 +163,24 @@ class ProcessDetailSerializer(ProcessSerializer):
     started_by = serializers.CharField()
     variables = serializers.JSONField()
     tasks = TaskSerializer(many=True, source="tasks.all")
+
+
+class TaskRoundSerializer(serializers.Serializer):
+    """A finished execution a rework loop ran again, as it was then."""
+
+    task = serializers.CharField(source="task_name")
+    round = serializers.IntegerField()
+    execution = serializers.IntegerField()
+    state = serializers.ChoiceField(choices=TaskState.choices)
+    result = serializers.JSONField(allow_null=True)
+    decided_by = serializers.SerializerMethodField()
+    attempts = serializers.IntegerField()
+    scheduled_at = serializers.DateTimeField(allow_null=True)
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+    def get_decided_by(self, row) -> str | None:
+        return _username(row.decided_by) if row.decided_by_id else None
 
 
 class ProcessEventSerializer(serializers.Serializer):

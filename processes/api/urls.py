@@ -28,6 +28,11 @@ urlpatterns = [
         name="api-process-events",
     ),
     path(
+        "processes/<uuid:pk>/rounds/",
+        processes.ProcessRoundsView.as_view(),
+        name="api-process-rounds",
+    ),
+    path(
         "processes/<uuid:pk>/cancel/",
         processes.ProcessCancelView.as_view(),
         name="api-process-cancel",

@@ -21,8 +21,7 @@ from processes.models import ProcessDefinition
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 10_000
-CHUNK = 200  # instances per transaction: one lock-free INSERT per table per chunk
-MAX_PARAMS = 30_000  # PostgreSQL takes at most 65,535 parameters in one statement
+CHUNK = 200  # instances per transaction: one COPY per table per chunk
 
 CREATED, EXISTING, INVALID = "created", "existing", "invalid"
 
@@ -138,9 +137,9 @@ def _create_many(definition, new, actor) -> None:
         tasks.extend(process_tasks)
         pending.extend(process.__dict__.pop("_pending_events", []))
         to_enqueue.extend((t, _step_timeout(run.task_spec(t))) for t in run.to_enqueue)
-    _insert(processes)
-    _insert(tasks)
-    _insert(pending)
+    raw.copy_in(processes)
+    raw.copy_in(tasks)
+    raw.copy_in(pending)
     for (item, _), process in zip(new, processes, strict=True):
         item.outcome = CREATED
         item.process_id, item.state = process.pk, process.state
@@ -150,11 +149,3 @@ def _create_many(definition, new, actor) -> None:
         # thousands of steps one by one would hold the request for minutes (ORM broker). Lost,
         # it is a delay only: every step carries its wake_at, the timer sweep queues it again.
         transaction.on_commit(lambda: queue.enqueue(queue.ENQUEUE_STEPS, steps))
-
-
-def _insert(objs) -> None:
-    if not objs:
-        return
-    per = max(1, MAX_PARAMS // len(type(objs[0])._meta.concrete_fields))
-    for start in range(0, len(objs), per):
-        raw.insert(objs[start : start + per])

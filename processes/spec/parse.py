@@ -21,13 +21,16 @@ from processes.spec.fields import (
 )
 from processes.spec.types import (
     BUSINESS_KEY_UNIQUE,
+    DEFAULT_MAX_ROUNDS,
     KEY_RE,
     KNOWN_TASK_FIELDS,
+    MAX_ROUNDS_LIMIT,
     NAME_RE,
     TASK_TYPES,
     VAR_PATH_RE,
     VISIBILITIES,
     ProcessSpec,
+    ReworkSpec,
     SpecError,
     SpecValidationError,
     StageSpec,
@@ -152,6 +155,7 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
         if sname is not None and order is not None:
             stages.append(StageSpec(name=sname, order=float(order), tasks=tuple(tasks)))
     _check_separation_of_duties(c, stages, task_names)
+    _check_rework(c, stages_raw, stages)
     if c.errors:
         return None
     stages.sort(key=lambda s: s.order)
@@ -232,19 +236,7 @@ def _parse_task(
     condition = raw.get("condition")
     if condition is not None:
         validate_condition(condition, f"{path}.condition", c)
-    outcomes_raw = raw.get("outcomes", [])
-    outcomes: tuple[str, ...] = ()
-    if outcomes_raw:
-        if ttype != "HUMAN":
-            c.add(f"{path}.outcomes", "only a HUMAN task has outcomes")
-        elif (
-            not isinstance(outcomes_raw, list)
-            or not all(isinstance(o, str) and VAR_PATH_RE.match(o) for o in outcomes_raw)
-            or len(set(outcomes_raw)) != len(outcomes_raw)
-        ):
-            c.add(f"{path}.outcomes", "must be a list of distinct identifiers like 'approve'")
-        else:
-            outcomes = tuple(outcomes_raw)
+    outcomes, rework = _parse_outcomes(c, raw.get("outcomes", []), f"{path}.outcomes", ttype)
     form = _parse_form(c, raw.get("form"), f"{path}.form")
     if form and ttype != "HUMAN":
         c.add(f"{path}.form", "only a HUMAN task has a form")
@@ -281,6 +273,7 @@ def _parse_task(
         timeout=timeout,
         condition=condition,
         outcomes=outcomes,
+        rework=rework,
         form=form,
         escalation=escalation,
         due=due,
@@ -294,6 +287,83 @@ def _parse_task(
         external_decision=external,
         extra=extra,
     )
+
+
+def _parse_outcomes(c: _Collector, raw: Any, path: str, ttype: str):
+    """A list of outcome names, or an object outcome -> options, where ``{"goto": stage,
+    "max_rounds": n}`` makes the outcome a rework loop. Returns (names, rework specs)."""
+    if not raw:
+        return (), ()
+    if ttype != "HUMAN":
+        c.add(path, "only a HUMAN task has outcomes")
+        return (), ()
+    if isinstance(raw, list):
+        if not all(isinstance(o, str) and VAR_PATH_RE.match(o) for o in raw) or len(
+            set(raw)
+        ) != len(raw):
+            c.add(path, "must be a list of distinct identifiers like 'approve'")
+            return (), ()
+        return tuple(raw), ()
+    if not isinstance(raw, dict):
+        c.add(path, "must be a list of outcomes or an object outcome -> options")
+        return (), ()
+    names, rework = [], []
+    for name, options in raw.items():
+        if not VAR_PATH_RE.match(name):
+            c.add(f"{path}.{name}", "an outcome is an identifier like 'approve'")
+            continue
+        names.append(name)
+        if options is None:
+            continue
+        if not isinstance(options, dict):
+            c.add(f"{path}.{name}", "must be an object ({} or {goto, max_rounds})")
+            continue
+        unknown = sorted(set(options) - {"goto", "max_rounds"})
+        if unknown:
+            c.add(f"{path}.{name}", f"unknown option {unknown[0]!r}: only goto and max_rounds")
+        goto = options.get("goto")
+        if "max_rounds" in options and goto is None:
+            c.add(f"{path}.{name}.max_rounds", "max_rounds needs goto")
+        if goto is None:
+            continue
+        if not isinstance(goto, str) or not goto:
+            c.add(f"{path}.{name}.goto", "must be the name of an earlier stage")
+            continue
+        rounds = options.get("max_rounds", DEFAULT_MAX_ROUNDS)
+        if (
+            isinstance(rounds, bool)
+            or not isinstance(rounds, int)
+            or not (2 <= rounds <= MAX_ROUNDS_LIMIT)
+        ):
+            c.add(
+                f"{path}.{name}.max_rounds",
+                f"must be a whole number from 2 to {MAX_ROUNDS_LIMIT} (rounds in all)",
+            )
+            rounds = DEFAULT_MAX_ROUNDS
+        rework.append(ReworkSpec(outcome=name, goto=goto, max_rounds=rounds))
+    return tuple(names), tuple(rework)
+
+
+def _check_rework(c: _Collector, stages_raw: list, stages: list[StageSpec]) -> None:
+    """A rework loop goes back to its own stage or an earlier one."""
+    order = {s.name: s.order for s in stages}
+    for stage in stages:
+        for task in stage.tasks:
+            for loop in task.rework:
+                where = _task_path(stages_raw, task.name) + f".outcomes.{loop.outcome}.goto"
+                if loop.goto not in order:
+                    c.add(where, f"unknown stage {loop.goto!r}")
+                elif order[loop.goto] > stage.order:
+                    c.add(where, f"stage {loop.goto!r} comes after {stage.name!r}: go back only")
+
+
+def _task_path(stages_raw: list, name: str) -> str:
+    for si, stage in enumerate(stages_raw):
+        tasks = stage.get("tasks") if isinstance(stage, dict) else None
+        for ti, task in enumerate(tasks if isinstance(tasks, list) else []):
+            if isinstance(task, dict) and task.get("task_name") == name:
+                return f"stages[{si}].tasks[{ti}]"
+    return name
 
 
 def _check_parents(

@@ -98,6 +98,21 @@ class FormField:
 
 
 @dataclass(frozen=True)
+class ReworkSpec:
+    """A decision outcome that sends the process back to an earlier stage (``goto``): that
+    stage and every later one up to the deciding task's run again, at most ``max_rounds``
+    rounds in all (the first included)."""
+
+    outcome: str
+    goto: str
+    max_rounds: int = 3
+
+
+DEFAULT_MAX_ROUNDS = 3
+MAX_ROUNDS_LIMIT = 100
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     name: str
     type: str
@@ -112,6 +127,7 @@ class TaskSpec:
     timeout: dt.timedelta | None = None
     condition: Any = None
     outcomes: tuple[str, ...] = ()
+    rework: tuple[ReworkSpec, ...] = ()  # outcomes that loop back (``{"goto": stage}``)
     form: tuple[FormField, ...] = ()
     escalation: Escalation | None = None
     due: dt.timedelta | None = None
@@ -127,6 +143,9 @@ class TaskSpec:
     show: tuple[str, ...] | None = None  # variable paths its deciders see; None: every variable
     external_decision: bool = False  # may be decided by a TaskCompleted seed event too
     extra: dict = field(default_factory=dict)
+
+    def rework_for(self, outcome) -> ReworkSpec | None:
+        return next((r for r in self.rework if r.outcome == outcome), None)
 
     @property
     def is_external(self) -> bool:

@@ -34,6 +34,7 @@ EXPECTED_PATHS = {
     "/api/processes/{id}/",
     "/api/processes/batch/",
     "/api/processes/{id}/events/",
+    "/api/processes/{id}/rounds/",
     "/api/processes/{id}/cancel/",
     "/api/events/",
     "/api/queues/{task_queue}/tasks/",

@@ -133,6 +133,32 @@ process_events = extend_schema(
     examples=[s.response_example("events", s.page_of(EVENT_EXAMPLE), "200")],
 )
 
+ROUND_EXAMPLE = {
+    "task": "approve_bonus",
+    "round": 1,
+    "execution": 1,
+    "state": "completed",
+    "result": {"decision": "rework", "comment": "count the Q3 project", "decided_by": "mia"},
+    "decided_by": "mia",
+    "attempts": 0,
+    "scheduled_at": "2026-11-23T10:00:00Z",
+    "started_at": None,
+    "finished_at": "2026-11-23T11:00:00Z",
+}
+
+process_rounds = extend_schema(
+    tags=["processes"],
+    summary="Earlier rounds of a process's rework loops",
+    description=(
+        'Every task execution a rework outcome ran again (`"outcomes": {"rework": '
+        '{"goto": STAGE}}`), as it was when the process was sent back: round, execution '
+        "number, state, result, who decided. The current execution of each task is in the "
+        "process's `tasks`."
+    ),
+    responses={200: ser.TaskRoundSerializer(many=True), **s.READ_ERRORS},
+    examples=[s.response_example("rounds", s.page_of(ROUND_EXAMPLE), "200")],
+)
+
 cancel_process = extend_schema(
     tags=["processes"],
     summary="Cancel a process",

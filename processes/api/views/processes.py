@@ -113,6 +113,15 @@ class ProcessEventsView(ListView):
         return self.page(selectors.process_events(process, after=after), ser.ProcessEventSerializer)
 
 
+class ProcessRoundsView(ListView):
+    queryset = ProcessInstance.objects.none()
+
+    @docs.process_rounds
+    def get(self, request, pk):
+        process = selectors.process_for(request.user, pk)
+        return self.page(selectors.task_rounds(process), ser.TaskRoundSerializer)
+
+
 class ProcessCancelView(ApiView):
     @docs.cancel_process
     def post(self, request, pk):
