@@ -178,6 +178,29 @@ def process_sent_back(*, process, actor, task, goto: str, rework: dict) -> Proce
     )
 
 
+def subprocess_started(*, process, actor, task, definition: str, children: list) -> ProcessEvent:
+    """The PROCESS ``task`` of ``process`` started ``children`` ({id, business_key}) of
+    ``definition``; the actor is whoever scheduled the task."""
+    return _append(
+        process=process,
+        type=EventType.SUBPROCESS_STARTED,
+        actor=actor,
+        task=task,
+        data={"definition": definition, "children": children},
+    )
+
+
+def subprocess_finished(*, process, actor, task, child, state: str) -> ProcessEvent:
+    """A child of ``task`` ended in ``state`` (completed or cancelled); the actor is the child."""
+    return _append(
+        process=process,
+        type=EventType.SUBPROCESS_FINISHED,
+        actor=actor,
+        task=task,
+        data={"child": str(child.pk), "business_key": child.business_key, "state": state},
+    )
+
+
 def stage_started(*, process, actor, stage: str) -> ProcessEvent:
     return _append(
         process=process, type=EventType.STAGE_STARTED, actor=actor, data={"stage": stage}

@@ -38,6 +38,7 @@ ACTIVE_PROCESS_STATES = (ProcessState.RUNNING, ProcessState.FAILED)
 class TaskType(models.TextChoices):
     SERVICE = "SERVICE", "Service"
     HUMAN = "HUMAN", "Human"
+    PROCESS = "PROCESS", "Sub-process"
 
 
 class TaskState(models.TextChoices):
@@ -225,6 +226,22 @@ class ProcessInstance(FSMModelMixin, models.Model):
     unique_ever = models.BooleanField(
         default=False,
         help_text="Started under business_key_unique 'ever': no second instance of this key.",
+    )
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="children",
+        help_text="The process whose PROCESS task started this one.",
+    )
+    parent_task = models.ForeignKey(
+        "TaskInstance",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="children",
+        help_text="That PROCESS task: it waits for this process.",
     )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
@@ -571,6 +588,8 @@ class EventType(models.TextChoices):
     PROCESS_CANCELLED = "process_cancelled", "Process cancelled"
     PROCESS_REOPENED = "process_reopened", "Process reopened"
     PROCESS_SENT_BACK = "process_sent_back", "Sent back for rework"
+    SUBPROCESS_STARTED = "subprocess_started", "Child process started"
+    SUBPROCESS_FINISHED = "subprocess_finished", "Child process finished"
     STAGE_STARTED = "stage_started", "Stage started"
     STAGE_COMPLETED = "stage_completed", "Stage completed"
     VARIABLES_UPDATED = "variables_updated", "Variables updated"

@@ -115,6 +115,7 @@ class ProcessInstanceAdmin(GrantedAdmin):
         "updated_at",
         "completed_at",
         "variables_pretty",
+        "parent_link",
     )
     fieldsets = (
         (
@@ -125,6 +126,7 @@ class ProcessInstanceAdmin(GrantedAdmin):
                     ("state_badge", "business_status", "current_stage"),
                     ("created_at", "updated_at", "completed_at"),
                     ("started_by", "id"),
+                    ("parent_link",),
                 )
             },
         ),
@@ -175,6 +177,13 @@ class ProcessInstanceAdmin(GrantedAdmin):
     def overdue(self, obj):
         return bool(getattr(obj, "has_overdue", False))
 
+    @admin.display(description="started by process")
+    def parent_link(self, obj):
+        if obj.parent_id is None:
+            return "-"
+        url = reverse("admin:processes_processinstance_change", args=[obj.parent_id])
+        return widgets.link(url, f"{obj.parent} (task {obj.parent_task.name})")
+
     @admin.display(description="variables")
     def variables_pretty(self, obj):
         return widgets.json_block(obj.variables)
@@ -200,6 +209,11 @@ class ProcessInstanceAdmin(GrantedAdmin):
                     "task_rows": task_rows(obj, tasks, may_operate),
                     "history_rows": history_rows(obj),
                     "round_rows": round_rows(obj),
+                    "children": list(
+                        ProcessInstance.objects.filter(parent=obj)
+                        .select_related("parent_task")
+                        .order_by("business_key")[:500]
+                    ),
                 }
             )
         return super().render_change_form(request, context, add, change, form_url, obj)

@@ -161,8 +161,20 @@ class ProcessSerializer(OutputSerializer):
 
 class ProcessDetailSerializer(ProcessSerializer):
     started_by = serializers.CharField()
+    parent = serializers.UUIDField(
+        source="parent_id", allow_null=True, help_text="The process that started this one."
+    )
+    parent_task = serializers.SerializerMethodField(
+        help_text="The parent's PROCESS task waiting for this one; its children: "
+        "`GET /api/processes/?parent={id}`."
+    )
     variables = serializers.JSONField()
     tasks = TaskSerializer(many=True, source="tasks.all")
+
+    def get_parent_task(self, process) -> str | None:
+        if process.parent_task_id is None:
+            return None
+        return process.parent_task.name
 
 
 class TaskRoundSerializer(serializers.Serializer):

@@ -69,6 +69,8 @@ PROCESS_WRITTEN_ONCE = (
     "started_by",
     "started_by_user",
     "unique_ever",
+    "parent",
+    "parent_task",
     "created_at",
 )
 
@@ -119,6 +121,7 @@ class _Run:
     actor: Actor
     dirty: set[str] = field(default_factory=set)
     to_enqueue: list[TaskInstance] = field(default_factory=list)
+    to_spawn: list[TaskInstance] = field(default_factory=list)  # PROCESS tasks just scheduled
     loaded: dict | None = None  # process field values as read, to write back only changes
 
     @property
@@ -163,6 +166,13 @@ class _Run:
     def finish(self) -> None:
         """After the rows are written: append the events, queue side effects for after commit."""
         events.flush(self.process)
+        if self.to_spawn or self.process.parent_task_id is not None:
+            from processes.engine import subprocess
+
+            if self.to_spawn:
+                subprocess.spawn_after_commit([t.pk for t in self.to_spawn])
+            if self.process.parent_task_id is not None:  # a child: its parent may be waiting
+                subprocess.notify_parent(self)
         if self.to_enqueue:
             steps = [(t.id, _step_timeout(self.task_spec(t))) for t in self.to_enqueue]
             transaction.on_commit(lambda: queue.enqueue_steps(steps))
@@ -251,6 +261,9 @@ def _schedule(run: _Run, task: TaskInstance, now) -> None:
     elif task.is_external:
         payload = start_task_payload(run.process, task, task_spec)
         task.wake_at = None
+    elif task.type == TaskType.PROCESS:
+        task.wake_at = None
+        run.to_spawn.append(task)  # its children start once its row is committed
     else:
         task.wake_at = now + dt.timedelta(seconds=settings.FLOWDESK_REENQUEUE_AFTER)
         run.to_enqueue.append(task)

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from processes import authority, events, queue
 from processes import spec as spec_module
+from processes.engine import subprocess
 from processes.engine._run import (
     TaskResult,
     _advance,
@@ -63,6 +64,7 @@ def process_cancel(*, process_id, actor: Actor, reason: str = "") -> ProcessInst
         if t.state == TaskState.COMPLETED and run.task_spec(t).compensate
     ]
     run.save()
+    subprocess.after_cancel(process)  # its children, each in a transaction of its own
     if to_compensate:
         process_pk = process.pk
         transaction.on_commit(lambda: queue.enqueue_compensation(process_pk, to_compensate))

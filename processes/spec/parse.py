@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -29,6 +30,7 @@ from processes.spec.types import (
     TASK_TYPES,
     VAR_PATH_RE,
     VISIBILITIES,
+    CallSpec,
     ProcessSpec,
     ReworkSpec,
     SpecError,
@@ -258,6 +260,9 @@ def _parse_task(
         c.add(f"{path}.description", "must be a string")
         task_description = ""
     not_by, not_by_var, show, external = _parse_human_rules(c, raw, path, ttype)
+    call = _parse_call(c, raw.get("process"), f"{path}.process", ttype)
+    if ttype == "PROCESS" and handler:
+        c.add(f"{path}.handler", "a PROCESS task has no handler: it starts a child process")
     extra = {k: v for k, v in raw.items() if k not in KNOWN_TASK_FIELDS}
     return TaskSpec(
         name=name,
@@ -274,6 +279,7 @@ def _parse_task(
         condition=condition,
         outcomes=outcomes,
         rework=rework,
+        call=call,
         form=form,
         escalation=escalation,
         due=due,
@@ -342,6 +348,70 @@ def _parse_outcomes(c: _Collector, raw: Any, path: str, ttype: str):
             rounds = DEFAULT_MAX_ROUNDS
         rework.append(ReworkSpec(outcome=name, goto=goto, max_rounds=rounds))
     return tuple(names), tuple(rework)
+
+
+BUSINESS_KEY_TEMPLATE_RE = re.compile(r"(?:[^{}]|\{[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*\})+")
+
+
+def _parse_call(c: _Collector, raw: Any, path: str, ttype: str) -> CallSpec | None:
+    """A PROCESS task's ``process``: {definition, version?, for_each?, input?, output?,
+    business_key?}."""
+    if ttype != "PROCESS":
+        if raw is not None:
+            c.add(path, "only a PROCESS task starts a child process")
+        return None
+    if not isinstance(raw, dict):
+        c.add(path, "is required: {definition, version, for_each, input, output}")
+        return None
+    unknown = sorted(
+        set(raw) - {"definition", "version", "for_each", "input", "output", "business_key"}
+    )
+    for name in unknown:
+        c.add(f"{path}.{name}", "unknown field")
+    key = raw.get("definition")
+    if not isinstance(key, str) or not KEY_RE.match(key):
+        c.add(f"{path}.definition", "is required: the key of the child's definition")
+        key = ""
+    version = raw.get("version")
+    if version is not None and (
+        isinstance(version, bool) or not isinstance(version, int) or version < 1
+    ):
+        c.add(f"{path}.version", "must be a version number, or left out for the newest")
+        version = None
+    paths = {}
+    for name in ("for_each", "business_key"):
+        value = raw.get(name)
+        if name == "business_key" and isinstance(value, str) and "{" in value:
+            if not BUSINESS_KEY_TEMPLATE_RE.fullmatch(value):
+                c.add(f"{path}.{name}", "a template like 'SAL-{period}-{item}' of variable paths")
+                value = None
+        elif value is not None and (not isinstance(value, str) or not VAR_PATH_RE.match(value)):
+            c.add(f"{path}.{name}", "must be a variable path like 'employees'")
+            value = None
+        paths[name] = value
+    maps = {}
+    for name in ("input", "output"):
+        value = raw.get(name, {})
+        pairs = []
+        if not isinstance(value, dict):
+            c.add(f"{path}.{name}", "must be an object: name -> variable path")
+        else:
+            for target, source in value.items():
+                if not VAR_PATH_RE.match(target) or "." in target:
+                    c.add(f"{path}.{name}.{target}", "must be a variable name")
+                elif not isinstance(source, str) or not VAR_PATH_RE.match(source):
+                    c.add(f"{path}.{name}.{target}", "must be a variable path like 'item.id'")
+                else:
+                    pairs.append((target, source))
+        maps[name] = tuple(pairs)
+    return CallSpec(
+        definition=key,
+        version=version,
+        for_each=paths["for_each"],
+        input=maps["input"],
+        output=maps["output"],
+        business_key=paths["business_key"],
+    )
 
 
 def _check_rework(c: _Collector, stages_raw: list, stages: list[StageSpec]) -> None:

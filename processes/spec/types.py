@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-TASK_TYPES = ("SERVICE", "HUMAN")
+TASK_TYPES = ("SERVICE", "HUMAN", "PROCESS")
 FORM_FIELD_TYPES = ("string", "text", "integer", "decimal", "boolean", "date", "choice")
 CONDITION_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "exists", "truthy")
 KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
@@ -40,6 +40,7 @@ KNOWN_TASK_FIELDS = {
     "not_by_var",
     "show",
     "external_decision",
+    "process",
 }
 VISIBILITIES = ("private", "participants", "role")
 BUSINESS_KEY_UNIQUE = ("active", "ever")
@@ -108,6 +109,22 @@ class ReworkSpec:
     max_rounds: int = 3
 
 
+@dataclass(frozen=True)
+class CallSpec:
+    """What a ``PROCESS`` task starts: one child process of ``definition`` (``version`` pinned,
+    or the newest published), or one per element of the list variable ``for_each``. ``input``
+    maps each child variable to a path in the parent's variables (``item`` and ``index`` name
+    the element in a ``for_each``); ``output`` maps each result field to a path in the child's
+    variables, read when it completes."""
+
+    definition: str
+    version: int | None = None
+    for_each: str | None = None
+    input: tuple[tuple[str, str], ...] = ()
+    output: tuple[tuple[str, str], ...] = ()
+    business_key: str | None = None  # a path giving the child's business key
+
+
 DEFAULT_MAX_ROUNDS = 3
 MAX_ROUNDS_LIMIT = 100
 
@@ -128,6 +145,7 @@ class TaskSpec:
     condition: Any = None
     outcomes: tuple[str, ...] = ()
     rework: tuple[ReworkSpec, ...] = ()  # outcomes that loop back (``{"goto": stage}``)
+    call: CallSpec | None = None  # a PROCESS task's child process
     form: tuple[FormField, ...] = ()
     escalation: Escalation | None = None
     due: dt.timedelta | None = None

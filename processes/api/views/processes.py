@@ -26,6 +26,7 @@ class ProcessFilter(django_filters.FilterSet):
     definition = django_filters.CharFilter(field_name="definition_key", max_length=100)
     business_key = django_filters.CharFilter(max_length=200)
     business_status = django_filters.CharFilter(max_length=200)
+    parent = django_filters.UUIDFilter(field_name="parent_id", help_text="Children of a process.")
 
 
 class ProcessListView(ListView):
