@@ -178,6 +178,25 @@ def process_sent_back(*, process, actor, task, goto: str, rework: dict) -> Proce
     )
 
 
+def process_migrated(
+    *, process, actor, from_version: int, to_version: int, mapping: dict, dropped, added
+) -> ProcessEvent:
+    """The actor moved ``process`` to another version of its definition: ``mapping`` says which
+    task became which, ``dropped`` and ``added`` the tasks that went and came."""
+    return _append(
+        process=process,
+        type=EventType.PROCESS_MIGRATED,
+        actor=actor,
+        data={
+            "from_version": from_version,
+            "to_version": to_version,
+            "mapping": mapping,
+            "dropped": list(dropped),
+            "added": list(added),
+        },
+    )
+
+
 def subprocess_started(*, process, actor, task, definition: str, children: list) -> ProcessEvent:
     """The PROCESS ``task`` of ``process`` started ``children`` ({id, business_key}) of
     ``definition``; the actor is whoever scheduled the task."""

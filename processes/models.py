@@ -588,6 +588,7 @@ class EventType(models.TextChoices):
     PROCESS_CANCELLED = "process_cancelled", "Process cancelled"
     PROCESS_REOPENED = "process_reopened", "Process reopened"
     PROCESS_SENT_BACK = "process_sent_back", "Sent back for rework"
+    PROCESS_MIGRATED = "process_migrated", "Moved to another version"
     SUBPROCESS_STARTED = "subprocess_started", "Child process started"
     SUBPROCESS_FINISHED = "subprocess_finished", "Child process finished"
     STAGE_STARTED = "stage_started", "Stage started"

@@ -19,7 +19,7 @@ from django.urls import path, reverse
 from processes import authority, diagram, engine
 from processes.admin import widgets
 from processes.admin.base import GrantedAdmin
-from processes.admin.forms import BatchCsvForm, DefinitionForm, DiffForm
+from processes.admin.forms import BatchCsvForm, DefinitionForm, DiffForm, MigrationForm
 from processes.errors import EngineError
 from processes.events import Actor
 from processes.models import DefinitionStatus, ProcessDefinition, ProcessInstance
@@ -251,6 +251,7 @@ class ProcessDefinitionAdmin(GrantedAdmin):
             ("<int:pk>/retire/", lifecycle, {"verb": "retire"}, "retire"),
             ("<int:pk>/download.json", wrap(self.download_view), {}, "download"),
             ("<int:pk>/batch/", wrap(self.batch_view), {}, "batch"),
+            ("<int:pk>/migrate/", wrap(self.migrate_view), {}, "migrate"),
         ]
         return [
             path(route, view, kwargs, name=f"processes_processdefinition_{name}")
@@ -329,6 +330,40 @@ class ProcessDefinitionAdmin(GrantedAdmin):
             "counts": batch_counts(results or []),
         }
         return TemplateResponse(request, "admin/processes/processdefinition/batch.html", context)
+
+    def migrate_view(self, request, pk):
+        """Move running instances of another version to this one: the plan, then per instance."""
+        definition = get_object_or_404(ProcessDefinition, pk=pk)
+        if not authority.may_migrate(request.user, definition.key):
+            raise PermissionDenied
+        form = MigrationForm(request.POST or None, definition=definition)
+        results = None
+        apply = "_migrate" in request.POST
+        if request.method == "POST" and form.is_valid():
+            try:
+                results = engine.migrate_instances(
+                    key=definition.key,
+                    from_version=form.cleaned_data["source"].version,
+                    to_version=definition.version,
+                    mapping=form.cleaned_data["mapping"],
+                    instance_ids=form.cleaned_data["instances"],
+                    actor=Actor.for_user(request.user),
+                    dry_run=not apply,
+                )
+            except EngineError as exc:
+                for field, problems in (getattr(exc, "fields", None) or {}).items():
+                    self.message_user(request, f"{field}: {'; '.join(problems)}", messages.ERROR)
+                self.message_user(request, str(exc), messages.ERROR)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Move running instances to {definition}",
+            "opts": self.model._meta,
+            "original": definition,
+            "form": form,
+            "results": results,
+            "applied": apply,
+        }
+        return TemplateResponse(request, "admin/processes/processdefinition/migrate.html", context)
 
     def lifecycle_view(self, request, pk, verb):
         """Publish or retire a version, once confirmed."""

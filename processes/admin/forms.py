@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import uuid
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -166,6 +167,51 @@ class BatchCsvForm(forms.Form):
                 {"business_key": key, "input": {k: v for k, v in values.items() if v != ""}}
             )
         return items
+
+
+class MigrationForm(forms.Form):
+    """Which instances move to this version, and how their tasks map."""
+
+    source = forms.ModelChoiceField(queryset=ProcessDefinition.objects.none(), label="from version")
+    mapping = forms.CharField(
+        required=False,
+        label="Task mapping (JSON)",
+        help_text='{"old task": "new task", "dropped task": null}; tasks left out keep their name.',
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 80, "class": "fd-json"}),
+    )
+    instances = forms.CharField(
+        required=False,
+        label="Instances",
+        help_text="Ids, one per line; empty: every active instance of that version.",
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 80}),
+    )
+
+    def __init__(self, *args, definition: ProcessDefinition, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["source"].queryset = ProcessDefinition.objects.filter(
+            key=definition.key
+        ).exclude(pk=definition.pk)
+
+    def clean_mapping(self):
+        text = self.cleaned_data["mapping"].strip()
+        if not text:
+            return {}
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise forms.ValidationError(f"not JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("must be a JSON object")
+        return value
+
+    def clean_instances(self):
+        ids = []
+        for line in self.cleaned_data["instances"].split():
+            try:
+                ids.append(uuid.UUID(line.strip().strip(",")))
+            except ValueError:
+                raise forms.ValidationError(f"not an instance id: {line[:60]!r}") from None
+        return ids or None
 
 
 class DiffForm(forms.Form):

@@ -248,6 +248,67 @@ class BatchResultSerializer(serializers.Serializer):
     items = BatchItemSerializer(many=True)
 
 
+class MigrationRequestSerializer(serializers.Serializer):
+    from_version = serializers.IntegerField(
+        min_value=1, max_value=2_147_483_647, help_text="The version instances run."
+    )
+    to_version = serializers.IntegerField(
+        min_value=1, max_value=2_147_483_647, help_text="A published version."
+    )
+    mapping = serializers.DictField(
+        child=serializers.CharField(allow_null=True, max_length=100),
+        required=False,
+        help_text="Source task -> target task (null: dropped); unnamed tasks keep their name.",
+    )
+    instances = serializers.ListField(
+        child=serializers.UUIDField(),
+        required=False,
+        max_length=1000,
+        help_text="Instance ids; left out: every active instance of `from_version`.",
+    )
+    dry_run = serializers.BooleanField(default=False, help_text="Only the plan: nothing is moved.")
+
+
+# "from" is a Python keyword: the class is built from a dict of its fields.
+MappedTaskSerializer = type(
+    "MappedTaskSerializer",
+    (serializers.Serializer,),
+    {
+        "__doc__": "A task of the old version and the task of the new version it becomes.",
+        "from": serializers.CharField(help_text="The task in the old version."),
+        "to": serializers.CharField(help_text="The task it becomes."),
+        "state": serializers.ChoiceField(choices=TaskState.choices),
+    },
+)
+
+
+class InstanceMigrationSerializer(serializers.Serializer):
+    process = serializers.UUIDField()
+    business_key = serializers.CharField()
+    state = serializers.ChoiceField(choices=ProcessState.choices)
+    ok = serializers.BooleanField(help_text="The plan can take this instance.")
+    refusal = serializers.CharField(allow_blank=True, help_text="Why not, when it can't.")
+    mapped = MappedTaskSerializer(many=True)
+    dropped = serializers.ListField(child=serializers.CharField())
+    added = serializers.ListField(child=serializers.CharField())
+    ready = serializers.ListField(
+        child=serializers.CharField(), help_text="Tasks that become ready once moved."
+    )
+    migrated = serializers.BooleanField()
+
+
+class MigrationSummarySerializer(serializers.Serializer):
+    planned = serializers.IntegerField()
+    migrated = serializers.IntegerField()
+    refused = serializers.IntegerField()
+
+
+class MigrationResultSerializer(serializers.Serializer):
+    dry_run = serializers.BooleanField()
+    summary = MigrationSummarySerializer()
+    instances = InstanceMigrationSerializer(many=True)
+
+
 class ProcessCancelSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
 

@@ -46,11 +46,24 @@ def _for_update(sql: str) -> str:
     )
 
 
+def _locked(sql: str, params: list) -> ProcessInstance | None:
+    """Run a locking instance query; when it finds nothing, once more.
+
+    Under READ COMMITTED, a statement that waited for the row lock re-checks its WHERE on the
+    row's new version but with the joined definition row it read first: an instance that the
+    other transaction moved to another version (``engine.migrate``) no longer joins and is
+    skipped. Asked again, the statement sees the committed row.
+    """
+    found = next(iter(ProcessInstance.objects.raw(sql, params)), None)
+    if found is None:
+        found = next(iter(ProcessInstance.objects.raw(sql, params)), None)
+    return _with_definition(found)
+
+
 def lock_process(process_id) -> ProcessInstance | None:
     """The instance ``process_id``, its row locked until the transaction ends."""
     sql = _for_update(_instance_sql(f"p.{col(ProcessInstance, 'id')} = %s"))
-    found = ProcessInstance.objects.raw(sql, [prep(ProcessInstance, "id", process_id)])
-    return _with_definition(next(iter(found), None))
+    return _locked(sql, [prep(ProcessInstance, "id", process_id)])
 
 
 def lock_process_of_task(task_id: int) -> ProcessInstance | None:
@@ -60,8 +73,7 @@ def lock_process_of_task(task_id: int) -> ProcessInstance | None:
         f"p.{col(ProcessInstance, 'id')} = (SELECT t.{col(t, 'process')} FROM {table(t)} t "
         f"WHERE t.{col(t, 'id')} = %s)"
     )
-    found = ProcessInstance.objects.raw(_for_update(_instance_sql(where)), [task_id])
-    return _with_definition(next(iter(found), None))
+    return _locked(_for_update(_instance_sql(where)), [task_id])
 
 
 def _instance_where(where: str, params: list, extra_columns: str = ""):

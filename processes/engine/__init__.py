@@ -14,6 +14,7 @@ adapter (API, admin, inbox, integrations, worker).
 - ``timers``: act on due timers (re-enqueue, reclaim a lease, escalate);
 - ``seed_events``: the seed's event protocol;
 - ``notices``: record notifications in the history;
+- ``rework``, ``subprocess``, ``migrate``: rework loops, call activities, version migration;
 - ``_run``: the unit of work and the scheduling decisions they share.
 """
 
@@ -33,6 +34,12 @@ from processes.engine.definitions import (
     definition_update_draft,
 )
 from processes.engine.human import task_claim, task_decide, task_delegate, task_release
+from processes.engine.migrate import (
+    InstancePlan,
+    migrate_instances,
+    migration_plan,
+    process_migrate,
+)
 from processes.engine.notices import notification_record
 from processes.engine.operate import (
     process_cancel,
@@ -70,6 +77,7 @@ __all__ = [
     "TASK_WRITTEN_ONCE",
     "BatchItem",
     "EventOutcome",
+    "InstancePlan",
     "StartResult",
     "StepLease",
     "TaskResult",
@@ -80,9 +88,12 @@ __all__ = [
     "definition_retire",
     "definition_update_draft",
     "handle_seed_event",
+    "migrate_instances",
+    "migration_plan",
     "notification_record",
     "process_cancel",
     "process_correct_variables",
+    "process_migrate",
     "process_start",
     "process_start_batch",
     "stage_replay",

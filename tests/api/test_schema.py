@@ -30,6 +30,7 @@ EXPECTED_PATHS = {
     "/api/auth/token/",
     "/api/definitions/",
     "/api/definitions/{key}/",
+    "/api/definitions/{key}/migrations/",
     "/api/processes/",
     "/api/processes/{id}/",
     "/api/processes/batch/",
