@@ -12,6 +12,7 @@ from django.utils import timezone
 from processes import authority, queue
 from processes.db import core as raw
 from processes.db import engine as db_engine
+from processes.engine import subprocess
 from processes.engine._run import _require_grant, _spec_for, _step_timeout
 from processes.engine.start import _build_instance, process_start
 from processes.errors import InvalidInput
@@ -128,7 +129,7 @@ def _start_chunk(definition, chunk, actor, ever) -> None:
 def _create_many(definition, new, actor) -> None:
     """Build every instance of the chunk in memory, then one INSERT per table (in slices)."""
     now = timezone.now()
-    processes, tasks, pending, to_enqueue = [], [], [], []
+    processes, tasks, pending, to_enqueue, to_spawn = [], [], [], [], []
     for item, data in new:
         process, process_tasks, run = _build_instance(
             definition, item.business_key, data, actor, now=now
@@ -137,12 +138,15 @@ def _create_many(definition, new, actor) -> None:
         tasks.extend(process_tasks)
         pending.extend(process.__dict__.pop("_pending_events", []))
         to_enqueue.extend((t, _step_timeout(run.task_spec(t))) for t in run.to_enqueue)
+        to_spawn.extend(run.to_spawn)  # PROCESS tasks: their children start after commit
     raw.copy_in(processes)
     raw.copy_in(tasks)
     raw.copy_in(pending)
     for (item, _), process in zip(new, processes, strict=True):
         item.outcome = CREATED
         item.process_id, item.state = process.pk, process.state
+    if to_spawn:
+        subprocess.spawn_after_commit([task.pk for task in to_spawn])
     steps = [(task.id, timeout) for task, timeout in to_enqueue]  # ids exist once inserted
     if steps:
         # One queued job per chunk, which a worker turns into one job per step: queueing

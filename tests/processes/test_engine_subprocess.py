@@ -336,3 +336,16 @@ def test_a_parent_cancelled_after_its_last_child_finished_keeps_the_result(defs)
     assert (parent.state, kid.state) == ("cancelled", "completed")
     assert parent.tasks.get(name="each").state == "completed"
     assert parent.variables["each"]["children"][0]["double"] == 10
+
+
+def test_a_batch_of_parents_starts_their_children_too(defs):
+    results = engine.process_start_batch(
+        definition=defs[1],
+        items=[{"business_key": f"B{i}", "input": {"numbers": [i, i + 1]}} for i in range(3)],
+        actor=SYSTEM,
+    )
+    assert [r.outcome for r in results] == ["created"] * 3
+    for r in results:
+        parent = ProcessInstance.objects.get(pk=r.process_id)
+        assert len(children_of(parent)) == 2
+        assert parent.tasks.get(name="each").state == TaskState.RUNNING
