@@ -17,7 +17,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	@rm -f $(VENV)/.installed-*; touch $@
 
-install: $(STAMP)
+# Static files as production serves them (WhiteNoise: hashed names, gzip), collected once per install.
+staticfiles/staticfiles.json: $(STAMP) $(shell find static -type f)
+	DJANGO_SECRET_KEY=collectstatic-only $(BIN)/python manage.py collectstatic --noinput -v0 --clear
+
+install: $(STAMP) staticfiles/staticfiles.json
 
 var/demo-secret-key:
 	@mkdir -p var

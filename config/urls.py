@@ -7,6 +7,7 @@ from processes.health import healthz
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("api/", include("integrations.api_urls")),  # before the processes API's fallback
     path("api/", include("processes.api.urls")),
     path("", include("tasks_inbox.urls")),
 ]

@@ -154,6 +154,15 @@ def task_rounds(process: ProcessInstance) -> QuerySet:
     )
 
 
+def task_names(process: ProcessInstance) -> list[str]:
+    """Every task of ``process`` in stage order."""
+    return list(
+        TaskInstance.objects.filter(process=process)
+        .order_by("stage_index", "id")
+        .values_list("name", flat=True)
+    )
+
+
 def scheduled_task_names(process: ProcessInstance) -> list[str]:
     return list(
         TaskInstance.objects.filter(process=process, state=TaskState.SCHEDULED)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from django.utils.formats import number_format
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.formats import date_format, number_format
 
+from processes import spec as spec_module
 from processes.models import EventType
 
 AMOUNT_WORDS = re.compile(
@@ -43,6 +47,105 @@ def format_value(key: str, value) -> str:
             return ", ".join(format_value(key, v) for v in value) or "—"
         return f"{len(value)} items"
     return str(value)
+
+
+CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥", "CHF": "CHF "}
+
+
+def format_money(value, currency: str | None = None) -> str:
+    """€3,411.00 / CHF 12.50 / 12.50 (no currency known)."""
+    try:
+        number = Decimal(str(value)).quantize(Decimal("0.01"))
+    except InvalidOperation:
+        return str(value)
+    text = number_format(abs(number), 2, force_grouping=True)
+    sign = "-" if number < 0 else ""
+    if not currency:
+        return sign + text
+    symbol = CURRENCY_SYMBOLS.get(currency.upper())
+    return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency.upper()}"
+
+
+def format_when(value) -> str:
+    """A moment in the site's time zone, in the one format of config/formats (zone shown)."""
+    if isinstance(value, str):
+        value = parse_datetime(value) or value
+    if not isinstance(value, dt.datetime):
+        return str(value)
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, dt.UTC)
+    return date_format(timezone.localtime(value), "DATETIME_FORMAT")
+
+
+def format_day(value) -> str:
+    if isinstance(value, str):
+        value = parse_date(value[:10]) or value
+    if isinstance(value, dt.datetime):
+        value = timezone.localtime(value).date() if timezone.is_aware(value) else value.date()
+    return date_format(value, "DATE_FORMAT") if isinstance(value, dt.date) else str(value)
+
+
+def format_duration(value) -> str:
+    """ "2 days 3 hours" from seconds or an ISO-8601 duration such as "P2DT3H"."""
+    if isinstance(value, dt.timedelta):
+        delta = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        delta = dt.timedelta(seconds=value)
+    else:
+        delta = spec_module.parse_iso_duration(value) if isinstance(value, str) else None
+        if delta is None:
+            return str(value)
+    seconds = int(abs(delta.total_seconds()))
+    parts = []
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count} {unit}{'s' if count != 1 else ''}")
+    if not parts:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    return " ".join(parts[:2])
+
+
+@dataclass(frozen=True)
+class Fact:
+    label: str
+    value: str
+    missing: bool = False
+
+
+def summary_facts(task_spec, variables: dict) -> list[Fact]:
+    """The task's declared summary, read from the variables its decider may see."""
+    facts = []
+    for item in getattr(task_spec, "summary", ()):
+        value = spec_module.lookup(variables, item.var)
+        if value is spec_module.MISSING or value in (None, ""):
+            facts.append(Fact(item.label, "not available", missing=True))
+            continue
+        facts.append(Fact(item.label, format_fact(item, value, variables)))
+    return facts
+
+
+def format_fact(item, value, variables: dict) -> str:
+    fmt = item.format
+    if fmt == "money":
+        currency = item.currency
+        if item.currency_var:
+            found = spec_module.lookup(variables, item.currency_var)
+            currency = found if isinstance(found, str) else currency
+        return format_money(value, currency)
+    if fmt == "number":
+        return format_number(value)
+    if fmt == "percent":
+        return f"{format_number(value)} %"
+    if fmt == "date":
+        return format_day(value)
+    if fmt == "datetime":
+        return format_when(value)
+    if fmt == "duration":
+        return format_duration(value)
+    if fmt == "choice":
+        return humanize(value)
+    return format_value(item.var, value)
 
 
 @dataclass(frozen=True)
@@ -106,18 +209,21 @@ def describe_event(event) -> str:
             return f"{task} overdue: escalated from {data.get('from_role')} to {data['to_role']}"
         return f"{task} overdue"
     if t == EventType.TASK_REMINDED:
-        return f"Reminder sent to {', '.join(data.get('recipients') or []) or 'nobody'}"
+        return f"{task}: reminder sent"
     if t == EventType.NOTIFICATION_SENT:
-        recipients = ", ".join(data.get("recipients") or []) or "nobody"
-        return f"Notice ({data.get('channel', '')}) sent to {recipients}"
+        # Who was alerted and how (phone numbers, addresses) belongs in the admin.
+        return f"Notice sent ({data.get('channel', '')})"
     if t == EventType.NOTIFICATION_FAILED:
-        return f"Notice ({data.get('channel', '')}) failed: {data.get('error', '')}"
+        return f"A notice ({data.get('channel', '')}) could not be sent"
     if t == EventType.TASK_DUPLICATE:
-        return f"{task}: late {data.get('event', 'event')} ignored (already {data.get('state')})"
+        return f"{task}: a late answer was ignored (already {data.get('state')})"
     if t == EventType.TASK_SKIPPED:
-        return f"{task} skipped: {data.get('reason', '')}"
-    if t in (EventType.TASK_FAILED, EventType.TASK_ATTEMPT_FAILED, EventType.PROCESS_FAILED):
-        return f"{EventType(t).label}{': ' + task if task else ''} — {data.get('error', '')}"
+        return f"{task} skipped by an administrator"
+    if t == EventType.TASK_ATTEMPT_FAILED:
+        return f"{task}: a try failed; it is retried automatically"
+    if t in (EventType.TASK_FAILED, EventType.PROCESS_FAILED):
+        # The error text (URLs, internal names) is for the operators, who see it in the admin.
+        return f"{task or 'A step'} failed; the operators have been alerted"
     if t == EventType.VARIABLES_UPDATED:
         return "Variables updated: " + ", ".join(map(humanize, data.get("changes") or {}))
     label = EventType(t).label if t in EventType.values else t

@@ -35,6 +35,13 @@ SORTS = {
     "-age": "Newest first",
 }
 DEFAULT_SORT = "due"
+# The list's filters besides the tab: due window (the overdue rule is models.overdue_q).
+DUE_FILTERS = {
+    "overdue": "Overdue",
+    "today": "Due today",
+    "week": "Due within 7 days",
+    "none": "No due date",
+}
 MAX_QUERY = 200
 # What a list row shows: loading less keeps a page of 25 rows cheap to build.
 LIST_FIELDS = (
@@ -54,9 +61,15 @@ LIST_FIELDS = (
     "process__id",
     "process__business_key",
     "process__current_stage",
+    "process__state",
+    "process__variables",
     "process__definition_id",
     "process__definition__id",
+    "process__definition__key",
     "process__definition__name",
+    "process__definition__spec",
+    "visibility",
+    "participants",
     "assignee__id",
     "assignee__username",
     "claimed_by__id",
@@ -89,6 +102,8 @@ def inbox_tasks(
     q: str = "",
     roles: list[str] | None = None,
     now=None,
+    definition: str = "",
+    due: str = "",
 ) -> QuerySet[TaskInstance]:
     """Human tasks of one inbox tab, newest data only for what the list shows.
 
@@ -119,7 +134,47 @@ def inbox_tasks(
     q = clean_query(q)
     if q:
         qs = qs.filter(_business_key_prefix(q))
+    if definition:
+        qs = qs.filter(process__definition_key=definition)
+    qs = _due_window(qs, due, now)
     return _for_list(qs).order_by(*_ordering(sort, tab))
+
+
+def _due_window(qs: QuerySet[TaskInstance], due: str, now) -> QuerySet[TaskInstance]:
+    if due == "overdue":
+        return qs.filter(overdue_q(now))
+    if due == "today":
+        end = timezone.localtime(now).replace(hour=23, minute=59, second=59, microsecond=999999)
+        return qs.filter(due_at__lte=end)
+    if due == "week":
+        return qs.filter(due_at__lte=now + dt.timedelta(days=7))
+    if due == "none":
+        return qs.filter(due_at__isnull=True)
+    return qs
+
+
+def tab_counts(*, user, roles: list[str], now=None) -> dict[str, int]:
+    """How many open tasks wait in each open tab (the tab labels show them)."""
+    if not user.is_authenticated or not user.is_active:
+        return {}
+    return {
+        "assigned": inbox_tasks(user=user, tab="assigned", roles=roles, now=now).count(),
+        "roles": RolePages(user=user, roles=roles, sort=DEFAULT_SORT).count(),
+        "overdue": inbox_tasks(user=user, tab="overdue", roles=roles, now=now).count(),
+    }
+
+
+def definition_choices(user, roles: list[str]) -> list[tuple[str, str]]:
+    """(key, name) of the definitions of the open tasks in ``user``'s inbox, for the filter."""
+    if not user.is_authenticated or not user.is_active:
+        return []
+    rows = (
+        TaskInstance.objects.filter(type=TaskType.HUMAN, state=TaskState.SCHEDULED)
+        .filter(authority.listed_q(user, roles))
+        .values_list("process__definition_key", "process__definition__name")
+        .distinct()
+    )
+    return sorted(set(rows), key=lambda row: row[1].lower())
 
 
 def clean_query(q: str) -> str:
@@ -212,15 +267,26 @@ class RolePages:
 
 
 def inbox_list(
-    *, user, tab: str = DEFAULT_TAB, sort: str = DEFAULT_SORT, q: str = "", roles=None, now=None
+    *,
+    user,
+    tab: str = DEFAULT_TAB,
+    sort: str = DEFAULT_SORT,
+    q: str = "",
+    roles=None,
+    now=None,
+    definition: str = "",
+    due: str = "",
 ):
-    """What the inbox page paginates: ``RolePages`` for *My roles* without a search, else the
-    ``inbox_tasks`` queryset."""
+    """What the inbox page paginates: ``RolePages`` for *My roles* without a search or filter,
+    else the ``inbox_tasks`` queryset."""
     if roles is None:
         roles = role_names(user)
-    if tab == "roles" and not clean_query(q) and user.is_authenticated and user.is_active:
+    filtered = clean_query(q) or definition or due
+    if tab == "roles" and not filtered and user.is_authenticated and user.is_active:
         return RolePages(user=user, roles=roles, sort=sort)
-    return inbox_tasks(user=user, tab=tab, sort=sort, q=q, roles=roles, now=now)
+    return inbox_tasks(
+        user=user, tab=tab, sort=sort, q=q, roles=roles, now=now, definition=definition, due=due
+    )
 
 
 def task_for_user(*, user, task_id):

@@ -37,24 +37,58 @@ def inbox(request):
         sort = "" if tab == "done" else selectors.DEFAULT_SORT
     q = request.GET.get("q", "").replace("\x00", "").strip()[: selectors.MAX_QUERY]
     roles = selectors.role_names(request.user)
-    tasks = selectors.inbox_list(user=request.user, tab=tab, sort=sort, q=q, roles=roles)
+    definitions = selectors.definition_choices(request.user, roles)
+    definition = request.GET.get("definition", "")
+    if definition not in {key for key, _ in definitions}:
+        definition = ""
+    due = request.GET.get("due", "")
+    if due not in selectors.DUE_FILTERS or tab == "done":
+        due = ""
+    now = timezone.now()
+    tasks = selectors.inbox_list(
+        user=request.user, tab=tab, sort=sort, q=q, roles=roles, definition=definition, due=due
+    )
     page = Paginator(tasks, PAGE_SIZE).get_page(request.GET.get("page"))
+    counts = selectors.tab_counts(user=request.user, roles=roles, now=now)
+    specs: dict = {}  # parsed once per definition version, not once per row
     return render(
         request,
         "tasks_inbox/inbox.html",
         {
             "tab": tab,
-            "tabs": selectors.TABS.items(),
+            "tabs": [(key, label, counts.get(key)) for key, label in selectors.TABS.items()],
             "sort": sort,
             "sorts": selectors.SORTS.items(),
             "q": q,
+            "definition": definition,
+            "definitions": definitions,
+            "due": due,
+            "due_filters": selectors.DUE_FILTERS.items(),
+            "filtered": bool(q or definition or due),
             "roles": roles,
             "page": page,
+            "rows": [(task, _row_summary(request.user, task, specs)) for task in page],
             "due_toggle": "-due" if sort == "due" else "due",
             "age_toggle": "-age" if sort == "age" else "age",
-            "now": timezone.now(),
+            "now": now,
         },
     )
+
+
+def _row_summary(user, task, specs: dict) -> list:
+    """The first facts of the task's summary, when this person may read the task's data."""
+    process = task.process
+    spec = specs.get(process.definition_id)
+    if spec is None:
+        spec = specs[process.definition_id] = process.definition.parsed()
+    task_spec = spec.task(task.name)
+    if task_spec is None or not task_spec.summary:
+        return []
+    rights = authority.task_rights(user, task, process=process, spec=spec, tasks={})
+    if not rights.read:
+        return []
+    shown = authority.visible_variables(process.variables, task_spec)
+    return presenters.summary_facts(task_spec, shown)[:2]
 
 
 def _load(request, pk):
@@ -78,6 +112,7 @@ def _task_page(request, task, rights, *, decision_form=None, delegate_form=None,
         (event, presenters.describe_event(event)) for event in selectors.process_timeline(process)
     ]
     shown = authority.visible_variables(process.variables, task_spec) if rights.read else {}
+    summary = presenters.summary_facts(task_spec, shown) if rights.read else []
     return render(
         request,
         "tasks_inbox/task.html",
@@ -89,6 +124,8 @@ def _task_page(request, task, rights, *, decision_form=None, delegate_form=None,
             "definition": process.definition,
             "rights": rights,
             "holder": task.claimed_by if task.claimed_by_id else task.assignee,
+            "summary": summary,
+            "summary_missing": any(fact.missing for fact in summary),
             "variables": presenters.variable_rows(shown),
             "result": presenters.variable_rows(task.result) if task.result and rights.read else [],
             "siblings": selectors.process_tasks(process),

@@ -465,3 +465,125 @@ def notices_run_inline(monkeypatch):
         return real(func, *args, **options)
 
     monkeypatch.setattr(queue, "enqueue", enqueue)
+
+
+# --- the production web server: gunicorn + WhiteNoise on the test database ------------------------
+
+
+@pytest.fixture(scope="session")
+def collected_static(tmp_path_factory):
+    """``collectstatic`` as `make install` runs it (hashed names, compressed), once per session."""
+    root = tmp_path_factory.mktemp("staticfiles")
+    done = subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "FLOWDESK_STATIC_ROOT": str(root),
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return root
+
+
+class WebServer:
+    """A real ``gunicorn -c config/gunicorn.conf.py`` (the production command) on a free port."""
+
+    def __init__(self, log_path: Path, static_root: Path):
+        self.log_path = log_path
+        self.static_root = static_root
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "WebServer":
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        env = subprocess_env(
+            # The project's settings; tests.settings only adds a fast password hasher, and keeps
+            # the production static storage when FLOWDESK_SERVE_AS_PRODUCTION is set.
+            DJANGO_SETTINGS_MODULE="tests.settings",
+            FLOWDESK_SERVE_AS_PRODUCTION="1",
+            FLOWDESK_STATIC_ROOT=self.static_root,
+            FLOWDESK_BIND=self.url.removeprefix("http://"),
+            FLOWDESK_BASE_URL=self.url,
+            FLOWDESK_WEB_WORKERS="2",
+            FLOWDESK_LOG_LEVEL="warning",
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py"],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+        def answers():
+            import httpx
+
+            assert self.proc.poll() is None, self.output()
+            try:
+                return httpx.get(self.url + "/accounts/login/", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(answers, timeout=60, message=f"gunicorn at {self.url}")
+        return self
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        if getattr(self, "log", None):
+            self.log.close()
+
+
+@pytest.fixture
+def web_server(transactional_db, collected_static, tmp_path):
+    """gunicorn + WhiteNoise serving the test database (what production runs, not live_server)."""
+    server = WebServer(tmp_path / "gunicorn.log", collected_static).start()
+    yield server
+    server.stop()
+
+
+class AssetGuard:
+    """Records every static asset, script, style, image or font a page could not load."""
+
+    KINDS = {"stylesheet", "script", "image", "font", "media"}
+
+    def __init__(self, page):
+        self.failures: list[str] = []
+        page.on("response", self._response)
+        page.on("requestfailed", lambda r: self._failed(r, r.failure or "failed"))
+
+    def _response(self, response):
+        request = response.request
+        if response.status >= 400 and (
+            request.resource_type in self.KINDS or "/static/" in request.url
+        ):
+            self.failures.append(f"{response.status} {request.url}")
+
+    def _failed(self, request, why):
+        if request.resource_type in self.KINDS or "/static/" in request.url:
+            self.failures.append(f"{why} {request.url}")
+
+    def check(self):
+        assert not self.failures, "assets the pages could not load:\n" + "\n".join(self.failures)
+
+
+@pytest.fixture
+def asset_guard(browser_page):
+    """Fails the test when any page it visited requested an asset that is not there."""
+    guard = AssetGuard(browser_page)
+    yield guard
+    guard.check()

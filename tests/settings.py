@@ -14,3 +14,11 @@ from config.settings import *  # noqa: E402,F403
 # A password hash per test user costs ~0.4 s with the production hasher; tests check behaviour,
 # not the hash's strength.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+if os.environ.get("FLOWDESK_SERVE_AS_PRODUCTION") != "1":
+    # The in-process test client renders {% static %} without a collectstatic run; the browser
+    # tests' gunicorn (tests/conftest.py, web_server) keeps the production manifest storage.
+    STORAGES = {  # noqa: F405
+        **STORAGES,  # noqa: F405
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }

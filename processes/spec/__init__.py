@@ -31,6 +31,7 @@ from processes.spec.types import (
     KEY_RE,
     KNOWN_TASK_FIELDS,
     NAME_RE,
+    SUMMARY_FORMATS,
     TASK_TYPES,
     VAR_PATH_RE,
     VISIBILITIES,
@@ -42,6 +43,7 @@ from processes.spec.types import (
     SpecError,
     SpecValidationError,
     StageSpec,
+    SummaryItem,
     TaskSpec,
 )
 
@@ -55,6 +57,7 @@ __all__ = [
     "KNOWN_TASK_FIELDS",
     "MISSING",
     "NAME_RE",
+    "SUMMARY_FORMATS",
     "TASK_TYPES",
     "VAR_PATH_RE",
     "VISIBILITIES",
@@ -66,6 +69,7 @@ __all__ = [
     "SpecValidationError",
     "StageSpec",
     "ReworkSpec",
+    "SummaryItem",
     "TaskSpec",
     "apply_variable_changes",
     "describe_condition",

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from processes.spec.fields import (
+    LIMIT,
     _check_separation_of_duties,
     _Collector,
     _is_number,
@@ -16,10 +17,12 @@ from processes.spec.fields import (
     _parse_form,
     _parse_human_rules,
     _parse_retry,
+    _parse_summary,
     parse_iso_duration,
     slugify_key,
     validate_condition,
 )
+from processes.spec.limits import max_tasks, storage_problems
 from processes.spec.types import (
     BUSINESS_KEY_UNIQUE,
     DEFAULT_MAX_ROUNDS,
@@ -27,6 +30,7 @@ from processes.spec.types import (
     KNOWN_TASK_FIELDS,
     MAX_ROUNDS_LIMIT,
     NAME_RE,
+    ON_TIMEOUT,
     TASK_TYPES,
     VAR_PATH_RE,
     VISIBILITIES,
@@ -45,6 +49,9 @@ def parse(
 ) -> tuple[ProcessSpec | None, list[SpecError]]:
     """Return (spec, []) for a valid definition, or (None, errors) listing every problem."""
     c = _Collector()
+    problems = storage_problems(data)
+    if problems:  # values that can't be stored or computed with: nothing else is looked at
+        return None, [SpecError(path, message) for path, message in problems]
     handlers = set(known_handlers) if known_handlers is not None else _known_handlers_default()
     try:
         spec = _parse(data, c, handlers)
@@ -75,7 +82,7 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
     key = data.get("key")
     if key is None:
         key = slugify_key(component or name or "process")
-    elif not isinstance(key, str) or not KEY_RE.match(key):
+    elif not isinstance(key, str) or not KEY_RE.fullmatch(key):
         c.add("key", "must be lower-case letters, digits, '-', '_' or '.' (max 100)")
         key = "process"
     description = data.get("description", "")
@@ -98,9 +105,25 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
         c.add("business_key_unique", f"must be one of: {', '.join(BUSINESS_KEY_UNIQUE)}")
         unique = "active"
 
+    deadline = None
+    if data.get("deadline") is not None:
+        deadline = parse_iso_duration(data["deadline"])
+        if deadline is None or deadline.total_seconds() <= 0:
+            c.add("deadline", "bad duration: use ISO-8601 like 'P5D' or seconds")
+            deadline = None
+
     stages_raw = data.get("stages")
     if not isinstance(stages_raw, list) or not stages_raw:
         c.add("stages", "is required: a non-empty list of stages")
+        return None
+
+    limit = max_tasks()
+    count = sum(
+        len(s["tasks"]) if isinstance(s, dict) and isinstance(s.get("tasks"), list) else 1
+        for s in stages_raw
+    )
+    if len(stages_raw) > limit or count > limit:
+        c.add("stages", f"at most {limit} tasks in all (FLOWDESK_MAX_TASKS); this has {count}")
         return None
 
     stage_names: dict[str, int] = {}
@@ -113,7 +136,7 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
             c.add(spath, "must be an object {stage_name, stage_order, tasks}")
             continue
         sname = stage_raw.get("stage_name")
-        if not isinstance(sname, str) or not NAME_RE.match(sname):
+        if not isinstance(sname, str) or not NAME_RE.fullmatch(sname):
             c.add(f"{spath}.stage_name", "is required: letters, digits, '_', ' ', '.', ':', '-'")
             sname = None
         elif sname in stage_names:
@@ -173,6 +196,7 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
         on_error_notify=notify,
         visibility=visibility,
         business_key_unique=unique,
+        deadline=deadline,
         raw=data,
     )
 
@@ -184,7 +208,7 @@ def _parse_task(
         c.add(path, "must be an object {task_name, task_type, parent_task, ...}")
         return None
     name = raw.get("task_name")
-    if not isinstance(name, str) or not VAR_PATH_RE.match(name) or "." in name:
+    if not isinstance(name, str) or not VAR_PATH_RE.fullmatch(name) or "." in name:
         c.add(f"{path}.task_name", "is required: letters, digits and '_'")
         return None
     ttype = raw.get("task_type", "SERVICE")
@@ -227,13 +251,13 @@ def _parse_task(
     if raw.get("timeout") is not None:
         timeout = parse_iso_duration(raw["timeout"])
         if timeout is None or timeout.total_seconds() <= 0:
-            c.add(f"{path}.timeout", "bad duration: use ISO-8601 like 'PT30S' or seconds")
+            c.add(f"{path}.timeout", "bad duration: use ISO-8601 like 'PT30S' or seconds" + LIMIT)
             timeout = None
     due = None
     if raw.get("due") is not None:
         due = parse_iso_duration(raw["due"])
         if due is None or due.total_seconds() <= 0:
-            c.add(f"{path}.due", "bad duration: use ISO-8601 like 'P2D' or seconds")
+            c.add(f"{path}.due", "bad duration: use ISO-8601 like 'P2D' or seconds" + LIMIT)
             due = None
     condition = raw.get("condition")
     if condition is not None:
@@ -263,6 +287,22 @@ def _parse_task(
     call = _parse_call(c, raw.get("process"), f"{path}.process", ttype)
     if ttype == "PROCESS" and handler:
         c.add(f"{path}.handler", "a PROCESS task has no handler: it starts a child process")
+    on_timeout = raw.get("on_timeout", "incident")
+    if on_timeout not in ON_TIMEOUT:
+        c.add(f"{path}.on_timeout", f"must be one of: {', '.join(ON_TIMEOUT)}")
+        on_timeout = "incident"
+    elif "on_timeout" in raw and not (
+        (ttype == "SERVICE" and not handler and timeout is not None)
+        or (ttype == "HUMAN" and due is not None and escalation is None)
+    ):
+        c.add(
+            f"{path}.on_timeout",
+            "applies to an external task with a timeout or a HUMAN task with a due and no "
+            "escalation",
+        )
+    summary = _parse_summary(c, raw.get("summary"), f"{path}.summary")
+    if summary and ttype != "HUMAN":
+        c.add(f"{path}.summary", "only a HUMAN task has a summary")
     extra = {k: v for k, v in raw.items() if k not in KNOWN_TASK_FIELDS}
     return TaskSpec(
         name=name,
@@ -291,6 +331,8 @@ def _parse_task(
         not_by_var=not_by_var,
         show=show,
         external_decision=external,
+        on_timeout=on_timeout,
+        summary=summary,
         extra=extra,
     )
 

@@ -8,3 +8,9 @@ register = template.Library()
 @register.filter
 def humanize(value) -> str:
     return presenters.humanize(value or "")
+
+
+@register.filter
+def when(value) -> str:
+    """A moment in the site's time zone, in the one date format, zone shown."""
+    return presenters.format_when(value) if value else "—"

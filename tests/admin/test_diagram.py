@@ -153,4 +153,8 @@ def test_names_are_escaped():
         ],
     )
     parsed = spec.parse_or_raise(data, known_handlers=None)
-    ET.fromstring(diagram.render_svg(parsed, title='a "quoted" <title>'))
+    svg = diagram.render_svg(parsed, title='a "quoted" <title>')
+    tree = ET.fromstring(svg)  # raw "<" or "&" would not parse
+    texts = " ".join("".join(node.itertext()) for node in tree.iter())
+    assert "<q>&" in texts and 'a "quoted" <title>' in texts  # shown as written
+    assert "<q>&" not in svg and '"quoted" <title>' not in svg  # escaped in the source

@@ -1,5 +1,6 @@
 """The CLI: import_definition, start_process, sweep_timers, setup_flowdesk."""
 
+import io
 import json
 
 import pytest
@@ -81,3 +82,34 @@ def test_setup_creates_one_sweep_schedule(capsys):
     assert ProcessDefinition.objects.filter(key="pizza", status="published").count() == 1
     call_command("sweep_timers")
     assert "sweep: nothing due" in capsys.readouterr().out
+
+
+def test_setup_keeps_a_version_an_admin_published(system_actor):
+    """A restart of the demo must not replace the admin's v2 with the shipped file again."""
+    from processes import engine
+
+    call_command("setup_flowdesk", stdout=io.StringIO())
+    shipped = ProcessDefinition.objects.get(key="salary")
+    edited = {**shipped.spec, "description": "Edited in the admin"}
+    engine.definition_import(data=edited, key="salary", actor=system_actor)
+    out = io.StringIO()
+    call_command("setup_flowdesk", stdout=out)
+    newest = ProcessDefinition.objects.filter(key="salary").order_by("-version").first()
+    assert (newest.version, newest.spec["description"]) == (2, "Edited in the admin")
+    assert "kept salary v2" in out.getvalue()
+    # --update imports the file again, on purpose
+    call_command("setup_flowdesk", "--update", stdout=io.StringIO())
+    newest = ProcessDefinition.objects.filter(key="salary").order_by("-version").first()
+    assert newest.version == 3 and newest.spec["description"] == shipped.spec["description"]
+
+
+def test_demo_refuses_a_taken_port():
+    """A second demo on a taken port fails at once with one clear line, before touching data."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        addr = f"127.0.0.1:{taken.getsockname()[1]}"
+        with pytest.raises(CommandError, match=f"{addr} is already in use.*FLOWDESK_DEMO_ADDR"):
+            call_command("demo", "--serve", "--addr", addr)

@@ -187,7 +187,9 @@ def test_failure_after_retries_opens_incident_and_alerts_once(
     process.refresh_from_db()
     assert left.state == "failed" and left.last_error == "t.left timed out"
     assert process.state == "failed"
-    assert alerted == [{"process_id": process.pk, "task_id": left.pk, "error": "t.left timed out"}]
+    assert alerted == [
+        {"process_id": process.pk, "task_id": left.pk, "error": "t.left timed out", "kind": None}
+    ]
     # the other branch went on meanwhile; the join waits for the failed one
     assert task_states(process)["right"] == "scheduled"
     run_ready(process)

@@ -128,9 +128,12 @@ def test_bad_durations():
         ]
     )
     assert errors_of(data) == [
-        "stages[0].tasks[0].retry.backoff: bad duration: use ISO-8601 like 'PT30S' or seconds",
-        "stages[0].tasks[0].timeout: bad duration: use ISO-8601 like 'PT30S' or seconds",
-        "stages[0].tasks[1].escalation.after: bad duration: use ISO-8601 like 'P2D' or 'PT4H'",
+        "stages[0].tasks[0].retry.backoff: bad duration: use ISO-8601 like 'PT30S' or seconds"
+        ", at most P3650D",
+        "stages[0].tasks[0].timeout: bad duration: use ISO-8601 like 'PT30S' or seconds"
+        ", at most P3650D",
+        "stages[0].tasks[1].escalation.after: bad duration: use ISO-8601 like 'P2D' or 'PT4H'"
+        ", at most P3650D",
     ]
 
 
@@ -259,3 +262,59 @@ def test_structured_fuzz_of_tasks(tasks):
     if parsed is not None:
         names = [t.name for t in parsed.tasks]
         assert len(names) == len(set(names))
+
+
+def human(**fields):
+    return definition_data(
+        stages=[("S", [{"task_name": "ok", "task_type": "HUMAN", "assigned_to": "r", **fields}])]
+    )
+
+
+def test_a_human_task_declares_its_summary():
+    summary = [
+        {
+            "label": "Bonus to approve",
+            "var": "bonus.amount",
+            "format": "money",
+            "currency_var": "bonus.currency",
+        },
+        {"label": "Employee", "var": "salary_base.employee_name"},
+        {"label": "Fee", "var": "fee", "format": "money", "currency": "EUR"},
+    ]
+    parsed = spec.parse_or_raise(human(summary=summary))
+    assert parsed.task("ok").summary == (
+        spec.SummaryItem("Bonus to approve", "bonus.amount", "money", None, "bonus.currency"),
+        spec.SummaryItem("Employee", "salary_base.employee_name", "text"),
+        spec.SummaryItem("Fee", "fee", "money", "EUR"),
+    )
+    assert "summary" not in parsed.task("ok").extra
+    # the shipped salary definition has one: the manager sees the bonus first
+    salary = json.loads((DEFINITIONS / "salary.json").read_text())
+    first = spec.parse_or_raise(salary).task("approve_bonus").summary[0]
+    assert (first.label, first.var, first.format) == ("Bonus to approve", "bonus.amount", "money")
+
+
+def test_a_bad_summary_is_reported_item_by_item():
+    data = human(
+        summary=[
+            {"var": "x"},
+            {"label": "A", "var": "no spaces allowed", "format": "roman"},
+            {"label": "B", "var": "b", "currency": "euro"},
+            "text",
+        ]
+    )
+    assert errors_of(data) == [
+        "stages[0].tasks[0].summary[0].label: is required: the words shown before the value",
+        "stages[0].tasks[0].summary[1].var: is required: a variable path like 'bonus.amount'",
+        "stages[0].tasks[0].summary[1].format: unknown format 'roman'; one of "
+        + ", ".join(spec.SUMMARY_FORMATS),
+        "stages[0].tasks[0].summary[2].currency: must be an ISO 4217 code like 'EUR'",
+        "stages[0].tasks[0].summary[2]: currency and currency_var only go with format 'money'",
+        "stages[0].tasks[0].summary[3]: must be an object {label, var, format}",
+    ]
+    service = definition_data(
+        stages=[("S", [{"task_name": "s", "handler": "flowdesk.noop", "summary": []}])]
+    )
+    assert errors_of(service) == []
+    service["stages"][0]["tasks"][0]["summary"] = [{"label": "X", "var": "x"}]
+    assert errors_of(service) == ["stages[0].tasks[0].summary: only a HUMAN task has a summary"]

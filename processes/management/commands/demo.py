@@ -8,6 +8,7 @@ one rejected, two waiting for their manager's approval, one failed with its SMS 
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from integrations.alerts import ensure_outbox_schedule
 from integrations.models import AlertRecipient
@@ -130,6 +131,21 @@ def _raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def check_port_free(addr: str) -> None:
+    """Refuse to start when the address is taken: the story would run against the other server."""
+    host, _, port = addr.rpartition(":")
+    if not host or not port.isdigit():
+        raise CommandError(f"demo address {addr!r} is not HOST:PORT (e.g. 127.0.0.1:8000)")
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, int(port)))
+        except OSError:
+            raise CommandError(
+                f"{addr} is already in use (another demo?): stop it, or choose another port with "
+                f"FLOWDESK_DEMO_ADDR=127.0.0.1:8001 make demo"
+            ) from None
+
+
 class Command(BaseCommand):
     help = "Set up the demo (migrate, definitions, users, sample processes); --serve also runs it."
 
@@ -140,6 +156,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, serve=False, addr="127.0.0.1:8000", **options):
+        if serve:
+            check_port_free(addr)
         call_command("migrate", verbosity=0)
         call_command("setup_flowdesk", stdout=self.stdout)
         ensure_outbox_schedule()
@@ -163,23 +181,22 @@ class Command(BaseCommand):
         env.setdefault("FLOWDESK_BONUS_URL", f"{base_url}/simulators/bonus")
         env.setdefault("PYTHONUNBUFFERED", "1")
         env.setdefault("FLOWDESK_SHUTDOWN_GRACE", "10")
+        env.setdefault("FLOWDESK_LOG_LEVEL", "WARNING")  # the story's SMS, not library INFO lines
+        env["FLOWDESK_BIND"] = addr
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
+        if not (settings.STATIC_ROOT / "staticfiles.json").exists():
+            call_command("collectstatic", interactive=False, verbosity=0)
         # SIGTERM (e.g. from `timeout` or a supervisor) stops the children like Ctrl-C does.
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         # The worker supervisor runs qcluster and restarts it if it stalls or dies.
         worker = subprocess.Popen([*manage, "workers"], env=env, start_new_session=True)
-        web = subprocess.Popen([*manage, "runserver", addr, "--noreload"], env=env)
+        # The production server, with WhiteNoise serving the collected static files.
+        gunicorn = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py"]
+        web = subprocess.Popen(gunicorn, env=env, cwd=settings.BASE_DIR)
         try:
-            self.prepare_salary_processes(base_url, web)
-            self.stdout.write(
-                self.style.SUCCESS(f"\nFlowdesk demo at {base_url}/\n")
-                + f"  inbox: {base_url}/inbox/   admin: {base_url}/admin/   "
-                + f"api: {base_url}/api/docs/   simulators: {base_url}/simulators/\n"
-                + "  logins (user / password):\n"
-                + "".join(f"    {u} / {p}: {what}\n" for u, (p, _, _, what) in DEMO_USERS.items())
-                + "  Break the bonus system: manage.py simulator bonus down (repair: ... up)\n"
-                + "  Ctrl-C stops the server and the worker.\n"
-            )
+            if not self.prepare_salary_processes(base_url, web):
+                raise CommandError(f"the web server at {addr} did not start (see its lines above)")
+            self.stdout.write(self.banner(base_url))
             while web.poll() is None and worker.poll() is None:
                 time.sleep(0.5)
         except KeyboardInterrupt:
@@ -196,7 +213,34 @@ class Command(BaseCommand):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 web.wait(timeout=10)
 
-    def prepare_salary_processes(self, base_url: str, web) -> None:
+    def banner(self, base_url: str) -> str:
+        """The story in three lines: who has what waiting, what failed, where to look."""
+        waiting = {}
+        for key in ("E003-2026-11", "E004-2026-11"):
+            process = ProcessInstance.objects.filter(
+                definition_key="salary", business_key=key
+            ).first()
+            approval = process and process.tasks.filter(name="approve_bonus").first()
+            if approval and approval.assignee_id:
+                waiting[approval.assignee.get_username()] = key
+        who = ", ".join(f"{user} ({user}/{user}) has {key}" for user, key in waiting.items())
+        return (
+            self.style.SUCCESS(
+                f"\nFlowdesk demo at {base_url}/  (another port: FLOWDESK_DEMO_ADDR)\n"
+            )
+            + f"  1. Waiting: {who or 'the approvals are still calculating'}: "
+            + f"log in at {base_url}/inbox/ and approve the bonus.\n"
+            + "  2. Failed: E013-2026-11 (the bonus system has no plan for E013; the SMS is above): "
+            + f"admin/admin at {base_url}/admin/ shows the incident; set the bonus and retry.\n"
+            + f"  3. API: {base_url}/api/docs/ (Swagger) and {base_url}/api/redoc/\n"
+            + "  Other logins: "
+            + ", ".join(f"{u}/{p} ({what})" for u, (p, _, _, what) in DEMO_USERS.items())
+            + '\n  Break the bonus system: make manage CMD="simulator bonus down" '
+            + '(repair: make manage CMD="simulator bonus up")\n'
+            + "  Ctrl-C stops the server and the worker.\n"
+        )
+
+    def prepare_salary_processes(self, base_url: str, web) -> bool:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and web.poll() is None:
             try:
@@ -206,8 +250,10 @@ class Command(BaseCommand):
                 pass
             time.sleep(0.3)
         else:
-            self.stderr.write("the web server did not answer: salary processes left as they are")
-            return
+            return False
+        if web.poll() is not None:
+            return False
         self.stdout.write("salary processes: starting and bringing them to their demo states...")
         start_salary_processes()
         decide_salary_processes(out=self.stdout)
+        return True

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('processes', '0009_16b_rework_rounds'),
+        ('processes', '0011_16b_rework_rounds'),
     ]
 
     operations = [

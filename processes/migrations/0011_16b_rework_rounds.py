@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('processes', '0008_cluster_heartbeat'),
+        ('processes', '0010_16a_correlation'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

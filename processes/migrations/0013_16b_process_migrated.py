@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('processes', '0009_16b_subprocesses'),
+        ('processes', '0012_16b_subprocesses'),
     ]
 
     operations = [
