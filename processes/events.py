@@ -103,15 +103,26 @@ def definition_event(*, definition, type: str, actor: Actor, data: dict | None =
     )
 
 
+def take_pending(process: ProcessInstance) -> list[ProcessEvent]:
+    """The buffered events, for a caller that writes them itself (``db.core.write``)."""
+    return process.__dict__.pop("_pending_events", [])
+
+
 def flush(process: ProcessInstance) -> list[ProcessEvent]:
-    """Write the buffered events in one INSERT, then let ``events_written`` listeners (the
-    events-out outbox) write their rows in the same transaction."""
-    pending = process.__dict__.pop("_pending_events", [])
-    process.__dict__.pop("_correlation_id", None)
+    """Write the buffered events in one INSERT (see ``written``)."""
+    pending = take_pending(process)
     if pending:
         raw.insert(pending)
-        hooks.within("events_written", process=process, events=pending)
-    return pending
+    return written(process, pending)
+
+
+def written(process: ProcessInstance, events: list[ProcessEvent]) -> list[ProcessEvent]:
+    """``events`` were just inserted (by ``flush`` or ``db.core.write``): let ``events_written``
+    listeners (the events-out outbox) write their rows in the same transaction."""
+    process.__dict__.pop("_correlation_id", None)
+    if events:
+        hooks.within("events_written", process=process, events=events)
+    return events
 
 
 # --- process events -------------------------------------------------------------------------------

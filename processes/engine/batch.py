@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from processes import authority, queue
+from processes import authority, events, queue
 from processes.db import core as raw
 from processes.db import engine as db_engine
 from processes.engine import subprocess
@@ -130,24 +130,29 @@ def _create_many(definition, new, actor) -> None:
     """Build every instance of the chunk in memory, then one INSERT per table (in slices)."""
     now = timezone.now()
     processes, tasks, pending, to_enqueue, to_spawn = [], [], [], [], []
+    written = []  # (process, its events): for the events_written listeners once inserted
     for item, data in new:
         process, process_tasks, run = _build_instance(
             definition, item.business_key, data, actor, now=now
         )
         processes.append(process)
         tasks.extend(process_tasks)
-        pending.extend(process.__dict__.pop("_pending_events", []))
+        process_events = events.take_pending(process)
+        pending.extend(process_events)
+        written.append((process, process_events))
         to_enqueue.extend((t, _step_timeout(run.task_spec(t))) for t in run.to_enqueue)
         to_spawn.extend(run.to_spawn)  # PROCESS tasks: their children start after commit
     raw.copy_in(processes)
     raw.copy_in(tasks)
     raw.copy_in(pending)
+    for process, process_events in written:
+        events.written(process, process_events)  # the events-out outbox, in this transaction
     for (item, _), process in zip(new, processes, strict=True):
         item.outcome = CREATED
         item.process_id, item.state = process.pk, process.state
     if to_spawn:
         subprocess.spawn_after_commit([task.pk for task in to_spawn])
-    steps = [(task.id, timeout) for task, timeout in to_enqueue]  # ids exist once inserted
+    steps = [(task.id, timeout, None) for task, timeout in to_enqueue]  # ids exist once inserted
     if steps:
         # One queued job per chunk, which a worker turns into one job per step: queueing
         # thousands of steps one by one would hold the request for minutes (ORM broker). Lost,
