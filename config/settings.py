@@ -319,6 +319,8 @@ SPECTACULAR_SETTINGS = {
     },
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+# POST /api/processes/batch/ alone takes a larger body (10,000 items; DRF reads the stream).
+FLOWDESK_BATCH_MAX_BYTES = int(os.environ.get("FLOWDESK_BATCH_MAX_BYTES") or 16 * 1024 * 1024)
 
 # --- Integrations ---------------------------------------------------------------------------------
 FLOWDESK_SIMULATORS = env_bool("FLOWDESK_SIMULATORS", False)

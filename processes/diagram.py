@@ -28,6 +28,7 @@ HEADER_H = 46
 EMPTY_STAGE_W = 120
 MARGIN = 16
 LEGEND_H = 30
+LOOP_H = 34  # the lane under the stages where rework loops run back
 
 TYPE_LABELS = {"service": "service", "external": "external", "human": "human"}
 STATE_CLASSES = {
@@ -69,6 +70,8 @@ STYLE = """
 .fd-diagram .edge { fill: none; stroke: #57606a; stroke-width: 1.3; }
 .fd-diagram .edge.conditional { stroke: #9a6700; stroke-dasharray: 4 3; }
 .fd-diagram .arrowhead { fill: #57606a; }
+.fd-diagram .edge.loop { stroke: #bc4c00; stroke-dasharray: 7 3; stroke-width: 1.6; }
+.fd-diagram .loop-label { font-size: 10px; fill: #bc4c00; font-weight: 600; }
 .fd-diagram .state-pending rect.box { fill: #ffffff; stroke: #8c959f; }
 .fd-diagram .state-completed rect.box { fill: #dafbe1; stroke: #1a7f37; }
 .fd-diagram .state-running rect.box { fill: #ddf4ff; stroke: #0969da; }
@@ -107,12 +110,24 @@ class StageBox:
 
 
 @dataclass
+class Loop:
+    """A rework outcome of ``task`` that sends the process back to ``goto``."""
+
+    task: str
+    outcome: str
+    goto: str
+    max_rounds: int
+    lane: float = 0.0  # y of its horizontal run under the stages
+
+
+@dataclass
 class Layout:
     nodes: dict[str, Node]
     edges: list[tuple[str, str]]
     stages: list[StageBox]
     width: float
     height: float
+    loops: list[Loop] = field(default_factory=list)
 
 
 def task_kind(task: spec_module.TaskSpec) -> str:
@@ -218,7 +233,16 @@ def layout(spec: spec_module.ProcessSpec) -> Layout:
         )
         x += width + 14
     height = max_bottom + STAGE_PAD
-    return Layout(nodes=nodes, edges=edges, stages=stages, width=x - 14 + MARGIN, height=height)
+    loops = []
+    for task in spec.tasks:
+        for rework in task.rework:
+            height += LOOP_H
+            loops.append(
+                Loop(task.name, rework.outcome, rework.goto, rework.max_rounds, lane=height - 12)
+            )
+    return Layout(
+        nodes=nodes, edges=edges, stages=stages, width=x - 14 + MARGIN, height=height, loops=loops
+    )
 
 
 def _clip(text: str, limit: int) -> str:
@@ -278,6 +302,21 @@ def render_svg(
             f'd="M {x1:.1f} {y1:.1f} C {x1 + dx:.1f} {y1:.1f}, {x2 - dx:.1f} {y2:.1f}, '
             f'{x2:.1f} {y2:.1f}" marker-end="url(#fd-arrow)">'
             f"<title>{escape(parent)} → {escape(child)}</title></path>"
+        )
+    stage_x = {stage.name: stage.x for stage in lay.stages}
+    for loop in lay.loops:
+        node = lay.nodes[loop.task]
+        x1, y1 = node.x + BOX_W / 2, node.y + node.h
+        x2 = stage_x[loop.goto] + 10  # in the stage's left padding, clear of its boxes
+        top = HEADER_H + MARGIN + 4
+        label = f"{loop.outcome}: back to {loop.goto} (≤ {loop.max_rounds} rounds)"
+        out.append(
+            f'<g class="loop" data-from="{escape(loop.task)}" data-to="{escape(loop.goto)}" '
+            f'data-outcome="{escape(loop.outcome)}">'
+            f'<path class="edge loop" d="M {x1:.1f} {y1:.1f} L {x1:.1f} {loop.lane:.1f} '
+            f'L {x2:.1f} {loop.lane:.1f} L {x2:.1f} {top:.1f}" marker-end="url(#fd-arrow)"/>'
+            f'<text class="loop-label" x="{x2 + 8:.0f}" y="{loop.lane - 5:.0f}">'
+            f"{escape(label)}</text><title>{escape(label)}</title></g>"
         )
     for node in lay.nodes.values():
         state = states.get(node.name)

@@ -103,15 +103,26 @@ def definition_event(*, definition, type: str, actor: Actor, data: dict | None =
     )
 
 
+def take_pending(process: ProcessInstance) -> list[ProcessEvent]:
+    """The buffered events, for a caller that writes them itself (``db.core.write``)."""
+    return process.__dict__.pop("_pending_events", [])
+
+
 def flush(process: ProcessInstance) -> list[ProcessEvent]:
-    """Write the buffered events in one INSERT, then let ``events_written`` listeners (the
-    events-out outbox) write their rows in the same transaction."""
-    pending = process.__dict__.pop("_pending_events", [])
-    process.__dict__.pop("_correlation_id", None)
+    """Write the buffered events in one INSERT (see ``written``)."""
+    pending = take_pending(process)
     if pending:
         raw.insert(pending)
-        hooks.within("events_written", process=process, events=pending)
-    return pending
+    return written(process, pending)
+
+
+def written(process: ProcessInstance, events: list[ProcessEvent]) -> list[ProcessEvent]:
+    """``events`` were just inserted (by ``flush`` or ``db.core.write``): let ``events_written``
+    listeners (the events-out outbox) write their rows in the same transaction."""
+    process.__dict__.pop("_correlation_id", None)
+    if events:
+        hooks.within("events_written", process=process, events=events)
+    return events
 
 
 # --- process events -------------------------------------------------------------------------------
@@ -166,6 +177,66 @@ def process_reopened(*, process, actor, reason: str, stage: str) -> ProcessEvent
         type=EventType.PROCESS_REOPENED,
         actor=actor,
         data={"reason": reason, "stage": stage},
+    )
+
+
+def process_sent_back(*, process, actor, task, goto: str, rework: dict) -> ProcessEvent:
+    """The actor decided ``task`` with a rework outcome: the process goes back to stage ``goto``
+    for the next round; ``rework`` is the ``rework`` variable set for it (round, comment, ...)."""
+    return _append(
+        process=process,
+        type=EventType.PROCESS_SENT_BACK,
+        actor=actor,
+        task=task,
+        data={
+            "outcome": rework.get("outcome"),
+            "goto": goto,
+            "round": rework.get("round"),
+            "comment": rework.get("comment", ""),
+            "rework": rework,
+        },
+    )
+
+
+def process_migrated(
+    *, process, actor, from_version: int, to_version: int, mapping: dict, dropped, added
+) -> ProcessEvent:
+    """The actor moved ``process`` to another version of its definition: ``mapping`` says which
+    task became which, ``dropped`` and ``added`` the tasks that went and came."""
+    return _append(
+        process=process,
+        type=EventType.PROCESS_MIGRATED,
+        actor=actor,
+        data={
+            "from_version": from_version,
+            "to_version": to_version,
+            "mapping": mapping,
+            "dropped": list(dropped),
+            "added": list(added),
+        },
+    )
+
+
+def subprocess_started(*, process, actor, task, definition: str, children: list) -> ProcessEvent:
+    """The PROCESS ``task`` of ``process`` started ``children`` ({id, business_key}) of
+    ``definition``; the actor is whoever scheduled the task."""
+    return _append(
+        process=process,
+        type=EventType.SUBPROCESS_STARTED,
+        actor=actor,
+        task=task,
+        data={"definition": definition, "children": children},
+    )
+
+
+def subprocess_finished(*, process, actor, task, child, state: str) -> ProcessEvent:
+    """A child of ``task`` ended in ``state`` (completed or cancelled); the actor is the child."""
+    return _append(
+        process=process,
+        type=EventType.SUBPROCESS_FINISHED,
+        actor=actor,
+        task=task,
+        data={"child": str(child.pk), "business_key": child.business_key, "state": state},
     )
 
 

@@ -59,6 +59,15 @@ def task_rows(process, tasks, may_operate: bool) -> list[dict]:
     return rows
 
 
+def round_rows(process) -> list[dict]:
+    """The executions rework loops ran again, oldest round first, results as clipped JSON."""
+    rows = []
+    for kept in selectors.task_rounds(process):
+        text = json.dumps(kept.result, ensure_ascii=False, sort_keys=True) if kept.result else ""
+        rows.append({"round": kept, "result": text, "short": widgets.clip(text, 120)})
+    return rows
+
+
 def history_rows(process) -> list[dict]:
     """The history, oldest first: each event with its data as one line of JSON, clipped, and
     the seq of the event that caused it (when that event is of the same process)."""
@@ -146,6 +155,7 @@ class ProcessInstanceAdmin(ReadOnlyAdmin):
         "updated_at",
         "completed_at",
         "variables_pretty",
+        "parent_link",
     )
     fieldsets = (
         (
@@ -156,6 +166,7 @@ class ProcessInstanceAdmin(ReadOnlyAdmin):
                     ("state_badge", "business_status", "current_stage"),
                     ("created_at", "updated_at", "completed_at"),
                     ("started_by", "id"),
+                    ("parent_link",),
                 )
             },
         ),
@@ -199,6 +210,13 @@ class ProcessInstanceAdmin(ReadOnlyAdmin):
     def overdue(self, obj):
         return bool(getattr(obj, "has_overdue", False))
 
+    @admin.display(description="started by process")
+    def parent_link(self, obj):
+        if obj.parent_id is None:
+            return "-"
+        url = reverse("admin:processes_processinstance_change", args=[obj.parent_id])
+        return widgets.link(url, f"{obj.parent} (task {obj.parent_task.name})")
+
     @admin.display(description="variables")
     def variables_pretty(self, obj):
         return widgets.json_block(obj.variables)
@@ -224,6 +242,12 @@ class ProcessInstanceAdmin(ReadOnlyAdmin):
                     ),
                     "task_rows": task_rows(obj, tasks, may_operate),
                     "history_rows": history_rows(obj),
+                    "round_rows": round_rows(obj),
+                    "children": list(
+                        ProcessInstance.objects.filter(parent=obj)
+                        .select_related("parent_task")
+                        .order_by("business_key")[:500]
+                    ),
                     **point_in_time(request, obj),
                 }
             )
