@@ -15,8 +15,8 @@ from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 
-from processes import authority, dashboard, diagram
-from processes.admin import operations, widgets
+from processes import authority, dashboard, diagram, engine
+from processes.admin import incidents, operations, widgets
 from processes.admin.base import GrantedAdmin, can_operate
 from processes.admin.dashboard import dashboard_page
 from processes.admin.exports import export_limit, history_response
@@ -28,11 +28,14 @@ from processes.admin.filters import (
     OverdueFilter,
     StartedBetweenFilter,
 )
+from processes.errors import EngineError
+from processes.events import Actor
 from processes.models import (
     ACTIVE_PROCESS_STATES,
     ProcessInstance,
     ProcessState,
     TaskInstance,
+    TaskState,
 )
 
 
@@ -93,7 +96,7 @@ class ProcessInstanceAdmin(GrantedAdmin):
     show_facets = admin.ShowFacets.NEVER  # facet counts would scan every instance
     list_per_page = 50
     ordering = ("-created_at",)
-    actions = ("export_csv", "export_json")
+    actions = ("retry_failed", "export_csv", "export_json")
     readonly_fields = (
         "id",
         "business_key",
@@ -162,9 +165,13 @@ class ProcessInstanceAdmin(GrantedAdmin):
         label = "failed (incident)" if obj.state == ProcessState.FAILED else obj.state
         return widgets.badge(obj.state, label)
 
-    @admin.display(description="overdue", boolean=True)
+    @admin.display(description="overdue")
     def overdue(self, obj):
-        return bool(getattr(obj, "has_overdue", False))
+        """A red "overdue" badge on the instances that have an overdue task; healthy ones blank
+        (a boolean column showed a green tick for the overdue ones)."""
+        if getattr(obj, "has_overdue", False):
+            return widgets.badge("failed", "overdue")
+        return ""
 
     @admin.display(description="variables")
     def variables_pretty(self, obj):
@@ -189,6 +196,12 @@ class ProcessInstanceAdmin(GrantedAdmin):
                         request.user, authority.CORRECT, obj.definition_key
                     ),
                     "task_rows": task_rows(obj, tasks, may_operate),
+                    "incidents": incidents.incidents(
+                        obj,
+                        tasks,
+                        obj.definition.parsed(),
+                        lambda task: operations.task_actions(obj, task) if may_operate else [],
+                    ),
                     "history_rows": history_rows(obj),
                 }
             )
@@ -276,6 +289,33 @@ class ProcessInstanceAdmin(GrantedAdmin):
         limit = export_limit()
         ids = list(qs.values_list("pk", flat=True)[: limit + 1])
         return history_response(ids[:limit], fmt, "history", truncated=len(ids) > limit)
+
+    @admin.action(description="Retry the failed tasks of the selected instances")
+    def retry_failed(self, request, queryset):
+        """Each failed task of each selected instance the admin may operate, retried through
+        the engine (one task_retried event each, the admin as actor)."""
+        actor = Actor.for_user(request.user)
+        retried, refused, problems = 0, 0, []
+        for process in queryset.select_related(None).only("pk", "definition_key", "state"):
+            if not can_operate(request, process.definition_key):
+                refused += 1
+                continue
+            failed = TaskInstance.objects.filter(process_id=process.pk, state=TaskState.FAILED)
+            for task in failed.only("pk", "name"):
+                try:
+                    engine.task_retry(
+                        task_id=task.pk, actor=actor, reason="bulk retry (admin list)"
+                    )
+                    retried += 1
+                except EngineError as exc:
+                    problems.append(f"{task.name}: {exc.message}")
+        level = messages.SUCCESS if retried and not problems else messages.WARNING
+        text = f"{retried} failed task{'s' if retried != 1 else ''} scheduled again."
+        if refused:
+            text += f" {refused} instance(s) skipped: you may not operate them."
+        if problems:
+            text += " Not retried: " + "; ".join(problems[:5])
+        self.message_user(request, text, level)
 
     @admin.action(description="Export the history of the selected instances (CSV)")
     def export_csv(self, request, queryset):
