@@ -217,6 +217,8 @@ Q_CLUSTER = {
     # A worker process is replaced after this many tasks (django-q2's default, 500).
     "recycle": int(os.environ.get("FLOWDESK_Q_RECYCLE", "500")),
     "label": "Background work",
+    # django-q2 logs through its own handler: the same level as everything else.
+    "log_level": os.environ.get("FLOWDESK_LOG_LEVEL", "INFO").upper(),
 }
 if FLOWDESK_REDIS_URL:
     Q_CLUSTER["redis"] = FLOWDESK_REDIS_URL

@@ -91,6 +91,7 @@ class Node:
     condition: str
     depth: int
     row: float = 0.0
+    label: str = ""  # the spec's label, shown instead of the raw name when there is one
     x: float = 0.0
     y: float = 0.0
     h: float = BOX_H
@@ -165,6 +166,7 @@ def layout(spec: spec_module.ProcessSpec) -> Layout:
                 condition=spec_module.describe_condition(task.condition) if task.condition else "",
                 depth=depth[task.name],
                 row=float(index),
+                label=task.label,
             )
             if node.condition:
                 node.h = BOX_H + COND_H
@@ -219,6 +221,11 @@ def layout(spec: spec_module.ProcessSpec) -> Layout:
         x += width + 14
     height = max_bottom + STAGE_PAD
     return Layout(nodes=nodes, edges=edges, stages=stages, width=x - 14 + MARGIN, height=height)
+
+
+def _clip_start(text: str, limit: int) -> str:
+    """Keep a condition's end (its value: "…decision = 'approve'"), where branches differ."""
+    return text if len(text) <= limit else "…" + text[-(limit - 1) :]
 
 
 def _clip(text: str, limit: int) -> str:
@@ -285,7 +292,9 @@ def render_svg(
         if state:
             classes += f" {STATE_CLASSES.get(state, 'state-' + state)}"
         badge = TYPE_LABELS[node.kind].upper()
-        tooltip = f"{node.name} ({TYPE_LABELS[node.kind]}"
+        tooltip = (
+            f"{node.label} — " if node.label else ""
+        ) + f"{node.name} ({TYPE_LABELS[node.kind]}"
         tooltip += f", {node.detail}" if node.detail else ""
         tooltip += f", {state})" if state else ")"
         if node.condition:
@@ -298,14 +307,14 @@ def render_svg(
             f'<text class="badge" x="{node.x + 35:.0f}" y="{node.y + 39:.0f}" '
             f'text-anchor="middle">{badge}</text>'
             f'<text class="name" x="{node.x + 9:.0f}" y="{node.y + 19:.0f}">'
-            f"{escape(_clip(node.name, 22))}</text>"
+            f"{escape(_clip(node.label or node.name, 22))}</text>"
             f'<text class="kind" x="{node.x + 68:.0f}" y="{node.y + 40:.0f}">'
             f"{escape(_clip(state or node.detail, 15))}</text>"
         )
         if node.condition:
             body += (
                 f'<text class="condition" x="{node.x + 9:.0f}" y="{node.y + 60:.0f}">'
-                f"if {escape(_clip(node.condition, 27))}</text>"
+                f"if {escape(_clip_start(node.condition, 27))}</text>"
             )
         group = (
             f'<g class="{classes}" data-task="{escape(node.name)}">'

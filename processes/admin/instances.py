@@ -28,6 +28,7 @@ from processes.admin.filters import (
     OverdueFilter,
     StartedBetweenFilter,
 )
+from processes.admin.operations import change_url
 from processes.errors import EngineError
 from processes.events import Actor
 from processes.models import (
@@ -138,6 +139,14 @@ class ProcessInstanceAdmin(GrantedAdmin):
         except ValueError:
             return queryset.filter(business_key=term), False
         return queryset.filter(Q(pk=pk) | Q(business_key=term)), False
+
+    def view_on_site(self, obj):
+        """*View on site*: the inbox page of the instance's newest human task (what its people
+        see), or the instance's page when it has none (an instance has no page of its own)."""
+        human = obj.tasks.filter(type="HUMAN").order_by("-id").values_list("pk", flat=True)[:1]
+        if human:
+            return reverse("tasks_inbox:task", args=[human[0]])
+        return change_url(obj)
 
     # Everything here is read-only; operating goes through the repair pages.
     def has_add_permission(self, request):
