@@ -10,7 +10,8 @@ Hooks and their payloads (keyword arguments):
 
 - ``incident_opened``: ``process_id``, ``task_id``, ``error`` — a task failed for good;
 - ``task_escalated``: ``task_id``, ``from_role``, ``to_role`` (None for a reminder) — an overdue
-  human task moved to its escalation role, or its role was reminded.
+  human task moved to its escalation role, or its role was reminded;
+- ``task_opened``: ``task_id`` — a human task was scheduled (waits for its assignee or role).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
-HOOKS = ("incident_opened", "task_escalated")
+HOOKS = ("incident_opened", "task_escalated", "task_opened")
 _listeners: dict[str, list[Callable[..., None]]] = {name: [] for name in HOOKS}
 
 
