@@ -27,6 +27,7 @@ STAGE_PAD = 22
 HEADER_H = 46
 EMPTY_STAGE_W = 120
 MARGIN = 16
+STAGE_GAP = 26  # between two stages: room for the arrow from one to the next
 LEGEND_H = 30
 
 TYPE_LABELS = {"service": "service", "external": "external", "human": "human"}
@@ -68,6 +69,7 @@ STYLE = """
 .fd-diagram .type-external .badge-bg { fill: #0969da; }
 .fd-diagram .edge { fill: none; stroke: #57606a; stroke-width: 1.3; }
 .fd-diagram .edge.conditional { stroke: #9a6700; stroke-dasharray: 4 3; }
+.fd-diagram .stage-link { fill: none; stroke: #57606a; stroke-width: 2; }
 .fd-diagram .arrowhead { fill: #57606a; }
 .fd-diagram .state-pending rect.box { fill: #ffffff; stroke: #8c959f; }
 .fd-diagram .state-completed rect.box { fill: #dafbe1; stroke: #1a7f37; }
@@ -218,7 +220,7 @@ def layout(spec: spec_module.ProcessSpec) -> Layout:
                 tasks=[t.name for t in stage.tasks],
             )
         )
-        x += width + 14
+        x += width + STAGE_GAP
     height = max_bottom + STAGE_PAD
     return Layout(nodes=nodes, edges=edges, stages=stages, width=x - 14 + MARGIN, height=height)
 
@@ -273,6 +275,15 @@ def render_svg(
             f"{i + 1}. {escape(_clip(stage.name, 24))}</text>"
             f'<text class="stage-sub" x="{stage.x + 12:.0f}" y="{MARGIN + 35}">'
             f"{len(stage.tasks)} task{'s' if len(stage.tasks) != 1 else ''}</text></g>"
+        )
+    for before, after in zip(lay.stages, lay.stages[1:], strict=False):
+        # stage n runs once stage n-1 is complete: one arrow between their headers
+        x1, x2, y = before.x + before.width, after.x, MARGIN + 16
+        out.append(
+            f'<path class="stage-link" data-from-stage="{escape(before.name)}" '
+            f'data-to-stage="{escape(after.name)}" d="M {x1 + 2:.1f} {y} L {x2 - 2:.1f} {y}" '
+            f'marker-end="url(#fd-arrow)"><title>{escape(before.name)} → '
+            f"{escape(after.name)} (when {escape(before.name)} is complete)</title></path>"
         )
     for parent, child in lay.edges:
         a, b = lay.nodes[parent], lay.nodes[child]

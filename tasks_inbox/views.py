@@ -12,9 +12,10 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
-from processes import authority, engine
+from processes import authority, diagram, engine
 from processes.db.core import MAX_DB_INT
 from processes.errors import Conflict, EngineError, Forbidden, InvalidInput, NotFound
 from processes.events import Actor
@@ -207,6 +208,7 @@ def _task_page(request, task, rights, *, decision_form=None, delegate_form=None,
     ]
     shown = authority.visible_variables(process.variables, task_spec) if rights.read else {}
     summary = presenters.summary_facts(task_spec, shown) if rights.read else []
+    siblings = list(selectors.process_tasks(process))
     return render(
         request,
         "tasks_inbox/task.html",
@@ -222,7 +224,11 @@ def _task_page(request, task, rights, *, decision_form=None, delegate_form=None,
             "summary_missing": any(fact.missing for fact in summary),
             "variables": presenters.variable_rows(shown),
             "result": presenters.variable_rows(task.result) if task.result and rights.read else [],
-            "siblings": selectors.process_tasks(process),
+            "siblings": siblings,
+            # the same picture as the admin's, read-only (no links), for those who read the task
+            "diagram_svg": mark_safe(diagram.render_instance(process, siblings))  # noqa: S308
+            if rights.read
+            else "",
             "timeline": timeline if rights.read else [],
             "decision_form": decision_form if rights.decide else None,
             "delegate_form": delegate_form if rights.delegate else None,

@@ -154,3 +154,25 @@ def test_names_are_escaped():
     )
     parsed = spec.parse_or_raise(data, known_handlers=None)
     ET.fromstring(diagram.render_svg(parsed, title='a "quoted" <title>'))
+
+
+def test_stages_are_joined_by_arrows_and_tasks_show_their_labels(import_definition):
+    import xml.etree.ElementTree as ET
+
+    salary = import_definition("salary.json", key="salary")
+    svg = diagram.render_definition(salary)
+    root = ET.fromstring(svg)
+    ns = "{http://www.w3.org/2000/svg}"
+    links = [
+        (p.get("data-from-stage"), p.get("data-to-stage"))
+        for p in root.iter(f"{ns}path")
+        if p.get("class") == "stage-link"
+    ]
+    stages = [s.name for s in salary.parsed().stages]
+    assert links == list(zip(stages, stages[1:], strict=False))
+    texts = [t.text for t in root.iter(f"{ns}text")]
+    assert "Approve the bonus" in texts  # the label, not approve_bonus
+    # the approve and reject branches differ where it shows: the condition's value
+    conditions = [t for t in texts if t and t.startswith("if ")]
+    assert any(t.endswith("'approve'") for t in conditions), conditions
+    assert any(t.endswith("'reject'") for t in conditions), conditions
