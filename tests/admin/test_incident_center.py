@@ -240,3 +240,13 @@ def test_operator_fixes_the_e013_incident_in_the_browser(
         "boss",
         "E013's plan came by mail from HR",
     )
+
+
+@pytest.mark.django_db
+def test_dashboard_incidents_say_what_failed(admin_client, payroll):
+    process = failed_process()
+    url = reverse("admin:processes_processinstance_dashboard") + "?key=payroll"
+    page = admin_client.get(url).content.decode()
+    incidents = page[page.index('id="fd-incidents"') :]
+    assert f'href="{change_url(process)}">E013-2026-11</a>' in incidents
+    assert "<code>bonus</code>" in incidents and "no bonus plan for E013" in incidents
