@@ -69,6 +69,8 @@ STYLE = """
 .fd-diagram .type-external .badge-bg { fill: #0969da; }
 .fd-diagram .edge { fill: none; stroke: #57606a; stroke-width: 1.3; }
 .fd-diagram .edge.conditional { stroke: #9a6700; stroke-dasharray: 4 3; }
+.fd-diagram .incident-badge circle { fill: #cf222e; stroke: #fff; stroke-width: 2; }
+.fd-diagram .incident-badge text { fill: #fff; font-size: 12px; font-weight: 700; }
 .fd-diagram .stage-link { fill: none; stroke: #57606a; stroke-width: 2; }
 .fd-diagram .arrowhead { fill: #57606a; }
 .fd-diagram .state-pending rect.box { fill: #ffffff; stroke: #8c959f; }
@@ -322,6 +324,13 @@ def render_svg(
             f'<text class="kind" x="{node.x + 68:.0f}" y="{node.y + 40:.0f}">'
             f"{escape(_clip(state or node.detail, 15))}</text>"
         )
+        if state == "failed":  # the incident, marked on its node
+            body += (
+                f'<g class="incident-badge"><circle cx="{node.x + BOX_W - 4:.0f}" '
+                f'cy="{node.y + 4:.0f}" r="9"/><text x="{node.x + BOX_W - 4:.0f}" '
+                f'y="{node.y + 8:.0f}" text-anchor="middle">!</text>'
+                f"<title>incident: {escape(node.name)} failed</title></g>"
+            )
         if node.condition:
             body += (
                 f'<text class="condition" x="{node.x + 9:.0f}" y="{node.y + 60:.0f}">'

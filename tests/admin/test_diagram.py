@@ -176,3 +176,26 @@ def test_stages_are_joined_by_arrows_and_tasks_show_their_labels(import_definiti
     conditions = [t for t in texts if t and t.startswith("if ")]
     assert any(t.endswith("'approve'") for t in conditions), conditions
     assert any(t.endswith("'reject'") for t in conditions), conditions
+
+
+def test_a_failed_task_carries_an_incident_badge(pizza):
+    import xml.etree.ElementTree as ET
+    from types import SimpleNamespace
+
+    from processes import engine
+    from processes.events import Actor
+
+    process = engine.process_start(
+        definition_key="pizza", business_key="O-1", input={}, actor=Actor.system("t")
+    ).process
+    task = process.tasks.order_by("id").first()
+    # the task as the page reads it once the engine failed it (that path is tested elsewhere)
+    first = SimpleNamespace(name=task.name, type=task.type, state="failed")
+    root = ET.fromstring(diagram.render_instance(process, [first]))
+    ns = "{http://www.w3.org/2000/svg}"
+    badged = [
+        g.get("data-task")
+        for g in root.iter(f"{ns}g")
+        if g.get("data-task") and any(c.get("class") == "incident-badge" for c in g)
+    ]
+    assert badged == [first.name]
