@@ -28,6 +28,8 @@ HEADER_H = 46
 EMPTY_STAGE_W = 120
 MARGIN = 16
 STAGE_GAP = 26  # between two stages: room for the arrow from one to the next
+ROW_SPACING = 34  # between two rows of stages (a wide definition wraps)
+MAX_WIDTH = 900  # wrap the stages into rows past this width (the admin's content at 1280 px)
 LEGEND_H = 30
 
 TYPE_LABELS = {"service": "service", "external": "external", "human": "human"}
@@ -109,6 +111,8 @@ class StageBox:
     width: float
     columns: int
     tasks: list[str] = field(default_factory=list)
+    y: float = MARGIN
+    height: float = 0.0
 
 
 @dataclass
@@ -157,7 +161,6 @@ def layout(spec: spec_module.ProcessSpec) -> Layout:
     edges: list[tuple[str, str]] = []
     stages: list[StageBox] = []
     x = MARGIN
-    max_bottom = HEADER_H + MARGIN
     for stage in spec.stages:
         depth = _depths(stage.tasks)
         columns: dict[int, list[str]] = {}
@@ -204,27 +207,48 @@ def layout(spec: spec_module.ProcessSpec) -> Layout:
             if n_cols
             else EMPTY_STAGE_W
         )
-        for d, names in columns.items():
-            y = HEADER_H + MARGIN + STAGE_PAD
+        bottom = HEADER_H + STAGE_PAD
+        for d, names in columns.items():  # positions inside the stage, placed below
+            y = HEADER_H + STAGE_PAD
             for name in names:
                 node = nodes[name]
-                node.x = x + STAGE_PAD + d * (BOX_W + SUB_GAP)
+                node.x = STAGE_PAD + d * (BOX_W + SUB_GAP)
                 node.y = y
                 y += node.h + ROW_GAP
-            max_bottom = max(max_bottom, y)
+            bottom = max(bottom, y - ROW_GAP)
         stages.append(
             StageBox(
                 name=stage.name,
                 order=stage.order,
-                x=x,
+                x=0,
                 width=width,
                 columns=n_cols,
                 tasks=[t.name for t in stage.tasks],
+                height=bottom + STAGE_PAD,
             )
         )
-        x += width + STAGE_GAP
-    height = max_bottom + STAGE_PAD
-    return Layout(nodes=nodes, edges=edges, stages=stages, width=x - 14 + MARGIN, height=height)
+    # Stages left to right, wrapping into rows past MAX_WIDTH (a row keeps at least one stage).
+    x, y, rows, row = MARGIN, MARGIN, [], []
+    for box in stages:
+        if row and x + box.width > MAX_WIDTH:
+            rows.append(row)
+            y += max(b.height for b in row) + ROW_SPACING
+            x, row = MARGIN, []
+        box.x, box.y = x, y
+        for name in box.tasks:
+            nodes[name].x += x
+            nodes[name].y += y
+        row.append(box)
+        x += box.width + STAGE_GAP
+    if row:
+        rows.append(row)
+    for row in rows:
+        tallest = max(b.height for b in row)
+        for box in row:
+            box.height = tallest
+    width = max((r[-1].x + r[-1].width for r in rows), default=MARGIN) + MARGIN
+    height = max((r[0].y + r[0].height for r in rows), default=MARGIN + HEADER_H) + MARGIN
+    return Layout(nodes=nodes, edges=edges, stages=stages, width=width, height=height)
 
 
 def _clip_start(text: str, limit: int) -> str:
@@ -271,19 +295,25 @@ def render_svg(
     for i, stage in enumerate(lay.stages):
         out.append(
             f'<g class="stage" data-stage="{escape(stage.name)}">'
-            f'<rect class="stage-bg" x="{stage.x:.0f}" y="{MARGIN}" rx="8" '
-            f'width="{stage.width:.0f}" height="{lay.height - MARGIN:.0f}"/>'
-            f'<text class="stage-title" x="{stage.x + 12:.0f}" y="{MARGIN + 20}">'
+            f'<rect class="stage-bg" x="{stage.x:.0f}" y="{stage.y:.0f}" rx="8" '
+            f'width="{stage.width:.0f}" height="{stage.height:.0f}"/>'
+            f'<text class="stage-title" x="{stage.x + 12:.0f}" y="{stage.y + 20:.0f}">'
             f"{i + 1}. {escape(_clip(stage.name, 24))}</text>"
-            f'<text class="stage-sub" x="{stage.x + 12:.0f}" y="{MARGIN + 35}">'
+            f'<text class="stage-sub" x="{stage.x + 12:.0f}" y="{stage.y + 35:.0f}">'
             f"{len(stage.tasks)} task{'s' if len(stage.tasks) != 1 else ''}</text></g>"
         )
     for before, after in zip(lay.stages, lay.stages[1:], strict=False):
         # stage n runs once stage n-1 is complete: one arrow between their headers
-        x1, x2, y = before.x + before.width, after.x, MARGIN + 16
+        if after.y == before.y:  # same row: straight across the gap
+            y = before.y + 16
+            d = f"M {before.x + before.width + 2:.1f} {y:.1f} L {after.x - 2:.1f} {y:.1f}"
+        else:  # next row: down from the stage, across, down into the next one
+            mid = after.y - ROW_SPACING / 2
+            x1, x2 = before.x + before.width / 2, after.x + 40
+            d = f"M {x1:.1f} {before.y + before.height + 2:.1f} V {mid:.1f} H {x2:.1f} V {after.y - 2:.1f}"
         out.append(
             f'<path class="stage-link" data-from-stage="{escape(before.name)}" '
-            f'data-to-stage="{escape(after.name)}" d="M {x1 + 2:.1f} {y} L {x2 - 2:.1f} {y}" '
+            f'data-to-stage="{escape(after.name)}" d="{d}" '
             f'marker-end="url(#fd-arrow)"><title>{escape(before.name)} → '
             f"{escape(after.name)} (when {escape(before.name)} is complete)</title></path>"
         )
