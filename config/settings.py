@@ -55,11 +55,13 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "processes.context.RequestIdMiddleware",  # first: every response carries X-Request-ID
     "django.middleware.security.SecurityMiddleware",
     # Static files from STATIC_ROOT (collectstatic), compressed and cache-forever hashed, in every
     # server alike: gunicorn in production, the demo and the browser tests.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "processes.api.middleware.ApiErrorMiddleware",
+    "processes.middleware.RefuseNulMiddleware",  # after: an API caller gets the API's error shape
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -225,10 +227,16 @@ if FLOWDESK_REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
-# Seconds between the timer sweep passes (the sweep is one django-q2 schedule).
+# Minutes between the fallback timer sweeps (one django-q2 schedule, for a bare qcluster); the
+# timer loop of ``manage.py workers`` / ``manage.py timers`` runs timers to the second.
 FLOWDESK_SWEEP_MINUTES = int(os.environ.get("FLOWDESK_SWEEP_MINUTES", "1"))
+# The timer loop looks for new timers at least this often (seconds); it sleeps until the
+# earliest one otherwise.
+FLOWDESK_TIMER_TICK = float(os.environ.get("FLOWDESK_TIMER_TICK", "1"))
+# ``manage.py workers`` runs the timer loop in a thread (turn off to run ``manage.py timers``).
+FLOWDESK_TIMER_LOOP = os.environ.get("FLOWDESK_TIMER_LOOP", "1").lower() not in ("0", "false", "")
 # A scheduled step nobody picked up within this many seconds is enqueued again (Redis is at-most-once).
-FLOWDESK_REENQUEUE_AFTER = int(os.environ.get("FLOWDESK_REENQUEUE_AFTER", "120"))
+FLOWDESK_REENQUEUE_AFTER = float(os.environ.get("FLOWDESK_REENQUEUE_AFTER", "120"))
 # Extra seconds a running step's lease lasts beyond its timeout before the sweep reclaims it.
 FLOWDESK_LEASE_MARGIN = int(os.environ.get("FLOWDESK_LEASE_MARGIN", "5"))
 # Default step timeout when the spec names none.
@@ -250,6 +258,10 @@ FLOWDESK_SHUTDOWN_GRACE = float(
 FLOWDESK_SUPERVISOR_ID = os.environ.get("FLOWDESK_SUPERVISOR_ID", "") or os.uname().nodename
 # /healthz: 503 when the oldest due timer (TaskInstance.wake_at) is older than this (seconds).
 FLOWDESK_HEALTH_TIMER_LAG = float(os.environ.get("FLOWDESK_HEALTH_TIMER_LAG", "300"))
+# manage.py watchdog: seconds unhealthy before the on-call SMS (the supervisor repairs short stalls).
+FLOWDESK_WATCHDOG_GRACE = float(os.environ.get("FLOWDESK_WATCHDOG_GRACE", "60"))
+# The most tasks one definition may have (all stages): keeps a start's INSERTs and the diagram small.
+FLOWDESK_MAX_TASKS = int(os.environ.get("FLOWDESK_MAX_TASKS", "500"))
 Q_CLUSTER["broker_class"] = (
     "processes.supervisor.RedisBroker" if FLOWDESK_REDIS_URL else "processes.supervisor.OrmBroker"
 )
@@ -257,7 +269,7 @@ Q_CLUSTER["broker_class"] = (
 # --- API ------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "processes.api.authentication.FlowdeskTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -307,6 +319,13 @@ FLOWDESK_SMS_FILE_PATH = os.environ.get(
 FLOWDESK_SMS_RATE_LIMIT = int(os.environ.get("FLOWDESK_SMS_RATE_LIMIT", "10"))
 FLOWDESK_SMS_RATE_WINDOW = int(os.environ.get("FLOWDESK_SMS_RATE_WINDOW", "3600"))
 FLOWDESK_SMS_DEFAULT_REGION = os.environ.get("FLOWDESK_SMS_DEFAULT_REGION", "FR")
+
+# Events out (integrations.events_out): the Redis of Redis-stream subscriptions (the broker's by
+# default), the approximate length a stream is trimmed to, and the first retry's back-off in
+# seconds (doubled after each failed attempt, capped at an hour).
+FLOWDESK_EVENTS_REDIS_URL = os.environ.get("FLOWDESK_EVENTS_REDIS_URL", FLOWDESK_REDIS_URL)
+FLOWDESK_EVENTS_STREAM_MAXLEN = int(os.environ.get("FLOWDESK_EVENTS_STREAM_MAXLEN", "100000"))
+FLOWDESK_EVENTS_BACKOFF = float(os.environ.get("FLOWDESK_EVENTS_BACKOFF", "10"))
 TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
 TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
 TWILIO_FROM_NUMBER = os.environ.get("TWILIO_FROM_NUMBER", "")

@@ -11,6 +11,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/login/", admin_login),
     path("admin/", admin.site.urls),
+    path("api/", include("integrations.api_urls")),  # before the processes API's fallback
     path("api/", include("processes.api.urls")),
     path("", include("tasks_inbox.urls")),
 ]

@@ -1,12 +1,19 @@
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import OuterRef, Subquery
-from django.urls import reverse
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.views.decorators.http import require_POST
 
-from integrations import alerts
+from integrations import alerts, events_out
 from integrations.models import (
     AlertRecipient,
+    DeliveryAttempt,
+    DeliveryStatus,
+    EventDelivery,
+    EventSubscription,
     Incident,
     SimulatorCall,
     SimulatorFault,
@@ -14,6 +21,7 @@ from integrations.models import (
     SimulatorPayout,
     SmsMessage,
     SmsStatus,
+    WatchdogState,
 )
 from processes.models import ProcessInstance, TaskInstance, TaskState
 
@@ -109,7 +117,15 @@ class IncidentAdmin(ReadOnlyAdmin):
 
 @admin.register(SmsMessage)
 class SmsMessageAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "phone", "status", "attempts", "sent_at", "last_error"]
+    list_display = [
+        "created_at",
+        "phone",
+        "status",
+        "attempts",
+        "sent_at",
+        "last_error",
+        "folded_into",
+    ]
     list_filter = ["status"]
     search_fields = ["phone", "body"]
     actions = ["retry_now"]
@@ -149,3 +165,131 @@ class SimulatorCallAdmin(ReadOnlyAdmin):
     list_display = ["started_at", "system", "endpoint", "status_code", "replayed", "finished_at"]
     list_filter = ["system", "endpoint", "status_code", "replayed"]
     search_fields = ["idempotency_key"]
+
+
+# --- events out -----------------------------------------------------------------------------------
+
+
+@admin.register(EventSubscription)
+class EventSubscriptionAdmin(admin.ModelAdmin):
+    list_display = ["name", "definition_key", "kind", "target", "active", "undelivered", "dead"]
+    list_filter = ["kind", "active", "definition_key"]
+    search_fields = ["name", "definition_key", "url", "stream"]
+    fields = [
+        "name",
+        "definition_key",
+        "kind",
+        "url",
+        "secret",
+        "stream",
+        "event_types",
+        "max_attempts",
+        "active",
+    ]
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+
+        def clean_definition_key(self):
+            from processes.models import ProcessDefinition
+
+            key = self.cleaned_data["definition_key"]
+            if not ProcessDefinition.objects.filter(key=key).exists():
+                raise ValidationError(f"no process definition has the key {key!r}")
+            return key
+
+        form.clean_definition_key = clean_definition_key
+        return form
+
+    @admin.display(description="Delivers to")
+    def target(self, obj):
+        return obj.url or f"stream {obj.stream}"
+
+    @admin.display(description="Undelivered")
+    def undelivered(self, obj):
+        return obj.deliveries.exclude(status=DeliveryStatus.DELIVERED).count()
+
+    @admin.display(description="Dead letters")
+    def dead(self, obj):
+        return obj.deliveries.filter(status=DeliveryStatus.DEAD).count()
+
+
+class DeliveryAttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    extra = 0
+    can_delete = False
+    fields = ["number", "started_at", "finished_at", "ok", "status_code", "error"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(EventDelivery)
+class EventDeliveryAdmin(ReadOnlyAdmin):
+    """The outbox and its log; a dead letter gets a replay button (and a list action)."""
+
+    change_form_template = "admin/integrations/eventdelivery/change_form.html"
+    list_display = [
+        "event_id",
+        "event_type",
+        "process_id",
+        "subscription",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "delivered_at",
+        "last_error",
+    ]
+    list_filter = ["status", "subscription", "event_type"]
+    search_fields = ["=process_id", "=event_id"]
+    list_select_related = ["subscription"]
+    inlines = [DeliveryAttemptInline]
+    actions = ["replay_selected"]
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(require_POST(self.replay_view))
+        return [
+            path("<int:pk>/replay/", view, name="integrations_eventdelivery_replay")
+        ] + super().get_urls()
+
+    def _can_replay(self, request) -> bool:
+        return request.user.has_perm("integrations.change_eventdelivery")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "can_replay": self._can_replay(request)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def replay_view(self, request, pk):
+        if not self._can_replay(request):
+            raise PermissionDenied
+        delivery = get_object_or_404(EventDelivery, pk=pk)
+        self._replay(request, [delivery])
+        return redirect(reverse("admin:integrations_eventdelivery_change", args=[pk]))
+
+    @admin.action(description="Replay the selected dead letters", permissions=["replay"])
+    def replay_selected(self, request, queryset):
+        self._replay(request, list(queryset))
+
+    def has_replay_permission(self, request):
+        return self._can_replay(request)
+
+    def _replay(self, request, deliveries):
+        from processes.errors import EngineError
+
+        done = 0
+        for delivery in deliveries:
+            try:
+                events_out.replay(delivery.pk)
+                done += 1
+            except EngineError as exc:
+                self.message_user(request, str(exc), messages.WARNING)
+        if done:
+            self.message_user(request, f"{done} dead letter(s) queued again", messages.SUCCESS)
+
+
+@admin.register(WatchdogState)
+class WatchdogStateAdmin(ReadOnlyAdmin):
+    """What ``manage.py watchdog`` saw last (read-only: the watchdog writes it)."""
+
+    list_display = ["name", "down_since", "alerted_at", "reasons", "checked_at", "outages"]

@@ -6,8 +6,10 @@ again sends nothing; a task retried by an admin that fails again later is a new 
 Each SMS is a row of the outbox (``SmsMessage``), unique per incident and phone, claimed before
 it is sent; one that can't be sent is retried with back-off by the ``flowdesk.sms_outbox``
 schedule and never breaks the process. A recipient gets at most ``FLOWDESK_SMS_RATE_LIMIT`` SMS
-per ``FLOWDESK_SMS_RATE_WINDOW`` seconds; the others are recorded as rate-limited. Every SMS sent
-or not is in the process history (``notification_sent`` / ``notification_failed``).
+per ``FLOWDESK_SMS_RATE_WINDOW`` seconds; the others are held back (``rate_limited``) and folded
+into one digest SMS per recipient ("12 more incidents since 10:04: …") as soon as the window
+allows: nothing is silently dropped. Every SMS sent or not is in the process history
+(``notification_sent`` / ``notification_failed``).
 
 The worker supervisor (``manage.py workers``) calls ``cluster_stalled`` when its cluster's
 heartbeat stops and ``cluster_resumed`` when it comes back: one SMS each per stall, through the
@@ -35,6 +37,7 @@ RETRY_BACKOFF = dt.timedelta(seconds=30)  # doubled after each failed attempt
 STALE_CLAIM = dt.timedelta(minutes=10)  # a claim older than this is a worker that died mid-send
 OUTBOX_SCHEDULE = "flowdesk.sms_outbox"
 ERROR_CHARS = 160
+DIGEST_CHARS = 480  # the digest's list of incidents (three concatenated SMS)
 
 
 def _actor():
@@ -43,11 +46,12 @@ def _actor():
     return Actor.system("sms alerts")
 
 
-def incident_alert(*, process_id, task_id, error: str) -> Incident | None:
+def incident_alert(*, process_id, task_id, error: str, kind: str | None = None) -> Incident | None:
     """Write the SMS alert of a task that failed for good into the outbox (None: alerted before,
-    or nobody on call). Delivery is ``deliver``'s."""
+    or nobody on call). Delivery is ``deliver``'s. ``kind``: an incident that is not a failure
+    of the task (a process deadline), keyed by it."""
     logger.error("incident: process %s task %s failed: %s", process_id, task_id, error)
-    return open_incident(process_id=process_id, task_id=task_id, error=error)
+    return open_incident(process_id=process_id, task_id=task_id, error=error, kind=kind)
 
 
 def overdue_alert(*, process_id, task_id, due_at) -> Incident | None:
@@ -96,6 +100,32 @@ def cluster_resumed(*, supervisor: str, cluster: str, since, stalled_for: float,
         f"{stalled_for:.0f}s (restarts so far: {restarts}). {_health_link()}",
         error="",
     )
+
+
+def watchdog_down(*, name: str, since, reasons: list[str]) -> None:
+    """Alert that the installation stopped doing its work (``manage.py watchdog``): one SMS per
+    outage, keyed by the moment it began."""
+    _cluster_alert(
+        f"watchdog:{name}:{since.isoformat()}:down",
+        f"[Flowdesk] Not working since {timezone.localtime(since):%H:%M}: "
+        f"{'; '.join(reasons)}. {_health_link()}",
+        error="; ".join(reasons),
+    )
+
+
+def watchdog_recovered(*, name: str, since, down_for: float) -> None:
+    """Alert that the outage ``since`` is over (workers and timers run again)."""
+    _cluster_alert(
+        f"watchdog:{name}:{since.isoformat()}:recovered",
+        f"[Flowdesk] Working again after {_duration(down_for)} "
+        f"(down since {timezone.localtime(since):%H:%M}). {_health_link()}",
+        error="",
+    )
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
 def _cluster_alert(key: str, body: str, *, error: str) -> None:
@@ -174,11 +204,7 @@ def _open(key: str, body: str, **fields) -> Incident | None:
             return incident
         limit, window = settings.FLOWDESK_SMS_RATE_LIMIT, settings.FLOWDESK_SMS_RATE_WINDOW
         for recipient in recipients:
-            recent = SmsMessage.objects.filter(
-                phone=recipient.phone,
-                created_at__gte=now - dt.timedelta(seconds=window),
-                status__in=[SmsStatus.PENDING, SmsStatus.SENDING, SmsStatus.SENT],
-            ).count()
+            recent = _recent(recipient.phone, now)
             limited = recent >= limit
             SmsMessage.objects.create(
                 incident=incident,
@@ -194,9 +220,103 @@ def _open(key: str, body: str, **fields) -> Incident | None:
         _record(
             incident,
             recipients=[m.phone for m in limited],
-            error=f"not sent, rate limit of {limit} SMS per {window}s reached",
+            error=f"held back: rate limit of {limit} SMS per {window}s reached; "
+            "it goes out in a digest SMS when the window allows",
         )
+        ensure_outbox_schedule()  # the schedule that sends the digest
     return incident
+
+
+def _recent(phone: str, now) -> int:
+    """SMS sent or on their way to ``phone`` within the rate window (what the limit counts)."""
+    return SmsMessage.objects.filter(
+        phone=phone,
+        created_at__gte=now - dt.timedelta(seconds=settings.FLOWDESK_SMS_RATE_WINDOW),
+        status__in=[SmsStatus.PENDING, SmsStatus.SENDING, SmsStatus.SENT],
+    ).count()
+
+
+def send_digests(*, now=None) -> int:
+    """Fold each recipient's held-back alerts into one digest SMS once the rate window has room.
+
+    Runs in the ``flowdesk.sms_outbox`` schedule (and ``manage.py watchdog``); returns the number
+    of digests written. The digest takes one slot of the limit like any SMS.
+    """
+    now = now or timezone.now()
+    held = SmsMessage.objects.filter(status=SmsStatus.RATE_LIMITED)
+    written = []
+    for phone in list(held.values_list("phone", flat=True).distinct()):
+        with transaction.atomic():
+            # The same lock as ``_open``: an incident at this moment can't take the same slot.
+            list(AlertRecipient.objects.filter(phone=phone).select_for_update(of=("self",)))
+            if _recent(phone, now) >= settings.FLOWDESK_SMS_RATE_LIMIT:
+                continue
+            waiting = list(
+                held.filter(phone=phone)
+                .select_related("incident")
+                .select_for_update(of=("self",), skip_locked=True)
+                .order_by("created_at", "pk")
+            )
+            if not waiting:
+                continue
+            body = compose_digest(waiting)
+            digest = Incident.objects.create(
+                key=f"digest:{phone}:{waiting[0].pk}"[:200],
+                message=body,
+                error=f"{len(waiting)} alerts held back by the rate limit",
+            )
+            sms = SmsMessage.objects.create(
+                incident=digest,
+                phone=phone,
+                body=body,
+                status=SmsStatus.PENDING,
+                next_attempt_at=now,
+                created_at=now,
+            )
+            SmsMessage.objects.filter(pk__in=[m.pk for m in waiting]).update(
+                status=SmsStatus.FOLDED, folded_into=sms, next_attempt_at=None
+            )
+            written.append((digest, waiting))
+    for digest, waiting in written:
+        try:
+            deliver(digest.pk, now=now)
+        except Exception:  # the outbox retries it
+            logger.exception("digest SMS %s", digest.key)
+        for message in waiting:
+            _record(
+                message.incident,
+                recipients=[message.phone],
+                message=f"in a digest SMS: {digest.message}",
+            )
+    return len(written)
+
+
+def compose_digest(messages: list[SmsMessage]) -> str:
+    """ "[Flowdesk] 12 more incidents since 10:04: salary E1, task pay failed: …; … <link>"."""
+    since = timezone.localtime(messages[0].created_at)
+    items = []
+    for message in messages:
+        text = message.body.removeprefix("[Flowdesk] ").split(" http", 1)[0]
+        items.append(text if len(text) <= 80 else text[:79] + "…")
+    listed = ""
+    for count, item in enumerate(items):
+        more = f"; and {len(items) - count} more" if count else ""
+        if len(listed) + len(item) + 2 > DIGEST_CHARS - len(more):
+            listed += f"; and {len(items) - count} more"
+            break
+        listed += ("; " if listed else "") + item
+    noun = "incident" if len(messages) == 1 else "incidents"
+    return (
+        f"[Flowdesk] {len(messages)} more {noun} since {since:%H:%M}: {listed}. {_incidents_link()}"
+    )
+
+
+def _incidents_link() -> str:
+    try:
+        path = reverse("admin:integrations_incident_changelist")
+    except NoReverseMatch:
+        path = "/admin/integrations/incident/"
+    return settings.FLOWDESK_BASE_URL.rstrip("/") + path
 
 
 def compose_message(process, task, error: str, *, overdue: bool = False) -> str:
@@ -314,7 +434,8 @@ def _record(incident: Incident, *, recipients, message: str = "", error: str | N
 
 
 def retry_pending(*, now=None) -> dict[str, int]:
-    """Send every outbox row that is due (the ``flowdesk.sms_outbox`` schedule runs this)."""
+    """Send every outbox row that is due, then the digests of held-back alerts the rate window
+    has room for (the ``flowdesk.sms_outbox`` schedule runs this)."""
     now = now or timezone.now()
     # A claim that never finished is a worker that died mid-send: give it back (at least once).
     SmsMessage.objects.filter(status=SmsStatus.SENDING, claimed_at__lt=now - STALE_CLAIM).update(
@@ -334,6 +455,9 @@ def retry_pending(*, now=None) -> dict[str, int]:
             outcome = {"error": 1}
         for name, count in outcome.items():
             totals[name] = totals.get(name, 0) + count
+    digests = send_digests(now=now)
+    if digests:
+        totals["digests"] = digests
     return totals
 
 

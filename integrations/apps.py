@@ -6,8 +6,9 @@ class IntegrationsConfig(AppConfig):
     verbose_name = "Integrations"
 
     def ready(self) -> None:
-        from integrations import listeners
+        from integrations import events_out, listeners
         from processes import hooks
 
         hooks.register("incident_opened", listeners.on_incident_opened)
         hooks.register("task_escalated", listeners.on_task_escalated)
+        hooks.register("events_written", events_out.on_events_written)

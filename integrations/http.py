@@ -19,10 +19,10 @@ from django.conf import settings
 from processes.steps import PermanentStepError, RetryableStepError
 
 USER_AGENT = "flowdesk/1.0"
-EMPLOYEE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
-PERIOD_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
-USERNAME_RE = re.compile(r"^[\w.@+-]{1,150}$")
+EMPLOYEE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}\Z")
+PERIOD_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])\Z")
+CURRENCY_RE = re.compile(r"^[A-Z]{3}\Z")
+USERNAME_RE = re.compile(r"^[\w.@+-]{1,150}\Z")
 
 
 class InvalidResponse(ValueError):

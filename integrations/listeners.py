@@ -18,9 +18,10 @@ from processes.models import TaskInstance
 DELIVER = "integrations.listeners.deliver_alert"
 
 
-def on_incident_opened(*, process_id, task_id, error: str) -> None:
+def on_incident_opened(*, process_id, task_id, error: str, kind: str | None = None) -> None:
     """One SMS per incident to the on-call admins."""
-    incident = alerts.incident_alert(process_id=process_id, task_id=task_id, error=error)
+    extra = {"kind": kind} if kind else {}  # a process deadline; else the task's failure
+    incident = alerts.incident_alert(process_id=process_id, task_id=task_id, error=error, **extra)
     if incident is not None:
         queue.enqueue(DELIVER, incident.pk)
 

@@ -16,3 +16,12 @@ class ProcessesConfig(AppConfig):
 
         for module in filter(None, os.environ.get("FLOWDESK_STEP_MODULES", "").split(",")):
             importlib.import_module(module.strip())
+        # The request id and the causing event travel with queued tasks (processes.context).
+        from django_q.signals import post_execute_in_worker, pre_execute
+
+        from processes import context
+
+        pre_execute.connect(context.task_pre_execute, dispatch_uid="flowdesk-context-pre")
+        post_execute_in_worker.connect(
+            context.task_post_execute, dispatch_uid="flowdesk-context-post"
+        )

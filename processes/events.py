@@ -13,6 +13,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from processes import context, hooks
 from processes.db import core as raw
 from processes.models import (
     ActorType,
@@ -66,6 +67,9 @@ def _append(
     data: dict | None = None,
 ) -> ProcessEvent:
     process.last_seq += 1
+    correlation = context.correlation_id.get()
+    if not correlation:  # no request or task bound one: the transaction gets its own
+        correlation = process.__dict__.setdefault("_correlation_id", context.new_id())
     event = ProcessEvent(
         process=process,
         seq=process.last_seq,
@@ -77,6 +81,8 @@ def _append(
         actor_label=actor.label,
         created_at=timezone.now(),
         data=data or {},
+        correlation_id=correlation,
+        caused_by=context.caused_by.get(),
     )
     pending = process.__dict__.setdefault("_pending_events", [])
     pending.append(event)
@@ -98,10 +104,13 @@ def definition_event(*, definition, type: str, actor: Actor, data: dict | None =
 
 
 def flush(process: ProcessInstance) -> list[ProcessEvent]:
-    """Write the buffered events in one INSERT."""
+    """Write the buffered events in one INSERT, then let ``events_written`` listeners (the
+    events-out outbox) write their rows in the same transaction."""
     pending = process.__dict__.pop("_pending_events", [])
+    process.__dict__.pop("_correlation_id", None)
     if pending:
         raw.insert(pending)
+        hooks.within("events_written", process=process, events=pending)
     return pending
 
 
@@ -370,4 +379,115 @@ def notification_failed(*, process, actor, task=None, channel: str, error: str, 
         actor=actor,
         task=task,
         data=data,
+    )
+
+
+# --- compensations of a cancelled process (the engine's own work, like steps) ----------------------
+
+
+def process_cancelling(*, process, actor, reason: str, compensations: list[str]) -> ProcessEvent:
+    """``actor`` cancelled ``process``; ``compensations`` (task names, in the order they run)
+    must be undone before it is ``cancelled``."""
+    return _append(
+        process=process,
+        type=EventType.PROCESS_CANCELLING,
+        actor=actor,
+        data={"reason": reason, "compensations": compensations},
+    )
+
+
+def compensation_scheduled(*, process, actor, task, handler: str, order: int) -> ProcessEvent:
+    return _append(
+        process=process,
+        type=EventType.COMPENSATION_SCHEDULED,
+        actor=actor,
+        task=task,
+        data={"handler": handler, "order": order},
+    )
+
+
+def compensation_started(*, process, actor, task) -> ProcessEvent:
+    return _append(
+        process=process,
+        type=EventType.COMPENSATION_STARTED,
+        actor=actor,
+        task=task,
+        data={"attempt": task.attempts},
+    )
+
+
+def compensation_completed(*, process, actor, task, handler: str, result) -> ProcessEvent:
+    return _append(
+        process=process,
+        type=EventType.COMPENSATION_COMPLETED,
+        actor=actor,
+        task=task,
+        data={"handler": handler, "result": result, "attempt": task.attempts},
+    )
+
+
+def compensation_attempt_failed(*, process, actor, task, error: str, retry_at) -> ProcessEvent:
+    return _append(
+        process=process,
+        type=EventType.COMPENSATION_ATTEMPT_FAILED,
+        actor=actor,
+        task=task,
+        data={"error": error, "attempt": task.attempts, "retry_at": retry_at.isoformat()},
+    )
+
+
+def compensation_failed(*, process, actor, task, error: str) -> ProcessEvent:
+    return _append(
+        process=process,
+        type=EventType.COMPENSATION_FAILED,
+        actor=actor,
+        task=task,
+        data={"error": error, "attempt": task.attempts},
+    )
+
+
+def compensation_requeued(*, process, actor, task) -> ProcessEvent:
+    return _append(process=process, type=EventType.COMPENSATION_REQUEUED, actor=actor, task=task)
+
+
+def compensation_retried(*, process, actor, task, reason: str) -> ProcessEvent:
+    return _append(
+        process=process,
+        type=EventType.COMPENSATION_RETRIED,
+        actor=actor,
+        task=task,
+        data={"reason": reason},
+    )
+
+
+def compensation_skipped(*, process, actor, task, reason: str) -> ProcessEvent:
+    return _append(
+        process=process,
+        type=EventType.COMPENSATION_SKIPPED,
+        actor=actor,
+        task=task,
+        data={"reason": reason},
+    )
+
+
+# --- deadlines on waits ---------------------------------------------------------------------------
+
+
+def task_timed_out(*, process, actor, task, deadline, action: str) -> ProcessEvent:
+    """``task`` waited past its ``timeout``/``due``; ``action`` is its spec's ``on_timeout``."""
+    return _append(
+        process=process,
+        type=EventType.TASK_TIMED_OUT,
+        actor=actor,
+        task=task,
+        data={"deadline": deadline.isoformat(), "action": action},
+    )
+
+
+def process_deadline_passed(*, process, actor, deadline) -> ProcessEvent:
+    return _append(
+        process=process,
+        type=EventType.PROCESS_DEADLINE_PASSED,
+        actor=actor,
+        data={"deadline": deadline.isoformat()},
     )

@@ -25,6 +25,13 @@ logger = logging.getLogger(__name__)
 @never_cache
 @require_GET
 def healthz(request):
+    reasons, details = check()
+    return _answer(reasons, details)
+
+
+def check(now=None) -> tuple[list[str], dict]:
+    """(reasons it is unhealthy, details without secrets): what ``/healthz`` answers and what
+    ``manage.py watchdog`` alerts on. No reason: healthy."""
     try:
         rows = list(
             ClusterHeartbeat.objects.exclude(state=ClusterHeartbeat.State.STOPPED).values(
@@ -39,9 +46,9 @@ def healthz(request):
         )
     except DatabaseError:
         logger.exception("healthz: the database does not answer")
-        return _answer(["the database does not answer"], {"database": "unavailable"})
+        return ["the database does not answer"], {"database": "unavailable"}
 
-    now = timezone.now()
+    now = now or timezone.now()
     stall = settings.FLOWDESK_STALL_SECONDS
     reasons: list[str] = []
     ages = []
@@ -64,18 +71,15 @@ def healthz(request):
         reasons.append(
             f"the oldest due timer is {timer_lag:.0f}s late (is the timer sweep running?)"
         )
-    return _answer(
-        reasons,
-        {
-            "database": "ok",
-            "workers": {
-                "supervisors": len(rows),
-                "states": sorted(row["state"] for row in rows),
-                "heartbeat_age_seconds": ages,
-            },
-            "timers": {"oldest_due_seconds": round(max(0.0, timer_lag), 1)},
+    return reasons, {
+        "database": "ok",
+        "workers": {
+            "supervisors": len(rows),
+            "states": sorted(row["state"] for row in rows),
+            "heartbeat_age_seconds": ages,
         },
-    )
+        "timers": {"oldest_due_seconds": round(max(0.0, timer_lag), 1)},
+    }
 
 
 def _answer(reasons: list[str], details: dict) -> JsonResponse:

@@ -18,6 +18,14 @@ TASK_STATE_AFTER = {
     EventType.TASK_SKIPPED: "skipped",
     EventType.TASK_CANCELLED: "cancelled",
     EventType.TASK_RESET: "pending",
+    EventType.COMPENSATION_SCHEDULED: "compensating",
+    EventType.COMPENSATION_STARTED: "compensation_running",
+    EventType.COMPENSATION_COMPLETED: "compensated",
+    EventType.COMPENSATION_ATTEMPT_FAILED: "compensating",
+    EventType.COMPENSATION_FAILED: "compensation_failed",
+    EventType.COMPENSATION_REQUEUED: "compensating",
+    EventType.COMPENSATION_RETRIED: "compensating",
+    EventType.COMPENSATION_SKIPPED: "skipped",
 }
 PROCESS_STATE_AFTER = {
     EventType.PROCESS_STARTED: "running",
@@ -26,6 +34,7 @@ PROCESS_STATE_AFTER = {
     EventType.PROCESS_RESUMED: "running",
     EventType.PROCESS_CANCELLED: "cancelled",
     EventType.PROCESS_REOPENED: "running",
+    EventType.PROCESS_CANCELLING: "cancelling",
 }
 
 
@@ -47,6 +56,8 @@ def rebuild(events, business_status_of: dict[str, str] | None = None) -> Snapsho
         if etype in PROCESS_STATE_AFTER:
             if etype == EventType.PROCESS_REOPENED and snap.state in ("failed",):
                 pass  # a replay of a failed process keeps the incident until resolved
+            elif etype == EventType.PROCESS_FAILED and snap.state == "cancelling":
+                pass  # a compensation failed for good: an incident, still cancelling
             else:
                 snap.state = PROCESS_STATE_AFTER[etype]
         if etype == EventType.PROCESS_STARTED:
@@ -74,10 +85,36 @@ def rebuild(events, business_status_of: dict[str, str] | None = None) -> Snapsho
     return snap
 
 
+@dataclass
+class PointInTime:
+    """A process as its events say it was at ``as_of``: the snapshot and the last event folded."""
+
+    as_of: object
+    snapshot: Snapshot
+    last_seq: int
+    last_event_at: object
+
+
+def business_statuses(process: ProcessInstance) -> dict[str, str]:
+    spec = process.definition.parsed()
+    return {t.name: t.business_status for t in spec.tasks if t.business_status}
+
+
+def state_at(process: ProcessInstance, as_of) -> PointInTime | None:
+    """The state rebuilt from the events recorded up to ``as_of`` (an aware datetime); None when
+    the process had no event yet then."""
+    events = list(
+        ProcessEvent.objects.filter(process=process, created_at__lte=as_of).order_by("seq")
+    )
+    if not events:
+        return None
+    snapshot = rebuild(events, business_statuses(process))
+    return PointInTime(as_of, snapshot, events[-1].seq, events[-1].created_at)
+
+
 def differences(process: ProcessInstance) -> list[str]:
     """What the stored state says that the events don't (empty when they agree)."""
-    spec = process.definition.parsed()
-    statuses = {t.name: t.business_status for t in spec.tasks if t.business_status}
+    statuses = business_statuses(process)
     snap = rebuild(ProcessEvent.objects.filter(process=process).order_by("seq"), statuses)
     problems = []
     if snap.state != process.state:

@@ -8,10 +8,19 @@ failure is logged, never raised into the engine's caller.
 
 Hooks and their payloads (keyword arguments):
 
-- ``incident_opened``: ``process_id``, ``task_id``, ``error`` — a task failed for good;
+- ``incident_opened``: ``process_id``, ``task_id``, ``error`` — a task (or its compensation)
+  failed for good, or waited past its deadline; with ``kind`` too (``deadline:<time>``) for an
+  incident that is not the task's failure: the process deadline passed (the task is the one it
+  waits for);
 - ``task_escalated``: ``task_id``, ``from_role``, ``to_role`` (None for a reminder) — an overdue
   human task moved to its escalation role, or its role was reminded;
 - ``task_opened``: ``task_id`` — a human task was scheduled (waits for its assignee or role).
+
+One hook runs *inside* the engine's transaction instead (``within``), for listeners whose rows
+must commit or roll back with the events (an outbox):
+
+- ``events_written``: ``process``, ``events`` — the engine appended ``events`` (``ProcessEvent``
+  rows with their ids) to ``process``; a listener that raises rolls the whole event back.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
-HOOKS = ("incident_opened", "task_escalated", "task_opened")
+HOOKS = ("incident_opened", "task_escalated", "task_opened", "events_written")
 _listeners: dict[str, list[Callable[..., None]]] = {name: [] for name in HOOKS}
 
 
@@ -55,3 +64,10 @@ def after_commit(name: str, **payload) -> None:
     if name not in _listeners:
         raise ValueError(f"unknown hook {name!r}")
     transaction.on_commit(lambda: emit(name, **payload))
+
+
+def within(name: str, **payload) -> None:
+    """Call every listener of ``name`` now, inside the caller's transaction; an error propagates
+    (the caller's transaction rolls back: nothing is written without its listeners' rows)."""
+    for listener in _listeners[name]:
+        listener(**payload)

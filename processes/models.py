@@ -29,6 +29,7 @@ class ProcessState(models.TextChoices):
     RUNNING = "running", "Running"
     FAILED = "failed", "Failed (open incident)"
     COMPLETED = "completed", "Completed"
+    CANCELLING = "cancelling", "Cancelling (compensations running)"
     CANCELLED = "cancelled", "Cancelled"
 
 
@@ -48,14 +49,55 @@ class TaskState(models.TextChoices):
     FAILED = "failed", "Failed"
     SKIPPED = "skipped", "Skipped"
     CANCELLED = "cancelled", "Cancelled"
+    # A completed task of a cancelled process, undone by its compensation handler (newest first).
+    COMPENSATING = "compensating", "Compensation scheduled"
+    COMPENSATION_RUNNING = "compensation_running", "Compensation running"
+    COMPENSATED = "compensated", "Compensated"
+    COMPENSATION_FAILED = "compensation_failed", "Compensation failed"
 
 
 DONE_TASK_STATES = (TaskState.COMPLETED, TaskState.SKIPPED)
 OPEN_TASK_STATES = (TaskState.SCHEDULED, TaskState.RUNNING)
+OPEN_COMPENSATION_STATES = (
+    TaskState.COMPENSATING,
+    TaskState.COMPENSATION_RUNNING,
+    TaskState.COMPENSATION_FAILED,
+)
 
 
 class ImmutableError(Exception):
     """Raised when code tries to change what must never change (events, published specs)."""
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    """Bulk update/delete refused: the rows are history (the database trigger refuses them too)."""
+
+    def update(self, **kwargs):
+        raise ImmutableError(f"{self.model.append_only_what} are append-only")
+
+    def delete(self):
+        raise ImmutableError(f"{self.model.append_only_what} are append-only")
+
+    _raw_delete = delete
+
+
+class AppendOnlyModel(models.Model):
+    """A row is written once and never changed or deleted through the ORM."""
+
+    append_only_what = "rows"
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ImmutableError(f"{self.append_only_what} are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ImmutableError(f"{self.append_only_what} are append-only")
 
 
 # --- definitions ----------------------------------------------------------------------------------
@@ -144,17 +186,7 @@ class DefinitionEventType(models.TextChoices):
     UPDATED = "definition_updated", "Draft edited"
 
 
-class DefinitionEventQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise ImmutableError("definition events are append-only")
-
-    def delete(self):
-        raise ImmutableError("definition events are append-only")
-
-    _raw_delete = delete
-
-
-class DefinitionEvent(models.Model):
+class DefinitionEvent(AppendOnlyModel):
     """Who stored, published, retired or edited a definition version, and when: append-only."""
 
     definition = models.ForeignKey(
@@ -169,7 +201,7 @@ class DefinitionEvent(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     data = models.JSONField(default=dict, blank=True)
 
-    objects = DefinitionEventQuerySet.as_manager()
+    append_only_what = "definition events"
 
     class Meta:
         ordering = ["definition_id", "id"]
@@ -177,14 +209,6 @@ class DefinitionEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.definition} {self.type}"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise ImmutableError("definition events are append-only")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise ImmutableError("definition events are append-only")
 
 
 class DefinitionComponent(models.Model):
@@ -229,6 +253,11 @@ class ProcessInstance(FSMModelMixin, models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
+    deadline_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="The spec's process deadline; cleared once the timer sweep has raised it.",
+    )
 
     class Meta:
         constraints = [
@@ -253,6 +282,12 @@ class ProcessInstance(FSMModelMixin, models.Model):
             models.Index(fields=["business_key"], name="process_business_key"),
             models.Index(fields=["business_status"], name="process_business_status"),
             models.Index(fields=["-created_at"], name="process_created"),
+            # The timer sweep's process deadlines.
+            models.Index(
+                fields=["deadline_at"],
+                name="process_deadline_at",
+                condition=Q(deadline_at__isnull=False),
+            ),
         ]
         ordering = ["-created_at"]
 
@@ -269,6 +304,7 @@ class ProcessInstance(FSMModelMixin, models.Model):
     @transition(field=state, source=ProcessState.RUNNING, target=ProcessState.COMPLETED)
     def complete(self) -> None:
         self.completed_at = timezone.now()
+        self.deadline_at = None  # met: out of the timer index
 
     @transition(field=state, source=ProcessState.RUNNING, target=ProcessState.FAILED)
     def open_incident(self) -> None:
@@ -284,6 +320,21 @@ class ProcessInstance(FSMModelMixin, models.Model):
         target=ProcessState.CANCELLED,
     )
     def cancel(self) -> None:
+        self.completed_at = timezone.now()
+        self.deadline_at = None
+
+    @transition(
+        field=state,
+        source=[ProcessState.RUNNING, ProcessState.FAILED],
+        target=ProcessState.CANCELLING,
+    )
+    def begin_cancel(self) -> None:
+        """Cancelled, but completed tasks must be compensated first (newest first)."""
+        self.deadline_at = None
+
+    @transition(field=state, source=ProcessState.CANCELLING, target=ProcessState.CANCELLED)
+    def finish_cancel(self) -> None:
+        """Every compensation is done or skipped."""
         self.completed_at = timezone.now()
 
     @transition(
@@ -370,6 +421,15 @@ class TaskInstance(FSMModelMixin, models.Model):
     )
     due_at = models.DateTimeField(null=True, blank=True)
     escalated_at = models.DateTimeField(null=True, blank=True)
+    timed_out_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Its timeout/due passed with on_timeout 'incident': the incident lasts until "
+        "the task is finished.",
+    )
+    compensation_order = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Cancelled process: 1 is compensated first (newest)."
+    )
     wake_at = models.DateTimeField(
         null=True, blank=True, help_text="When the timer sweep must look at this task again."
     )
@@ -505,6 +565,61 @@ class TaskInstance(FSMModelMixin, models.Model):
         self.finished_at = timezone.now()
         self.wake_at = None
 
+    # Compensation of a completed task once its process is cancelled: the same attempt, lease and
+    # back-off machinery as a step (``attempts``, ``wake_at``, ``scheduled_at``, ``last_error``).
+
+    @transition(field=state, source=TaskState.COMPLETED, target=TaskState.COMPENSATING)
+    def plan_compensation(self) -> None:
+        self.attempts = 0
+        self.last_error = ""
+        self.scheduled_at = timezone.now()
+
+    @transition(
+        field=state,
+        source=[TaskState.COMPENSATING, TaskState.COMPENSATION_RUNNING],
+        target=TaskState.COMPENSATION_RUNNING,
+    )
+    def start_compensation(self) -> None:
+        self.attempts += 1
+        self.started_at = timezone.now()
+
+    @transition(field=state, source=TaskState.COMPENSATION_RUNNING, target=TaskState.COMPENSATING)
+    def retry_compensation_later(self) -> None:
+        """An attempt failed (or its worker vanished) and attempts remain."""
+
+    @transition(
+        field=state,
+        source=[TaskState.COMPENSATING, TaskState.COMPENSATION_RUNNING],
+        target=TaskState.COMPENSATED,
+    )
+    def complete_compensation(self) -> None:
+        self.finished_at = timezone.now()
+        self.wake_at = None
+
+    @transition(
+        field=state,
+        source=[TaskState.COMPENSATING, TaskState.COMPENSATION_RUNNING],
+        target=TaskState.COMPENSATION_FAILED,
+    )
+    def fail_compensation(self) -> None:
+        self.finished_at = timezone.now()
+        self.wake_at = None
+
+    @transition(field=state, source=TaskState.COMPENSATION_FAILED, target=TaskState.COMPENSATING)
+    def retry_compensation(self) -> None:
+        self.scheduled_at = timezone.now()
+        self.finished_at = None
+        self.attempts = 0
+
+    @transition(
+        field=state,
+        source=[TaskState.COMPENSATING, TaskState.COMPENSATION_FAILED],
+        target=TaskState.SKIPPED,
+    )
+    def skip_compensation(self) -> None:
+        self.finished_at = timezone.now()
+        self.wake_at = None
+
     @transition(field=state, source="*", target=TaskState.PENDING)
     def reset(self) -> None:
         """Replay: forget this task's run so it can be scheduled again."""
@@ -516,6 +631,7 @@ class TaskInstance(FSMModelMixin, models.Model):
         self.decided_by = None
         self.due_at = None
         self.escalated_at = None
+        self.timed_out_at = None
         self.wake_at = None
         self.scheduled_at = None
         self.started_at = None
@@ -553,6 +669,20 @@ class EventType(models.TextChoices):
     TASK_ESCALATED = "task_escalated", "Task escalated"
     TASK_REMINDED = "task_reminded", "Reminder sent"
     COMPENSATION_RUN = "compensation_run", "Compensation run"
+    PROCESS_CANCELLING = "process_cancelling", "Process cancelling (compensating)"
+    PROCESS_DEADLINE_PASSED = "process_deadline_passed", "Process deadline passed"
+    TASK_TIMED_OUT = "task_timed_out", "Task deadline passed"
+    COMPENSATION_SCHEDULED = "compensation_scheduled", "Compensation scheduled"
+    COMPENSATION_STARTED = "compensation_started", "Compensation started"
+    COMPENSATION_COMPLETED = "compensation_completed", "Compensation completed"
+    COMPENSATION_ATTEMPT_FAILED = (
+        "compensation_attempt_failed",
+        "Compensation attempt failed (will retry)",
+    )
+    COMPENSATION_FAILED = "compensation_failed", "Compensation failed"
+    COMPENSATION_REQUEUED = "compensation_requeued", "Compensation lease expired, requeued"
+    COMPENSATION_RETRIED = "compensation_retried", "Compensation retried"
+    COMPENSATION_SKIPPED = "compensation_skipped", "Compensation skipped"
     NOTIFICATION_SENT = "notification_sent", "Notification sent"
     NOTIFICATION_FAILED = "notification_failed", "Notification failed"
 
@@ -564,17 +694,7 @@ class ActorType(models.TextChoices):
     WORKER = "worker", "Worker"
 
 
-class ProcessEventQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise ImmutableError("process events are append-only")
-
-    def delete(self):
-        raise ImmutableError("process events are append-only")
-
-    _raw_delete = delete
-
-
-class ProcessEvent(models.Model):
+class ProcessEvent(AppendOnlyModel):
     """One row per thing that happened to a process: never updated, never deleted."""
 
     process = models.ForeignKey(ProcessInstance, on_delete=models.PROTECT, related_name="events")
@@ -591,8 +711,18 @@ class ProcessEvent(models.Model):
     actor_label = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     data = models.JSONField(default=dict, blank=True)
+    correlation_id = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        db_default="",  # rows written by fixed SQL that don't name it
+        help_text="The X-Request-ID of the request (or the task chain) that caused it.",
+    )
+    caused_by = models.BigIntegerField(
+        null=True, blank=True, help_text="The id of the event this one is a consequence of."
+    )
 
-    objects = ProcessEventQuerySet.as_manager()
+    append_only_what = "process events"
 
     class Meta:
         constraints = [
@@ -601,19 +731,12 @@ class ProcessEvent(models.Model):
         indexes = [
             models.Index(fields=["type", "created_at"], name="event_type_created"),
             models.Index(fields=["task", "seq"], name="event_task_seq"),
+            models.Index(fields=["correlation_id"], name="event_correlation"),
         ]
         ordering = ["process_id", "seq"]
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.type}"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise ImmutableError("process events are append-only")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise ImmutableError("process events are append-only")
 
     @property
     def actor_display(self) -> str:

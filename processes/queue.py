@@ -12,10 +12,13 @@ import logging
 import os
 
 from django.conf import settings
+from django.db import transaction
 from django_q.brokers import Broker, get_broker
 from django_q.conf import Conf
 from django_q.models import Schedule
 from django_q.tasks import async_task
+
+from processes import context
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +47,9 @@ def enqueue(func: str, *args, **options) -> bool:
     """Queue ``func(*args)`` (a dotted path) without saving its result; False when the broker
     refused (logged): callers after a commit carry on, the sweep covers what was lost."""
     options.setdefault("save", False)
+    carried = context.current()  # the request id (and causing event) go with the task
+    if carried:
+        options.setdefault(context.TASK_KWARG, carried)
     try:
         async_task(func, *args, broker=broker(), **options)
     except Exception:
@@ -52,10 +58,30 @@ def enqueue(func: str, *args, **options) -> bool:
     return True
 
 
-def enqueue_steps(steps: list[tuple[int, int]]) -> None:
-    """Queue service steps ``(task_id, timeout)``."""
-    for task_id, timeout in steps:
-        enqueue_step(task_id, timeout=timeout)
+def on_commit(func, *args) -> None:
+    """Call ``func(*args)`` once the current transaction commits, never raising into the caller.
+
+    Whatever goes wrong after the commit (a broker down, a bug in the queueing code) is logged:
+    the change is committed and the timer sweep enqueues what is due again, so the request
+    that made the change answers with what was committed, never a 500.
+    """
+
+    def run():
+        try:
+            func(*args)
+        except Exception:
+            logger.exception("after commit, %s%r failed: left to the timer sweep", func, args)
+
+    transaction.on_commit(run)
+
+
+def enqueue_steps(steps: list[tuple[int, int, int | None]], *, correlation: str = "") -> None:
+    """Queue service steps ``(task_id, timeout, cause)``: ``cause`` is the event that scheduled
+    the step (its ``task_scheduled``), recorded as the cause of what the step's run appends, and
+    ``correlation`` the id of the transaction that scheduled them."""
+    for task_id, timeout, cause in steps:
+        with context.bound(correlation=correlation or None, cause=cause):
+            enqueue_step(task_id, timeout=timeout)
 
 
 def enqueue_step(task_id: int, *, timeout: int) -> bool:
@@ -69,8 +95,20 @@ def enqueue_step(task_id: int, *, timeout: int) -> bool:
     )
 
 
-def enqueue_compensation(process_id, task_ids: list[int]) -> None:
-    enqueue(RUN_COMPENSATION, str(process_id), list(task_ids))
+def enqueue_compensations(compensations: list[tuple[int, int]]) -> None:
+    """Queue compensations ``(task_id, timeout)`` (one at a time per process: the engine's)."""
+    for task_id, timeout in compensations:
+        enqueue_compensation(task_id, timeout=timeout)
+
+
+def enqueue_compensation(task_id: int, *, timeout: int) -> bool:
+    return enqueue(
+        RUN_COMPENSATION,
+        task_id,
+        timeout=timeout + settings.FLOWDESK_LEASE_MARGIN,
+        task_name=f"compensation-{task_id}",
+        group="flowdesk-steps",
+    )
 
 
 def ensure_periodic(name: str, func: str, *, minutes: int, fix: bool = True) -> Schedule:

@@ -144,6 +144,15 @@ def process_events(process: ProcessInstance, *, after: int | None = None) -> Que
     return qs.order_by("seq")
 
 
+def task_names(process: ProcessInstance) -> list[str]:
+    """Every task of ``process`` in stage order."""
+    return list(
+        TaskInstance.objects.filter(process=process)
+        .order_by("stage_index", "id")
+        .values_list("name", flat=True)
+    )
+
+
 def scheduled_task_names(process: ProcessInstance) -> list[str]:
     return list(
         TaskInstance.objects.filter(process=process, state=TaskState.SCHEDULED)

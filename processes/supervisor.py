@@ -24,7 +24,9 @@ process tree (SIGKILL to the group, a new ``qcluster``) when:
 - ``qcluster`` exited (its sentinel died, or it was killed): at once, with back-off when it keeps
   exiting right after it started.
 
-After each (re)start it does not wait for the periodic sweep: it re-enqueues the scheduled service
+A thread of the supervisor runs the timer loop (``processes.worker.timer_loop``): retry
+back-offs, lost enqueues, leases, escalations, deadlines and compensations to the second, whether
+or not the cluster works. After each (re)start it does not wait for the periodic sweep: it re-enqueues the scheduled service
 steps (Redis tasks that sat in the dead queues are gone; a duplicate is skipped by the engine) and
 runs the timer sweep, then runs it again when the leases of the steps that were running have
 expired, so a step killed mid-run is requeued within its timeout + ``FLOWDESK_LEASE_MARGIN``.
@@ -52,12 +54,13 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from django.utils import timezone
 from django_q.brokers import get_broker, orm, redis_broker
 from django_q.conf import Conf
@@ -218,6 +221,7 @@ class Config:
     workers: int
     command: list[str]
     progress_dir: str | None = None
+    timers: bool = True  # run the timer loop (``processes.worker.timer_loop``) in a thread
 
     @classmethod
     def from_settings(cls, **overrides) -> Config:
@@ -230,6 +234,7 @@ class Config:
             "workers": int(Conf.WORKERS),
             "command": [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "qcluster"],
             "progress_dir": os.environ.get("FLOWDESK_PROGRESS_DIR") or None,
+            "timers": settings.FLOWDESK_TIMER_LOOP,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -308,6 +313,7 @@ class Supervisor:
             self.lane,
         )
         self._register()
+        timers = self._start_timer_loop()
         try:
             while not self.stop_signals:
                 self._reap()
@@ -328,8 +334,32 @@ class Supervisor:
                     self._sweep("leases of killed steps expired")
                 time.sleep(self.tick)
         finally:
+            if timers is not None:
+                timers[0].set()
             self._shutdown()
+            if timers is not None:
+                timers[1].join(timeout=10)
         return 0
+
+    def _start_timer_loop(self):
+        """Timers to the second, in a thread of this process: the timer loop does not depend
+        on the cluster it supervises (a frozen cluster would freeze a django-q2 schedule)."""
+        if not self.config.timers:
+            return None
+        from processes import worker
+
+        stop = threading.Event()
+
+        def loop():
+            try:
+                worker.timer_loop(stop)
+            finally:
+                connections.close_all()
+
+        thread = threading.Thread(target=loop, name="flowdesk-timers", daemon=True)
+        thread.start()
+        logger.info("timer loop running (tick %ss)", settings.FLOWDESK_TIMER_TICK)
+        return stop, thread
 
     def _on_signal(self, signum, frame) -> None:
         self.stop_signals += 1

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from processes import engine, queue
-from processes.engine._run import _step_timeout
+from processes.engine._run import _compensation_timeout, _step_timeout
 from processes.events import Actor
 from processes.models import TaskInstance
 from processes.steps import PermanentStepError, RetryableStepError, registry
@@ -74,7 +74,10 @@ def _run_handler(task_id: int, actor: Actor, lease: engine.StepLease) -> str:
 
 
 def sweep_timers(limit: int = 1000) -> dict:
-    """Act on every task whose timer is due (retry back-off, lost enqueue, lease, escalation)."""
+    """Act on every task whose timer is due (retry back-off, lost enqueue, lease, escalation,
+    wait deadline, compensation) and every process whose deadline passed."""
+    from processes.models import ProcessInstance
+
     now = timezone.now()
     due = list(
         TaskInstance.objects.due_for_wake(now)
@@ -89,13 +92,103 @@ def sweep_timers(limit: int = 1000) -> dict:
             logger.exception("timer of task %s failed", task_id)
             outcome = "error"
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    if due:
+    late = list(
+        ProcessInstance.objects.filter(deadline_at__lte=now)
+        .order_by("deadline_at")
+        .values_list("id", flat=True)[:limit]
+    )
+    for process_id in late:
+        try:
+            outcome = engine.process_deadline(process_id=process_id, now=now)
+        except Exception:
+            logger.exception("deadline of process %s failed", process_id)
+            outcome = "error"
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    if due or late:
         logger.info("sweep: %s", outcomes)
     return outcomes
 
 
-def run_compensation(process_id: str, task_ids: list[int]) -> None:
-    """Run the compensation handlers of a cancelled process, newest completed task first."""
+def next_wake():
+    """When the earliest timer (task ``wake_at`` or process ``deadline_at``) is due; None if none.
+
+    Two index-only reads of the partial indexes ``task_wake_at`` and ``process_deadline_at``.
+    """
+    from django.db.models import Min
+
+    from processes.models import ProcessInstance
+
+    task = TaskInstance.objects.filter(wake_at__isnull=False).aggregate(m=Min("wake_at"))["m"]
+    process = ProcessInstance.objects.filter(deadline_at__isnull=False).aggregate(
+        m=Min("deadline_at")
+    )["m"]
+    found = [t for t in (task, process) if t is not None]
+    return min(found) if found else None
+
+
+def timer_loop(stop, *, tick: float | None = None, limit: int = 1000) -> None:
+    """Run due timers to the second until ``stop`` (a ``threading.Event``) is set.
+
+    One mechanism for every timer: sleep until the earliest ``wake_at``/``deadline_at`` (at
+    most ``tick``, ``FLOWDESK_TIMER_TICK`` seconds, so a timer written meanwhile is seen within
+    a tick), then ``sweep_timers``. A sweep that found ``limit`` due runs again at once. Run by
+    ``manage.py workers`` (a thread of the supervisor) or ``manage.py timers``.
+    """
+    from django.db import close_old_connections, connection
+
+    tick = settings.FLOWDESK_TIMER_TICK if tick is None else tick
+    while not stop.is_set():
+        try:
+            if not connection.in_atomic_block:  # (a caller's transaction: a test)
+                close_old_connections()
+            outcome = sweep_timers(limit=limit)
+            if sum(outcome.values()) >= limit:
+                continue
+            wake = next_wake()
+        except Exception:
+            logger.exception("timer loop: sweep failed; again in %ss", tick)
+            wake = None
+        wait = tick
+        if wake is not None:
+            wait = min(tick, max(0.0, (wake - timezone.now()).total_seconds()) + 0.005)
+        stop.wait(wait)
+
+
+def run_compensation(task_id, *legacy) -> str:
+    """Run one compensation: take its lease, call the handler, report the result to the engine.
+
+    ``(process_id, [task_ids])``: a message queued before compensations were engine work.
+    """
+    if legacy:
+        return _run_legacy_compensations(legacy[0])
+    progress.busy_until(time.time() + settings.FLOWDESK_LEASE_MARGIN, task_id)
+    try:
+        actor = _worker_actor()
+        lease = engine.compensation_start(task_id=task_id, actor=actor)
+        if lease is None:
+            return "skipped"
+        progress.busy_until(time.time() + lease.timeout + settings.FLOWDESK_LEASE_MARGIN, task_id)
+        try:
+            result = registry.get(lease.handler)(lease.context)
+        except PermanentStepError as exc:
+            return engine.compensation_fail(
+                task_id=task_id, actor=actor, error=str(exc), retryable=False
+            )
+        except Exception as exc:
+            logger.exception("compensation %s of task %s raised", lease.handler, task_id)
+            error = (
+                str(exc) if isinstance(exc, RetryableStepError) else f"{type(exc).__name__}: {exc}"
+            )
+            return engine.compensation_fail(task_id=task_id, actor=actor, error=error)
+        engine.compensation_complete(
+            task_id=task_id, actor=actor, result={} if result is None else result
+        )
+        return "completed"
+    finally:
+        progress.idle()
+
+
+def _run_legacy_compensations(task_ids: list[int]) -> str:
     actor = _worker_actor()
     for task_id in task_ids:
         found = engine.compensation_context(task_id=task_id)
@@ -111,6 +204,7 @@ def run_compensation(process_id: str, task_ids: list[int]) -> None:
         engine.compensation_record(
             task_id=task_id, actor=actor, handler=handler_name, outcome=outcome
         )
+    return "legacy"
 
 
 def ensure_schedules() -> Schedule:
@@ -208,7 +302,7 @@ def heartbeat_returned(task) -> None:
 
 
 def requeue_scheduled(limit: int = 10000, task_ids=None) -> int:
-    """Enqueue every scheduled service step again; return how many.
+    """Enqueue every scheduled service step (and waiting compensation) again; return how many.
 
     Run after a cluster restart: with Redis, steps the dead cluster had taken from the broker
     (in its pusher or its queues) are gone, and waiting for ``FLOWDESK_REENQUEUE_AFTER`` would
@@ -226,6 +320,7 @@ def requeue_scheduled(limit: int = 10000, task_ids=None) -> int:
     )
     if task_ids is not None:
         scheduled = scheduled.filter(pk__in=task_ids)
+    compensations = _requeue_compensations(task_ids, now, limit)
     rows = list(
         scheduled.exclude(handler="")
         .exclude(scheduled_at__gt=now)
@@ -238,4 +333,21 @@ def requeue_scheduled(limit: int = 10000, task_ids=None) -> int:
             specs[definition_id] = ProcessDefinition.objects.get(pk=definition_id).parsed()
         # the same q2 timeout the engine gives the step when it schedules it
         queue.enqueue_step(task_id, timeout=_step_timeout(specs[definition_id].task(name)))
+    return len(rows) + compensations
+
+
+def _requeue_compensations(task_ids, now, limit: int) -> int:
+    """``requeue_scheduled`` for compensations waiting for a worker (outside their back-off)."""
+    from processes.models import ProcessDefinition, ProcessState, TaskState
+
+    waiting = TaskInstance.objects.filter(
+        state=TaskState.COMPENSATING, process__state=ProcessState.CANCELLING
+    ).exclude(scheduled_at__gt=now)
+    if task_ids is not None:
+        waiting = waiting.filter(pk__in=task_ids)
+    rows = list(waiting.order_by("id").values_list("id", "name", "process__definition_id")[:limit])
+    for task_id, name, definition_id in rows:
+        task_spec = ProcessDefinition.objects.get(pk=definition_id).parsed().task(name)
+        # the head of its process runs; engine.compensation_start turns the others away
+        queue.enqueue_compensation(task_id, timeout=_compensation_timeout(task_spec))
     return len(rows)

@@ -4,6 +4,7 @@ They stand in for an external system that honours idempotency keys: every call i
 the *effect* is applied once per key (a file created exclusively).
 """
 
+import dataclasses
 import json
 import os
 import time
@@ -44,3 +45,19 @@ def work(ctx):
     except FileExistsError:
         pass  # the external system already applied this key: no second effect
     return {"task": ctx.task_name, "pid": os.getpid(), "start": started, "end": time.time()}
+
+
+@step("e2e.undo")
+def undo(ctx):
+    """A compensation: ``undo_seconds`` long, its effect applied once per idempotency key."""
+    return work(dataclasses.replace(ctx, config={"seconds": ctx.config.get("undo_seconds", 0)}))
+
+
+@step("e2e.flaky")
+def flaky(ctx):
+    """Fails its first attempt (a transient error), then succeeds: exercises the back-off."""
+    from processes.steps import RetryableStepError
+
+    if ctx.attempt == 1:
+        raise RetryableStepError("first attempt fails")
+    return {"attempt": ctx.attempt}

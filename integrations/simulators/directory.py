@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-EMPLOYEE_RE = re.compile(r"^E(\d{3,5})$")
+EMPLOYEE_RE = re.compile(r"^E(\d{3,5})\Z")
 NO_BONUS_PLAN = {"E013"}
 FIRST = ["Ada", "Grace", "Alan", "Linus", "Barbara", "Ken", "Margaret", "Dennis", "Frances", "Tim"]
 LAST = ["Lovelace", "Hopper", "Turing", "Torvalds", "Liskov", "Thompson", "Hamilton", "Ritchie"]

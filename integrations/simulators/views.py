@@ -31,7 +31,7 @@ from integrations.models import (
 )
 from integrations.simulators import directory, faults
 
-PERIOD_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+PERIOD_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])\Z")
 
 
 class BadRequest(Exception):

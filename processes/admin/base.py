@@ -54,3 +54,16 @@ class GrantedAdmin(admin.ModelAdmin):
             **context,
         }
         return TemplateResponse(request, "admin/processes/confirm_action.html", context)
+
+
+class ReadOnlyAdmin(GrantedAdmin):
+    """History and state are written by the engine only: no add, change or delete here."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

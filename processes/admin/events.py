@@ -7,11 +7,11 @@ from django.contrib import admin
 from django.urls import reverse
 
 from processes.admin import widgets
-from processes.admin.base import GrantedAdmin
+from processes.admin.base import ReadOnlyAdmin
 from processes.admin.filters import EstimatedCountPaginator
 
 
-class ProcessEventAdmin(GrantedAdmin):
+class ProcessEventAdmin(ReadOnlyAdmin):
     list_display = ("process_link", "seq", "type", "task_name", "actor", "created_at")
     list_filter = ("type", "actor_type")
     list_select_related = ("process",)
@@ -31,15 +31,6 @@ class ProcessEventAdmin(GrantedAdmin):
     )
     readonly_fields = fields
     key_lookup = "process__definition_key"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_search_results(self, request, queryset, search_term):
         return queryset, False

@@ -64,16 +64,18 @@ class DefinitionForm(forms.ModelForm):
             cleaned["spec_text"] = text
         if not text.strip():
             raise ValidationError({"spec_text": "paste a definition or choose a file"})
+        field = "spec_text" if upload is None else "upload"
         try:
-            data = json.loads(text)
+            # As the API's parser: NaN and Infinity are not JSON.
+            data = json.loads(text, parse_constant=_refuse_constant)
         except json.JSONDecodeError as exc:
             raise ValidationError(
-                {
-                    "spec_text" if upload is None else "upload": (
-                        f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-                    )
-                }
+                {field: f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"}
             ) from None
+        except RecursionError:
+            raise ValidationError({field: "not valid JSON: nested too deeply"}) from None
+        except ValueError as exc:  # NaN, or an integer of more than 4,300 digits
+            raise ValidationError({field: f"not valid JSON: {exc}"}) from None
         key = cleaned.get("key_override")
         if key and isinstance(data, dict):
             data = {**data, "key": key}

@@ -14,10 +14,12 @@ from django.db.models import Q
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
-from processes import authority, dashboard, diagram, engine
+from processes import authority, dashboard, diagram, engine, history, selectors
 from processes.admin import incidents, operations, widgets
-from processes.admin.base import GrantedAdmin, can_operate
+from processes.admin.base import ReadOnlyAdmin, can_operate
 from processes.admin.dashboard import dashboard_page
 from processes.admin.exports import export_limit, history_response
 from processes.admin.filters import (
@@ -61,15 +63,51 @@ def task_rows(process, tasks, may_operate: bool) -> list[dict]:
 
 
 def history_rows(process) -> list[dict]:
-    """The history, oldest first: each event with its data as one line of JSON, clipped."""
+    """The history, oldest first: each event with its data as one line of JSON, clipped, and
+    the seq of the event that caused it (when that event is of the same process)."""
     rows = []
-    for event in process.events.order_by("seq"):
+    events = list(process.events.order_by("seq"))
+    seq_of = {e.pk: e.seq for e in events}
+    for event in events:
         text = json.dumps(event.data, ensure_ascii=False, sort_keys=True) if event.data else ""
-        rows.append({"event": event, "data": text, "short": widgets.clip(text, 160)})
+        rows.append(
+            {
+                "event": event,
+                "data": text,
+                "short": widgets.clip(text, 160),
+                "cause_seq": seq_of.get(event.caused_by),
+                "as_of": event.created_at.isoformat(),
+            }
+        )
     return rows
 
 
-class ProcessInstanceAdmin(GrantedAdmin):
+def point_in_time(request, process) -> dict:
+    """The page's ``?as_of=`` (ISO 8601): the state rebuilt from the events up to then, or the
+    reason the value can't be used."""
+    raw = request.GET.get("as_of")
+    if not raw:
+        return {}
+    moment = parse_datetime(raw.strip())
+    if moment is None:
+        return {"as_of_raw": raw, "as_of_error": "not an ISO 8601 timestamp (2026-11-28T10:00)"}
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment)
+    point = history.state_at(process, moment)
+    if point is None:
+        return {"as_of_raw": raw, "as_of_error": "the process had not started then"}
+    tasks = point.snapshot.tasks
+    return {
+        "as_of_raw": raw,
+        "as_of_point": point,
+        "as_of_tasks": [
+            (name, tasks.get(name, "pending")) for name in selectors.task_names(process)
+        ],
+        "as_of_variables": widgets.json_block(point.snapshot.variables),
+    }
+
+
+class ProcessInstanceAdmin(ReadOnlyAdmin):
     list_display = (
         "business_key",
         "definition_label",
@@ -148,16 +186,6 @@ class ProcessInstanceAdmin(GrantedAdmin):
             return reverse("tasks_inbox:task", args=[human[0]])
         return change_url(obj)
 
-    # Everything here is read-only; operating goes through the repair pages.
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     # Columns.
 
     @admin.display(description="definition", ordering="definition_key")
@@ -171,7 +199,10 @@ class ProcessInstanceAdmin(GrantedAdmin):
 
     @admin.display(description="state", ordering="state")
     def state_badge(self, obj):
-        label = "failed (incident)" if obj.state == ProcessState.FAILED else obj.state
+        label = {
+            ProcessState.FAILED: "failed (incident)",
+            ProcessState.CANCELLING: "cancelling (compensations running)",
+        }.get(obj.state, obj.state)
         return widgets.badge(obj.state, label)
 
     @admin.display(description="overdue")
@@ -199,7 +230,8 @@ class ProcessInstanceAdmin(GrantedAdmin):
                         lambda: diagram.render_instance(obj, tasks), "process"
                     ),
                     "is_active": obj.state in ACTIVE_PROCESS_STATES,
-                    "can_replay": obj.state != ProcessState.CANCELLED,
+                    "can_replay": obj.state
+                    not in (ProcessState.CANCELLED, ProcessState.CANCELLING),
                     "can_operate": may_operate,
                     "can_correct": authority.has_definition_perm(
                         request.user, authority.CORRECT, obj.definition_key
@@ -212,6 +244,7 @@ class ProcessInstanceAdmin(GrantedAdmin):
                         lambda task: operations.task_actions(obj, task) if may_operate else [],
                     ),
                     "history_rows": history_rows(obj),
+                    **point_in_time(request, obj),
                 }
             )
         return super().render_change_form(request, context, add, change, form_url, obj)

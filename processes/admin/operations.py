@@ -37,8 +37,13 @@ class Operation:
 
 
 def _cancel(process, task, data, actor):
-    engine.process_cancel(process_id=process.pk, actor=actor, reason=data["reason"])
-    return f"{process} cancelled; compensation handlers (if any) run in the background."
+    process = engine.process_cancel(process_id=process.pk, actor=actor, reason=data["reason"])
+    if process.state == ProcessState.CANCELLING:
+        return (
+            f"{process} is cancelling: its compensations run newest first; it is cancelled "
+            "once each is done or skipped."
+        )
+    return f"{process} cancelled."
 
 
 def _replay_stage(process, task, data, actor):
@@ -76,7 +81,7 @@ PROCESS_OPERATIONS = {
     "cancel": Operation(
         "cancel this process",
         "Every open task is cancelled, then the compensation handlers of the completed tasks "
-        "run, newest first.",
+        "run, newest first (the process is 'cancelling' until each is done or skipped).",
         _cancel,
     ),
     "replay-stage": Operation(
@@ -107,11 +112,19 @@ def task_actions(process: ProcessInstance, task: TaskInstance) -> list[str]:
     """The repairs the task table offers on ``task`` (to those who may operate)."""
     active = process.state in ACTIVE_PROCESS_STATES
     actions = []
-    if active and task.state == TaskState.FAILED:
+    cancelling = process.state == ProcessState.CANCELLING
+    if (active and task.state == TaskState.FAILED) or (
+        cancelling and task.state == TaskState.COMPENSATION_FAILED
+    ):
         actions.append("retry")
-    if active and task.state in (TaskState.PENDING, TaskState.SCHEDULED, TaskState.FAILED):
+    if (active and task.state in (TaskState.PENDING, TaskState.SCHEDULED, TaskState.FAILED)) or (
+        cancelling and task.state in (TaskState.COMPENSATING, TaskState.COMPENSATION_FAILED)
+    ):
         actions.append("skip")
-    if process.state != ProcessState.CANCELLED and task.state != TaskState.PENDING:
+    if (
+        process.state not in (ProcessState.CANCELLED, ProcessState.CANCELLING)
+        and task.state != TaskState.PENDING
+    ):
         actions.append("replay")
     return actions
 

@@ -163,7 +163,48 @@ class ProcessDetailSerializer(ProcessSerializer):
     tasks = TaskSerializer(many=True, source="tasks.all")
 
 
+class ProcessAsOfQuerySerializer(serializers.Serializer):
+    as_of = serializers.DateTimeField(
+        required=False,
+        help_text="ISO 8601 timestamp (a naive one is in the server's time zone).",
+    )
+
+
+class TaskStateAtSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    state = serializers.ChoiceField(choices=TaskState.choices)
+
+
+class ProcessAsOfSerializer(serializers.Serializer):
+    """A process as its events say it was at ``as_of`` (rebuilt, not stored)."""
+
+    id = serializers.UUIDField(source="process.pk")
+    url = serializers.SerializerMethodField()
+    definition = serializers.CharField(source="process.definition_key")
+    version = serializers.IntegerField(source="process.definition.version")
+    business_key = serializers.CharField(source="process.business_key")
+    as_of = serializers.DateTimeField(source="point.as_of")
+    last_seq = serializers.IntegerField(
+        source="point.last_seq", help_text="The last event folded into this state."
+    )
+    last_event_at = serializers.DateTimeField(source="point.last_event_at")
+    state = serializers.ChoiceField(choices=ProcessState.choices, source="point.snapshot.state")
+    business_status = serializers.CharField(source="point.snapshot.business_status")
+    current_stage = serializers.CharField(source="point.snapshot.current_stage")
+    variables = serializers.JSONField(source="point.snapshot.variables")
+    tasks = serializers.SerializerMethodField()
+
+    def get_url(self, obj) -> str:
+        return f"/api/processes/{obj['process'].pk}/"
+
+    def get_tasks(self, obj) -> list[dict]:
+        """Every task of the process with its state then (``pending``: not reached yet)."""
+        states = obj["point"].snapshot.tasks
+        return [{"name": name, "state": states.get(name, "pending")} for name in obj["task_names"]]
+
+
 class ProcessEventSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The event id (webhooks' idempotency key).")
     seq = serializers.IntegerField()
     type = serializers.CharField()
     task = serializers.CharField(source="task_name")
@@ -171,6 +212,12 @@ class ProcessEventSerializer(serializers.Serializer):
     actor = serializers.CharField(source="actor_display")
     created_at = serializers.DateTimeField()
     data = serializers.JSONField()
+    correlation_id = serializers.CharField(
+        help_text="The X-Request-ID of the request (or task chain) that caused it."
+    )
+    caused_by = serializers.IntegerField(
+        allow_null=True, help_text="The id of the event this one is a consequence of."
+    )
 
 
 class ProcessStartSerializer(serializers.Serializer):

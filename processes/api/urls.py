@@ -1,10 +1,26 @@
 """The REST API's paths (DESIGN §6: the paths are part of the contract)."""
 
-from django.urls import path, re_path
+from django.urls import path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from processes.api.exceptions import error_response
 from processes.api.views import auth, definitions, events, processes, tasks
+
+
+class TextConverter:
+    """A key or queue name in a path: printable text without NUL or control characters (which
+    PostgreSQL can't compare), at most 200 characters. Anything else is simply not a URL: 404."""
+
+    regex = r"[^/\x00-\x1f\x7f]{1,200}"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(TextConverter, "text")
 
 
 def not_found(request, *args, **kwargs):
@@ -15,7 +31,7 @@ urlpatterns = [
     path("auth/token/", auth.TokenView.as_view(), name="api-token"),
     path("definitions/", definitions.DefinitionListView.as_view(), name="api-definitions"),
     path(
-        "definitions/<str:key>/",
+        "definitions/<text:key>/",
         definitions.DefinitionDetailView.as_view(),
         name="api-definition",
     ),
@@ -37,7 +53,9 @@ urlpatterns = [
         name="api-process-variables",
     ),
     path("events/", events.SeedEventView.as_view(), name="api-events"),
-    path("queues/<str:task_queue>/tasks/", events.QueueTasksView.as_view(), name="api-queue-tasks"),
+    path(
+        "queues/<text:task_queue>/tasks/", events.QueueTasksView.as_view(), name="api-queue-tasks"
+    ),
     path("inbox/", tasks.InboxView.as_view(), name="api-inbox"),
     path("tasks/<int:pk>/", tasks.TaskDetailView.as_view(), name="api-task"),
     path("tasks/<int:pk>/claim/", tasks.TaskClaimView.as_view(), name="api-task-claim"),

@@ -56,8 +56,12 @@ def partial(model: type[Model], **values) -> Model:
     return model.from_db(connection.alias, None, row)
 
 
+MAX_PARAMS = 65_535  # PostgreSQL's limit of bind parameters per statement
+
+
 def insert(objs: list[Model]) -> None:
-    """INSERT ``objs`` (rows of one model) in one statement and set their primary keys.
+    """INSERT ``objs`` (rows of one model) and set their primary keys: one statement, or one
+    per batch when the rows' parameters would pass PostgreSQL's 65,535.
 
     What ``bulk_create`` does for plain rows (neither sends signals), written out directly:
     for the handful of rows one engine event writes, Django's insert compiler cost several
@@ -65,6 +69,13 @@ def insert(objs: list[Model]) -> None:
     """
     if not objs:
         return
+    width = max(1, len(objs[0]._meta.concrete_fields))
+    batch = max(1, MAX_PARAMS // width)
+    for start in range(0, len(objs), batch):
+        _insert(objs[start : start + batch])
+
+
+def _insert(objs: list[Model]) -> None:
     model = type(objs[0])
     meta = model._meta
     returning = meta.pk.db_returning  # an auto-increment id comes back from the database

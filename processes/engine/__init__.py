@@ -8,10 +8,12 @@ adapter (API, admin, inbox, integrations, worker).
 
 - ``definitions``: import, publish, retire, edit drafts;
 - ``start``: start a process;
-- ``steps``: service steps (lease, complete, fail) and compensations, for the workers;
+- ``steps``: service steps (lease, complete, fail), for the workers;
+- ``compensation``: a cancelled process's compensations, run like steps (``cancelling``);
 - ``human``: claim, release, delegate, decide;
 - ``operate``: retry, skip, replay, cancel, correct variables;
-- ``timers``: act on due timers (re-enqueue, reclaim a lease, escalate);
+- ``timers``: act on due timers (re-enqueue, reclaim a lease, escalate, wait deadlines) and on
+  process deadlines;
 - ``seed_events``: the seed's event protocol;
 - ``notices``: record notifications in the history;
 - ``_run``: the unit of work and the scheduling decisions they share.
@@ -24,6 +26,11 @@ from processes.engine._run import (
     TASK_FIELDS,
     TASK_WRITTEN_ONCE,
     TaskResult,
+)
+from processes.engine.compensation import (
+    compensation_complete,
+    compensation_fail,
+    compensation_start,
 )
 from processes.engine.definitions import (
     definition_import,
@@ -56,7 +63,7 @@ from processes.engine.steps import (
     task_fail,
     task_start,
 )
-from processes.engine.timers import task_wake
+from processes.engine.timers import process_deadline, task_wake
 from processes.events import SYSTEM
 
 __all__ = [
@@ -71,8 +78,11 @@ __all__ = [
     "StartResult",
     "StepLease",
     "TaskResult",
+    "compensation_complete",
     "compensation_context",
+    "compensation_fail",
     "compensation_record",
+    "compensation_start",
     "definition_import",
     "definition_publish",
     "definition_retire",
@@ -81,6 +91,7 @@ __all__ = [
     "notification_record",
     "process_cancel",
     "process_correct_variables",
+    "process_deadline",
     "process_start",
     "stage_replay",
     "task_claim",

@@ -10,6 +10,7 @@ appends the events and leaves queueing to after commit.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.utils import timezone
 from django_fsm import TransitionNotAllowed
 
@@ -30,6 +30,8 @@ from processes.events import SYSTEM, Actor
 from processes.models import (
     ACTIVE_PROCESS_STATES,
     DONE_TASK_STATES,
+    OPEN_TASK_STATES,
+    EventType,
     ProcessDefinition,
     ProcessInstance,
     ProcessState,
@@ -119,6 +121,7 @@ class _Run:
     actor: Actor
     dirty: set[str] = field(default_factory=set)
     to_enqueue: list[TaskInstance] = field(default_factory=list)
+    to_compensate: list[TaskInstance] = field(default_factory=list)
     loaded: dict | None = None  # process field values as read, to write back only changes
 
     @property
@@ -162,10 +165,20 @@ class _Run:
 
     def finish(self) -> None:
         """After the rows are written: append the events, queue side effects for after commit."""
-        events.flush(self.process)
+        written = events.flush(self.process)
         if self.to_enqueue:
-            steps = [(t.id, _step_timeout(self.task_spec(t))) for t in self.to_enqueue]
-            transaction.on_commit(lambda: queue.enqueue_steps(steps))
+            scheduled = {e.task_id: e.pk for e in written if e.type == EventType.TASK_SCHEDULED}
+            steps = [
+                (t.id, _step_timeout(self.task_spec(t)), scheduled.get(t.id))
+                for t in self.to_enqueue
+            ]
+            # The steps carry on this transaction's correlation id (the request's, or the one
+            # its events got), whenever the commit's callbacks run.
+            correlation = written[0].correlation_id if written else ""
+            queue.on_commit(functools.partial(queue.enqueue_steps, steps, correlation=correlation))
+        if self.to_compensate:
+            comps = [(t.id, _compensation_timeout(self.task_spec(t))) for t in self.to_compensate]
+            queue.on_commit(queue.enqueue_compensations, comps)
 
 
 def _lock(process_id=None, *, task_id=None) -> _Run:
@@ -228,6 +241,13 @@ def _step_timeout(task_spec: spec_module.TaskSpec) -> int:
     return settings.FLOWDESK_DEFAULT_STEP_TIMEOUT
 
 
+def _compensation_timeout(task_spec: spec_module.TaskSpec) -> int:
+    """A handler step's own timeout; otherwise (a human or external task) the default one."""
+    if task_spec.handler and task_spec.timeout is not None:
+        return max(1, int(task_spec.timeout.total_seconds()))
+    return settings.FLOWDESK_DEFAULT_STEP_TIMEOUT
+
+
 def _stage_tasks(run: _Run, stage: str) -> list[TaskInstance]:
     return [t for t in run.tasks.values() if t.stage == stage]
 
@@ -248,9 +268,12 @@ def _schedule(run: _Run, task: TaskInstance, now) -> None:
             task.due_at = now + task_spec.escalation.after
         if task_spec.escalation is not None:
             task.wake_at = now + task_spec.escalation.after
+        elif task_spec.wait_deadline is not None:
+            task.wake_at = task.due_at  # on_timeout when it passes
     elif task.is_external:
         payload = start_task_payload(run.process, task, task_spec)
-        task.wake_at = None
+        wait = task_spec.wait_deadline
+        task.wake_at = now + wait if wait is not None else None  # on_timeout when it passes
     else:
         task.wake_at = now + dt.timedelta(seconds=settings.FLOWDESK_REENQUEUE_AFTER)
         run.to_enqueue.append(task)
@@ -260,7 +283,7 @@ def _schedule(run: _Run, task: TaskInstance, now) -> None:
     )
     if task.type == TaskType.HUMAN:
         # The row may be inserted after this point: its id is read once the transaction commits.
-        transaction.on_commit(lambda: hooks.emit("task_opened", task_id=task.pk))
+        queue.on_commit(lambda: hooks.emit("task_opened", task_id=task.pk))
 
 
 def _resolve_assignee(run: _Run, task: TaskInstance, task_spec: spec_module.TaskSpec):
@@ -343,9 +366,11 @@ def _after_task_failed_for_good(run: _Run, task: TaskInstance, error: str) -> No
 
 
 def _maybe_resolve_incident(run: _Run) -> None:
+    """Resolve the incident once no task failed and no task waits past its deadline."""
     process = run.process
     if process.state == ProcessState.FAILED and not any(
-        t.state == TaskState.FAILED for t in run.tasks.values()
+        t.state == TaskState.FAILED or (t.timed_out_at and t.state in OPEN_TASK_STATES)
+        for t in run.tasks.values()
     ):
         _transition(process, "resolve_incident")
         events.process_resumed(process=process, actor=run.actor)
@@ -364,3 +389,5 @@ def _complete(run: _Run, task: TaskInstance, result: Any) -> None:
     if business_status:
         run.process.business_status = business_status
     events.task_completed(process=run.process, actor=run.actor, task=task, result=result)
+    if task.timed_out_at is not None:  # the late answer ends its deadline's incident
+        _maybe_resolve_incident(run)

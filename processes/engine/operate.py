@@ -10,8 +10,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from processes import authority, events, queue
+from processes import authority, events
 from processes import spec as spec_module
+from processes.engine import compensation
 from processes.engine._run import (
     TaskResult,
     _advance,
@@ -38,12 +39,14 @@ logger = logging.getLogger(__name__)
 
 @transaction.atomic
 def process_cancel(*, process_id, actor: Actor, reason: str = "") -> ProcessInstance:
-    """Cancel every open task, then run the compensation handlers of completed ones (after commit)."""
+    """Cancel every open task; the completed ones with a ``compensate`` handler are then undone
+    by the workers, newest first (``cancelling``), before the process is ``cancelled``."""
     run = _lock(process_id)
     run.actor = actor
     _require_grant(actor, authority.OPERATE, run.process.definition_key, "cancel processes")
     process = run.process
-    _transition(process, "cancel")
+    if process.state not in ACTIVE_PROCESS_STATES:
+        raise Conflict(f"cannot cancel process: it is {process.state}")
     for task in run.tasks.values():
         if task.state in (
             TaskState.PENDING,
@@ -54,18 +57,10 @@ def process_cancel(*, process_id, actor: Actor, reason: str = "") -> ProcessInst
             _transition(task, "cancel")
             run.touch(task)
             events.task_cancelled(process=process, actor=actor, task=task)
-    events.process_cancelled(process=process, actor=actor, reason=reason)
-    to_compensate = [
-        t.pk
-        for t in sorted(
-            run.tasks.values(), key=lambda t: t.finished_at or process.created_at, reverse=True
-        )
-        if t.state == TaskState.COMPLETED and run.task_spec(t).compensate
-    ]
+    if not compensation.plan_compensations(run, reason):
+        _transition(process, "cancel")
+        events.process_cancelled(process=process, actor=actor, reason=reason)
     run.save()
-    if to_compensate:
-        process_pk = process.pk
-        transaction.on_commit(lambda: queue.enqueue_compensation(process_pk, to_compensate))
     return process
 
 
@@ -79,6 +74,10 @@ def task_retry(*, task_id, actor: Actor, reason: str = "") -> TaskResult:
         events.task_duplicate(process=run.process, actor=actor, task=task, event="TaskPending")
         run.save()
         return TaskResult(task, duplicate=True)
+    if task.state == TaskState.COMPENSATION_FAILED:
+        compensation.compensation_retry(run, task, reason)
+        run.save()
+        return TaskResult(task)
     if run.process.state not in ACTIVE_PROCESS_STATES:
         raise Conflict(f"process is {run.process.state}")
     _transition(task, "retry")
@@ -100,6 +99,10 @@ def task_skip(*, task_id, actor: Actor, reason: str) -> TaskInstance:
     run, task = _lock_for_task(task_id)
     run.actor = actor
     _require_grant(actor, authority.OPERATE, run.process.definition_key, "skip tasks")
+    if task.state in (TaskState.COMPENSATING, TaskState.COMPENSATION_FAILED):
+        compensation.compensation_skip(run, task, reason)
+        run.save()
+        return task
     if run.process.state not in ACTIVE_PROCESS_STATES:
         raise Conflict(f"process is {run.process.state}")
     _transition(task, "skip")
@@ -121,7 +124,7 @@ def _reset(run: _Run, task: TaskInstance, reason: str) -> None:
 
 def _replay_from(run: _Run, stage: str, resets: list[TaskInstance], reason: str) -> None:
     process = run.process
-    if process.state == ProcessState.CANCELLED:
+    if process.state in (ProcessState.CANCELLED, ProcessState.CANCELLING):
         raise Conflict("a cancelled process cannot be replayed")
     for task in resets:
         _reset(run, task, reason)

@@ -95,6 +95,7 @@ def _create_instance(definition, business_key, input, actor) -> tuple[ProcessIns
         unique_ever=spec.business_key_unique == "ever",
         created_at=now,
         updated_at=now,
+        deadline_at=now + spec.deadline if spec.deadline is not None else None,
     )
     tasks = [
         TaskInstance(

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 import re
 from typing import Any
 
 from django.utils.dateparse import parse_duration
 
 from processes import steps
+from processes.spec.limits import MAX_DURATION, MAX_DURATION_TEXT, is_bounded_number
 from processes.spec.types import (
     CONDITION_OPS,
     FORM_FIELD_TYPES,
@@ -34,22 +34,28 @@ def slugify_key(text: str) -> str:
 
 
 def parse_iso_duration(value: Any) -> dt.timedelta | None:
-    """Parse an ISO-8601 duration ("PT5M", "P2D") or a number of seconds; None if invalid."""
+    """Parse an ISO-8601 duration ("PT5M", "P2D") or a number of seconds; None if invalid or
+    longer than ``limits.MAX_DURATION`` (so timeouts fit django-q's alarm and due dates the
+    date range)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        if not math.isfinite(value) or value < 0 or value > 10**9:
+        if not is_bounded_number(value) or value < 0:
             return None
-        return dt.timedelta(seconds=value)
-    if isinstance(value, str) and value.upper().startswith("P"):
+        parsed = dt.timedelta(seconds=value)
+    elif isinstance(value, str) and value.upper().startswith("P") and len(value) <= 40:
         try:
             parsed = parse_duration(value.upper())
         except (ValueError, OverflowError):
             return None
         if parsed is None or parsed < dt.timedelta(0):
             return None
-        return parsed
-    return None
+    else:
+        return None
+    return parsed if parsed <= MAX_DURATION else None
+
+
+LIMIT = f", at most {MAX_DURATION_TEXT}"
 
 
 class _Collector:
@@ -61,17 +67,17 @@ class _Collector:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return is_bounded_number(value)
 
 
 def _opt_str(c: _Collector, obj: dict, key: str, path: str, *, pattern=None) -> str | None:
     value = obj.get(key)
     if value is None:
         return None
-    if not isinstance(value, str) or not value.strip():
-        c.add(f"{path}.{key}", "must be a non-empty string")
+    if not isinstance(value, str) or not value.strip() or len(value) > 200:
+        c.add(f"{path}.{key}", "must be a non-empty string of at most 200 characters")
         return None
-    if pattern is not None and not pattern.match(value):
+    if pattern is not None and not pattern.fullmatch(value):
         c.add(f"{path}.{key}", f"invalid value {value!r}")
         return None
     return value
@@ -98,7 +104,7 @@ def validate_condition(cond: Any, path: str, c: _Collector) -> None:
     if unknown:
         c.add(path, f"unknown condition keys: {', '.join(sorted(map(str, unknown)))}")
     var = cond.get("var")
-    if not isinstance(var, str) or not VAR_PATH_RE.match(var):
+    if not isinstance(var, str) or not VAR_PATH_RE.fullmatch(var):
         c.add(f"{path}.var", "must be a variable path like 'approve_bonus.decision'")
     op = cond.get("op", "eq")
     if op not in CONDITION_OPS:
@@ -129,7 +135,7 @@ def _parse_retry(c: _Collector, value: Any, path: str) -> RetryPolicy:
         max_attempts = 1
     backoff = parse_iso_duration(value.get("backoff", "PT5S"))
     if backoff is None:
-        c.add(f"{path}.backoff", "bad duration: use ISO-8601 like 'PT30S' or seconds")
+        c.add(f"{path}.backoff", "bad duration: use ISO-8601 like 'PT30S' or seconds" + LIMIT)
         backoff = dt.timedelta(seconds=5)
     factor = value.get("backoff_factor", 2.0)
     if not _is_number(factor) or not (1 <= factor <= 10):
@@ -137,7 +143,7 @@ def _parse_retry(c: _Collector, value: Any, path: str) -> RetryPolicy:
         factor = 2.0
     max_backoff = parse_iso_duration(value.get("max_backoff", "PT1H"))
     if max_backoff is None:
-        c.add(f"{path}.max_backoff", "bad duration: use ISO-8601 like 'PT1H' or seconds")
+        c.add(f"{path}.max_backoff", "bad duration: use ISO-8601 like 'PT1H' or seconds" + LIMIT)
         max_backoff = dt.timedelta(hours=1)
     return RetryPolicy(max_attempts, backoff, float(factor), max_backoff)
 
@@ -156,7 +162,7 @@ def _parse_form(c: _Collector, value: Any, path: str) -> tuple[FormField, ...]:
             c.add(fpath, "must be an object {name, type, label, required}")
             continue
         name = item.get("name")
-        if not isinstance(name, str) or not VAR_PATH_RE.match(name) or "." in name:
+        if not isinstance(name, str) or not VAR_PATH_RE.fullmatch(name) or "." in name:
             c.add(f"{fpath}.name", "must be an identifier")
             continue
         if name in seen or name in ("decision", "comment"):
@@ -208,10 +214,10 @@ def _parse_escalation(c: _Collector, value: Any, path: str) -> Escalation | None
         return None
     after = parse_iso_duration(value.get("after"))
     if after is None or after.total_seconds() <= 0:
-        c.add(f"{path}.after", "bad duration: use ISO-8601 like 'P2D' or 'PT4H'")
+        c.add(f"{path}.after", "bad duration: use ISO-8601 like 'P2D' or 'PT4H'" + LIMIT)
         return None
     to_role = value.get("to")
-    if to_role is not None and (not isinstance(to_role, str) or not NAME_RE.match(to_role)):
+    if to_role is not None and (not isinstance(to_role, str) or not NAME_RE.fullmatch(to_role)):
         c.add(f"{path}.to", "must be a role name")
         to_role = None
     notify = value.get("notify", True)

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from processes.spec.fields import (
+    LIMIT,
     _check_separation_of_duties,
     _Collector,
     _is_number,
@@ -20,11 +21,13 @@ from processes.spec.fields import (
     slugify_key,
     validate_condition,
 )
+from processes.spec.limits import max_tasks, storage_problems
 from processes.spec.types import (
     BUSINESS_KEY_UNIQUE,
     KEY_RE,
     KNOWN_TASK_FIELDS,
     NAME_RE,
+    ON_TIMEOUT,
     TASK_TYPES,
     VAR_PATH_RE,
     VISIBILITIES,
@@ -47,6 +50,9 @@ def parse(
 
     ``known_handlers``: the handler names to accept; None: the step registry's."""
     c = _Collector()
+    problems = storage_problems(data)
+    if problems:  # values that can't be stored or computed with: nothing else is looked at
+        return None, [SpecError(path, message) for path, message in problems]
     if known_handlers is ANY_HANDLER:
         handlers = None
     elif known_handlers is not None:
@@ -82,7 +88,7 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
     key = data.get("key")
     if key is None:
         key = slugify_key(component or name or "process")
-    elif not isinstance(key, str) or not KEY_RE.match(key):
+    elif not isinstance(key, str) or not KEY_RE.fullmatch(key):
         c.add("key", "must be lower-case letters, digits, '-', '_' or '.' (max 100)")
         key = "process"
     description = data.get("description", "")
@@ -105,9 +111,25 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
         c.add("business_key_unique", f"must be one of: {', '.join(BUSINESS_KEY_UNIQUE)}")
         unique = "active"
 
+    deadline = None
+    if data.get("deadline") is not None:
+        deadline = parse_iso_duration(data["deadline"])
+        if deadline is None or deadline.total_seconds() <= 0:
+            c.add("deadline", "bad duration: use ISO-8601 like 'P5D' or seconds")
+            deadline = None
+
     stages_raw = data.get("stages")
     if not isinstance(stages_raw, list) or not stages_raw:
         c.add("stages", "is required: a non-empty list of stages")
+        return None
+
+    limit = max_tasks()
+    count = sum(
+        len(s["tasks"]) if isinstance(s, dict) and isinstance(s.get("tasks"), list) else 1
+        for s in stages_raw
+    )
+    if len(stages_raw) > limit or count > limit:
+        c.add("stages", f"at most {limit} tasks in all (FLOWDESK_MAX_TASKS); this has {count}")
         return None
 
     stage_names: dict[str, int] = {}
@@ -120,7 +142,7 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
             c.add(spath, "must be an object {stage_name, stage_order, tasks}")
             continue
         sname = stage_raw.get("stage_name")
-        if not isinstance(sname, str) or not NAME_RE.match(sname):
+        if not isinstance(sname, str) or not NAME_RE.fullmatch(sname):
             c.add(f"{spath}.stage_name", "is required: letters, digits, '_', ' ', '.', ':', '-'")
             sname = None
         elif sname in stage_names:
@@ -179,6 +201,7 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
         on_error_notify=notify,
         visibility=visibility,
         business_key_unique=unique,
+        deadline=deadline,
         raw=data,
     )
 
@@ -190,7 +213,7 @@ def _parse_task(
         c.add(path, "must be an object {task_name, task_type, parent_task, ...}")
         return None
     name = raw.get("task_name")
-    if not isinstance(name, str) or not VAR_PATH_RE.match(name) or "." in name:
+    if not isinstance(name, str) or not VAR_PATH_RE.fullmatch(name) or "." in name:
         c.add(f"{path}.task_name", "is required: letters, digits and '_'")
         return None
     ttype = raw.get("task_type", "SERVICE")
@@ -233,13 +256,13 @@ def _parse_task(
     if raw.get("timeout") is not None:
         timeout = parse_iso_duration(raw["timeout"])
         if timeout is None or timeout.total_seconds() <= 0:
-            c.add(f"{path}.timeout", "bad duration: use ISO-8601 like 'PT30S' or seconds")
+            c.add(f"{path}.timeout", "bad duration: use ISO-8601 like 'PT30S' or seconds" + LIMIT)
             timeout = None
     due = None
     if raw.get("due") is not None:
         due = parse_iso_duration(raw["due"])
         if due is None or due.total_seconds() <= 0:
-            c.add(f"{path}.due", "bad duration: use ISO-8601 like 'P2D' or seconds")
+            c.add(f"{path}.due", "bad duration: use ISO-8601 like 'P2D' or seconds" + LIMIT)
             due = None
     condition = raw.get("condition")
     if condition is not None:
@@ -251,7 +274,7 @@ def _parse_task(
             c.add(f"{path}.outcomes", "only a HUMAN task has outcomes")
         elif (
             not isinstance(outcomes_raw, list)
-            or not all(isinstance(o, str) and VAR_PATH_RE.match(o) for o in outcomes_raw)
+            or not all(isinstance(o, str) and VAR_PATH_RE.fullmatch(o) for o in outcomes_raw)
             or len(set(outcomes_raw)) != len(outcomes_raw)
         ):
             c.add(f"{path}.outcomes", "must be a list of distinct identifiers like 'approve'")
@@ -278,6 +301,19 @@ def _parse_task(
         c.add(f"{path}.description", "must be a string")
         task_description = ""
     not_by, not_by_var, show, external = _parse_human_rules(c, raw, path, ttype)
+    on_timeout = raw.get("on_timeout", "incident")
+    if on_timeout not in ON_TIMEOUT:
+        c.add(f"{path}.on_timeout", f"must be one of: {', '.join(ON_TIMEOUT)}")
+        on_timeout = "incident"
+    elif "on_timeout" in raw and not (
+        (ttype == "SERVICE" and not handler and timeout is not None)
+        or (ttype == "HUMAN" and due is not None and escalation is None)
+    ):
+        c.add(
+            f"{path}.on_timeout",
+            "applies to an external task with a timeout or a HUMAN task with a due and no "
+            "escalation",
+        )
     summary = _parse_summary(c, raw.get("summary"), f"{path}.summary")
     if summary and ttype != "HUMAN":
         c.add(f"{path}.summary", "only a HUMAN task has a summary")
@@ -307,6 +343,7 @@ def _parse_task(
         not_by_var=not_by_var,
         show=show,
         external_decision=external,
+        on_timeout=on_timeout,
         summary=summary,
         extra=extra,
     )

@@ -10,9 +10,10 @@ from typing import Any
 TASK_TYPES = ("SERVICE", "HUMAN")
 FORM_FIELD_TYPES = ("string", "text", "integer", "decimal", "boolean", "date", "choice")
 CONDITION_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "exists", "truthy")
-KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
-NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ .:-]{0,99}$")
-VAR_PATH_RE = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
+# Used with fullmatch (\Z, not $: "$" also matches before a trailing newline).
+KEY_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}\Z")
+NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ .:-]{0,99}\Z")
+VAR_PATH_RE = re.compile(r"[A-Za-z0-9_]{1,100}(\.[A-Za-z0-9_]{1,100}){0,20}\Z")
 
 # Fields of a task this language understands; any other field is kept and passed through
 # in the StartTask payload, as the seed's workflow manager does.
@@ -40,12 +41,16 @@ KNOWN_TASK_FIELDS = {
     "not_by_var",
     "show",
     "external_decision",
+    "on_timeout",
     "summary",
 }
 # How a summary item shows its value (tasks_inbox.presenters formats them).
 SUMMARY_FORMATS = ("text", "money", "number", "percent", "date", "datetime", "duration", "choice")
 VISIBILITIES = ("private", "participants", "role")
 BUSINESS_KEY_UNIQUE = ("active", "ever")
+# What happens when an external task's ``timeout`` or a human task's ``due`` (without escalation)
+# passes: an incident while the task still waits, the task fails, or it is skipped.
+ON_TIMEOUT = ("incident", "fail", "skip")
 INITIATOR = "initiator"
 
 
@@ -140,6 +145,7 @@ class TaskSpec:
     not_by_var: tuple[str, ...] = ()
     show: tuple[str, ...] | None = None  # variable paths its deciders see; None: every variable
     external_decision: bool = False  # may be decided by a TaskCompleted seed event too
+    on_timeout: str = "incident"  # ON_TIMEOUT: when the external timeout / human due passes
     summary: tuple[SummaryItem, ...] = ()  # the facts a decider needs first (HUMAN)
     extra: dict = field(default_factory=dict)
 
@@ -147,6 +153,16 @@ class TaskSpec:
     def is_external(self) -> bool:
         """A SERVICE task with no handler is worked by an outside system polling its queue."""
         return self.type == "SERVICE" and not self.handler
+
+    @property
+    def wait_deadline(self) -> dt.timedelta | None:
+        """How long this task may wait for the outside world before ``on_timeout`` applies: an
+        external task's ``timeout``, a human task's ``due`` when it has no escalation."""
+        if self.is_external:
+            return self.timeout
+        if self.type == "HUMAN" and self.escalation is None:
+            return self.due
+        return None
 
 
 @dataclass(frozen=True)
@@ -166,6 +182,7 @@ class ProcessSpec:
     on_error_notify: bool = True
     visibility: str = "participants"  # who reads human tasks held by someone else (VISIBILITIES)
     business_key_unique: str = "active"  # "ever": a business key runs once, whatever its state
+    deadline: dt.timedelta | None = None  # from the start; an incident (one SMS) when it passes
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     def task(self, name: str) -> TaskSpec:

@@ -181,7 +181,7 @@ def test_cancel_runs_compensation_newest_first(
     assert task(process, "ship").state == TaskState.SCHEDULED
     enqueued = []
     monkeypatch.setattr(
-        queue, "enqueue_compensation", lambda pid, ids: enqueued.append((pid, list(ids)))
+        queue, "enqueue_compensation", lambda task_id, timeout: enqueued.append(task_id)
     )
 
     # when the admin cancels it (confirming with a reason)
@@ -191,22 +191,29 @@ def test_cancel_runs_compensation_newest_first(
         response = admin_client.post(url, {"reason": "customer withdrew"})
     assert response.status_code == 302
 
-    # then open tasks are cancelled and compensation is queued after commit, newest first
+    # then open tasks are cancelled; the process is cancelling while the newest completed task
+    # is compensated first
     process = fresh(process)
-    assert process.state == ProcessState.CANCELLED
+    assert process.state == ProcessState.CANCELLING
     assert task(process, "ship").state == TaskState.CANCELLED
-    assert enqueued == [(process.pk, [task(process, "charge").pk, task(process, "reserve").pk])]
-    cancelled = events(process, EventType.PROCESS_CANCELLED)[-1]
-    assert cancelled.actor_label == "admin" and cancelled.data["reason"] == "customer withdrew"
+    assert enqueued == [task(process, "charge").pk]
+    cancelling = events(process, EventType.PROCESS_CANCELLING)[-1]
+    assert cancelling.actor_label == "admin" and cancelling.data["reason"] == "customer withdrew"
+    page = admin_client.get(change_url(process)).content.decode()
+    assert "cancelling (compensations running)" in page and "compensating" in page
 
-    # and the worker runs the handlers in that order, each recorded in the history
-    worker.run_compensation(str(process.pk), enqueued[0][1])
+    # and the workers run the handlers in that order, each recorded in the history
+    with django_capture_on_commit_callbacks(execute=True):
+        worker.run_compensation(enqueued[0])
+    with django_capture_on_commit_callbacks(execute=True):
+        worker.run_compensation(enqueued[1])
     assert [(h, t) for h, t, _ in compensations] == [
         ("test_admin.refund", "charge"),
         ("test_admin.release", "reserve"),
     ]
-    runs = events(process, EventType.COMPENSATION_RUN)
-    assert [(e.task_name, e.data["outcome"]) for e in runs] == [("charge", "ok"), ("reserve", "ok")]
+    runs = events(process, EventType.COMPENSATION_COMPLETED)
+    assert [e.task_name for e in runs] == ["charge", "reserve"]
+    assert fresh(process).state == ProcessState.CANCELLED
 
     # a cancelled process offers no more actions
     page = admin_client.get(change_url(process))
@@ -262,3 +269,58 @@ def test_instance_page_shows_tasks_events_diagram_and_links(shop, flaky, admin_c
     assert "Replay a stage" in page and "Cancel process" in page
     # state fields are not editable anywhere on the page
     assert 'name="state"' not in page and 'name="tasks-0-state"' not in page
+
+
+def test_a_failed_compensation_is_retried_or_skipped_from_the_task_table(
+    shop, flaky, compensations, admin_client, django_capture_on_commit_callbacks, monkeypatch
+):
+    # given a cancelled shop order whose refund (charge's compensation) failed for good
+    flaky.failing = False
+    process = start("shop")
+    run_ready_steps(process)
+    from processes import steps
+    from processes.steps import PermanentStepError
+
+    def refund_refused(ctx):
+        raise PermanentStepError("bank refused the refund")
+
+    steps.registry.unregister("test_admin.refund")
+    steps.registry.register("test_admin.refund", refund_refused)
+    queued = []
+    monkeypatch.setattr(
+        queue, "enqueue_compensation", lambda task_id, timeout: queued.append(task_id)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        engine.process_cancel(process_id=process.pk, actor=engine.SYSTEM, reason="withdrawn")
+    with django_capture_on_commit_callbacks(execute=True):
+        worker.run_compensation(task(process, "charge").pk)
+    assert task(process, "charge").state == TaskState.COMPENSATION_FAILED
+
+    # then the task table offers retry and skip on it, and no replay on a cancelling process
+    page = admin_client.get(change_url(process)).content.decode()
+    assert task_action_url(process, "charge", "retry") in page
+    assert task_action_url(process, "charge", "skip") in page
+    assert task_action_url(process, "charge", "replay") not in page
+    assert "Replay a stage" not in page
+
+    # retry: queued again
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            task_action_url(process, "charge", "retry"), {"reason": "bank is back"}
+        )
+    assert response.status_code == 302
+    assert task(process, "charge").state == TaskState.COMPENSATING
+    assert queued == [task(process, "charge").pk] * 2
+
+    # skip: the next compensation (reserve) is queued
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            task_action_url(process, "charge", "skip"), {"reason": "refunded by phone"}
+        )
+    assert response.status_code == 302
+    assert task(process, "charge").state == TaskState.SKIPPED
+    assert queued[-1] == task(process, "reserve").pk
+    with django_capture_on_commit_callbacks(execute=True):
+        worker.run_compensation(task(process, "reserve").pk)
+    assert fresh(process).state == ProcessState.CANCELLED
+    assert events(process, EventType.COMPENSATION_SKIPPED)[-1].actor_label == "admin"

@@ -84,23 +84,29 @@ def test_cancel_with_compensation_in_the_browser(
     process = start("shop")
     run_ready_steps(process)
     queued = []
-    monkeypatch.setattr(queue, "enqueue_compensation", lambda pid, ids: queued.append(list(ids)))
+    monkeypatch.setattr(
+        queue, "enqueue_compensation", lambda task_id, timeout: queued.append(task_id)
+    )
     admin_login(page, live_server.url)
     page.goto(live_server.url + change_url(process))
     page.click("#fd-cancel")
     confirm(page, "customer withdrew")
-    assert "cancelled" in page.inner_text(".messagelist")
-    assert fresh(process).state == ProcessState.CANCELLED
+    assert "is cancelling" in page.inner_text(".messagelist")
+    assert fresh(process).state == ProcessState.CANCELLING
+    assert "cancelling (compensations running)" in page.inner_text("body")
 
-    # the worker runs what the engine queued after commit: newest completed task first
-    assert queued == [[task(process, "charge").pk, task(process, "reserve").pk]]
-    worker.run_compensation(str(process.pk), queued[0])
+    # the workers run what the engine queued after commit: newest completed task first
+    assert queued == [task(process, "charge").pk]
+    worker.run_compensation(queued[0])
+    assert queued == [task(process, "charge").pk, task(process, "reserve").pk]
+    worker.run_compensation(queued[1])
     assert [t for _, t, _ in compensations] == ["charge", "reserve"]
     page.reload()
     history = page.inner_text("#events-group")
-    assert "compensation_run" in history and "process_cancelled" in history
-    cancelled = events(process, EventType.PROCESS_CANCELLED)[-1]
-    assert (cancelled.actor_label, cancelled.data["reason"]) == ("boss", "customer withdrew")
+    assert "compensation_completed" in history and "process_cancelled" in history
+    assert fresh(process).state == ProcessState.CANCELLED
+    cancelling = events(process, EventType.PROCESS_CANCELLING)[-1]
+    assert (cancelling.actor_label, cancelling.data["reason"]) == ("boss", "customer withdrew")
 
 
 def test_definition_and_dashboard_screenshots(

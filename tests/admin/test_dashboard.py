@@ -76,7 +76,13 @@ def test_dashboard_figures_match_the_events(data_set):
     assert sum(hours["approve"]) == sum(lead["approve"])
 
     # instances by state, incidents, SLA breaches
-    assert dash.by_state == {"running": 1, "failed": 1, "completed": 2, "cancelled": 0}
+    assert dash.by_state == {
+        "running": 1,
+        "failed": 1,
+        "completed": 2,
+        "cancelling": 0,
+        "cancelled": 0,
+    }
     assert [p.business_key for p in dash.incidents] == ["P3"] and dash.incident_count == 1
     assert [(t.process.business_key, t.name) for t in dash.breaches] == [("P4", "approve")]
     assert dash.breach_count == 1

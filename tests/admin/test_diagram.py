@@ -161,7 +161,11 @@ def test_names_are_escaped():
         ],
     )
     parsed = spec.parse_or_raise(data, known_handlers=None)
-    ET.fromstring(diagram.render_svg(parsed, title='a "quoted" <title>'))
+    svg = diagram.render_svg(parsed, title='a "quoted" <title>')
+    tree = ET.fromstring(svg)  # raw "<" or "&" would not parse
+    texts = " ".join("".join(node.itertext()) for node in tree.iter())
+    assert "<q>&" in texts and 'a "quoted" <title>' in texts  # shown as written
+    assert "<q>&" not in svg and '"quoted" <title>' not in svg  # escaped in the source
 
 
 def test_stages_are_joined_by_arrows_and_tasks_show_their_labels(import_definition):

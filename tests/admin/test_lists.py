@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from processes import engine
 from processes.models import EventType, ProcessEvent, ProcessInstance
-from tests.admin.helpers import SYSTEM, events, run_ready_steps, start, task
+from tests.admin.helpers import SYSTEM, events, start, task
 from tests.factories import complete_task, definition_data
 
 pytestmark = pytest.mark.django_db
@@ -199,10 +199,6 @@ def test_no_add_change_or_delete_of_instances(admin_client, approvals):
     delete = reverse("admin:processes_processinstance_delete", args=[process.pk])
     assert admin_client.post(delete, {"post": "yes"}).status_code == 403
     assert ProcessInstance.objects.get(pk=process.pk).state == "running"
-
-
-def test_run_ready_steps_helper_is_a_noop_without_handlers(approvals):
-    run_ready_steps(make_instances(1)[0])
 
 
 def test_big_lists_use_the_planner_estimate(admin_client, approvals, postgres, monkeypatch):

@@ -43,6 +43,9 @@ EXPECTED_PATHS = {
     "/api/tasks/{id}/release/",
     "/api/tasks/{id}/complete/",
     "/api/tasks/{id}/delegate/",
+    "/api/subscriptions/",
+    "/api/subscriptions/{id}/deliveries/",
+    "/api/deliveries/{id}/replay/",
 }
 
 

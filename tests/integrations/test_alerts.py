@@ -298,3 +298,59 @@ def test_the_alert_recipient_command(capsys):
         call_command("alert_recipient", "root", "+33 1")
     with pytest.raises(CommandError, match="not an admin"):
         call_command("alert_recipient", "clerk", "+33612345678")
+
+
+def test_alerts_over_the_rate_limit_go_out_in_one_digest_when_the_window_allows(
+    failing_process, admin_phone, django_capture_on_commit_callbacks, settings
+):
+    # Given a limit of 2 SMS per hour and 14 incidents within it.
+    settings.FLOWDESK_SMS_RATE_LIMIT, settings.FLOWDESK_SMS_RATE_WINDOW = 2, 3600
+    processes = [failing_process(f"EMP-{n}") for n in range(14)]
+    for process in processes:
+        fail(process, django_capture_on_commit_callbacks)
+    assert len(locmem.outbox) == 2
+    held = SmsMessage.objects.filter(status=SmsStatus.RATE_LIMITED).order_by("created_at")
+    assert held.count() == 12
+    first_held = timezone.localtime(held.first().created_at)
+    assert Schedule.objects.filter(name=alerts.OUTBOX_SCHEDULE).exists()  # it sends the digest
+
+    # While the window is full, the outbox sweep sends nothing more.
+    assert alerts.retry_pending() == {}
+    assert len(locmem.outbox) == 2
+
+    # When the window allows, one SMS says what was held back.
+    later = timezone.now() + dt.timedelta(seconds=3601)
+    assert alerts.retry_pending(now=later) == {"digests": 1}
+    assert len(locmem.outbox) == 3
+    digest = locmem.outbox[-1]
+    assert digest.to == "+33612345678"
+    assert digest.body.startswith(
+        f"[Flowdesk] 12 more incidents since {first_held:%H:%M}: "
+        "Incident: payroll EMP-2, task charge failed: accounting system refused"
+    )
+    assert "EMP-13" in digest.body or "more." in digest.body
+    assert digest.body.endswith("https://flowdesk.example.com/admin/integrations/incident/")
+    assert len(digest.body) < 700
+    assert SmsMessage.objects.filter(status=SmsStatus.FOLDED).count() == 12
+    assert SmsMessage.objects.filter(status=SmsStatus.RATE_LIMITED).count() == 0
+    # the history of a held-back incident says it went out in the digest
+    assert sms_events(processes[5])[-1].type == EventType.NOTIFICATION_SENT
+
+    # and nothing is sent twice
+    assert alerts.retry_pending(now=later + dt.timedelta(seconds=60)) == {}
+    assert len(locmem.outbox) == 3
+
+
+def test_a_held_back_cluster_alert_is_in_the_digest_too(admin_phone, settings):
+    settings.FLOWDESK_SMS_RATE_LIMIT = 1
+    since = timezone.now()
+    alerts.cluster_stalled(supervisor="h", cluster="c", since=since, silent_for=20, restarts=1)
+    alerts.cluster_resumed(supervisor="h", cluster="c", since=since, stalled_for=25, restarts=1)
+    assert len(locmem.outbox) == 1
+
+    alerts.retry_pending(now=timezone.now() + dt.timedelta(hours=2))
+
+    assert (
+        locmem.outbox[-1].body.startswith("[Flowdesk] 1 more incident since ")
+        and "Workers resumed: cluster c on h works again after 25s" in locmem.outbox[-1].body
+    )

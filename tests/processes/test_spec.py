@@ -128,9 +128,12 @@ def test_bad_durations():
         ]
     )
     assert errors_of(data) == [
-        "stages[0].tasks[0].retry.backoff: bad duration: use ISO-8601 like 'PT30S' or seconds",
-        "stages[0].tasks[0].timeout: bad duration: use ISO-8601 like 'PT30S' or seconds",
-        "stages[0].tasks[1].escalation.after: bad duration: use ISO-8601 like 'P2D' or 'PT4H'",
+        "stages[0].tasks[0].retry.backoff: bad duration: use ISO-8601 like 'PT30S' or seconds"
+        ", at most P3650D",
+        "stages[0].tasks[0].timeout: bad duration: use ISO-8601 like 'PT30S' or seconds"
+        ", at most P3650D",
+        "stages[0].tasks[1].escalation.after: bad duration: use ISO-8601 like 'P2D' or 'PT4H'"
+        ", at most P3650D",
     ]
 
 

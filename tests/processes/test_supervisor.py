@@ -9,6 +9,7 @@ The chaos tests (30 SIGKILLs) are in ``test_supervisor_chaos.py``.
 
 import datetime as dt
 import os
+import re
 import signal
 import time
 
@@ -312,7 +313,9 @@ def test_healthz_is_503_with_the_reason(health, row, reason):
     status, body = health()
 
     assert status == 503 and body["status"] == "unhealthy"
-    assert body["reasons"] and body["reasons"][0].startswith(reason)
+    # the age is measured when /healthz answers: a slow machine adds a second or two
+    said = re.sub(r"for (\d+)s", lambda m: f"for {5 * (int(m.group(1)) // 5)}s", body["reasons"][0])
+    assert body["reasons"] and said.startswith(reason)
 
 
 @pytest.mark.django_db

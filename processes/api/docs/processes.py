@@ -1,12 +1,18 @@
 """OpenAPI of ``/api/processes/``: list, start, one process, events, cancel, variables."""
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
 
 from processes.api import schema as s
 from processes.api import serializers as ser
 
 EVENT_EXAMPLE = {
+    "id": 8123,
     "seq": 1,
     "type": "process_started",
     "task": "",
@@ -14,6 +20,8 @@ EVENT_EXAMPLE = {
     "actor": "shop-frontend",
     "created_at": "2026-11-23T10:00:00Z",
     "data": {"definition": "pizza", "version": 1, "business_key": "ORDER-001"},
+    "correlation_id": "req-7f3a",
+    "caused_by": None,
 }
 
 list_processes = extend_schema(
@@ -51,10 +59,52 @@ start_process = extend_schema(
 
 process_detail = extend_schema(
     tags=["processes"],
-    summary="One process",
-    description="State, business status, current stage, variables and every task.",
-    responses={200: ser.ProcessDetailSerializer, **s.READ_ERRORS},
-    examples=[s.response_example("process", s.PROCESS_DETAIL_EXAMPLE, "200")],
+    summary="One process (now, or as it was at a point in time)",
+    description=(
+        "State, business status, current stage, variables and every task. With `as_of` "
+        "(ISO 8601), the state rebuilt from the events recorded up to that moment instead: "
+        "state, stage, business status, variables and each task's state then, and `last_seq`, "
+        "the last event folded in. A malformed `as_of` → 400 naming the field; a moment before "
+        "the process started → 404."
+    ),
+    parameters=[
+        OpenApiParameter(
+            "as_of",
+            OpenApiTypes.DATETIME,
+            required=False,
+            description="Answer the state rebuilt from the events up to this moment.",
+        )
+    ],
+    responses={
+        200: PolymorphicProxySerializer(
+            component_name="ProcessDetailOrAsOf",
+            serializers=[ser.ProcessDetailSerializer, ser.ProcessAsOfSerializer],
+            resource_type_field_name=None,
+        ),
+        **s.READ_ERRORS,
+    },
+    examples=[
+        s.response_example("process", s.PROCESS_DETAIL_EXAMPLE, "200"),
+        s.response_example(
+            "as_of",
+            {
+                "id": s.PROCESS_ID,
+                "url": f"/api/processes/{s.PROCESS_ID}/",
+                "definition": "pizza",
+                "version": 1,
+                "business_key": "ORDER-001",
+                "as_of": "2026-11-23T10:05:00Z",
+                "last_seq": 4,
+                "last_event_at": "2026-11-23T10:00:01Z",
+                "state": "running",
+                "business_status": "",
+                "current_stage": "ORDER",
+                "variables": {"size": "L"},
+                "tasks": [{"name": "confirm_order", "state": "scheduled"}],
+            },
+            "200",
+        ),
+    ],
 )
 
 process_events = extend_schema(

@@ -6,7 +6,7 @@ import django_filters
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from processes import authority, engine, selectors
+from processes import authority, engine, history, selectors
 from processes.api import serializers as ser
 from processes.api.base import ApiView
 from processes.api.docs import processes as docs
@@ -63,7 +63,19 @@ class ProcessListView(ListView):
 class ProcessDetailView(ApiView):
     @docs.process_detail
     def get(self, request, pk):
-        return _current(request, pk)
+        query = validated(ser.ProcessAsOfQuerySerializer, request.query_params)
+        if "as_of" not in query:
+            return _current(request, pk)
+        process = selectors.process_for(request.user, pk)
+        point = history.state_at(process, query["as_of"])
+        if point is None:
+            raise NotFound(f"process {pk} had not started at {query['as_of'].isoformat()}")
+        task_names = selectors.task_names(process)
+        return Response(
+            ser.ProcessAsOfSerializer(
+                {"process": process, "point": point, "task_names": task_names}
+            ).data
+        )
 
 
 class ProcessEventsView(ListView):

@@ -3,6 +3,7 @@ from pathlib import Path
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from integrations import events_out
 from processes import projections
 from processes.models import ProcessDefinition
 from processes.worker import ensure_schedules
@@ -29,6 +30,8 @@ class Command(BaseCommand):
         schedule = ensure_schedules()
         self.stdout.write(f"schedule {schedule.name}: every {schedule.minutes} min")
         schedule = projections.ensure_schedule()
+        self.stdout.write(f"schedule {schedule.name}: every {schedule.minutes} min")
+        schedule = events_out.ensure_schedule()
         self.stdout.write(f"schedule {schedule.name}: every {schedule.minutes} min")
         for filename, key in REFERENCE.items():
             path = DEFINITIONS / filename
