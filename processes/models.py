@@ -165,7 +165,7 @@ class ProcessDefinition(FSMModelMixin, models.Model):
         if cached is None:
             # Published specs were validated at publish time; don't re-check handlers here, so a
             # process keeps running even if a handler module is temporarily not installed.
-            cached = spec_module.parse_or_raise(self.spec, known_handlers=None)
+            cached = spec_module.parse_or_raise(self.spec, known_handlers=spec_module.ANY_HANDLER)
             if cached.key != self.key:
                 cached = dataclasses.replace(cached, key=self.key)
             self._parsed_spec = cached

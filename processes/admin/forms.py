@@ -113,9 +113,10 @@ class ReasonForm(forms.Form):
 
 
 class ActionForm(ReasonForm):
-    """Confirm an operating action (replaying a stage: which one)."""
+    """Confirm an operating action (replaying a stage: which one; skipping a task: the values
+    of its results that later tasks read, set with the same reason)."""
 
-    def __init__(self, *args, stages: list[str] | None = None, **kwargs):
+    def __init__(self, *args, stages: list[str] | None = None, set_paths: list[str] = (), **kwargs):
         super().__init__(*args, **kwargs)
         if stages is not None:
             self.fields["stage"] = forms.ChoiceField(
@@ -123,6 +124,27 @@ class ActionForm(ReasonForm):
                 help_text="This stage and every later one run again.",
             )
             self.order_fields(["stage", "reason"])
+        self.set_paths = list(set_paths)
+        for path in self.set_paths:
+            self.fields[f"set:{path}"] = forms.CharField(
+                label=f"Set {path}",
+                required=False,
+                max_length=10000,
+                help_text='A value for the tasks that read it (JSON: 409.32, "EUR", {…}; '
+                "plain text is taken as text). Leave empty to leave it missing.",
+            )
+
+    def values_to_set(self) -> dict:
+        values = {}
+        for path in self.set_paths:
+            text = (self.cleaned_data.get(f"set:{path}") or "").strip()
+            if not text:
+                continue
+            try:
+                values[path] = json.loads(text, parse_constant=_refuse_constant)
+            except (ValueError, ValidationError, RecursionError):
+                values[path] = text
+        return values
 
 
 class BatchCsvForm(forms.Form):

@@ -294,6 +294,9 @@ def _schedule(run: _Run, task: TaskInstance, now) -> None:
     events.task_scheduled(
         process=run.process, actor=run.actor, task=task, payload=payload, barred=barred
     )
+    if task.type == TaskType.HUMAN:
+        # The row may be inserted after this point: its id is read once the transaction commits.
+        queue.on_commit(lambda: hooks.emit("task_opened", task_id=task.pk))
 
 
 def _resolve_assignee(run: _Run, task: TaskInstance, task_spec: spec_module.TaskSpec):

@@ -44,16 +44,27 @@ from processes.spec.types import (
     TaskSpec,
 )
 
+# known_handlers=ANY_HANDLER: don't check handler names (a stored, published spec is read back
+# in a process that may not have imported every handler module, e.g. the web server).
+ANY_HANDLER = object()
+
 
 def parse(
-    data: Any, *, known_handlers: Iterable[str] | None = None
+    data: Any, *, known_handlers: Iterable[str] | None | object = None
 ) -> tuple[ProcessSpec | None, list[SpecError]]:
-    """Return (spec, []) for a valid definition, or (None, errors) listing every problem."""
+    """Return (spec, []) for a valid definition, or (None, errors) listing every problem.
+
+    ``known_handlers``: the handler names to accept; None: the step registry's."""
     c = _Collector()
     problems = storage_problems(data)
     if problems:  # values that can't be stored or computed with: nothing else is looked at
         return None, [SpecError(path, message) for path, message in problems]
-    handlers = set(known_handlers) if known_handlers is not None else _known_handlers_default()
+    if known_handlers is ANY_HANDLER:
+        handlers = None
+    elif known_handlers is not None:
+        handlers = set(known_handlers)
+    else:
+        handlers = _known_handlers_default()
     try:
         spec = _parse(data, c, handlers)
     except RecursionError:
