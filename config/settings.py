@@ -246,6 +246,8 @@ Q_CLUSTER = {
     # A worker process is replaced after this many tasks (django-q2's default, 500).
     "recycle": int(os.environ.get("FLOWDESK_Q_RECYCLE", "500")),
     "label": "Background work",
+    # django-q2 logs through its own handler: the same level as everything else.
+    "log_level": os.environ.get("FLOWDESK_LOG_LEVEL", "INFO").upper(),
 }
 if FLOWDESK_REDIS_URL:
     Q_CLUSTER["redis"] = FLOWDESK_REDIS_URL
@@ -326,6 +328,8 @@ SPECTACULAR_SETTINGS = {
     },
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+# POST /api/processes/batch/ alone takes a larger body (10,000 items; DRF reads the stream).
+FLOWDESK_BATCH_MAX_BYTES = int(os.environ.get("FLOWDESK_BATCH_MAX_BYTES") or 16 * 1024 * 1024)
 
 # --- Integrations ---------------------------------------------------------------------------------
 FLOWDESK_SIMULATORS = env_bool("FLOWDESK_SIMULATORS", False)
@@ -364,6 +368,65 @@ TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
 TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
 TWILIO_FROM_NUMBER = os.environ.get("TWILIO_FROM_NUMBER", "")
 TWILIO_MESSAGING_SERVICE_SID = os.environ.get("TWILIO_MESSAGING_SERVICE_SID", "")
+
+
+# --- Mail and people-facing notices -----------------------------------------------------------------
+# FLOWDESK_EMAIL_URL: smtp://user:password@host:587?tls=1 (or ?ssl=1), console:// or locmem://;
+# else the usual EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS,
+# EMAIL_USE_SSL. DEFAULT_FROM_EMAIL: the sender.
+def _email_settings(url: str) -> dict:
+    from urllib.parse import parse_qs, unquote, urlparse
+
+    parsed = urlparse(url)
+    query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+    backends = {
+        "smtp": "django.core.mail.backends.smtp.EmailBackend",
+        "smtps": "django.core.mail.backends.smtp.EmailBackend",
+        "console": "django.core.mail.backends.console.EmailBackend",
+        "locmem": "django.core.mail.backends.locmem.EmailBackend",
+    }
+    if parsed.scheme not in backends:
+        sys.exit(
+            f"error: FLOWDESK_EMAIL_URL: unknown scheme {parsed.scheme!r}: smtp, smtps, console or locmem"
+        )
+    return {
+        "EMAIL_BACKEND": backends[parsed.scheme],
+        "EMAIL_HOST": parsed.hostname or "localhost",
+        "EMAIL_PORT": parsed.port or (465 if parsed.scheme == "smtps" else 25),
+        "EMAIL_HOST_USER": unquote(parsed.username or ""),
+        "EMAIL_HOST_PASSWORD": unquote(parsed.password or ""),
+        "EMAIL_USE_TLS": query.get("tls", "0").lower() in {"1", "true", "yes", "on"},
+        "EMAIL_USE_SSL": parsed.scheme == "smtps"
+        or query.get("ssl", "0").lower() in {"1", "true", "yes", "on"},
+    }
+
+
+FLOWDESK_EMAIL_URL = os.environ.get("FLOWDESK_EMAIL_URL", "")
+if FLOWDESK_EMAIL_URL:
+    globals().update(_email_settings(FLOWDESK_EMAIL_URL))
+else:
+    EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+    EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+    EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+    EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+    EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "flowdesk@localhost")
+EMAIL_CONFIGURED = bool(FLOWDESK_EMAIL_URL or os.environ.get("EMAIL_HOST"))
+# Where inbox notices go (dotted paths of tasks_inbox.notifications backends): the log, and mail
+# when it is configured.
+FLOWDESK_INBOX_NOTIFIERS = [
+    p.strip()
+    for p in os.environ.get(
+        "FLOWDESK_INBOX_NOTIFIERS",
+        "tasks_inbox.notifications.LogBackend"
+        + (",tasks_inbox.notifications.EmailBackend" if EMAIL_CONFIGURED else ""),
+    ).split(",")
+    if p.strip()
+]
+# "A new task for you": one notice per human task when it is scheduled (to its assignee, else
+# its role). On by default once mail is configured (a log line alone tells nobody).
+FLOWDESK_NEW_TASK_NOTICES = env_bool("FLOWDESK_NEW_TASK_NOTICES", EMAIL_CONFIGURED)
 
 LOGGING = {
     "version": 1,

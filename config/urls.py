@@ -3,9 +3,13 @@ from django.contrib import admin
 from django.urls import include, path
 
 from processes.health import healthz
+from tasks_inbox.views import admin_login
+
+admin.site.site_url = "/inbox/"  # "View site": the inbox (its header links back to the admin)
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("admin/login/", admin_login),
     path("admin/", admin.site.urls),
     path("api/", include("integrations.api_urls")),  # before the processes API's fallback
     path("api/", include("processes.api.urls")),

@@ -1,9 +1,11 @@
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
+from django.db.models import OuterRef, Subquery
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from integrations import alerts, events_out
@@ -22,6 +24,7 @@ from integrations.models import (
     SmsStatus,
     WatchdogState,
 )
+from processes.models import ProcessInstance, TaskInstance, TaskState
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -53,9 +56,64 @@ class SmsMessageInline(admin.TabularInline):
 
 @admin.register(Incident)
 class IncidentAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "task_name", "process_id", "error", "note"]
+    """Every incident alerted, with what it is about and whether it is still open; the process
+    link leads to its incident banner (retry, skip, set variables). Incidents are kept: no Delete."""
+
+    list_display = [
+        "created_at",
+        "process_link",
+        "definition",
+        "task_name",
+        "short_error",
+        "status",
+        "note",
+    ]
     search_fields = ["key", "task_name", "error"]
     inlines = [SmsMessageInline]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        process = ProcessInstance.objects.filter(pk=OuterRef("process_id"))
+        task = TaskInstance.objects.filter(pk=OuterRef("task_id"))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                business_key=Subquery(process.values("business_key")[:1]),
+                definition_key=Subquery(process.values("definition_key")[:1]),
+                task_state=Subquery(task.values("state")[:1]),
+                task_execution=Subquery(task.values("execution")[:1]),
+            )
+        )
+
+    @admin.display(description="process", ordering="business_key")
+    def process_link(self, obj):
+        if not obj.process_id:
+            return "(worker cluster)"
+        url = reverse("admin:processes_processinstance_change", args=[obj.process_id])
+        return format_html('<a href="{}">{}</a>', url, obj.business_key or obj.process_id)
+
+    @admin.display(description="definition", ordering="definition_key")
+    def definition(self, obj):
+        return obj.definition_key or "—"
+
+    @admin.display(description="error")
+    def short_error(self, obj):
+        text = obj.error or ""
+        return text if len(text) <= 140 else text[:139] + "…"
+
+    @admin.display(description="status")
+    def status(self, obj):
+        """Open while that execution of the task is still failed; resolved once it was retried,
+        skipped or replayed (or the process was cancelled)."""
+        if not obj.process_id or obj.task_id is None:
+            return "—"
+        still = obj.task_state == TaskState.FAILED and obj.task_execution == obj.execution
+        if still:
+            return format_html('<strong style="color:#cf222e">{}</strong>', "open")
+        return format_html('<span style="color:#1a7f37">{}</span>', "resolved")
 
 
 @admin.register(SmsMessage)

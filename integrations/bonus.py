@@ -5,6 +5,7 @@ from __future__ import annotations
 from integrations.http import (
     CURRENCY_RE,
     EMPLOYEE_ID_RE,
+    InvalidResponse,
     ServiceClient,
     field_amount,
     field_str,
@@ -17,8 +18,11 @@ class BonusClient(ServiceClient):
     url_setting = "FLOWDESK_BONUS_URL"
     token_setting = "FLOWDESK_BONUS_TOKEN"
 
-    def compute(self, *, employee_id: str, period: str, idempotency_key: str) -> dict:
-        """The bonus the bonus system computes for the employee and period."""
+    def compute(
+        self, *, employee_id: str, period: str, idempotency_key: str, review: dict | None = None
+    ) -> dict:
+        """The bonus the bonus system computes for the employee and period; ``review`` (round,
+        comment, decided_by) when a manager sent the bonus back for rework."""
 
         def fields(body: dict) -> dict:
             result = {
@@ -27,6 +31,12 @@ class BonusClient(ServiceClient):
             }
             if body.get("rating") is not None:
                 result["rating"] = field_str(body, "rating", max_len=50)
+            if review is not None:  # the bonus system says which review it took into account
+                answered = require_object(body.get("review"))
+                comment = answered.get("comment")
+                if not isinstance(comment, str) or len(comment) > 2000:
+                    raise InvalidResponse("review.comment: must be a string")
+                result["review"] = {"round": answered.get("round"), "comment": comment}
             return result
 
         return self.post_for_employee(
@@ -35,6 +45,7 @@ class BonusClient(ServiceClient):
             period=period,
             idempotency_key=idempotency_key,
             fields=fields,
+            extra={"review": review} if review is not None else None,
         )
 
     def notify_rejection(

@@ -118,8 +118,10 @@ class ServiceClient:
         period: str,
         idempotency_key: str,
         fields: Callable[[dict], dict],
+        extra: dict | None = None,
     ) -> dict:
-        """POST ``{employee_id, period}``; the answer must echo both, ``fields`` reads the rest."""
+        """POST ``{employee_id, period}`` (and ``extra``); the answer must echo both, ``fields``
+        reads the rest."""
 
         def validate(body) -> dict:
             body = require_object(body)
@@ -130,7 +132,7 @@ class ServiceClient:
         return self.call(
             "POST",
             path,
-            json={"employee_id": employee_id, "period": period},
+            json={"employee_id": employee_id, "period": period, **(extra or {})},
             idempotency_key=idempotency_key,
             validate=validate,
         )

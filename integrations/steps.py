@@ -45,10 +45,22 @@ def salary_base(ctx: StepContext) -> dict:
 
 @step("bonus.compute")
 def bonus(ctx: StepContext) -> dict:
-    """Ask the bonus system for the employee's bonus."""
+    """Ask the bonus system for the employee's bonus; after a manager sent it back for rework
+    (the ``rework`` variable), with their comment, so the recalculation can take it into account."""
     employee_id, period = employee_and_period(ctx)
+    rework = ctx.variables.get("rework")
+    review = None
+    if isinstance(rework, dict):
+        review = {
+            "round": rework.get("round"),
+            "comment": str(rework.get("comment") or ""),
+            "decided_by": str(rework.get("decided_by") or ""),
+        }
     return BonusClient().compute(
-        employee_id=employee_id, period=period, idempotency_key=ctx.idempotency_key
+        employee_id=employee_id,
+        period=period,
+        idempotency_key=ctx.idempotency_key,
+        review=review,
     )
 
 

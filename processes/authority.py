@@ -105,6 +105,14 @@ def may_publish(user, definition_key: str) -> bool:
     return user.has_perm(CREATE_KEYS)
 
 
+def may_migrate(user, definition_key: str) -> bool:
+    """Moving running instances of ``definition_key`` to another version: it changes both what
+    the definition is (``publish_definition``) and running cases (``operate_process``)."""
+    return has_definition_perm(user, PUBLISH, definition_key) and has_definition_perm(
+        user, OPERATE, definition_key
+    )
+
+
 def may_create_keys(user) -> bool:
     return is_superuser(user) or bool(
         user and user.is_authenticated and user.is_active and user.has_perm(CREATE_KEYS)

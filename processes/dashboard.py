@@ -25,7 +25,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef
+from django.db.models import Count, Exists, OuterRef, Subquery
 from django.utils import timezone
 
 from processes import projections
@@ -36,6 +36,7 @@ from processes.models import (
     ProcessState,
     TaskExecution,
     TaskInstance,
+    TaskState,
     TaskType,
     overdue_q,
 )
@@ -227,9 +228,17 @@ def build(key: str, *, days: int = 7, now=None) -> Dashboard:
     by_state, by_version = counts_by_state(versions)
     caught_up = projections.catch_up(batch=CATCH_UP_BATCH, budget_seconds=CATCH_UP_SECONDS)
     behind = caught_up["left"]
-    incidents_qs = ProcessInstance.objects.filter(
-        definition_key=key, state=ProcessState.FAILED
-    ).select_related("definition")
+    failed_task = TaskInstance.objects.filter(
+        process_id=OuterRef("pk"), state=TaskState.FAILED
+    ).order_by("-id")
+    incidents_qs = (
+        ProcessInstance.objects.filter(definition_key=key, state=ProcessState.FAILED)
+        .select_related("definition")
+        .annotate(
+            failed_task=Subquery(failed_task.values("name")[:1]),
+            error=Subquery(failed_task.values("last_error")[:1]),
+        )
+    )
     breaches_qs = (
         overdue_human_tasks(now).filter(process__definition_key=key).select_related("process")
     )

@@ -27,7 +27,11 @@ STAGE_PAD = 22
 HEADER_H = 46
 EMPTY_STAGE_W = 120
 MARGIN = 16
+STAGE_GAP = 26  # between two stages: room for the arrow from one to the next
+ROW_SPACING = 34  # between two rows of stages (a wide definition wraps)
+MAX_WIDTH = 900  # wrap the stages into rows past this width (the admin's content at 1280 px)
 LEGEND_H = 30
+LOOP_H = 34  # the lane under the stages where rework loops run back
 
 TYPE_LABELS = {"service": "service", "external": "external", "human": "human"}
 STATE_CLASSES = {
@@ -68,7 +72,12 @@ STYLE = """
 .fd-diagram .type-external .badge-bg { fill: #0969da; }
 .fd-diagram .edge { fill: none; stroke: #57606a; stroke-width: 1.3; }
 .fd-diagram .edge.conditional { stroke: #9a6700; stroke-dasharray: 4 3; }
+.fd-diagram .incident-badge circle { fill: #cf222e; stroke: #fff; stroke-width: 2; }
+.fd-diagram .incident-badge text { fill: #fff; font-size: 12px; font-weight: 700; }
+.fd-diagram .stage-link { fill: none; stroke: #57606a; stroke-width: 2; }
 .fd-diagram .arrowhead { fill: #57606a; }
+.fd-diagram .edge.loop { stroke: #bc4c00; stroke-dasharray: 7 3; stroke-width: 1.6; }
+.fd-diagram .loop-label { font-size: 10px; fill: #bc4c00; font-weight: 600; }
 .fd-diagram .state-pending rect.box { fill: #ffffff; stroke: #8c959f; }
 .fd-diagram .state-completed rect.box { fill: #dafbe1; stroke: #1a7f37; }
 .fd-diagram .state-running rect.box { fill: #ddf4ff; stroke: #0969da; }
@@ -91,6 +100,7 @@ class Node:
     condition: str
     depth: int
     row: float = 0.0
+    label: str = ""  # the spec's label, shown instead of the raw name when there is one
     x: float = 0.0
     y: float = 0.0
     h: float = BOX_H
@@ -104,6 +114,19 @@ class StageBox:
     width: float
     columns: int
     tasks: list[str] = field(default_factory=list)
+    y: float = MARGIN
+    height: float = 0.0
+
+
+@dataclass
+class Loop:
+    """A rework outcome of ``task`` that sends the process back to ``goto``."""
+
+    task: str
+    outcome: str
+    goto: str
+    max_rounds: int
+    lane: float = 0.0  # y of its horizontal run under the stages
 
 
 @dataclass
@@ -113,6 +136,7 @@ class Layout:
     stages: list[StageBox]
     width: float
     height: float
+    loops: list[Loop] = field(default_factory=list)
 
 
 def task_kind(task: spec_module.TaskSpec) -> str:
@@ -152,7 +176,6 @@ def layout(spec: spec_module.ProcessSpec) -> Layout:
     edges: list[tuple[str, str]] = []
     stages: list[StageBox] = []
     x = MARGIN
-    max_bottom = HEADER_H + MARGIN
     for stage in spec.stages:
         depth = _depths(stage.tasks)
         columns: dict[int, list[str]] = {}
@@ -165,6 +188,7 @@ def layout(spec: spec_module.ProcessSpec) -> Layout:
                 condition=spec_module.describe_condition(task.condition) if task.condition else "",
                 depth=depth[task.name],
                 row=float(index),
+                label=task.label,
             )
             if node.condition:
                 node.h = BOX_H + COND_H
@@ -198,27 +222,60 @@ def layout(spec: spec_module.ProcessSpec) -> Layout:
             if n_cols
             else EMPTY_STAGE_W
         )
-        for d, names in columns.items():
-            y = HEADER_H + MARGIN + STAGE_PAD
+        bottom = HEADER_H + STAGE_PAD
+        for d, names in columns.items():  # positions inside the stage, placed below
+            y = HEADER_H + STAGE_PAD
             for name in names:
                 node = nodes[name]
-                node.x = x + STAGE_PAD + d * (BOX_W + SUB_GAP)
+                node.x = STAGE_PAD + d * (BOX_W + SUB_GAP)
                 node.y = y
                 y += node.h + ROW_GAP
-            max_bottom = max(max_bottom, y)
+            bottom = max(bottom, y - ROW_GAP)
         stages.append(
             StageBox(
                 name=stage.name,
                 order=stage.order,
-                x=x,
+                x=0,
                 width=width,
                 columns=n_cols,
                 tasks=[t.name for t in stage.tasks],
+                height=bottom + STAGE_PAD,
             )
         )
-        x += width + 14
-    height = max_bottom + STAGE_PAD
-    return Layout(nodes=nodes, edges=edges, stages=stages, width=x - 14 + MARGIN, height=height)
+    # Stages left to right, wrapping into rows past MAX_WIDTH (a row keeps at least one stage).
+    x, y, rows, row = MARGIN, MARGIN, [], []
+    for box in stages:
+        if row and x + box.width > MAX_WIDTH:
+            rows.append(row)
+            y += max(b.height for b in row) + ROW_SPACING
+            x, row = MARGIN, []
+        box.x, box.y = x, y
+        for name in box.tasks:
+            nodes[name].x += x
+            nodes[name].y += y
+        row.append(box)
+        x += box.width + STAGE_GAP
+    if row:
+        rows.append(row)
+    for row in rows:
+        tallest = max(b.height for b in row)
+        for box in row:
+            box.height = tallest
+    width = max((r[-1].x + r[-1].width for r in rows), default=MARGIN) + MARGIN
+    height = max((r[0].y + r[0].height for r in rows), default=MARGIN + HEADER_H) + MARGIN
+    loops = []
+    for task in spec.tasks:
+        for rework in task.rework:
+            height += LOOP_H
+            loops.append(
+                Loop(task.name, rework.outcome, rework.goto, rework.max_rounds, lane=height - 12)
+            )
+    return Layout(nodes=nodes, edges=edges, stages=stages, width=width, height=height, loops=loops)
+
+
+def _clip_start(text: str, limit: int) -> str:
+    """Keep a condition's end (its value: "…decision = 'approve'"), where branches differ."""
+    return text if len(text) <= limit else "…" + text[-(limit - 1) :]
 
 
 def _clip(text: str, limit: int) -> str:
@@ -260,12 +317,27 @@ def render_svg(
     for i, stage in enumerate(lay.stages):
         out.append(
             f'<g class="stage" data-stage="{escape(stage.name)}">'
-            f'<rect class="stage-bg" x="{stage.x:.0f}" y="{MARGIN}" rx="8" '
-            f'width="{stage.width:.0f}" height="{lay.height - MARGIN:.0f}"/>'
-            f'<text class="stage-title" x="{stage.x + 12:.0f}" y="{MARGIN + 20}">'
+            f'<rect class="stage-bg" x="{stage.x:.0f}" y="{stage.y:.0f}" rx="8" '
+            f'width="{stage.width:.0f}" height="{stage.height:.0f}"/>'
+            f'<text class="stage-title" x="{stage.x + 12:.0f}" y="{stage.y + 20:.0f}">'
             f"{i + 1}. {escape(_clip(stage.name, 24))}</text>"
-            f'<text class="stage-sub" x="{stage.x + 12:.0f}" y="{MARGIN + 35}">'
+            f'<text class="stage-sub" x="{stage.x + 12:.0f}" y="{stage.y + 35:.0f}">'
             f"{len(stage.tasks)} task{'s' if len(stage.tasks) != 1 else ''}</text></g>"
+        )
+    for before, after in zip(lay.stages, lay.stages[1:], strict=False):
+        # stage n runs once stage n-1 is complete: one arrow between their headers
+        if after.y == before.y:  # same row: straight across the gap
+            y = before.y + 16
+            d = f"M {before.x + before.width + 2:.1f} {y:.1f} L {after.x - 2:.1f} {y:.1f}"
+        else:  # next row: down from the stage, across, down into the next one
+            mid = after.y - ROW_SPACING / 2
+            x1, x2 = before.x + before.width / 2, after.x + 40
+            d = f"M {x1:.1f} {before.y + before.height + 2:.1f} V {mid:.1f} H {x2:.1f} V {after.y - 2:.1f}"
+        out.append(
+            f'<path class="stage-link" data-from-stage="{escape(before.name)}" '
+            f'data-to-stage="{escape(after.name)}" d="{d}" '
+            f'marker-end="url(#fd-arrow)"><title>{escape(before.name)} → '
+            f"{escape(after.name)} (when {escape(before.name)} is complete)</title></path>"
         )
     for parent, child in lay.edges:
         a, b = lay.nodes[parent], lay.nodes[child]
@@ -279,13 +351,30 @@ def render_svg(
             f'{x2:.1f} {y2:.1f}" marker-end="url(#fd-arrow)">'
             f"<title>{escape(parent)} → {escape(child)}</title></path>"
         )
+    stage_x = {stage.name: stage.x for stage in lay.stages}
+    for loop in lay.loops:
+        node = lay.nodes[loop.task]
+        x1, y1 = node.x + BOX_W / 2, node.y + node.h
+        x2 = stage_x[loop.goto] + 10  # in the stage's left padding, clear of its boxes
+        top = HEADER_H + MARGIN + 4
+        label = f"{loop.outcome}: back to {loop.goto} (≤ {loop.max_rounds} rounds)"
+        out.append(
+            f'<g class="loop" data-from="{escape(loop.task)}" data-to="{escape(loop.goto)}" '
+            f'data-outcome="{escape(loop.outcome)}">'
+            f'<path class="edge loop" d="M {x1:.1f} {y1:.1f} L {x1:.1f} {loop.lane:.1f} '
+            f'L {x2:.1f} {loop.lane:.1f} L {x2:.1f} {top:.1f}" marker-end="url(#fd-arrow)"/>'
+            f'<text class="loop-label" x="{x2 + 8:.0f}" y="{loop.lane - 5:.0f}">'
+            f"{escape(label)}</text><title>{escape(label)}</title></g>"
+        )
     for node in lay.nodes.values():
         state = states.get(node.name)
         classes = f"task type-{node.kind}"
         if state:
             classes += f" {STATE_CLASSES.get(state, 'state-' + state)}"
         badge = TYPE_LABELS[node.kind].upper()
-        tooltip = f"{node.name} ({TYPE_LABELS[node.kind]}"
+        tooltip = (
+            f"{node.label} — " if node.label else ""
+        ) + f"{node.name} ({TYPE_LABELS[node.kind]}"
         tooltip += f", {node.detail}" if node.detail else ""
         tooltip += f", {state})" if state else ")"
         if node.condition:
@@ -298,14 +387,21 @@ def render_svg(
             f'<text class="badge" x="{node.x + 35:.0f}" y="{node.y + 39:.0f}" '
             f'text-anchor="middle">{badge}</text>'
             f'<text class="name" x="{node.x + 9:.0f}" y="{node.y + 19:.0f}">'
-            f"{escape(_clip(node.name, 22))}</text>"
+            f"{escape(_clip(node.label or node.name, 22))}</text>"
             f'<text class="kind" x="{node.x + 68:.0f}" y="{node.y + 40:.0f}">'
             f"{escape(_clip(state or node.detail, 15))}</text>"
         )
+        if state == "failed":  # the incident, marked on its node
+            body += (
+                f'<g class="incident-badge"><circle cx="{node.x + BOX_W - 4:.0f}" '
+                f'cy="{node.y + 4:.0f}" r="9"/><text x="{node.x + BOX_W - 4:.0f}" '
+                f'y="{node.y + 8:.0f}" text-anchor="middle">!</text>'
+                f"<title>incident: {escape(node.name)} failed</title></g>"
+            )
         if node.condition:
             body += (
                 f'<text class="condition" x="{node.x + 9:.0f}" y="{node.y + 60:.0f}">'
-                f"if {escape(_clip(node.condition, 27))}</text>"
+                f"if {escape(_clip_start(node.condition, 27))}</text>"
             )
         group = (
             f'<g class="{classes}" data-task="{escape(node.name)}">'

@@ -180,6 +180,66 @@ def process_reopened(*, process, actor, reason: str, stage: str) -> ProcessEvent
     )
 
 
+def process_sent_back(*, process, actor, task, goto: str, rework: dict) -> ProcessEvent:
+    """The actor decided ``task`` with a rework outcome: the process goes back to stage ``goto``
+    for the next round; ``rework`` is the ``rework`` variable set for it (round, comment, ...)."""
+    return _append(
+        process=process,
+        type=EventType.PROCESS_SENT_BACK,
+        actor=actor,
+        task=task,
+        data={
+            "outcome": rework.get("outcome"),
+            "goto": goto,
+            "round": rework.get("round"),
+            "comment": rework.get("comment", ""),
+            "rework": rework,
+        },
+    )
+
+
+def process_migrated(
+    *, process, actor, from_version: int, to_version: int, mapping: dict, dropped, added
+) -> ProcessEvent:
+    """The actor moved ``process`` to another version of its definition: ``mapping`` says which
+    task became which, ``dropped`` and ``added`` the tasks that went and came."""
+    return _append(
+        process=process,
+        type=EventType.PROCESS_MIGRATED,
+        actor=actor,
+        data={
+            "from_version": from_version,
+            "to_version": to_version,
+            "mapping": mapping,
+            "dropped": list(dropped),
+            "added": list(added),
+        },
+    )
+
+
+def subprocess_started(*, process, actor, task, definition: str, children: list) -> ProcessEvent:
+    """The PROCESS ``task`` of ``process`` started ``children`` ({id, business_key}) of
+    ``definition``; the actor is whoever scheduled the task."""
+    return _append(
+        process=process,
+        type=EventType.SUBPROCESS_STARTED,
+        actor=actor,
+        task=task,
+        data={"definition": definition, "children": children},
+    )
+
+
+def subprocess_finished(*, process, actor, task, child, state: str) -> ProcessEvent:
+    """A child of ``task`` ended in ``state`` (completed or cancelled); the actor is the child."""
+    return _append(
+        process=process,
+        type=EventType.SUBPROCESS_FINISHED,
+        actor=actor,
+        task=task,
+        data={"child": str(child.pk), "business_key": child.business_key, "state": state},
+    )
+
+
 def stage_started(*, process, actor, stage: str) -> ProcessEvent:
     return _append(
         process=process, type=EventType.STAGE_STARTED, actor=actor, data={"stage": stage}

@@ -66,6 +66,14 @@ def rebuild(events, business_status_of: dict[str, str] | None = None) -> Snapsho
             snap.current_stage = data.get("stage", "")
         elif etype == EventType.PROCESS_REOPENED:
             snap.current_stage = data.get("stage", snap.current_stage)
+        elif etype == EventType.PROCESS_MIGRATED:  # tasks renamed, dropped, added
+            renamed = {}
+            for old, new in (data.get("mapping") or {}).items():
+                if old in snap.tasks:
+                    renamed[new] = snap.tasks[old]
+            snap.tasks = renamed
+        elif etype == EventType.PROCESS_SENT_BACK:  # a rework loop: its ``rework`` variable
+            snap.variables["rework"] = data.get("rework")
         elif etype == EventType.VARIABLES_UPDATED:  # merged by seed events before 2026-11
             snap.variables.update(data.get("changes") or {})
         elif etype == EventType.VARIABLES_CHANGED:

@@ -13,7 +13,8 @@ Hooks and their payloads (keyword arguments):
   incident that is not the task's failure: the process deadline passed (the task is the one it
   waits for);
 - ``task_escalated``: ``task_id``, ``from_role``, ``to_role`` (None for a reminder) — an overdue
-  human task moved to its escalation role, or its role was reminded.
+  human task moved to its escalation role, or its role was reminded;
+- ``task_opened``: ``task_id`` — a human task was scheduled (waits for its assignee or role).
 
 One hook runs *inside* the engine's transaction instead (``within``), for listeners whose rows
 must commit or roll back with the events (an outbox):
@@ -33,7 +34,13 @@ from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
-HOOKS = ("incident_opened", "task_escalated", "events_written", "processes_purged")
+HOOKS = (
+    "incident_opened",
+    "task_escalated",
+    "task_opened",
+    "events_written",
+    "processes_purged",
+)
 _listeners: dict[str, list[Callable[..., None]]] = {name: [] for name in HOOKS}
 
 

@@ -39,6 +39,7 @@ ACTIVE_PROCESS_STATES = (ProcessState.RUNNING, ProcessState.FAILED)
 class TaskType(models.TextChoices):
     SERVICE = "SERVICE", "Service"
     HUMAN = "HUMAN", "Human"
+    PROCESS = "PROCESS", "Sub-process"
 
 
 class TaskState(models.TextChoices):
@@ -164,7 +165,7 @@ class ProcessDefinition(FSMModelMixin, models.Model):
         if cached is None:
             # Published specs were validated at publish time; don't re-check handlers here, so a
             # process keeps running even if a handler module is temporarily not installed.
-            cached = spec_module.parse_or_raise(self.spec, known_handlers=None)
+            cached = spec_module.parse_or_raise(self.spec, known_handlers=spec_module.ANY_HANDLER)
             if cached.key != self.key:
                 cached = dataclasses.replace(cached, key=self.key)
             self._parsed_spec = cached
@@ -250,6 +251,22 @@ class ProcessInstance(FSMModelMixin, models.Model):
     unique_ever = models.BooleanField(
         default=False,
         help_text="Started under business_key_unique 'ever': no second instance of this key.",
+    )
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="children",
+        help_text="The process whose PROCESS task started this one.",
+    )
+    parent_task = models.ForeignKey(
+        "TaskInstance",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="children",
+        help_text="That PROCESS task: it waits for this process.",
     )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
@@ -384,6 +401,9 @@ class TaskInstance(FSMModelMixin, models.Model):
     attempts = models.PositiveIntegerField(default=0)
     execution = models.PositiveIntegerField(
         default=1, help_text="Bumped on replay; part of the idempotency key."
+    )
+    round = models.PositiveIntegerField(
+        default=1, help_text="Rework round this execution belongs to (a send-back starts the next)."
     )
     result = models.JSONField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
@@ -639,6 +659,41 @@ class TaskInstance(FSMModelMixin, models.Model):
         self.finished_at = None
 
 
+class TaskRound(models.Model):
+    """One finished execution of a task that a rework loop ran again: what it was when the
+    process was sent back (its decision, result and times), kept so that nothing is overwritten.
+
+    Written only by ``processes.engine.rework``, in the transaction that sends the process back;
+    the current execution stays on the ``TaskInstance``.
+    """
+
+    process = models.ForeignKey(ProcessInstance, on_delete=models.CASCADE, related_name="rounds")
+    task = models.ForeignKey(TaskInstance, on_delete=models.CASCADE, related_name="rounds")
+    task_name = models.CharField(max_length=100)
+    round = models.PositiveIntegerField()
+    execution = models.PositiveIntegerField()
+    state = models.CharField(max_length=20, choices=TaskState.choices)
+    result = models.JSONField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["task", "execution"], name="task_round_execution")
+        ]
+        indexes = [models.Index(fields=["process", "round"], name="task_round_process")]
+        ordering = ["process_id", "round", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.task_name} round {self.round} (execution {self.execution})"
+
+
 # --- the audit log --------------------------------------------------------------------------------
 
 
@@ -649,6 +704,10 @@ class EventType(models.TextChoices):
     PROCESS_RESUMED = "process_resumed", "Incident resolved"
     PROCESS_CANCELLED = "process_cancelled", "Process cancelled"
     PROCESS_REOPENED = "process_reopened", "Process reopened"
+    PROCESS_SENT_BACK = "process_sent_back", "Sent back for rework"
+    PROCESS_MIGRATED = "process_migrated", "Moved to another version"
+    SUBPROCESS_STARTED = "subprocess_started", "Child process started"
+    SUBPROCESS_FINISHED = "subprocess_finished", "Child process finished"
     STAGE_STARTED = "stage_started", "Stage started"
     STAGE_COMPLETED = "stage_completed", "Stage completed"
     VARIABLES_UPDATED = "variables_updated", "Variables updated"

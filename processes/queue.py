@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 RUN_STEP = "processes.worker.run_steps"  # run_step with eager dispatch
 RUN_COMPENSATION = "processes.worker.run_compensation"
+ENQUEUE_STEPS = "processes.queue.enqueue_steps"  # a batch's steps, queued by a worker
 
 _brokers: dict[tuple, Broker] = {}
 

@@ -26,6 +26,7 @@ from processes.models import (
     ProcessInstance,
     ProcessState,
     TaskInstance,
+    TaskRound,
     TaskState,
     TaskType,
 )
@@ -143,6 +144,15 @@ def process_events(process: ProcessInstance, *, after: int | None = None) -> Que
     if after is not None:
         qs = qs.filter(seq__gt=after)
     return qs.order_by("seq")
+
+
+def task_rounds(process: ProcessInstance) -> QuerySet:
+    """The executions rework loops ran again, oldest round first."""
+    return (
+        TaskRound.objects.filter(process=process)
+        .select_related("decided_by")
+        .order_by("round", "task__stage_index", "task_id", "id")
+    )
 
 
 def task_names(process: ProcessInstance) -> list[str]:
@@ -297,6 +307,9 @@ def due_for_archiving(*, now, definition_key: str | None = None) -> QuerySet:
         kept = definition.parsed().retention
         if kept is not None:
             condition |= Q(definition=definition, completed_at__lt=kept.cutoff(now))
-    return ProcessInstance.objects.filter(condition, state__in=CLOSED_STATES).order_by(
-        "completed_at", "id"
+    # A parent waits for its children to be archived first (their rows point to it).
+    return (
+        ProcessInstance.objects.filter(condition, state__in=CLOSED_STATES)
+        .exclude(children__isnull=False)
+        .order_by("completed_at", "id")
     )

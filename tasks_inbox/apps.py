@@ -10,3 +10,4 @@ class TasksInboxConfig(AppConfig):
         from tasks_inbox import notifications
 
         hooks.register("task_escalated", notifications.on_task_escalated)
+        hooks.register("task_opened", notifications.on_task_opened)

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from processes import engine, queue
@@ -136,6 +137,51 @@ def task_escalated(task_id, from_role: str, to_role: str | None) -> None:
     kind = "escalated" if to_role else "reminder"
     role = to_role or task.candidate_role or from_role
     notice = build_notice(task=task, kind=kind, role=role, from_role=from_role)
+    _deliver(notice, task_id=task_id, reminder=kind == "reminder")
+    if kind == "escalated":
+        away = escalated_away_notice(task, notice)
+        if away is not None:
+            _deliver(away, task_id=task_id)
+
+
+def escalated_away_notice(task, escalation: Notice) -> Notice | None:
+    """Those who held the task before (its assignee, its claimant) are told it moved on, rather
+    than seeing it vanish from their inbox; they can still read it."""
+    told = set(escalation.recipients)
+    people = [
+        u
+        for u in get_user_model()
+        .objects.filter(pk__in=task.participants or [], is_active=True)
+        .order_by("username")
+        .only("username", "email")
+        if u.get_username() not in told
+    ]
+    if not people:
+        return None
+    label = task.name.replace("_", " ")
+    when = task.escalated_at or timezone.now()
+    subject = f"Escalated: {label} for {task.process.business_key} now waits for {escalation.role}"
+    body = (
+        f"'{label}' of {task.process.definition_key} {task.process.business_key} was overdue and "
+        f"was escalated to {escalation.role} at {when:%Y-%m-%d %H:%M %Z}: you no longer need to "
+        f"act on it. You can still read it: {escalation.url}\n"
+    )
+    return Notice(
+        kind="escalated_away",
+        task_id=task.pk,
+        business_key=task.process.business_key,
+        task_name=task.name,
+        role=escalation.role,
+        recipients=tuple(u.get_username() for u in people),
+        emails=tuple(u.email for u in people if u.email),
+        subject=subject,
+        body=body,
+        url=escalation.url,
+    )
+
+
+def _deliver(notice: Notice, *, task_id, reminder: bool = False) -> None:
+    """Send ``notice`` through every backend and record each delivery or failure."""
     actor = Actor.system("inbox notifications")
     for backend in backends():
         channel = getattr(backend, "channel", type(backend).__name__)
@@ -152,5 +198,55 @@ def task_escalated(task_id, from_role: str, to_role: str | None) -> None:
             recipients=notice.recipients,
             message=notice.subject,
             error=error,
-            reminder=kind == "reminder",
+            reminder=reminder,
         )
+
+
+OPENED = "tasks_inbox.notifications.task_opened"
+OPENED_PREFIX = "New task for you: "
+
+
+def on_task_opened(*, task_id) -> None:
+    """The engine's ``task_opened`` hook: "a new task for you", in a django-q2 task of its own,
+    when ``FLOWDESK_NEW_TASK_NOTICES`` is on (by default once mail is configured)."""
+    if getattr(settings, "FLOWDESK_NEW_TASK_NOTICES", False):
+        queue.enqueue(OPENED, task_id)
+
+
+def task_opened(task_id) -> None:
+    """Tell the task's assignee (else its role's members) that it waits for them; once per task
+    (a notice already in its history is not sent again), recorded like every notice."""
+    from processes.models import EventType, ProcessEvent, TaskState
+
+    task = TaskInstance.objects.select_related("process", "assignee").filter(pk=task_id).first()
+    if task is None or task.state != TaskState.SCHEDULED:
+        return
+    already = ProcessEvent.objects.filter(
+        task_id=task.pk,
+        type=EventType.NOTIFICATION_SENT,
+        data__message__startswith=OPENED_PREFIX,
+    )
+    if already.exists():
+        return
+    members = [task.assignee] if task.assignee_id else _members(task.candidate_role)
+    label = task.name.replace("_", " ")
+    url = settings.FLOWDESK_BASE_URL.rstrip("/") + reverse("tasks_inbox:task", args=[task.pk])
+    subject = f"{OPENED_PREFIX}{label} for {task.process.business_key}"
+    due = f" It is due {task.due_at:%Y-%m-%d %H:%M %Z}." if task.due_at else ""
+    body = (
+        f"'{label}' of {task.process.definition_key} {task.process.business_key} waits for "
+        f"{'you' if task.assignee_id else 'your role ' + task.candidate_role}.{due}\n{url}\n"
+    )
+    notice = Notice(
+        kind="opened",
+        task_id=task.pk,
+        business_key=task.process.business_key,
+        task_name=task.name,
+        role=task.candidate_role,
+        recipients=tuple(u.get_username() for u in members),
+        emails=tuple(u.email for u in members if u.email),
+        subject=subject,
+        body=body,
+        url=url,
+    )
+    _deliver(notice, task_id=task_id)

@@ -7,13 +7,10 @@ app_name = "tasks_inbox"
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path(
-        "accounts/login/",
-        auth_views.LoginView.as_view(template_name="registration/login.html"),
-        name="login",
-    ),
+    path("accounts/login/", views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("inbox/", views.inbox, name="inbox"),
+    path("inbox/bulk-decide/", views.bulk_decide, name="bulk_decide"),
     path("inbox/tasks/<int:pk>/", views.task_detail, name="task"),
     path("inbox/tasks/<int:pk>/claim/", views.claim, name="claim"),
     path("inbox/tasks/<int:pk>/release/", views.release, name="release"),

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from django.contrib import messages
+from dataclasses import dataclass
+
+from django.contrib import admin, messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
-from processes import authority, engine
+from processes import authority, diagram, engine
 from processes.db.core import MAX_DB_INT
 from processes.errors import Conflict, EngineError, Forbidden, InvalidInput, NotFound
 from processes.events import Actor
@@ -24,6 +28,27 @@ PAGE_SIZE = 25
 @require_GET
 def home(request):
     return redirect("tasks_inbox:inbox")
+
+
+class LoginView(auth_views.LoginView):
+    """Log in; without a ``next``, staff land in the admin (their work) and everyone else in
+    the inbox."""
+
+    template_name = "registration/login.html"
+
+    def get_default_redirect_url(self):
+        if self.request.user.is_staff:
+            return reverse("admin:index")
+        return super().get_default_redirect_url()
+
+
+def admin_login(request):
+    """The admin's login: a logged-in person who isn't staff goes back to their inbox with a
+    word, instead of the admin's bare "not authorized" login form."""
+    if request.user.is_authenticated and not request.user.is_staff:
+        messages.info(request, "The admin is for administrators; your tasks are here.")
+        return redirect("tasks_inbox:inbox")
+    return admin.site.login(request)
 
 
 @login_required
@@ -51,6 +76,7 @@ def inbox(request):
     page = Paginator(tasks, PAGE_SIZE).get_page(request.GET.get("page"))
     counts = selectors.tab_counts(user=request.user, roles=roles, now=now)
     specs: dict = {}  # parsed once per definition version, not once per row
+    rows = [(task, _row(request.user, task, specs, for_done=tab == "done")) for task in page]
     return render(
         request,
         "tasks_inbox/inbox.html",
@@ -67,7 +93,8 @@ def inbox(request):
             "filtered": bool(q or definition or due),
             "roles": roles,
             "page": page,
-            "rows": [(task, _row_summary(request.user, task, specs)) for task in page],
+            "rows": rows,
+            "bulk_outcomes": sorted({o for _, row in rows for o in row.bulk}),
             "due_toggle": "-due" if sort == "due" else "due",
             "age_toggle": "-age" if sort == "age" else "age",
             "now": now,
@@ -75,20 +102,88 @@ def inbox(request):
     )
 
 
-def _row_summary(user, task, specs: dict) -> list:
-    """The first facts of the task's summary, when this person may read the task's data."""
+@dataclass(frozen=True)
+class _Row:
+    facts: list
+    bulk: tuple[str, ...] = ()  # outcomes this person may give it from the list (bulk decide)
+
+
+def _row(user, task, specs: dict, for_done: bool = False) -> _Row:
+    """A list row's extras: the first facts of the task's summary when this person may read the
+    task's data, and the outcomes they may give it in bulk (a form that needs no input)."""
     process = task.process
     spec = specs.get(process.definition_id)
     if spec is None:
         spec = specs[process.definition_id] = process.definition.parsed()
     task_spec = spec.task(task.name)
-    if task_spec is None or not task_spec.summary:
-        return []
+    if task_spec is None:
+        return _Row([])
     rights = authority.task_rights(user, task, process=process, spec=spec, tasks={})
-    if not rights.read:
-        return []
-    shown = authority.visible_variables(process.variables, task_spec)
-    return presenters.summary_facts(task_spec, shown)[:2]
+    facts = []
+    if rights.read and task_spec.summary:
+        shown = authority.visible_variables(process.variables, task_spec)
+        facts = presenters.summary_facts(task_spec, shown)[:2]
+    needs_input = any(f.required for f in task_spec.form)
+    bulk = task_spec.outcomes if rights.decide and not needs_input and not for_done else ()
+    return _Row(facts, tuple(bulk))
+
+
+MAX_BULK = 100
+
+
+@login_required
+@require_POST
+def bulk_decide(request):
+    """One decision for several tasks whose form needs no input: each task is decided on its
+    own through ``engine.task_decide`` (its own transaction and decision event); a refusal of
+    one is reported and leaves the others decided."""
+    decision = (request.POST.get("decision") or "")[:100]
+    comment = request.POST.get("comment", "")[:2000]
+    back = request.POST.get("back") or reverse("tasks_inbox:inbox")
+    if not back.startswith("/inbox/"):
+        back = reverse("tasks_inbox:inbox")
+    ids = []
+    for raw in request.POST.getlist("task")[: MAX_BULK + 1]:
+        if raw.isdigit() and int(raw) <= MAX_DB_INT:
+            ids.append(int(raw))
+    if not ids:
+        messages.error(request, "Nothing decided: select at least one task.")
+        return redirect(back)
+    if len(ids) > MAX_BULK:
+        messages.error(request, f"Nothing decided: at most {MAX_BULK} tasks at once.")
+        return redirect(back)
+    actor = Actor.for_user(request.user)
+    done, refused = [], []
+    for task_id in dict.fromkeys(ids):
+        found = selectors.task_for_user(user=request.user, task_id=task_id)
+        if found is None:
+            refused.append(f"task {task_id}: not in your inbox")
+            continue
+        task, rights = found
+        key = task.process.business_key
+        task_spec = task.process.definition.parsed().task(task.name)
+        if task_spec is None or any(f.required for f in task_spec.form):
+            refused.append(f"{key}: its form needs your input, open it")
+            continue
+        if not rights.decide:
+            refused.append(f"{key}: {_why_not(task, rights)}")
+            continue
+        try:
+            engine.task_decide(
+                task_id=task.pk, actor=actor, decision=decision or None, comment=comment, data={}
+            )
+        except EngineError as exc:
+            refused.append(f"{key}: {_sentence(exc.message)}")
+            continue
+        done.append(key)
+    if done:
+        what = presenters.humanize(decision) if decision else "Done"
+        messages.success(
+            request, f"{what}: {', '.join(done)} ({len(done)} task{'s' if len(done) != 1 else ''})."
+        )
+    if refused:
+        messages.error(request, "Not decided: " + "; ".join(refused))
+    return redirect(back)
 
 
 def _load(request, pk):
@@ -113,6 +208,7 @@ def _task_page(request, task, rights, *, decision_form=None, delegate_form=None,
     ]
     shown = authority.visible_variables(process.variables, task_spec) if rights.read else {}
     summary = presenters.summary_facts(task_spec, shown) if rights.read else []
+    siblings = list(selectors.process_tasks(process))
     return render(
         request,
         "tasks_inbox/task.html",
@@ -128,7 +224,11 @@ def _task_page(request, task, rights, *, decision_form=None, delegate_form=None,
             "summary_missing": any(fact.missing for fact in summary),
             "variables": presenters.variable_rows(shown),
             "result": presenters.variable_rows(task.result) if task.result and rights.read else [],
-            "siblings": selectors.process_tasks(process),
+            "siblings": siblings,
+            # the same picture as the admin's, read-only (no links), for those who read the task
+            "diagram_svg": mark_safe(diagram.render_instance(process, siblings))  # noqa: S308
+            if rights.read
+            else "",
             "timeline": timeline if rights.read else [],
             "decision_form": decision_form if rights.decide else None,
             "delegate_form": delegate_form if rights.delegate else None,

@@ -455,7 +455,11 @@ def supervisor(transactional_db, tmp_path, monkeypatch):
 
 # --- notices queued by the hooks' listeners -------------------------------------------------------
 
-INLINE_TASKS = ("integrations.listeners.deliver_alert", "tasks_inbox.notifications.task_escalated")
+INLINE_TASKS = (
+    "integrations.listeners.deliver_alert",
+    "tasks_inbox.notifications.task_escalated",
+    "tasks_inbox.notifications.task_opened",
+)
 
 
 @pytest.fixture(autouse=True)

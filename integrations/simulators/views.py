@@ -231,13 +231,20 @@ def bonus_compute(data: dict):
     if employee.id in directory.NO_BONUS_PLAN:
         raise BadRequest(f"employee {employee.id} has no bonus plan for {period}", status=404)
     amount, rating = employee.bonus(period)
-    return 200, {
+    answer = {
         "employee_id": employee.id,
         "period": period,
         "amount": str(amount),
         "currency": "EUR",
         "rating": rating,
     }
+    review = data.get("review")
+    if isinstance(review, dict):  # a manager sent the bonus back: the recalculation saw why
+        answer["review"] = {
+            "round": review.get("round"),
+            "comment": str(review.get("comment"))[:2000],
+        }
+    return 200, answer
 
 
 @simulated("bonus", "rejections")

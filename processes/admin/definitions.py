@@ -19,7 +19,7 @@ from django.urls import path, reverse
 from processes import authority, diagram, engine
 from processes.admin import widgets
 from processes.admin.base import GrantedAdmin
-from processes.admin.forms import DefinitionForm, DiffForm
+from processes.admin.forms import BatchCsvForm, DefinitionForm, DiffForm, MigrationForm
 from processes.errors import EngineError
 from processes.events import Actor
 from processes.models import DefinitionStatus, ProcessDefinition, ProcessInstance
@@ -250,6 +250,8 @@ class ProcessDefinitionAdmin(GrantedAdmin):
             ("<int:pk>/publish/", lifecycle, {"verb": "publish"}, "publish"),
             ("<int:pk>/retire/", lifecycle, {"verb": "retire"}, "retire"),
             ("<int:pk>/download.json", wrap(self.download_view), {}, "download"),
+            ("<int:pk>/batch/", wrap(self.batch_view), {}, "batch"),
+            ("<int:pk>/migrate/", wrap(self.migrate_view), {}, "migrate"),
         ]
         return [
             path(route, view, kwargs, name=f"processes_processdefinition_{name}")
@@ -299,6 +301,70 @@ class ProcessDefinitionAdmin(GrantedAdmin):
         }
         return TemplateResponse(request, "admin/processes/processdefinition/diff.html", context)
 
+    def batch_view(self, request, pk):
+        """Start one process of this version per CSV row (the monthly run); answer per row."""
+        definition = get_object_or_404(ProcessDefinition, pk=pk)
+        if not authority.has_definition_perm(request.user, authority.START, definition.key):
+            raise PermissionDenied
+        form = BatchCsvForm(request.POST or None, request.FILES or None)
+        results = None
+        if definition.status != DefinitionStatus.PUBLISHED:
+            self.message_user(request, f"{definition} is {definition.status}", messages.ERROR)
+            form = None
+        elif request.method == "POST" and form.is_valid():
+            try:
+                results = engine.process_start_batch(
+                    definition=definition,
+                    items=form.cleaned_data["file"],
+                    actor=Actor.for_user(request.user),
+                )
+            except EngineError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Start a batch of {definition}",
+            "opts": self.model._meta,
+            "original": definition,
+            "form": form,
+            "results": results,
+            "counts": batch_counts(results or []),
+        }
+        return TemplateResponse(request, "admin/processes/processdefinition/batch.html", context)
+
+    def migrate_view(self, request, pk):
+        """Move running instances of another version to this one: the plan, then per instance."""
+        definition = get_object_or_404(ProcessDefinition, pk=pk)
+        if not authority.may_migrate(request.user, definition.key):
+            raise PermissionDenied
+        form = MigrationForm(request.POST or None, definition=definition)
+        results = None
+        apply = "_migrate" in request.POST
+        if request.method == "POST" and form.is_valid():
+            try:
+                results = engine.migrate_instances(
+                    key=definition.key,
+                    from_version=form.cleaned_data["source"].version,
+                    to_version=definition.version,
+                    mapping=form.cleaned_data["mapping"],
+                    instance_ids=form.cleaned_data["instances"],
+                    actor=Actor.for_user(request.user),
+                    dry_run=not apply,
+                )
+            except EngineError as exc:
+                for field, problems in (getattr(exc, "fields", None) or {}).items():
+                    self.message_user(request, f"{field}: {'; '.join(problems)}", messages.ERROR)
+                self.message_user(request, str(exc), messages.ERROR)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Move running instances to {definition}",
+            "opts": self.model._meta,
+            "original": definition,
+            "form": form,
+            "results": results,
+            "applied": apply,
+        }
+        return TemplateResponse(request, "admin/processes/processdefinition/migrate.html", context)
+
     def lifecycle_view(self, request, pk, verb):
         """Publish or retire a version, once confirmed."""
         definition = get_object_or_404(ProcessDefinition, pk=pk)
@@ -343,3 +409,10 @@ def diff_lines(definition, other) -> list[tuple[str, str]]:
             kind = {"+": "add", "-": "del"}.get(line[:1], "same")
         lines.append((kind, line))
     return lines
+
+
+def batch_counts(results) -> dict[str, int]:
+    counts = {"created": 0, "existing": 0, "invalid": 0}
+    for item in results:
+        counts[item.outcome] += 1
+    return counts

@@ -3,7 +3,10 @@ confirmation form every operating action asks for."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import uuid
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -110,9 +113,10 @@ class ReasonForm(forms.Form):
 
 
 class ActionForm(ReasonForm):
-    """Confirm an operating action (replaying a stage: which one)."""
+    """Confirm an operating action (replaying a stage: which one; skipping a task: the values
+    of its results that later tasks read, set with the same reason)."""
 
-    def __init__(self, *args, stages: list[str] | None = None, **kwargs):
+    def __init__(self, *args, stages: list[str] | None = None, set_paths: list[str] = (), **kwargs):
         super().__init__(*args, **kwargs)
         if stages is not None:
             self.fields["stage"] = forms.ChoiceField(
@@ -120,6 +124,118 @@ class ActionForm(ReasonForm):
                 help_text="This stage and every later one run again.",
             )
             self.order_fields(["stage", "reason"])
+        self.set_paths = list(set_paths)
+        for path in self.set_paths:
+            self.fields[f"set:{path}"] = forms.CharField(
+                label=f"Set {path}",
+                required=False,
+                max_length=10000,
+                help_text='A value for the tasks that read it (JSON: 409.32, "EUR", {…}; '
+                "plain text is taken as text). Leave empty to leave it missing.",
+            )
+
+    def values_to_set(self) -> dict:
+        values = {}
+        for path in self.set_paths:
+            text = (self.cleaned_data.get(f"set:{path}") or "").strip()
+            if not text:
+                continue
+            try:
+                values[path] = json.loads(text, parse_constant=_refuse_constant)
+            except (ValueError, ValidationError, RecursionError):
+                values[path] = text
+        return values
+
+
+class BatchCsvForm(forms.Form):
+    """A CSV of processes to start: a ``business_key`` column; every other column is an input
+    variable (text; an empty cell is left out)."""
+
+    file = forms.FileField(label="CSV file", help_text="UTF-8, with a header row.")
+
+    MAX_BYTES = 16 * 1024 * 1024
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > self.MAX_BYTES:
+            raise forms.ValidationError("the file is over 16 MB")
+        try:
+            text = upload.read().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise forms.ValidationError("the file is not UTF-8 text") from None
+        try:
+            rows = list(csv.reader(io.StringIO(text)))
+        except csv.Error as exc:
+            raise forms.ValidationError(f"not a CSV file: {exc}") from None
+        rows = [r for r in rows if any(cell.strip() for cell in r)]
+        if not rows:
+            raise forms.ValidationError("the file is empty")
+        header = [h.strip() for h in rows[0]]
+        if "business_key" not in header:
+            raise forms.ValidationError("the header row has no business_key column")
+        if len(set(header)) != len(header) or "" in header:
+            raise forms.ValidationError("the header row has an empty or repeated column name")
+        if len(rows) == 1:
+            raise forms.ValidationError("the file has a header row but no process to start")
+        if len(rows) - 1 > 10_000:
+            raise forms.ValidationError(f"at most 10,000 rows, the file has {len(rows) - 1}")
+        items = []
+        for number, row in enumerate(rows[1:], start=2):
+            if len(row) != len(header):
+                raise forms.ValidationError(
+                    f"line {number} has {len(row)} cells, the header {len(header)}"
+                )
+            values = dict(zip(header, row, strict=True))
+            key = values.pop("business_key").strip()
+            items.append(
+                {"business_key": key, "input": {k: v for k, v in values.items() if v != ""}}
+            )
+        return items
+
+
+class MigrationForm(forms.Form):
+    """Which instances move to this version, and how their tasks map."""
+
+    source = forms.ModelChoiceField(queryset=ProcessDefinition.objects.none(), label="from version")
+    mapping = forms.CharField(
+        required=False,
+        label="Task mapping (JSON)",
+        help_text='{"old task": "new task", "dropped task": null}; tasks left out keep their name.',
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 80, "class": "fd-json"}),
+    )
+    instances = forms.CharField(
+        required=False,
+        label="Instances",
+        help_text="Ids, one per line; empty: every active instance of that version.",
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 80}),
+    )
+
+    def __init__(self, *args, definition: ProcessDefinition, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["source"].queryset = ProcessDefinition.objects.filter(
+            key=definition.key
+        ).exclude(pk=definition.pk)
+
+    def clean_mapping(self):
+        text = self.cleaned_data["mapping"].strip()
+        if not text:
+            return {}
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise forms.ValidationError(f"not JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("must be a JSON object")
+        return value
+
+    def clean_instances(self):
+        ids = []
+        for line in self.cleaned_data["instances"].split():
+            try:
+                ids.append(uuid.UUID(line.strip().strip(",")))
+            except ValueError:
+                raise forms.ValidationError(f"not an instance id: {line[:60]!r}") from None
+        return ids or None
 
 
 class DiffForm(forms.Form):

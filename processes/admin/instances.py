@@ -17,8 +17,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from processes import authority, dashboard, diagram, history, selectors
-from processes.admin import operations, widgets
+from processes import authority, dashboard, diagram, engine, history, selectors
+from processes.admin import incidents, operations, widgets
 from processes.admin.base import ReadOnlyAdmin, can_operate
 from processes.admin.dashboard import dashboard_page
 from processes.admin.exports import export_limit, history_response
@@ -31,11 +31,15 @@ from processes.admin.filters import (
     RetentionDueFilter,
     StartedBetweenFilter,
 )
+from processes.admin.operations import change_url
+from processes.errors import EngineError
+from processes.events import Actor
 from processes.models import (
     ACTIVE_PROCESS_STATES,
     ProcessInstance,
     ProcessState,
     TaskInstance,
+    TaskState,
 )
 
 
@@ -56,6 +60,15 @@ def task_rows(process, tasks, may_operate: bool) -> list[dict]:
                 "actions": operations.task_actions(process, task) if may_operate else [],
             }
         )
+    return rows
+
+
+def round_rows(process) -> list[dict]:
+    """The executions rework loops ran again, oldest round first, results as clipped JSON."""
+    rows = []
+    for kept in selectors.task_rounds(process):
+        text = json.dumps(kept.result, ensure_ascii=False, sort_keys=True) if kept.result else ""
+        rows.append({"round": kept, "result": text, "short": widgets.clip(text, 120)})
     return rows
 
 
@@ -133,7 +146,7 @@ class ProcessInstanceAdmin(ReadOnlyAdmin):
     show_facets = admin.ShowFacets.NEVER  # facet counts would scan every instance
     list_per_page = 50
     ordering = ("-created_at",)
-    actions = ("export_csv", "export_json")
+    actions = ("retry_failed", "export_csv", "export_json")
     readonly_fields = (
         "id",
         "business_key",
@@ -146,6 +159,7 @@ class ProcessInstanceAdmin(ReadOnlyAdmin):
         "updated_at",
         "completed_at",
         "variables_pretty",
+        "parent_link",
     )
     fieldsets = (
         (
@@ -156,6 +170,7 @@ class ProcessInstanceAdmin(ReadOnlyAdmin):
                     ("state_badge", "business_status", "current_stage"),
                     ("created_at", "updated_at", "completed_at"),
                     ("started_by", "id"),
+                    ("parent_link",),
                 )
             },
         ),
@@ -176,6 +191,14 @@ class ProcessInstanceAdmin(ReadOnlyAdmin):
             return queryset.filter(business_key=term), False
         return queryset.filter(Q(pk=pk) | Q(business_key=term)), False
 
+    def view_on_site(self, obj):
+        """*View on site*: the inbox page of the instance's newest human task (what its people
+        see), or the instance's page when it has none (an instance has no page of its own)."""
+        human = obj.tasks.filter(type="HUMAN").order_by("-id").values_list("pk", flat=True)[:1]
+        if human:
+            return reverse("tasks_inbox:task", args=[human[0]])
+        return change_url(obj)
+
     # Columns.
 
     @admin.display(description="definition", ordering="definition_key")
@@ -195,9 +218,20 @@ class ProcessInstanceAdmin(ReadOnlyAdmin):
         }.get(obj.state, obj.state)
         return widgets.badge(obj.state, label)
 
-    @admin.display(description="overdue", boolean=True)
+    @admin.display(description="overdue")
     def overdue(self, obj):
-        return bool(getattr(obj, "has_overdue", False))
+        """A red "overdue" badge on the instances that have an overdue task; healthy ones blank
+        (a boolean column showed a green tick for the overdue ones)."""
+        if getattr(obj, "has_overdue", False):
+            return widgets.badge("failed", "overdue")
+        return ""
+
+    @admin.display(description="started by process")
+    def parent_link(self, obj):
+        if obj.parent_id is None:
+            return "-"
+        url = reverse("admin:processes_processinstance_change", args=[obj.parent_id])
+        return widgets.link(url, f"{obj.parent} (task {obj.parent_task.name})")
 
     @admin.display(description="variables")
     def variables_pretty(self, obj):
@@ -223,7 +257,19 @@ class ProcessInstanceAdmin(ReadOnlyAdmin):
                         request.user, authority.CORRECT, obj.definition_key
                     ),
                     "task_rows": task_rows(obj, tasks, may_operate),
+                    "incidents": incidents.incidents(
+                        obj,
+                        tasks,
+                        obj.definition.parsed(),
+                        lambda task: operations.task_actions(obj, task) if may_operate else [],
+                    ),
                     "history_rows": history_rows(obj),
+                    "round_rows": round_rows(obj),
+                    "children": list(
+                        ProcessInstance.objects.filter(parent=obj)
+                        .select_related("parent_task")
+                        .order_by("business_key")[:500]
+                    ),
                     **point_in_time(request, obj),
                 }
             )
@@ -311,6 +357,33 @@ class ProcessInstanceAdmin(ReadOnlyAdmin):
         limit = export_limit()
         ids = list(qs.values_list("pk", flat=True)[: limit + 1])
         return history_response(ids[:limit], fmt, "history", truncated=len(ids) > limit)
+
+    @admin.action(description="Retry the failed tasks of the selected instances")
+    def retry_failed(self, request, queryset):
+        """Each failed task of each selected instance the admin may operate, retried through
+        the engine (one task_retried event each, the admin as actor)."""
+        actor = Actor.for_user(request.user)
+        retried, refused, problems = 0, 0, []
+        for process in queryset.select_related(None).only("pk", "definition_key", "state"):
+            if not can_operate(request, process.definition_key):
+                refused += 1
+                continue
+            failed = TaskInstance.objects.filter(process_id=process.pk, state=TaskState.FAILED)
+            for task in failed.only("pk", "name"):
+                try:
+                    engine.task_retry(
+                        task_id=task.pk, actor=actor, reason="bulk retry (admin list)"
+                    )
+                    retried += 1
+                except EngineError as exc:
+                    problems.append(f"{task.name}: {exc.message}")
+        level = messages.SUCCESS if retried and not problems else messages.WARNING
+        text = f"{retried} failed task{'s' if retried != 1 else ''} scheduled again."
+        if refused:
+            text += f" {refused} instance(s) skipped: you may not operate them."
+        if problems:
+            text += " Not retried: " + "; ".join(problems[:5])
+        self.message_user(request, text, level)
 
     @admin.action(description="Export the history of the selected instances (CSV)")
     def export_csv(self, request, queryset):

@@ -11,7 +11,8 @@ from django.contrib import messages
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 
-from processes import engine
+from processes import authority, engine
+from processes.admin import incidents
 from processes.admin.forms import ActionForm, VariablesForm
 from processes.errors import EngineError
 from processes.events import Actor
@@ -59,7 +60,15 @@ def _retry(process, task, data, actor):
 
 
 def _skip(process, task, data, actor):
+    values = data.get("set_values") or {}
+    if values:
+        # Set first (one audited variables_changed event), so what runs next finds them.
+        engine.process_correct_variables(
+            process_id=process.pk, actor=actor, set=values, reason=data["reason"]
+        )
     engine.task_skip(task_id=task.pk, actor=actor, reason=data["reason"])
+    if values:
+        return f"Set {', '.join(values)}; task {task.name} skipped."
     return f"Task {task.name} skipped."
 
 
@@ -125,12 +134,24 @@ def change_url(process) -> str:
 
 
 def operate(model_admin, request, process, op: Operation, task=None):
-    """Confirm ``op`` with a reason; on POST run it as the admin and go back to the process."""
-    stages = [s.name for s in process.definition.parsed().stages] if op.asks_stage else None
-    form = ActionForm(request.POST or None, stages=stages)
+    """Confirm ``op`` with a reason; on POST run it as the admin and go back to the process.
+
+    The page shows the task's error and what the repair does to the tasks after it; skipping a
+    task whose results later tasks read offers to set those values (``correct_variables``)."""
+    spec = process.definition.parsed()
+    stages = [s.name for s in spec.stages] if op.asks_stage else None
+    deps = incidents.dependants(spec, task.name) if task is not None else []
+    missing = []
+    may_correct = authority.has_definition_perm(
+        request.user, authority.CORRECT, process.definition_key
+    )
+    if task is not None and op.run is _skip:
+        missing = incidents.paths_to_set(deps, process.variables)
+    form = ActionForm(request.POST or None, stages=stages, set_paths=missing if may_correct else [])
     if request.method == "POST" and form.is_valid():
+        data = {**form.cleaned_data, "set_values": form.values_to_set()}
         try:
-            note = op.run(process, task, form.cleaned_data, Actor.for_user(request.user))
+            note = op.run(process, task, data, Actor.for_user(request.user))
         except EngineError as exc:
             model_admin.message_user(request, f"Could not {op.verb}: {exc.message}", messages.ERROR)
         else:
@@ -146,6 +167,10 @@ def operate(model_admin, request, process, op: Operation, task=None):
         form=form,
         task=task,
         danger=op.verb.startswith("cancel"),
+        dependants=deps,
+        missing=missing,
+        may_correct=may_correct,
+        is_skip=op.run is _skip,
     )
 
 

@@ -34,6 +34,8 @@ class ApiErrorMiddleware:
         if not request.path_info.startswith("/api/"):
             return self.get_response(request)
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if request.path_info == "/api/processes/batch/":  # up to 10,000 items
+            limit = settings.FLOWDESK_BATCH_MAX_BYTES
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:

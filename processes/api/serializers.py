@@ -131,6 +131,8 @@ class TaskSerializer(OutputSerializer):
     type = serializers.ChoiceField(choices=TaskType.choices)
     state = serializers.ChoiceField(choices=TaskState.choices)
     attempts = serializers.IntegerField()
+    execution = serializers.IntegerField(help_text="Numbered from 1; a replay or rework adds 1.")
+    round = serializers.IntegerField(help_text="The rework round this execution belongs to.")
     role = serializers.CharField(source="candidate_role")
     assignee = serializers.SerializerMethodField()
     claimed_by = serializers.SerializerMethodField()
@@ -167,8 +169,38 @@ class ProcessSerializer(OutputSerializer):
 
 class ProcessDetailSerializer(ProcessSerializer):
     started_by = serializers.CharField()
+    parent = serializers.UUIDField(
+        source="parent_id", allow_null=True, help_text="The process that started this one."
+    )
+    parent_task = serializers.SerializerMethodField(
+        help_text="The parent's PROCESS task waiting for this one; its children: "
+        "`GET /api/processes/?parent={id}`."
+    )
     variables = serializers.JSONField()
     tasks = TaskSerializer(many=True, source="tasks.all")
+
+    def get_parent_task(self, process) -> str | None:
+        if process.parent_task_id is None:
+            return None
+        return process.parent_task.name
+
+
+class TaskRoundSerializer(serializers.Serializer):
+    """A finished execution a rework loop ran again, as it was then."""
+
+    task = serializers.CharField(source="task_name")
+    round = serializers.IntegerField()
+    execution = serializers.IntegerField()
+    state = serializers.ChoiceField(choices=TaskState.choices)
+    result = serializers.JSONField(allow_null=True)
+    decided_by = serializers.SerializerMethodField()
+    attempts = serializers.IntegerField()
+    scheduled_at = serializers.DateTimeField(allow_null=True)
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+    def get_decided_by(self, row) -> str | None:
+        return _username(row.decided_by) if row.decided_by_id else None
 
 
 class ProcessAsOfQuerySerializer(serializers.Serializer):
@@ -232,6 +264,104 @@ class ProcessStartSerializer(serializers.Serializer):
     definition = serializers.SlugField(max_length=100, help_text="Definition key, e.g. `pizza`.")
     business_key = serializers.CharField(max_length=200, help_text="The seed's business_ref_no.")
     input = serializers.DictField(required=False, default=dict, help_text="Initial variables.")
+
+
+class ProcessBatchSerializer(serializers.Serializer):
+    """A batch start; each item is checked on its own (a bad item is answered, not refused)."""
+
+    definition = serializers.SlugField(max_length=100, help_text="Definition key, e.g. `salary`.")
+    items = serializers.ListField(
+        child=serializers.JSONField(),
+        allow_empty=False,
+        max_length=10_000,
+        help_text="Up to 10,000 objects `{business_key, input}`.",
+    )
+
+
+class BatchItemSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="The item's position in the request.")
+    business_key = serializers.CharField(allow_null=True)
+    status = serializers.IntegerField(
+        help_text="201 started, 200 the business key's existing instance, 400 invalid item."
+    )
+    process = serializers.UUIDField(allow_null=True, help_text="The instance (null if invalid).")
+    state = serializers.CharField(allow_blank=True)
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Messages by field of an invalid item.",
+    )
+
+
+class BatchSummarySerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    existing = serializers.IntegerField()
+    invalid = serializers.IntegerField()
+
+
+class BatchResultSerializer(serializers.Serializer):
+    summary = BatchSummarySerializer()
+    items = BatchItemSerializer(many=True)
+
+
+class MigrationRequestSerializer(serializers.Serializer):
+    from_version = serializers.IntegerField(
+        min_value=1, max_value=2_147_483_647, help_text="The version instances run."
+    )
+    to_version = serializers.IntegerField(
+        min_value=1, max_value=2_147_483_647, help_text="A published version."
+    )
+    mapping = serializers.DictField(
+        child=serializers.CharField(allow_null=True, max_length=100),
+        required=False,
+        help_text="Source task -> target task (null: dropped); unnamed tasks keep their name.",
+    )
+    instances = serializers.ListField(
+        child=serializers.UUIDField(),
+        required=False,
+        max_length=1000,
+        help_text="Instance ids; left out: every active instance of `from_version`.",
+    )
+    dry_run = serializers.BooleanField(default=False, help_text="Only the plan: nothing is moved.")
+
+
+# "from" is a Python keyword: the class is built from a dict of its fields.
+MappedTaskSerializer = type(
+    "MappedTaskSerializer",
+    (serializers.Serializer,),
+    {
+        "__doc__": "A task of the old version and the task of the new version it becomes.",
+        "from": serializers.CharField(help_text="The task in the old version."),
+        "to": serializers.CharField(help_text="The task it becomes."),
+        "state": serializers.ChoiceField(choices=TaskState.choices),
+    },
+)
+
+
+class InstanceMigrationSerializer(serializers.Serializer):
+    process = serializers.UUIDField()
+    business_key = serializers.CharField()
+    state = serializers.ChoiceField(choices=ProcessState.choices)
+    ok = serializers.BooleanField(help_text="The plan can take this instance.")
+    refusal = serializers.CharField(allow_blank=True, help_text="Why not, when it can't.")
+    mapped = MappedTaskSerializer(many=True)
+    dropped = serializers.ListField(child=serializers.CharField())
+    added = serializers.ListField(child=serializers.CharField())
+    ready = serializers.ListField(
+        child=serializers.CharField(), help_text="Tasks that become ready once moved."
+    )
+    migrated = serializers.BooleanField()
+
+
+class MigrationSummarySerializer(serializers.Serializer):
+    planned = serializers.IntegerField()
+    migrated = serializers.IntegerField()
+    refused = serializers.IntegerField()
+
+
+class MigrationResultSerializer(serializers.Serializer):
+    dry_run = serializers.BooleanField()
+    summary = MigrationSummarySerializer()
+    instances = InstanceMigrationSerializer(many=True)
 
 
 class ProcessCancelSerializer(serializers.Serializer):

@@ -35,12 +35,23 @@ urlpatterns = [
         definitions.DefinitionDetailView.as_view(),
         name="api-definition",
     ),
+    path(
+        "definitions/<str:key>/migrations/",
+        definitions.DefinitionMigrationView.as_view(),
+        name="api-definition-migrations",
+    ),
     path("processes/", processes.ProcessListView.as_view(), name="api-processes"),
+    path("processes/batch/", processes.ProcessBatchView.as_view(), name="api-process-batch"),
     path("processes/<uuid:pk>/", processes.ProcessDetailView.as_view(), name="api-process"),
     path(
         "processes/<uuid:pk>/events/",
         processes.ProcessEventsView.as_view(),
         name="api-process-events",
+    ),
+    path(
+        "processes/<uuid:pk>/rounds/",
+        processes.ProcessRoundsView.as_view(),
+        name="api-process-rounds",
     ),
     path(
         "processes/<uuid:pk>/cancel/",

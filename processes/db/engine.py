@@ -58,11 +58,24 @@ def _for_update(sql: str) -> str:
     )
 
 
+def _locked(sql: str, params: list) -> ProcessInstance | None:
+    """Run a locking instance query; when it finds nothing, once more.
+
+    Under READ COMMITTED, a statement that waited for the row lock re-checks its WHERE on the
+    row's new version but with the joined definition row it read first: an instance that the
+    other transaction moved to another version (``engine.migrate``) no longer joins and is
+    skipped. Asked again, the statement sees the committed row.
+    """
+    found = next(iter(fetch(ProcessInstance, sql, params, _DEFINITION)), None)
+    if found is None:
+        found = next(iter(fetch(ProcessInstance, sql, params, _DEFINITION)), None)
+    return _with_definition(found)
+
+
 def lock_process(process_id) -> ProcessInstance | None:
     """The instance ``process_id``, its row locked until the transaction ends."""
     sql = _for_update(_instance_sql(f"p.{col(ProcessInstance, 'id')} = %s"))
-    found = fetch(ProcessInstance, sql, [prep(ProcessInstance, "id", process_id)], _DEFINITION)
-    return _with_definition(next(iter(found), None))
+    return _locked(sql, [prep(ProcessInstance, "id", process_id)])
 
 
 def lock_process_of_task(task_id: int) -> ProcessInstance | None:
@@ -72,8 +85,7 @@ def lock_process_of_task(task_id: int) -> ProcessInstance | None:
         f"p.{col(ProcessInstance, 'id')} = (SELECT t.{col(t, 'process')} FROM {table(t)} t "
         f"WHERE t.{col(t, 'id')} = %s)"
     )
-    found = fetch(ProcessInstance, _for_update(_instance_sql(where)), [task_id], _DEFINITION)
-    return _with_definition(next(iter(found), None))
+    return _locked(_for_update(_instance_sql(where)), [task_id])
 
 
 def _instance_where(where: str, params: list, extra_columns: str = "", extra_names=()):
@@ -144,7 +156,7 @@ def purge_processes(process_ids: list) -> dict[str, int]:
     ``SET LOCAL flowdesk.purge = 'on'`` in this transaction (migration 0006). Run by
     ``engine.processes_purge`` only, inside its transaction, after the export was read back.
     """
-    from processes.models import ProcessEvent, TaskExecution
+    from processes.models import ProcessEvent, TaskExecution, TaskRound
 
     ids = [prep(ProcessInstance, "id", pk) for pk in process_ids]
     counts = {}
@@ -155,6 +167,7 @@ def purge_processes(process_ids: list) -> dict[str, int]:
         for name, model, column in (
             ("events", ProcessEvent, col(ProcessEvent, "process")),
             ("executions", TaskExecution, col(TaskExecution, "process_id")),
+            ("rounds", TaskRound, col(TaskRound, "process")),
             ("tasks", TaskInstance, col(TaskInstance, "process")),
             ("processes", ProcessInstance, col(ProcessInstance, "id")),
         ):
@@ -163,3 +176,18 @@ def purge_processes(process_ids: list) -> dict[str, int]:
         if connection.vendor == "postgresql":
             cursor.execute("SET LOCAL flowdesk.purge = 'off'")
     return counts
+
+
+def existing_instances(definition_key: str, business_keys, *, ever: bool) -> dict[str, tuple]:
+    """``existing_instance`` for many business keys in one query: business key → (id, state)
+    of its active instance, or with ``ever`` of its newest instance in any state."""
+    p = ProcessInstance
+    rows = p.objects.filter(definition_key=definition_key, business_key__in=list(business_keys))
+    if not ever:
+        rows = rows.filter(state__in=ACTIVE_PROCESS_STATES)
+    found: dict[str, tuple] = {}
+    for key, pk, state in rows.order_by("business_key", "-created_at").values_list(
+        "business_key", "id", "state"
+    ):
+        found.setdefault(key, (pk, state))
+    return found

@@ -167,13 +167,16 @@ def heat_pieces(spans: list[tuple], *, tz: str) -> list[tuple]:
 def _missing_sql() -> str:
     return names(
         """
-SELECT generate_series(id + 1, next_id - 1) FROM (
-    SELECT id, LEAD(id) OVER (ORDER BY id) AS next_id FROM (
-        SELECT {event.id} AS id FROM {event}
-        WHERE {event.id} > %(low)s AND {event.id} <= %(high)s
-        UNION ALL SELECT %(low)s UNION ALL SELECT %(high)s + 1
-    ) ids
-) pairs WHERE next_id > id + 1
+SELECT gap FROM (
+    SELECT generate_series(id + 1, next_id - 1) AS gap FROM (
+        SELECT id, LEAD(id) OVER (ORDER BY id) AS next_id FROM (
+            SELECT {event.id} AS id FROM {event}
+            WHERE {event.id} > %(low)s AND {event.id} <= %(high)s
+            UNION ALL SELECT %(low)s UNION ALL SELECT %(high)s + 1
+        ) ids
+    ) pairs WHERE next_id > id + 1
+) gaps
+ORDER BY gap DESC
 LIMIT %(limit)s
 """,
         event=ProcessEvent,
@@ -181,10 +184,11 @@ LIMIT %(limit)s
 
 
 def missing_ids(*, low: int, high: int, limit: int) -> list[int]:
-    """The ids in (low, high] that no visible event has (at most ``limit`` of them)."""
+    """The ids in (low, high] that no visible event has, ascending: at most ``limit`` of them, the
+    newest (a transaction still in flight holds a recent id; old gaps are mostly rollbacks)."""
     with connection.cursor() as cursor:
         cursor.execute(_missing_sql(), {"low": low, "high": high, "limit": limit})
-        return [row[0] for row in cursor.fetchall()]
+        return sorted(row[0] for row in cursor.fetchall())
 
 
 def high_and_snapshot() -> tuple[int, int, int]:

@@ -7,7 +7,7 @@ the outside world may care about is announced through ``processes.hooks``. The e
 adapter (API, admin, inbox, integrations, worker).
 
 - ``definitions``: import, publish, retire, edit drafts;
-- ``start``: start a process;
+- ``start``: start a process; ``batch``: start many (the monthly run);
 - ``steps``: service steps (lease, complete, fail), for the workers;
 - ``compensation``: a cancelled process's compensations, run like steps (``cancelling``);
 - ``human``: claim, release, delegate, decide;
@@ -17,6 +17,7 @@ adapter (API, admin, inbox, integrations, worker).
 - ``seed_events``: the seed's event protocol;
 - ``notices``: record notifications in the history;
 - ``retention``: archive closed processes past their retention, then delete them;
+- ``rework``, ``subprocess``, ``migrate``: rework loops, call activities, version migration;
 - ``_run``: the unit of work and the scheduling decisions they share.
 """
 
@@ -28,6 +29,7 @@ from processes.engine._run import (
     TASK_WRITTEN_ONCE,
     TaskResult,
 )
+from processes.engine.batch import BatchItem, process_start_batch
 from processes.engine.compensation import (
     compensation_complete,
     compensation_fail,
@@ -40,6 +42,12 @@ from processes.engine.definitions import (
     definition_update_draft,
 )
 from processes.engine.human import task_claim, task_decide, task_delegate, task_release
+from processes.engine.migrate import (
+    InstancePlan,
+    migrate_instances,
+    migration_plan,
+    process_migrate,
+)
 from processes.engine.notices import notification_record
 from processes.engine.operate import (
     process_cancel,
@@ -79,7 +87,9 @@ __all__ = [
     "SYSTEM",
     "TASK_FIELDS",
     "TASK_WRITTEN_ONCE",
+    "BatchItem",
     "EventOutcome",
+    "InstancePlan",
     "StartResult",
     "StepLease",
     "TaskResult",
@@ -93,11 +103,15 @@ __all__ = [
     "definition_retire",
     "definition_update_draft",
     "handle_seed_event",
+    "migrate_instances",
+    "migration_plan",
     "notification_record",
     "process_cancel",
     "process_correct_variables",
+    "process_migrate",
     "process_deadline",
     "process_start",
+    "process_start_batch",
     "stage_replay",
     "task_claim",
     "task_complete",

@@ -71,6 +71,8 @@ PROCESS_WRITTEN_ONCE = (
     "started_by",
     "started_by_user",
     "unique_ever",
+    "parent",
+    "parent_task",
     "created_at",
 )
 
@@ -121,6 +123,7 @@ class _Run:
     actor: Actor
     dirty: set[str] = field(default_factory=set)
     to_enqueue: list[TaskInstance] = field(default_factory=list)
+    to_spawn: list[TaskInstance] = field(default_factory=list)  # PROCESS tasks just scheduled
     to_compensate: list[TaskInstance] = field(default_factory=list)
     loaded: dict | None = None  # process field values as read, to write back only changes
 
@@ -173,6 +176,13 @@ class _Run:
         if written is None:
             written = events.flush(self.process)
         self.written = written
+        if self.to_spawn or self.process.parent_task_id is not None:
+            from processes.engine import subprocess
+
+            if self.to_spawn:
+                subprocess.spawn_after_commit([t.pk for t in self.to_spawn])
+            if self.process.parent_task_id is not None:  # a child: its parent may be waiting
+                subprocess.notify_parent(self)
         if self.to_enqueue:
             scheduled = {e.task_id: e.pk for e in written if e.type == EventType.TASK_SCHEDULED}
             steps = [
@@ -281,6 +291,9 @@ def _schedule(run: _Run, task: TaskInstance, now) -> None:
         payload = start_task_payload(run.process, task, task_spec)
         wait = task_spec.wait_deadline
         task.wake_at = now + wait if wait is not None else None  # on_timeout when it passes
+    elif task.type == TaskType.PROCESS:
+        task.wake_at = None
+        run.to_spawn.append(task)  # its children start once its row is committed
     else:
         task.wake_at = now + dt.timedelta(seconds=settings.FLOWDESK_REENQUEUE_AFTER)
         run.to_enqueue.append(task)
@@ -288,6 +301,9 @@ def _schedule(run: _Run, task: TaskInstance, now) -> None:
     events.task_scheduled(
         process=run.process, actor=run.actor, task=task, payload=payload, barred=barred
     )
+    if task.type == TaskType.HUMAN:
+        # The row may be inserted after this point: its id is read once the transaction commits.
+        queue.on_commit(lambda: hooks.emit("task_opened", task_id=task.pk))
 
 
 def _resolve_assignee(run: _Run, task: TaskInstance, task_spec: spec_module.TaskSpec):

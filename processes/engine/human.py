@@ -9,6 +9,7 @@ from django.db import transaction
 
 from processes import authority, events
 from processes import spec as spec_module
+from processes.engine import rework
 from processes.engine._run import (
     HUMAN_TASK_REFUSAL,
     _add_participant,
@@ -190,6 +191,7 @@ def task_decide(
                 if not rights.decide:
                     raise _refuse(rights, task, "decide")
             clean, errors = spec_module.validate_decision(run.task_spec(task), decision, data)
+            errors.update(rework.refusal(run, task, decision))
             if comment is not None and not isinstance(comment, str):
                 errors["comment"] = ["must be text"]
             if errors:
@@ -202,6 +204,7 @@ def task_decide(
             if user is not None:
                 _add_participant(task, user.pk)
             _complete(run, task, result)
+            rework.send_back(run, task, decision, result)
             _advance(run)
             run.save()
     if conflict is not None:

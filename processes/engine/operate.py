@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from processes import authority, events
 from processes import spec as spec_module
-from processes.engine import compensation
+from processes.engine import compensation, subprocess
 from processes.engine._run import (
     TaskResult,
     _advance,
@@ -61,6 +61,7 @@ def process_cancel(*, process_id, actor: Actor, reason: str = "") -> ProcessInst
         _transition(process, "cancel")
         events.process_cancelled(process=process, actor=actor, reason=reason)
     run.save()
+    subprocess.after_cancel(process)  # its children, each in a transaction of its own
     return process
 
 

@@ -82,8 +82,18 @@ def process_start(
 
 def _create_instance(definition, business_key, input, actor) -> tuple[ProcessInstance, list]:
     """Decide the first scheduling in memory, then write it: 3 INSERTs, no UPDATE."""
+    process, tasks, run = _build_instance(definition, business_key, input, actor)
+    raw.insert([process])
+    raw.insert(tasks)
+    run.finish()
+    return process, tasks
+
+
+def _build_instance(definition, business_key, input, actor, now=None):
+    """A new instance, its tasks and its first scheduling, decided in memory (nothing written):
+    the events wait on the process, the steps to queue on the returned ``_Run``."""
     spec = _spec_for(definition)
-    now = timezone.now()
+    now = now or timezone.now()
     process = ProcessInstance(
         definition=definition,
         definition_key=definition.key,
@@ -116,7 +126,4 @@ def _create_instance(definition, business_key, input, actor) -> tuple[ProcessIns
     events.process_started(process=process, actor=actor, input=input)
     events.stage_started(process=process, actor=actor, stage=process.current_stage)
     _advance(run)
-    raw.insert([process])
-    raw.insert(tasks)
-    run.finish()
-    return process, tasks
+    return process, tasks, run

@@ -22,7 +22,7 @@ from processes.spec.conditions import (
 )
 from processes.spec.decisions import FORM_NUMBER_LIMIT, validate_decision
 from processes.spec.fields import parse_iso_duration, slugify_key, validate_condition
-from processes.spec.parse import parse, parse_or_raise
+from processes.spec.parse import ANY_HANDLER, parse, parse_or_raise
 from processes.spec.types import (
     BUSINESS_KEY_UNIQUE,
     CONDITION_OPS,
@@ -39,6 +39,7 @@ from processes.spec.types import (
     FormField,
     ProcessSpec,
     RetryPolicy,
+    ReworkSpec,
     SpecError,
     SpecValidationError,
     StageSpec,
@@ -47,6 +48,7 @@ from processes.spec.types import (
 )
 
 __all__ = [
+    "ANY_HANDLER",
     "BUSINESS_KEY_UNIQUE",
     "CONDITION_OPS",
     "FORM_FIELD_TYPES",
@@ -67,6 +69,7 @@ __all__ = [
     "SpecError",
     "SpecValidationError",
     "StageSpec",
+    "ReworkSpec",
     "SummaryItem",
     "TaskSpec",
     "apply_variable_changes",

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-TASK_TYPES = ("SERVICE", "HUMAN")
+TASK_TYPES = ("SERVICE", "HUMAN", "PROCESS")
 FORM_FIELD_TYPES = ("string", "text", "integer", "decimal", "boolean", "date", "choice")
 CONDITION_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "exists", "truthy")
 # Used with fullmatch (\Z, not $: "$" also matches before a trailing newline).
@@ -42,6 +42,7 @@ KNOWN_TASK_FIELDS = {
     "not_by_var",
     "show",
     "external_decision",
+    "process",
     "on_timeout",
     "summary",
 }
@@ -107,6 +108,37 @@ class FormField:
 
 
 @dataclass(frozen=True)
+class ReworkSpec:
+    """A decision outcome that sends the process back to an earlier stage (``goto``): that
+    stage and every later one up to the deciding task's run again, at most ``max_rounds``
+    rounds in all (the first included)."""
+
+    outcome: str
+    goto: str
+    max_rounds: int = 3
+
+
+@dataclass(frozen=True)
+class CallSpec:
+    """What a ``PROCESS`` task starts: one child process of ``definition`` (``version`` pinned,
+    or the newest published), or one per element of the list variable ``for_each``. ``input``
+    maps each child variable to a path in the parent's variables (``item`` and ``index`` name
+    the element in a ``for_each``); ``output`` maps each result field to a path in the child's
+    variables, read when it completes."""
+
+    definition: str
+    version: int | None = None
+    for_each: str | None = None
+    input: tuple[tuple[str, str], ...] = ()
+    output: tuple[tuple[str, str], ...] = ()
+    business_key: str | None = None  # a path giving the child's business key
+
+
+DEFAULT_MAX_ROUNDS = 3
+MAX_ROUNDS_LIMIT = 100
+
+
+@dataclass(frozen=True)
 class SummaryItem:
     """One line of a human task's summary: "Bonus to approve: €409.32", read from ``var``."""
 
@@ -132,6 +164,8 @@ class TaskSpec:
     timeout: dt.timedelta | None = None
     condition: Any = None
     outcomes: tuple[str, ...] = ()
+    rework: tuple[ReworkSpec, ...] = ()  # outcomes that loop back (``{"goto": stage}``)
+    call: CallSpec | None = None  # a PROCESS task's child process
     form: tuple[FormField, ...] = ()
     escalation: Escalation | None = None
     due: dt.timedelta | None = None
@@ -149,6 +183,9 @@ class TaskSpec:
     on_timeout: str = "incident"  # ON_TIMEOUT: when the external timeout / human due passes
     summary: tuple[SummaryItem, ...] = ()  # the facts a decider needs first (HUMAN)
     extra: dict = field(default_factory=dict)
+
+    def rework_for(self, outcome) -> ReworkSpec | None:
+        return next((r for r in self.rework if r.outcome == outcome), None)
 
     @property
     def is_external(self) -> bool:

@@ -1,5 +1,6 @@
-"""The control room in a real browser (Debian's chromium): repair, replay and cancel, each in the
-history with the admin as actor; screenshots of the definition, instance and dashboard pages."""
+"""The control room in a real browser (Debian's chromium) against gunicorn + WhiteNoise: repair,
+replay and cancel, each in the history with the admin as actor; screenshots of the definition,
+instance and dashboard pages."""
 
 import pytest
 from django.urls import reverse
@@ -23,14 +24,16 @@ def confirm(page, reason, stage=None):
     page.wait_for_selector(".messagelist")
 
 
-def test_retry_in_the_browser_until_complete(live_server, browser_page, superuser, shop, flaky):
+def test_retry_in_the_browser_until_complete(
+    web_server, browser_page, asset_guard, superuser, shop, flaky
+):
     page = browser_page
     process = start("shop")
     run_ready_steps(process)
     assert fresh(process).state == ProcessState.FAILED
-    admin_login(page, live_server.url)
+    admin_login(page, web_server.url)
 
-    page.goto(live_server.url + change_url(process))
+    page.goto(web_server.url + change_url(process))
     assert page.locator(".fd-diagram .task.state-failed").count() == 1
     page.screenshot(path=str(ARTIFACTS / "admin-instance-incident.png"), full_page=True)
 
@@ -42,7 +45,7 @@ def test_retry_in_the_browser_until_complete(live_server, browser_page, superuse
     complete_task(task(process, "ship"), {})
     assert fresh(process).state == ProcessState.COMPLETED
 
-    page.goto(live_server.url + change_url(process))
+    page.goto(web_server.url + change_url(process))
     assert page.locator(".fd-diagram .task.state-completed").count() == 3
     assert "boss (user)" in page.inner_text("#events-group")
     page.screenshot(path=str(ARTIFACTS / "admin-instance.png"), full_page=True)
@@ -50,7 +53,9 @@ def test_retry_in_the_browser_until_complete(live_server, browser_page, superuse
     assert (retried.actor_label, retried.data["reason"]) == ("boss", "accounting is back")
 
 
-def test_replay_a_stage_in_the_browser(live_server, browser_page, superuser, import_definition):
+def test_replay_a_stage_in_the_browser(
+    web_server, browser_page, asset_guard, superuser, import_definition
+):
     page = browser_page
     import_definition(
         definition_data("two", stages=[("A", [{"task_name": "a"}]), ("B", [{"task_name": "b"}])])
@@ -58,8 +63,8 @@ def test_replay_a_stage_in_the_browser(live_server, browser_page, superuser, imp
     process = start("two")
     for name in ("a", "b"):
         complete_task(task(process, name), {})
-    admin_login(page, live_server.url)
-    page.goto(live_server.url + change_url(process))
+    admin_login(page, web_server.url)
+    page.goto(web_server.url + change_url(process))
     page.click("#fd-replay-stage")
     confirm(page, "redo from A", stage="A")
     assert "Stage A" in page.inner_text(".messagelist")
@@ -73,6 +78,7 @@ def test_replay_a_stage_in_the_browser(live_server, browser_page, superuser, imp
 def test_cancel_with_compensation_in_the_browser(
     live_server, browser_page, superuser, shop, flaky, compensations, monkeypatch
 ):
+    # pytest's live server (in this process): the test catches the compensation the engine queues
     page = browser_page
     flaky.failing = False
     process = start("shop")
@@ -103,19 +109,19 @@ def test_cancel_with_compensation_in_the_browser(
     assert (cancelling.actor_label, cancelling.data["reason"]) == ("boss", "customer withdrew")
 
 
-def test_definition_and_dashboard_screenshots(live_server, browser_page, superuser, pizza):
+def test_definition_and_dashboard_screenshots(
+    web_server, browser_page, asset_guard, superuser, pizza
+):
     page = browser_page
     for n in range(3):
         start("pizza", f"ORDER-{n}")
-    admin_login(page, live_server.url)
-    page.goto(
-        live_server.url + reverse("admin:processes_processdefinition_change", args=[pizza.pk])
-    )
+    admin_login(page, web_server.url)
+    page.goto(web_server.url + reverse("admin:processes_processdefinition_change", args=[pizza.pk]))
     assert page.locator(".fd-diagram .task").count() == 5
     assert page.locator(".fd-diagram path.edge").count() == 2
     page.screenshot(path=str(ARTIFACTS / "admin-definition.png"), full_page=True)
-    page.goto(live_server.url + reverse("admin:processes_processinstance_dashboard"))
+    page.goto(web_server.url + reverse("admin:processes_processinstance_dashboard"))
     assert page.locator(".fd-card[data-state=running] .n").inner_text() == "3"
     page.screenshot(path=str(ARTIFACTS / "admin-dashboard.png"), full_page=True)
-    page.goto(live_server.url + reverse("admin:processes_processinstance_changelist"))
+    page.goto(web_server.url + reverse("admin:processes_processinstance_changelist"))
     page.screenshot(path=str(ARTIFACTS / "admin-instances.png"), full_page=True)

@@ -91,11 +91,19 @@ def test_thirty_tasks_stay_legible():
     assert all(x2 <= width and y2 <= height for _, _, x2, y2 in boxes.values())
     # 15 dependency layers side by side (5 per stage), rows kept short: a scroll, not a poster
     assert width <= 15 * (diagram.BOX_W + diagram.SUB_GAP) + 3 * 60 and height < 1200
-    # every parent sits left of its child, stages left to right
+    # every parent sits left of its child; stages in reading order, wrapped into rows past
+    # MAX_WIDTH (each of these stages is wider than it: one per row)
     for t in parsed.tasks:
         for p in t.parents:
             assert boxes[p][2] < boxes[t.name][0]
-    assert boxes["s0_t9"][2] < boxes["s1_t0"][0] < boxes["s2_t0"][0]
+
+    def after(a, b):  # b right of a on its row, or on a row below
+        return (
+            boxes[a][2] < boxes[b][0]
+            or max(boxes[n][3] for n in boxes if n[:2] == a[:2]) < boxes[b][1]
+        )
+
+    assert after("s0_t9", "s1_t0") and after("s1_t0", "s2_t0")
     assert "if s0_t1.decision = &#x27;ok&#x27;" in svg or "if s0_t1.decision = 'ok'" in svg
     assert diagram.render_svg(parsed) == svg  # deterministic
 
@@ -158,3 +166,48 @@ def test_names_are_escaped():
     texts = " ".join("".join(node.itertext()) for node in tree.iter())
     assert "<q>&" in texts and 'a "quoted" <title>' in texts  # shown as written
     assert "<q>&" not in svg and '"quoted" <title>' not in svg  # escaped in the source
+
+
+def test_stages_are_joined_by_arrows_and_tasks_show_their_labels(import_definition):
+    import xml.etree.ElementTree as ET
+
+    salary = import_definition("salary.json", key="salary")
+    svg = diagram.render_definition(salary)
+    root = ET.fromstring(svg)
+    ns = "{http://www.w3.org/2000/svg}"
+    links = [
+        (p.get("data-from-stage"), p.get("data-to-stage"))
+        for p in root.iter(f"{ns}path")
+        if p.get("class") == "stage-link"
+    ]
+    stages = [s.name for s in salary.parsed().stages]
+    assert links == list(zip(stages, stages[1:], strict=False))
+    texts = [t.text for t in root.iter(f"{ns}text")]
+    assert "Approve the bonus" in texts  # the label, not approve_bonus
+    # the approve and reject branches differ where it shows: the condition's value
+    conditions = [t for t in texts if t and t.startswith("if ")]
+    assert any(t.endswith("'approve'") for t in conditions), conditions
+    assert any(t.endswith("'reject'") for t in conditions), conditions
+
+
+def test_a_failed_task_carries_an_incident_badge(pizza):
+    import xml.etree.ElementTree as ET
+    from types import SimpleNamespace
+
+    from processes import engine
+    from processes.events import Actor
+
+    process = engine.process_start(
+        definition_key="pizza", business_key="O-1", input={}, actor=Actor.system("t")
+    ).process
+    task = process.tasks.order_by("id").first()
+    # the task as the page reads it once the engine failed it (that path is tested elsewhere)
+    first = SimpleNamespace(name=task.name, type=task.type, state="failed")
+    root = ET.fromstring(diagram.render_instance(process, [first]))
+    ns = "{http://www.w3.org/2000/svg}"
+    badged = [
+        g.get("data-task")
+        for g in root.iter(f"{ns}g")
+        if g.get("data-task") and any(c.get("class") == "incident-badge" for c in g)
+    ]
+    assert badged == [first.name]

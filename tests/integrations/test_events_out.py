@@ -128,6 +128,22 @@ def test_every_event_gets_an_outbox_row_in_its_transaction_and_is_queued_after_c
 
 
 @pytest.mark.django_db
+def test_a_batch_start_writes_the_outbox_rows_of_every_instance(webhook):
+    from processes.models import ProcessDefinition
+
+    engine.process_start_batch(
+        definition=ProcessDefinition.objects.get(key="pizza", version=1),
+        items=[{"business_key": f"B{i}", "input": {"size": "L"}} for i in range(3)],
+        actor=ACTOR,
+    )
+    events = ProcessEvent.objects.filter(process__business_key__startswith="B")
+    assert events.count() >= 3
+    assert sorted(
+        EventDelivery.objects.filter(subscription=webhook).values_list("event_id", flat=True)
+    ) == sorted(events.values_list("pk", flat=True))
+
+
+@pytest.mark.django_db
 def test_an_event_rolled_back_leaves_no_delivery(webhook):
     with pytest.raises(RuntimeError), transaction.atomic():
         start_pizza()

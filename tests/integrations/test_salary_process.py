@@ -68,7 +68,10 @@ def test_the_reference_definition_is_valid_and_shaped_like_design_4():
         "managers",
         "salary_base.manager",
     )
-    assert approve.outcomes == ("approve", "reject") and approve.escalation.to_role == "directors"
+    assert approve.outcomes == ("approve", "reject", "rework")
+    assert approve.escalation.to_role == "directors"
+    [loop] = approve.rework  # the manager may send the bonus back to the calculation
+    assert (loop.outcome, loop.goto, loop.max_rounds) == ("rework", "CALCULATE", 3)
     assert spec.task("record_payout").condition["value"] == "approve"
     assert spec.task("notify_rejection").condition["value"] == "reject"
 
@@ -100,6 +103,40 @@ def test_approved_bonus_is_paid_once_with_the_adjusted_amount(live, people):
     employee = directory.find("E001")
     assert payout.bonus == 500 and payout.salary_base == employee.salary_base
     assert process.variables["record_payout"]["total"] == str(payout.total)
+    assert history.differences(process) == []
+
+
+def test_a_bonus_sent_back_is_computed_again_with_the_managers_comment(live, people):
+    process = start_salary("E001")
+    run_ready(process)
+    first_bonus = process.variables["bonus"]
+    approval = process.tasks.get(name="approve_bonus")
+    # when the manager sends it back for rework with a comment
+    engine.task_decide(
+        task_id=approval.pk,
+        actor=Actor.for_user(people["alice"]),
+        decision="rework",
+        comment="include the Q3 project",
+    )
+    process.refresh_from_db()
+    assert process.current_stage == "CALCULATE"
+    assert sorted(run_ready(process)) == [("bonus", "completed"), ("salary_base", "completed")]
+    # then the bonus system computed it again, and says it saw the comment
+    assert process.variables["bonus"]["review"] == {"round": 2, "comment": "include the Q3 project"}
+    assert process.variables["bonus"]["amount"] == first_bonus["amount"]
+    calls = SimulatorCall.objects.filter(endpoint="compute").count()
+    assert calls == 2  # a new execution, a new idempotency key: not a replay of round 1
+    # round 2 is approved and paid once
+    approval = process.tasks.get(name="approve_bonus")
+    assert (approval.state, approval.round, approval.assignee) == ("scheduled", 2, people["alice"])
+    engine.task_decide(
+        task_id=approval.pk, actor=Actor.for_user(people["alice"]), decision="approve"
+    )
+    run_ready(process)
+    assert process.state == "completed" and process.business_status == "PAID"
+    assert SimulatorPayout.objects.filter(employee_id="E001").count() == 1
+    kept = process.rounds.order_by("id").values_list("task_name", "round")
+    assert list(kept) == [("salary_base", 1), ("bonus", 1), ("approve_bonus", 1)]
     assert history.differences(process) == []
 
 

@@ -2,6 +2,7 @@
 cover every column; the grant condition is guardian's rule."""
 
 import itertools
+import json
 
 import pytest
 from django.contrib.auth.models import Group
@@ -211,3 +212,34 @@ def test_overdue_has_one_meaning_everywhere(processes, client):
     assert {t.pk for t in inbox.inbox_tasks(user=ann, tab="overdue", now=now)} == {a.pk}
     listed = {t.pk: t.is_overdue for t in selectors.human_tasks_for(ann)}
     assert listed == {a.pk: True, b.pk: False}
+
+
+def test_a_batch_writes_the_rows_a_single_start_writes(pizza):
+    """``core.copy_in`` (COPY, for batches) stores what ``core.insert`` stores, column by column."""
+    single = engine.process_start(definition=pizza, business_key="ONE", actor=SYSTEM).process
+    [item] = engine.process_start_batch(
+        definition=pizza, items=[{"business_key": "TWO"}], actor=SYSTEM
+    )
+    batched = ProcessInstance.objects.get(pk=item.process_id)
+    differ = {"id", "business_key", "created_at", "updated_at", "process_id"}
+
+    def same(a, b):
+        fa, fb = FIELDS(a), FIELDS(b)
+        return {k: v for k, v in fa.items() if k not in differ and "_at" not in k} == {
+            k: v for k, v in fb.items() if k not in differ and "_at" not in k
+        }
+
+    assert same(single, batched)
+    for mine, theirs in zip(single.tasks.order_by("id"), batched.tasks.order_by("id"), strict=True):
+        assert same(mine, theirs)
+    for mine, theirs in zip(
+        single.events.order_by("seq"), batched.events.order_by("seq"), strict=True
+    ):
+        assert (mine.seq, mine.type, mine.task_name, mine.actor_label) == (
+            theirs.seq,
+            theirs.type,
+            theirs.task_name,
+            theirs.actor_label,
+        )
+        assert json.dumps(mine.data) == json.dumps(theirs.data).replace('"TWO"', '"ONE"')
+        assert (mine.task_id is None) == (theirs.task_id is None)

@@ -123,3 +123,35 @@ def test_manager_finds_the_task_by_its_summary_and_decides(
     outcome = page.inner_text("[data-testid=outcome]")
     assert outcome.startswith("Approve by you on ") and "UTC" in outcome
     assert page.locator("[data-testid=claimed-by]").count() == 0
+
+
+def test_manager_bulk_approves_on_a_phone(
+    web_server, browser_page, asset_guard, import_definition, people
+):
+    from processes.models import TaskState
+    from tests.tasks_inbox.test_bulk import quick, start
+
+    import_definition(quick())
+    tasks = [start("quick", f"Q-{n}") for n in (1, 2, 3)]
+    page = browser_page
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{web_server.url}/accounts/login/")
+    page.fill("#id_username", "mia")
+    page.fill("#id_password", "pw")
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r".*/inbox/$"))
+
+    page.check(f"[data-select='{tasks[0].pk}']")
+    page.check(f"[data-select='{tasks[2].pk}']")
+    page.fill("#bulk-form input[name=comment]", "all good")
+    page.screenshot(path=str(ARTIFACTS / "manager-390-bulk.png"), full_page=True)
+    page.click("[data-bulk=approve]")
+    page.wait_for_selector(".messages")
+    assert "Approve: Q-1, Q-3 (2 tasks)." in page.inner_text(".messages")
+    assert no_sideways_scroll(page)
+    states = []
+    for task in tasks:
+        task.refresh_from_db()
+        states.append(task.state)
+    assert states == [TaskState.COMPLETED, TaskState.SCHEDULED, TaskState.COMPLETED]
+    assert page.inner_text("[data-count=roles]") == "1"

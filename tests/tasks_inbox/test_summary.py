@@ -122,6 +122,9 @@ def test_task_page_and_inbox_row_lead_with_the_summary(client, import_definition
     details = page.index('id="details"')
     assert description < summary < form < details
     assert "Waiting for: Approve the bonus" in page
+    # the admin's diagram, read-only: no links into the admin
+    diagram = page[page.index('data-testid="diagram"') :]
+    assert 'class="fd-diagram"' in diagram and "/admin/" not in diagram[: diagram.index("</svg>")]
 
     inbox = client.get(reverse("tasks_inbox:inbox") + "?tab=roles").content.decode()
     assert "Bonus to approve:</span> <strong>€409.32</strong>" in inbox

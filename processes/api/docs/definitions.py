@@ -59,3 +59,55 @@ definition_detail = extend_schema(
     description="Its newest published version (with the spec) and the list of versions.",
     responses={200: ser.DefinitionDetailSerializer, **s.READ_ERRORS},
 )
+
+
+migrate_instances = extend_schema(
+    tags=["definitions"],
+    summary="Move running instances to another version",
+    description=(
+        "Migrates the chosen active instances (`instances`, or every active one of "
+        "`from_version`) to the published `to_version`, with a task `mapping` (a task not "
+        "named keeps its name, if `to_version` has it, else it is dropped). A plan is computed "
+        "for every instance first: which tasks map (with their state), which are dropped, which "
+        "are new, which would become ready — or why the instance can't move (not active, a "
+        "step running, a dropped task that has a history, a task changing type, a stage "
+        "missing). With `dry_run` nothing moves; otherwise each instance the plan allows is "
+        "moved in its own transaction, its row locked and its plan computed again, and a "
+        "`process_migrated` event is recorded. Needs `publish_definition` and "
+        "`operate_process` on the definition."
+    ),
+    parameters=[s.IDEMPOTENCY_KEY],
+    request=ser.MigrationRequestSerializer,
+    responses={200: ser.MigrationResultSerializer, **s.WRITE_ERRORS},
+    examples=[
+        s.request_example(
+            "migrate",
+            {"from_version": 1, "to_version": 2, "mapping": {"bonus": "bonus_v2"}, "dry_run": True},
+        ),
+        s.response_example(
+            "plan",
+            {
+                "dry_run": True,
+                "summary": {"planned": 1, "migrated": 0, "refused": 0},
+                "instances": [
+                    {
+                        "process": s.PROCESS_ID,
+                        "business_key": "SAL-2026-11-E001",
+                        "state": "running",
+                        "ok": True,
+                        "refusal": "",
+                        "mapped": [
+                            {"from": "salary_base", "to": "salary_base", "state": "completed"},
+                            {"from": "bonus", "to": "bonus_v2", "state": "scheduled"},
+                        ],
+                        "dropped": [],
+                        "added": ["check_budget"],
+                        "ready": ["check_budget"],
+                        "migrated": False,
+                    }
+                ],
+            },
+            "200",
+        ),
+    ],
+)

@@ -57,6 +57,71 @@ start_process = extend_schema(
     ],
 )
 
+BATCH_RESULT_EXAMPLE = {
+    "summary": {"created": 1, "existing": 1, "invalid": 1},
+    "items": [
+        {
+            "index": 0,
+            "business_key": "SAL-2026-11-E001",
+            "status": 201,
+            "process": s.PROCESS_ID,
+            "state": "running",
+            "errors": {},
+        },
+        {
+            "index": 1,
+            "business_key": "SAL-2026-10-E001",
+            "status": 200,
+            "process": "9a1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d",
+            "state": "completed",
+            "errors": {},
+        },
+        {
+            "index": 2,
+            "business_key": "",
+            "status": 400,
+            "process": None,
+            "state": "",
+            "errors": {"business_key": ["must be a non-empty string of at most 200 characters"]},
+        },
+    ],
+}
+
+start_batch = extend_schema(
+    tags=["processes"],
+    summary="Start many processes (the monthly run)",
+    description=(
+        "Starts one instance of the newest published version of `definition` per item, up to "
+        "10,000 items (body up to `FLOWDESK_BATCH_MAX_BYTES`, 16 MB by default). Each item is "
+        "answered on its own, in request order: `status` 201 (started), 200 (its business key "
+        "already has an instance, the single start's rule: nothing new is started, so the "
+        "batch can be sent again safely) or 400 (invalid item, `errors` by field; a business "
+        "key repeated in the batch is invalid from its second occurrence). Needs "
+        "`start_process` on the definition, like a single start."
+    ),
+    parameters=[s.IDEMPOTENCY_KEY],
+    request=ser.ProcessBatchSerializer,
+    responses={
+        200: OpenApiResponse(ser.BatchResultSerializer, description="One answer per item."),
+        **s.WRITE_ERRORS,
+    },
+    examples=[
+        s.request_example(
+            "batch",
+            {
+                "definition": "salary",
+                "items": [
+                    {
+                        "business_key": "SAL-2026-11-E001",
+                        "input": {"employee_id": "E001", "period": "2026-11"},
+                    }
+                ],
+            },
+        ),
+        s.response_example("answers", BATCH_RESULT_EXAMPLE, "200"),
+    ],
+)
+
 process_detail = extend_schema(
     tags=["processes"],
     summary="One process (now, or as it was at a point in time)",
@@ -116,6 +181,32 @@ process_events = extend_schema(
     ],
     responses={200: ser.ProcessEventSerializer(many=True), **s.READ_ERRORS},
     examples=[s.response_example("events", s.page_of(EVENT_EXAMPLE), "200")],
+)
+
+ROUND_EXAMPLE = {
+    "task": "approve_bonus",
+    "round": 1,
+    "execution": 1,
+    "state": "completed",
+    "result": {"decision": "rework", "comment": "count the Q3 project", "decided_by": "mia"},
+    "decided_by": "mia",
+    "attempts": 0,
+    "scheduled_at": "2026-11-23T10:00:00Z",
+    "started_at": None,
+    "finished_at": "2026-11-23T11:00:00Z",
+}
+
+process_rounds = extend_schema(
+    tags=["processes"],
+    summary="Earlier rounds of a process's rework loops",
+    description=(
+        'Every task execution a rework outcome ran again (`"outcomes": {"rework": '
+        '{"goto": STAGE}}`), as it was when the process was sent back: round, execution '
+        "number, state, result, who decided. The current execution of each task is in the "
+        "process's `tasks`."
+    ),
+    responses={200: ser.TaskRoundSerializer(many=True), **s.READ_ERRORS},
+    examples=[s.response_example("rounds", s.page_of(ROUND_EXAMPLE), "200")],
 )
 
 cancel_process = extend_schema(

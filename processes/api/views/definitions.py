@@ -1,4 +1,5 @@
-"""``/api/definitions/``: list, import (a native spec or a seed-002 template) and read one."""
+"""``/api/definitions/``: list, import (a native spec or a seed-002 template), read one, and
+move running instances to another version."""
 
 from rest_framework.response import Response
 
@@ -6,8 +7,8 @@ from processes import authority, engine, selectors
 from processes.api import serializers as ser
 from processes.api.base import ApiView
 from processes.api.docs import definitions as docs
-from processes.api.views.common import ListView, actor_of
-from processes.errors import Forbidden, InvalidInput
+from processes.api.views.common import ListView, actor_of, validated
+from processes.errors import Forbidden, InvalidInput, NotFound
 from processes.models import ProcessDefinition
 
 
@@ -44,3 +45,26 @@ class DefinitionDetailView(ApiView):
         definition, versions = selectors.definition_detail(request.user, key)
         definition.versions = versions
         return Response(ser.DefinitionDetailSerializer(definition).data)
+
+
+class DefinitionMigrationView(ApiView):
+    @docs.migrate_instances
+    def post(self, request, key):
+        data = validated(ser.MigrationRequestSerializer, request.data)
+        if not authority.has_definition_perm(request.user, authority.ANY, key):
+            raise NotFound(f"no definition {key!r}")
+        results = engine.migrate_instances(
+            key=key,
+            from_version=data["from_version"],
+            to_version=data["to_version"],
+            mapping=data.get("mapping"),
+            instance_ids=data.get("instances"),
+            actor=actor_of(request),
+            dry_run=data["dry_run"],
+        )
+        summary = {"planned": 0, "migrated": 0, "refused": 0}
+        rows = []
+        for plan, migrated in results:
+            summary["refused" if not plan.ok else "migrated" if migrated else "planned"] += 1
+            rows.append({**plan.as_dict(), "migrated": migrated})
+        return Response({"dry_run": data["dry_run"], "summary": summary, "instances": rows})

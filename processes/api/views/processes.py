@@ -26,6 +26,7 @@ class ProcessFilter(django_filters.FilterSet):
     definition = django_filters.CharFilter(field_name="definition_key", max_length=100)
     business_key = django_filters.CharFilter(max_length=200)
     business_status = django_filters.CharFilter(max_length=200)
+    parent = django_filters.UUIDFilter(field_name="parent_id", help_text="Children of a process.")
 
 
 class ProcessListView(ListView):
@@ -60,6 +61,37 @@ class ProcessListView(ListView):
         )
 
 
+BATCH_STATUS = {"created": 201, "existing": 200, "invalid": 400}
+
+
+class ProcessBatchView(ApiView):
+    @docs.start_batch
+    def post(self, request):
+        data = validated(ser.ProcessBatchSerializer, request.data)
+        definition = selectors.startable_definition(request.user, data["definition"])
+        if definition is None:
+            require(request, authority.START, data["definition"], "start processes")
+            raise NotFound(f"no published definition {data['definition']!r}")
+        results = engine.process_start_batch(
+            definition=definition, items=data["items"], actor=actor_of(request)
+        )
+        summary = {"created": 0, "existing": 0, "invalid": 0}
+        items = []
+        for item in results:
+            summary[item.outcome] += 1
+            items.append(
+                {
+                    "index": item.index,
+                    "business_key": item.business_key,
+                    "status": BATCH_STATUS[item.outcome],
+                    "process": str(item.process_id) if item.process_id else None,
+                    "state": item.state,
+                    "errors": item.errors,
+                }
+            )
+        return Response({"summary": summary, "items": items})
+
+
 class ProcessDetailView(ApiView):
     @docs.process_detail
     def get(self, request, pk):
@@ -92,6 +124,15 @@ class ProcessEventsView(ListView):
                 raise ValidationError({"after": ["must be an integer"]}) from None
             after = max(min(after, selectors.MAX_DB_INT), -1)
         return self.page(selectors.process_events(process, after=after), ser.ProcessEventSerializer)
+
+
+class ProcessRoundsView(ListView):
+    queryset = ProcessInstance.objects.none()
+
+    @docs.process_rounds
+    def get(self, request, pk):
+        process = selectors.process_for(request.user, pk)
+        return self.page(selectors.task_rounds(process), ser.TaskRoundSerializer)
 
 
 class ProcessCancelView(ApiView):

@@ -6,6 +6,7 @@ one rejected, two waiting for their manager's approval, one failed with its SMS 
 """
 
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -127,6 +128,20 @@ def decide_salary_processes(timeout: float = 90, out=None) -> None:
         out.write(f"  still calculating: {', '.join(pending)} (the worker will get there)\n")
 
 
+def wait_for_incident(timeout: float) -> None:
+    """Until E013 has failed (its SMS printed), so the banner comes after the story's events."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        failed = [k for k, v in SALARY_PROCESSES.items() if v[2] == "fail"]
+        states = ProcessInstance.objects.filter(
+            definition_key="salary", business_key__in=failed
+        ).values_list("state", flat=True)
+        if states and all(state == "failed" for state in states):
+            time.sleep(1)  # the SMS is printed by the worker just after the commit
+            return
+        time.sleep(0.5)
+
+
 def _raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -182,6 +197,8 @@ class Command(BaseCommand):
         env.setdefault("PYTHONUNBUFFERED", "1")
         env.setdefault("FLOWDESK_SHUTDOWN_GRACE", "10")
         env.setdefault("FLOWDESK_LOG_LEVEL", "WARNING")  # the story's SMS, not library INFO lines
+        logging.getLogger().setLevel(env["FLOWDESK_LOG_LEVEL"].upper())
+        logging.getLogger("django-q").setLevel(env["FLOWDESK_LOG_LEVEL"].upper())
         env["FLOWDESK_BIND"] = addr
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
         if not (settings.STATIC_ROOT / "staticfiles.json").exists():
@@ -230,8 +247,9 @@ class Command(BaseCommand):
             )
             + f"  1. Waiting: {who or 'the approvals are still calculating'}: "
             + f"log in at {base_url}/inbox/ and approve the bonus.\n"
-            + "  2. Failed: E013-2026-11 (the bonus system has no plan for E013; the SMS is above): "
-            + f"admin/admin at {base_url}/admin/ shows the incident; set the bonus and retry.\n"
+            + "  2. Failed: E013-2026-11 (the bonus system has no plan for E013; its SMS is above): "
+            + f"log in as admin/admin, {base_url}/admin/ → the red banner → Skip… and set "
+            + "the bonus (amount, currency, rating) with a reason.\n"
             + f"  3. API: {base_url}/api/docs/ (Swagger) and {base_url}/api/redoc/\n"
             + "  Other logins: "
             + ", ".join(f"{u}/{p} ({what})" for u, (p, _, _, what) in DEMO_USERS.items())
@@ -256,4 +274,5 @@ class Command(BaseCommand):
         self.stdout.write("salary processes: starting and bringing them to their demo states...")
         start_salary_processes()
         decide_salary_processes(out=self.stdout)
+        wait_for_incident(timeout=60)
         return True

@@ -1,0 +1,160 @@
+"""Starting many processes of one definition at once (the monthly run): idempotent per business
+key, answered per item, written a chunk of instances per transaction."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from processes import authority, events, queue
+from processes.db import core as raw
+from processes.db import engine as db_engine
+from processes.engine import subprocess
+from processes.engine._run import _require_grant, _spec_for, _step_timeout
+from processes.engine.start import _build_instance, process_start
+from processes.errors import InvalidInput
+from processes.events import Actor
+from processes.models import ProcessDefinition
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 10_000
+CHUNK = 200  # instances per transaction: one COPY per table per chunk
+
+CREATED, EXISTING, INVALID = "created", "existing", "invalid"
+
+
+@dataclass
+class BatchItem:
+    """What became of one item: ``created`` (a new instance), ``existing`` (the business key's
+    instance, nothing started) or ``invalid`` (``errors`` by field, nothing started)."""
+
+    index: int
+    business_key: str | None
+    outcome: str = INVALID
+    process_id: object = None
+    state: str = ""
+    errors: dict[str, list[str]] = field(default_factory=dict)
+
+
+def check_item(raw_item) -> tuple[str | None, dict | None, dict[str, list[str]]]:
+    """(business key, input, errors by field) of one item: the rules ``process_start`` applies."""
+    if not isinstance(raw_item, dict):
+        return None, None, {"item": ["must be an object {business_key, input}"]}
+    errors: dict[str, list[str]] = {}
+    key = raw_item.get("business_key")
+    if not isinstance(key, str) or not key.strip() or len(key) > 200:
+        errors["business_key"] = ["must be a non-empty string of at most 200 characters"]
+        key = key if isinstance(key, str) else None
+    data = raw_item.get("input", {})
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        errors["input"] = ["must be an object"]
+    unknown = sorted(set(raw_item) - {"business_key", "input"})
+    for name in unknown:
+        errors[name] = ["unknown field"]
+    return key, data, errors
+
+
+def process_start_batch(
+    *, definition: ProcessDefinition, items: list, actor: Actor
+) -> list[BatchItem]:
+    """Start one instance of ``definition`` per item ``{business_key, input}``, in order.
+
+    The rules of ``process_start`` per item: a business key with an active instance (or any
+    under ``business_key_unique: "ever"``) answers that instance; a key repeated within the batch
+    is refused. Valid items are written ``CHUNK`` instances per transaction; a chunk that races
+    a concurrent start of one of its keys is redone one item at a time, where that start wins.
+    """
+    if not isinstance(items, list) or not items:
+        raise InvalidInput(
+            "items must be a non-empty list", fields={"items": ["must not be empty"]}
+        )
+    if len(items) > MAX_BATCH:
+        raise InvalidInput(
+            f"at most {MAX_BATCH} items per batch",
+            fields={"items": [f"at most {MAX_BATCH} items per batch, got {len(items)}"]},
+        )
+    _require_grant(actor, authority.START, definition.key, "start processes")
+    results: list[BatchItem] = []
+    todo: list[tuple[BatchItem, dict]] = []
+    seen: dict[str, int] = {}
+    for index, raw_item in enumerate(items):
+        key, data, errors = check_item(raw_item)
+        item = BatchItem(index=index, business_key=key)
+        if not errors and key in seen:
+            errors = {"business_key": [f"repeats item {seen[key]} of this batch"]}
+        item.errors = errors
+        results.append(item)
+        if not errors:
+            seen[key] = index
+            todo.append((item, data))
+    ever = _spec_for(definition).business_key_unique == "ever"
+    for start in range(0, len(todo), CHUNK):
+        _start_chunk(definition, todo[start : start + CHUNK], actor, ever)
+    return results
+
+
+def _start_chunk(definition, chunk, actor, ever) -> None:
+    found = db_engine.existing_instances(
+        definition.key, [item.business_key for item, _ in chunk], ever=ever
+    )
+    new = []
+    for item, data in chunk:
+        if item.business_key in found:
+            item.outcome = EXISTING
+            item.process_id, item.state = found[item.business_key]
+        else:
+            new.append((item, data))
+    if not new:
+        return
+    try:
+        with transaction.atomic():
+            _create_many(definition, new, actor)
+    except IntegrityError:
+        # Someone started one of these keys meanwhile: item by item, where theirs wins.
+        logger.info("batch chunk of %s raced a concurrent start: item by item", definition.key)
+        for item, data in new:
+            result = process_start(
+                definition=definition, business_key=item.business_key, input=data, actor=actor
+            )
+            item.outcome = CREATED if result.created else EXISTING
+            item.process_id, item.state = result.process.pk, result.process.state
+
+
+def _create_many(definition, new, actor) -> None:
+    """Build every instance of the chunk in memory, then one INSERT per table (in slices)."""
+    now = timezone.now()
+    processes, tasks, pending, to_enqueue, to_spawn = [], [], [], [], []
+    written = []  # (process, its events): for the events_written listeners once inserted
+    for item, data in new:
+        process, process_tasks, run = _build_instance(
+            definition, item.business_key, data, actor, now=now
+        )
+        processes.append(process)
+        tasks.extend(process_tasks)
+        process_events = events.take_pending(process)
+        pending.extend(process_events)
+        written.append((process, process_events))
+        to_enqueue.extend((t, _step_timeout(run.task_spec(t))) for t in run.to_enqueue)
+        to_spawn.extend(run.to_spawn)  # PROCESS tasks: their children start after commit
+    raw.copy_in(processes)
+    raw.copy_in(tasks)
+    raw.copy_in(pending)
+    for process, process_events in written:
+        events.written(process, process_events)  # the events-out outbox, in this transaction
+    for (item, _), process in zip(new, processes, strict=True):
+        item.outcome = CREATED
+        item.process_id, item.state = process.pk, process.state
+    if to_spawn:
+        subprocess.spawn_after_commit([task.pk for task in to_spawn])
+    steps = [(task.id, timeout, None) for task, timeout in to_enqueue]  # ids exist once inserted
+    if steps:
+        # One queued job per chunk, which a worker turns into one job per step: queueing
+        # thousands of steps one by one would hold the request for minutes (ORM broker). Lost,
+        # it is a delay only: every step carries its wake_at, the timer sweep queues it again.
+        transaction.on_commit(lambda: queue.enqueue(queue.ENQUEUE_STEPS, steps))

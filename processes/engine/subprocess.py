@@ -1,0 +1,288 @@
+"""Call activities: a ``PROCESS`` task starts child processes of another definition, waits for
+them and maps their results back.
+
+Locks are always taken child first, then parent (never the other way round), so a child
+finishing and its parent being cancelled can't deadlock:
+
+- the children are started in the parent's transaction, when the task is scheduled (new rows
+  only: nothing to lock);
+- a child that completes, opens or resolves an incident, or is cancelled tells its parent in
+  its own transaction (``notify_parent``, from ``_Run.finish``): the parent row is locked after
+  the child's;
+- a parent that is cancelled cancels its children after its own commit, each in a transaction
+  of its own (``cancel_children``); a child that finished meanwhile is left as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from django.db import transaction
+from django.utils import timezone
+
+from processes import events
+from processes import spec as spec_module
+from processes.db import core as raw
+from processes.errors import Conflict, NotFound
+from processes.events import Actor
+from processes.models import (
+    ACTIVE_PROCESS_STATES,
+    DefinitionStatus,
+    ProcessDefinition,
+    ProcessInstance,
+    ProcessState,
+    TaskState,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_CHILDREN = 10_000
+
+
+def child_definition(call: spec_module.CallSpec) -> ProcessDefinition:
+    """The pinned version (published or retired), or the newest published one."""
+    versions = ProcessDefinition.objects.filter(key=call.definition)
+    if call.version is not None:
+        found = versions.filter(
+            version=call.version, status__in=[DefinitionStatus.PUBLISHED, DefinitionStatus.RETIRED]
+        ).first()
+    else:
+        found = versions.filter(status=DefinitionStatus.PUBLISHED).order_by("-version").first()
+    if found is None:
+        pinned = f" v{call.version}" if call.version is not None else ""
+        raise NotFound(f"no published definition {call.definition!r}{pinned}")
+    return found
+
+
+def spawn_after_commit(task_ids: list[int]) -> None:
+    """Start the children of PROCESS tasks just scheduled, once their rows are committed (a new
+    parent's tasks have no id before its INSERT); each in a transaction of its own."""
+    transaction.on_commit(lambda: [spawn(task_id=task_id) for task_id in task_ids])
+
+
+def spawn(*, task_id) -> None:
+    """Start the children of the scheduled PROCESS task ``task_id``; safe to call twice. A
+    problem (no such definition, ``for_each`` not a list, a business key taken) fails the task,
+    which opens an incident on the parent."""
+    from processes.engine._run import (
+        _advance,
+        _after_task_failed_for_good,
+        _complete,
+        _lock_for_task,
+        _transition,
+    )
+    from processes.engine.start import _build_instance
+
+    with transaction.atomic():
+        run, task = _lock_for_task(task_id)
+        process = run.process
+        if task.state != TaskState.SCHEDULED or process.state not in ACTIVE_PROCESS_STATES:
+            return
+        run.actor = Actor.system(f"{process.definition_key}:{process.business_key}")
+        call = run.task_spec(task).call
+        now = timezone.now()
+        try:
+            definition = child_definition(call)
+            ever = definition.parsed().business_key_unique == "ever"
+            children = []
+            for index, item in enumerate(_items(process.variables, call)):
+                scope = {**process.variables, "item": item, "index": index}
+                key = _business_key(process, task, call, scope, index)
+                data = {name: _lookup(scope, path) for name, path in call.input}
+                taken = ProcessInstance.objects.filter(
+                    definition_key=definition.key, business_key=key
+                )
+                if not ever:
+                    taken = taken.filter(state__in=ACTIVE_PROCESS_STATES)
+                if taken.exists():
+                    raise Conflict(f"{definition.key} {key!r} already has an instance")
+                child, child_tasks, child_run = _build_instance(
+                    definition, key, data, run.actor, now=now
+                )
+                child.parent_id, child.parent_task_id = process.pk, task.pk
+                children.append((child, child_tasks, child_run))
+        except (NotFound, Conflict, ValueError) as exc:
+            _transition(task, "start")
+            _transition(task, "fail")
+            task.last_error = str(exc)
+            run.touch(task)
+            events.task_failed(process=process, actor=run.actor, task=task, error=str(exc))
+            _after_task_failed_for_good(run, task, str(exc))
+            run.save()
+            return
+        _transition(task, "start")
+        run.touch(task)
+        events.task_started(process=process, actor=run.actor, task=task)
+        if children:
+            raw.insert([c for c, _, _ in children])
+            raw.insert([t for _, tasks, _ in children for t in tasks])
+            for _, _, child_run in children:
+                child_run.finish()  # its events; its first steps queued after commit
+            events.subprocess_started(
+                process=process,
+                actor=run.actor,
+                task=task,
+                definition=f"{definition.key} v{definition.version}",
+                children=[
+                    {"id": str(c.pk), "business_key": c.business_key} for c, _, _ in children
+                ],
+            )
+        else:  # an empty list: nothing to wait for
+            _complete(run, task, {"children": []})
+            _advance(run)
+        run.save()
+
+
+def _items(variables: dict, call: spec_module.CallSpec) -> list:
+    if call.for_each is None:
+        return [None]
+    items = spec_module.lookup(variables, call.for_each)
+    if not isinstance(items, list):
+        raise ValueError(f"for_each: variable {call.for_each!r} is not a list")
+    if len(items) > MAX_CHILDREN:
+        raise ValueError(f"for_each: at most {MAX_CHILDREN} children, {len(items)} asked")
+    return items
+
+
+def _business_key(process, task, call, scope, index) -> str:
+    if call.business_key is not None and "{" in call.business_key:  # "SAL-{period}-{item}"
+        return PLACEHOLDER_RE.sub(lambda m: _text(scope, m.group(1)), call.business_key)[:200]
+    if call.business_key is not None:
+        value = _lookup(scope, call.business_key)
+        if not isinstance(value, str | int) or isinstance(value, bool) or value == "":
+            raise ValueError(f"business_key: {call.business_key!r} is not a text or a number")
+        return str(value)[:200]
+    suffix = f":{index}" if call.for_each is not None else ""
+    return f"{process.business_key}:{task.name}{suffix}"[:200]
+
+
+PLACEHOLDER_RE = re.compile(r"\{([A-Za-z0-9_.]+)\}")
+
+
+def _text(scope: dict, path: str) -> str:
+    value = _lookup(scope, path)
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise ValueError(f"business_key: {path!r} is not a text or a number")
+    return str(value)
+
+
+def _lookup(scope: dict, path: str):
+    value = spec_module.lookup(scope, path)
+    return None if value is spec_module.MISSING else value
+
+
+def notify_parent(child_run) -> None:
+    """``child_run``'s process changed state: tell the PROCESS task waiting for it (in the same
+    transaction, parent locked after the child)."""
+    from processes.engine._run import (
+        _advance,
+        _after_task_failed_for_good,
+        _complete,
+        _lock,
+        _maybe_resolve_incident,
+        _transition,
+    )
+
+    child = child_run.process
+    if child.parent_task_id is None or child_run.loaded is None:
+        return  # not a child, or one being started (by its parent's transaction)
+    if child_run.loaded.get("state") == child.state:
+        return
+    run = _lock(child.parent_id)
+    run.actor = Actor.system(f"child {child.definition_key}:{child.business_key}")
+    task = next((t for t in run.tasks.values() if t.pk == child.parent_task_id), None)
+    parent = run.process
+    if task is None or parent.state not in ACTIVE_PROCESS_STATES:
+        return  # the parent was cancelled (or finished) first: nothing waits any more
+    waiting = task.state in (TaskState.RUNNING, TaskState.FAILED)
+    if child.state in (ProcessState.COMPLETED, ProcessState.CANCELLED):
+        events.subprocess_finished(
+            process=parent, actor=run.actor, task=task, child=child, state=child.state
+        )
+    if not waiting:
+        run.save()
+        return
+    call = run.task_spec(task).call
+    if child.state == ProcessState.COMPLETED:
+        # this execution's children (a replayed task started new ones)
+        siblings = list(
+            ProcessInstance.objects.filter(
+                parent_task_id=task.pk, created_at__gte=task.scheduled_at
+            )
+        )
+        if task.state == TaskState.RUNNING and all(
+            s.state == ProcessState.COMPLETED for s in siblings
+        ):
+            results = [_result(s, call) for s in sorted(siblings, key=_index_of)]
+            _complete(run, task, results[0] if call.for_each is None else {"children": results})
+            _advance(run)
+    elif child.state in (ProcessState.FAILED, ProcessState.CANCELLED):
+        error = (
+            f"child {child.definition_key}:{child.business_key} was cancelled"
+            if child.state == ProcessState.CANCELLED
+            else f"child {child.definition_key}:{child.business_key} has an incident"
+        )
+        if task.state == TaskState.RUNNING:
+            _transition(task, "fail")
+            task.last_error = error
+            run.touch(task)
+            events.task_failed(process=parent, actor=run.actor, task=task, error=error)
+            _after_task_failed_for_good(run, task, error)
+    elif child.state == ProcessState.RUNNING and task.state == TaskState.FAILED:
+        still = ProcessInstance.objects.filter(
+            parent_task_id=task.pk,
+            created_at__gte=task.scheduled_at,
+            state__in=[ProcessState.FAILED, ProcessState.CANCELLED],
+        ).exists()
+        if not still:  # the child's incident was resolved: the parent waits again
+            _transition(task, "retry")
+            _transition(task, "start")
+            task.last_error = ""
+            run.touch(task)
+            events.task_retried(
+                process=parent, actor=run.actor, task=task, reason="child incident resolved"
+            )
+            _maybe_resolve_incident(run)
+    run.touch(task)
+    run.save()
+
+
+def _index_of(child: ProcessInstance):
+    tail = child.business_key.rsplit(":", 1)[-1]
+    return (0, int(tail)) if tail.isdigit() else (1, child.business_key)
+
+
+def _result(child: ProcessInstance, call: spec_module.CallSpec) -> dict:
+    mapped = {name: _lookup(child.variables, path) for name, path in call.output}
+    return {"process": str(child.pk), "business_key": child.business_key, **mapped}
+
+
+def after_cancel(process: ProcessInstance) -> None:
+    """Register the cancellation of ``process``'s children for after its commit."""
+    process_id = process.pk
+    transaction.on_commit(lambda: cancel_children(process_id))
+
+
+def cancel_children(parent_id) -> list:
+    """Cancel every active child of ``parent_id``, each in its own transaction (children first
+    in the lock order); one that finished meanwhile is left alone. Returns the ids cancelled."""
+    from processes.engine.operate import process_cancel
+
+    done = []
+    for child_id in ProcessInstance.objects.filter(
+        parent_id=parent_id, state__in=ACTIVE_PROCESS_STATES
+    ).values_list("id", flat=True):
+        try:
+            process_cancel(
+                process_id=child_id,
+                actor=Actor.system("parent cancelled"),
+                reason="parent cancelled",
+            )
+        except Conflict:
+            continue  # it completed between the query and its lock
+        except Exception:
+            logger.exception("could not cancel child %s of %s", child_id, parent_id)
+            continue
+        done.append(child_id)
+    return done
