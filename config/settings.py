@@ -276,7 +276,7 @@ FLOWDESK_TOKEN_CACHE_SECONDS = float(os.environ.get("FLOWDESK_TOKEN_CACHE_SECOND
 FLOWDESK_EAGER_STEPS = os.environ.get("FLOWDESK_EAGER_STEPS", "1") == "1"
 FLOWDESK_EAGER_SECONDS = int(os.environ.get("FLOWDESK_EAGER_SECONDS", "10"))
 
-# Worker supervision (`manage.py workers`, processes/supervisor.py): the supervisor runs qcluster
+# Worker supervision (`manage.py workers`, processes/supervisor/): the supervisor runs qcluster
 # in its own process group, sends a heartbeat task through the broker every HEARTBEAT seconds and
 # restarts the whole tree when none came back for STALL seconds (a SIGKILLed process can leave a
 # multiprocessing queue locked for good) or when qcluster exits. Each supervisor has its own

@@ -257,7 +257,7 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.2) -> bool:
     return bool(predicate())
 
 
-# --- worker supervision (manage.py workers, processes/supervisor.py) -------------------------------
+# --- worker supervision (manage.py workers, processes/supervisor/) -------------------------------
 
 PROGRESS_DIR_ENV = "FLOWDESK_PROGRESS_DIR"
 

@@ -148,7 +148,7 @@ def test_the_supervisor_runs_again_a_step_whose_worker_died(
     task = process.tasks.get()
     queued = []
     monkeypatch.setattr(queue, "enqueue_step", lambda task_id, timeout: queued.append(task_id))
-    monkeypatch.setattr(supervisor, "close_old_connections", lambda: None)  # the test's atomic
+    monkeypatch.setattr(supervisor.record, "close_old_connections", lambda: None)  # the atomic
     sup = supervisor.Supervisor(
         supervisor.Config.from_settings(progress_dir=str(tmp_path), cluster="c", command=["true"])
     )

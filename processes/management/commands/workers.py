@@ -1,7 +1,7 @@
 """``manage.py workers``: run the django-q2 cluster under the worker supervisor.
 
 Use it instead of ``manage.py qcluster`` (systemd unit in the README). See
-``processes/supervisor.py`` for what it watches and when it restarts the cluster.
+``processes/supervisor/`` for what it watches and when it restarts the cluster.
 """
 
 from django.core.management.base import BaseCommand

@@ -1,0 +1,48 @@
+"""Process definitions, instances, tasks and the append-only event log.
+
+State fields are django-fsm fields with ``protected=True``: the only way a state changes is a
+transition method below, called from ``processes.engine``.
+
+One module per kind of row (``states``, ``definitions``, ``instances``, ``tasks``, ``audit``,
+``read_models``); every name is importable from ``processes.models`` as before.
+"""
+
+from processes.models.audit import (  # noqa: F401
+    ActorType,
+    EventType,
+    ProcessEvent,
+)
+from processes.models.definitions import (  # noqa: F401
+    DefinitionComponent,
+    DefinitionEvent,
+    DefinitionEventType,
+    ProcessDefinition,
+    ProcessDefinitionQuerySet,
+)
+from processes.models.instances import (  # noqa: F401
+    ProcessInstance,
+    overdue_q,
+)
+from processes.models.read_models import (  # noqa: F401
+    ClusterHeartbeat,
+    ProjectionState,
+    TaskExecution,
+)
+from processes.models.states import (  # noqa: F401
+    ACTIVE_PROCESS_STATES,
+    DONE_TASK_STATES,
+    OPEN_COMPENSATION_STATES,
+    OPEN_TASK_STATES,
+    AppendOnlyModel,
+    AppendOnlyQuerySet,
+    DefinitionStatus,
+    ImmutableError,
+    ProcessState,
+    TaskState,
+    TaskType,
+)
+from processes.models.tasks import (  # noqa: F401
+    TaskInstance,
+    TaskInstanceQuerySet,
+    TaskRound,
+)

@@ -1,0 +1,174 @@
+"""Process instances, and what "overdue" means (one home for it)."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+from django_fsm import FSMField, FSMModelMixin, transition
+
+from processes.models.definitions import (
+    ProcessDefinition,
+)
+from processes.models.states import (
+    ACTIVE_PROCESS_STATES,
+    ProcessState,
+    TaskState,
+    TaskType,
+)
+
+
+class ProcessInstance(FSMModelMixin, models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    definition = models.ForeignKey(ProcessDefinition, on_delete=models.PROTECT, related_name="+")
+    definition_key = models.SlugField(max_length=100, help_text="Copied from the definition.")
+    business_key = models.CharField(max_length=200)
+    state = FSMField(
+        max_length=20, choices=ProcessState.choices, default=ProcessState.RUNNING, protected=True
+    )
+    business_status = models.CharField(max_length=200, blank=True, default="")
+    current_stage = models.CharField(max_length=100, blank=True, default="")
+    variables = models.JSONField(default=dict, blank=True)
+    last_seq = models.PositiveIntegerField(default=0, help_text="Sequence of the last event.")
+    started_by = models.CharField(max_length=200, blank=True, default="")
+    started_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The person or API client who started it (separation of duties: initiator).",
+    )
+    unique_ever = models.BooleanField(
+        default=False,
+        help_text="Started under business_key_unique 'ever': no second instance of this key.",
+    )
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="children",
+        help_text="The process whose PROCESS task started this one.",
+    )
+    parent_task = models.ForeignKey(
+        "TaskInstance",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="children",
+        help_text="That PROCESS task: it waits for this process.",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    deadline_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="The spec's process deadline; cleared once the timer sweep has raised it.",
+    )
+
+    class Meta:
+        constraints = [
+            # The seed's business_ref_no names one live instance per process.
+            models.UniqueConstraint(
+                fields=["definition_key", "business_key"],
+                condition=Q(state__in=["running", "failed"]),
+                name="process_active_business_key_unique",
+            ),
+            # A definition saying business_key_unique "ever" runs a business key once, whatever
+            # became of the first instance (a paid salary case is never paid again).
+            models.UniqueConstraint(
+                fields=["definition_key", "business_key"],
+                condition=Q(unique_ever=True),
+                name="process_business_key_once",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["state", "-created_at"], name="process_state_created"),
+            models.Index(fields=["definition_key", "-created_at"], name="process_def_created"),
+            models.Index(fields=["definition", "state"], name="process_def_state"),
+            models.Index(fields=["business_key"], name="process_business_key"),
+            models.Index(fields=["business_status"], name="process_business_status"),
+            models.Index(fields=["-created_at"], name="process_created"),
+            # The timer sweep's process deadlines.
+            models.Index(
+                fields=["deadline_at"],
+                name="process_deadline_at",
+                condition=Q(deadline_at__isnull=False),
+            ),
+        ]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.definition_key}:{self.business_key}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("admin:processes_processinstance_change", args=[self.pk])
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_PROCESS_STATES
+
+    @transition(field=state, source=ProcessState.RUNNING, target=ProcessState.COMPLETED)
+    def complete(self) -> None:
+        self.completed_at = timezone.now()
+        self.deadline_at = None  # met: out of the timer index
+
+    @transition(field=state, source=ProcessState.RUNNING, target=ProcessState.FAILED)
+    def open_incident(self) -> None:
+        pass
+
+    @transition(field=state, source=ProcessState.FAILED, target=ProcessState.RUNNING)
+    def resolve_incident(self) -> None:
+        pass
+
+    @transition(
+        field=state,
+        source=[ProcessState.RUNNING, ProcessState.FAILED],
+        target=ProcessState.CANCELLED,
+    )
+    def cancel(self) -> None:
+        self.completed_at = timezone.now()
+        self.deadline_at = None
+
+    @transition(
+        field=state,
+        source=[ProcessState.RUNNING, ProcessState.FAILED],
+        target=ProcessState.CANCELLING,
+    )
+    def begin_cancel(self) -> None:
+        """Cancelled, but completed tasks must be compensated first (newest first)."""
+        self.deadline_at = None
+
+    @transition(field=state, source=ProcessState.CANCELLING, target=ProcessState.CANCELLED)
+    def finish_cancel(self) -> None:
+        """Every compensation is done or skipped."""
+        self.completed_at = timezone.now()
+
+    @transition(
+        field=state,
+        source=[ProcessState.COMPLETED, ProcessState.FAILED, ProcessState.RUNNING],
+        target=ProcessState.RUNNING,
+    )
+    def reopen(self) -> None:
+        self.completed_at = None
+
+
+def overdue_q(now=None, prefix: str = "") -> Q:
+    """The one definition of "overdue": an open human task whose due time has passed.
+
+    ``prefix`` reaches the task from another model (``"tasks__"`` from an instance).
+    ``TaskInstance.is_overdue`` says the same of one loaded task (a test checks they agree).
+    """
+    return Q(
+        **{
+            f"{prefix}type": TaskType.HUMAN,
+            f"{prefix}state": TaskState.SCHEDULED,
+            f"{prefix}due_at__lt": now or timezone.now(),
+        }
+    )

@@ -1,0 +1,110 @@
+"""Read models projected from the event log (the dashboard), and the cluster heartbeat."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from processes.models.states import (
+    TaskType,
+)
+
+
+class TaskExecution(models.Model):
+    """One completed task execution, projected from the event log for the dashboard.
+
+    Written only by ``processes.projections`` (never by the engine, so the engine's hot path does
+    not pay for it), one row per ``task_completed`` event that has a ``task_scheduled`` before it.
+    The times are the event log's: the last ``task_scheduled`` and ``task_started`` before the
+    completion; ``started_at`` is empty when the task was not started after that scheduling.
+    """
+
+    event_id = models.BigIntegerField(primary_key=True, help_text="The task_completed event.")
+    process_id = models.UUIDField()
+    process_created_at = models.DateTimeField()
+    definition_key = models.CharField(max_length=100)
+    definition_version = models.PositiveIntegerField()
+    task_name = models.CharField(max_length=100)
+    task_type = models.CharField(max_length=10, choices=TaskType.choices)
+    scheduled_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField()
+    lead_seconds = models.FloatField(help_text="scheduled -> completed")
+    run_seconds = models.FloatField(null=True, blank=True, help_text="started -> completed")
+    # The heat map's share of this execution, in ProjectionState.time_zone (PostgreSQL only):
+    # whole days (every hour), then the first and the last partial hour of day, and
+    # ``heat_full_hours`` whole hours from ``heat_full_hour`` on.
+    heat_days = models.IntegerField(null=True, blank=True)
+    heat_first_hour = models.SmallIntegerField(null=True, blank=True)
+    heat_first_seconds = models.FloatField(null=True, blank=True)
+    heat_last_hour = models.SmallIntegerField(null=True, blank=True)
+    heat_last_seconds = models.FloatField(null=True, blank=True)
+    heat_full_hour = models.SmallIntegerField(null=True, blank=True)
+    heat_full_hours = models.IntegerField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The dashboard's window: the executions of one definition's instances started since.
+            models.Index(
+                fields=["definition_key", "process_created_at"], name="execution_def_created"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.definition_key}:{self.task_name} #{self.event_id}"
+
+
+class ProjectionState(models.Model):
+    """How far a projection has read the event log (see ``processes.projections``)."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    last_event_id = models.BigIntegerField(
+        default=0, help_text="Every event up to this id is projected, except the missing ones."
+    )
+    missing = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="[id, xmax]: ids up to last_event_id not committed when read (PostgreSQL), "
+        "and the snapshot xmax then; dropped once every transaction before xmax has ended.",
+    )
+    time_zone = models.CharField(
+        max_length=100, blank=True, default="", help_text="The heat map's hours are in this zone."
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.last_event_id}"
+
+
+class ClusterHeartbeat(models.Model):
+    """What one worker supervisor (``manage.py workers``) knows about the cluster it runs.
+
+    One row per supervisor (``FLOWDESK_SUPERVISOR_ID``, the host name by default). The supervisor
+    writes its state on every beat it sends; the beat's hook, in the cluster's monitor process,
+    writes ``returned_seq`` / ``returned_at``; ``/healthz`` reads the rows.
+    """
+
+    class State(models.TextChoices):
+        STARTING = "starting", "Starting"
+        OK = "ok", "Heartbeat fresh"
+        BUSY = "busy", "Heartbeat late, every worker busy with a step"
+        STALLED = "stalled", "Stalled: restarting the cluster"
+        STOPPED = "stopped", "Stopped"
+
+    supervisor = models.CharField(max_length=100, primary_key=True)
+    cluster = models.CharField(max_length=100, help_text="django-q2 cluster name (queue).")
+    state = models.CharField(max_length=20, choices=State.choices, default=State.STARTING)
+    pid = models.IntegerField(null=True, blank=True, help_text="The supervisor's process id.")
+    tree_pgid = models.IntegerField(
+        null=True, blank=True, help_text="Process group of the qcluster tree it runs."
+    )
+    tree_started_at = models.DateTimeField(null=True, blank=True)
+    sent_seq = models.BigIntegerField(default=0)
+    returned_seq = models.BigIntegerField(default=0)
+    returned_at = models.DateTimeField(null=True, blank=True)
+    stalled_since = models.DateTimeField(null=True, blank=True)
+    restarts = models.PositiveIntegerField(default=0)
+    checked_at = models.DateTimeField(default=timezone.now, help_text="The supervisor's last word.")
+
+    def __str__(self) -> str:
+        return f"{self.supervisor} ({self.state})"

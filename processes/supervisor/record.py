@@ -1,0 +1,194 @@
+"""What the supervisor records (its ClusterHeartbeat row, the stall and resume alerts) and how
+it recovers the work a dead tree lost (requeue, sweep)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+from django_q.conf import Conf
+
+from processes.supervisor.procfs import cmdline, group_members
+
+logger = logging.getLogger("processes.supervisor")  # one name in the logs, as documented
+
+
+@dataclass
+class Episode:
+    """A stall: from the moment the heartbeat was declared lost to the first beat back."""
+
+    since: dt.datetime
+    started: float  # monotonic
+
+
+class RecordAndRecover:
+    """A part of ``Supervisor``: its row, its alerts, and recovery after a restart."""
+
+    def _recover(self) -> None:
+        """Run again at once what the dead tree may have lost; sweep again once leases expire."""
+        from processes import worker
+        from processes.models import TaskInstance, TaskState
+
+        try:
+            close_old_connections()
+            requeued = worker.requeue_scheduled()
+            swept = worker.sweep_timers()
+            now = timezone.now()
+            leases = (
+                TaskInstance.objects.filter(state=TaskState.RUNNING, wake_at__gt=now)
+                .order_by("-wake_at")
+                .values_list("wake_at", flat=True)
+                .first()
+            )
+        except Exception:
+            logger.exception("re-enqueueing after the (re)start failed; the timer sweep will")
+            return
+        logger.info(
+            "after the (re)start: %s scheduled steps enqueued again, sweep %s",
+            requeued,
+            swept or "found nothing due",
+        )
+        if leases is not None:
+            cap = Conf.TIMEOUT + settings.FLOWDESK_LEASE_MARGIN
+            wait = min(cap, (leases - now).total_seconds()) + 0.5
+            self.sweeps.append(time.monotonic() + wait)
+            logger.info("running steps' leases expire within %.0fs: sweeping again then", wait)
+
+    def _sweep(self, why: str) -> None:
+        from processes import worker
+
+        try:
+            close_old_connections()
+            outcome = worker.sweep_timers()
+        except Exception:
+            logger.exception("timer sweep failed")
+            return
+        logger.info("sweep (%s): %s", why, outcome or "nothing due")
+
+    def _requeue(self, task_ids) -> None:
+        from processes import worker
+
+        try:
+            close_old_connections()
+            worker.requeue_scheduled(task_ids=task_ids)
+        except Exception:
+            logger.exception("cannot enqueue steps %s again; the timer sweep will", task_ids)
+
+    def _stalled(self, silent: float) -> None:
+        since = timezone.now() - dt.timedelta(seconds=silent)
+        self.episode = Episode(since=since, started=time.monotonic())
+        logger.error(
+            "workers stalled: cluster %s on %s returned no heartbeat for %.0fs (%s restarts so far)",
+            self.config.cluster,
+            self.config.supervisor_id,
+            silent,
+            self.restarts,
+        )
+        self._set_state("stalled", stalled_since=since)
+        self._alert("cluster_stalled", since=since, silent_for=silent, restarts=self.restarts + 1)
+
+    def _resumed(self) -> None:
+        episode, self.episode = self.episode, None
+        stalled_for = (timezone.now() - episode.since).total_seconds()
+        logger.warning(
+            "workers resumed: cluster %s on %s answered again after %.0fs (%s restarts so far)",
+            self.config.cluster,
+            self.config.supervisor_id,
+            stalled_for,
+            self.restarts,
+        )
+        self._set_state("ok", stalled_since=None)
+        self._alert(
+            "cluster_resumed", since=episode.since, stalled_for=stalled_for, restarts=self.restarts
+        )
+
+    def _alert(self, name: str, **kwargs) -> None:
+        from integrations import alerts
+
+        getattr(alerts, name)(
+            supervisor=self.config.supervisor_id, cluster=self.config.cluster, **kwargs
+        )
+
+    def _register(self) -> None:
+        """Create our row; SIGKILL a tree an earlier run of this supervisor left behind."""
+        from processes.models import ClusterHeartbeat
+
+        me = self.config.supervisor_id
+        try:
+            old = ClusterHeartbeat.objects.filter(pk=me).first()
+            if old is not None and old.pid and old.pid != os.getpid():
+                if old.state != "stopped" and "workers" in cmdline(old.pid):
+                    raise SystemExit(
+                        f"supervisor {me} already runs as pid {old.pid}: give this one another "
+                        "FLOWDESK_SUPERVISOR_ID"
+                    )
+                left = old.tree_pgid and [
+                    pid for pid in group_members(old.tree_pgid) if "qcluster" in cmdline(pid)
+                ]
+                if left:
+                    logger.warning("killing qcluster %s left by an earlier run", old.tree_pgid)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(old.tree_pgid, signal.SIGKILL)
+            row, _ = ClusterHeartbeat.objects.update_or_create(
+                pk=me,
+                defaults={
+                    "cluster": self.config.cluster,
+                    "state": "starting",
+                    "pid": os.getpid(),
+                    "tree_pgid": None,
+                    "stalled_since": None,
+                    "restarts": 0,
+                    "checked_at": timezone.now(),
+                },
+            )
+            self.returned_seq = row.returned_seq  # only beats of this run count
+        except SystemExit:
+            raise
+        except Exception:
+            logger.exception("cannot register supervisor %s", me)
+
+    def _read_row(self) -> dict | None:
+        from processes.models import ClusterHeartbeat
+
+        try:
+            close_old_connections()
+            row = (
+                ClusterHeartbeat.objects.filter(pk=self.config.supervisor_id)
+                .values("returned_seq")
+                .first()
+            )
+            if row is None:
+                self._register()
+                row = {"returned_seq": 0}
+        except Exception as exc:
+            if self.db_ok:
+                logger.error("database does not answer: heartbeat not checked (%s)", exc)
+            self.db_ok = False
+            return None
+        if not self.db_ok:
+            logger.warning("database answers again")
+        self.db_ok = True
+        return row
+
+    def _set_state(self, state: str, **fields) -> None:
+        if state != self.state or fields:
+            self.state = state
+            self._save(**fields)
+
+    def _save(self, **fields) -> None:
+        from processes.models import ClusterHeartbeat
+
+        try:
+            ClusterHeartbeat.objects.filter(pk=self.config.supervisor_id).update(
+                state=self.state, restarts=self.restarts, checked_at=timezone.now(), **fields
+            )
+        except Exception as exc:
+            logger.warning("cannot update supervisor row: %s", exc)
