@@ -167,10 +167,6 @@ STATIC_URL = "static/"
 # `make install` runs collectstatic into it; FLOWDESK_STATIC_ROOT moves it (read-only images).
 STATIC_ROOT = Path(os.environ.get("FLOWDESK_STATIC_ROOT", BASE_DIR / "staticfiles"))
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
-}
 
 # Retention (manage.py archive_processes): where archives of closed processes go, through
 # django-storages. A directory by default (FLOWDESK_ARCHIVE_DIR); an S3-compatible bucket when
@@ -180,7 +176,9 @@ FLOWDESK_ARCHIVE_DIR = os.environ.get("FLOWDESK_ARCHIVE_DIR", str(BASE_DIR / "va
 FLOWDESK_ARCHIVE_S3_BUCKET = os.environ.get("FLOWDESK_ARCHIVE_S3_BUCKET", "")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # hashed, compressed, cached for good (WhiteNoise serves them; tests.settings keeps plain names
+    # for the in-process client only)
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
     "flowdesk_archive": (
         {
             "BACKEND": "storages.backends.s3.S3Storage",
