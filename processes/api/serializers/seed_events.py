@@ -1,0 +1,73 @@
+"""The seed's event protocol."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from processes.api.serializers.processes import (
+    ProcessSerializer,
+    TaskSerializer,
+)
+from processes.engine import SEED_EVENTS
+from processes.models import TaskType
+
+
+class SeedEventSerializer(serializers.Serializer):
+    """One of the seed's events; a template's ``component_name`` (or ``definition``) finds it."""
+
+    event_name = serializers.ChoiceField(choices=SEED_EVENTS)
+    business_ref_no = serializers.CharField(max_length=200)
+    component_name = serializers.CharField(max_length=200, required=False)
+    definition = serializers.SlugField(
+        max_length=100, required=False, help_text="Definition key, instead of component_name."
+    )
+    stage_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    task_name = serializers.CharField(max_length=100, required=False)
+    task_type = serializers.ChoiceField(choices=TaskType.choices, required=False)
+    data = serializers.DictField(
+        required=False,
+        help_text="The task's result, stored under the task's name in the variables (never "
+        "over other variables). For a human task marked `external_decision`: its `decision`, "
+        "`comment` and form fields.",
+    )
+    error = serializers.CharField(
+        max_length=4000, required=False, allow_blank=True, help_text="TaskFailed: what went wrong."
+    )
+
+    def validate(self, attrs):
+        if not attrs.get("component_name") and not attrs.get("definition"):
+            raise serializers.ValidationError(
+                {"component_name": ["component_name or definition is required"]}
+            )
+        if attrs["event_name"] != "StartWorkflow" and not attrs.get("task_name"):
+            raise serializers.ValidationError(
+                {"task_name": [f"required for {attrs['event_name']}"]}
+            )
+        return attrs
+
+
+class SeedEventResultSerializer(serializers.Serializer):
+    event_name = serializers.CharField()
+    duplicate = serializers.BooleanField(
+        help_text="True when the event changed nothing (already applied); it is still recorded."
+    )
+    process = ProcessSerializer()
+    task = TaskSerializer(allow_null=True)
+    scheduled = serializers.ListField(
+        child=serializers.CharField(), help_text="Names of the tasks scheduled now."
+    )
+
+
+class StartTaskSerializer(serializers.Serializer):
+    """The seed's StartTask payload (plus the task's extra template fields, as the seed does)."""
+
+    business_ref_no = serializers.CharField()
+    component_name = serializers.CharField()
+    event_name = serializers.CharField()
+    stage_name = serializers.CharField()
+    task_name = serializers.CharField()
+    task_type = serializers.CharField()
+    task_queue = serializers.CharField()
+    task_id = serializers.IntegerField()
+    process_id = serializers.UUIDField()
+    scheduled_at = serializers.DateTimeField(allow_null=True)

@@ -1,0 +1,70 @@
+"""Human tasks: rights, decisions, delegation, variable corrections."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from processes.api.serializers.processes import (
+    ProcessSerializer,
+    TaskSerializer,
+)
+
+
+class InboxTaskSerializer(TaskSerializer):
+    process_id = serializers.UUIDField()
+    definition = serializers.CharField(source="process.definition_key")
+    business_key = serializers.CharField(source="process.business_key")
+    business_status = serializers.CharField(source="process.business_status")
+    overdue = serializers.SerializerMethodField()
+
+    def get_overdue(self, task) -> bool:
+        return task.is_overdue
+
+
+class TaskRightsSerializer(serializers.Serializer):
+    claim = serializers.BooleanField()
+    decide = serializers.BooleanField()
+    delegate = serializers.BooleanField()
+    release = serializers.BooleanField()
+    refusal = serializers.CharField(help_text="Why the caller may not decide it, in plain words.")
+
+
+class TaskDetailSerializer(InboxTaskSerializer):
+    """One human task as its caller may see it: ``variables`` (the task's ``show`` list) and
+    ``result`` only for those who may read it (null otherwise)."""
+
+    label = serializers.CharField()
+    description = serializers.CharField()
+    outcomes = serializers.ListField(child=serializers.CharField())
+    variables = serializers.JSONField(allow_null=True)
+    can = TaskRightsSerializer()
+
+
+class VariablesCorrectionSerializer(serializers.Serializer):
+    set = serializers.DictField(
+        required=False,
+        default=dict,
+        help_text='Variable paths to new values, e.g. {"bonus.amount": 410}.',
+    )
+    unset = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, default=list
+    )
+    reason = serializers.CharField(max_length=1000, help_text="Kept in the history.")
+
+
+class TaskCompleteSerializer(serializers.Serializer):
+    decision = serializers.CharField(
+        max_length=100, required=False, allow_null=True, allow_blank=True, default=None
+    )
+    comment = serializers.CharField(max_length=4000, required=False, allow_blank=True, default="")
+    data = serializers.DictField(required=False, default=dict, help_text="The task's form fields.")
+
+
+class TaskDelegateSerializer(serializers.Serializer):
+    to = serializers.CharField(max_length=150, help_text="Username of a member of the task's role.")
+    comment = serializers.CharField(max_length=4000, required=False, allow_blank=True, default="")
+
+
+class TaskActionResultSerializer(serializers.Serializer):
+    task = TaskSerializer()
+    process = ProcessSerializer()

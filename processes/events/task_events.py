@@ -1,0 +1,200 @@
+"""Events of one task: scheduled, started, completed, failed, claimed, escalated, notices..."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from processes.events.buffer import (
+    _append,
+)
+from processes.models import (
+    EventType,
+    ProcessEvent,
+)
+
+
+def task_scheduled(
+    *, process, actor, task, payload: dict | None = None, barred: dict | None = None
+) -> ProcessEvent:
+    """``task`` became ready; ``payload`` is the seed's StartTask message for external tasks;
+    ``barred``: the spec's assignee could not be given the task (separation of duties)."""
+    data: dict = {"stage": task.stage}
+    if barred:
+        data["assignee_barred"] = barred
+    if payload is not None:
+        data["payload"] = payload
+    if task.candidate_role:
+        data["role"] = task.candidate_role
+    if task.assignee_id:
+        data["assignee"] = task.assignee.get_username()
+    if task.due_at:
+        data["due_at"] = task.due_at.isoformat()
+    return _append(
+        process=process, type=EventType.TASK_SCHEDULED, actor=actor, task=task, data=data
+    )
+
+
+def task_started(*, process, actor, task) -> ProcessEvent:
+    """A worker took ``task`` (attempt number in data)."""
+    return _append(
+        process=process,
+        type=EventType.TASK_STARTED,
+        actor=actor,
+        task=task,
+        data={"attempt": task.attempts, "idempotency_key": task.idempotency_key},
+    )
+
+
+def task_completed(*, process, actor, task, result: Any) -> ProcessEvent:
+    data = {"result": result}
+    if task.decided_by_id:
+        data["decided_by"] = task.decided_by.get_username()
+    return _append(
+        process=process, type=EventType.TASK_COMPLETED, actor=actor, task=task, data=data
+    )
+
+
+def task_attempt_failed(*, process, actor, task, error: str, retry_at) -> ProcessEvent:
+    return _append(
+        process=process,
+        type=EventType.TASK_ATTEMPT_FAILED,
+        actor=actor,
+        task=task,
+        data={"error": error, "attempt": task.attempts, "retry_at": retry_at.isoformat()},
+    )
+
+
+def task_failed(*, process, actor, task, error: str) -> ProcessEvent:
+    return _append(
+        process=process,
+        type=EventType.TASK_FAILED,
+        actor=actor,
+        task=task,
+        data={"error": error, "attempts": task.attempts},
+    )
+
+
+def task_retried(*, process, actor, task, reason: str = "") -> ProcessEvent:
+    return _append(
+        process=process,
+        type=EventType.TASK_RETRIED,
+        actor=actor,
+        task=task,
+        data={"reason": reason},
+    )
+
+
+def task_requeued(*, process, actor, task) -> ProcessEvent:
+    return _append(
+        process=process,
+        type=EventType.TASK_REQUEUED,
+        actor=actor,
+        task=task,
+        data={"attempt": task.attempts},
+    )
+
+
+def task_skipped(*, process, actor, task, reason: str) -> ProcessEvent:
+    return _append(
+        process=process,
+        type=EventType.TASK_SKIPPED,
+        actor=actor,
+        task=task,
+        data={"reason": reason},
+    )
+
+
+def task_cancelled(*, process, actor, task) -> ProcessEvent:
+    return _append(process=process, type=EventType.TASK_CANCELLED, actor=actor, task=task)
+
+
+def task_reset(*, process, actor, task, reason: str) -> ProcessEvent:
+    return _append(
+        process=process,
+        type=EventType.TASK_RESET,
+        actor=actor,
+        task=task,
+        data={"reason": reason, "execution": task.execution},
+    )
+
+
+def task_duplicate(*, process, actor, task, event: str, data: Any = None) -> ProcessEvent:
+    """A repeated or late event for ``task`` was recorded and ignored."""
+    return _append(
+        process=process,
+        type=EventType.TASK_DUPLICATE,
+        actor=actor,
+        task=task,
+        data={"event": event, "state": task.state, "data": data},
+    )
+
+
+def task_claimed(*, process, actor, task) -> ProcessEvent:
+    return _append(process=process, type=EventType.TASK_CLAIMED, actor=actor, task=task)
+
+
+def task_released(*, process, actor, task) -> ProcessEvent:
+    return _append(process=process, type=EventType.TASK_RELEASED, actor=actor, task=task)
+
+
+def task_delegated(*, process, actor, task, to_user, comment: str = "") -> ProcessEvent:
+    return _append(
+        process=process,
+        type=EventType.TASK_DELEGATED,
+        actor=actor,
+        task=task,
+        data={"to": to_user.get_username(), "comment": comment},
+    )
+
+
+def task_escalated(*, process, actor, task, from_role: str, to_role: str) -> ProcessEvent:
+    return _append(
+        process=process,
+        type=EventType.TASK_ESCALATED,
+        actor=actor,
+        task=task,
+        data={"from_role": from_role, "to_role": to_role},
+    )
+
+
+def task_reminded(*, process, actor, task, recipients: list[str]) -> ProcessEvent:
+    return _append(
+        process=process,
+        type=EventType.TASK_REMINDED,
+        actor=actor,
+        task=task,
+        data={"recipients": recipients},
+    )
+
+
+def compensation_run(*, process, actor, task, handler: str, outcome: str) -> ProcessEvent:
+    return _append(
+        process=process,
+        type=EventType.COMPENSATION_RUN,
+        actor=actor,
+        task=task,
+        data={"handler": handler, "outcome": outcome},
+    )
+
+
+def notification_sent(*, process, actor, task=None, channel: str, recipients, message: str):
+    return _append(
+        process=process,
+        type=EventType.NOTIFICATION_SENT,
+        actor=actor,
+        task=task,
+        data={"channel": channel, "recipients": list(recipients), "message": message},
+    )
+
+
+def notification_failed(*, process, actor, task=None, channel: str, error: str, recipients=()):
+    data = {"channel": channel, "error": error}
+    if recipients:
+        data["recipients"] = list(recipients)
+    return _append(
+        process=process,
+        type=EventType.NOTIFICATION_FAILED,
+        actor=actor,
+        task=task,
+        data=data,
+    )
