@@ -439,9 +439,15 @@ def main() -> None:  # noqa: C901 - a script, read top to bottom
     if dup_payouts or dup_notices or sum(payouts.values()) != paid:
         broken.append(f"effects not once: payouts {dup_payouts}, notices {dup_notices}")
     cancelled = processes.filter(state="cancelled")
-    owed = [
-        p for p in cancelled if p.tasks.filter(name="bonus", state=TaskState.COMPLETED).exists()
+    # the bonus was done when the process was cancelled: compensated since (or still trying)
+    done = [
+        TaskState.COMPLETED,
+        TaskState.COMPENSATING,
+        TaskState.COMPENSATION_RUNNING,
+        TaskState.COMPENSATED,
+        TaskState.COMPENSATION_FAILED,
     ]
+    owed = [p for p in cancelled if p.tasks.filter(name="bonus", state__in=done).exists()]
     ran = sum(1 for p in owed if notices.get(p.variables.get("employee_id"), 0) == 1)
     print(
         f"  compensations: {len(owed)} cancelled processes owed one (bonus done): "
