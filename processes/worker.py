@@ -110,32 +110,24 @@ def sweep_timers(limit: int = 1000) -> dict:
     from processes.models import ProcessInstance
 
     now = timezone.now()
-    due = list(
-        TaskInstance.objects.due_for_wake(now)
-        .order_by("wake_at")
-        .values_list("id", flat=True)[:limit]
-    )
+    due = TaskInstance.objects.due_for_wake(now).order_by("wake_at")
+    late = ProcessInstance.objects.filter(deadline_at__lte=now).order_by("deadline_at")
     outcomes: dict[str, int] = {}
-    for task_id in due:
-        try:
-            outcome = engine.task_wake(task_id=task_id, now=now)
-        except Exception:
-            logger.exception("timer of task %s failed", task_id)
-            outcome = "error"
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    late = list(
-        ProcessInstance.objects.filter(deadline_at__lte=now)
-        .order_by("deadline_at")
-        .values_list("id", flat=True)[:limit]
-    )
-    for process_id in late:
-        try:
-            outcome = engine.process_deadline(process_id=process_id, now=now)
-        except Exception:
-            logger.exception("deadline of process %s failed", process_id)
-            outcome = "error"
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    if due or late:
+    acted = 0
+    for what, rows, act in (  # the tasks first: what they do may close a late process
+        ("timer of task", due, lambda pk: engine.task_wake(task_id=pk, now=now)),
+        ("deadline of process", late, lambda pk: engine.process_deadline(process_id=pk, now=now)),
+    ):
+        ids = list(rows.values_list("id", flat=True)[:limit])
+        acted += len(ids)
+        for pk in ids:
+            try:
+                outcome = act(pk)
+            except Exception:  # one bad row must not stop the others: logged, counted
+                logger.exception("%s %s failed", what, pk)
+                outcome = "error"
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    if acted:
         logger.info("sweep: %s", outcomes)
     return outcomes
 

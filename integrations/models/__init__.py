@@ -17,6 +17,7 @@ from integrations.models.events_out import (  # noqa: F401
     EventSubscription,
     SubscriptionKind,
     WatchdogState,
+    _active_cache,
     new_secret,
 )
 from integrations.models.simulators import (  # noqa: F401

@@ -1,10 +1,7 @@
 """Compensations of a cancelled process are engine work like steps: ``cancelling`` until each is
 done or skipped, newest first, with leases, retries after back-off, incidents and one SMS."""
 
-import datetime as dt
-
 import pytest
-from django.utils import timezone
 
 from integrations.models import AlertRecipient, SmsMessage
 from processes import engine, queue, worker
@@ -43,21 +40,6 @@ def handlers(settings):
     yield behaviours
     for name in ("reserve", "charge"):
         registry.unregister(f"t.undo_{name}")
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    real_now = timezone.now
-
-    class Clock:
-        offset = dt.timedelta(0)
-
-        def advance(self, seconds):
-            self.offset += dt.timedelta(seconds=seconds)
-
-    c = Clock()
-    monkeypatch.setattr(timezone, "now", lambda: real_now() + c.offset)
-    return c
 
 
 @pytest.fixture

@@ -45,22 +45,6 @@ def handlers():
         registry.unregister(name)
 
 
-@pytest.fixture
-def clock(monkeypatch):
-    """Move the engine's clock forward: ``clock.advance(seconds)``."""
-    real_now = timezone.now
-
-    class Clock:
-        offset = dt.timedelta(0)
-
-        def advance(self, seconds):
-            self.offset += dt.timedelta(seconds=seconds)
-
-    c = Clock()
-    monkeypatch.setattr(timezone, "now", lambda: real_now() + c.offset)
-    return c
-
-
 def four_step(key="four", retry=None):
     retry = retry or {"max_attempts": 3, "backoff": "PT10S"}
     return definition_data(

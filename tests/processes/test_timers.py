@@ -1,10 +1,7 @@
 """Timers to the second: the timer loop sleeps until the earliest timer (at most a tick) and acts
 on it then; wait deadlines (``on_timeout``) and the process ``deadline``, with a controlled clock."""
 
-import datetime as dt
-
 import pytest
-from django.utils import timezone
 
 from integrations.models import AlertRecipient, SmsMessage
 from processes import engine, worker
@@ -16,21 +13,6 @@ from processes.steps import RetryableStepError, registry
 from tests.factories import UserFactory, complete_task, definition_data
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    real_now = timezone.now
-
-    class Clock:
-        offset = dt.timedelta(0)
-
-        def advance(self, seconds):
-            self.offset += dt.timedelta(seconds=seconds)
-
-    c = Clock()
-    monkeypatch.setattr(timezone, "now", lambda: real_now() + c.offset)
-    return c
 
 
 @pytest.fixture
