@@ -292,8 +292,10 @@ def _schedule(run: _Run, task: TaskInstance, now) -> None:
         wait = task_spec.wait_deadline
         task.wake_at = now + wait if wait is not None else None  # on_timeout when it passes
     elif task.type == TaskType.PROCESS:
-        task.wake_at = None
-        run.to_spawn.append(task)  # its children start once its row is committed
+        # Its children start once its row is committed; if that never happens (the process
+        # died after the commit), the timer sweep starts them when this timer is due.
+        task.wake_at = now + dt.timedelta(seconds=settings.FLOWDESK_REENQUEUE_AFTER)
+        run.to_spawn.append(task)
     else:
         task.wake_at = now + dt.timedelta(seconds=settings.FLOWDESK_REENQUEUE_AFTER)
         run.to_enqueue.append(task)

@@ -82,6 +82,7 @@ def spawn(*, task_id) -> None:
         run.actor = Actor.system(f"{process.definition_key}:{process.business_key}")
         call = run.task_spec(task).call
         now = timezone.now()
+        task.wake_at = None  # spawned or failed below: the recovery timer is done
         try:
             definition = child_definition(call)
             ever = definition.parsed().business_key_unique == "ever"

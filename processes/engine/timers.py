@@ -11,8 +11,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from processes import events, hooks
-from processes.engine import compensation
+from processes import events, hooks, queue
+from processes.engine import compensation, subprocess
 from processes.engine._run import (
     MAX_LOST_LEASES,
     _advance,
@@ -55,7 +55,14 @@ def task_wake(*, task_id, now=None) -> str:
         run.save()
         return "inactive"
     outcome = "cleared"
-    if task.state == TaskState.SCHEDULED and task.handler:
+    if task.state == TaskState.SCHEDULED and task.type == TaskType.PROCESS:
+        # Its children were never started (the process that scheduled it died after its
+        # commit): start them now, after this commit; ``spawn`` does nothing the second time.
+        task.wake_at = now + dt.timedelta(seconds=settings.FLOWDESK_REENQUEUE_AFTER)
+        task_id = task.pk
+        queue.on_commit(lambda: subprocess.spawn(task_id=task_id))
+        outcome = "spawned"
+    elif task.state == TaskState.SCHEDULED and task.handler:
         task.wake_at = now + dt.timedelta(seconds=settings.FLOWDESK_REENQUEUE_AFTER)
         run.to_enqueue.append(task)
         outcome = "enqueued"

@@ -349,3 +349,34 @@ def test_a_batch_of_parents_starts_their_children_too(defs):
         parent = ProcessInstance.objects.get(pk=r.process_id)
         assert len(children_of(parent)) == 2
         assert parent.tasks.get(name="each").state == TaskState.RUNNING
+
+
+def test_children_lost_with_the_process_that_scheduled_them_are_started_by_the_sweep(
+    defs, monkeypatch, clock, settings
+):
+    # given a parent whose after-commit spawn never ran (its web process died right after commit)
+    from processes.engine import subprocess as engine_subprocess
+
+    monkeypatch.setattr(engine_subprocess, "spawn_after_commit", lambda task_ids: None)
+    parent = start([1, 2])
+    each = parent.tasks.get(name="each")
+    assert children_of(parent) == [] and each.state == TaskState.SCHEDULED
+    assert each.wake_at is not None  # a recovery timer
+
+    # when the sweep runs before that timer is due, nothing happens; once due, the children start
+    worker.sweep_timers()
+    assert children_of(parent) == []
+    clock.advance(settings.FLOWDESK_REENQUEUE_AFTER + 1)
+    assert worker.sweep_timers() == {"spawned": 1}
+    kids = children_of(parent)
+    assert [k.business_key for k in kids] == ["RUN-1:each:0", "RUN-1:each:1"]
+    each.refresh_from_db()
+    assert each.state == TaskState.RUNNING and each.wake_at is None  # the timer is done
+
+    # and a second sweep later starts nothing twice
+    clock.advance(settings.FLOWDESK_REENQUEUE_AFTER + 1)
+    worker.sweep_timers()
+    assert len(children_of(parent)) == 2
+    run_steps(*kids)
+    parent.refresh_from_db()
+    assert parent.tasks.get(name="each").state == TaskState.COMPLETED
