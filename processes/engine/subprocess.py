@@ -129,6 +129,16 @@ def spawn(*, task_id) -> None:
                     {"id": str(c.pk), "business_key": c.business_key} for c, _, _ in children
                 ],
             )
+            if all(c.state == ProcessState.COMPLETED for c, _, _ in children):
+                # Every child completed as it started (its first tasks were skipped): nothing
+                # will tell this task later, so it completes now.
+                for child, _, _ in children:
+                    events.subprocess_finished(
+                        process=process, actor=run.actor, task=task, child=child, state=child.state
+                    )
+                results = [_result(c, call) for c, _, _ in children]
+                _complete(run, task, results[0] if call.for_each is None else {"children": results})
+                _advance(run)
         else:  # an empty list: nothing to wait for
             _complete(run, task, {"children": []})
             _advance(run)

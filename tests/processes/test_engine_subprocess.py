@@ -380,3 +380,33 @@ def test_children_lost_with_the_process_that_scheduled_them_are_started_by_the_s
     run_steps(*kids)
     parent.refresh_from_db()
     assert parent.tasks.get(name="each").state == TaskState.COMPLETED
+
+
+def test_children_that_complete_as_they_start_complete_the_parents_task(import_definition, work):
+    # given a child whose only task is skipped by its condition: it completes as it starts
+    import_definition(
+        definition_data(
+            "child",
+            stages=[
+                (
+                    "WORK",
+                    [
+                        {
+                            "task_name": "work",
+                            "handler": "test_sub.work",
+                            "condition": {"var": "n", "op": "gt", "value": 100},
+                        }
+                    ],
+                )
+            ],
+        )
+    )
+    import_definition(parent_data())
+    parent = start([1, 2])
+    kids = children_of(parent)
+    assert [k.state for k in kids] == ["completed", "completed"]
+    # then the parent does not wait for news that will never come
+    parent.refresh_from_db()
+    assert parent.tasks.get(name="each").state == TaskState.COMPLETED
+    finished = ProcessEvent.objects.filter(process=parent, type=EventType.SUBPROCESS_FINISHED)
+    assert finished.count() == 2
