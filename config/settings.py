@@ -17,7 +17,17 @@ def env_bool(name: str, default: bool = False) -> bool:
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
+# Commands that never sign anything (no session, token or cookie) run without a key: a throwaway one.
+KEYLESS_COMMANDS = {"makemigrations", "showmigrations", "sqlmigrate", "collectstatic"}
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+if (
+    not SECRET_KEY
+    and Path(sys.argv[0]).name == "manage.py"
+    and sys.argv[1:2] in ([c] for c in KEYLESS_COMMANDS)
+):
+    import secrets
+
+    SECRET_KEY = secrets.token_urlsafe(50)
 if not SECRET_KEY:
     if not DEBUG:
         # Safe by default: never sign sessions and tokens with a key everyone can read.

@@ -53,6 +53,13 @@ def test_no_secret_key_with_debug_off_refuses_to_start_in_one_line():
 
 
 @pytest.mark.django_db
+def test_commands_that_sign_nothing_run_without_a_secret_key():
+    done = manage("makemigrations", "--check", "--dry-run", env={"DJANGO_DEBUG": "0"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "No changes detected" in done.stdout
+
+
+@pytest.mark.django_db
 def test_check_deploy_is_clean_with_the_readme_production_settings():
     done = manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_ENV)
     assert done.returncode == 0, done.stdout + done.stderr
