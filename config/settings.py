@@ -20,11 +20,8 @@ DEBUG = env_bool("DJANGO_DEBUG", False)
 # Commands that never sign anything (no session, token or cookie) run without a key: a throwaway one.
 KEYLESS_COMMANDS = {"makemigrations", "showmigrations", "sqlmigrate", "collectstatic"}
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
-if (
-    not SECRET_KEY
-    and Path(sys.argv[0]).name == "manage.py"
-    and sys.argv[1:2] in ([c] for c in KEYLESS_COMMANDS)
-):
+COMMAND = sys.argv[1] if Path(sys.argv[0]).name == "manage.py" and len(sys.argv) > 1 else ""
+if not SECRET_KEY and COMMAND in KEYLESS_COMMANDS:
     import secrets
 
     SECRET_KEY = secrets.token_urlsafe(50)
