@@ -21,6 +21,7 @@ adapter (API, admin, inbox, integrations, worker).
 - ``_run``: the unit of work and the scheduling decisions they share.
 """
 
+from processes.engine import subprocess  # noqa: F401  (its _Run.finish hook)
 from processes.engine._run import (
     HUMAN_TASK_REFUSAL,
     PROCESS_FIELDS,

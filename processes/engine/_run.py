@@ -114,6 +114,10 @@ class TaskResult:
     duplicate: bool = False
 
 
+# Engine modules this one can't import (they import it) that act when a unit of work finishes.
+FINISH_HOOKS: list = []
+
+
 @dataclass
 class _Run:
     """What one engine transaction loaded and changed."""
@@ -176,13 +180,8 @@ class _Run:
         if written is None:
             written = events.flush(self.process)
         self.written = written
-        if self.to_spawn or self.process.parent_task_id is not None:
-            from processes.engine import subprocess
-
-            if self.to_spawn:
-                subprocess.spawn_after_commit([t.pk for t in self.to_spawn])
-            if self.process.parent_task_id is not None:  # a child: its parent may be waiting
-                subprocess.notify_parent(self)
+        for hook in FINISH_HOOKS:  # call activities (engine.subprocess), which import this module
+            hook(self)
         if self.to_enqueue:
             scheduled = {e.task_id: e.pk for e in written if e.type == EventType.TASK_SCHEDULED}
             steps = [

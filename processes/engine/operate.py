@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from processes import authority, events
 from processes import spec as spec_module
-from processes.engine import compensation, subprocess
+from processes.engine import compensation
 from processes.engine._run import (
     TaskResult,
     _advance,
@@ -61,7 +61,7 @@ def process_cancel(*, process_id, actor: Actor, reason: str = "") -> ProcessInst
         _transition(process, "cancel")
         events.process_cancelled(process=process, actor=actor, reason=reason)
     run.save()
-    subprocess.after_cancel(process)  # its children, each in a transaction of its own
+    after_cancel(process)  # its children, each in a transaction of its own
     return process
 
 
@@ -231,3 +231,31 @@ def process_correct_variables(
     events.variables_changed(process=process, actor=actor, changes=diff, reason=reason.strip())
     run.save()
     return process
+
+
+def after_cancel(process: ProcessInstance) -> None:
+    """Register the cancellation of ``process``'s children for after its commit."""
+    process_id = process.pk
+    transaction.on_commit(lambda: cancel_children(process_id))
+
+
+def cancel_children(parent_id) -> list:
+    """Cancel every active child of ``parent_id``, each in its own transaction (children first
+    in the lock order); one that finished meanwhile is left alone. Returns the ids cancelled."""
+    done = []
+    for child_id in ProcessInstance.objects.filter(
+        parent_id=parent_id, state__in=ACTIVE_PROCESS_STATES
+    ).values_list("id", flat=True):
+        try:
+            process_cancel(
+                process_id=child_id,
+                actor=Actor.system("parent cancelled"),
+                reason="parent cancelled",
+            )
+        except Conflict:
+            continue  # it completed between the query and its lock
+        except Exception:
+            logger.exception("could not cancel child %s of %s", child_id, parent_id)
+            continue
+        done.append(child_id)
+    return done

@@ -10,7 +10,7 @@ finishing and its parent being cancelled can't deadlock:
   its own transaction (``notify_parent``, from ``_Run.finish``): the parent row is locked after
   the child's;
 - a parent that is cancelled cancels its children after its own commit, each in a transaction
-  of its own (``cancel_children``); a child that finished meanwhile is left as it is.
+  of its own (``operate.cancel_children``); a child that finished meanwhile is left as it is.
 """
 
 from __future__ import annotations
@@ -24,6 +24,18 @@ from django.utils import timezone
 from processes import events
 from processes import spec as spec_module
 from processes.db import core as raw
+from processes.engine._run import (
+    FINISH_HOOKS,
+    _advance,
+    _after_task_failed_for_good,
+    _complete,
+    _lock,
+    _lock_for_task,
+    _maybe_resolve_incident,
+    _Run,
+    _transition,
+)
+from processes.engine.start import _build_instance
 from processes.errors import Conflict, NotFound
 from processes.events import Actor
 from processes.models import (
@@ -65,14 +77,6 @@ def spawn(*, task_id) -> None:
     """Start the children of the scheduled PROCESS task ``task_id``; safe to call twice. A
     problem (no such definition, ``for_each`` not a list, a business key taken) fails the task,
     which opens an incident on the parent."""
-    from processes.engine._run import (
-        _advance,
-        _after_task_failed_for_good,
-        _complete,
-        _lock_for_task,
-        _transition,
-    )
-    from processes.engine.start import _build_instance
 
     with transaction.atomic():
         run, task = _lock_for_task(task_id)
@@ -186,14 +190,6 @@ def _lookup(scope: dict, path: str):
 def notify_parent(child_run) -> None:
     """``child_run``'s process changed state: tell the PROCESS task waiting for it (in the same
     transaction, parent locked after the child)."""
-    from processes.engine._run import (
-        _advance,
-        _after_task_failed_for_good,
-        _complete,
-        _lock,
-        _maybe_resolve_incident,
-        _transition,
-    )
 
     child = child_run.process
     if child.parent_task_id is None or child_run.loaded is None:
@@ -269,31 +265,13 @@ def _result(child: ProcessInstance, call: spec_module.CallSpec) -> dict:
     return {"process": str(child.pk), "business_key": child.business_key, **mapped}
 
 
-def after_cancel(process: ProcessInstance) -> None:
-    """Register the cancellation of ``process``'s children for after its commit."""
-    process_id = process.pk
-    transaction.on_commit(lambda: cancel_children(process_id))
+def _after_finish(run: _Run) -> None:
+    """What ``_Run.finish`` asks of call activities: start the children of PROCESS tasks just
+    scheduled, and tell a waiting parent that this child changed."""
+    if run.to_spawn:
+        spawn_after_commit([t.pk for t in run.to_spawn])
+    if run.process.parent_task_id is not None:
+        notify_parent(run)
 
 
-def cancel_children(parent_id) -> list:
-    """Cancel every active child of ``parent_id``, each in its own transaction (children first
-    in the lock order); one that finished meanwhile is left alone. Returns the ids cancelled."""
-    from processes.engine.operate import process_cancel
-
-    done = []
-    for child_id in ProcessInstance.objects.filter(
-        parent_id=parent_id, state__in=ACTIVE_PROCESS_STATES
-    ).values_list("id", flat=True):
-        try:
-            process_cancel(
-                process_id=child_id,
-                actor=Actor.system("parent cancelled"),
-                reason="parent cancelled",
-            )
-        except Conflict:
-            continue  # it completed between the query and its lock
-        except Exception:
-            logger.exception("could not cancel child %s of %s", child_id, parent_id)
-            continue
-        done.append(child_id)
-    return done
+FINISH_HOOKS.append(_after_finish)
