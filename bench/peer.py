@@ -2,13 +2,21 @@
 
     .venv/bin/python bench/peer.py --setup            # once: the peer's venv and database
     .venv/bin/python bench/peer.py --n 2000 --rounds 2
+    .venv/bin/python bench/peer.py --n 2000 --rounds 2 --shapes service
 
 Runs the shared peer harness (``../shared/peer``, its README: ``SalaryFlow`` = start -> split ->
 salary_base ‖ bonus -> join -> finalize -> end, two OS processes, ``run_parallel.sh``) and
-Flowdesk's ``bench/engine.py`` (the same shape: two parallel service steps, a join, a final step,
-every one leased, committed and audited by a real 2-worker django-q2 cluster) one after the other,
-``--rounds`` times each, and prints every rate and the ratio Flowdesk / Viewflow.
+Flowdesk's ``bench/engine.py`` on the same shape one after the other, ``--rounds`` times, and
+prints every rate and the ratio Flowdesk / Viewflow of each Flowdesk shape (``--shapes``):
 
+- ``inline``: the four steps are inline pure-compute steps, as the peer's are ``Function``
+  nodes (the process runs to its end in its start transaction; every step one audited event);
+- ``mixed``: ``salary_base ‖ bonus`` (left ‖ right) are service steps, queued, leased, committed
+  and audited by a real django-q2 cluster, the join and the final step inline;
+- ``service``: all four are service steps on the cluster (eager dispatch chains the join and the
+  final step).
+
+Flowdesk starts its processes from ``--producers`` OS processes (default 2, as the peer's two).
 Only the ratio of runs made in the same script means anything on a shared machine: absolute
 figures move by ±40% with what else runs. ``--flowdesk-args`` passes more options to
 bench/engine.py (e.g. ``--no-eager`` to measure without eager dispatch).
@@ -101,13 +109,15 @@ def run_viewflow(args, out: Path) -> float:
     return float(combined.group(1))
 
 
-def run_flowdesk(args, out: Path) -> tuple[float, str]:
+def run_flowdesk(args, out: Path, shape: str) -> tuple[float, str]:
     root = Path(args.flowdesk_root or ROOT)
     cmd = [
         sys.executable, str(root / "bench" / "engine.py"), "--broker", "redis", "--n", str(args.n),
         "--database-url", f"{PG}/{args.fd_db}", "--redis-url", args.redis_url,
         *shlex.split(args.flowdesk_args),
     ]  # fmt: skip
+    if not args.flowdesk_root:  # an older checkout knows neither option (it runs "service")
+        cmd += ["--shape", shape, "--producers", str(args.producers)]
     env = dict(os.environ)
     env.setdefault("DJANGO_SECRET_KEY", "bench-only-" + "x" * 50)
     done = subprocess.run(cmd, cwd=root, env=env, check=True, capture_output=True, text=True)
@@ -125,6 +135,10 @@ def main() -> None:
         "--n", type=int, default=2000, help="processes per run (per OS process for Viewflow)"
     )
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--shapes", default="inline,mixed,service", help="Flowdesk shapes, comma-separated"
+    )
+    parser.add_argument("--producers", type=int, default=2, help="Flowdesk's starting processes")
     parser.add_argument("--peer-dir", default=None)
     parser.add_argument("--vfenv", default=os.environ.get("VFENV", str(ROOT / "var" / "peer-venv")))
     parser.add_argument("--vf-db", default="flowdesk_peer_viewflow")
@@ -141,28 +155,46 @@ def main() -> None:
         return
     if not (Path(args.vfenv) / "bin" / "python").exists():
         sys.exit(f"no peer venv at {args.vfenv}: run bench/peer.py --setup first")
+    shapes = [x for x in args.shapes.split(",") if x]
+    unknown = set(shapes) - {"inline", "mixed", "service"}
+    if unknown or not shapes:
+        sys.exit(f"--shapes: choose from inline, mixed, service (not {', '.join(unknown)})")
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     out = ROOT / "var" / f"peer-{stamp}"
-    viewflow, flowdesk = [], []
+    viewflow: list[float] = []
+    flowdesk: dict[str, list[float]] = {shape: [] for shape in shapes}
     for round_ in range(1, args.rounds + 1):
         print(f"round {round_}: Viewflow 2.4, 2 OS processes x {args.n} ...", flush=True)
         viewflow.append(run_viewflow(args, out / f"viewflow-{round_}"))
         print(f"  Viewflow {viewflow[-1]:.1f} processes/s", flush=True)
-        print(f"round {round_}: Flowdesk bench/engine.py --n {args.n} ...", flush=True)
-        rate, text = run_flowdesk(args, out / f"flowdesk-{round_}")
-        flowdesk.append(rate)
-        for line in text.splitlines():
-            if line.startswith(("SQL statements", "commits", "worker CPU", "processes/s")):
-                print(f"  {line}")
-        print(f"  Flowdesk {rate:.1f} processes/s; ratio this round {rate / viewflow[-1]:.2f}x")
-    ratio = statistics.mean(flowdesk) / statistics.mean(viewflow)
-    summary = {"n": args.n, "viewflow": viewflow, "flowdesk": flowdesk, "ratio": round(ratio, 2)}
+        for shape in shapes:
+            print(f"round {round_}: Flowdesk bench/engine.py --shape {shape} --n {args.n} ...")
+            rate, text = run_flowdesk(args, out / f"flowdesk-{shape}-{round_}", shape)
+            flowdesk[shape].append(rate)
+            for line in text.splitlines():
+                if line.startswith(
+                    ("start of", "SQL statements", "commits", "worker CPU", "per process",
+                     "processes/s", "CPU per process")
+                ):  # fmt: skip
+                    print(f"  {line}")
+            print(
+                f"  Flowdesk ({shape}) {rate:.1f} processes/s; "
+                f"ratio this round {rate / viewflow[-1]:.2f}x",
+                flush=True,
+            )
+    ratios = {
+        shape: round(statistics.mean(rates) / statistics.mean(viewflow), 2)
+        for shape, rates in flowdesk.items()
+    }
+    summary = {"n": args.n, "viewflow": viewflow, "flowdesk": flowdesk, "ratio": ratios}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    print(
-        f"Viewflow {' / '.join(f'{x:.1f}' for x in viewflow)} processes/s; Flowdesk "
-        f"{' / '.join(f'{x:.1f}' for x in flowdesk)} processes/s; ratio Flowdesk/Viewflow "
-        f"{ratio:.2f}x (results in {out})"
-    )
+    print(f"Viewflow {' / '.join(f'{x:.1f}' for x in viewflow)} processes/s")
+    for shape, rates in flowdesk.items():
+        print(
+            f"Flowdesk {shape:7s} {' / '.join(f'{x:.1f}' for x in rates)} processes/s; "
+            f"ratio Flowdesk/Viewflow {ratios[shape]:.2f}x"
+        )
+    print(f"(results in {out})")
 
 
 if __name__ == "__main__":

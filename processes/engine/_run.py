@@ -25,6 +25,7 @@ from processes import authority, events, hooks, queue
 from processes import spec as spec_module
 from processes.db import core as raw
 from processes.db import engine as db_engine
+from processes.engine import handlers
 from processes.errors import Conflict, Forbidden, NotFound
 from processes.events import SYSTEM, Actor
 from processes.models import (
@@ -271,6 +272,9 @@ def _stage_tasks(run: _Run, stage: str) -> list[TaskInstance]:
 def _schedule(run: _Run, task: TaskInstance, now) -> None:
     task_spec = run.task_spec(task)
     _transition(task, "schedule")
+    if task_spec.inline:
+        _run_inline(run, task, task_spec)
+        return
     payload = barred = None
     if task.type == TaskType.HUMAN:
         task.candidate_role = task_spec.assigned_to or ""
@@ -305,6 +309,32 @@ def _schedule(run: _Run, task: TaskInstance, now) -> None:
     if task.type == TaskType.HUMAN:
         # The row may be inserted after this point: its id is read once the transaction commits.
         queue.on_commit(lambda: hooks.emit("task_opened", task_id=task.pk))
+
+
+def _run_inline(run: _Run, task: TaskInstance, task_spec: spec_module.TaskSpec) -> None:
+    """Run a pure-compute step now, in this transaction: one event (completed, or its failed
+    attempt); a retry waits out its back-off and runs on a worker like any step."""
+    _transition(task, "start")
+    run.touch(task)
+    outcome = handlers.call_inline(
+        task_spec.handler, handlers.step_context(task, task_spec, run.process)
+    )
+    if outcome.ok:
+        _complete(run, task, outcome.result, inline=True)
+        return
+    task.last_error = outcome.error[:4000]
+    if outcome.retryable and task.attempts < task_spec.retry.max_attempts:
+        retry_at = timezone.now() + task_spec.retry.delay_after(task.attempts)
+        _transition(task, "retry_later")
+        task.scheduled_at = task.wake_at = retry_at  # the timer sweep queues it then
+        events.task_attempt_failed(
+            process=run.process, actor=run.actor, task=task, error=task.last_error,
+            retry_at=retry_at,
+        )  # fmt: skip
+        return
+    _transition(task, "fail")
+    events.task_failed(process=run.process, actor=run.actor, task=task, error=task.last_error)
+    _after_task_failed_for_good(run, task, task.last_error)
 
 
 def _resolve_assignee(run: _Run, task: TaskInstance, task_spec: spec_module.TaskSpec):
@@ -383,7 +413,12 @@ def _after_task_failed_for_good(run: _Run, task: TaskInstance, error: str) -> No
         _transition(process, "open_incident")
     events.process_failed(process=process, actor=run.actor, task=task, error=error)
     if run.spec.on_error_notify and run.task_spec(task).notify_on_error:
-        hooks.after_commit("incident_opened", process_id=process.pk, task_id=task.pk, error=error)
+        # (read at commit: an inline step failing in a start has no row id before the INSERT)
+        queue.on_commit(
+            lambda: hooks.emit(
+                "incident_opened", process_id=process.pk, task_id=task.pk, error=error
+            )
+        )
 
 
 def _maybe_resolve_incident(run: _Run) -> None:
@@ -400,7 +435,7 @@ def _maybe_resolve_incident(run: _Run) -> None:
 HUMAN_TASK_REFUSAL = "human tasks are decided in the inbox or through /api/tasks/{id}/complete/"
 
 
-def _complete(run: _Run, task: TaskInstance, result: Any) -> None:
+def _complete(run: _Run, task: TaskInstance, result: Any, *, inline: bool = False) -> None:
     _transition(task, "complete")
     task.result = result
     task.last_error = ""
@@ -409,6 +444,8 @@ def _complete(run: _Run, task: TaskInstance, result: Any) -> None:
     business_status = run.task_spec(task).business_status
     if business_status:
         run.process.business_status = business_status
-    events.task_completed(process=run.process, actor=run.actor, task=task, result=result)
+    events.task_completed(
+        process=run.process, actor=run.actor, task=task, result=result, inline=inline
+    )
     if task.timed_out_at is not None:  # the late answer ends its deadline's incident
         _maybe_resolve_incident(run)

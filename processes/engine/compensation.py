@@ -26,7 +26,8 @@ from processes.engine._run import (
     _Run,
     _transition,
 )
-from processes.engine.steps import StepLease, _step_context
+from processes.engine.handlers import step_context
+from processes.engine.steps import StepLease
 from processes.errors import Conflict
 from processes.events import Actor
 from processes.models import (
@@ -131,7 +132,7 @@ def compensation_start(*, task_id, actor: Actor) -> StepLease | None:
         task_id=task.pk,
         execution=task.execution,
         handler=task_spec.compensate,
-        context=_step_context(task, task_spec, suffix=COMPENSATION_SUFFIX),
+        context=step_context(task, task_spec, task.process, suffix=COMPENSATION_SUFFIX),
         timeout=timeout,
     )
 

@@ -25,6 +25,7 @@ from processes.engine._run import (
     _step_timeout,
     _transition,
 )
+from processes.engine.handlers import step_context
 from processes.errors import Conflict
 from processes.events import Actor
 from processes.models import (
@@ -37,21 +38,6 @@ from processes.models import (
 from processes.steps import StepContext
 
 logger = logging.getLogger(__name__)
-
-
-def _step_context(task, task_spec, suffix: str = "") -> StepContext:
-    return StepContext(
-        process_id=str(task.process_id),
-        business_key=task.process.business_key,
-        definition_key=task.process.definition_key,
-        task_id=task.pk,
-        task_name=task.name,
-        stage=task.stage,
-        attempt=task.attempts,
-        idempotency_key=task.idempotency_key + suffix,
-        variables=dict(task.process.variables),
-        config=dict(task_spec.extra),
-    )
 
 
 @dataclass(frozen=True)
@@ -94,12 +80,11 @@ def _lease(run, task, now) -> StepLease:
     task.wake_at = now + dt.timedelta(seconds=timeout + settings.FLOWDESK_LEASE_MARGIN)
     run.touch(task)
     events.task_started(process=run.process, actor=run.actor, task=task)
-    task.process = run.process  # the context reads the variables this event holds
     return StepLease(
         task_id=task.pk,
         execution=task.execution,
         handler=task.handler,
-        context=_step_context(task, task_spec),
+        context=step_context(task, task_spec, run.process),
         timeout=timeout,
     )
 
@@ -217,7 +202,7 @@ def compensation_context(*, task_id) -> tuple[str, StepContext] | None:
     task_spec = _spec_for(task.process.definition).task(task.name)
     if not task_spec.compensate:
         return None
-    ctx = _step_context(task, task_spec, suffix=":compensate")
+    ctx = step_context(task, task_spec, task.process, suffix=":compensate")
     return task_spec.compensate, ctx
 
 

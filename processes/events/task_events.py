@@ -45,8 +45,12 @@ def task_started(*, process, actor, task) -> ProcessEvent:
     )
 
 
-def task_completed(*, process, actor, task, result: Any) -> ProcessEvent:
+def task_completed(*, process, actor, task, result: Any, inline: bool = False) -> ProcessEvent:
+    """``task`` is done with ``result``; ``inline``: a pure-compute step run in the transaction
+    that made it ready (its only event: no ``task_scheduled``/``task_started`` before it)."""
     data = {"result": result}
+    if inline:
+        data["inline"] = True
     if task.decided_by_id:
         data["decided_by"] = task.decided_by.get_username()
     return _append(

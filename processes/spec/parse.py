@@ -321,6 +321,7 @@ def _parse_task(
     summary = _parse_summary(c, raw.get("summary"), f"{path}.summary")
     if summary and ttype != "HUMAN":
         c.add(f"{path}.summary", "only a HUMAN task has a summary")
+    inline = _parse_inline(c, raw, path, ttype, handler)
     extra = {k: v for k, v in raw.items() if k not in KNOWN_TASK_FIELDS}
     return TaskSpec(
         name=name,
@@ -351,8 +352,24 @@ def _parse_task(
         external_decision=external,
         on_timeout=on_timeout,
         summary=summary,
+        inline=inline,
         extra=extra,
     )
+
+
+def _parse_inline(c: _Collector, raw: dict, path: str, ttype: str, handler) -> bool:
+    """``inline``: only a SERVICE task with a handler runs inside the engine's transaction."""
+    inline = raw.get("inline", False)
+    if not isinstance(inline, bool):
+        c.add(f"{path}.inline", "must be true or false")
+        return False
+    if inline and (ttype != "SERVICE" or not handler):
+        c.add(
+            f"{path}.inline",
+            "only a SERVICE task with a handler runs inline (a pure-compute step)",
+        )
+        return False
+    return inline
 
 
 def _check_parents(

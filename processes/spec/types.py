@@ -45,6 +45,7 @@ KNOWN_TASK_FIELDS = {
     "process",
     "on_timeout",
     "summary",
+    "inline",
 }
 # How a summary item shows its value (tasks_inbox.presenters formats them).
 SUMMARY_FORMATS = ("text", "money", "number", "percent", "date", "datetime", "duration", "choice")
@@ -182,6 +183,9 @@ class TaskSpec:
     external_decision: bool = False  # may be decided by a TaskCompleted seed event too
     on_timeout: str = "incident"  # ON_TIMEOUT: when the external timeout / human due passes
     summary: tuple[SummaryItem, ...] = ()  # the facts a decider needs first (HUMAN)
+    # A pure-compute SERVICE handler run inside the engine transaction that makes it ready
+    # (no queue, no lease: one ``task_completed`` event); a failed attempt retries on a worker.
+    inline: bool = False
     extra: dict = field(default_factory=dict)
 
     def rework_for(self, outcome) -> ReworkSpec | None:

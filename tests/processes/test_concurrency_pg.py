@@ -1,4 +1,5 @@
-"""Two OS processes complete the two parallel branches at the same instant: the join starts once."""
+"""Two OS processes complete the two parallel branches at the same instant: the join starts once
+(an external join is scheduled once; an inline join runs once, in one of the two completions)."""
 
 import multiprocessing
 
@@ -13,10 +14,18 @@ from tests.processes.concurrency_worker import complete_branch
 REPETITIONS = 120
 
 
+JOINS = {
+    "external": ({"task_queue": "q"}, "scheduled", EventType.TASK_SCHEDULED),
+    "inline": ({"handler": "flowdesk.noop", "inline": True}, "completed", EventType.TASK_COMPLETED),
+}
+
+
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("join_kind", sorted(JOINS))
 def test_simultaneous_branch_completions_start_the_join_exactly_once(
-    postgres, import_definition, system_actor
+    postgres, import_definition, system_actor, join_kind
 ):
+    join_fields, join_state, join_event = JOINS[join_kind]
     # given many processes, each with two external branches waiting and a join after them
     import_definition(
         definition_data(
@@ -27,7 +36,7 @@ def test_simultaneous_branch_completions_start_the_join_exactly_once(
                     [
                         {"task_name": "left", "task_queue": "q"},
                         {"task_name": "right", "task_queue": "q"},
-                        {"task_name": "join", "parent_task": ["left", "right"], "task_queue": "q"},
+                        {"task_name": "join", "parent_task": ["left", "right"], **join_fields},
                     ],
                 ),
             ],
@@ -59,11 +68,9 @@ def test_simultaneous_branch_completions_start_the_join_exactly_once(
     assert [o for o in outcomes if o[0] != "ok"] == []
     joins = TaskInstance.objects.filter(process__in=processes, name="join")
     assert joins.count() == REPETITIONS
-    assert set(joins.values_list("state", flat=True)) == {"scheduled"}
-    scheduled_events = ProcessEvent.objects.filter(
-        process__in=processes, type=EventType.TASK_SCHEDULED, task_name="join"
-    )
-    assert scheduled_events.count() == REPETITIONS
+    assert set(joins.values_list("state", flat=True)) == {join_state}
+    join_events = ProcessEvent.objects.filter(process__in=processes, task_name="join")
+    assert list(join_events.values_list("type", flat=True)) == [join_event] * REPETITIONS
     # and the per-instance sequence has no gap and no repeat
     for process in processes[:10]:
         seqs = list(process.events.values_list("seq", flat=True))
