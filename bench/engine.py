@@ -53,6 +53,11 @@ parser.add_argument(
     "--supervised", action="store_true", help="run manage.py workers instead of manage.py qcluster"
 )
 parser.add_argument(
+    "--keep-database",
+    action="store_true",
+    help="reuse the database as it is (default: drop and create it, so runs start alike)",
+)
+parser.add_argument(
     "--no-eager", action="store_true", help="FLOWDESK_EAGER_STEPS=0: every step through the queue"
 )
 args = parser.parse_args()
@@ -77,6 +82,8 @@ import psycopg  # noqa: E402
 
 name = args.database_url.rsplit("/", 1)[1]
 with psycopg.connect(args.database_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as c:
+    if not args.keep_database:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     if not c.execute("SELECT 1 FROM pg_database WHERE datname=%s", [name]).fetchone():
         c.execute(f'CREATE DATABASE "{name}"')
 subprocess.run(
@@ -293,6 +300,8 @@ if uses_cluster:
     )
     time.sleep(6 if args.supervised else 4)
 keys = [f"b-{run_id}-{i}" for i in range(args.n)]
+with connection.cursor() as cursor:  # a checkpoint now, not one landing in some runs only
+    cursor.execute("CHECKPOINT")
 fork = multiprocessing.get_context("fork")
 go, release = fork.Event(), fork.Event()
 connections.close_all()

@@ -11,10 +11,18 @@ State still changes only through the models' django-fsm transitions, in the engi
 from __future__ import annotations
 
 import functools
+import json
 
-from django.db import DatabaseError, connection, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 from django.db.models import Model
 from django.db.models.base import DEFERRED
+
+try:
+    from psycopg.pq import Format
+
+    BINARY = Format.BINARY
+except ImportError:  # no psycopg: SQLite only
+    BINARY = None
 
 MAX_DB_INT = 2**63 - 1  # the largest id a bigint column holds; a larger one is "not found"
 
@@ -86,7 +94,9 @@ def _insert(objs: list[Model]) -> None:
             obj.save(force_insert=True)
         return
     fields = [f for f in meta.concrete_fields if not (returning and f is meta.pk)]
-    if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql" and _json_columns(model) is not None:
+        sql, params = _json_insert_sql(model), [_json_rows(model, objs)]
+    elif connection.vendor == "postgresql":
         sql, params = _insert_unnest(model, fields, objs)
     else:
         params = []
@@ -168,40 +178,38 @@ def write(updates: list[tuple[Model, list[str]]], inserts: list[Model]) -> None:
 
     The same rows and checks as ``update`` and ``insert`` one by one (each UPDATE must match its
     row), in one round trip instead of one per row: the statements of a step are most of its
-    cost. PostgreSQL only; elsewhere they run one by one.
+    cost. The statement text is built once per shape (which columns of which rows); the new rows
+    travel as one JSON document (``_json_rows``), not one array per column. PostgreSQL only;
+    elsewhere they run one by one.
     """
     updates = [(obj, field_names) for obj, field_names in updates if field_names]
-    if connection.vendor != "postgresql":
+    conn = connections[DEFAULT_DB_ALIAS]  # the real wrapper: the proxy costs a lookup per call
+    if conn.vendor != "postgresql":
         for obj, field_names in updates:
             update(obj, field_names)
         insert(inserts)
         return
-    quote = connection.ops.quote_name
-    parts, params = [], []
-    for index, (obj, field_names) in enumerate(updates):
-        meta = obj._meta
-        fields = [meta.get_field(name) for name in field_names]
-        params.extend(f.get_db_prep_save(f.pre_save(obj, False), connection) for f in fields)
-        params.append(meta.pk.get_db_prep_value(obj.pk, connection))
-        parts.append(
-            f"u{index} AS (UPDATE {table(type(obj))} SET "
-            f"{', '.join(f'{quote(f.column)} = %s' for f in fields)} "
-            f"WHERE {quote(meta.pk.column)} = %s RETURNING 1)"
-        )
-    counts = [f"(SELECT count(*) FROM u{index})" for index in range(len(updates))]
-    if inserts:
-        model = type(inserts[0])
-        meta = model._meta
-        fields = [f for f in meta.concrete_fields if f is not meta.pk]
-        sql, columns_params = _insert_unnest(model, fields, inserts)
-        params.extend(columns_params)
-        parts.append(f"i AS ({sql} RETURNING {quote(meta.pk.column)})")
-        # ids in insertion order, as bulk_create reads them from a multi-row INSERT
-        counts.append(f"ARRAY(SELECT {quote(meta.pk.column)} FROM i)")
-    if not parts:
+    params = []
+    shape = []
+    for obj, field_names in updates:
+        model = type(obj)
+        names = tuple(field_names)
+        fields = _update_fields(model, names)
+        params.extend(f.get_db_prep_save(f.pre_save(obj, False), conn) for f in fields)
+        params.append(model._meta.pk.get_db_prep_value(obj.pk, conn))
+        shape.append((model, names))
+    model = type(inserts[0]) if inserts else None
+    json_rows = model is not None and _json_columns(model) is not None
+    if model is not None:
+        if json_rows:
+            params.append(_json_rows(model, inserts))
+        else:
+            fields = [f for f in model._meta.concrete_fields if f is not model._meta.pk]
+            params.extend(_insert_unnest(model, fields, inserts)[1])
+    if not shape and model is None:
         return
-    sql = f"WITH {', '.join(parts)} SELECT {', '.join(counts)}"
-    with connection.cursor() as cursor:
+    sql = _write_sql(tuple(shape), model, json_rows)
+    with conn.cursor() as cursor:
         cursor.execute(sql, params)
         found = cursor.fetchone()
     for (obj, _), matched in zip(updates, found, strict=False):
@@ -211,7 +219,121 @@ def write(updates: list[tuple[Model, list[str]]], inserts: list[Model]) -> None:
         for obj, pk in zip(inserts, found[-1], strict=True):
             obj.pk = pk
             obj._state.adding = False
-            obj._state.db = connection.alias
+            obj._state.db = conn.alias
+
+
+@functools.lru_cache(maxsize=256)
+def _update_fields(model: type[Model], names: tuple[str, ...]) -> list:
+    return [model._meta.get_field(name) for name in names]
+
+
+@functools.lru_cache(maxsize=512)
+def _write_sql(shape: tuple, model: type[Model] | None, json_rows: bool) -> str:
+    """The text of ``write``'s statement for these UPDATEs ((model, field names) each) and an
+    INSERT of ``model`` rows (or none)."""
+    quote = connection.ops.quote_name
+    parts, counts = [], []
+    for index, (updated, names) in enumerate(shape):
+        meta = updated._meta
+        columns_set = ", ".join(f"{quote(meta.get_field(n).column)} = %s" for n in names)
+        parts.append(
+            f"u{index} AS (UPDATE {table(updated)} SET {columns_set} "
+            f"WHERE {quote(meta.pk.column)} = %s RETURNING 1)"
+        )
+        counts.append(f"(SELECT count(*) FROM u{index})")
+    if model is not None:
+        meta = model._meta
+        if json_rows:
+            insert_sql = _json_insert_sql(model)
+        else:
+            fields = tuple(f for f in meta.concrete_fields if f is not meta.pk)
+            insert_sql = _unnest_sql(model, fields)
+        parts.append(f"i AS ({insert_sql} RETURNING {quote(meta.pk.column)})")
+        # ids in insertion order, as bulk_create reads them from a multi-row INSERT
+        counts.append(f"ARRAY(SELECT {quote(meta.pk.column)} FROM i)")
+    return f"WITH {', '.join(parts)} SELECT {', '.join(counts)}"
+
+
+def _json_kind(field) -> str | None:
+    """How ``_json_rows`` writes a value of ``field`` (None: a type it does not know)."""
+    target = field.target_field if field.is_relation else field
+    internal = target.get_internal_type()
+    if internal == "JSONField":
+        return "json" if field.encoder is None else None
+    if internal == "UUIDField":
+        return "uuid"
+    if internal == "DateTimeField":
+        return "datetime"
+    if internal in (
+        "CharField", "TextField", "SlugField", "IntegerField", "BigIntegerField",
+        "PositiveIntegerField", "PositiveSmallIntegerField", "SmallIntegerField", "BooleanField",
+        "AutoField", "BigAutoField",
+    ):  # fmt: skip
+        return "plain"
+    return None
+
+
+@functools.lru_cache(maxsize=32)
+def _json_columns(model: type[Model]):
+    """(field, kind) of every column an INSERT of ``model`` writes, or None when one of them
+    has a type ``_json_rows`` does not write (that model uses the column arrays instead)."""
+    meta = model._meta
+    found = []
+    for field in meta.concrete_fields:
+        if field is meta.pk and meta.pk.db_returning:
+            continue
+        kind = _json_kind(field)
+        if kind is None or (field.is_relation and kind == "json"):
+            return None
+        found.append((field, kind))
+    return tuple(found)
+
+
+def _json_rows(model: type[Model], objs: list[Model]) -> str:
+    """The new rows as one JSON array of arrays (``json.dumps`` is C; dumping a dozen arrays
+    through the driver was most of the statement's client CPU)."""
+    columns = _json_columns(model)
+    rows = []
+    for obj in objs:
+        obj._prepare_related_fields_for_save(operation_name="bulk_create")  # as bulk_create
+        row = []
+        for field, kind in columns:
+            value = field.pre_save(obj, True)
+            if value is not None and kind == "uuid":
+                value = str(value)
+            elif value is not None and kind == "datetime":
+                value = value.isoformat()
+            row.append(value)
+        rows.append(row)
+    return json.dumps(rows)
+
+
+@functools.lru_cache(maxsize=32)
+def _json_insert_sql(model: type[Model]) -> str:
+    """``INSERT ... SELECT`` of the rows ``_json_rows`` wrote, in their order."""
+    meta = model._meta
+    quote = connection.ops.quote_name
+    fields = [f for f in meta.concrete_fields if not (f is meta.pk and meta.pk.db_returning)]
+    names = ", ".join(quote(f.column) for f in fields)
+    values = ", ".join(
+        f"(r.v->>{i})::{_db_type(f)}"
+        if _json_kind(f) != "json"
+        else f"NULLIF(r.v->{i}, 'null'::jsonb)"  # None is SQL NULL, as the ORM writes it
+        for i, f in enumerate(fields)
+    )
+    return (
+        f"INSERT INTO {table(model)} ({names}) SELECT {values} "
+        f"FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS r(v, n) ORDER BY r.n"
+    )
+
+
+def _db_type(field) -> str:
+    """The cast of a JSON text value: ``text`` for strings, so that the INSERT's own assignment
+    checks their length (an explicit cast to ``varchar(n)`` would cut them silently)."""
+    target = field.target_field if field.is_relation else field
+    if target.get_internal_type() in ("CharField", "SlugField", "TextField"):
+        return "text"
+    return target.rel_db_type(connection) if field.is_relation else field.db_type(connection)
 
 
 _CONVERTERS: dict[tuple, list] = {}
@@ -240,14 +362,18 @@ def changed(obj: Model, field_names: list[str]) -> list[str]:
     return found
 
 
-def _row_converters(model: type[Model]) -> list:
+def _row_converters(model: type[Model], binary: bool = False) -> list:
     """(index, converters) of each concrete field of ``model`` that has any, computed once per
-    model and connection vendor: what ``raw()`` works out again on every query."""
-    key = (model, connection.vendor)
+    model and connection vendor: what ``raw()`` works out again on every query. ``binary``:
+    the rows come in PostgreSQL's binary format, whose ``jsonb`` the driver has already decoded
+    (a JSON field without a decoder of its own then needs nothing more)."""
+    key = (model, connection.vendor, binary)
     found = _CONVERTERS.get(key)
     if found is None:
         found = []
         for index, field in enumerate(model._meta.concrete_fields):
+            if binary and field.get_internal_type() == "JSONField" and field.decoder is None:
+                continue
             column = field.get_col(model._meta.db_table)
             converters = connection.ops.get_db_converters(column) + field.get_db_converters(
                 connection
@@ -263,22 +389,32 @@ def fetch(model: type[Model], sql: str, params, extra: tuple[str, ...] = ()) -> 
     column per name in ``extra`` (set on each instance as read, as ``raw()`` sets annotations).
 
     ``Model.objects.raw()`` without its per-query work (matching columns to fields by name,
-    looking up converters): the rows and instances are the same, at a third of the CPU.
+    looking up converters): the rows and instances are the same, at a third of the CPU. On
+    PostgreSQL the rows come in binary format: the driver's binary loaders (timestamps, jsonb)
+    cost about half of parsing text.
     """
-    n = len(model._meta.concrete_fields)
-    converters = _row_converters(model)
-    with connection.cursor() as cursor:
+    conn = connections[DEFAULT_DB_ALIAS]
+    binary = conn.vendor == "postgresql"
+    with conn.cursor() as cursor:
+        if binary:
+            cursor.cursor.format = BINARY  # this cursor's results only
         cursor.execute(sql, params)
         rows = cursor.fetchall()
+    return _instances(model, rows, extra, conn, binary)
+
+
+def _instances(model, rows, extra, conn, binary) -> list[Model]:
+    n = len(model._meta.concrete_fields)
+    converters = _row_converters(model, binary)
     found = []
     for row in rows:
         values = list(row[:n])
         for index, column, funcs in converters:
             value = values[index]
             for func in funcs:
-                value = func(value, column, connection)
+                value = func(value, column, conn)
             values[index] = value
-        obj = model.from_db(connection.alias, None, values)
+        obj = model.from_db(conn.alias, None, values)
         obj._loaded_values = values  # as read: ``changed`` compares with them
         for name, value in zip(extra, row[n:], strict=True):
             setattr(obj, name, value)

@@ -8,7 +8,15 @@ import functools
 from django.contrib.auth import get_user_model
 from django.db import connection
 
-from processes.db.core import col, columns, convert, fetch, partial, prep, table
+from processes.db.core import (
+    col,
+    columns,
+    convert,
+    fetch,
+    partial,
+    prep,
+    table,
+)
 from processes.models import ACTIVE_PROCESS_STATES, ProcessDefinition, ProcessInstance, TaskInstance
 
 
@@ -86,6 +94,45 @@ def lock_process_of_task(task_id: int) -> ProcessInstance | None:
         f"WHERE t.{col(t, 'id')} = %s)"
     )
     return _locked(_for_update(_instance_sql(where)), [task_id])
+
+
+@functools.lru_cache(maxsize=8)
+def _tasks_of_task_sql(vendor: str) -> str:
+    """A process's tasks (as ``tasks_of_process``) found by the id of one of them."""
+    t = TaskInstance
+    return (
+        f"SELECT {columns(t, 't')} FROM {table(t)} t WHERE t.{col(t, 'process')} = "
+        f"(SELECT s.{col(t, 'process')} FROM {table(t)} s WHERE s.{col(t, 'id')} = %s) "
+        f"ORDER BY t.{col(t, 'stage_index')}, t.{col(t, 'id')}"
+    )
+
+
+def lock_with_tasks(process_id=None, *, task_id=None):
+    """The instance ``process_id`` (or of task ``task_id``), locked, and its tasks in spec
+    order, read after the lock is held: (None, []) when there is no such instance.
+
+    Two statements: the lock, then the read of the tasks, which starts only once the lock is
+    granted and so sees every change committed before it (one statement would read them with
+    the snapshot it took before waiting for the lock). Sending both in one round trip
+    (psycopg's pipeline) was measured and saved nothing.
+    """
+    p, t = ProcessInstance, TaskInstance
+    if task_id is None:
+        lock_sql = _for_update(_instance_sql(f"p.{col(p, 'id')} = %s"))
+        key = prep(p, "id", process_id)
+        tasks_sql = _tasks_sql(False, connection.vendor)
+    else:
+        where = (
+            f"p.{col(p, 'id')} = (SELECT t.{col(t, 'process')} FROM {table(t)} t "
+            f"WHERE t.{col(t, 'id')} = %s)"
+        )
+        lock_sql = _for_update(_instance_sql(where))
+        key = task_id
+        tasks_sql = _tasks_of_task_sql(connection.vendor)
+    process = _locked(lock_sql, [key])
+    if process is None:
+        return None, []
+    return process, fetch(t, tasks_sql, [key])
 
 
 def _instance_where(where: str, params: list, extra_columns: str = "", extra_names=()):

@@ -201,18 +201,14 @@ class _Run:
 def _lock(process_id=None, *, task_id=None) -> _Run:
     """Lock the process row (serialises every event of one instance) and load its tasks."""
     try:
-        if task_id is None:
-            process = db_engine.lock_process(process_id)
-        else:
-            process = db_engine.lock_process_of_task(task_id)
+        process, tasks = db_engine.lock_with_tasks(process_id, task_id=task_id)
     except (ValidationError, ValueError, TypeError):
         process = None
     if process is None:
         what = f"process {process_id}" if task_id is None else f"task {task_id}"
         raise NotFound(f"{what} not found")
-    tasks = {t.name: t for t in db_engine.tasks_of_process(process.pk)}
     loaded = {name: getattr(process, name) for name in PROCESS_FIELDS}
-    return _Run(process=process, tasks=tasks, actor=SYSTEM, loaded=loaded)
+    return _Run(process=process, tasks={t.name: t for t in tasks}, actor=SYSTEM, loaded=loaded)
 
 
 def _lock_for_task(task_id) -> tuple[_Run, TaskInstance]:

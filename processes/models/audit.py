@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from processes.models.instances import (
@@ -77,16 +78,29 @@ class ActorType(models.TextChoices):
 class ProcessEvent(AppendOnlyModel):
     """One row per thing that happened to a process: never updated, never deleted."""
 
-    process = models.ForeignKey(ProcessInstance, on_delete=models.PROTECT, related_name="events")
+    # (its lookups use event_process_seq_unique, whose first column it is: no index of its own)
+    process = models.ForeignKey(
+        ProcessInstance, on_delete=models.PROTECT, related_name="events", db_index=False
+    )
     seq = models.PositiveIntegerField()
     type = models.CharField(max_length=40, choices=EventType.choices)
-    task = models.ForeignKey(
-        TaskInstance, null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+    task = models.ForeignKey(  # (event_task_seq leads with it)
+        TaskInstance,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="events",
+        db_index=False,
     )
     task_name = models.CharField(max_length=100, blank=True, default="")
     actor_type = models.CharField(max_length=10, choices=ActorType.choices)
-    actor_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    actor_user = models.ForeignKey(  # (event_actor_user: only the rows a person caused)
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     actor_label = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
@@ -112,6 +126,12 @@ class ProcessEvent(AppendOnlyModel):
             models.Index(fields=["type", "created_at"], name="event_type_created"),
             models.Index(fields=["task", "seq"], name="event_task_seq"),
             models.Index(fields=["correlation_id"], name="event_correlation"),
+            # Most events are a worker's or the system's: an index of the others only.
+            models.Index(
+                fields=["actor_user"],
+                name="event_actor_user",
+                condition=Q(actor_user__isnull=False),
+            ),
         ]
         ordering = ["process_id", "seq"]
 

@@ -24,8 +24,13 @@ from processes.models.states import (
 
 class ProcessInstance(FSMModelMixin, models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    definition = models.ForeignKey(ProcessDefinition, on_delete=models.PROTECT, related_name="+")
-    definition_key = models.SlugField(max_length=100, help_text="Copied from the definition.")
+    # (process_def_state and process_def_created lead with these: no index of their own)
+    definition = models.ForeignKey(
+        ProcessDefinition, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    definition_key = models.SlugField(
+        max_length=100, help_text="Copied from the definition.", db_index=False
+    )
     business_key = models.CharField(max_length=200)
     state = FSMField(
         max_length=20, choices=ProcessState.choices, default=ProcessState.RUNNING, protected=True
@@ -42,6 +47,7 @@ class ProcessInstance(FSMModelMixin, models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         help_text="The person or API client who started it (separation of duties: initiator).",
+        db_index=False,  # (process_started_by below: a partial index)
     )
     unique_ever = models.BooleanField(
         default=False,
@@ -54,6 +60,7 @@ class ProcessInstance(FSMModelMixin, models.Model):
         on_delete=models.PROTECT,
         related_name="children",
         help_text="The process whose PROCESS task started this one.",
+        db_index=False,  # (process_parent below: a partial index, most processes have none)
     )
     parent_task = models.ForeignKey(
         "TaskInstance",
@@ -62,6 +69,7 @@ class ProcessInstance(FSMModelMixin, models.Model):
         on_delete=models.PROTECT,
         related_name="children",
         help_text="That PROCESS task: it waits for this process.",
+        db_index=False,  # (process_parent_task below)
     )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
@@ -100,6 +108,20 @@ class ProcessInstance(FSMModelMixin, models.Model):
                 fields=["deadline_at"],
                 name="process_deadline_at",
                 condition=Q(deadline_at__isnull=False),
+            ),
+            # References most rows don't have: only the rows that do.
+            models.Index(
+                fields=["started_by_user"],
+                name="process_started_by",
+                condition=Q(started_by_user__isnull=False),
+            ),
+            models.Index(
+                fields=["parent"], name="process_parent", condition=Q(parent__isnull=False)
+            ),
+            models.Index(
+                fields=["parent_task"],
+                name="process_parent_task",
+                condition=Q(parent_task__isnull=False),
             ),
         ]
         ordering = ["-created_at"]

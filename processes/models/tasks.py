@@ -27,7 +27,10 @@ class TaskInstanceQuerySet(models.QuerySet):
 
 
 class TaskInstance(FSMModelMixin, models.Model):
-    process = models.ForeignKey(ProcessInstance, on_delete=models.CASCADE, related_name="tasks")
+    # (task_process_name_unique leads with it: no index of its own)
+    process = models.ForeignKey(
+        ProcessInstance, on_delete=models.CASCADE, related_name="tasks", db_index=False
+    )
     stage = models.CharField(max_length=100)
     stage_index = models.PositiveIntegerField(default=0)
     name = models.CharField(max_length=100)
@@ -53,6 +56,7 @@ class TaskInstance(FSMModelMixin, models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="assigned_tasks",
+        db_index=False,  # (a partial index below: service tasks have none)
     )
     claimed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -60,6 +64,7 @@ class TaskInstance(FSMModelMixin, models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="claimed_tasks",
+        db_index=False,  # (a partial index below: service tasks have none)
     )
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -67,6 +72,7 @@ class TaskInstance(FSMModelMixin, models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="decided_tasks",
+        db_index=False,  # (a partial index below: service tasks have none)
     )
     visibility = models.CharField(
         max_length=20,
@@ -136,7 +142,18 @@ class TaskInstance(FSMModelMixin, models.Model):
                 name="task_external_queue",
                 condition=Q(state="scheduled", type="SERVICE", handler=""),
             ),
-            models.Index(fields=["decided_by", "-finished_at"], name="task_decided_by"),
+            # Only the tasks a person holds, held or decided (service tasks are most rows).
+            models.Index(
+                fields=["decided_by", "-finished_at"],
+                name="task_decided_by",
+                condition=Q(decided_by__isnull=False),
+            ),
+            models.Index(
+                fields=["assignee"], name="task_assignee", condition=Q(assignee__isnull=False)
+            ),
+            models.Index(
+                fields=["claimed_by"], name="task_claimed_by", condition=Q(claimed_by__isnull=False)
+            ),
             models.Index(fields=["state", "name"], name="task_state_name"),
         ]
         ordering = ["stage_index", "id"]

@@ -44,3 +44,60 @@ def test_an_update_that_matches_no_row_refuses_the_whole_write(pizza):
         raw.write([(task, ["last_error"]), (gone, ["last_error"])], [])
 
     assert TaskInstance.objects.get(pk=task.pk).last_error == ""
+
+
+def stored_row(model, pk):
+    """The row as PostgreSQL holds it (SQL NULL apart from JSON null), read past the ORM."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT to_jsonb(t) FROM {raw.table(model)} t WHERE id = %s", [pk])
+        row = cursor.fetchone()[0]
+    return row if isinstance(row, dict) else __import__("json").loads(row)
+
+
+def test_the_fixed_inserts_store_the_rows_the_orm_stores(postgres, pizza):
+    # given a process and a task, once through raw.insert and once through the ORM
+    definition = pizza
+    now = timezone.now()
+
+    def rows():
+        process = ProcessInstance(
+            definition=definition, definition_key="pizza", business_key="J-é\"'\\",
+            variables={"nested": {"list": [1, 2.5, None, "ü"]}}, created_at=now, updated_at=now,
+        )  # fmt: skip
+        task = TaskInstance(
+            process=process, stage="S", name="t", type="SERVICE", result=None, participants=[],
+            created_at=now, wake_at=now,
+        )  # fmt: skip
+        return process, task
+
+    fixed_process, fixed_task = rows()
+    raw.insert([fixed_process])
+    raw.insert([fixed_task])
+    orm_process, orm_task = rows()
+    orm_process.business_key = fixed_process.business_key + "-orm"
+    orm_process.save()
+    orm_task.save()
+
+    # then both hold the same values, SQL NULL where the ORM writes SQL NULL
+    for model, fixed, orm in (
+        (ProcessInstance, fixed_process, orm_process),
+        (TaskInstance, fixed_task, orm_task),
+    ):
+        a, b = stored_row(model, fixed.pk), stored_row(model, orm.pk)
+        for name in ("id", "process_id", "business_key"):
+            a.pop(name, None), b.pop(name, None)
+        assert a == b
+    assert TaskInstance.objects.get(pk=fixed_task.pk, result__isnull=True)
+
+
+def test_a_value_too_long_for_its_column_is_refused_not_cut(postgres, pizza):
+    process = engine.process_start(definition_key="pizza", business_key="W3", actor=SYSTEM).process
+    event = ProcessEvent(
+        process=process, seq=500, type="TaskStarted", task_name="x" * 101, actor_type="system",
+        actor_label="t", created_at=timezone.now(), data={},
+    )  # fmt: skip
+
+    with pytest.raises(DatabaseError, match="too long"), transaction.atomic():
+        raw.write([], [event])
