@@ -49,9 +49,7 @@ def find_definition(*, key: str | None = None, component_name: str | None = None
         key = component_owner(component_name)
     definition = None
     if key:
-        definition = (
-            ProcessDefinition.objects.published().filter(key=key).order_by("-version").first()
-        )
+        definition = db_engine.newest_published(key)
     if definition is None:
         raise NotFound(f"no published definition {key or component_name!r}")
     return definition

@@ -17,7 +17,13 @@ from processes.db.core import (
     prep,
     table,
 )
-from processes.models import ACTIVE_PROCESS_STATES, ProcessDefinition, ProcessInstance, TaskInstance
+from processes.models import (
+    ACTIVE_PROCESS_STATES,
+    DefinitionStatus,
+    ProcessDefinition,
+    ProcessInstance,
+    TaskInstance,
+)
 
 
 def _instance_sql(where: str, extra_columns: str = "") -> str:
@@ -180,20 +186,42 @@ def tasks_of_process(process_id, *, people: bool = False) -> list[TaskInstance]:
     return tasks
 
 
+@functools.lru_cache(maxsize=4)
+def _newest_published_sql(vendor: str) -> str:
+    d = ProcessDefinition
+    return (
+        f"SELECT {columns(d, 'd')} FROM {table(d)} d "
+        f"WHERE d.{col(d, 'key')} = %s AND d.{col(d, 'status')} = '{DefinitionStatus.PUBLISHED}' "
+        f"ORDER BY d.{col(d, 'version')} DESC LIMIT 1"
+    )
+
+
+def newest_published(key: str) -> ProcessDefinition | None:
+    """The newest published version of definition ``key`` (every start asks it)."""
+    return next(
+        iter(fetch(ProcessDefinition, _newest_published_sql(connection.vendor), [key])), None
+    )
+
+
 def existing_instance(definition_key: str, business_key: str, *, ever: bool):
     """The running or failed instance of this business key (at most one: a unique index), or
     with ``ever`` the newest instance of it in any state."""
+    sql = _existing_sql(ever, connection.vendor)
+    return next(iter(fetch(ProcessInstance, sql, [definition_key, business_key])), None)
+
+
+@functools.lru_cache(maxsize=4)
+def _existing_sql(ever: bool, vendor: str) -> str:
     p = ProcessInstance
     # The states are written in, not bound, so a prepared statement's generic plan can still use
     # the partial unique index.
     states = ", ".join(f"'{state}'" for state in ACTIVE_PROCESS_STATES)
     where = "" if ever else f" AND p.{col(p, 'state')} IN ({states})"
-    sql = (
+    return (
         f"SELECT {columns(p, 'p')} FROM {table(p)} p "
         f"WHERE p.{col(p, 'definition_key')} = %s AND p.{col(p, 'business_key')} = %s{where} "
         f"ORDER BY p.{col(p, 'created_at')} DESC LIMIT 1"
     )
-    return next(iter(ProcessInstance.objects.raw(sql, [definition_key, business_key])), None)
 
 
 def purge_processes(process_ids: list) -> dict[str, int]:
