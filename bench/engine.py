@@ -60,6 +60,12 @@ parser.add_argument(
 parser.add_argument(
     "--no-eager", action="store_true", help="FLOWDESK_EAGER_STEPS=0: every step through the queue"
 )
+parser.add_argument(
+    "--batch",
+    type=int,
+    default=8,
+    help="FLOWDESK_STEP_BATCH: steps per queue message (1: one message per step)",
+)
 args = parser.parse_args()
 uses_cluster = args.shape != "inline"
 
@@ -74,6 +80,7 @@ env = {
     "FLOWDESK_LOG_LEVEL": "WARNING",
     "DJANGO_SETTINGS_MODULE": "config.settings",
     "FLOWDESK_EAGER_STEPS": "0" if args.no_eager else "1",
+    "FLOWDESK_STEP_BATCH": str(args.batch),
     "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "bench-only-" + "x" * 50),
 }
 os.environ.update(env)
@@ -201,21 +208,23 @@ def start(key: str):
 
 
 def run_through(process, capture: bool) -> tuple[int, int, float]:
-    """Deliver each scheduled step of ``process`` to ``worker.run_steps`` until none is left;
+    """Deliver the scheduled steps of ``process`` to ``worker.run_steps`` until none is left, as
+    the queue would (batch dispatch: up to FLOWDESK_STEP_BATCH in one message);
     (statements without BEGIN/COMMIT, commits, CPU seconds inside run_steps)."""
     commits = statements = 0
     cpu = 0.0
     while ids := list(
         TaskInstance.objects.filter(process=process, state="scheduled").values_list("id", flat=True)
     ):
-        for task_id in ids:
+        for at in range(0, len(ids), args.batch):
+            batch = ids[at : at + args.batch]
             if not capture:
                 began = time.process_time()
-                worker.run_steps(task_id)
+                worker.run_steps(*batch)
                 cpu += time.process_time() - began
                 continue
             with CaptureQueriesContext(connection) as q:
-                worker.run_steps(task_id)
+                worker.run_steps(*batch)
             s, c = count(q)
             statements, commits = statements + s, commits + c
     return statements, commits, cpu
@@ -254,8 +263,8 @@ print(
 )
 if SERVICE_STEPS:
     print(
-        f"SQL statements per service step (BEGIN/COMMIT not counted; eager={not args.no_eager}): "
-        + ", ".join(f"{s / SERVICE_STEPS:.2f}" for s, _, _ in steps)
+        f"SQL statements per service step (BEGIN/COMMIT not counted; eager={not args.no_eager}, "
+        f"batch={args.batch}): " + ", ".join(f"{s / SERVICE_STEPS:.2f}" for s, _, _ in steps)
     )
     print("commits per service step: " + ", ".join(f"{c / SERVICE_STEPS:.2f}" for _, c, _ in steps))
     print(

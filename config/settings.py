@@ -280,6 +280,10 @@ FLOWDESK_DEFAULT_STEP_TIMEOUT = int(os.environ.get("FLOWDESK_DEFAULT_STEP_TIMEOU
 FLOWDESK_TOKEN_CACHE_SECONDS = float(os.environ.get("FLOWDESK_TOKEN_CACHE_SECONDS", "5"))
 FLOWDESK_EAGER_STEPS = os.environ.get("FLOWDESK_EAGER_STEPS", "1") == "1"
 FLOWDESK_EAGER_SECONDS = int(os.environ.get("FLOWDESK_EAGER_SECONDS", "10"))
+# Batch dispatch: the service steps one transaction makes ready in one process go to a worker as
+# one queue message (at most this many), leased in one transaction, run side by side in threads,
+# their outcomes recorded together (README "Performance"). 1: a message per step.
+FLOWDESK_STEP_BATCH = max(1, int(os.environ.get("FLOWDESK_STEP_BATCH", "8")))
 
 # Worker supervision (`manage.py workers`, processes/supervisor/): the supervisor runs qcluster
 # in its own process group, sends a heartbeat task through the broker every HEARTBEAT seconds and

@@ -79,20 +79,47 @@ def on_commit(func, *args) -> None:
 def enqueue_steps(steps: list[tuple[int, int, int | None]], *, correlation: str = "") -> None:
     """Queue service steps ``(task_id, timeout, cause)``: ``cause`` is the event that scheduled
     the step (its ``task_scheduled``), recorded as the cause of what the step's run appends, and
-    ``correlation`` the id of the transaction that scheduled them."""
-    for task_id, timeout, cause in steps:
-        with context.bound(correlation=correlation or None, cause=cause):
-            enqueue_step(task_id, timeout=timeout)
+    ``correlation`` the id of the transaction that scheduled them.
+
+    The steps of one transaction belong to one process: up to ``FLOWDESK_STEP_BATCH`` of them go
+    as one message (batch dispatch: one pop, one lease transaction, one report transaction)."""
+    size = settings.FLOWDESK_STEP_BATCH
+    for at in range(0, len(steps), size):
+        chunk = steps[at : at + size]
+        with context.bound(correlation=correlation or None, cause=chunk[0][2]):
+            if len(chunk) == 1:
+                enqueue_step(chunk[0][0], timeout=chunk[0][1])
+            else:
+                enqueue_batch(chunk)
+
+
+def _step_q_timeout(timeout: int) -> int:
+    """A step's q2 timeout: its own timeout plus the lease margin, plus the seconds the worker
+    may go on with steps its completions leased to it (eager dispatch)."""
+    return timeout + settings.FLOWDESK_LEASE_MARGIN + settings.FLOWDESK_EAGER_SECONDS
 
 
 def enqueue_step(task_id: int, *, timeout: int) -> bool:
-    """Queue one step; the q2 timeout is the step's timeout plus the lease margin, plus the
-    seconds the worker may go on with steps its completions leased to it (eager dispatch)."""
+    """Queue one step (``run_steps(task_id)``; its cause rides with the bound context)."""
     return enqueue(
         RUN_STEP,
         task_id,
-        timeout=timeout + settings.FLOWDESK_LEASE_MARGIN + settings.FLOWDESK_EAGER_SECONDS,
+        timeout=_step_q_timeout(timeout),
         task_name=f"step-{task_id}",
+        group="flowdesk-steps",
+    )
+
+
+def enqueue_batch(steps: list[tuple[int, int, int | None]]) -> bool:
+    """Queue steps of one process as one message: ``run_steps(id, id, ..., causes=[...])``; they
+    run side by side, so the q2 timeout is the longest step's."""
+    ids = [task_id for task_id, _, _ in steps]
+    return enqueue(
+        RUN_STEP,
+        *ids,
+        causes=[cause for _, _, cause in steps],
+        timeout=_step_q_timeout(max(timeout for _, timeout, _ in steps)),
+        task_name=f"steps-{ids[0]}-{ids[-1]}",
         group="flowdesk-steps",
     )
 

@@ -6,12 +6,16 @@ engine's own timer sweep re-enqueues steps that nobody picked up or whose lease 
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import logging
 import os
 import socket
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from django.conf import settings
+from django.db import connections
 from django.utils import timezone
 from django_q.models import Schedule
 
@@ -30,78 +34,141 @@ def _worker_actor() -> Actor:
     return Actor.worker(f"worker {socket.gethostname()}:{os.getpid()}")
 
 
-def run_step(task_id: int, *, eager: bool = False) -> str:
-    """Run one service step: take the lease, call the handler, report the result to the engine.
+def run_step(task_id: int, *more_ids: int, eager: bool = False, causes=None) -> str:
+    """Run service steps of one process: take their leases, call the handlers, report the
+    results to the engine. One id is one step; a batch's message names several (batch
+    dispatch), leased in one transaction and run side by side, each in a thread.
 
-    ``eager`` (the queue's entry point, ``run_steps``): when a completion makes service steps of
-    the same process ready, the engine leases one of them to this worker in the completion's own
-    transaction and it runs next, without a queue round trip; the others are queued.
+    ``eager`` (the queue's entry point, ``run_steps``): when completions make service steps of
+    the same process ready, the engine leases them to this worker in the completions' own
+    transaction and they run next, without a queue round trip.
     """
+    task_ids = [task_id, *more_ids]
     # Told before the lease: a worker killed between here and the lease's commit would lose the
-    # step (Redis delivers once); its supervisor reads the note and enqueues the step again.
-    progress.busy_until(time.time() + settings.FLOWDESK_LEASE_MARGIN, task_id)
+    # steps (Redis delivers once); its supervisor reads the note and enqueues them again.
+    progress.busy_until(time.time() + settings.FLOWDESK_LEASE_MARGIN, *task_ids)
     try:
         actor = _worker_actor()
-        lease = engine.task_start(task_id=task_id, actor=actor)
-        if lease is None:
+        leases = engine.tasks_start(task_ids=task_ids, actor=actor, causes=causes)
+        if not leases:
             return "skipped"
-        # django-q2 stops this queue task after the first step's timeout + margin + the eager
-        # budget (queue.enqueue_step): a step is chained only if its lease ends before that
+        # django-q2 stops this queue task after the longest step's timeout + margin + the eager
+        # budget (queue.enqueue_steps): a step is chained only if its lease ends before that
         # (a second of slack for the time q2 spent before calling us).
-        deadline = time.monotonic() + lease.timeout + settings.FLOWDESK_LEASE_MARGIN
-        deadline += settings.FLOWDESK_EAGER_SECONDS - 1
-        outcome = "completed"
-        while lease is not None:
-            progress.busy_until(
-                time.time() + lease.timeout + settings.FLOWDESK_LEASE_MARGIN, lease.task_id
-            )
-            within = deadline - time.monotonic() if eager else None
-            # a chained step's events are caused by its own task_scheduled, as a queued one's
-            with context.bound(cause=lease.cause):
-                outcome, lease = _run_handler(lease.task_id, actor, lease, within)
-        return outcome
+        deadline = time.monotonic() + max(lease.timeout for lease in leases)
+        deadline += settings.FLOWDESK_LEASE_MARGIN + settings.FLOWDESK_EAGER_SECONDS - 1
+        return _Steps(actor, deadline if eager else None).run(leases)
     finally:
         progress.idle()
 
 
-def run_steps(task_id: int) -> str:
-    """The queue's entry point for a step: ``run_step`` with eager dispatch (unless
+def run_steps(task_id: int, *more_ids: int, causes=None) -> str:
+    """The queue's entry point for steps: ``run_step`` with eager dispatch (unless
     ``FLOWDESK_EAGER_STEPS=0``)."""
-    return run_step(task_id, eager=settings.FLOWDESK_EAGER_STEPS)
+    return run_step(task_id, *more_ids, eager=settings.FLOWDESK_EAGER_STEPS, causes=causes)
 
 
-def _run_handler(task_id: int, actor: Actor, lease: engine.StepLease, within=None):
-    """Call the handler and report; returns the outcome and the next step's lease (eager)."""
+# Once a handler returns, the others of its batch get this long to finish too, so that their
+# outcomes share one report transaction (a step that takes longer is reported on its own).
+GATHER_SECONDS = 0.005
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool() -> ThreadPoolExecutor:
+    """This worker process's handler threads (made after the fork: keyed by pid)."""
+    found = _pools.get(os.getpid())
+    if found is None:
+        _pools.clear()
+        found = _pools[os.getpid()] = ThreadPoolExecutor(
+            max_workers=settings.FLOWDESK_STEP_BATCH, thread_name_prefix="flowdesk-step"
+        )
+    return found
+
+
+class _Steps:
+    """The steps one queue task runs: a single one in this thread, several side by side."""
+
+    def __init__(self, actor: Actor, deadline: float | None) -> None:
+        self.actor, self.deadline = actor, deadline
+        self.outcomes: list[str] = []
+
+    def run(self, leases: list) -> str:
+        running: dict = {}
+        while leases or running:
+            if len(leases) == 1 and not running:  # one step: no thread, no waiting
+                self._note([leases[0]])
+                with context.bound(cause=leases[0].cause):
+                    done = [_call_handler(leases[0])]
+            else:
+                current = contextvars.copy_context()
+                for lease in leases:
+                    running[_pool().submit(current.copy().run, _call_in_thread, lease)] = lease
+                self._note(list(running.values()))
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                if len(finished) < len(running):
+                    finished, _ = wait(running, timeout=GATHER_SECONDS)
+                done = [future.result() for future in running if future in finished]
+                for future in finished:
+                    del running[future]
+            leases = self._report(done, settings.FLOWDESK_STEP_BATCH - len(running))
+        return _summary(self.outcomes)
+
+    def _note(self, leases: list) -> None:
+        until = time.time() + max(lease.timeout for lease in leases)
+        progress.busy_until(
+            until + settings.FLOWDESK_LEASE_MARGIN, *(lease.task_id for lease in leases)
+        )
+
+    def _report(self, done: list[engine.StepOutcome], room: int) -> list:
+        """Record what finished (one transaction); returns the steps leased to this worker next."""
+        within = self.deadline - time.monotonic() if self.deadline is not None else None
+        for outcome in done:
+            if outcome.error is None:
+                self.outcomes.append("completed")
+            else:
+                self.outcomes.append("attempt failed" if outcome.retryable else "failed")
+        report = functools.partial(
+            engine.steps_report,
+            outcomes=done,
+            actor=self.actor,
+            eager_within=within,
+            eager_limit=room,
+        )
+        if len(done) == 1 and done[0].lease.cause is not None:
+            with context.bound(cause=done[0].lease.cause):
+                return report()
+        return report()
+
+
+def _summary(outcomes: list[str]) -> str:
+    """One word for the queue task's result: the single step's, or the worst of a batch's."""
+    for word in ("failed", "attempt failed"):
+        if word in outcomes:
+            return word
+    return "completed"
+
+
+def _call_in_thread(lease) -> engine.StepOutcome:
+    try:
+        return _call_handler(lease)
+    finally:  # a handler that used the ORM opened this thread's own connection
+        connections.close_all()
+
+
+def _call_handler(lease) -> engine.StepOutcome:
+    """Call the lease's handler; its result, or the error it raised (never raises)."""
     try:
         handler = registry.get(lease.handler)
         result = handler(lease.context)
-        if result is None:
-            result = {}
     except PermanentStepError as exc:
-        engine.task_fail(
-            task_id=task_id, actor=actor, error=str(exc), retryable=False, execution=lease.execution
-        )
-        return "failed", None
+        return engine.StepOutcome(lease, error=str(exc), retryable=False)
     except RetryableStepError as exc:
-        engine.task_fail(task_id=task_id, actor=actor, error=str(exc), execution=lease.execution)
-        return "attempt failed", None
+        return engine.StepOutcome(lease, error=str(exc))
     except Exception as exc:  # an unexpected bug in a handler is retried like a transient error
-        logger.exception("step %s (%s) raised", task_id, lease.handler)
-        engine.task_fail(
-            task_id=task_id,
-            actor=actor,
-            error=f"{type(exc).__name__}: {exc}",
-            execution=lease.execution,
-        )
-        return "attempt failed", None
-    done = engine.task_complete(
-        task_id=task_id,
-        actor=actor,
-        result=result,
-        execution=lease.execution,
-        eager_within=within,
-    )
-    return "completed", getattr(done, "next_lease", None)
+        logger.exception("step %s (%s) raised", lease.task_id, lease.handler)
+        return engine.StepOutcome(lease, error=f"{type(exc).__name__}: {exc}")
+    return engine.StepOutcome(lease, result={} if result is None else result)
 
 
 def sweep_timers(limit: int = 1000) -> dict:
@@ -270,11 +337,16 @@ class _Progress:
         self.pid: int | None = None
         self.fds: dict[str, int] = {}
 
-    def busy_until(self, until: float, task_id: int) -> None:
-        self.write(str(os.getpid()), b"%20.3f %20d\n" % (until, task_id))
+    def busy_until(self, until: float, *task_ids: int) -> None:
+        # a fixed length (each pwrite covers the last note): FLOWDESK_STEP_BATCH ids, 0 for none
+        width = settings.FLOWDESK_STEP_BATCH
+        ids = list(task_ids[:width]) + [0] * (width - len(task_ids[:width]))
+        self.write(
+            str(os.getpid()), b"%20.3f" % until + b"".join(b" %20d" % i for i in ids) + b"\n"
+        )
 
     def idle(self) -> None:
-        self.write(str(os.getpid()), b"%20.3f %20d\n" % (0, 0))
+        self.busy_until(0)
 
     def write(self, name: str, data: bytes) -> None:
         directory = os.environ.get(PROGRESS_DIR_ENV)

@@ -602,3 +602,14 @@ def asset_guard(browser_page):
     guard = AssetGuard(browser_page)
     yield guard
     guard.check()
+
+
+def record_steps(monkeypatch, record) -> None:
+    """Steps handed to the queue, recorded (not sent): ``record(task_id, timeout)`` once per
+    step, whether it is queued alone or in a batch's message."""
+    from processes import queue
+
+    monkeypatch.setattr(queue, "enqueue_step", lambda task_id, timeout: record(task_id, timeout))
+    monkeypatch.setattr(
+        queue, "enqueue_batch", lambda steps: [record(t, timeout) for t, timeout, _ in steps]
+    )

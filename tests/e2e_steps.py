@@ -7,6 +7,7 @@ the *effect* is applied once per key (a file created exclusively).
 import dataclasses
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -28,6 +29,7 @@ def work(ctx):
                     "task": ctx.task_name,
                     "key": ctx.idempotency_key,
                     "pid": os.getpid(),
+                    "thread": threading.get_ident(),
                     "start": started,
                 }
             )
@@ -44,7 +46,13 @@ def work(ctx):
         os.close(fd)
     except FileExistsError:
         pass  # the external system already applied this key: no second effect
-    return {"task": ctx.task_name, "pid": os.getpid(), "start": started, "end": time.time()}
+    return {
+        "task": ctx.task_name,
+        "pid": os.getpid(),
+        "thread": threading.get_ident(),
+        "start": started,
+        "end": time.time(),
+    }
 
 
 @step("e2e.undo")

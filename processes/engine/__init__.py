@@ -68,11 +68,14 @@ from processes.engine.seed_events import (
 from processes.engine.start import StartResult, process_start
 from processes.engine.steps import (
     StepLease,
+    StepOutcome,
     compensation_context,
     compensation_record,
+    steps_report,
     task_complete,
     task_fail,
     task_start,
+    tasks_start,
 )
 from processes.engine.timers import process_deadline, task_wake
 from processes.events import SYSTEM
@@ -93,6 +96,7 @@ __all__ = [
     "InstancePlan",
     "StartResult",
     "StepLease",
+    "StepOutcome",
     "TaskResult",
     "compensation_complete",
     "compensation_context",
@@ -125,5 +129,7 @@ __all__ = [
     "task_retry",
     "task_skip",
     "task_start",
+    "tasks_start",
+    "steps_report",
     "task_wake",
 ]

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from processes import events
+from processes import context, events
 from processes.engine._run import (
     HUMAN_TASK_REFUSAL,
     TaskResult,
@@ -53,22 +53,46 @@ class StepLease:
 
 
 @transaction.atomic
-def task_start(*, task_id, actor: Actor) -> StepLease | None:
-    """Take a scheduled step for a worker; None when there is nothing to run (stale delivery)."""
-    run, task = _lock_for_task(task_id)
+def tasks_start(*, task_ids, actor: Actor, causes=None) -> list[StepLease]:
+    """Take scheduled steps of one process for a worker: one lock, one write, one commit for all.
+
+    Steps that are not startable (a stale delivery, a live lease elsewhere, a back-off) are left
+    out; ``causes`` (aligned with ``task_ids``) are the steps' ``task_scheduled`` events, which
+    a batch's message carries (a single step's cause comes bound with its queue task).
+    """
+    run, _ = _lock_for_task(task_ids[0])
     run.actor = actor
     now = timezone.now()
+    by_pk = {t.pk: t for t in run.tasks.values()}
+    leases = []
+    for index, task_id in enumerate(task_ids):
+        task = by_pk.get(task_id)
+        if task is None or not _startable(run, task, now):
+            continue
+        cause = causes[index] if causes and index < len(causes) else None
+        with context.bound(cause=cause):
+            lease = _lease(run, task, now)
+        leases.append(dataclasses.replace(lease, cause=cause) if cause else lease)
+    if leases:
+        run.save()
+    return leases
+
+
+def task_start(*, task_id, actor: Actor) -> StepLease | None:
+    """Take a scheduled step for a worker; None when there is nothing to run (stale delivery)."""
+    leases = tasks_start(task_ids=[task_id], actor=actor)
+    return leases[0] if leases else None
+
+
+def _startable(run, task, now) -> bool:
     if run.process.state not in ACTIVE_PROCESS_STATES or not task.handler:
-        return None
+        return False
     if task.state == TaskState.RUNNING and task.wake_at and task.wake_at > now:
-        return None  # another worker holds a live lease
+        return False  # another worker holds a live lease
     if task.state not in (TaskState.SCHEDULED, TaskState.RUNNING):
-        return None
-    if task.state == TaskState.SCHEDULED and task.scheduled_at and task.scheduled_at > now:
-        return None  # still inside its retry back-off; the sweep will enqueue it when due
-    lease = _lease(run, task, now)
-    run.save()
-    return lease
+        return False
+    # still inside its retry back-off: the sweep will enqueue it when due
+    return not (task.state == TaskState.SCHEDULED and task.scheduled_at and task.scheduled_at > now)
 
 
 def _lease(run, task, now) -> StepLease:
@@ -89,21 +113,32 @@ def _lease(run, task, now) -> StepLease:
     )
 
 
-def _take_next(run, within: float) -> StepLease | None:
-    """Eager dispatch: lease one of the service steps this event just scheduled to the worker
-    that caused it, in the same transaction (one commit for "done" and "next", no queue round
-    trip). Only a step whose timeout plus the lease margin fits in ``within`` seconds (what is
-    left of the worker's queue task before django-q2 would stop it); the others are queued
-    after commit as usual."""
+def _take_next(run, within: float, limit: int = 1) -> list[StepLease]:
+    """Eager dispatch: lease service steps this event just scheduled to the worker that caused
+    it, in the same transaction (one commit for "done" and "next", no queue round trip), at most
+    ``limit`` of them. Only a step whose timeout plus the lease margin fits in ``within`` seconds
+    (what is left of the worker's queue task before django-q2 would stop it); the others are
+    queued after commit as usual. Their ``cause`` is set once the events are written."""
     now = timezone.now()
-    for task in run.to_enqueue:
+    leases = []
+    for task in list(run.to_enqueue):
+        if len(leases) >= limit:
+            break
         if task.scheduled_at and task.scheduled_at > now:
             continue
         if _step_timeout(run.task_spec(task)) + settings.FLOWDESK_LEASE_MARGIN > within:
             continue
         run.to_enqueue.remove(task)
-        return _lease(run, task, now)
-    return None
+        leases.append(_lease(run, task, now))
+    return leases
+
+
+def _with_causes(run, leases: list[StepLease]) -> list[StepLease]:
+    """A chained step's events are caused by its own ``task_scheduled``, as a queued one's."""
+    if not leases:
+        return leases
+    scheduled = {e.task_id: e.pk for e in run.written if e.type == EventType.TASK_SCHEDULED}
+    return [dataclasses.replace(lease, cause=scheduled.get(lease.task_id)) for lease in leases]
 
 
 @dataclass(frozen=True)
@@ -131,31 +166,31 @@ def task_complete(
     """
     run, task = _lock_for_task(task_id)
     run.actor = actor
+    done = _complete_step(run, task, result, execution)
+    next_leases = []
+    if not done.duplicate and eager_within and run.to_enqueue:
+        next_leases = _take_next(run, eager_within)
+    run.save()
+    if done.duplicate:
+        return done
+    next_leases = _with_causes(run, next_leases)
+    return StepDone(task, next_lease=next_leases[0] if next_leases else None)
+
+
+def _complete_step(run, task, result, execution) -> TaskResult:
+    """``task_complete``'s change to the loaded ``run`` (Conflict before anything changed)."""
     if task.type == TaskType.HUMAN:
         raise Conflict(HUMAN_TASK_REFUSAL)
     if task.state == TaskState.COMPLETED or (execution is not None and execution != task.execution):
         events.task_duplicate(
-            process=run.process, actor=actor, task=task, event="TaskCompleted", data=result
+            process=run.process, actor=run.actor, task=task, event="TaskCompleted", data=result
         )
-        run.save()
         return TaskResult(task, duplicate=True)
     if run.process.state not in ACTIVE_PROCESS_STATES:
         raise Conflict(f"process is {run.process.state}")
     _complete(run, task, result)
     _advance(run)
-    next_lease = _take_next(run, eager_within) if eager_within and run.to_enqueue else None
-    run.save()
-    if next_lease is not None:
-        scheduled = next(
-            (
-                e.pk
-                for e in run.written
-                if e.type == EventType.TASK_SCHEDULED and e.task_id == next_lease.task_id
-            ),
-            None,
-        )
-        next_lease = dataclasses.replace(next_lease, cause=scheduled)
-    return StepDone(task, next_lease=next_lease)
+    return TaskResult(task)
 
 
 @transaction.atomic
@@ -165,10 +200,17 @@ def task_fail(
     """Record a failed attempt: retry after back-off while attempts remain, else open an incident."""
     run, task = _lock_for_task(task_id)
     run.actor = actor
+    done = _fail_step(run, task, error, retryable, execution)
+    run.save()
+    return done
+
+
+def _fail_step(run, task, error: str, retryable: bool, execution) -> TaskResult:
+    """``task_fail``'s change to the loaded ``run`` (Conflict before anything changed)."""
+    actor = run.actor
     error = (error or "unknown error")[:4000]
     if task.state == TaskState.FAILED or (execution is not None and execution != task.execution):
         events.task_duplicate(process=run.process, actor=actor, task=task, event="TaskFailed")
-        run.save()
         return TaskResult(task, duplicate=True)
     if task.state not in (TaskState.SCHEDULED, TaskState.RUNNING):
         raise Conflict(f"cannot fail task {task.name!r}: it is {task.state}")
@@ -192,8 +234,53 @@ def task_fail(
         _transition(task, "fail")
         events.task_failed(process=run.process, actor=actor, task=task, error=error)
         _after_task_failed_for_good(run, task, error)
-    run.save()
     return TaskResult(task)
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """What a worker's handler did with a lease: a result, or an error (retryable or not)."""
+
+    lease: StepLease
+    result: Any = None
+    error: str | None = None  # None: the step completed
+    retryable: bool = True
+
+
+@transaction.atomic
+def steps_report(
+    *,
+    outcomes: list[StepOutcome],
+    actor: Actor,
+    eager_within: float | None = None,
+    eager_limit: int | None = None,
+) -> list[StepLease]:
+    """Report the outcomes of steps of one process that a worker ran together: one lock, one
+    write, one commit, each outcome applied as its own ``task_complete``/``task_fail`` would be
+    (in order, its events caused by its own ``task_scheduled``). One refused (its process ended
+    meanwhile) is logged and the others still count. Returns the leases of the steps they made
+    ready that eager dispatch gives this worker next (at most ``eager_limit``, by default
+    ``FLOWDESK_STEP_BATCH``)."""
+    run, _ = _lock_for_task(outcomes[0].lease.task_id)
+    run.actor = actor
+    by_pk = {t.pk: t for t in run.tasks.values()}
+    for outcome in outcomes:
+        lease, task = outcome.lease, by_pk[outcome.lease.task_id]
+        try:
+            with context.bound(cause=lease.cause):
+                if outcome.error is None:
+                    result = {} if outcome.result is None else outcome.result
+                    _complete_step(run, task, result, lease.execution)
+                else:
+                    _fail_step(run, task, outcome.error, outcome.retryable, lease.execution)
+        except Conflict as exc:
+            logger.warning("outcome of step %s not recorded: %s", task.pk, exc)
+    limit = settings.FLOWDESK_STEP_BATCH if eager_limit is None else eager_limit
+    next_leases = []
+    if eager_within and limit > 0 and run.to_enqueue:
+        next_leases = _take_next(run, eager_within, limit)
+    run.save()
+    return _with_causes(run, next_leases)
 
 
 def compensation_context(*, task_id) -> tuple[str, StepContext] | None:

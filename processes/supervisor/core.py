@@ -283,7 +283,7 @@ class Supervisor(TreeControl, RecordAndRecover):
         for path in Path(self.progress_dir).iterdir():
             if not path.name.isdigit() or os.path.exists(f"/proc/{path.name}"):
                 continue
-            until, task_id = _note(path)
+            until, task_ids = _note(path)
             with contextlib.suppress(OSError):
                 path.unlink()
             if not until:
@@ -292,10 +292,10 @@ class Supervisor(TreeControl, RecordAndRecover):
                 "worker %s died in the middle of step %s: enqueueing it again, and sweeping "
                 "in %.0fs, when its lease expires",
                 path.name,
-                task_id,
+                ", ".join(map(str, task_ids)),
                 max(0.0, until - wall),
             )
-            self._requeue([task_id])
+            self._requeue(task_ids)
             if until > wall:
                 self.sweeps.append(now + until - wall + 0.5)
 
@@ -331,10 +331,10 @@ class Supervisor(TreeControl, RecordAndRecover):
     # The supervisor's row.
 
 
-def _note(path: Path) -> tuple[float, int]:
-    """A worker's progress note: (until when it runs a step or 0, the step's task id)."""
+def _note(path: Path) -> tuple[float, list[int]]:
+    """A worker's progress note: (until when it runs steps or 0, the steps' task ids)."""
     try:
-        until, task_id = path.read_bytes().split()
-        return float(until), int(task_id)
+        until, *task_ids = path.read_bytes().split()
+        return float(until), [int(t) for t in task_ids if int(t)]
     except (OSError, ValueError):
-        return 0.0, 0
+        return 0.0, []

@@ -10,6 +10,7 @@ from processes.engine import batch
 from processes.events import Actor
 from processes.models import ProcessEvent, ProcessInstance, TaskInstance
 from tests.api.conftest import VIEW, grant
+from tests.conftest import record_steps
 from tests.factories import UserFactory, definition_data
 
 pytestmark = pytest.mark.django_db
@@ -90,7 +91,7 @@ def test_steps_of_new_instances_are_queued_after_commit(
     definition = import_definition(definition_data("steps"))
     queued, steps = [], []
     monkeypatch.setattr(batch.queue, "enqueue", lambda func, *args: queued.append((func, args)))
-    monkeypatch.setattr(batch.queue, "enqueue_step", lambda task_id, timeout: steps.append(task_id))
+    record_steps(monkeypatch, lambda task_id, timeout: steps.append(task_id))
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         results = engine.process_start_batch(

@@ -88,7 +88,9 @@ def test_parallel_steps_run_to_completion(broker, qcluster_factory, import_defin
     assert process.business_status == "DONE"
     left, right = process.variables["left"], process.variables["right"]
     assert left["start"] < right["end"] and right["start"] < left["end"]  # they overlapped
-    assert left["pid"] != right["pid"]  # on two worker processes
+    # side by side: batch dispatch hands both branches to one worker, each in a thread of its own
+    # (FLOWDESK_STEP_BATCH=1: one message each, on two worker processes)
+    assert (left["pid"], left["thread"]) != (right["pid"], right["thread"])
     assert len(effects(tmp_path)) == 4
 
 

@@ -5,11 +5,11 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from processes import engine, history, queue, worker
+from processes import engine, history, worker
 from processes.models import EventType, ProcessEvent, TaskInstance
 from processes.spec import parse
 from processes.steps import PermanentStepError, RetryableStepError, registry
-from tests.conftest import task_states
+from tests.conftest import record_steps, task_states
 from tests.factories import definition_data
 
 pytestmark = pytest.mark.django_db
@@ -60,7 +60,7 @@ def handlers():
 def enqueued(monkeypatch):
     """Steps handed to the queue (recorded, not sent)."""
     found = []
-    monkeypatch.setattr(queue, "enqueue_step", lambda task_id, timeout: found.append(task_id))
+    record_steps(monkeypatch, lambda task_id, timeout: found.append(task_id))
     return found
 
 

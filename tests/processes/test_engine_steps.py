@@ -5,11 +5,11 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from processes import engine, queue, worker
+from processes import engine, worker
 from processes.errors import Conflict
 from processes.models import EventType, TaskState
 from processes.steps import PermanentStepError, RetryableStepError, registry
-from tests.conftest import task_states
+from tests.conftest import record_steps, task_states
 from tests.factories import definition_data
 
 pytestmark = pytest.mark.django_db
@@ -84,9 +84,7 @@ def test_steps_are_enqueued_after_commit(
     import_definition, system_actor, django_capture_on_commit_callbacks, monkeypatch
 ):
     enqueued = []
-    monkeypatch.setattr(
-        queue, "enqueue_step", lambda task_id, timeout: enqueued.append((task_id, timeout))
-    )
+    record_steps(monkeypatch, lambda task_id, timeout: enqueued.append((task_id, timeout)))
     import_definition(four_step())
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -249,7 +247,7 @@ def test_a_step_lost_too_often_fails_for_good(import_definition, system_actor):
 
 def test_sweep_acts_only_on_due_timers(import_definition, system_actor, handlers, monkeypatch):
     enqueued = []
-    monkeypatch.setattr(queue, "enqueue_step", lambda task_id, timeout: enqueued.append(task_id))
+    record_steps(monkeypatch, lambda task_id, timeout: enqueued.append(task_id))
     handlers["t.left"] = "retry"
     process = start(import_definition, system_actor)
     run_ready(process)

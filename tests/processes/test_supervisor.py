@@ -25,11 +25,11 @@ from integrations import alerts
 from integrations.models import AlertRecipient, Incident, SmsMessage, SmsStatus
 from integrations.sms.backends import locmem
 from integrations.sms.backends.file import read_messages
-from processes import engine, queue, supervisor, worker
+from processes import engine, supervisor, worker
 from processes.events import Actor
 from processes.models import ClusterHeartbeat, EventType, ProcessEvent, ProcessInstance, TaskState
 from processes.steps import registry
-from tests.conftest import wait_for
+from tests.conftest import record_steps, task_states, wait_for
 from tests.factories import UserFactory, definition_data
 from tests.integrations.test_salary_e2e import simulator_server  # noqa: F401  (a fixture)
 
@@ -80,7 +80,7 @@ def test_requeue_scheduled_enqueues_the_scheduled_service_steps_with_their_timeo
         )
     )
     queued = []
-    monkeypatch.setattr(queue, "enqueue_step", lambda task_id, timeout: queued.append(timeout))
+    record_steps(monkeypatch, lambda task_id, timeout: queued.append(timeout))
     live = engine.process_start(definition_key="rq", business_key="L", actor=system_actor).process
     cancelled = engine.process_start(
         definition_key="rq", business_key="C", actor=system_actor
@@ -98,8 +98,9 @@ def test_requeue_scheduled_enqueues_the_scheduled_service_steps_with_their_timeo
 
 
 def note(path):
-    until, task_id = path.read_bytes().split()
-    return float(until), int(task_id)
+    """(until, the first step's id) as the supervisor reads a progress note."""
+    until, task_ids = supervisor.core._note(path)
+    return until, (task_ids[0] if task_ids else 0)
 
 
 @pytest.mark.django_db
@@ -147,7 +148,7 @@ def test_the_supervisor_runs_again_a_step_whose_worker_died(
     ).process
     task = process.tasks.get()
     queued = []
-    monkeypatch.setattr(queue, "enqueue_step", lambda task_id, timeout: queued.append(task_id))
+    record_steps(monkeypatch, lambda task_id, timeout: queued.append(task_id))
     monkeypatch.setattr(supervisor.record, "close_old_connections", lambda: None)  # the atomic
     sup = supervisor.Supervisor(
         supervisor.Config.from_settings(progress_dir=str(tmp_path), cluster="c", command=["true"])
@@ -488,15 +489,17 @@ def test_a_stall_is_logged_alerted_visible_in_healthz_and_repaired(
 def test_workers_busy_with_long_steps_are_not_a_stall(
     redis_url, postgres, supervisor, import_definition, tmp_path
 ):
-    # Two workers, two steps of 9 s: the beats wait 9 s for a free worker, beyond the 4 s stall.
+    # Two workers, each running a process's two steps of 9 s (one message, batch dispatch): the
+    # beats wait 9 s for a free worker, beyond the 4 s stall.
     import_definition(step_definition(seconds=9))
     sup = supervisor(
         "redis", **step_env(tmp_path), FLOWDESK_STALL_SECONDS="4", FLOWDESK_HEARTBEAT_SECONDS="1"
     )
     sup.wait_beating()
 
-    process = start("sup", "LONG")
-    wait_for(lambda: state_of(process) == "completed", timeout=40, message=sup.output()[-3000:])
+    processes = [start("sup", "LONG-1"), start("sup", "LONG-2")]
+    for process in processes:
+        wait_for(lambda: state_of(process) == "completed", timeout=40, message=sup.output()[-3000:])
 
     output = sup.output()
     assert "but all 2 workers run steps within their timeout" in output
@@ -520,8 +523,9 @@ def test_sigterm_stops_everything_within_the_step_timeout(
     import_definition(step_definition(seconds=3, timeout="PT10S"))
     sup = supervisor("redis", **step_env(tmp_path), FLOWDESK_SHUTDOWN_GRACE="10")
     sup.wait_beating()
-    process = start("sup", "TERM")
-    wait_for(lambda: len(sup.tree()["busy"]) == 2, timeout=20, message="both steps running")
+    # two processes: each worker runs one's two steps (one message each, batch dispatch)
+    processes = [start("sup", "TERM-1"), start("sup", "TERM-2")]
+    wait_for(lambda: len(sup.tree()["busy"]) == 2, timeout=20, message="both workers busy")
     tree = sup.tree()
     groups = {sup.proc.pid, tree["main"]}
 
@@ -539,7 +543,8 @@ def test_sigterm_stops_everything_within_the_step_timeout(
     assert sup.heartbeat().state == "stopped"
     if who == "supervisor":
         # qcluster stopped cleanly: the running steps finished first
-        assert process.tasks.filter(state=TaskState.COMPLETED).count() == 2
+        for process in processes:
+            assert process.tasks.filter(state=TaskState.COMPLETED).count() == 2
 
 
 @pytest.mark.e2e
@@ -573,10 +578,11 @@ def test_steps_lost_with_a_killed_tree_run_again_at_once(
     tree = sup.tree()
     os.kill(tree["pusher"], signal.SIGSTOP)  # a frozen pusher: what it takes is lost
     process = start("sup", "LOST")
-    time.sleep(1.5)  # a BLPOP it was in when stopped hands it one of the steps
+    time.sleep(1.5)  # a BLPOP it was in when stopped hands it the steps' message
     from redis import Redis
 
-    Redis.from_url(redis_url).delete(f"django_q:{sup.env['FLOWDESK_Q_NAME']}:q")  # the other
+    # and whatever is still queued goes too (FLOWDESK_STEP_BATCH=1: the other step's message)
+    Redis.from_url(redis_url).delete(f"django_q:{sup.env['FLOWDESK_Q_NAME']}:q")
     os.kill(tree["main"], signal.SIGKILL)  # qcluster dies: the supervisor restarts the tree
 
     wait_for(lambda: state_of(process) == "completed", timeout=30, message=sup.output()[-3000:])
@@ -606,3 +612,56 @@ def test_a_frozen_sentinel_gets_the_tree_restarted(
     assert "workers stalled" not in sup.output()  # beats kept coming: no stall, no SMS
     process = start("sup", "AFTER")
     wait_for(lambda: state_of(process) == "completed", timeout=30, message=sup.output()[-3000:])
+
+
+@pytest.mark.django_db
+def test_a_batch_worker_notes_every_step_of_its_batch_and_all_are_requeued(
+    import_definition, system_actor, tmp_path, monkeypatch
+):
+    # batch dispatch: a note names each step its worker runs side by side; the supervisor
+    # of a worker killed in the middle enqueues every one of them again
+    seen = []
+
+    def look(ctx):
+        seen.append(supervisor.core._note(tmp_path / str(os.getpid())))
+        return {}
+
+    registry.register("t.look", look)
+    try:
+        import_definition(
+            definition_data(
+                key="pgb",
+                stages=[
+                    (
+                        "A",
+                        [
+                            {"task_name": "x", "handler": "t.look", "timeout": 30},
+                            {"task_name": "y", "handler": "t.look", "timeout": 30},
+                        ],
+                    )
+                ],
+            )
+        )
+        monkeypatch.setenv(worker.PROGRESS_DIR_ENV, str(tmp_path))
+        monkeypatch.setattr(worker, "progress", worker._Progress())
+        process = engine.process_start(
+            definition_key="pgb", business_key="P", actor=system_actor
+        ).process
+        ids = sorted(process.tasks.values_list("pk", flat=True))
+        assert worker.run_step(*ids) == "completed"
+    finally:
+        registry.unregister("t.look")
+    assert len(seen) == 2 and all(sorted(task_ids) == ids for _, task_ids in seen)
+    assert task_states(process) == {"x": "completed", "y": "completed"}
+    # a note left by a dead worker in the middle of that batch: both steps go back to the queue
+    worker.progress.busy_until(time.time() + 30, *ids)
+    queued = []
+    monkeypatch.setattr(supervisor.record, "close_old_connections", lambda: None)  # the atomic
+    sup = supervisor.Supervisor(
+        supervisor.Config.from_settings(progress_dir=str(tmp_path), cluster="c", command=["true"])
+    )
+    monkeypatch.setattr(sup, "_requeue", lambda task_ids: queued.extend(task_ids))
+    dead = tmp_path / "999999999"
+    (tmp_path / str(os.getpid())).rename(dead)
+    sup._watch_workers(time.monotonic())
+    assert sorted(queued) == ids and not dead.exists()

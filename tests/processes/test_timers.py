@@ -10,6 +10,7 @@ from processes.history import differences
 from processes.models import EventType, TaskState
 from processes.spec import SpecValidationError
 from processes.steps import RetryableStepError, registry
+from tests.conftest import record_steps
 from tests.factories import UserFactory, complete_task, definition_data
 
 pytestmark = pytest.mark.django_db
@@ -51,7 +52,7 @@ def test_the_timer_loop_sleeps_until_the_next_timer_and_fires_it_then(
 
     registry.register("t.flaky", flaky)
     enqueued = []
-    monkeypatch.setattr(worker.queue, "enqueue_step", lambda i, timeout: enqueued.append(i))
+    record_steps(monkeypatch, lambda i, timeout: enqueued.append(i))
     try:
         import_definition(
             definition_data(
