@@ -498,8 +498,11 @@ def test_workers_busy_with_long_steps_are_not_a_stall(
     sup.wait_beating()
 
     processes = [start("sup", "LONG-1"), start("sup", "LONG-2")]
-    for process in processes:
-        wait_for(lambda: state_of(process) == "completed", timeout=40, message=sup.output()[-3000:])
+    wait_for(
+        lambda: all(state_of(process) == "completed" for process in processes),
+        timeout=40,
+        message=sup.output()[-3000:],
+    )
 
     output = sup.output()
     assert "but all 2 workers run steps within their timeout" in output
