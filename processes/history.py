@@ -47,10 +47,21 @@ class Snapshot:
     tasks: dict[str, str] = field(default_factory=dict)
 
 
-def rebuild(events, business_status_of: dict[str, str] | None = None) -> Snapshot:
-    """Fold events (in sequence order) into the state they imply."""
+@dataclass(frozen=True)
+class BusinessStatuses:
+    """The business statuses a spec's tasks set: ``waiting`` when one is scheduled (its
+    ``waiting_status``), ``done`` when one completes (its ``business_status``)."""
+
+    done: dict[str, str] = field(default_factory=dict)
+    waiting: dict[str, str] = field(default_factory=dict)
+
+
+def rebuild(events, business_status_of: BusinessStatuses | dict | None = None) -> Snapshot:
+    """Fold events (in sequence order) into the state they imply; ``business_status_of`` (a
+    plain dict: completion statuses only) says which event sets which business status."""
     snap = Snapshot()
-    business_status_of = business_status_of or {}
+    if not isinstance(business_status_of, BusinessStatuses):
+        business_status_of = BusinessStatuses(done=dict(business_status_of or {}))
     for event in events:
         etype, data = event.type, event.data or {}
         if etype in PROCESS_STATE_AFTER:
@@ -85,9 +96,13 @@ def rebuild(events, business_status_of: dict[str, str] | None = None) -> Snapsho
             )
         if event.task_name and etype in TASK_STATE_AFTER:
             snap.tasks[event.task_name] = TASK_STATE_AFTER[etype]
-            if etype == EventType.TASK_COMPLETED:
+            if etype == EventType.TASK_SCHEDULED:
+                status = business_status_of.waiting.get(event.task_name)
+                if status:
+                    snap.business_status = status
+            elif etype == EventType.TASK_COMPLETED:
                 snap.variables[event.task_name] = data.get("result")
-                status = business_status_of.get(event.task_name)
+                status = business_status_of.done.get(event.task_name)
                 if status:
                     snap.business_status = status
     return snap
@@ -103,9 +118,12 @@ class PointInTime:
     last_event_at: object
 
 
-def business_statuses(process: ProcessInstance) -> dict[str, str]:
+def business_statuses(process: ProcessInstance) -> BusinessStatuses:
     spec = process.definition.parsed()
-    return {t.name: t.business_status for t in spec.tasks if t.business_status}
+    return BusinessStatuses(
+        done={t.name: t.business_status for t in spec.tasks if t.business_status},
+        waiting={t.name: t.waiting_status for t in spec.tasks if t.waiting_status},
+    )
 
 
 def state_at(process: ProcessInstance, as_of) -> PointInTime | None:

@@ -84,7 +84,12 @@ class BusinessStatusFilter(admin.SimpleListFilter):
                 spec = definition.parsed()
             except Exception:
                 continue
-            statuses.update(t.business_status for t in spec.tasks if t.business_status)
+            statuses.update(
+                status
+                for t in spec.tasks
+                for status in (t.waiting_status, t.business_status)
+                if status
+            )
         return [(self.NONE, "(none yet)")] + [(s, s) for s in sorted(statuses)]
 
     def queryset(self, request, queryset):

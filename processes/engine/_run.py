@@ -299,6 +299,8 @@ def _schedule(run: _Run, task: TaskInstance, now) -> None:
         task.wake_at = now + dt.timedelta(seconds=settings.FLOWDESK_REENQUEUE_AFTER)
         run.to_enqueue.append(task)
     run.touch(task)
+    if task_spec.waiting_status:  # what the case waits for now (history.rebuild reads it too)
+        run.process.business_status = task_spec.waiting_status
     events.task_scheduled(
         process=run.process, actor=run.actor, task=task, payload=payload, barred=barred
     )

@@ -110,7 +110,7 @@ def export_line(process: ProcessInstance) -> tuple[dict, list[str]]:
     }, problems
 
 
-def check_line(line: dict, business_statuses: dict[str, str]) -> list[str]:
+def check_line(line: dict, business_statuses: history.BusinessStatuses) -> list[str]:
     """What an exported line says that its own events don't (empty: the export proves itself)."""
     problems = []
     event_dicts = line["events"]

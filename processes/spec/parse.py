@@ -252,6 +252,7 @@ def _parse_task(
                 parents.append(parent)
     task_queue = _opt_str(c, raw, "task_queue", path)
     business_status = _opt_str(c, raw, "business_status", path)
+    waiting_status = _opt_str(c, raw, "waiting_status", path)
     assigned_to = _opt_str(c, raw, "assigned_to", path, pattern=NAME_RE)
     assignee = _opt_str(c, raw, "assignee", path, pattern=VAR_PATH_RE)
     handler = _opt_str(c, raw, "handler", path)
@@ -322,6 +323,9 @@ def _parse_task(
     if summary and ttype != "HUMAN":
         c.add(f"{path}.summary", "only a HUMAN task has a summary")
     inline = _parse_inline(c, raw, path, ttype, handler)
+    if inline and waiting_status:
+        c.add(f"{path}.waiting_status", "an inline step never waits: it has no waiting status")
+        waiting_status = None
     extra = {k: v for k, v in raw.items() if k not in KNOWN_TASK_FIELDS}
     return TaskSpec(
         name=name,
@@ -330,6 +334,7 @@ def _parse_task(
         parents=tuple(parents),
         task_queue=task_queue,
         business_status=business_status,
+        waiting_status=waiting_status,
         assigned_to=assigned_to,
         assignee=assignee,
         handler=handler,

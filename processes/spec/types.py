@@ -24,6 +24,7 @@ KNOWN_TASK_FIELDS = {
     "task_queue",
     "task_type",
     "business_status",
+    "waiting_status",
     "assigned_to",
     "assignee",
     "handler",
@@ -157,7 +158,9 @@ class TaskSpec:
     stage: str
     parents: tuple[str, ...] = ()
     task_queue: str | None = None
-    business_status: str | None = None
+    business_status: str | None = None  # set on the process when the task completes
+    # set on the process when the task is scheduled: what the case waits for while it is open
+    waiting_status: str | None = None
     assigned_to: str | None = None
     assignee: str | None = None  # variable path resolving to a username
     handler: str | None = None

@@ -85,7 +85,8 @@ def test_approved_bonus_is_paid_once_with_the_adjusted_amount(live, people):
     assert approval.assignee == people["alice"]  # E001's manager, named by the accounting system
     assert approval.candidate_role == "managers"
     assert process.variables["salary_base"]["manager"] == "alice"
-    assert process.business_status == "CALCULATING"
+    # the business status says what the case waits for: the manager's approval
+    assert process.business_status == "AWAITING APPROVAL"
 
     engine.task_decide(
         task_id=approval.pk,
@@ -96,6 +97,7 @@ def test_approved_bonus_is_paid_once_with_the_adjusted_amount(live, people):
     )
     process.refresh_from_db()
     assert task_states(process)["notify_rejection"] == TaskState.SKIPPED
+    assert process.business_status == "AWAITING PAYOUT"  # set as the payout step was scheduled
     run_ready(process)
 
     assert process.state == "completed" and process.business_status == "PAID"
@@ -120,6 +122,7 @@ def test_a_bonus_sent_back_is_computed_again_with_the_managers_comment(live, peo
     )
     process.refresh_from_db()
     assert process.current_stage == "CALCULATE"
+    assert process.business_status == "CALCULATING"  # the new round's steps are scheduled
     assert sorted(run_ready(process)) == [("bonus", "completed"), ("salary_base", "completed")]
     # then the bonus system computed it again, and says it saw the comment
     assert process.variables["bonus"]["review"] == {"round": 2, "comment": "include the Q3 project"}
