@@ -283,6 +283,42 @@ def visible_variables(variables: dict, task_spec) -> dict:
     return shown
 
 
+def path_visible(path: str, task_spec) -> bool:
+    """Whether a task's deciders see variable ``path``: it is one of its ``show`` paths or under
+    one (every path, without ``show``)."""
+    if task_spec.show is None:
+        return True
+    return any(path == shown or path.startswith(shown + ".") for shown in task_spec.show)
+
+
+def visible_changes(changes: dict, task_spec) -> dict:
+    """The part of a correction's ``changes`` (``{path: {"before": v, "after": v}}``, a side
+    left out when absent) a task's deciders see, the same rule as ``visible_variables``: the
+    paths they see whole, and for a path above a ``show`` path (``bonus`` above
+    ``bonus.amount``) only that shown part, when it changed."""
+    if task_spec.show is None:
+        return dict(changes)
+    seen: dict = {}
+    for path, change in changes.items():
+        if path_visible(path, task_spec):
+            seen[path] = change
+            continue
+        for shown in task_spec.show:
+            if not shown.startswith(path + "."):
+                continue
+            rest = shown[len(path) + 1 :]
+            part = {}
+            for side in ("before", "after"):
+                if isinstance(change.get(side), dict):
+                    value = spec_module.lookup(change[side], rest)
+                    if value is not spec_module.MISSING:
+                        part[side] = value
+            missing = spec_module.MISSING
+            if part and part.get("before", missing) != part.get("after", missing):
+                seen[shown] = part
+    return seen
+
+
 # --- the same rule as SQL, for lists --------------------------------------------------------------
 
 

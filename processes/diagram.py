@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
 from processes import spec as spec_module
+from processes.models import TaskState, state_word
 
 BOX_W = 168
 BOX_H = 54
@@ -34,26 +35,30 @@ LEGEND_H = 30
 LOOP_H = 34  # the lane under the stages where rework loops run back
 
 TYPE_LABELS = {"service": "service", "external": "external", "human": "human"}
+# A task's colour by its state; its word is TaskState's label, as on every other screen.
 STATE_CLASSES = {
-    "pending": "state-pending",
-    "scheduled": "state-scheduled",
-    "running": "state-running",
-    "waiting": "state-waiting",
-    "completed": "state-completed",
-    "failed": "state-failed",
-    "skipped": "state-skipped",
-    "cancelled": "state-cancelled",
+    TaskState.PENDING: "state-pending",
+    TaskState.SCHEDULED: "state-waiting",  # for a person, a worker or an outside system
+    TaskState.RUNNING: "state-running",
+    TaskState.COMPLETED: "state-completed",
+    TaskState.FAILED: "state-failed",
+    TaskState.SKIPPED: "state-skipped",
+    TaskState.CANCELLED: "state-cancelled",
 }
 STATE_LEGEND = [
-    ("completed", "done"),
-    ("running", "running"),
-    ("scheduled", "queued"),
-    ("waiting", "waiting for a person"),
-    ("failed", "failed"),
-    ("skipped", "skipped"),
-    ("cancelled", "cancelled"),
-    ("pending", "not yet"),
+    TaskState.COMPLETED,
+    TaskState.RUNNING,
+    TaskState.SCHEDULED,
+    TaskState.FAILED,
+    TaskState.SKIPPED,
+    TaskState.CANCELLED,
+    TaskState.PENDING,
 ]
+
+
+def state_class(state: str) -> str:
+    return STATE_CLASSES.get(state, f"state-{state}")
+
 
 STYLE = """
 .fd-diagram { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; }
@@ -81,12 +86,15 @@ STYLE = """
 .fd-diagram .state-pending rect.box { fill: #ffffff; stroke: #8c959f; }
 .fd-diagram .state-completed rect.box { fill: #dafbe1; stroke: #1a7f37; }
 .fd-diagram .state-running rect.box { fill: #ddf4ff; stroke: #0969da; }
-.fd-diagram .state-scheduled rect.box { fill: #eef6ff; stroke: #54aeff; }
 .fd-diagram .state-waiting rect.box { fill: #fff8c5; stroke: #bf8700; }
 .fd-diagram .state-failed rect.box { fill: #ffebe9; stroke: #cf222e; stroke-width: 2.4; }
 .fd-diagram .state-skipped rect.box { fill: #f6f8fa; stroke: #8c959f; stroke-dasharray: 2 3; }
 .fd-diagram .state-cancelled rect.box { fill: #eaeef2; stroke: #6e7781; }
 .fd-diagram .state-skipped .name, .fd-diagram .state-cancelled .name { fill: #6e7781; }
+.fd-diagram .state-compensating rect.box { fill: #fff8c5; stroke: #bf8700; stroke-dasharray: 4 2; }
+.fd-diagram .state-compensation_running rect.box { fill: #ddf4ff; stroke: #bf8700; }
+.fd-diagram .state-compensated rect.box { fill: #eaeef2; stroke: #6e7781; }
+.fd-diagram .state-compensation_failed rect.box { fill: #ffebe9; stroke: #cf222e; }
 .fd-diagram .legend { font-size: 10px; fill: #57606a; }
 """
 
@@ -282,13 +290,6 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def display_state(state: str, task_type: str) -> str:
-    """The colour a task gets: a scheduled human task waits for a person."""
-    if state == "scheduled" and task_type == "HUMAN":
-        return "waiting"
-    return state
-
-
 def render_svg(
     spec: spec_module.ProcessSpec,
     *,
@@ -296,7 +297,8 @@ def render_svg(
     links: dict[str, str] | None = None,
     title: str = "",
 ) -> str:
-    """The SVG document for ``spec``; ``states`` (task name -> display state) colours an instance."""
+    """The SVG document for ``spec``; ``states`` (task name -> TaskState value) colours an
+    instance."""
     lay = layout(spec)
     states = states or {}
     links = links or {}
@@ -368,15 +370,16 @@ def render_svg(
         )
     for node in lay.nodes.values():
         state = states.get(node.name)
+        word = state_word(TaskState, state) if state else ""
         classes = f"task type-{node.kind}"
         if state:
-            classes += f" {STATE_CLASSES.get(state, 'state-' + state)}"
+            classes += f" {state_class(state)}"
         badge = TYPE_LABELS[node.kind].upper()
         tooltip = (
             f"{node.label} — " if node.label else ""
         ) + f"{node.name} ({TYPE_LABELS[node.kind]}"
         tooltip += f", {node.detail}" if node.detail else ""
-        tooltip += f", {state})" if state else ")"
+        tooltip += f", {word})" if state else ")"
         if node.condition:
             tooltip += f" if {node.condition}"
         body = (
@@ -389,7 +392,7 @@ def render_svg(
             f'<text class="name" x="{node.x + 9:.0f}" y="{node.y + 19:.0f}">'
             f"{escape(_clip(node.label or node.name, 22))}</text>"
             f'<text class="kind" x="{node.x + 68:.0f}" y="{node.y + 40:.0f}">'
-            f"{escape(_clip(state or node.detail, 15))}</text>"
+            f"{escape(_clip(word or node.detail, 15))}</text>"
         )
         if state == "failed":  # the incident, marked on its node
             body += (
@@ -412,9 +415,11 @@ def render_svg(
         out.append(group)
     if legend:
         x, y = MARGIN, lay.height + 14
-        for state, label in STATE_LEGEND:
+        shown = STATE_LEGEND + sorted(set(states.values()) - set(STATE_LEGEND))
+        for state in shown:
+            label = state_word(TaskState, state)
             out.append(
-                f'<g class="legend-item {STATE_CLASSES[state]}">'
+                f'<g class="legend-item {state_class(state)}" data-state="{escape(state)}">'
                 f'<rect class="box" x="{x}" y="{y - 9}" width="14" height="11" rx="2"/>'
                 f'<text class="legend" x="{x + 18}" y="{y}">{escape(label)}</text></g>'
             )
@@ -430,6 +435,6 @@ def render_definition(definition) -> str:
 def render_instance(process, tasks=None, link_for=None) -> str:
     """The definition's picture with each task coloured by its state on ``process``."""
     tasks = list(tasks if tasks is not None else process.tasks.all())
-    states = {t.name: display_state(t.state, t.type) for t in tasks}
+    states = {t.name: t.state for t in tasks}
     links = {t.name: link_for(t) for t in tasks} if link_for else None
     return render_svg(process.definition.parsed(), states=states, links=links, title=str(process))

@@ -21,6 +21,7 @@ from processes.errors import NotFound
 from processes.models import (
     DefinitionComponent,
     DefinitionStatus,
+    EventType,
     ProcessDefinition,
     ProcessEvent,
     ProcessInstance,
@@ -142,6 +143,24 @@ def process_events(process: ProcessInstance, *, after: int | None = None) -> Que
     if after is not None:
         qs = qs.filter(seq__gt=after)
     return qs.order_by("seq")
+
+
+def corrections_before_decision(task: TaskInstance) -> list[ProcessEvent]:
+    """The ``variables_changed`` events whoever decides ``task`` (a human task) should know of:
+    those since the process's previous human decision, up to ``task``'s own decision (while it
+    is open: up to now), oldest first."""
+    events = ProcessEvent.objects.filter(process_id=task.process_id)
+    decisions = events.filter(type=EventType.TASK_COMPLETED, task__type=TaskType.HUMAN)
+    upper = None
+    if task.state == TaskState.COMPLETED:
+        upper = decisions.filter(task=task).order_by("-seq").values_list("seq", flat=True).first()
+    if upper is not None:
+        decisions = decisions.filter(seq__lt=upper)
+    lower = decisions.order_by("-seq").values_list("seq", flat=True).first() or 0
+    found = events.filter(type=EventType.VARIABLES_CHANGED, seq__gt=lower)
+    if upper is not None:
+        found = found.filter(seq__lt=upper)
+    return list(found.order_by("seq"))
 
 
 def task_rounds(process: ProcessInstance) -> QuerySet:

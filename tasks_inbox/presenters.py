@@ -12,7 +12,8 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.formats import date_format, number_format
 
 from processes import spec as spec_module
-from processes.models import EventType
+from processes import timeline
+from processes.models import TaskState
 
 AMOUNT_WORDS = re.compile(
     r"(amount|salary|bonus|total|price|cost|pay|sum|budget|fee|base)", re.IGNORECASE
@@ -20,9 +21,7 @@ AMOUNT_WORDS = re.compile(
 MAX_ROWS = 200
 
 
-def humanize(name: str) -> str:
-    text = str(name).replace("_", " ").replace(".", " › ").strip()
-    return text[:1].upper() + text[1:]
+humanize = timeline.humanize  # one way a name reads, in the history and on the pages
 
 
 def format_number(value, *, amount: bool = False) -> str:
@@ -173,58 +172,58 @@ def variable_rows(variables, depth: int = 0, prefix: str = "") -> list[Row]:
     return rows
 
 
-def describe_event(event) -> str:
-    """One short sentence for the timeline."""
-    data = event.data or {}
-    t = event.type
-    task = humanize(event.task_name) if event.task_name else ""
-    if t == EventType.PROCESS_STARTED:
-        return f"Started {data.get('definition', '')} v{data.get('version', '')}"
-    if t in (EventType.STAGE_STARTED, EventType.STAGE_COMPLETED):
-        verb = "started" if t == EventType.STAGE_STARTED else "completed"
-        return f"Stage {data.get('stage', '')} {verb}"
-    if t == EventType.TASK_SCHEDULED:
-        who = data.get("assignee") or data.get("role")
-        return f"{task} is waiting" + (f" for {who}" if who else "")
-    if t == EventType.TASK_COMPLETED:
-        result = data.get("result") if isinstance(data.get("result"), dict) else {}
-        decision = result.get("decision")
-        text = f"{task} completed"
-        if decision:
-            text = f"{task}: {humanize(decision)}"
-        if data.get("decided_by"):
-            text += f" by {data['decided_by']}"
-        if result.get("comment"):
-            text += f" — “{result['comment']}”"
-        return text
-    if t == EventType.TASK_CLAIMED:
-        return f"{task} claimed"
-    if t == EventType.TASK_RELEASED:
-        return f"{task} released to its role"
-    if t == EventType.TASK_DELEGATED:
-        text = f"{task} delegated to {data.get('to', '?')}"
-        return text + (f" — “{data['comment']}”" if data.get("comment") else "")
-    if t == EventType.TASK_ESCALATED:
-        if data.get("to_role") and data.get("to_role") != data.get("from_role"):
-            return f"{task} overdue: escalated from {data.get('from_role')} to {data['to_role']}"
-        return f"{task} overdue"
-    if t == EventType.TASK_REMINDED:
-        return f"{task}: reminder sent"
-    if t == EventType.NOTIFICATION_SENT:
-        # Who was alerted and how (phone numbers, addresses) belongs in the admin.
-        return f"Notice sent ({data.get('channel', '')})"
-    if t == EventType.NOTIFICATION_FAILED:
-        return f"A notice ({data.get('channel', '')}) could not be sent"
-    if t == EventType.TASK_DUPLICATE:
-        return f"{task}: a late answer was ignored (already {data.get('state')})"
-    if t == EventType.TASK_SKIPPED:
-        return f"{task} skipped by an administrator"
-    if t == EventType.TASK_ATTEMPT_FAILED:
-        return f"{task}: a try failed; it is retried automatically"
-    if t in (EventType.TASK_FAILED, EventType.PROCESS_FAILED):
-        # The error text (URLs, internal names) is for the operators, who see it in the admin.
-        return f"{task or 'A step'} failed; the operators have been alerted"
-    if t == EventType.VARIABLES_UPDATED:
-        return "Variables updated: " + ", ".join(map(humanize, data.get("changes") or {}))
-    label = EventType(t).label if t in EventType.values else t
-    return f"{label}{': ' + task if task else ''}"
+def status_line(task, task_spec, process) -> str:
+    """The page's "Status": the process's business status; for an open task whose definition
+    sets no ``waiting_status``, what the process waits for (its stored status would be stale)."""
+    if task.state == TaskState.SCHEDULED and not task_spec.waiting_status:
+        return f"Waiting for: {task_spec.label or humanize(task.name)}"
+    return process.business_status or "—"
+
+
+@dataclass(frozen=True)
+class CorrectionNote:
+    """A correction as the decider reads it: "Corrected by X at T: reason", then each path."""
+
+    by: str
+    at: object
+    reason: str
+    changes: tuple[tuple[str, str, str], ...]  # (label, before, after)
+
+
+def _correction_value(path: str, value, present: bool) -> str:
+    """A value before or after a correction, formatted as the page formats it (an amount kept
+    as text, "300", reads as the amount it is, as the value it replaced or replaces does)."""
+    if not present:
+        return "not set"
+    if isinstance(value, dict):
+        parts = [f"{humanize(k)}: {format_value(k, v)}" for k, v in list(value.items())[:6]]
+        return "; ".join(parts) or "—"
+    key = path.rsplit(".", 1)[-1]
+    if isinstance(value, str) and AMOUNT_WORDS.search(path):
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            number = None
+        if number is not None and number.is_finite():
+            return format_number(number, amount=True)
+    return format_value(key, value)
+
+
+def correction_notes(corrections) -> list[CorrectionNote]:
+    """``timeline.Correction``s (already cut to what the decider may see) as notes."""
+    return [
+        CorrectionNote(
+            by=c.by,
+            at=c.at,
+            reason=c.reason,
+            changes=tuple(
+                (
+                    humanize(change.path),
+                    _correction_value(change.path, change.before, change.had_before),
+                    _correction_value(change.path, change.after, change.has_after),
+                )
+                for change in c.changes
+            ),
+        )
+        for c in corrections
+    ]

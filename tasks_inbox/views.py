@@ -15,10 +15,12 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
-from processes import authority, diagram, engine
+from processes import authority, diagram, engine, timeline
+from processes import selectors as process_selectors
 from processes.db.core import MAX_DB_INT
 from processes.errors import Conflict, EngineError, Forbidden, InvalidInput, NotFound
 from processes.events import Actor
+from processes.models import TaskState
 from tasks_inbox import presenters, selectors
 from tasks_inbox.forms import DecisionForm, DelegateForm
 
@@ -203,9 +205,7 @@ def _task_page(request, task, rights, *, decision_form=None, delegate_form=None,
         decision_form = DecisionForm(task_spec)
     if rights.delegate and delegate_form is None:
         delegate_form = DelegateForm(selectors.delegate_candidates(task, exclude=request.user))
-    timeline = [
-        (event, presenters.describe_event(event)) for event in selectors.process_timeline(process)
-    ]
+    history = timeline.lines(selectors.process_timeline(process), task_spec=task_spec)
     shown = authority.visible_variables(process.variables, task_spec) if rights.read else {}
     summary = presenters.summary_facts(task_spec, shown) if rights.read else []
     siblings = list(selectors.process_tasks(process))
@@ -229,7 +229,13 @@ def _task_page(request, task, rights, *, decision_form=None, delegate_form=None,
             "diagram_svg": mark_safe(diagram.render_instance(process, siblings))  # noqa: S308
             if rights.read
             else "",
-            "timeline": timeline if rights.read else [],
+            "timeline": history if rights.read else [],
+            "corrections": presenters.correction_notes(
+                timeline.corrections(process_selectors.corrections_before_decision(task), task_spec)
+            )
+            if rights.read
+            else [],
+            "status": presenters.status_line(task, task_spec, process),
             "decision_form": decision_form if rights.decide else None,
             "delegate_form": delegate_form if rights.delegate else None,
             "now": timezone.now(),
@@ -253,8 +259,8 @@ def _why_not(task, rights) -> str:
     """The plain-words reason a person may not act on a task they can see."""
     if rights.refusal:
         return rights.refusal
-    if task.state != "scheduled":
-        return f"the task is already {task.get_state_display().lower()}."
+    if task.state != TaskState.SCHEDULED:
+        return f"the task is already {task.get_state_display()}."
     if task.claimed_by_id:
         return f"task is claimed by {task.claimed_by.get_username()}."
     if task.assignee_id:

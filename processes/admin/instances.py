@@ -17,7 +17,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from processes import authority, dashboard, diagram, engine, history, selectors
+from processes import authority, dashboard, diagram, engine, history, selectors, timeline
 from processes.admin import incidents, operations, widgets
 from processes.admin.base import ReadOnlyAdmin, can_operate
 from processes.admin.dashboard import dashboard_page
@@ -40,6 +40,7 @@ from processes.models import (
     ProcessState,
     TaskInstance,
     TaskState,
+    state_word,
 )
 
 
@@ -47,15 +48,16 @@ def task_rows(process, tasks, may_operate: bool) -> list[dict]:
     """The task table: each task with its kind, state badge, error and the repairs offered."""
     rows = []
     for task in tasks:
-        shown = diagram.display_state(task.state, task.type)
-        label = "waiting for a person" if shown == "waiting" else task.state
+        word = task.get_state_display()
         rows.append(
             {
                 "task": task,
                 "kind": "human"
                 if task.type == "HUMAN"
                 else ("external" if task.is_external else "service"),
-                "badge": widgets.badge(shown, label + (" (overdue)" if task.is_overdue else "")),
+                "badge": widgets.badge(
+                    task.state, word + (" (overdue)" if task.is_overdue else "")
+                ),
                 "error": widgets.clip(task.last_error, 120),
                 "actions": operations.task_actions(process, task) if may_operate else [],
             }
@@ -73,16 +75,24 @@ def round_rows(process) -> list[dict]:
 
 
 def history_rows(process) -> list[dict]:
-    """The history, oldest first: each event with its data as one line of JSON, clipped, and
-    the seq of the event that caused it (when that event is of the same process)."""
+    """The history, oldest first: each event with its data as one line of JSON, clipped, the
+    seq of the event that caused it (when that event is of the same process), and the line it
+    reads as (``timeline``: the inbox's words; an event told in an earlier event's line, as
+    one failure's incident is, names that event in ``part_of``)."""
     rows = []
     events = list(process.events.order_by("seq"))
     seq_of = {e.pk: e.seq for e in events}
+    line_of, part_of = {}, {}
+    for line in timeline.lines(events):
+        line_of[line.event.seq] = line
+        part_of.update(dict.fromkeys(line.folded, line.event.seq))
     for event in events:
         text = json.dumps(event.data, ensure_ascii=False, sort_keys=True) if event.data else ""
         rows.append(
             {
                 "event": event,
+                "line": line_of.get(event.seq),
+                "part_of": part_of.get(event.seq),
                 "data": text,
                 "short": widgets.clip(text, 160),
                 "cause_seq": seq_of.get(event.caused_by),
@@ -110,8 +120,10 @@ def point_in_time(request, process) -> dict:
     return {
         "as_of_raw": raw,
         "as_of_point": point,
+        "as_of_state": state_word(ProcessState, point.snapshot.state),
         "as_of_tasks": [
-            (name, tasks.get(name, "pending")) for name in selectors.task_names(process)
+            (name, state_word(TaskState, tasks.get(name, TaskState.PENDING)))
+            for name in selectors.task_names(process)
         ],
         "as_of_variables": widgets.json_block(point.snapshot.variables),
     }
@@ -212,11 +224,7 @@ class ProcessInstanceAdmin(ReadOnlyAdmin):
 
     @admin.display(description="state", ordering="state")
     def state_badge(self, obj):
-        label = {
-            ProcessState.FAILED: "failed (incident)",
-            ProcessState.CANCELLING: "cancelling (compensations running)",
-        }.get(obj.state, obj.state)
-        return widgets.badge(obj.state, label)
+        return widgets.badge(obj.state, obj.get_state_display())
 
     @admin.display(description="overdue")
     def overdue(self, obj):

@@ -23,8 +23,7 @@ STATE_COLOURS = {
     "published": "#1a7f37",
     "retired": "#6e7781",
     "pending": "#8c959f",
-    "scheduled": "#54aeff",
-    "waiting": "#bf8700",
+    "scheduled": "#bf8700",  # waiting: for a person, a worker or an outside system
     "skipped": "#8c959f",
 }
 OTHER_COLOUR = "#57606a"

@@ -383,11 +383,13 @@ def _advance(run: _Run) -> None:
                 if not spec_module.evaluate_condition(task_spec.condition, process.variables):
                     _transition(task, "skip")
                     run.touch(task)
+                    # The definition's rule decided, not whoever's event made the task ready.
                     events.task_skipped(
                         process=process,
-                        actor=run.actor,
+                        actor=SYSTEM,
                         task=task,
                         reason=f"condition false: {spec_module.describe_condition(task_spec.condition)}",
+                        cause=events.SKIP_CONDITION,
                     )
                 else:
                     _schedule(run, task, now)

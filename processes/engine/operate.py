@@ -108,7 +108,9 @@ def task_skip(*, task_id, actor: Actor, reason: str) -> TaskInstance:
         raise Conflict(f"process is {run.process.state}")
     _transition(task, "skip")
     run.touch(task)
-    events.task_skipped(process=run.process, actor=actor, task=task, reason=reason)
+    events.task_skipped(
+        process=run.process, actor=actor, task=task, reason=reason, cause=events.SKIP_OPERATOR
+    )
     _maybe_resolve_incident(run)
     _advance(run)
     run.save()

@@ -105,7 +105,13 @@ def _timed_out(run: _Run, task: TaskInstance, now) -> str:
     error = f"{what} by its deadline {deadline:%Y-%m-%d %H:%M:%S} UTC"
     if action == "skip":
         _transition(task, "skip")
-        events.task_skipped(process=run.process, actor=run.actor, task=task, reason=error)
+        events.task_skipped(
+            process=run.process,
+            actor=run.actor,
+            task=task,
+            reason=error,
+            cause=events.SKIP_DEADLINE,
+        )
         _advance(run)
         return "skipped"
     if action == "fail":

@@ -49,6 +49,10 @@ from processes.events.process_events import (  # noqa: F401
     variables_changed,
 )
 from processes.events.task_events import (  # noqa: F401
+    SKIP_CAUSES,
+    SKIP_CONDITION,
+    SKIP_DEADLINE,
+    SKIP_OPERATOR,
     compensation_run,
     notification_failed,
     notification_sent,

@@ -98,13 +98,23 @@ def task_requeued(*, process, actor, task) -> ProcessEvent:
     )
 
 
-def task_skipped(*, process, actor, task, reason: str) -> ProcessEvent:
+# Why a task was skipped (``task_skipped``'s ``cause``): who decided it follows from it.
+SKIP_CONDITION = "condition"  # its condition was false when it became ready: the system's rule
+SKIP_DEADLINE = "deadline"  # its ``on_timeout: skip`` deadline passed: the timer sweep
+SKIP_OPERATOR = "operator"  # a person with the operate grant skipped it, with a reason
+SKIP_CAUSES = (SKIP_CONDITION, SKIP_DEADLINE, SKIP_OPERATOR)
+
+
+def task_skipped(*, process, actor, task, reason: str, cause: str) -> ProcessEvent:
+    """``task`` will not run. ``cause``: "condition" (its condition was false when it became
+    ready; the actor is the system, whose rule it is), "deadline" (its ``on_timeout: skip``
+    deadline passed; the timer sweep) or "operator" (a person skipped it; ``reason`` is theirs)."""
     return _append(
         process=process,
         type=EventType.TASK_SKIPPED,
         actor=actor,
         task=task,
-        data={"reason": reason},
+        data={"reason": reason, "cause": cause},
     )
 
 

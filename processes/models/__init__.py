@@ -40,6 +40,7 @@ from processes.models.states import (  # noqa: F401
     ProcessState,
     TaskState,
     TaskType,
+    state_word,
 )
 from processes.models.tasks import (  # noqa: F401
     TaskInstance,

@@ -11,12 +11,17 @@ class DefinitionStatus(models.TextChoices):
     RETIRED = "retired", "Retired"
 
 
+# The labels of ProcessState and TaskState are the one word each state is shown with: every
+# screen (inbox, admin, dashboard, diagram) and the API docs (the OpenAPI enum descriptions) read
+# them, through ``state_word`` for a raw value; a test renders each screen in each state.
+
+
 class ProcessState(models.TextChoices):
-    RUNNING = "running", "Running"
-    FAILED = "failed", "Failed (open incident)"
-    COMPLETED = "completed", "Completed"
-    CANCELLING = "cancelling", "Cancelling (compensations running)"
-    CANCELLED = "cancelled", "Cancelled"
+    RUNNING = "running", "running"
+    FAILED = "failed", "incident"  # a task failed for good: an open incident, other branches go on
+    COMPLETED = "completed", "completed"
+    CANCELLING = "cancelling", "cancelling"  # compensations are undoing completed tasks
+    CANCELLED = "cancelled", "cancelled"
 
 
 ACTIVE_PROCESS_STATES = (ProcessState.RUNNING, ProcessState.FAILED)
@@ -29,18 +34,27 @@ class TaskType(models.TextChoices):
 
 
 class TaskState(models.TextChoices):
-    PENDING = "pending", "Pending"
-    SCHEDULED = "scheduled", "Scheduled"
-    RUNNING = "running", "Running"
-    COMPLETED = "completed", "Completed"
-    FAILED = "failed", "Failed"
-    SKIPPED = "skipped", "Skipped"
-    CANCELLED = "cancelled", "Cancelled"
+    PENDING = "pending", "not started"
+    SCHEDULED = "scheduled", "waiting"  # for a person (HUMAN), a worker or an outside system
+    RUNNING = "running", "running"
+    COMPLETED = "completed", "completed"
+    FAILED = "failed", "failed"
+    SKIPPED = "skipped", "skipped"
+    CANCELLED = "cancelled", "cancelled"
     # A completed task of a cancelled process, undone by its compensation handler (newest first).
-    COMPENSATING = "compensating", "Compensation scheduled"
-    COMPENSATION_RUNNING = "compensation_running", "Compensation running"
-    COMPENSATED = "compensated", "Compensated"
-    COMPENSATION_FAILED = "compensation_failed", "Compensation failed"
+    COMPENSATING = "compensating", "compensation waiting"
+    COMPENSATION_RUNNING = "compensation_running", "compensating"
+    COMPENSATED = "compensated", "compensated"
+    COMPENSATION_FAILED = "compensation_failed", "compensation failed"
+
+
+def state_word(choices: type[models.TextChoices], value: str) -> str:
+    """The word ``value`` of ``choices`` (ProcessState or TaskState) is shown with; an unknown
+    value (an old export, a state added later) as it is."""
+    try:
+        return choices(value).label
+    except ValueError:
+        return str(value)
 
 
 DONE_TASK_STATES = (TaskState.COMPLETED, TaskState.SKIPPED)

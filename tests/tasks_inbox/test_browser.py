@@ -155,3 +155,48 @@ def test_manager_bulk_approves_on_a_phone(
         states.append(task.state)
     assert states == [TaskState.COMPLETED, TaskState.SCHEDULED, TaskState.COMPLETED]
     assert page.inner_text("[data-count=roles]") == "1"
+
+
+def test_the_decider_reads_the_correction_and_the_tasks_one_word(
+    web_server, browser_page, asset_guard, bonus_approval, people
+):
+    from guardian.shortcuts import assign_perm
+
+    from processes.models import ProcessDefinition
+    from tests.factories import UserFactory
+
+    task = bonus_approval("E007-2026-11", "300")
+    fixer = UserFactory(username="fixer", is_staff=True)
+    assign_perm("processes.correct_variables", fixer, ProcessDefinition.objects.get(key="approval"))
+    # an operator corrects the amount with a reason (the admin's page, the API: the same engine)
+    engine.process_correct_variables(
+        process_id=task.process_id,
+        actor=Actor.for_user(fixer),
+        set={"bonus.amount": 410},
+        reason="The bonus system sent last year's amount (ticket HR-42)",
+    )
+    page = browser_page
+    page.goto(f"{web_server.url}/accounts/login/?next=/inbox/tasks/{task.pk}/")
+    page.fill("#id_username", "mia")
+    page.fill("#id_password", "pw")
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(rf".*/inbox/tasks/{task.pk}/$"))
+
+    # the correction is in view above the form: who, why, what changed
+    notes = page.locator("[data-testid=corrections]")
+    assert in_view(page, "[data-testid=corrections]")
+    text = notes.inner_text()
+    assert "Corrected by fixer at " in text
+    assert "The bonus system sent last year's amount (ticket HR-42)" in text
+    assert "Bonus › amount: 300.00 → 410.00" in text
+    box = page.locator("[data-testid=corrections]").bounding_box()
+    form = page.locator("#decision-form").bounding_box()
+    assert box["y"] < form["y"]
+
+    # the task's state reads as the admin writes it: one word
+    page.click("#details summary")
+    assert page.inner_text("[data-testid=task-state] .badge").strip() == "waiting"
+    steps = page.locator("#tasks-h ~ table .badge").all_inner_texts()
+    assert steps == ["waiting", "not started", "not started"]
+    assert "Variables corrected: Bonus › amount" in page.inner_text("[data-testid=timeline]")
+    page.screenshot(path=str(ARTIFACTS / "decider-correction.png"), full_page=True)

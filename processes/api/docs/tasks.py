@@ -21,8 +21,11 @@ task_detail = extend_schema(
     description=(
         "The task as the caller may see it: who holds it, what the caller may do (`can`, "
         "with the plain-words `refusal` when separation of duties bars them), and, for "
-        "those who may read it, the variables its deciders see (the task's `show` list) "
-        "and its result. Not visible to the caller → 404."
+        "those who may read it, the variables its deciders see (the task's `show` list), "
+        "its result, and the `corrections` of the variables made since the process's "
+        "previous human decision (who, when, the reason, and the changed paths the task's "
+        "deciders may see; a correction of nothing they see is left out). Not visible to "
+        "the caller → 404."
     ),
     responses={200: ser.TaskDetailSerializer, **s.READ_ERRORS},
 )

@@ -43,6 +43,7 @@ from processes.api.serializers.seed_events import (  # noqa: F401
     StartTaskSerializer,
 )
 from processes.api.serializers.tasks import (  # noqa: F401
+    CorrectionSerializer,
     InboxTaskSerializer,
     TaskActionResultSerializer,
     TaskCompleteSerializer,

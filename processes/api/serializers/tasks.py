@@ -29,14 +29,33 @@ class TaskRightsSerializer(serializers.Serializer):
     refusal = serializers.CharField(help_text="Why the caller may not decide it, in plain words.")
 
 
+class CorrectionSerializer(serializers.Serializer):
+    """A correction of the process's variables the task's decider should know of."""
+
+    by = serializers.CharField(help_text="Who corrected: a username, `name (API)` or `system`.")
+    at = serializers.DateTimeField()
+    reason = serializers.CharField()
+    changes = serializers.DictField(
+        child=serializers.JSONField(),
+        help_text='Each changed path the decider may see: `{"before": v, "after": v}` '
+        "(a side left out: the value was absent).",
+    )
+
+
 class TaskDetailSerializer(InboxTaskSerializer):
-    """One human task as its caller may see it: ``variables`` (the task's ``show`` list) and
-    ``result`` only for those who may read it (null otherwise)."""
+    """One human task as its caller may see it: ``variables`` (the task's ``show`` list),
+    ``result`` and ``corrections`` only for those who may read it (null otherwise)."""
 
     label = serializers.CharField()
     description = serializers.CharField()
     outcomes = serializers.ListField(child=serializers.CharField())
     variables = serializers.JSONField(allow_null=True)
+    corrections = CorrectionSerializer(
+        many=True,
+        allow_null=True,
+        help_text="Variable corrections since the process's previous human decision (up to "
+        "this task's own decision), oldest first, cut to the paths this task's deciders see.",
+    )
     can = TaskRightsSerializer()
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from rest_framework.response import Response
 
-from processes import authority, engine, selectors
+from processes import authority, engine, selectors, timeline
 from processes.api import serializers as ser
 from processes.api.base import ApiView
 from processes.api.docs import tasks as docs
@@ -46,6 +46,16 @@ class TaskDetailView(ApiView):
         task.outcomes = list(task_spec.outcomes)
         task.variables = (
             authority.visible_variables(task.process.variables, task_spec) if rights.read else None
+        )
+        task.corrections = (
+            [
+                c.as_dict()
+                for c in timeline.corrections(
+                    selectors.corrections_before_decision(task), task_spec
+                )
+            ]
+            if rights.read
+            else None
         )
         if not rights.read:
             task.result = None

@@ -1,0 +1,297 @@
+"""How a process's history reads to people: one line per thing that happened, naming the actor
+the event recorded.
+
+The audit log (``ProcessEvent``, the API's events list, the admin's table) keeps every row; the
+lines here are what the inbox and the admin show beside it. Two rules make them tell the truth:
+
+- **who** is always the event's own actor (``actor_words``), never a guess in the text: a branch
+  not taken reads "skipped — condition false" and is the system's, an operator's skip names the
+  operator and their reason;
+- **one failure is one line**: the events one failure writes in its transaction (a deadline
+  passing, the task failing, the incident opening) are folded into the line of the first
+  (``Line.folded`` lists the others' seq), so a failure never reads twice.
+
+Variable paths a task's deciders may not see (its ``show`` list, ``authority.visible_changes``)
+are left out of the lines built for that task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from processes import authority
+from processes.events import SKIP_CAUSES, SKIP_CONDITION, SKIP_DEADLINE, SKIP_OPERATOR
+from processes.models import ActorType, EventType, ProcessEvent
+
+# A failure's first event, and the events of the same failure that may follow it (same task,
+# next seq, same transaction): they are told in its line.
+FAILURE_FOLDS = {
+    EventType.TASK_TIMED_OUT: (
+        EventType.TASK_FAILED,
+        EventType.TASK_SKIPPED,
+        EventType.PROCESS_FAILED,
+    ),
+    EventType.TASK_FAILED: (EventType.PROCESS_FAILED,),
+    EventType.COMPENSATION_FAILED: (EventType.PROCESS_FAILED,),
+}
+
+CONDITION_FALSE = "condition false"
+
+
+def humanize(name: str) -> str:
+    """A variable or task name as words: "approve_bonus" -> "Approve bonus"."""
+    text = str(name).replace("_", " ").replace(".", " › ").strip()
+    return text[:1].upper() + text[1:]
+
+
+def actor_words(event) -> str:
+    """The actor the event recorded, as a person reads it: a user's name, an API client's name,
+    "system" (the engine's rules, timers, sweeps) or "worker"."""
+    label = event.actor_label or ""
+    if event.actor_type == ActorType.USER:
+        return label or "a person"
+    if event.actor_type == ActorType.API:
+        return f"{label or 'a client'} (API)"
+    if event.actor_type == ActorType.WORKER:
+        return "worker"
+    return "system"
+
+
+def skip_cause(event) -> str:
+    """Why ``event`` (a ``task_skipped``) skipped its task; events written before the cause was
+    recorded are read from their reason and actor."""
+    data = event.data or {}
+    cause = data.get("cause")
+    if cause in SKIP_CAUSES:
+        return cause
+    if str(data.get("reason", "")).startswith(CONDITION_FALSE):
+        return SKIP_CONDITION
+    if event.actor_type in (ActorType.USER, ActorType.API):
+        return SKIP_OPERATOR
+    return SKIP_DEADLINE
+
+
+@dataclass(frozen=True)
+class Line:
+    """One thing that happened: ``event`` (its first event), what it was, who did it."""
+
+    event: Any
+    text: str
+    who: str
+    folded: tuple[int, ...] = ()  # the seq of the later events this line also tells
+
+    @property
+    def is_person(self) -> bool:
+        return self.event.actor_type in (ActorType.USER, ActorType.API)
+
+
+def lines(events, *, task_spec=None) -> list[Line]:
+    """The history of ``events`` (in seq order) as lines; ``task_spec``: built for the deciders
+    of that task (variable paths outside its ``show`` are left out)."""
+    result: list[Line] = []
+    group: list = []
+
+    def close() -> None:
+        if group:
+            result.append(_line(group, task_spec))
+            group.clear()
+
+    for event in events:
+        if group and _folds_into(group, event):
+            group.append(event)
+            continue
+        close()
+        group.append(event)
+    close()
+    return result
+
+
+def _folds_into(group: list, event) -> bool:
+    """``event`` is part of the failure ``group`` started: the same task, the next seq, the same
+    transaction, a type that follows that failure and not yet told."""
+    head, last = group[0], group[-1]
+    follows = FAILURE_FOLDS.get(head.type)
+    if not follows or event.type not in follows:
+        return False
+    if event.task_name != head.task_name or event.seq != last.seq + 1:
+        return False
+    if getattr(head, "correlation_id", "") != getattr(event, "correlation_id", ""):
+        return False
+    return event.type not in {e.type for e in group[1:]}
+
+
+def _line(group: list, task_spec) -> Line:
+    head = group[0]
+    folded = {e.type: e for e in group[1:]}
+    return Line(
+        event=head,
+        text=describe(head, task_spec=task_spec, folded=folded),
+        who=actor_words(head),
+        folded=tuple(e.seq for e in group[1:]),
+    )
+
+
+def _incident(folded: dict) -> str:
+    return " — an incident is open" if EventType.PROCESS_FAILED in folded else ""
+
+
+def _changed_paths(changes: dict, task_spec) -> list[str]:
+    if task_spec is not None:
+        changes = authority.visible_changes(changes, task_spec)
+    return sorted(changes)
+
+
+def describe(event, *, task_spec=None, folded: dict | None = None) -> str:
+    """One short sentence for ``event`` (and the events of the same failure in ``folded``, by
+    type). Who did it is not in it: ``actor_words`` says that beside it."""
+    data = event.data or {}
+    folded = folded or {}
+    t = event.type
+    task = humanize(event.task_name) if event.task_name else ""
+    if t == EventType.PROCESS_STARTED:
+        return f"Started {data.get('definition', '')} v{data.get('version', '')}"
+    if t in (EventType.STAGE_STARTED, EventType.STAGE_COMPLETED):
+        verb = "started" if t == EventType.STAGE_STARTED else "completed"
+        return f"Stage {data.get('stage', '')} {verb}"
+    if t == EventType.TASK_SCHEDULED:
+        waits_for = data.get("assignee") or data.get("role")
+        return f"{task} is waiting" + (f" for {waits_for}" if waits_for else "")
+    if t == EventType.TASK_COMPLETED:
+        result = data.get("result") if isinstance(data.get("result"), dict) else {}
+        decision = result.get("decision")
+        text = f"{task}: {humanize(decision)}" if decision else f"{task} completed"
+        decided_by = data.get("decided_by")
+        if decided_by and decided_by != event.actor_label:  # e.g. recorded by an API client
+            text += f" (decided by {decided_by})"
+        if result.get("comment"):
+            text += f" — “{result['comment']}”"
+        return text
+    if t == EventType.TASK_CLAIMED:
+        return f"{task} claimed"
+    if t == EventType.TASK_RELEASED:
+        return f"{task} released to its role"
+    if t == EventType.TASK_DELEGATED:
+        text = f"{task} delegated to {data.get('to', '?')}"
+        return text + (f" — “{data['comment']}”" if data.get("comment") else "")
+    if t == EventType.TASK_ESCALATED:
+        if data.get("to_role") and data.get("to_role") != data.get("from_role"):
+            return f"{task} overdue: escalated from {data.get('from_role')} to {data['to_role']}"
+        return f"{task} overdue"
+    if t == EventType.TASK_REMINDED:
+        return f"{task}: reminder sent"
+    if t == EventType.NOTIFICATION_SENT:
+        # Who was alerted and how (phone numbers, addresses) belongs in the admin.
+        return f"Notice sent ({data.get('channel', '')})"
+    if t == EventType.NOTIFICATION_FAILED:
+        return f"A notice ({data.get('channel', '')}) could not be sent"
+    if t == EventType.TASK_DUPLICATE:
+        return f"{task}: a late answer was ignored (already {data.get('state')})"
+    if t == EventType.TASK_SKIPPED:
+        cause = skip_cause(event)
+        if cause == SKIP_CONDITION:
+            return f"{task} skipped — {CONDITION_FALSE}"
+        if cause == SKIP_DEADLINE:
+            return f"{task} skipped — its deadline passed"
+        reason = str(data.get("reason") or "").strip()
+        return f"{task} skipped" + (f" — “{reason}”" if reason else "")
+    if t == EventType.TASK_ATTEMPT_FAILED:
+        return f"{task}: a try failed; it is retried automatically"
+    # The error texts (URLs, internal names) are for the operators, who read them in the admin.
+    if t == EventType.TASK_FAILED:
+        attempts = data.get("attempts") or 0
+        text = f"{task} failed" + (f" after {attempts} tries" if attempts > 1 else "")
+        return text + _incident(folded)
+    if t == EventType.TASK_TIMED_OUT:
+        text = f"{task} passed its deadline"
+        if EventType.TASK_FAILED in folded:
+            return text + " — it failed" + _incident(folded)
+        if EventType.TASK_SKIPPED in folded:
+            return text + " — skipped"
+        return text + _incident(folded)
+    if t == EventType.COMPENSATION_FAILED:
+        return f"Undoing {task or 'a step'} failed" + _incident(folded)
+    if t == EventType.PROCESS_FAILED:
+        return f"{task}: an incident is open" if task else "An incident is open"
+    if t == EventType.PROCESS_RESUMED:
+        return "The incident is resolved"
+    if t == EventType.VARIABLES_CHANGED:
+        paths = _changed_paths(data.get("changes") or {}, task_spec)
+        if not paths:
+            return "Variables corrected"
+        text = "Variables corrected: " + ", ".join(map(humanize, paths))
+        reason = str(data.get("reason") or "").strip()
+        return text + (f" — “{reason}”" if reason else "")
+    if t == EventType.VARIABLES_UPDATED:
+        changes = {key: {"after": value} for key, value in (data.get("changes") or {}).items()}
+        paths = _changed_paths(changes, task_spec)
+        return "Variables updated" + (": " + ", ".join(map(humanize, paths)) if paths else "")
+    label = EventType(t).label if t in EventType.values else t
+    return f"{label}{': ' + task if task else ''}"
+
+
+# --- corrections, for whoever decides next ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Change:
+    path: str
+    before: Any
+    after: Any
+    had_before: bool = True
+    has_after: bool = True
+
+
+@dataclass(frozen=True)
+class Correction:
+    """A ``variables_changed`` event as a task's deciders may read it: who, when, why, and the
+    changed paths they may see."""
+
+    by: str
+    at: Any
+    reason: str
+    changes: tuple[Change, ...] = field(default_factory=tuple)
+
+    def as_dict(self) -> dict:
+        return {
+            "by": self.by,
+            "at": self.at,
+            "reason": self.reason,
+            "changes": {
+                c.path: {
+                    **({"before": c.before} if c.had_before else {}),
+                    **({"after": c.after} if c.has_after else {}),
+                }
+                for c in self.changes
+            },
+        }
+
+
+def corrections(events: list[ProcessEvent], task_spec) -> list[Correction]:
+    """``variables_changed`` events as the deciders of ``task_spec`` may read them: each with
+    only the paths they may see; one that changed nothing they see is left out (its reason might
+    name what they may not see)."""
+    found = []
+    for event in events:
+        data = event.data or {}
+        visible = authority.visible_changes(data.get("changes") or {}, task_spec)
+        if not visible:
+            continue
+        found.append(
+            Correction(
+                by=actor_words(event),
+                at=event.created_at,
+                reason=str(data.get("reason") or ""),
+                changes=tuple(
+                    Change(
+                        path,
+                        change.get("before"),
+                        change.get("after"),
+                        had_before="before" in change,
+                        has_after="after" in change,
+                    )
+                    for path, change in sorted(visible.items())
+                ),
+            )
+        )
+    return found
