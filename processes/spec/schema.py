@@ -232,9 +232,17 @@ DEFS: dict[str, Any] = {
                 "not": {"enum": ["decision", "comment"]},
                 "description": "Where the value lands: `<task>.<name>` (not `decision` or `comment`).",
             },
-            "type": {"enum": list(FORM_FIELD_TYPES), "default": "string"},
+            "type": {
+                "enum": list(FORM_FIELD_TYPES),
+                "default": "string",
+                "description": "What the field takes (a `date` is `YYYY-MM-DD`).",
+            },
             "label": {"description": "The words beside the field."},
-            "required": {"type": "boolean", "default": False},
+            "required": {
+                "type": "boolean",
+                "default": False,
+                "description": "The decision needs a value here.",
+            },
             "min": {**NUMBER, "description": "Least value of an integer or decimal field."},
             "max": {**NUMBER, "description": "Greatest value of an integer or decimal field."},
             "choices": {"description": "A `choice` field's values: a non-empty list of strings."},
@@ -273,7 +281,11 @@ DEFS: dict[str, Any] = {
         "properties": {
             "label": {"type": "string", "pattern": r"\S", "description": "Shown before the value."},
             "var": {"type": "string", "pattern": VAR_PATH, "description": "The variable shown."},
-            "format": {"enum": list(SUMMARY_FORMATS), "default": "text"},
+            "format": {
+                "enum": list(SUMMARY_FORMATS),
+                "default": "text",
+                "description": "How the value is shown (`money` with a currency).",
+            },
             "currency": {
                 "anyOf": [{"type": "null"}, {"type": "string", "pattern": "^[A-Z]{3}$"}],
                 "description": "`money`: a fixed ISO 4217 currency, e.g. `EUR`.",
