@@ -313,7 +313,7 @@ def definitions(draw) -> dict:
     return data
 
 
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+FAST = settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 @FAST
