@@ -4,10 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo manage test lint format bench-engine clean
+.PHONY: install demo manage test lint format docs docs-build bench-engine clean
 
 # The demo's own secret (made once, kept in var/) and plain HTTP on 127.0.0.1; production sets
-# DJANGO_SECRET_KEY itself and keeps HTTPS on (see README, "Production").
+# DJANGO_SECRET_KEY itself and keeps HTTPS on (docs/operations/production.md).
 DEMO_ENV = DJANGO_SECRET_KEY="$${DJANGO_SECRET_KEY:-$$(cat var/demo-secret-key)}" \
 	FLOWDESK_HTTPS="$${FLOWDESK_HTTPS:-0}" FLOWDESK_SIMULATORS=1
 
@@ -46,8 +46,15 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The docs site (mkdocs.yml, docs/): served on 127.0.0.1:8001 while you edit, or built into site/.
+docs: install
+	$(BIN)/mkdocs serve
+
+docs-build: install
+	$(BIN)/mkdocs build --strict
+
 bench-engine: install
 	$(BIN)/python bench/engine.py
 
 clean:
-	rm -rf $(VENV) var tests/artifacts .pytest_cache
+	rm -rf $(VENV) var tests/artifacts .pytest_cache site

@@ -273,16 +273,16 @@ FLOWDESK_REENQUEUE_AFTER = float(os.environ.get("FLOWDESK_REENQUEUE_AFTER", "120
 FLOWDESK_LEASE_MARGIN = int(os.environ.get("FLOWDESK_LEASE_MARGIN", "5"))
 # Default step timeout when the spec names none.
 FLOWDESK_DEFAULT_STEP_TIMEOUT = int(os.environ.get("FLOWDESK_DEFAULT_STEP_TIMEOUT", "60"))
-# Eager dispatch (README "Performance"): a worker whose completion makes service steps ready
+# Eager dispatch (docs/performance.md): a worker whose completion makes service steps ready
 # leases one of them in the same transaction and runs it next. A queued step's django-q2 timeout
 # grows by EAGER_SECONDS, the time a worker may go on with such steps after its first one.
-# Seconds a web worker keeps a token's user (README "Performance": revocation semantics).
+# Seconds a web worker keeps a token's user (docs/reference/settings.md: revocation semantics).
 FLOWDESK_TOKEN_CACHE_SECONDS = float(os.environ.get("FLOWDESK_TOKEN_CACHE_SECONDS", "5"))
 FLOWDESK_EAGER_STEPS = os.environ.get("FLOWDESK_EAGER_STEPS", "1") == "1"
 FLOWDESK_EAGER_SECONDS = int(os.environ.get("FLOWDESK_EAGER_SECONDS", "10"))
 # Batch dispatch: the service steps one transaction makes ready in one process go to a worker as
 # one queue message (at most this many), leased in one transaction, run side by side in threads,
-# their outcomes recorded together (README "Performance"). 1: a message per step.
+# their outcomes recorded together (docs/performance.md). 1: a message per step.
 FLOWDESK_STEP_BATCH = max(1, int(os.environ.get("FLOWDESK_STEP_BATCH", "8")))
 
 # Worker supervision (`manage.py workers`, processes/supervisor/): the supervisor runs qcluster

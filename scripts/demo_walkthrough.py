@@ -1,10 +1,10 @@
-"""The README's three-minute demo walk-through, driven in Debian's chromium against a running
+"""The three-minute demo walk-through (docs/get-started/demo.md), driven in Debian's chromium against a running
 `make demo` on a fresh database: approve alice's bonus, fix the E013 incident, read the API docs.
 
     .venv/bin/python scripts/demo_walkthrough.py [127.0.0.1:8000]
 
 Prints what each page says, fails on any asset a page could not load; screenshots go to
-tests/artifacts/demo-*.png. A check of the README by hand, not part of the test suite (it changes
+tests/artifacts/demo-*.png. A check of the docs by hand, not part of the test suite (it changes
 the demo's data: run it once per fresh demo).
 """
 

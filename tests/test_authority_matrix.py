@@ -1,6 +1,6 @@
 """Who may list, read, claim, decide and delegate a human task: every cell, through the inbox
-pages, the API and the admin. The table below is the README's ("Who may do what"); a test checks
-they are the same.
+pages, the API and the admin. The table below is the docs' (docs/guides/administrators.md, "The
+authority matrix"); a test checks they are the same.
 
 Each case builds the one situation its person is in (a fresh database per case) on a two-stage
 definition: ``check`` (role checkers), then ``approve`` (role managers, assignee from the
@@ -254,12 +254,12 @@ def test_matrix_cell(who, action, adapter, client):
     assert observed(who, action, adapter, client) is expected
 
 
-def test_readme_table_is_this_matrix():
-    """README's "Who may do what with a human task" table says what the matrix asserts."""
+def test_the_docs_table_is_this_matrix():
+    """The docs' authority matrix (docs/guides/administrators.md) says what this matrix asserts."""
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme.split("<!-- matrix:start -->", 1)[1].split("<!-- matrix:end -->", 1)[0]
+    page = Path(__file__).resolve().parent.parent / "docs" / "guides" / "administrators.md"
+    section = page.read_text().split("<!-- matrix:start -->", 1)[1].split("<!-- matrix:end -->")[0]
     rows = {}
     for line in section.strip().splitlines()[2:]:
         cells = [c.strip() for c in line.strip().strip("|").split("|")]

@@ -1,5 +1,5 @@
 """Safe by default in production: a secret key is required, `check --deploy` is clean with the
-README's production settings, logins are throttled, and the event log can't be emptied."""
+docs' production settings (docs/operations/production.md), logins are throttled, and the event log can't be emptied."""
 
 import os
 import subprocess
@@ -16,7 +16,7 @@ from processes.events import Actor
 from tests.conftest import ROOT, subprocess_env
 from tests.factories import UserFactory
 
-# The README's production example ("Production"), with a stand-in secret.
+# The production example of docs/operations/production.md, with a stand-in secret.
 PRODUCTION_ENV = {
     "DJANGO_SECRET_KEY": "k" + uuid.uuid4().hex + uuid.uuid4().hex,
     "DJANGO_DEBUG": "0",

@@ -30,6 +30,13 @@ def not_found(request, *args, **kwargs):
 urlpatterns = [
     path("auth/token/", auth.TokenView.as_view(), name="api-token"),
     path("definitions/", definitions.DefinitionListView.as_view(), name="api-definitions"),
+    # before the detail: a definition key may contain dots (``definitions/schema.json/`` is the
+    # definition keyed "schema.json"; without the slash, the schema)
+    path(
+        "definitions/schema.json",
+        definitions.DefinitionSchemaView.as_view(),
+        name="api-definition-schema",
+    ),
     path(
         "definitions/<text:key>/",
         definitions.DefinitionDetailView.as_view(),

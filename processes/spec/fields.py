@@ -41,7 +41,8 @@ def parse_iso_duration(value: Any) -> dt.timedelta | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        if not is_bounded_number(value) or value < 0:
+        # past the bound before timedelta() sees it: 1e14 seconds overflows its days
+        if not is_bounded_number(value) or not 0 <= value <= MAX_DURATION.total_seconds():
             return None
         parsed = dt.timedelta(seconds=value)
     elif isinstance(value, str) and value.upper().startswith("P") and len(value) <= 40:

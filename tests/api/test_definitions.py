@@ -147,3 +147,39 @@ def test_detail_unknown_is_404(api, staff):
 
 def test_detail_not_granted_is_404(api, stranger, pizza):
     assert api(stranger).get("/api/definitions/pizza/").status_code == 404
+
+
+def test_the_definition_language_is_public_json_schema(anon):
+    """Editors fetch it without credentials; it validates a definition file."""
+    from jsonschema import Draft202012Validator
+
+    response = anon.get("/api/definitions/schema.json")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    schema = response.json()
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["$id"] == "http://testserver/api/definitions/schema.json"
+    validator = Draft202012Validator(schema)
+    assert list(validator.iter_errors(seed_template())) == []
+    broken = {**seed_template(), "stages": "START"}
+    assert [e.json_path for e in validator.iter_errors(broken)] == ["$.stages"]
+
+
+def test_a_definition_keyed_schema_json_is_still_reachable(api, staff):
+    """Keys may contain dots: ``definitions/schema.json/`` (with the slash) is that definition."""
+    created = api(staff).post("/api/definitions/?key=schema.json", seed_template(), format="json")
+    assert created.status_code == 201
+    detail = api(staff).get("/api/definitions/schema.json/")
+    assert detail.status_code == 200
+    assert detail.json()["key"] == "schema.json"
+    assert "$schema" in api(staff).get("/api/definitions/schema.json").json()
+
+
+def test_a_duration_too_large_for_a_timedelta_is_a_field_error(api, staff):
+    """10**14 seconds overflows Python's timedelta: a 400 at its path, not a 500."""
+    data = definition_data(
+        "huge", stages=[("MAIN", [{"task_name": "a", "handler": "flowdesk.noop", "timeout": 1e14}])]
+    )
+    response = api(staff).post("/api/definitions/", data, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["errors"][0]["path"] == "stages[0].tasks[0].timeout"

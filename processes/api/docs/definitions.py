@@ -1,4 +1,4 @@
-"""OpenAPI of ``/api/definitions/``: list, import, one definition."""
+"""OpenAPI of ``/api/definitions/``: list, import, one definition, the definition language."""
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -51,6 +51,20 @@ import_definition = extend_schema(
         s.request_example("seed template", s.PIZZA_TEMPLATE),
         s.response_example("imported", {"key": "pizza", "version": 1, "created": True}, "201"),
     ],
+)
+
+definition_schema = extend_schema(
+    tags=["definitions"],
+    summary="The definition language as JSON Schema",
+    description=(
+        "The JSON Schema (draft 2020-12) of a process definition, for editors: point a "
+        "definition file's `$schema` (or the editor's JSON schema setting) at this URL. It "
+        "checks the shape of a definition (fields, types, enumerations, which task types take "
+        "which fields); the validator behind `POST /api/definitions/` stays the authority and "
+        "also checks what needs the whole document. Public: no authentication."
+    ),
+    auth=[],
+    responses={200: OpenApiTypes.OBJECT, 400: s.BAD_REQUEST},
 )
 
 definition_detail = extend_schema(

@@ -1,6 +1,7 @@
-"""``/api/definitions/``: list, import (a native spec or a seed-002 template), read one, and
-move running instances to another version."""
+"""``/api/definitions/``: list, import (a native spec or a seed-002 template), read one, move
+running instances to another version, and the definition language as JSON Schema."""
 
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
 from processes import authority, engine, selectors
@@ -10,6 +11,7 @@ from processes.api.docs import definitions as docs
 from processes.api.views.common import ListView, actor_of, validated
 from processes.errors import Forbidden, InvalidInput, NotFound
 from processes.models import ProcessDefinition
+from processes.spec.schema import definition_schema
 
 
 class DefinitionListView(ListView):
@@ -37,6 +39,17 @@ class DefinitionListView(ListView):
             status=201 if created else 200,
             headers={"Location": f"/api/definitions/{definition.key}/"},
         )
+
+
+class DefinitionSchemaView(ApiView):
+    """Public, like the OpenAPI schema: editors fetch it without credentials."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @docs.definition_schema
+    def get(self, request):
+        return Response(definition_schema(request.build_absolute_uri()))
 
 
 class DefinitionDetailView(ApiView):

@@ -1,6 +1,6 @@
 """``manage.py workers``: run the django-q2 cluster under the worker supervisor.
 
-Use it instead of ``manage.py qcluster`` (systemd unit in the README). See
+Use it instead of ``manage.py qcluster`` (systemd unit in docs/operations/workers.md). See
 ``processes/supervisor/`` for what it watches and when it restarts the cluster.
 """
 
