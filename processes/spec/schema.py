@@ -429,6 +429,14 @@ TASK_FIELDS: list[tuple[str, dict, tuple[str, ...] | None]] = [
         None,
     ),
     ("business_status", _text("Set on the process when this task completes."), None),
+    (
+        "waiting_status",
+        _text(
+            "Set on the process when this task is scheduled (what the case waits for); "
+            "not on an inline step."
+        ),
+        None,
+    ),
     ("label", {"type": "string", "description": "The task's name for people."}, None),
     ("description", {"type": "string", "description": "Instructions on the task page."}, None),
     (

@@ -514,3 +514,11 @@ def test_only_the_semantic_checks_are_left_to_the_validator():
     data = base()
     data["stages"][0]["tasks"][0]["parent_task"] = ["nobody"]
     assert not validator_accepts(data) and schema_errors(data) == []
+
+
+def test_every_task_field_the_parser_knows_is_in_the_schema():
+    """A field added to the language without its schema would pass through as an unknown one."""
+    from processes.spec.schema import TASK_FIELDS
+    from processes.spec.types import KNOWN_TASK_FIELDS
+
+    assert {name for name, _, _ in TASK_FIELDS} >= KNOWN_TASK_FIELDS - {"task_name"}
