@@ -28,6 +28,7 @@ from integrations.sms.backends.file import read_messages
 from processes import engine, supervisor, worker
 from processes.events import Actor
 from processes.models import ClusterHeartbeat, EventType, ProcessEvent, ProcessInstance, TaskState
+from processes.progress import Progress
 from processes.steps import registry
 from tests.conftest import record_steps, task_states, wait_for
 from tests.factories import UserFactory, definition_data
@@ -121,7 +122,7 @@ def test_a_worker_notes_its_step_in_the_progress_directory(
             )
         )
         monkeypatch.setenv(worker.PROGRESS_DIR_ENV, str(tmp_path))
-        monkeypatch.setattr(worker, "progress", worker._Progress())
+        monkeypatch.setattr(worker, "progress", Progress())
         process = engine.process_start(
             definition_key="pg", business_key="P", actor=system_actor
         ).process
@@ -646,7 +647,7 @@ def test_a_batch_worker_notes_every_step_of_its_batch_and_all_are_requeued(
             )
         )
         monkeypatch.setenv(worker.PROGRESS_DIR_ENV, str(tmp_path))
-        monkeypatch.setattr(worker, "progress", worker._Progress())
+        monkeypatch.setattr(worker, "progress", Progress())
         process = engine.process_start(
             definition_key="pgb", business_key="P", actor=system_actor
         ).process
