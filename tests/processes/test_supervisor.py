@@ -506,7 +506,7 @@ def test_workers_busy_with_long_steps_are_not_a_stall(
     )
 
     output = sup.output()
-    assert "but all 2 workers run steps within their timeout" in output
+    assert "but all 2 workers run steps or deliveries within their time" in output
     assert "stalled" not in output and "restarting" not in output
     assert sup.heartbeat().restarts == 0
     sup.wait_beating(timeout=10)
