@@ -373,6 +373,18 @@ FLOWDESK_EVENTS_STREAM_MAXLEN = int(os.environ.get("FLOWDESK_EVENTS_STREAM_MAXLE
 FLOWDESK_EVENTS_BACKOFF = float(os.environ.get("FLOWDESK_EVENTS_BACKOFF", "10"))
 # Seconds a process keeps its list of active subscriptions (saves a query per engine event).
 FLOWDESK_EVENTS_SUBSCRIPTIONS_TTL = float(os.environ.get("FLOWDESK_EVENTS_SUBSCRIPTIONS_TTL", "5"))
+# One delivery's whole time (lookup, connect, TLS, send, the answer's status): at most 10 s, so a
+# slow receiver never holds a worker long; a claim older than this + FLOWDESK_LEASE_MARGIN is a
+# worker that died in the middle, and another one takes the delivery over.
+try:
+    FLOWDESK_EVENTS_TIMEOUT = float(os.environ.get("FLOWDESK_EVENTS_TIMEOUT", "5"))
+except ValueError:
+    FLOWDESK_EVENTS_TIMEOUT = -1.0
+if not 0 < FLOWDESK_EVENTS_TIMEOUT <= 10:
+    sys.exit("error: FLOWDESK_EVENTS_TIMEOUT: seconds, more than 0 and at most 10")
+# Webhook hosts opened despite a loopback, private, link-local or reserved address (comma-separated
+# host names or addresses as written in the URLs): tests' receivers, an intranet. Default: none.
+FLOWDESK_WEBHOOK_ALLOW_HOSTS = os.environ.get("FLOWDESK_WEBHOOK_ALLOW_HOSTS", "")
 TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
 TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
 TWILIO_FROM_NUMBER = os.environ.get("TWILIO_FROM_NUMBER", "")

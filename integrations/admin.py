@@ -22,8 +22,10 @@ from integrations.models import (
     SimulatorPayout,
     SmsMessage,
     SmsStatus,
+    SubscriptionKind,
     WatchdogState,
 )
+from processes import authority
 from processes.models import ProcessInstance, TaskInstance, TaskState
 
 
@@ -173,6 +175,9 @@ class SimulatorCallAdmin(ReadOnlyAdmin):
 
 @admin.register(EventSubscription)
 class EventSubscriptionAdmin(admin.ModelAdmin):
+    """Subscriptions of the definitions the person may see; subscribing to a definition needs
+    the right to see its processes (``events_out.definition_refusal``, the API's rule too)."""
+
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ["name", "definition_key", "kind", "target", "active", "undelivered", "dead"]
     list_filter = ["kind", "active", "definition_key"]
@@ -189,15 +194,17 @@ class EventSubscriptionAdmin(admin.ModelAdmin):
         "active",
     ]
 
+    def get_queryset(self, request):
+        return events_out.visible(super().get_queryset(request), request.user)
+
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
 
         def clean_definition_key(self):
-            from processes.models import ProcessDefinition
-
             key = self.cleaned_data["definition_key"]
-            if not ProcessDefinition.objects.filter(key=key).exists():
-                raise ValidationError(f"no process definition has the key {key!r}")
+            refusal = events_out.definition_refusal(request.user, key)
+            if refusal is not None:
+                raise ValidationError(refusal)
             return key
 
         form.clean_definition_key = clean_definition_key
@@ -205,7 +212,12 @@ class EventSubscriptionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Delivers to")
     def target(self, obj):
-        return obj.url or f"stream {obj.stream}"
+        if obj.kind == SubscriptionKind.WEBHOOK:
+            return obj.url
+        try:
+            return f"stream {obj.stream_key}"
+        except ValueError:
+            return f"stream {obj.stream!r} (not a valid name)"
 
     @admin.display(description="Undelivered")
     def undelivered(self, obj):
@@ -220,7 +232,7 @@ class DeliveryAttemptInline(admin.TabularInline):
     model = DeliveryAttempt
     extra = 0
     can_delete = False
-    fields = ["number", "started_at", "finished_at", "ok", "status_code", "error"]
+    fields = ["number", "started_at", "duration_ms", "ok", "status_code", "error"]
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
@@ -229,7 +241,8 @@ class DeliveryAttemptInline(admin.TabularInline):
 
 @admin.register(EventDelivery)
 class EventDeliveryAdmin(ReadOnlyAdmin):
-    """The outbox and its log; a dead letter gets a replay button (and a list action)."""
+    """The outbox and its log, of the definitions the person may see; a dead letter gets a
+    replay button (and a list action) for whoever may operate its definition's processes."""
 
     change_form_template = "admin/integrations/eventdelivery/change_form.html"
     list_display = [
@@ -243,11 +256,17 @@ class EventDeliveryAdmin(ReadOnlyAdmin):
         "delivered_at",
         "last_error",
     ]
-    list_filter = ["status", "subscription", "event_type"]
+    # RelatedOnly: the filter lists the subscriptions of visible deliveries, not every name
+    list_filter = ["status", ("subscription", admin.RelatedOnlyFieldListFilter), "event_type"]
     search_fields = ["=process_id", "=event_id"]
     list_select_related = ["subscription"]
     inlines = [DeliveryAttemptInline]
     actions = ["replay_selected"]
+
+    def get_queryset(self, request):
+        return events_out.visible(
+            super().get_queryset(request), request.user, "subscription__definition_key"
+        )
 
     def get_urls(self):
         view = self.admin_site.admin_view(require_POST(self.replay_view))
@@ -255,23 +274,31 @@ class EventDeliveryAdmin(ReadOnlyAdmin):
             path("<int:pk>/replay/", view, name="integrations_eventdelivery_replay")
         ] + super().get_urls()
 
-    def _can_replay(self, request) -> bool:
-        return request.user.has_perm("integrations.change_eventdelivery")
+    def _can_replay(self, request, delivery=None) -> bool:
+        """The model permission, and (for one delivery) ``operate_process`` on its definition,
+        as in the API."""
+        if not request.user.has_perm("integrations.change_eventdelivery"):
+            return False
+        return delivery is None or authority.has_definition_perm(
+            request.user, authority.OPERATE, delivery.subscription.definition_key
+        )
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = {**(extra_context or {}), "can_replay": self._can_replay(request)}
+        delivery = self.get_object(request, object_id)
+        can_replay = delivery is not None and self._can_replay(request, delivery)
+        extra_context = {**(extra_context or {}), "can_replay": can_replay}
         return super().change_view(request, object_id, form_url, extra_context)
 
     def replay_view(self, request, pk):
-        if not self._can_replay(request):
+        delivery = get_object_or_404(self.get_queryset(request), pk=pk)
+        if not self._can_replay(request, delivery):
             raise PermissionDenied
-        delivery = get_object_or_404(EventDelivery, pk=pk)
         self._replay(request, [delivery])
         return redirect(reverse("admin:integrations_eventdelivery_change", args=[pk]))
 
     @admin.action(description="Replay the selected dead letters", permissions=["replay"])
     def replay_selected(self, request, queryset):
-        self._replay(request, list(queryset))
+        self._replay(request, list(queryset.select_related("subscription")))
 
     def has_replay_permission(self, request):
         return self._can_replay(request)
@@ -281,6 +308,14 @@ class EventDeliveryAdmin(ReadOnlyAdmin):
 
         done = 0
         for delivery in deliveries:
+            if not self._can_replay(request, delivery):
+                key = delivery.subscription.definition_key
+                self.message_user(
+                    request,
+                    f"delivery {delivery.pk}: you may not operate processes of {key!r}",
+                    messages.WARNING,
+                )
+                continue
             try:
                 events_out.replay(delivery.pk)
                 done += 1

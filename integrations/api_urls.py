@@ -6,6 +6,7 @@ from integrations import api
 
 urlpatterns = [
     path("subscriptions/", api.SubscriptionListView.as_view(), name="api-subscriptions"),
+    path("subscriptions/<int:pk>/", api.SubscriptionDetailView.as_view(), name="api-subscription"),
     path(
         "subscriptions/<int:pk>/deliveries/",
         api.DeliveryListView.as_view(),

@@ -13,3 +13,4 @@ class IntegrationsConfig(AppConfig):
         hooks.register("task_escalated", listeners.on_task_escalated)
         hooks.register("events_written", events_out.on_events_written)
         hooks.register("processes_purged", events_out.on_processes_purged)
+        hooks.register("claims_expired", events_out.take_over)

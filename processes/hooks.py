@@ -14,7 +14,11 @@ Hooks and their payloads (keyword arguments):
   waits for);
 - ``task_escalated``: ``task_id``, ``from_role``, ``to_role`` (None for a reminder) — an overdue
   human task moved to its escalation role, or its role was reminded;
-- ``task_opened``: ``task_id`` — a human task was scheduled (waits for its assignee or role).
+- ``task_opened``: ``task_id`` — a human task was scheduled (waits for its assignee or role);
+- ``claims_expired`` (no payload; emitted by the worker supervisor, not after a commit) — a
+  worker died in the middle of work other than a step (its progress note named no task: an
+  event delivery), and that work's claim has now expired: a listener queues again what such a
+  worker had claimed.
 
 One hook runs *inside* the engine's transaction instead (``within``), for listeners whose rows
 must commit or roll back with the events (an outbox):
@@ -38,6 +42,7 @@ HOOKS = (
     "incident_opened",
     "task_escalated",
     "task_opened",
+    "claims_expired",
     "events_written",
     "processes_purged",
 )

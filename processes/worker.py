@@ -23,6 +23,7 @@ from processes import context, engine, queue
 from processes.engine._run import _compensation_timeout, _step_timeout
 from processes.events import Actor
 from processes.models import TaskInstance
+from processes.progress import PROGRESS_DIR_ENV, progress  # noqa: F401  (the supervisor's note)
 from processes.steps import PermanentStepError, RetryableStepError, registry
 
 logger = logging.getLogger(__name__)
@@ -317,56 +318,6 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.2) -> bool:
 
 
 # --- worker supervision (manage.py workers, processes/supervisor/) -------------------------------
-
-PROGRESS_DIR_ENV = "FLOWDESK_PROGRESS_DIR"
-
-
-class _Progress:
-    """Tell this machine's worker supervisor what this worker process is doing.
-
-    The supervisor sets ``FLOWDESK_PROGRESS_DIR`` for its cluster: each worker process keeps one
-    file there, named by its pid, holding the time (epoch seconds) until which it runs a step and
-    the step's task id, or ``0 0`` when idle; the file's mtime is its last step. The supervisor
-    then does not take a heartbeat waiting behind steps still within their timeout for a stall,
-    and when a worker dies in the middle of a step it enqueues that step again (or sweeps when
-    its lease expires). One ``pwrite`` per change (a few microseconds); nothing at all without
-    the variable (a bare ``qcluster``).
-    """
-
-    def __init__(self) -> None:
-        self.pid: int | None = None
-        self.fds: dict[str, int] = {}
-
-    def busy_until(self, until: float, *task_ids: int) -> None:
-        # a fixed length (each pwrite covers the last note): FLOWDESK_STEP_BATCH ids, 0 for none
-        width = settings.FLOWDESK_STEP_BATCH
-        ids = list(task_ids[:width]) + [0] * (width - len(task_ids[:width]))
-        self.write(
-            str(os.getpid()), b"%20.3f" % until + b"".join(b" %20d" % i for i in ids) + b"\n"
-        )
-
-    def idle(self) -> None:
-        self.busy_until(0)
-
-    def write(self, name: str, data: bytes) -> None:
-        directory = os.environ.get(PROGRESS_DIR_ENV)
-        if not directory:
-            return
-        try:
-            if self.pid != os.getpid():  # a new (forked) worker: the parent's files aren't ours
-                self.pid, self.fds = os.getpid(), {}
-            fd = self.fds.get(name)
-            if fd is None:
-                fd = self.fds[name] = os.open(
-                    os.path.join(directory, name), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600
-                )
-            os.pwrite(fd, data, 0)
-        except OSError as exc:  # the supervisor's directory went away: not the step's problem
-            self.fds.pop(name, None)
-            logger.debug("progress note failed: %s", exc)
-
-
-progress = _Progress()
 
 
 def heartbeat(supervisor_id: str, seq: int) -> int:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -18,6 +20,16 @@ def new_secret() -> str:
 
 
 _active_cache: dict[str, tuple[float, list]] = {}  # EventSubscription.active_for, per process
+
+# Redis streams live under a prefix of their own: no name reaches another key (django-q2's
+# queues are ``django_q:...``). A name is one segment: letters, digits, ``.``, ``_``, ``-``.
+STREAM_PREFIX = "flowdesk:events:"
+STREAM_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
+STREAM_NAME_HELP = (
+    "Redis stream: events are XADDed to flowdesk:events:<this name>. Letters, digits, '.', '_' "
+    "and '-' (up to 100, starting with a letter or digit)."
+)
+ERROR_CHARS = 100  # a delivery's error is a short class ("timeout", "HTTP 500"), never an answer
 
 
 class SubscriptionKind(models.TextChoices):
@@ -45,7 +57,11 @@ class EventSubscription(models.Model):
         help_text="Webhook: the HMAC-SHA256 key of the X-Flowdesk-Signature header.",
     )
     stream = models.CharField(
-        max_length=200, blank=True, default="", help_text="Redis stream: XADD to this key."
+        max_length=100,
+        blank=True,
+        default="",
+        help_text=STREAM_NAME_HELP,
+        validators=[RegexValidator(STREAM_NAME_RE, STREAM_NAME_HELP)],
     )
     event_types = models.JSONField(
         default=list, blank=True, help_text="Event types to deliver (empty: every event)."
@@ -95,21 +111,42 @@ class EventSubscription(models.Model):
         _active_cache[definition_key] = (now + ttl, found)
         return found
 
+    @property
+    def stream_key(self) -> str:
+        """The Redis key of a stream subscription: always under ``flowdesk:events:``."""
+        if not STREAM_NAME_RE.match(self.stream or ""):
+            raise ValueError(f"not a stream name: {self.stream!r}")
+        return STREAM_PREFIX + self.stream
+
     def clean(self) -> None:
+        """What a subscription must be, whoever saves it (the admin form and the API call this).
+
+        A webhook's URL must reach a public address (``integrations.webhook_targets``)."""
+        from integrations import webhook_targets
         from processes.models import EventType
 
-        if self.kind == SubscriptionKind.WEBHOOK and not self.url:
-            raise ValidationError({"url": "a webhook needs a URL"})
-        if self.kind == SubscriptionKind.REDIS_STREAM and not self.stream:
-            raise ValidationError({"stream": "a Redis stream subscription needs a stream name"})
+        errors = {}
+        if self.kind == SubscriptionKind.WEBHOOK:
+            if not self.url:
+                errors["url"] = "a webhook needs a URL"
+            else:
+                try:
+                    webhook_targets.check_url(self.url)
+                except webhook_targets.TargetRefused as exc:
+                    errors["url"] = str(exc)
+        if self.kind == SubscriptionKind.REDIS_STREAM:
+            if not self.stream:
+                errors["stream"] = "a Redis stream subscription needs a stream name"
+            elif not STREAM_NAME_RE.match(self.stream):
+                errors["stream"] = STREAM_NAME_HELP
         if not isinstance(self.event_types, list) or any(
             t not in EventType.values for t in self.event_types
         ):
-            raise ValidationError(
-                {"event_types": f"a list of event types among: {', '.join(EventType.values)}"}
-            )
-        if self.max_attempts < 1:
-            raise ValidationError({"max_attempts": "at least 1"})
+            errors["event_types"] = f"a list of event types among: {', '.join(EventType.values)}"
+        if isinstance(self.max_attempts, int) and self.max_attempts < 1:
+            errors["max_attempts"] = "at least 1"
+        if errors:
+            raise ValidationError(errors)
 
 
 class DeliveryStatus(models.TextChoices):
@@ -143,7 +180,12 @@ class EventDelivery(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True, default="")
+    last_error = models.CharField(
+        max_length=ERROR_CHARS,
+        blank=True,
+        default="",
+        help_text="The last attempt's error class (timeout, HTTP 500, ...), never the answer.",
+    )
     replays = models.PositiveIntegerField(
         default=0, help_text="Times an admin replayed it from the dead letters."
     )
@@ -177,7 +219,9 @@ class EventDelivery(models.Model):
 
 
 class DeliveryAttempt(models.Model):
-    """The delivery log: one row per attempt, with what the subscriber answered."""
+    """The delivery log: one row per attempt, with its status code, its time and a short error
+    class. What the subscriber answered is never read nor kept: a webhook URL must not become a
+    way to read what the server can reach."""
 
     delivery = models.ForeignKey(EventDelivery, on_delete=models.CASCADE, related_name="log")
     number = models.PositiveIntegerField()
@@ -185,7 +229,15 @@ class DeliveryAttempt(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     ok = models.BooleanField(default=False)
     status_code = models.PositiveIntegerField(null=True, blank=True)
-    error = models.TextField(blank=True, default="")
+    duration_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="How long the attempt took (milliseconds)."
+    )
+    error = models.CharField(
+        max_length=ERROR_CHARS,
+        blank=True,
+        default="",
+        help_text="timeout, connection refused, HTTP 500, refused target: ... (never the answer).",
+    )
     replay = models.BooleanField(default=False, help_text="The first attempt after a replay.")
 
     class Meta:

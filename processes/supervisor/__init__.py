@@ -17,7 +17,7 @@ process tree (SIGKILL to the group, a new ``qcluster``) when:
 
 - no beat came back for ``FLOWDESK_STALL_SECONDS`` — unless every worker is running a step still
   within its timeout (the beat is then only waiting for a free worker; each worker says so in a
-  small file, see ``processes.worker.progress``) and no beat that a worker ran is missing (one
+  small file, see ``processes.progress``) and no beat that a worker ran is missing (one
   that ran but never came back means the results are stuck, however busy the workers are);
 - the sentinel stopped waking up (its guard loop wakes twice a second; one blocked on a lock held
   by a dead worker no longer reincarnates, times out or schedules anything);

@@ -77,6 +77,7 @@ class Supervisor(TreeControl, RecordAndRecover):
     last_back: float = 0.0  # monotonic time a beat was last seen back
     next_beat: float = 0.0
     sweeps: list[float] = field(default_factory=list)  # monotonic times to run the sweep at
+    takeovers: list[float] = field(default_factory=list)  # ... to have expired claims taken over
     db_ok: bool = True
     busy_logged: bool = False
     episode: Episode | None = None
@@ -132,6 +133,9 @@ class Supervisor(TreeControl, RecordAndRecover):
                 if self.sweeps and now >= min(self.sweeps):
                     self.sweeps = [t for t in self.sweeps if t > now]
                     self._sweep("leases of killed steps expired")
+                if self.takeovers and now >= min(self.takeovers):
+                    self.takeovers = [t for t in self.takeovers if t > now]
+                    self._take_over_claims()
                 time.sleep(self.tick)
         finally:
             if timers is not None:
@@ -235,7 +239,8 @@ class Supervisor(TreeControl, RecordAndRecover):
         if quiet and not stuck and self._all_workers_busy():
             if not self.busy_logged:
                 logger.warning(
-                    "heartbeat %.0fs late, but all %s workers run steps within their timeout",
+                    "heartbeat %.0fs late, but all %s workers run steps or deliveries within "
+                    "their time",
                     silent,
                     self.config.workers,
                 )
@@ -270,23 +275,40 @@ class Supervisor(TreeControl, RecordAndRecover):
             tree.sentinel_woke = now
         return now - tree.sentinel_woke
 
-    def _watch_workers(self, now: float) -> None:
+    def _watch_workers(self, now: float, *, tree_gone: bool = False) -> None:
         """A worker that died in the middle of a step: run that step again.
 
         Its progress note still names the step and until when it ran it (timeout + lease
         margin, the lease's own end). The sentinel replaces the worker, but with Redis nothing
         would run the step before the next periodic sweep: a step it had taken but not started
         yet is enqueued again now, one it had started is requeued by a sweep when its lease
-        expires.
+        expires. A note that names no step is other work (an event delivery) whose claim ends
+        at ``until``: its claims are taken over then (the ``claims_expired`` hook).
+
+        ``tree_gone``: the whole tree was killed, every note is a dead worker's (its steps are
+        left to ``_recover``, which enqueues every scheduled step again).
         """
         wall = time.time()
         for path in Path(self.progress_dir).iterdir():
-            if not path.name.isdigit() or os.path.exists(f"/proc/{path.name}"):
+            if not path.name.isdigit():
+                continue
+            if not tree_gone and os.path.exists(f"/proc/{path.name}"):
                 continue
             until, task_ids = _note(path)
             with contextlib.suppress(OSError):
                 path.unlink()
             if not until:
+                continue
+            if not task_ids:
+                logger.warning(
+                    "worker %s died in the middle of an event delivery: taking it over in "
+                    "%.0fs, when its claim expires",
+                    path.name,
+                    max(0.0, until - wall),
+                )
+                self.takeovers.append(now + max(0.0, until - wall) + 0.5)
+                continue
+            if tree_gone:
                 continue
             logger.warning(
                 "worker %s died in the middle of step %s: enqueueing it again, and sweeping "
@@ -300,7 +322,8 @@ class Supervisor(TreeControl, RecordAndRecover):
                 self.sweeps.append(now + until - wall + 0.5)
 
     def _all_workers_busy(self) -> bool:
-        """Every worker of the tree runs a step within its timeout (or just finished one)."""
+        """Every worker of the tree runs a step or a delivery within its time (or just finished
+        one)."""
         tree_pids = set(descendants(self.tree.pgid))
         wall = time.time()
         grace = max(1.0, min(2.0, self.config.heartbeat))

@@ -73,6 +73,17 @@ class RecordAndRecover:
             return
         logger.info("sweep (%s): %s", why, outcome or "nothing due")
 
+    def _take_over_claims(self) -> None:
+        """A dead worker's claims (not steps: event deliveries) expired: have them taken over."""
+        from processes import hooks
+
+        try:
+            close_old_connections()
+        except Exception:
+            logger.exception("database unavailable: the periodic sweeps take the claims over")
+            return
+        hooks.emit("claims_expired")  # a failing listener is logged there
+
     def _requeue(self, task_ids) -> None:
         from processes import worker
 

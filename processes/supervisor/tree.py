@@ -40,6 +40,7 @@ class TreeControl:
     """Starting, killing, reaping and stopping the qcluster tree (a part of ``Supervisor``)."""
 
     def _start_tree(self) -> None:
+        self._watch_workers(time.monotonic(), tree_gone=True)  # what the dead tree's workers held
         self._clear_progress()
         self._purge_lane()
         env = dict(os.environ)

@@ -48,6 +48,7 @@ EXPECTED_PATHS = {
     "/api/tasks/{id}/complete/",
     "/api/tasks/{id}/delegate/",
     "/api/subscriptions/",
+    "/api/subscriptions/{id}/",
     "/api/subscriptions/{id}/deliveries/",
     "/api/deliveries/{id}/replay/",
 }

@@ -1,11 +1,13 @@
 """Events out: webhooks (signed, retried, dead letters, replay) and Redis streams, in order.
 
-Receivers are real HTTP servers on 127.0.0.1; deliveries run through the same functions the
-django-q2 task and the sweep run.
+Receivers are real HTTP servers on 127.0.0.1 (opened with ``FLOWDESK_WEBHOOK_ALLOW_HOSTS``:
+loopback is refused otherwise); deliveries run through the same functions the django-q2 task and
+the sweep run.
 """
 
 import datetime as dt
 import json
+import os
 import threading
 import time
 import uuid
@@ -28,9 +30,11 @@ from integrations.models import (
 from processes import engine
 from processes.events import Actor
 from processes.models import ProcessEvent, ProcessInstance
+from tests.conftest import wait_for
 from tests.factories import UserFactory
 
 ACTOR = Actor.system("test")
+ANSWER = b"receiver says no: db password is hunter2"  # what a receiver answers; never kept
 
 
 class Receiver:
@@ -39,18 +43,27 @@ class Receiver:
 
     def __init__(self):
         self.received: list[dict] = []
+        self.arrived: list[int] = []  # event ids, as requests arrive
         self.fail = 0
         self.down = False
         self.delay = 0.0
+        self.hold: threading.Event | None = None  # set: requests wait until it is set
+        self.on_request = None  # called (in the server's thread) as each request arrives
         self.lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.arrived.append(json.loads(body)["id"])
+                if receiver.on_request is not None:
+                    receiver.on_request()
+                held = receiver.hold is not None and not receiver.hold.is_set()
+                if held:
+                    receiver.hold.wait(60)
                 time.sleep(receiver.delay)
                 with receiver.lock:
-                    failing = receiver.down or receiver.fail > 0
+                    failing = receiver.down or receiver.fail > 0 or held
                     if receiver.fail > 0:
                         receiver.fail -= 1
                     receiver.received.append(
@@ -58,7 +71,7 @@ class Receiver:
                     )
                 self.send_response(500 if failing else 200)
                 self.end_headers()
-                self.wfile.write(b"receiver says no" if failing else b"ok")
+                self.wfile.write(ANSWER if failing else b"ok")
 
             def log_message(self, *args):
                 pass
@@ -86,6 +99,12 @@ def receiver():
 @pytest.fixture(autouse=True)
 def fast_backoff(settings):
     settings.FLOWDESK_EVENTS_BACKOFF = 0
+
+
+@pytest.fixture(autouse=True)
+def loopback_receivers(settings):
+    """The receivers of these tests listen on 127.0.0.1: open it (webhooks refuse it otherwise)."""
+    settings.FLOWDESK_WEBHOOK_ALLOW_HOSTS = "127.0.0.1"
 
 
 @pytest.fixture
@@ -187,7 +206,7 @@ def test_a_failing_receiver_gets_the_event_again_until_it_accepts(webhook, recei
     first = deliver_all(webhook, process)
     assert first == {"delivered": 0, "failed": 1, "dead": 0}
     head = EventDelivery.objects.order_by("event_id").first()
-    assert head.status == DeliveryStatus.PENDING and head.last_error.startswith("HTTP 500")
+    assert head.status == DeliveryStatus.PENDING and head.last_error == "HTTP 500"
 
     events_out.sweep(now=later())
     events_out.sweep(now=later())
@@ -311,6 +330,7 @@ def test_redis_stream_subscription_xadds_each_event(pizza, redis_url, settings):
 
     settings.FLOWDESK_EVENTS_REDIS_URL = redis_url
     stream = f"flowdesk-test-{uuid.uuid4().hex[:8]}"
+    key = f"flowdesk:events:{stream}"
     subscription = EventSubscription.objects.create(
         name="bus",
         definition_key="pizza",
@@ -323,12 +343,13 @@ def test_redis_stream_subscription_xadds_each_event(pizza, redis_url, settings):
     client = redis.from_url(redis_url)
     try:
         assert deliver_all(subscription, process)["delivered"] == 2
-        entries = client.xrange(stream)
+        assert subscription.stream_key == key and not client.exists(stream)
+        entries = client.xrange(key)
         bodies = [json.loads(fields[b"body"]) for _, fields in entries]
         assert [b["type"] for b in bodies] == ["process_started", "process_cancelled"]
         assert [int(fields[b"event_id"]) for _, fields in entries] == [b["id"] for b in bodies]
     finally:
-        client.delete(stream)
+        client.delete(key)
 
 
 @pytest.mark.django_db
@@ -448,11 +469,9 @@ def test_a_delivery_racing_its_replays_is_sent_once_and_logged_once(postgres, re
 
 @pytest.mark.e2e
 def test_a_real_qcluster_delivers_after_commit(qcluster_factory, receiver, import_definition):
-    from tests.conftest import wait_for
-
     import_definition("pizza.json", key="pizza")
     EventSubscription.objects.create(name="e2e", definition_key="pizza", url=receiver.url)
-    cluster = qcluster_factory(broker="orm")
+    cluster = qcluster_factory(broker="orm", FLOWDESK_WEBHOOK_ALLOW_HOSTS="127.0.0.1")
 
     cluster.manage("start_process", "pizza", "ORDER-E2E", "--input", '{"size": "L"}')
     process = ProcessInstance.objects.get(business_key="ORDER-E2E")
@@ -482,3 +501,629 @@ def test_subscriptions_are_read_once_per_ttl_not_once_per_event(pizza, receiver)
     assert _active_cache == {}  # a change in this process applies at once
     process = start_pizza("AFTER")
     assert EventDelivery.objects.filter(process_id=process.pk).count() == process.events.count()
+
+
+# --- targets: refused at save and at connect ------------------------------------------------------
+
+PUBLIC_URL = "https://93.184.215.14/hook"  # a public address: no lookup, never connected to here
+
+
+def admin_form(**fields):
+    return {
+        "name": "x",
+        "definition_key": "pizza",
+        "kind": "webhook",
+        "url": PUBLIC_URL,
+        "secret": "s" * 32,
+        "stream": "",
+        "event_types": "[]",
+        "max_attempts": 3,
+        "active": "on",
+        **fields,
+    }
+
+
+def form_errors(response) -> dict:
+    assert response.status_code == 200, response.status_code  # the form again, not a redirect
+    return response.context["adminform"].form.errors
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url, says",
+    [
+        ("http://127.0.0.1:5432/", "127.0.0.1 is a loopback address"),
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a link-local address"),
+        ("http://10.0.0.5/hook", "10.0.0.5 is a private address"),
+        ("http://[::1]:6379/", "::1 is a loopback address"),
+        ("http://localhost:8000/hook", "localhost resolves to a loopback address"),
+    ],
+)
+def test_admin_and_api_refuse_an_internal_webhook_target_alike(
+    url, says, admin_client, pizza, settings
+):
+    from rest_framework.test import APIClient
+
+    settings.FLOWDESK_WEBHOOK_ALLOW_HOSTS = ""
+    response = admin_client.post(
+        reverse("admin:integrations_eventsubscription_add"), admin_form(url=url)
+    )
+    [admin_says] = form_errors(response)["url"]
+
+    api = APIClient()
+    api.force_authenticate(UserFactory(username="root", is_superuser=True))
+    answer = api.post(
+        "/api/subscriptions/", {"name": "y", "definition_key": "pizza", "url": url}, format="json"
+    )
+
+    assert answer.status_code == 400
+    assert answer.json()["error"]["fields"]["url"] == [admin_says]
+    assert says in admin_says and "FLOWDESK_WEBHOOK_ALLOW_HOSTS" in admin_says
+    assert not EventSubscription.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_delivery_to_an_internal_address_is_refused_at_connect(pizza, receiver, settings):
+    # rows written around the save check (from before it, or by code) are refused when sent
+    settings.FLOWDESK_WEBHOOK_ALLOW_HOSTS = ""
+    by_address = EventSubscription.objects.create(
+        name="loopback", definition_key="pizza", url=receiver.url, event_types=["process_started"]
+    )
+    by_name = EventSubscription.objects.create(
+        name="by-name",
+        definition_key="pizza",
+        url=receiver.url.replace("127.0.0.1", "localhost"),
+        event_types=["process_started"],
+    )
+    process = start_pizza()
+
+    for subscription in (by_address, by_name):
+        assert deliver_all(subscription, process) == {"delivered": 0, "failed": 1, "dead": 0}
+        head = subscription.deliveries.get()
+        assert head.status == DeliveryStatus.PENDING
+        assert head.last_error == "refused target: loopback address"
+        assert head.log.get().status_code is None
+    assert receiver.arrived == []  # nothing reached the receiver
+
+
+# --- answers: status and timing only --------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_receivers_answer_is_never_kept_nor_shown(webhook, receiver, admin_client):
+    from rest_framework.test import APIClient
+
+    process = start_pizza()
+    receiver.fail = 1
+
+    deliver_all(webhook, process)
+    events_out.sweep(now=later())
+
+    head = EventDelivery.objects.order_by("event_id").first()
+    log = list(head.log.values_list("status_code", "error", "ok"))
+    assert log == [(500, "HTTP 500", False), (200, "", True)]
+    assert all(a.duration_ms is not None for a in DeliveryAttempt.objects.all())
+    pages = [
+        admin_client.get(reverse("admin:integrations_eventdelivery_change", args=[head.pk])),
+        admin_client.get(reverse("admin:integrations_eventdelivery_changelist")),
+    ]
+    api = APIClient()
+    api.force_authenticate(UserFactory(username="root", is_superuser=True))
+    pages.append(api.get(f"/api/subscriptions/{webhook.pk}/deliveries/"))
+    for page in pages:
+        assert page.status_code == 200
+        assert b"hunter2" not in page.content and b"receiver says" not in page.content
+    assert b"HTTP 500" in pages[0].content
+
+
+@pytest.mark.django_db
+def test_a_failed_attempt_is_logged_as_a_short_error_class(pizza, receiver, settings):
+    settings.FLOWDESK_EVENTS_TIMEOUT = 1
+    receiver.delay = 3
+    slow = EventSubscription.objects.create(
+        name="slow", definition_key="pizza", url=receiver.url, event_types=["process_started"]
+    )
+    closed = EventSubscription.objects.create(
+        name="closed",
+        definition_key="pizza",
+        url="http://127.0.0.1:9/hook",  # the discard port: nobody listens
+        event_types=["process_started"],
+    )
+    process = start_pizza()
+
+    deliver_all(slow, process)
+    deliver_all(closed, process)
+
+    assert slow.deliveries.get().last_error == "timeout"
+    assert closed.deliveries.get().last_error == "connection refused"
+
+
+# --- who may subscribe ----------------------------------------------------------------------------
+
+
+def staff(username, *codenames):
+    from django.contrib.auth.models import Permission
+
+    user = UserFactory(username=username, is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    return user
+
+
+SUBSCRIPTION_PERMS = [
+    "add_eventsubscription",
+    "change_eventsubscription",
+    "delete_eventsubscription",
+    "view_eventsubscription",
+    "view_eventdelivery",
+]
+
+
+@pytest.fixture
+def payroll(import_definition):
+    """A second, private definition (the salary case's place)."""
+    from tests.factories import definition_data
+
+    return import_definition(definition_data(key="payroll"))
+
+
+@pytest.mark.django_db
+def test_subscribing_needs_view_rights_in_the_admin_and_the_api_alike(payroll):
+    from django.test import Client
+    from rest_framework.test import APIClient
+
+    clerk = staff("clerk", *SUBSCRIPTION_PERMS)  # the model permissions only
+    auditor = staff("auditor", *SUBSCRIPTION_PERMS)
+    assign_perm("processes.view_process", auditor, payroll)
+    viewer = staff("viewer")  # sees payroll's processes, no model permission
+    assign_perm("processes.view_process", viewer, payroll)
+
+    outcomes, refusals = {}, []
+    for user in (clerk, auditor, viewer):
+        admin = Client()
+        admin.force_login(user)
+        response = admin.post(
+            reverse("admin:integrations_eventsubscription_add"),
+            admin_form(name=f"{user.username}-admin", definition_key="payroll"),
+        )
+        if response.status_code == 200:
+            refusals.append(form_errors(response)["definition_key"])
+        admin_says = {302: "created", 403: "forbidden", 200: "refused"}[response.status_code]
+        api = APIClient()
+        api.force_authenticate(user)
+        answer = api.post(
+            "/api/subscriptions/",
+            {"name": f"{user.username}-api", "definition_key": "payroll", "url": PUBLIC_URL},
+            format="json",
+        )
+        if answer.status_code == 400:
+            refusals.append(answer.json()["error"]["fields"]["definition_key"])
+        api_says = {201: "created", 403: "forbidden", 400: "refused"}[answer.status_code]
+        outcomes[user.username] = (admin_says, api_says)
+
+    assert outcomes == {
+        "clerk": ("refused", "refused"),
+        "auditor": ("created", "created"),
+        "viewer": ("forbidden", "forbidden"),
+    }
+    assert refusals[0] == refusals[1]  # the same words from both entrances
+    assert "among those you may see" in refusals[0][0]
+    assert sorted(EventSubscription.objects.values_list("name", flat=True)) == [
+        "auditor-admin",
+        "auditor-api",
+    ]
+
+
+@pytest.mark.django_db
+def test_the_admin_lists_only_subscriptions_and_deliveries_the_person_may_see(
+    pizza, payroll, receiver
+):
+    from django.test import Client
+
+    shop = EventSubscription.objects.create(name="shop", definition_key="pizza", url=receiver.url)
+    EventSubscription.objects.create(
+        name="payroll-export", definition_key="payroll", url=PUBLIC_URL
+    )
+    start_pizza()
+    engine.process_start(definition_key="payroll", business_key="E011-2026-11", actor=ACTOR)
+    hidden = EventDelivery.objects.filter(subscription__name="payroll-export").first()
+    assert hidden is not None
+    clerk = staff("clerk", *SUBSCRIPTION_PERMS)
+    assign_perm("processes.view_process", clerk, pizza)
+    admin = Client()
+    admin.force_login(clerk)
+
+    subscriptions = admin.get(reverse("admin:integrations_eventsubscription_changelist"))
+    deliveries = admin.get(reverse("admin:integrations_eventdelivery_changelist"))
+
+    assert [s.name for s in subscriptions.context["cl"].result_list] == ["shop"]
+    assert {d.subscription_id for d in deliveries.context["cl"].result_list} == {shop.pk}
+    for page in (subscriptions, deliveries):  # not even in a filter's choices
+        assert b"payroll" not in page.content
+    for url in (
+        reverse("admin:integrations_eventdelivery_change", args=[hidden.pk]),
+        reverse("admin:integrations_eventsubscription_change", args=[hidden.subscription_id]),
+    ):
+        assert admin.get(url).status_code == 302  # "doesn't exist", back to the index
+    assert (
+        admin.post(reverse("admin:integrations_eventdelivery_replay", args=[hidden.pk])).status_code
+        == 404
+    )
+
+
+@pytest.mark.django_db
+def test_the_api_creates_changes_and_deletes_subscriptions_with_the_same_checks(pizza, payroll):
+    from rest_framework.test import APIClient
+
+    owner = staff("owner", *SUBSCRIPTION_PERMS)
+    assign_perm("processes.view_process", owner, pizza)
+    reader = staff("reader", "view_eventsubscription")
+    assign_perm("processes.view_process", reader, pizza)
+    stranger = staff("stranger", *SUBSCRIPTION_PERMS)
+    api = APIClient()
+    api.force_authenticate(owner)
+
+    created = api.post(
+        "/api/subscriptions/",
+        {"name": "shop", "definition_key": "pizza", "url": PUBLIC_URL, "event_types": []},
+        format="json",
+    )
+    assert created.status_code == 201
+    body = created.json()
+    assert created["Location"] == f"/api/subscriptions/{body['id']}/"
+    assert len(body["secret"]) == 64 and body["kind"] == "webhook" and body["dead"] == 0
+    url = f"/api/subscriptions/{body['id']}/"
+    shown = api.get(url).json()
+    assert shown["name"] == "shop" and "secret" not in shown
+
+    stream = api.post(
+        "/api/subscriptions/",
+        {"name": "bus", "definition_key": "pizza", "kind": "redis_stream", "stream": "orders"},
+        format="json",
+    ).json()
+    assert stream["stream_key"] == "flowdesk:events:orders" and stream["url"] == ""
+
+    bad = {
+        "missing": ({}, {"name", "definition_key"}),
+        "metadata": ({"url": "http://169.254.169.254/latest/"}, {"url"}),
+        "type": ({"event_types": ["no_such_type"]}, {"event_types"}),
+        "range": ({"max_attempts": 0, "secret": "short"}, {"max_attempts", "secret"}),
+        "hidden": ({"definition_key": "payroll"}, {"definition_key"}),
+        "taken": ({"name": "bus"}, {"name"}),
+    }
+    for what, (changes, fields) in bad.items():
+        if what == "missing":
+            answer = api.post("/api/subscriptions/", changes, format="json")
+        else:
+            answer = api.patch(url, changes, format="json")
+        assert answer.status_code == 400, what
+        assert set(answer.json()["error"]["fields"]) == fields, what
+
+    paused = api.patch(url, {"active": False, "url": "https://93.184.215.15/v2"}, format="json")
+    assert paused.status_code == 200 and paused.json()["active"] is False
+    assert EventSubscription.objects.get(pk=body["id"]).url == "https://93.184.215.15/v2"
+
+    api.force_authenticate(stranger)  # may manage subscriptions, may not see pizza
+    assert api.get("/api/subscriptions/").json()["results"] == []
+    for call in (api.get, api.patch, api.delete):
+        assert call(url, {"active": True}, format="json").status_code == 404
+    api.force_authenticate(reader)  # sees it, may not change or delete it
+    assert api.get(url).status_code == 200
+    assert api.patch(url, {"active": True}, format="json").status_code == 403
+    assert api.delete(url).status_code == 403
+    assert api.get("/api/subscriptions/99999999999999999999999/").status_code == 404
+
+    api.force_authenticate(owner)
+    assert api.delete(url).status_code == 204
+    assert not EventSubscription.objects.filter(pk=body["id"]).exists()
+
+
+# --- Redis streams: a namespace of their own ------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_stream_named_after_the_brokers_queue_cannot_touch_it(
+    pizza, redis_url, settings, admin_client
+):
+    import redis
+    from rest_framework.test import APIClient
+
+    settings.FLOWDESK_EVENTS_REDIS_URL = redis_url
+    client = redis.from_url(redis_url)
+    queue_key = f"django_q:t{uuid.uuid4().hex[:8]}:q"  # an idle queue: Redis keeps no empty list
+    response = admin_client.post(
+        reverse("admin:integrations_eventsubscription_add"),
+        admin_form(kind="redis_stream", url="", stream=queue_key),
+    )
+    assert "stream" in form_errors(response)
+    api = APIClient()
+    api.force_authenticate(UserFactory(username="root", is_superuser=True))
+    answer = api.post(
+        "/api/subscriptions/",
+        {"name": "q", "definition_key": "pizza", "kind": "redis_stream", "stream": queue_key},
+        format="json",
+    )
+    assert answer.status_code == 400 and "stream" in answer.json()["error"]["fields"]
+
+    # a row written around the checks (from before them) can't reach the broker's keys either
+    legacy = EventSubscription.objects.create(
+        name="legacy", definition_key="pizza", kind=SubscriptionKind.REDIS_STREAM, stream=queue_key
+    )
+    # and a valid name that looks like the broker's is a key under flowdesk:events:
+    lookalike = EventSubscription.objects.create(
+        name="lookalike",
+        definition_key="pizza",
+        kind=SubscriptionKind.REDIS_STREAM,
+        stream="django_q",
+    )
+    process = start_pizza()
+    try:
+        assert deliver_all(legacy, process)["failed"] == 1
+        assert legacy.deliveries.order_by("event_id").first().last_error == "invalid stream name"
+        assert deliver_all(lookalike, process)["delivered"] == process.events.count()
+        assert not client.exists(queue_key) and not client.exists("django_q")
+        assert client.type("flowdesk:events:django_q") == b"stream"
+    finally:
+        client.delete(queue_key, "flowdesk:events:django_q")
+
+
+# --- time: bounded attempts, claims taken over soon -------------------------------------------------
+
+
+def test_the_delivery_timeout_may_not_exceed_ten_seconds(settings):
+    import subprocess
+    import sys
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    from tests.conftest import ROOT
+
+    settings.FLOWDESK_EVENTS_TIMEOUT = 30
+    with pytest.raises(ImproperlyConfigured):
+        events_out.delivery_timeout()
+    settings.FLOWDESK_EVENTS_TIMEOUT = 10
+    assert events_out.delivery_timeout() == 10
+
+    started = subprocess.run(
+        [sys.executable, "-c", "import config.settings"],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SECRET_KEY": "x" * 50, "FLOWDESK_EVENTS_TIMEOUT": "30"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert started.returncode != 0
+    assert "FLOWDESK_EVENTS_TIMEOUT: seconds, more than 0 and at most 10" in started.stderr
+
+
+@pytest.mark.django_db
+def test_a_claim_is_taken_over_once_the_timeout_and_the_margin_have_passed(
+    webhook, receiver, settings
+):
+    settings.FLOWDESK_EVENTS_TIMEOUT, settings.FLOWDESK_LEASE_MARGIN = 5, 5
+    process = start_pizza()
+    head = EventDelivery.objects.order_by("event_id").first()
+    # a worker claimed the head and died in the middle of sending it
+    claimed = timezone.now() - dt.timedelta(seconds=9)
+    EventDelivery.objects.filter(pk=head.pk).update(
+        status=DeliveryStatus.SENDING, claimed_at=claimed, attempts=1
+    )
+    DeliveryAttempt.objects.create(delivery=head, number=1, started_at=claimed)
+
+    assert deliver_all(webhook, process)["delivered"] == 0  # 9 s: its claim still holds
+    EventDelivery.objects.filter(pk=head.pk).update(claimed_at=claimed - dt.timedelta(seconds=2))
+    outcome = deliver_all(webhook, process)  # 11 s: taken over
+
+    head.refresh_from_db()
+    assert outcome["delivered"] == process.events.count()
+    assert head.status == DeliveryStatus.DELIVERED and head.attempts == 2
+
+
+@pytest.mark.django_db
+def test_a_worker_delivering_notes_itself_busy_like_a_step(
+    webhook, receiver, tmp_path, monkeypatch
+):
+    from processes import supervisor
+    from processes.progress import PROGRESS_DIR_ENV, Progress
+
+    monkeypatch.setenv(PROGRESS_DIR_ENV, str(tmp_path))
+    monkeypatch.setattr(events_out, "progress", Progress())
+    seen = []
+    receiver.on_request = lambda: seen.append(supervisor.core._note(tmp_path / str(os.getpid())))
+    process = start_pizza()
+    before = time.time()
+
+    deliver_all(webhook, process)
+
+    until, task_ids = seen[0]
+    # busy while sending: until the claim would be taken over, and on no step
+    assert (
+        before + events_out.claim_seconds() < until < time.time() + events_out.claim_seconds() + 2
+    )
+    assert task_ids == [] and len(seen) == process.events.count()
+    assert supervisor.core._note(tmp_path / str(os.getpid())) == (0.0, [])  # idle after
+
+
+@pytest.mark.django_db
+def test_the_supervisor_has_a_dead_workers_delivery_taken_over_when_its_claim_ends(
+    webhook, tmp_path, monkeypatch
+):
+    from processes import supervisor
+
+    queued = []
+    monkeypatch.setattr(events_out.queue, "enqueue", lambda func, *args, **kw: queued.append(args))
+    process = start_pizza()
+    queued.clear()
+    monkeypatch.setattr(supervisor.record, "close_old_connections", lambda: None)  # the atomic
+    sup = supervisor.Supervisor(
+        supervisor.Config.from_settings(progress_dir=str(tmp_path), cluster="c", command=["true"])
+    )
+    requeued = []
+    monkeypatch.setattr(sup, "_requeue", requeued.append)
+    # a worker that died in the middle of a delivery: busy for 3 s more, on no step
+    (tmp_path / "4194300").write_bytes(b"%20.3f %20d\n" % (time.time() + 3, 0))
+
+    now = time.monotonic()
+    sup._watch_workers(now)
+
+    assert requeued == [] and sup.sweeps == []  # no step to run again
+    [at] = sup.takeovers
+    assert now + 3 < at < now + 4
+    sup._take_over_claims()  # what the loop runs then: the claims_expired hook
+    assert queued == [(webhook.pk, str(process.pk))]
+
+    # a tree killed whole: its workers' delivery notes count too (their steps go to _recover)
+    sup.takeovers.clear()
+    (tmp_path / str(os.getpid())).write_bytes(b"%20.3f %20d\n" % (time.time() + 3, 0))
+    (tmp_path / "4194301").write_bytes(b"%20.3f %20d\n" % (time.time() + 3, 77))
+    sup._watch_workers(time.monotonic(), tree_gone=True)
+    assert len(sup.takeovers) == 1 and requeued == []
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- the migration ----------------------------------------------------------------------------------
+
+MIGRATED = "0005_events_out_short_errors_and_stream_namespace"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_drops_kept_answers_and_moves_streams_into_the_namespace():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = [("integrations", "0004_13b_sms_digest_and_watchdog")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    apps = executor.loader.project_state(before).apps
+    Subscription = apps.get_model("integrations", "EventSubscription")
+    Delivery = apps.get_model("integrations", "EventDelivery")
+    Attempt = apps.get_model("integrations", "DeliveryAttempt")
+    hook = Subscription.objects.create(name="hook", definition_key="pizza", url=PUBLIC_URL)
+    for name, stream in [
+        ("q", "django_q:flowdesk:q"),
+        ("ok", "orders"),
+        ("ns", "flowdesk:events:x"),
+    ]:
+        Subscription.objects.create(
+            name=name, definition_key="pizza", kind="redis_stream", stream=stream
+        )
+    errors = {
+        "HTTP 500: db password is hunter2 " + "x" * 300: "HTTP 500",
+        "ReadTimeout: timed out": "timeout",
+        "ConnectError: [Errno 111] Connection refused": "connection refused",
+        "Redis XADD failed: WRONGTYPE Operation against a key": "Redis error",
+        "event 12 no longer exists": "event 12 no longer exists",
+    }
+    now = timezone.now()
+    for i, text in enumerate(errors):
+        delivery = Delivery.objects.create(
+            subscription_id=hook.pk,
+            event_id=i,
+            process_id=uuid.uuid4(),
+            event_type="process_started",
+            last_error=text,
+        )
+        Attempt.objects.create(delivery=delivery, number=1, started_at=now, error=text)
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([("integrations", MIGRATED)])
+
+    assert {(d.event_id, d.last_error) for d in EventDelivery.objects.all()} == set(
+        enumerate(errors.values())
+    )
+    assert sorted(DeliveryAttempt.objects.values_list("error", flat=True)) == sorted(
+        errors.values()
+    )
+    assert dict(EventSubscription.objects.exclude(stream="").values_list("name", "stream")) == {
+        "q": "django_q-flowdesk-q",
+        "ok": "orders",
+        "ns": "x",
+    }
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+# --- a real supervised cluster: slow receivers and a worker killed mid-delivery ---------------------
+
+
+def delivered_all() -> bool:
+    return EventDelivery.objects.exists() and not (
+        EventDelivery.objects.exclude(status=DeliveryStatus.DELIVERED).exists()
+    )
+
+
+@pytest.mark.e2e
+@pytest.mark.postgres
+def test_a_slow_receiver_does_not_look_like_a_stalled_cluster(
+    redis_url, postgres, supervisor, pizza, receiver
+):
+    # Each event takes the receiver 3 s: both workers deliver back to back for longer than the
+    # 4 s stall, and the heartbeats wait for a free worker. Busy, not stalled: no restart.
+    receiver.delay = 3
+    EventSubscription.objects.create(name="slow", definition_key="pizza", url=receiver.url)
+    sup = supervisor(
+        "redis",
+        FLOWDESK_Q_WORKERS="2",
+        FLOWDESK_STALL_SECONDS="4",
+        FLOWDESK_HEARTBEAT_SECONDS="1",
+        FLOWDESK_WEBHOOK_ALLOW_HOSTS="127.0.0.1",
+        FLOWDESK_EVENTS_TIMEOUT="5",
+    )
+    sup.wait_beating()
+    # (a loaded machine may take longer than the stall to start qcluster: judge from here on)
+    started, restarts = len(sup.output()), sup.heartbeat().restarts
+
+    processes = [start_pizza("SLOW-1"), start_pizza("SLOW-2")]
+    events = sum(p.events.count() for p in processes)
+    assert events >= 6  # (over 9 s of sending per worker)
+    wait_for(delivered_all, timeout=90, message=sup.output()[-3000:])
+
+    output = sup.output()[started:]
+    assert "but all 2 workers run steps or deliveries within their time" in output
+    assert "stalled" not in output and "restarting" not in output
+    assert sup.heartbeat().restarts == restarts
+    assert sorted(b["id"] for b in receiver.accepted()) == sorted(
+        ProcessEvent.objects.filter(process__in=processes).values_list("pk", flat=True)
+    )
+    sup.wait_beating(timeout=10)
+
+
+@pytest.mark.e2e
+@pytest.mark.postgres
+def test_a_delivery_cut_short_is_taken_over_within_a_minute(
+    redis_url, postgres, supervisor, pizza, receiver
+):
+    import signal
+
+    receiver.hold = threading.Event()  # the first request waits; its worker is killed meanwhile
+    subscription = EventSubscription.objects.create(
+        name="cut", definition_key="pizza", url=receiver.url, event_types=["process_started"]
+    )
+    sup = supervisor(
+        "redis",
+        FLOWDESK_WEBHOOK_ALLOW_HOSTS="127.0.0.1",
+        FLOWDESK_EVENTS_TIMEOUT="8",
+        FLOWDESK_LEASE_MARGIN="2",
+    )
+    sup.wait_beating()
+    restarts = sup.heartbeat().restarts
+    start_pizza("CUT")
+    wait_for(lambda: receiver.arrived, timeout=30, message=sup.output()[-3000:])
+    wait_for(lambda: sup.tree()["busy"], timeout=10, message="the delivering worker's note")
+    [sending] = sup.tree()["busy"]
+
+    os.kill(sending, signal.SIGKILL)
+    killed = time.monotonic()
+    receiver.hold.set()  # its answer goes to a dead connection
+
+    [event_id] = receiver.arrived
+    wait_for(
+        lambda: event_id in [b["id"] for b in receiver.accepted()],
+        timeout=60,
+        message=sup.output()[-3000:],
+    )
+    print(f"delivered again {time.monotonic() - killed:.1f}s after its worker was killed")
+    wait_for(delivered_all, timeout=10, message="the outcome recorded")
+    delivery = subscription.deliveries.get()
+    assert delivery.attempts == 2 and delivery.log.filter(ok=True).count() == 1
+    assert f"worker {sending} died in the middle of an event delivery" in sup.output()
+    assert sup.heartbeat().restarts == restarts

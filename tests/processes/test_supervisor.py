@@ -28,6 +28,7 @@ from integrations.sms.backends.file import read_messages
 from processes import engine, supervisor, worker
 from processes.events import Actor
 from processes.models import ClusterHeartbeat, EventType, ProcessEvent, ProcessInstance, TaskState
+from processes.progress import Progress
 from processes.steps import registry
 from tests.conftest import record_steps, task_states, wait_for
 from tests.factories import UserFactory, definition_data
@@ -121,7 +122,7 @@ def test_a_worker_notes_its_step_in_the_progress_directory(
             )
         )
         monkeypatch.setenv(worker.PROGRESS_DIR_ENV, str(tmp_path))
-        monkeypatch.setattr(worker, "progress", worker._Progress())
+        monkeypatch.setattr(worker, "progress", Progress())
         process = engine.process_start(
             definition_key="pg", business_key="P", actor=system_actor
         ).process
@@ -505,7 +506,7 @@ def test_workers_busy_with_long_steps_are_not_a_stall(
     )
 
     output = sup.output()
-    assert "but all 2 workers run steps within their timeout" in output
+    assert "but all 2 workers run steps or deliveries within their time" in output
     assert "stalled" not in output and "restarting" not in output
     assert sup.heartbeat().restarts == 0
     sup.wait_beating(timeout=10)
@@ -646,7 +647,7 @@ def test_a_batch_worker_notes_every_step_of_its_batch_and_all_are_requeued(
             )
         )
         monkeypatch.setenv(worker.PROGRESS_DIR_ENV, str(tmp_path))
-        monkeypatch.setattr(worker, "progress", worker._Progress())
+        monkeypatch.setattr(worker, "progress", Progress())
         process = engine.process_start(
             definition_key="pgb", business_key="P", actor=system_actor
         ).process
