@@ -24,7 +24,7 @@ from typing import Any
 
 from processes.spec.conditions import MISSING, lookup
 from processes.spec.limits import MAX_DEPTH
-from processes.spec.types import FormField
+from processes.spec.types import MAX_LIST_ITEMS, FormField
 
 NUMBER_LIMIT = Decimal("1e15")  # integer and decimal values, as the definition's numbers
 MAX_PLACES = 10  # a decimal's places, declared or not (keeps its canonical text short)
@@ -112,7 +112,30 @@ def coerce(f: FormField, value: Any) -> Any:
         raise ValueError(f"must be one of: {', '.join(f.choices)}")
     if f.type == "date":
         return _coerce_date(value)
+    if f.type == "list":
+        return _coerce_list(f, value)
     return _coerce_number(f, value)
+
+
+def _coerce_list(f: FormField, value: Any) -> list:
+    """A JSON array, or text (a CSV cell, a form input) of comma-separated elements."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",")] if value.strip() else []
+    if not isinstance(value, list):
+        raise ValueError("must be a list")
+    low = 0 if f.min is None else f.min
+    high = MAX_LIST_ITEMS if f.max is None else min(f.max, MAX_LIST_ITEMS)
+    if not low <= len(value) <= high:
+        raise ValueError(f"must have from {low:g} to {high:g} elements (it has {len(value)})")
+    clean = []
+    for index, element in enumerate(value):
+        if f.items is None or is_empty(f.items, element):
+            raise ValueError(f"element {index}: must not be empty")
+        try:
+            clean.append(coerce(f.items, element))
+        except ValueError as exc:
+            raise ValueError(f"element {index}: {exc}") from None
+    return clean
 
 
 def _coerce_text(f: FormField, value: Any) -> str:

@@ -14,6 +14,7 @@ from processes import steps
 from processes.spec.limits import MAX_DURATION, MAX_DURATION_TEXT, is_bounded_number
 from processes.spec.types import (
     CONDITION_OPS,
+    DATA_FIELD_TYPES,
     FORM_FIELD_TYPES,
     INITIATOR,
     NAME_RE,
@@ -201,20 +202,44 @@ def parse_fields(
             c.add(f"{fpath}.name", f"{name!r} and {clash!r}: a field can't also hold fields")
             continue
         seen.add(name)
-        field = _parse_field(c, item, fpath, name)
+        field = _parse_field(c, item, fpath, name, DATA_FIELD_TYPES if dotted else FORM_FIELD_TYPES)
         if field is not None:
             fields.append(field)
     return tuple(fields)
 
 
-FIELD_KEYS = {"name", "type", "label", "required", "choices", "min", "max", "pattern", "places"}
+FIELD_KEYS = {
+    "name",
+    "type",
+    "label",
+    "required",
+    "choices",
+    "min",
+    "max",
+    "pattern",
+    "places",
+    "items",
+}
 
 
-def _parse_field(c: _Collector, item: dict, fpath: str, name: str) -> FormField | None:
+def _parse_field(
+    c: _Collector, item: dict, fpath: str, name: str, types=FORM_FIELD_TYPES
+) -> FormField | None:
     ftype = item.get("type", "string")
-    if ftype not in FORM_FIELD_TYPES:
-        c.add(f"{fpath}.type", f"unknown type {ftype!r}; one of {', '.join(FORM_FIELD_TYPES)}")
+    if ftype not in types:
+        c.add(f"{fpath}.type", f"unknown type {ftype!r}; one of {', '.join(types)}")
         return None
+    items = None
+    if ftype == "list":
+        raw_items = item.get("items")
+        if not isinstance(raw_items, dict) or "name" in raw_items:
+            c.add(f"{fpath}.items", "a list needs its items: {type, pattern, ...} (no name)")
+            return None
+        items = _parse_field(c, raw_items, f"{fpath}.items", "item")
+        if items is None:
+            return None
+    elif "items" in item:
+        c.add(f"{fpath}.items", "only a list field has items")
     choices = item.get("choices", [])
     if ftype == "choice" and (
         not isinstance(choices, list) or not choices or not all(isinstance(x, str) for x in choices)
@@ -260,6 +285,7 @@ def _parse_field(c: _Collector, item: dict, fpath: str, name: str) -> FormField 
         choices=tuple(choices) if ftype == "choice" else (),
         pattern=pattern,
         places=places,
+        items=items,
         **bounds,
     )
 

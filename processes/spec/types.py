@@ -10,6 +10,9 @@ from typing import Any
 
 TASK_TYPES = ("SERVICE", "HUMAN", "PROCESS")
 FORM_FIELD_TYPES = ("string", "text", "integer", "decimal", "boolean", "date", "choice")
+# Declared input and results may also hold a list of values of one of the form's types.
+DATA_FIELD_TYPES = (*FORM_FIELD_TYPES, "list")
+MAX_LIST_ITEMS = 10_000
 CONDITION_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "exists", "truthy")
 # Used with fullmatch (\Z, not $: "$" also matches before a trailing newline).
 KEY_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}\Z")
@@ -113,6 +116,7 @@ class FormField:
     max: float | None = None
     pattern: str | None = None  # string/text: a regular expression the whole value matches
     places: int | None = None  # decimal: at most this many places, stored with exactly these
+    items: FormField | None = None  # list: what each element is (min/max: how many elements)
 
 
 @dataclass(frozen=True)
