@@ -779,3 +779,16 @@ def test_through_gunicorn_a_bad_start_is_400_starts_nothing_and_pages_nobody(
         assert all("E006-2026-11" in sms.body for sms in SmsMessage.objects.all())
     finally:
         server.stop()
+
+
+def test_a_decision_comment_with_a_control_character_is_refused(typed):
+    process = running_typed()
+    engine.task_complete(task_id=process.tasks.get(name="measure").pk, actor=SYSTEM, result={})
+    review = process.tasks.get(name="review")
+    reviewer = UserFactory(username="rita", roles=["reviewers"])
+    with pytest.raises(InvalidInput) as refused:
+        engine.task_decide(task_id=review.pk, actor=Actor.for_user(reviewer), comment="fine\x1b[2J")
+    assert refused.value.fields == {"comment": ["must not contain control characters (U+001B)"]}
+    engine.task_decide(task_id=review.pk, actor=Actor.for_user(reviewer), comment="two\r\nlines")
+    review.refresh_from_db()
+    assert review.state == TaskState.COMPLETED and review.result["comment"] == "two\nlines"
