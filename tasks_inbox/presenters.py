@@ -24,10 +24,18 @@ MAX_ROWS = 200
 humanize = timeline.humanize  # one way a name reads, in the history and on the pages
 
 
-def format_number(value, *, amount: bool = False) -> str:
+def _finite(value) -> Decimal | None:
+    """``value`` as a finite decimal, or None ("NaN", "Infinity" and words stay text)."""
     try:
         number = Decimal(str(value))
-    except InvalidOperation:
+    except (InvalidOperation, ValueError):
+        return None
+    return number if number.is_finite() and abs(number) < Decimal("1e30") else None
+
+
+def format_number(value, *, amount: bool = False) -> str:
+    number = _finite(value)
+    if number is None:
         return str(value)
     if amount or number != number.to_integral_value():
         return number_format(number.quantize(Decimal("0.01")), 2, force_grouping=True)
@@ -53,10 +61,10 @@ CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥", "CHF": "
 
 def format_money(value, currency: str | None = None) -> str:
     """€3,411.00 / CHF 12.50 / 12.50 (no currency known)."""
-    try:
-        number = Decimal(str(value)).quantize(Decimal("0.01"))
-    except InvalidOperation:
+    number = _finite(value)
+    if number is None:
         return str(value)
+    number = number.quantize(Decimal("0.01"))
     text = number_format(abs(number), 2, force_grouping=True)
     sign = "-" if number < 0 else ""
     if not currency:

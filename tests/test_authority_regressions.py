@@ -49,6 +49,8 @@ def salary_case(employee="E004", period="2026-11", manager="bob", actor=SYSTEM):
         actor=actor,
     ).process
     base = {
+        "employee_id": employee,
+        "period": period,
         "employee_name": "Ada",
         "team": "Engineering",
         "manager": manager,
@@ -56,7 +58,14 @@ def salary_case(employee="E004", period="2026-11", manager="bob", actor=SYSTEM):
         "amount": "3411.00",
         "currency": "EUR",
     }
-    for name, result in (("salary_base", base), ("bonus", {"amount": "409.32", "rating": "meets"})):
+    bonus = {
+        "employee_id": employee,
+        "period": period,
+        "amount": "409.32",
+        "currency": "EUR",
+        "rating": "meets",
+    }
+    for name, result in (("salary_base", base), ("bonus", bonus)):
         task = process.tasks.get(name=name)
         engine.task_start(task_id=task.pk, actor=Actor.worker("t"))
         engine.task_complete(task_id=task.pk, actor=Actor.worker("t"), result=result)
@@ -199,9 +208,16 @@ def test_an_external_decision_follows_the_inbox_rules(salary, managers):
         input={"employee_id": "E006", "period": "2026-11"},
         actor=SYSTEM,
     ).process
+    answers = {
+        "salary_base": {
+            **{"employee_id": "E006", "period": "2026-11", "amount": "3000.00"},
+            **{"employee_name": "Eve", "team": "Engineering", "manager": "bob", "currency": "EUR"},
+        },
+        "bonus": {"employee_id": "E006", "period": "2026-11", "amount": "1.00", "currency": "EUR"},
+    }
     for name in ("salary_base", "bonus"):
         task = process.tasks.get(name=name)
-        engine.task_complete(task_id=task.pk, actor=SYSTEM, result={"manager": "bob"})
+        engine.task_complete(task_id=task.pk, actor=SYSTEM, result=answers[name])
     client = operator_client(definition)
 
     def send(data):
@@ -305,7 +321,9 @@ def test_a_paid_salary_case_is_never_started_again(salary, managers):
         task_id=approval(process).pk, actor=Actor.for_user(managers["alice"]), decision="approve"
     )
     payout = process.tasks.get(name="record_payout")
-    engine.task_complete(task_id=payout.pk, actor=SYSTEM, result={"reference": "P1"})
+    paid = {"payout_id": "P1", "employee_id": "E001", "period": "2026-10"}
+    paid |= {"salary_base": "3411.00", "bonus": "409.32", "total": "3820.32"}
+    engine.task_complete(task_id=payout.pk, actor=SYSTEM, result=paid)
     process.refresh_from_db()
     assert (process.state, process.business_status) == ("completed", "PAID")
     starter = UserFactory(username="hr")

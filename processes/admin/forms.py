@@ -114,9 +114,17 @@ class ReasonForm(forms.Form):
 
 class ActionForm(ReasonForm):
     """Confirm an operating action (replaying a stage: which one; skipping a task: the values
-    of its results that later tasks read, set with the same reason)."""
+    of its results that later tasks read, set with the same reason, each with the input of its
+    declared type)."""
 
-    def __init__(self, *args, stages: list[str] | None = None, set_paths: list[str] = (), **kwargs):
+    def __init__(
+        self,
+        *args,
+        stages: list[str] | None = None,
+        set_paths: list[str] = (),
+        declared: dict | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         if stages is not None:
             self.fields["stage"] = forms.ChoiceField(
@@ -125,26 +133,114 @@ class ActionForm(ReasonForm):
             )
             self.order_fields(["stage", "reason"])
         self.set_paths = list(set_paths)
+        self.declared = declared or {}
         for path in self.set_paths:
-            self.fields[f"set:{path}"] = forms.CharField(
+            self.fields[f"set:{path}"] = typed_input(
+                self.declared.get(path),
                 label=f"Set {path}",
-                required=False,
-                max_length=10000,
-                help_text='A value for the tasks that read it (JSON: 409.32, "EUR", {…}; '
-                "plain text is taken as text). Leave empty to leave it missing.",
+                empty_hint="Leave empty to leave it missing.",
             )
 
     def values_to_set(self) -> dict:
-        values = {}
-        for path in self.set_paths:
-            text = (self.cleaned_data.get(f"set:{path}") or "").strip()
-            if not text:
-                continue
-            try:
-                values[path] = json.loads(text, parse_constant=_refuse_constant)
-            except (ValueError, ValidationError, RecursionError):
-                values[path] = text
-        return values
+        return {
+            path: value
+            for path in self.set_paths
+            if (value := typed_value(self.declared.get(path), self.cleaned_data.get(f"set:{path}")))
+            is not None
+        }
+
+    def add_engine_errors(self, fields: dict[str, list[str]]) -> bool:
+        """Put the engine's ``set.<path>`` errors next to their inputs; True if any was."""
+        placed = False
+        for key, problems in fields.items():
+            path = key.removeprefix("set.")
+            target = next(
+                (p for p in self.set_paths if path == p or path.startswith(p + ".")), None
+            )
+            if key.startswith("set.") and target is not None:
+                self.add_error(f"set:{target}", problems)
+                placed = True
+        return placed
+
+
+def describe_field(f: spec_module.FormField | None) -> str:
+    """What a declared field takes, in a few words: "decimal, 2 places, at least 0, required"."""
+    if f is None:
+        return "not declared: any JSON value"
+    words = [f"list of {f.items.type}" if f.type == "list" and f.items else f.type]
+    if f.places is not None:
+        words.append(f"{f.places} place{'s' if f.places != 1 else ''}")
+    unit = " elements" if f.type == "list" else ""
+    if f.min is not None:
+        words.append(f"at least {f.min:g}{unit}")
+    if f.max is not None:
+        words.append(f"at most {f.max:g}{unit}")
+    if f.choices:
+        words.append("one of " + ", ".join(f.choices))
+    pattern = f.pattern or (f.items.pattern if f.type == "list" and f.items else None)
+    if pattern:
+        words.append(f"matching {pattern}")
+    if f.required:
+        words.append("required")
+    return ", ".join(words)
+
+
+def typed_input(
+    f: spec_module.FormField | None, *, label: str, empty_hint: str = "", initial=None
+) -> forms.Field:
+    """The input for a value of the declared field ``f`` (its text is converted by the engine's
+    one check, ``spec.coerce``); an undeclared value is typed as JSON."""
+    hint = f" {empty_hint}" if empty_hint else ""
+    if f is None:
+        return forms.CharField(
+            label=label,
+            required=False,
+            max_length=10000,
+            initial=initial,
+            widget=forms.Textarea(attrs={"rows": 3, "cols": 80, "class": "fd-json"}),
+            help_text='Not declared: JSON (409.32, "EUR", {…}); plain text is taken as text.'
+            + hint,
+        )
+    attrs: dict = {}
+    if f.type in ("integer", "decimal"):
+        for bound in ("min", "max"):
+            if getattr(f, bound) is not None:
+                attrs[bound] = f"{getattr(f, bound):g}"
+        step = "1" if f.type == "integer" else ("any" if f.places is None else f"{10**-f.places:f}")
+        widget = forms.NumberInput(attrs={**attrs, "step": step})
+    elif f.type == "boolean":
+        widget = forms.Select(choices=[("", "—"), ("true", "true"), ("false", "false")])
+    elif f.type == "date":
+        widget = forms.DateInput(attrs={"type": "date"})
+    elif f.type == "choice":
+        widget = forms.Select(choices=[("", "—")] + [(c, c) for c in f.choices])
+    elif f.type in ("text", "list"):
+        widget = forms.Textarea(attrs={"rows": 3, "cols": 80})
+    else:
+        widget = forms.TextInput(attrs={"size": 60})
+    list_hint = " Elements separated by commas." if f.type == "list" else ""
+    return forms.CharField(
+        label=label,
+        required=False,
+        max_length=10000,
+        strip=f.type != "text",
+        initial=initial,
+        widget=widget,
+        help_text=f"{describe_field(f)}.{list_hint}{hint}",
+    )
+
+
+def typed_value(f: spec_module.FormField | None, text) -> object | None:
+    """What an input of ``typed_input`` sends the engine: None when empty; the text for a
+    declared field (the engine converts and checks it); JSON, else text, when undeclared."""
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return None
+    if f is not None:
+        return text
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, ValidationError, RecursionError):
+        return text.strip()
 
 
 class BatchCsvForm(forms.Form):
@@ -248,55 +344,57 @@ class DiffForm(forms.Form):
         ).exclude(pk=definition.pk)
 
 
-class VariablesForm(ReasonForm):
-    """The variables as JSON to edit, and why; ``clean`` turns the edit into the paths to set and
-    unset (top-level keys), so only what changed is recorded."""
+class VariableForm(ReasonForm):
+    """Correct one variable (as Camunda Operate does): its new value in the input of its declared
+    type, or remove it; and why."""
 
-    variables = forms.CharField(
-        label="Variables (JSON)",
-        widget=forms.Textarea(
-            attrs={"rows": 20, "cols": 100, "class": "fd-json", "spellcheck": "false"}
-        ),
-    )
-    field_order = ["variables", "reason"]
+    field_order = ["value", "remove", "reason"]
 
-    def __init__(self, *args, variables: dict, **kwargs):
+    def __init__(self, *args, path: str, declared: spec_module.FormField | None, current, **kwargs):
         super().__init__(*args, **kwargs)
-        self.stored = variables or {}
-        self.fields["variables"].initial = pretty(self.stored)
-
-    def clean_variables(self):
-        text = self.cleaned_data["variables"]
-        try:
-            data = json.loads(text, parse_constant=_refuse_constant)
-        except RecursionError:
-            raise ValidationError("the JSON is nested too deeply") from None
-        except ValueError as exc:
-            raise ValidationError(f"not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise ValidationError("the variables must be a JSON object")
-        return data
+        self.path, self.declared = path, declared
+        present = current is not spec_module.MISSING
+        initial = None
+        if present:
+            initial = pretty(current) if declared is None or isinstance(current, dict | list) else (
+                str(current).lower() if isinstance(current, bool) else str(current)
+            )  # fmt: skip
+            if declared is not None and declared.type == "list" and isinstance(current, list):
+                initial = ", ".join(str(v) for v in current)
+        self.fields["value"] = typed_input(declared, label=f"New value of {path}", initial=initial)
+        if present and not (declared is not None and declared.required):
+            self.fields["remove"] = forms.BooleanField(
+                required=False, label=f"Remove {path}", help_text="Instead of a new value."
+            )
+        self.order_fields(self.field_order)
 
     def clean(self):
         cleaned = super().clean()
-        data = cleaned.get("variables")
-        if data is None:
-            return cleaned
-        cleaned["set"] = {k: v for k, v in data.items() if self.stored.get(k, _ABSENT) != v}
-        cleaned["unset"] = [k for k in self.stored if k not in data]
-        bad = [k for k in [*cleaned["set"], *cleaned["unset"]] if not _is_name(k)]
-        if bad:
-            self.add_error("variables", f"not a variable name: {', '.join(map(repr, bad))}")
-        elif not cleaned["set"] and not cleaned["unset"]:
-            self.add_error("variables", "nothing changed")
+        value = typed_value(self.declared, cleaned.get("value"))
+        if cleaned.get("remove"):
+            cleaned["set"], cleaned["unset"] = {}, [self.path]
+        elif value is None:
+            self.add_error("value", "give the new value (or remove the variable)")
+        else:
+            cleaned["set"], cleaned["unset"] = {self.path: value}, []
         return cleaned
 
 
-_ABSENT = object()
+class VariablePathForm(forms.Form):
+    """Which variable to correct when it is not listed (a new, undeclared one)."""
 
+    path = forms.CharField(
+        label="Another variable",
+        max_length=2100,
+        help_text="A variable path like 'bonus.note'.",
+        widget=forms.TextInput(attrs={"size": 40}),
+    )
 
-def _is_name(key: str) -> bool:
-    return bool(spec_module.VAR_PATH_RE.fullmatch(key)) and "." not in key
+    def clean_path(self):
+        path = self.cleaned_data["path"].strip()
+        if not spec_module.VAR_PATH_RE.fullmatch(path):
+            raise ValidationError("not a variable path like 'bonus.amount'")
+        return path
 
 
 def _refuse_constant(name: str):

@@ -4,16 +4,19 @@ actor, so it lands in the process history."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib import messages
 from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from processes import authority, engine
-from processes.admin import incidents
-from processes.admin.forms import ActionForm, VariablesForm
+from processes import spec as spec_module
+from processes.admin import incidents, widgets
+from processes.admin.forms import ActionForm, VariableForm, VariablePathForm, describe_field
 from processes.errors import EngineError
 from processes.events import Actor
 from processes.models import (
@@ -147,13 +150,21 @@ def operate(model_admin, request, process, op: Operation, task=None):
     )
     if task is not None and op.run is _skip:
         missing = incidents.paths_to_set(deps, process.variables)
-    form = ActionForm(request.POST or None, stages=stages, set_paths=missing if may_correct else [])
+    form = ActionForm(
+        request.POST or None,
+        stages=stages,
+        set_paths=missing if may_correct else [],
+        declared=spec_module.declared_variables(spec),
+    )
     if request.method == "POST" and form.is_valid():
         data = {**form.cleaned_data, "set_values": form.values_to_set()}
         try:
             note = op.run(process, task, data, Actor.for_user(request.user))
         except EngineError as exc:
-            model_admin.message_user(request, f"Could not {op.verb}: {exc.message}", messages.ERROR)
+            if not form.add_engine_errors(exc.fields):  # a value: shown next to its input
+                model_admin.message_user(
+                    request, f"Could not {op.verb}: {exc.message}", messages.ERROR
+                )
         else:
             model_admin.message_user(request, note, messages.SUCCESS)
             return HttpResponseRedirect(change_url(process))
@@ -175,9 +186,19 @@ def operate(model_admin, request, process, op: Operation, task=None):
 
 
 def correct_variables(model_admin, request, process):
-    """Correct the variables in place: the edited JSON against the stored one, with a reason
-    (one ``variables_changed`` event)."""
-    form = VariablesForm(request.POST or None, variables=process.variables)
+    """Correct one variable at a time (as Camunda Operate does): the list of variables with
+    their declared types, then, for the one chosen (``?path=``), the input of its type and a
+    reason (one ``variables_changed`` event)."""
+    spec = process.definition.parsed()
+    path = (request.POST.get("path") or request.GET.get("path") or "").strip()
+    if not path:
+        return variables_page(model_admin, request, process, spec)
+    if not spec_module.VAR_PATH_RE.fullmatch(path):
+        model_admin.message_user(request, "not a variable path like 'bonus.amount'", messages.ERROR)
+        return HttpResponseRedirect(variables_url(process))
+    declared = spec_module.declared_field(spec, path)
+    current = spec_module.lookup(process.variables, path)
+    form = VariableForm(request.POST or None, path=path, declared=declared, current=current)
     if request.method == "POST" and form.is_valid():
         try:
             engine.process_correct_variables(
@@ -188,20 +209,77 @@ def correct_variables(model_admin, request, process):
                 reason=form.cleaned_data["reason"],
             )
         except EngineError as exc:
-            form.add_error(None, exc.message)
+            placed = False
             for field, problems in (exc.fields or {}).items():
-                if field == "reason":
-                    form.add_error("reason", problems)
+                target = "reason" if field == "reason" else "value"
+                if field == "reason" or field.startswith(("set.", "unset.")):
+                    form.add_error(target, problems)
+                    placed = True
+            if not placed:
+                form.add_error(None, exc.message)
         else:
-            model_admin.message_user(request, "Variables corrected.", messages.SUCCESS)
+            model_admin.message_user(request, f"Corrected {path}.", messages.SUCCESS)
             return HttpResponseRedirect(change_url(process))
+    shown = "missing" if current is spec_module.MISSING else _short(current)
     return model_admin.confirm_page(
         request,
         obj=process,
-        title="Correct the variables?",
-        verb="correct the variables",
-        explanation="Edit the JSON below. Only what you change is recorded, with each value "
-        "before and after and your reason, in the process history.",
-        cancel_url=change_url(process),
+        title=f"Correct {path}?",
+        verb=f"correct {path}",
+        explanation=f"{path} is {describe_field(declared)}; now: {shown}. The value is checked "
+        "against the definition; the change, its value before and after, and your reason are "
+        "recorded in the process history.",
+        cancel_url=variables_url(process),
         form=form,
+        hidden={"path": path},
     )
+
+
+def variables_url(process) -> str:
+    return reverse("admin:processes_processinstance_variables", args=[process.pk])
+
+
+MAX_VARIABLE_ROWS = 300
+
+
+def variable_rows(spec, variables: dict) -> list[dict]:
+    """Each variable as a row: its path, declared type, value now; a declared one that is
+    missing too. Objects are opened down to their values (lists are values)."""
+    declared = spec_module.declared_variables(spec)
+    rows: list[dict] = []
+    stack = [(variables or {}, "")]
+    seen = set()
+    while stack and len(rows) < MAX_VARIABLE_ROWS:
+        obj, prefix = stack.pop()
+        for key in sorted(obj, reverse=True):
+            path, value = f"{prefix}{key}", obj[key]
+            if path not in declared and isinstance(value, dict) and value and prefix.count(".") < 5:
+                stack.append((value, path + "."))
+                continue
+            seen.add(path)
+            rows.append({"path": path, "type": describe_field(declared.get(path)),
+                         "value": _short(value), "missing": False})  # fmt: skip
+    rows.sort(key=lambda r: r["path"])
+    for path, f in declared.items():
+        if path not in seen and len(rows) < MAX_VARIABLE_ROWS:
+            rows.append({"path": path, "type": describe_field(f), "value": "", "missing": True})
+    return rows
+
+
+def _short(value) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return widgets.clip(text, 200)
+
+
+def variables_page(model_admin, request, process, spec):
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": f"Variables of {process}",
+        "opts": model_admin.model._meta,
+        "object": process,
+        "cancel_url": change_url(process),
+        "rows": variable_rows(spec, process.variables),
+        "path_form": VariablePathForm(),
+        "declares_input": spec.input is not None,
+    }
+    return TemplateResponse(request, "admin/processes/processinstance/variables.html", context)

@@ -318,8 +318,11 @@ def _run_inline(run: _Run, task: TaskInstance, task_spec: spec_module.TaskSpec) 
         task_spec.handler, handlers.step_context(task, task_spec, run.process)
     )
     if outcome.ok:
-        _complete(run, task, outcome.result, inline=True)
-        return
+        clean, problems = checked_result(task_spec, outcome.result)
+        if not problems:
+            _complete(run, task, clean, inline=True)
+            return
+        outcome = handlers.InlineOutcome(error=result_breaks(task, problems), retryable=True)
     task.last_error = outcome.error[:4000]
     if outcome.retryable and task.attempts < task_spec.retry.max_attempts:
         retry_at = timezone.now() + task_spec.retry.delay_after(task.attempts)
@@ -430,6 +433,21 @@ def _maybe_resolve_incident(run: _Run) -> None:
     ):
         _transition(process, "resolve_incident")
         events.process_resumed(process=process, actor=run.actor)
+
+
+def checked_result(task_spec: spec_module.TaskSpec, result: Any) -> tuple[Any, dict]:
+    """(the result converted to its declared types, {path: [messages]}): a SERVICE task's
+    declared ``result``, or the free-form check of an undeclared one."""
+    if result is None and task_spec.result is not None:
+        result = {}  # "no result": the declaration says whether that is enough
+    return spec_module.validate(task_spec.result, result)
+
+
+def result_breaks(task: TaskInstance, problems: dict[str, list[str]]) -> str:
+    """The error of an attempt whose result breaks the task's declaration, naming the fields."""
+    listed = "; ".join(f"{path}: {messages[0]}" for path, messages in list(problems.items())[:5])
+    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+    return f"the result of {task.name} breaks its declaration: {listed}{more}"
 
 
 HUMAN_TASK_REFUSAL = "human tasks are decided in the inbox or through /api/tasks/{id}/complete/"

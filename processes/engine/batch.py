@@ -10,11 +10,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from processes import authority, events, queue
+from processes import spec as spec_module
 from processes.db import core as raw
 from processes.db import engine as db_engine
 from processes.engine import subprocess
 from processes.engine._run import _require_grant, _spec_for, _step_timeout
-from processes.engine.start import _build_instance, process_start
+from processes.engine.start import _build_instance, input_problems, process_start
 from processes.errors import InvalidInput
 from processes.events import Actor
 from processes.models import ProcessDefinition
@@ -40,20 +41,28 @@ class BatchItem:
     errors: dict[str, list[str]] = field(default_factory=dict)
 
 
-def check_item(raw_item) -> tuple[str | None, dict | None, dict[str, list[str]]]:
-    """(business key, input, errors by field) of one item: the rules ``process_start`` applies."""
+def check_item(
+    raw_item, definition: ProcessDefinition | None = None
+) -> tuple[str | None, dict | None, dict[str, list[str]]]:
+    """(business key, input, errors by field) of one item: the rules ``process_start`` applies
+    (the one business-key rule, and the definition's declared input when given)."""
     if not isinstance(raw_item, dict):
         return None, None, {"item": ["must be an object {business_key, input}"]}
     errors: dict[str, list[str]] = {}
-    key = raw_item.get("business_key")
-    if not isinstance(key, str) or not key.strip() or len(key) > 200:
-        errors["business_key"] = ["must be a non-empty string of at most 200 characters"]
-        key = key if isinstance(key, str) else None
+    raw_key = raw_item.get("business_key")
+    key, problem = spec_module.normalize_business_key(raw_key)
+    if problem:
+        errors["business_key"] = [problem]
+        key = raw_key if isinstance(raw_key, str) else None
     data = raw_item.get("input", {})
     if data is None:
         data = {}
     if not isinstance(data, dict):
         errors["input"] = ["must be an object"]
+    elif definition is not None:
+        data, problems = input_problems(definition, data)
+        for path, messages in problems.items():
+            errors["input" if path == "$" else f"input.{path}"] = messages
     unknown = sorted(set(raw_item) - {"business_key", "input"})
     for name in unknown:
         errors[name] = ["unknown field"]
@@ -84,7 +93,7 @@ def process_start_batch(
     todo: list[tuple[BatchItem, dict]] = []
     seen: dict[str, int] = {}
     for index, raw_item in enumerate(items):
-        key, data, errors = check_item(raw_item)
+        key, data, errors = check_item(raw_item, definition)
         item = BatchItem(index=index, business_key=key)
         if not errors and key in seen:
             errors = {"business_key": [f"repeats item {seen[key]} of this batch"]}

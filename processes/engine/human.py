@@ -194,6 +194,10 @@ def task_decide(
             errors.update(rework.refusal(run, task, decision))
             if comment is not None and not isinstance(comment, str):
                 errors["comment"] = ["must be text"]
+            elif comment:  # kept in the variables: the rule of any text there (spec.data)
+                comment = comment.replace("\r\n", "\n")
+                if problem := spec_module.text_problem(comment, multiline=True):
+                    errors["comment"] = [problem]
             if errors:
                 raise InvalidInput("the decision is not valid", fields=errors)
             task.decided_by = user

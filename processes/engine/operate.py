@@ -190,6 +190,9 @@ def process_correct_variables(
     """Correct the variables of an active process: ``set`` maps variable paths ("bonus.amount")
     to new values, ``unset`` lists paths to remove. Needs the ``correct_variables`` grant and a
     reason; recorded as one ``variables_changed`` event with each path's value before and after.
+    Each value is checked against what the definition declares at its path (and converted to
+    that type: "409.3" for a decimal with 2 places becomes "409.30"), free-form values by the
+    check every undeclared value passes.
     """
     changes = set if set is not None else {}
     errors: dict[str, list[str]] = {}
@@ -221,6 +224,17 @@ def process_correct_variables(
         raise Forbidden(f"you may not correct variables of {process.definition_key!r} processes")
     if process.state not in ACTIVE_PROCESS_STATES:
         raise Conflict(f"process is {process.state}: its variables are history now")
+    asked = changes
+    changes, problems = spec_module.check_variable_changes(run.spec, asked, unset)
+    if problems:
+        raise InvalidInput(
+            "the correction does not fit the definition: "
+            + "; ".join(f"{path}: {messages[0]}" for path, messages in list(problems.items())[:5]),
+            fields={
+                (f"set.{path}" if _under(path, asked) else f"unset.{path}"): messages
+                for path, messages in problems.items()
+            },
+        )
     variables, diff = spec_module.apply_variable_changes(process.variables, changes, unset)
     if diff is None:
         raise InvalidInput(
@@ -233,6 +247,11 @@ def process_correct_variables(
     events.variables_changed(process=process, actor=actor, changes=diff, reason=reason.strip())
     run.save()
     return process
+
+
+def _under(path: str, asked: dict) -> bool:
+    """``path`` is one of the set paths, or inside one's value (``bonus`` set, ``bonus.amount``)."""
+    return any(path == p or path.startswith(p + ".") for p in asked)
 
 
 def after_cancel(process: ProcessInstance) -> None:

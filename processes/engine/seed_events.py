@@ -18,7 +18,7 @@ from processes.engine._run import (
 )
 from processes.engine.human import task_decide
 from processes.engine.operate import task_retry
-from processes.engine.start import process_start
+from processes.engine.start import checked_business_key, process_start
 from processes.engine.steps import task_complete, task_fail
 from processes.errors import Conflict, InvalidInput, NotFound
 from processes.events import Actor
@@ -70,14 +70,18 @@ def handle_seed_event(
         )
     if data is not None and not isinstance(data, dict):
         raise InvalidInput("data must be a JSON object", fields={"data": ["must be an object"]})
+    business_ref_no = checked_business_key(business_ref_no, "business_ref_no")
     if event_name == "StartWorkflow":
-        started = process_start(
-            definition_key=definition_key,
-            component_name=component_name,
-            business_key=business_ref_no,
-            input=data or {},
-            actor=actor,
-        )
+        try:
+            started = process_start(
+                definition_key=definition_key,
+                component_name=component_name,
+                business_key=business_ref_no,
+                input=data or {},
+                actor=actor,
+            )
+        except InvalidInput as exc:  # the event's words: its input is ``data``
+            raise InvalidInput(exc.message, fields=_renamed(exc.fields, "input", "data")) from None
         return EventOutcome(started.process, None, created=started.created)
     definition = find_definition(key=definition_key, component_name=component_name)
     _require_grant(actor, authority.OPERATE, definition.key, "send task events")
@@ -120,7 +124,7 @@ def handle_seed_event(
                 )
             )
         elif event_name == "TaskCompleted":
-            result = task_complete(task_id=task.pk, actor=actor, result=data or {})
+            result = task_complete(task_id=task.pk, actor=actor, result=data or {}, field="data")
         elif event_name == "TaskFailed":
             result = task_fail(
                 task_id=task.pk,
@@ -139,6 +143,13 @@ def handle_seed_event(
     task, duplicate = result.task, result.duplicate
     process.refresh_from_db()
     return EventOutcome(process, task, duplicate=duplicate)
+
+
+def _renamed(fields: dict, old: str, new: str) -> dict:
+    return {
+        new + name[len(old) :] if name == old or name.startswith(old + ".") else name: messages
+        for name, messages in fields.items()
+    }
 
 
 @transaction.atomic

@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from processes import authority, events
+from processes import spec as spec_module
 from processes.db import core as raw
 from processes.db import engine as db_engine
 from processes.engine._run import (
@@ -50,11 +51,7 @@ def process_start(
     ``component_name``. The same business key while active returns that instance; under the
     definition's ``business_key_unique: "ever"``, any earlier instance of it (a second run never
     starts)."""
-    if not isinstance(business_key, str) or not business_key.strip() or len(business_key) > 200:
-        raise InvalidInput(
-            "business_key must be a non-empty string of at most 200 characters",
-            fields={"business_key": ["must be a non-empty string of at most 200 characters"]},
-        )
+    business_key = checked_business_key(business_key)
     if input is None:
         input = {}
     if not isinstance(input, dict):
@@ -62,6 +59,7 @@ def process_start(
     if definition is None:
         definition = find_definition(key=definition_key, component_name=component_name)
     _require_grant(actor, authority.START, definition.key, "start processes")
+    input = checked_input(definition, input)
     ever = _spec_for(definition).business_key_unique == "ever"
     existing = db_engine.existing_instance(definition.key, business_key, ever=ever)
     if existing is not None:
@@ -78,6 +76,36 @@ def process_start(
             raise
         return StartResult(existing, False)
     return StartResult(process, True, tasks)
+
+
+def checked_business_key(value, field: str = "business_key") -> str:
+    """The business key as ``spec.normalize_business_key`` makes it, or InvalidInput."""
+    key, problem = spec_module.normalize_business_key(value)
+    if problem:
+        raise InvalidInput(f"{field} {problem}", fields={field: [problem]})
+    return key
+
+
+def input_problems(definition: ProcessDefinition, data) -> tuple[dict, dict[str, list[str]]]:
+    """(the input converted to its declared types, {path: [messages]}) for ``definition``:
+    its declared ``input``, or the free-form check of an undeclared one."""
+    return spec_module.validate(_spec_for(definition).input, data)
+
+
+def checked_input(definition: ProcessDefinition, data: dict, field: str = "input") -> dict:
+    """The input as ``definition`` declares it, or InvalidInput naming each field's path."""
+    clean, problems = input_problems(definition, data)
+    if problems:
+        raise InvalidInput(
+            f"{field} does not fit {definition.key}: "
+            + "; ".join(f"{path}: {messages[0]}" for path, messages in list(problems.items())[:5]),
+            fields={_joined(field, path): messages for path, messages in problems.items()},
+        )
+    return clean
+
+
+def _joined(field: str, path: str) -> str:
+    return field if path == "$" else f"{field}.{path}"
 
 
 def _create_instance(definition, business_key, input, actor) -> tuple[ProcessInstance, list]:

@@ -24,9 +24,11 @@ from processes.engine._run import (
     _spec_for,
     _step_timeout,
     _transition,
+    checked_result,
+    result_breaks,
 )
 from processes.engine.handlers import step_context
-from processes.errors import Conflict
+from processes.errors import Conflict, InvalidInput
 from processes.events import Actor
 from processes.models import (
     ACTIVE_PROCESS_STATES,
@@ -141,6 +143,10 @@ def _with_causes(run, leases: list[StepLease]) -> list[StepLease]:
     return [dataclasses.replace(lease, cause=scheduled.get(lease.task_id)) for lease in leases]
 
 
+def _joined(field: str, path: str) -> str:
+    return field if path == "$" else f"{field}.{path}"
+
+
 @dataclass(frozen=True)
 class StepDone(TaskResult):
     """A completed step and, under eager dispatch, the lease of the step to run next (or None)."""
@@ -156,9 +162,13 @@ def task_complete(
     result: Any = None,
     execution: int | None = None,
     eager_within: float | None = None,
+    field: str = "result",
 ) -> TaskResult:
     """Complete a scheduled or running service task; a repeat is recorded as a duplicate and
     changes nothing. The result lands under the task's own name in the variables, nothing else.
+
+    A result that breaks the task's declared ``result`` (or, undeclared, holds a control
+    character or a non-finite number) is refused with InvalidInput, its fields under ``field``.
 
     ``execution`` (from a worker) guards against a late result of an execution replayed since.
     ``eager_within`` (a worker's seconds left): lease one newly ready step to it (``next_lease``).
@@ -166,6 +176,13 @@ def task_complete(
     """
     run, task = _lock_for_task(task_id)
     run.actor = actor
+    if task.type != TaskType.HUMAN:  # (a human task is refused below, in its words)
+        result, problems = checked_result(run.task_spec(task), result)
+        if problems:
+            raise InvalidInput(
+                result_breaks(task, problems),
+                fields={_joined(field, path): messages for path, messages in problems.items()},
+            )
     done = _complete_step(run, task, result, execution)
     next_leases = []
     if not done.duplicate and eager_within and run.to_enqueue:
@@ -268,9 +285,16 @@ def steps_report(
         lease, task = outcome.lease, by_pk[outcome.lease.task_id]
         try:
             with context.bound(cause=lease.cause):
-                if outcome.error is None:
-                    result = {} if outcome.result is None else outcome.result
-                    _complete_step(run, task, result, lease.execution)
+                result = {} if outcome.result is None else outcome.result
+                clean, problems = (
+                    checked_result(run.task_spec(task), result)
+                    if outcome.error is None
+                    else (None, {})
+                )
+                if outcome.error is None and not problems:
+                    _complete_step(run, task, clean, lease.execution)
+                elif outcome.error is None:  # never reaches a person: a failed attempt
+                    _fail_step(run, task, result_breaks(task, problems), True, lease.execution)
                 else:
                     _fail_step(run, task, outcome.error, outcome.retryable, lease.execution)
         except Conflict as exc:

@@ -89,12 +89,13 @@ def spawn(*, task_id) -> None:
         task.wake_at = None  # spawned or failed below: the recovery timer is done
         try:
             definition = child_definition(call)
-            ever = definition.parsed().business_key_unique == "ever"
+            child_spec = definition.parsed()
+            ever = child_spec.business_key_unique == "ever"
             children = []
             for index, item in enumerate(_items(process.variables, call)):
                 scope = {**process.variables, "item": item, "index": index}
                 key = _business_key(process, task, call, scope, index)
-                data = {name: _lookup(scope, path) for name, path in call.input}
+                data = _child_input(definition, child_spec, call, scope, key)
                 taken = ProcessInstance.objects.filter(
                     definition_key=definition.key, business_key=key
                 )
@@ -160,16 +161,38 @@ def _items(variables: dict, call: spec_module.CallSpec) -> list:
     return items
 
 
+def _child_input(definition, child_spec, call, scope, key) -> dict:
+    """The child's input mapped from the parent's variables, checked against the child
+    definition's declared ``input`` (ValueError naming the field: the task fails)."""
+    data = {name: _lookup(scope, path) for name, path in call.input}
+    clean, problems = spec_module.validate(child_spec.input, data)
+    if problems:
+        path, messages = next(iter(problems.items()))
+        source = dict(call.input).get(path.split(".", 1)[0])
+        mapped = f" (mapped from {source!r})" if source else ""
+        raise ValueError(
+            f"input of {definition.key} {key!r}: {path}{mapped}: {messages[0]}"
+            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+        )
+    return clean
+
+
 def _business_key(process, task, call, scope, index) -> str:
+    """The child's key, through the one business-key rule (``spec.normalize_business_key``)."""
     if call.business_key is not None and "{" in call.business_key:  # "SAL-{period}-{item}"
-        return PLACEHOLDER_RE.sub(lambda m: _text(scope, m.group(1)), call.business_key)[:200]
-    if call.business_key is not None:
+        key = PLACEHOLDER_RE.sub(lambda m: _text(scope, m.group(1)), call.business_key)
+    elif call.business_key is not None:
         value = _lookup(scope, call.business_key)
         if not isinstance(value, str | int) or isinstance(value, bool) or value == "":
             raise ValueError(f"business_key: {call.business_key!r} is not a text or a number")
-        return str(value)[:200]
-    suffix = f":{index}" if call.for_each is not None else ""
-    return f"{process.business_key}:{task.name}{suffix}"[:200]
+        key = str(value)
+    else:
+        suffix = f":{index}" if call.for_each is not None else ""
+        key = f"{process.business_key}:{task.name}{suffix}"[:200]  # made here: cut, not refused
+    normalized, problem = spec_module.normalize_business_key(key)
+    if problem:
+        raise ValueError(f"business_key {key[:80]!r}: {problem}")
+    return normalized
 
 
 PLACEHOLDER_RE = re.compile(r"\{([A-Za-z0-9_.]+)\}")

@@ -10,7 +10,9 @@ Pure: nothing here touches the database (the layer every other one may import).
 - ``types``: the constants and the dataclasses (``ProcessSpec``, ``TaskSpec``, ...);
 - ``parse`` and ``fields``: the parser;
 - ``conditions``: conditions and variable paths (``lookup``, ``evaluate_condition``, ...);
-- ``decisions``: a person's decision checked against a human task's outcomes and form.
+- ``decisions``: a person's decision checked against a human task's outcomes and form;
+- ``data``: declared, typed process data (``validate``, ``coerce``, ``check_variable_changes``,
+  ``free_problems``) and ``normalize_business_key``: the checks every entrance calls.
 """
 
 from processes.spec.conditions import (
@@ -19,6 +21,16 @@ from processes.spec.conditions import (
     describe_condition,
     evaluate_condition,
     lookup,
+)
+from processes.spec.data import (
+    check_variable_changes,
+    coerce,
+    declared_field,
+    declared_variables,
+    free_problems,
+    normalize_business_key,
+    text_problem,
+    validate,
 )
 from processes.spec.decisions import FORM_NUMBER_LIMIT, validate_decision
 from processes.spec.fields import parse_iso_duration, slugify_key, validate_condition
@@ -75,6 +87,14 @@ __all__ = [
     "SummaryItem",
     "TaskSpec",
     "apply_variable_changes",
+    "check_variable_changes",
+    "coerce",
+    "declared_field",
+    "declared_variables",
+    "free_problems",
+    "normalize_business_key",
+    "text_problem",
+    "validate",
     "describe_condition",
     "evaluate_condition",
     "lookup",

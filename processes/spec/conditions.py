@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import re
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 MISSING = object()
@@ -37,6 +39,7 @@ def evaluate_condition(cond: Any, variables: dict) -> bool:
     if op == "truthy":
         return bool(value)
     expected = cond.get("value")
+    value, expected = _as_numbers(value, expected)
     try:
         if op == "eq":
             return value == expected
@@ -57,6 +60,29 @@ def evaluate_condition(cond: Any, variables: dict) -> bool:
     except TypeError:
         return False
     return False
+
+
+_DECIMAL_RE = re.compile(r"-?\d{1,16}(\.\d{1,10})?\Z")
+
+
+def _as_numbers(value: Any, expected: Any) -> tuple[Any, Any]:
+    """A declared decimal is stored as text ("409.32"): compared with a number, both are
+    compared as decimals (``bonus.amount gt 1000`` means what it says)."""
+
+    def number(x):
+        return isinstance(x, int | float) and not isinstance(x, bool)
+
+    def decimal_text(x):
+        return isinstance(x, str) and _DECIMAL_RE.match(x) is not None
+
+    if (number(expected) and decimal_text(value)) or (number(value) and decimal_text(expected)):
+        try:
+            pair = Decimal(str(value)), Decimal(str(expected))
+        except InvalidOperation:
+            return value, expected
+        if all(x.is_finite() for x in pair):
+            return pair
+    return value, expected
 
 
 def describe_condition(cond: Any) -> str:

@@ -17,6 +17,7 @@ from processes.spec.fields import (
     _parse_human_rules,
     _parse_retry,
     _parse_summary,
+    parse_fields,
     parse_iso_duration,
     parse_retention,
     slugify_key,
@@ -198,6 +199,7 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
             stages.append(StageSpec(name=sname, order=float(order), tasks=tuple(tasks)))
     _check_separation_of_duties(c, stages, task_names)
     _check_rework(c, stages_raw, stages)
+    declared_input = _parse_input(c, data, task_names)
     if c.errors:
         return None
     stages.sort(key=lambda s: s.order)
@@ -215,8 +217,30 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
         business_key_unique=unique,
         deadline=deadline,
         retention=retention,
+        input=declared_input,
         raw=data,
     )
+
+
+def _parse_input(c: _Collector, data: dict, task_names: dict[str, str]):
+    """The definition's ``input`` fields; None when it declares none (free-form input). A
+    field can't be named like a task: the task's result is stored under its name."""
+    if data.get("input") is None:
+        return None
+    fields = parse_fields(c, data["input"], "input", dotted=True)
+    raw = data["input"]
+    for f in fields:
+        root = f.name.split(".", 1)[0]
+        if root in task_names:
+            index = next(i for i, item in enumerate(raw) if item.get("name") == f.name)
+            c.add(
+                f"input[{index}].name",
+                f"{root!r} is the name of a task ({task_names[root]}): its result goes there",
+            )
+        elif root == "rework":
+            index = next(i for i, item in enumerate(raw) if item.get("name") == f.name)
+            c.add(f"input[{index}].name", "'rework' is reserved: rework loops set it")
+    return fields
 
 
 def _parse_task(
@@ -326,6 +350,11 @@ def _parse_task(
     if inline and waiting_status:
         c.add(f"{path}.waiting_status", "an inline step never waits: it has no waiting status")
         waiting_status = None
+    result = None
+    if raw.get("result") is not None:
+        result = parse_fields(c, raw["result"], f"{path}.result", dotted=True)
+        if ttype != "SERVICE":
+            c.add(f"{path}.result", "only a SERVICE task declares its result")
     extra = {k: v for k, v in raw.items() if k not in KNOWN_TASK_FIELDS}
     return TaskSpec(
         name=name,
@@ -358,6 +387,7 @@ def _parse_task(
         on_timeout=on_timeout,
         summary=summary,
         inline=inline,
+        result=result,
         extra=extra,
     )
 

@@ -10,6 +10,9 @@ from typing import Any
 
 TASK_TYPES = ("SERVICE", "HUMAN", "PROCESS")
 FORM_FIELD_TYPES = ("string", "text", "integer", "decimal", "boolean", "date", "choice")
+# Declared input and results may also hold a list of values of one of the form's types.
+DATA_FIELD_TYPES = (*FORM_FIELD_TYPES, "list")
+MAX_LIST_ITEMS = 10_000
 CONDITION_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "exists", "truthy")
 # Used with fullmatch (\Z, not $: "$" also matches before a trailing newline).
 KEY_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}\Z")
@@ -47,6 +50,7 @@ KNOWN_TASK_FIELDS = {
     "on_timeout",
     "summary",
     "inline",
+    "result",
 }
 # How a summary item shows its value (tasks_inbox.presenters formats them).
 SUMMARY_FORMATS = ("text", "money", "number", "percent", "date", "datetime", "duration", "choice")
@@ -100,6 +104,10 @@ class Escalation:
 
 @dataclass(frozen=True)
 class FormField:
+    """One typed field: of a human task's form, a definition's ``input`` or a SERVICE task's
+    ``result`` (there ``name`` may be a dotted path, ``bonus.amount``). Checked by
+    ``spec.data.coerce``."""
+
     name: str
     type: str = "string"
     label: str = ""
@@ -107,6 +115,9 @@ class FormField:
     choices: tuple[str, ...] = ()
     min: float | None = None
     max: float | None = None
+    pattern: str | None = None  # string/text: a regular expression the whole value matches
+    places: int | None = None  # decimal: at most this many places, stored with exactly these
+    items: FormField | None = None  # list: what each element is (min/max: how many elements)
 
 
 @dataclass(frozen=True)
@@ -186,6 +197,7 @@ class TaskSpec:
     external_decision: bool = False  # may be decided by a TaskCompleted seed event too
     on_timeout: str = "incident"  # ON_TIMEOUT: when the external timeout / human due passes
     summary: tuple[SummaryItem, ...] = ()  # the facts a decider needs first (HUMAN)
+    result: tuple[FormField, ...] | None = None  # SERVICE: its declared result (None: free)
     # A pure-compute SERVICE handler run inside the engine transaction that makes it ready
     # (no queue, no lease: one ``task_completed`` event); a failed attempt retries on a worker.
     inline: bool = False
@@ -248,6 +260,7 @@ class ProcessSpec:
     business_key_unique: str = "active"  # "ever": a business key runs once, whatever its state
     deadline: dt.timedelta | None = None  # from the start; an incident (one SMS) when it passes
     retention: Retention | None = None  # closed instances older than this are archived
+    input: tuple[FormField, ...] | None = None  # the declared input (None: free-form)
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     def task(self, name: str) -> TaskSpec:

@@ -206,16 +206,16 @@ def test_operator_fixes_the_e013_incident_in_the_browser(
     assert box["x"] + box["width"] <= page.viewport_size["width"]  # a long URL wraps, never pushes
     page.screenshot(path=str(ARTIFACTS / "operator-incident.png"))
 
-    # sets the missing variable, with a reason
+    # sets the missing variable (one variable at a time), with a reason
     banner.locator("[data-action=variables]").click()
-    textarea = page.locator("#id_variables")
-    variables = json.loads(textarea.input_value())
-    variables["plan"] = {"rate": 0.4}
-    textarea.fill(json.dumps(variables))
+    assert "No variables." in page.inner_text("#fd-variables-table")
+    page.fill("#id_path", "plan")
+    page.click("#fd-variable-path [type=submit]")
+    page.locator("#id_value").fill(json.dumps({"rate": 0.4}))
     page.fill("#id_reason", "E013's plan came by mail from HR")
     page.click("#fd-confirm")
     page.wait_for_selector(".messagelist")
-    assert "Variables corrected." in page.inner_text(".messagelist")
+    assert "Corrected plan." in page.inner_text(".messagelist")
 
     # retries from the banner: the confirmation shows the error first
     page.locator("#fd-incident-bonus [data-action=retry]").click()

@@ -15,7 +15,7 @@ from integrations.simulators import directory
 from processes import engine, history, worker
 from processes.errors import InvalidInput
 from processes.events import Actor
-from processes.models import EventType, TaskState
+from processes.models import EventType, ProcessInstance, TaskState
 from processes.spec import parse_or_raise
 from tests.conftest import DEFINITIONS, task_states
 from tests.factories import UserFactory
@@ -209,16 +209,23 @@ def test_a_decision_outside_the_outcomes_or_form_is_refused(live, people):
     assert set(error.value.fields) == {"decision", "data.adjusted_amount"}
 
 
-def test_bad_input_fails_at_once_with_a_clear_message(live, people):
-    process = engine.process_start(
-        definition_key="salary-test", business_key="nobody", input={}, actor=Actor.system("t")
-    ).process
+def test_bad_input_is_refused_at_the_start_naming_each_field(live, people):
+    # given the salary definition, which declares its input
+    # when it is started without an employee and with a bad period
+    with pytest.raises(InvalidInput) as refused:
+        engine.process_start(
+            definition_key="salary-test",
+            business_key="nobody",
+            input={"period": "2026-13"},
+            actor=Actor.system("t"),
+        )
 
-    run_ready(process)
-
-    assert process.state == "failed"
-    error = process.tasks.get(name="salary_base").last_error
-    assert error.startswith("input employee_id is missing or invalid")
+    # then nothing starts (no step runs only to fail), and each field says what is wrong
+    assert refused.value.fields == {
+        "input.employee_id": ["this field is required"],
+        "input.period": ["must match the pattern \\d{4}-(0[1-9]|1[0-2])"],
+    }
+    assert not ProcessInstance.objects.filter(business_key="nobody").exists()
 
 
 def test_an_unknown_bonus_plan_is_an_incident_with_the_remote_message(live, people):

@@ -38,7 +38,11 @@ start_process = extend_schema(
     description=(
         "Starts the newest published version of `definition`. The same `business_key` while "
         "an instance is active (running or failed) → 200 with that instance, nothing new "
-        "is started. Needs `start_process` on the definition. `Location` names the instance."
+        "is started. Needs `start_process` on the definition. `Location` names the instance. "
+        "A definition that declares its `input` gets it checked and converted (a decimal is "
+        'text such as `"409.32"`, never a JSON float); a bad value → 400 with `fields` keyed '
+        "`input.<path>` (e.g. `input.period`) and nothing is started. The business key is "
+        "trimmed; control and bidi format characters in it → 400."
     ),
     parameters=[s.IDEMPOTENCY_KEY],
     request=ser.ProcessStartSerializer,
@@ -82,7 +86,7 @@ BATCH_RESULT_EXAMPLE = {
             "status": 400,
             "process": None,
             "state": "",
-            "errors": {"business_key": ["must be a non-empty string of at most 200 characters"]},
+            "errors": {"input.period": ["this field is required"]},
         },
     ],
 }
@@ -96,7 +100,8 @@ start_batch = extend_schema(
         "answered on its own, in request order: `status` 201 (started), 200 (its business key "
         "already has an instance, the single start's rule: nothing new is started, so the "
         "batch can be sent again safely) or 400 (invalid item, `errors` by field; a business "
-        "key repeated in the batch is invalid from its second occurrence). Needs "
+        "key repeated in the batch is invalid from its second occurrence; its `input` is "
+        "checked like a single start's, errors keyed `input.<path>`). Needs "
         "`start_process` on the definition, like a single start."
     ),
     parameters=[s.IDEMPOTENCY_KEY],
@@ -229,6 +234,9 @@ correct_variables = extend_schema(
         "Sets (`set`: variable path → value) and removes (`unset`) variables of a running "
         "or failed process, with a `reason`. Needs `correct_variables` on the definition; "
         "recorded as one `variables_changed` event with each value before and after. "
+        "Each value is checked against the type the definition declares at its path (its "
+        'input, a task\'s result or form) and converted (a decimal with 2 places: `"410"` → '
+        '`"410.00"`); a bad one → 400 with `fields` keyed `set.<path>`. '
         "Nothing would change → 400; a completed or cancelled process → 409."
     ),
     parameters=[s.IDEMPOTENCY_KEY],
@@ -236,7 +244,7 @@ correct_variables = extend_schema(
     responses={200: ser.ProcessDetailSerializer, **s.WRITE_ERRORS},
     examples=[
         s.request_example(
-            "correct", {"set": {"bonus.amount": 410.0}, "reason": "bonus system sent 41.00"}
+            "correct", {"set": {"bonus.amount": "410.00"}, "reason": "bonus system sent 41.00"}
         )
     ],
 )
