@@ -28,6 +28,14 @@ IDEMPOTENCY_TTL = timedelta(hours=24)
 IDEMPOTENCY_STALE = timedelta(seconds=60)  # an in-flight record older than this was abandoned
 
 
+class UnstorableJSON(ParseError):
+    """Well-formed JSON holding a value PostgreSQL can't store; ``fields`` names where it is."""
+
+    def __init__(self, path: str, problem: str):
+        super().__init__(f"JSON parse error - {path + ': ' if path else ''}{problem}")
+        self.fields = {path or "non_field_errors": [problem]}
+
+
 class StrictJSONParser(JSONParser):
     """JSON that PostgreSQL can store: no NUL, no lone surrogates, finite numbers, bounded depth."""
 
@@ -36,9 +44,9 @@ class StrictJSONParser(JSONParser):
             data = super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise ParseError("JSON parse error - nested too deeply") from None
-        problem = _json_problem(data)
-        if problem:
-            raise ParseError(f"JSON parse error - {problem}")
+        found = _json_problem(data)
+        if found:
+            raise UnstorableJSON(*found)
         return data
 
 
@@ -52,27 +60,31 @@ def _bad_string(value: str) -> str | None:
     return None
 
 
-def _json_problem(data) -> str | None:
-    stack = [(data, 0)]
+def _json_problem(data) -> tuple[str, str] | None:
+    """(path, problem) of the first value that can't be stored, the path dotted like the API's
+    error fields (``input.who``, ``items.0.business_key``)."""
+    stack = [(data, 0, "")]
     while stack:
-        value, depth = stack.pop()
+        value, depth, path = stack.pop()
         if depth > MAX_JSON_DEPTH:
-            return f"nested deeper than {MAX_JSON_DEPTH} levels"
+            return path, f"nested deeper than {MAX_JSON_DEPTH} levels"
         if isinstance(value, str):
             problem = _bad_string(value)
             if problem:
-                return problem
+                return path, problem
         elif isinstance(value, float):
             if not math.isfinite(value):
-                return "numbers must be finite"
+                return path, "numbers must be finite"
         elif isinstance(value, dict):
             for key, item in value.items():
                 problem = _bad_string(key)
                 if problem:
-                    return problem
-                stack.append((item, depth + 1))
+                    return path, f"keys: {problem}"
+                stack.append((item, depth + 1, f"{path}.{key}" if path else key))
         elif isinstance(value, list):
-            stack.extend((item, depth + 1) for item in value)
+            stack.extend(
+                (item, depth + 1, f"{path}.{i}" if path else str(i)) for i, item in enumerate(value)
+            )
     return None
 
 

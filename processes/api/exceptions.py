@@ -106,6 +106,8 @@ def exception_handler(exc, context):
             message = "; ".join(fields["non_field_errors"])
         return Response(error_body("invalid", message, fields), status=400, headers=headers)
     detail = exc.detail
+    if getattr(exc, "fields", None):  # a parse error that knows where (api.base.UnstorableJSON)
+        return Response(error_body(_drf_code(exc), str(detail), exc.fields), status=400)
     message = str(detail) if not isinstance(detail, dict | list) else exc.default_detail
     return Response(
         error_body(_drf_code(exc), str(message)), status=exc.status_code, headers=headers

@@ -84,6 +84,23 @@ def test_nul_in_a_field_is_400(api, system):
     assert_error_shape(response, 400)
 
 
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (
+            '{"definition": "pizza", "business_key": "A", "input": {"x": {"y": "a\\u0000"}}}',
+            "input.x.y",
+        ),
+        ('{"definition": "pizza", "business_key": "A", "input": {"x": [1, 1e400]}}', "input.x.1"),
+        ('{"definition": "pizza", "business_key": "A\\u0000"}', "business_key"),
+    ],
+)
+def test_a_value_that_cant_be_stored_names_its_field(api, system, body, field):
+    error = assert_error_shape(raw_post(api(system), "/api/processes/", body), 400)
+    assert error["code"] == "parse_error" and list(error["fields"]) == [field]
+    assert field in error["message"]
+
+
 def test_unknown_api_path_is_json_404(api, system, anon):
     assert_error_shape(api(system).get("/api/nothing/here/"), 404, "not_found")
     assert_error_shape(anon.post("/api/processes", {}, format="json"), 404)
