@@ -266,3 +266,17 @@ def existing_instances(definition_key: str, business_keys, *, ever: bool) -> dic
     ):
         found.setdefault(key, (pk, state))
     return found
+
+
+CALL_GRAPH_LOCK = 0x666C6F77_63616C6C  # "flowcall": one advisory lock id for the call graph
+
+
+def lock_call_graph() -> None:
+    """Serialise the publications that change the call graph until this transaction ends, so
+    two people publishing A → B and B → A at the same moment can't both miss the cycle.
+
+    A PostgreSQL transaction-level advisory lock; SQLite writes one transaction at a time anyway.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CALL_GRAPH_LOCK])

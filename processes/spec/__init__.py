@@ -22,6 +22,7 @@ from processes.spec.conditions import (
 )
 from processes.spec.decisions import FORM_NUMBER_LIMIT, validate_decision
 from processes.spec.fields import parse_iso_duration, slugify_key, validate_condition
+from processes.spec.flow import call_cycles, task_path
 from processes.spec.parse import ANY_HANDLER, parse, parse_or_raise
 from processes.spec.types import (
     BUSINESS_KEY_UNIQUE,
@@ -75,6 +76,7 @@ __all__ = [
     "SummaryItem",
     "TaskSpec",
     "apply_variable_changes",
+    "call_cycles",
     "describe_condition",
     "evaluate_condition",
     "lookup",
@@ -82,6 +84,7 @@ __all__ = [
     "parse_iso_duration",
     "parse_or_raise",
     "slugify_key",
+    "task_path",
     "validate_condition",
     "validate_decision",
 ]
