@@ -152,9 +152,11 @@ def _create_many(definition, new, actor) -> None:
         item.process_id, item.state = process.pk, process.state
     if to_spawn:
         subprocess.spawn_after_commit([task.pk for task in to_spawn])
-    steps = [(task.id, timeout, None) for task, timeout in to_enqueue]  # ids exist once inserted
+    # ids exist once inserted; each step names its process (batch dispatch groups by it)
+    steps = [(task.id, timeout, None, str(task.process_id)) for task, timeout in to_enqueue]
     if steps:
-        # One queued job per chunk, which a worker turns into one job per step: queueing
-        # thousands of steps one by one would hold the request for minutes (ORM broker). Lost,
-        # it is a delay only: every step carries its wake_at, the timer sweep queues it again.
-        transaction.on_commit(lambda: queue.enqueue(queue.ENQUEUE_STEPS, steps))
+        # One queued job per chunk, which a worker turns into one message per process's steps
+        # (queue.enqueue_steps): queueing thousands of steps one by one would hold the request
+        # for minutes (ORM broker). Lost, it is a delay only: every step carries its wake_at,
+        # the timer sweep queues it again.
+        queue.on_commit(queue.enqueue, queue.ENQUEUE_STEPS, steps)
