@@ -17,7 +17,7 @@ from processes.engine._run import _require_grant, _spec_for, _step_timeout
 from processes.engine.start import _build_instance, process_start
 from processes.errors import InvalidInput
 from processes.events import Actor
-from processes.models import ProcessDefinition
+from processes.models import ArchivedBusinessKey, ProcessDefinition
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,8 @@ CREATED, EXISTING, INVALID = "created", "existing", "invalid"
 @dataclass
 class BatchItem:
     """What became of one item: ``created`` (a new instance), ``existing`` (the business key's
-    instance, nothing started) or ``invalid`` (``errors`` by field, nothing started)."""
+    instance, nothing started; ``archived`` when retention archived it) or ``invalid``
+    (``errors`` by field, nothing started)."""
 
     index: int
     business_key: str | None
@@ -38,6 +39,7 @@ class BatchItem:
     process_id: object = None
     state: str = ""
     errors: dict[str, list[str]] = field(default_factory=dict)
+    archived: ArchivedBusinessKey | None = None  # an existing instance retention archived
 
 
 def check_item(raw_item) -> tuple[str | None, dict | None, dict[str, list[str]]]:
@@ -106,8 +108,13 @@ def _start_chunk(definition, chunk, actor, ever) -> None:
     new = []
     for item, data in chunk:
         if item.business_key in found:
+            existing = found[item.business_key]
             item.outcome = EXISTING
-            item.process_id, item.state = found[item.business_key]
+            item.process_id, item.state, item.archived = (
+                existing.id,
+                existing.state,
+                existing.archived,
+            )
         else:
             new.append((item, data))
     if not new:
@@ -123,7 +130,11 @@ def _start_chunk(definition, chunk, actor, ever) -> None:
                 definition=definition, business_key=item.business_key, input=data, actor=actor
             )
             item.outcome = CREATED if result.created else EXISTING
-            item.process_id, item.state = result.process.pk, result.process.state
+            if result.archived is not None:
+                item.process_id, item.state = result.archived.process_id, result.archived.state
+                item.archived = result.archived
+            else:
+                item.process_id, item.state = result.process.pk, result.process.state
 
 
 def _create_many(definition, new, actor) -> None:

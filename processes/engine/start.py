@@ -21,6 +21,7 @@ from processes.engine._run import (
 from processes.errors import InvalidInput
 from processes.events import Actor
 from processes.models import (
+    ArchivedBusinessKey,
     ProcessDefinition,
     ProcessInstance,
     TaskInstance,
@@ -32,9 +33,14 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class StartResult:
-    process: ProcessInstance
+    """A new instance (``created``), the business key's existing one, or, under ``"ever"``,
+    the archived case that still holds the key (``archived``; ``process`` is None: the row is
+    gone, nothing was started)."""
+
+    process: ProcessInstance | None
     created: bool
     tasks: list[TaskInstance] | None = None  # every task of a new instance, as written
+    archived: ArchivedBusinessKey | None = None
 
 
 def process_start(
@@ -48,8 +54,8 @@ def process_start(
 ) -> StartResult:
     """Start ``definition``, or the newest published version of ``definition_key`` or
     ``component_name``. The same business key while active returns that instance; under the
-    definition's ``business_key_unique: "ever"``, any earlier instance of it (a second run never
-    starts)."""
+    definition's ``business_key_unique: "ever"``, any earlier instance of it, archived or not
+    (a second run never starts)."""
     if not isinstance(business_key, str) or not business_key.strip() or len(business_key) > 200:
         raise InvalidInput(
             "business_key must be a non-empty string of at most 200 characters",
@@ -64,6 +70,8 @@ def process_start(
     _require_grant(actor, authority.START, definition.key, "start processes")
     ever = _spec_for(definition).business_key_unique == "ever"
     existing = db_engine.existing_instance(definition.key, business_key, ever=ever)
+    if isinstance(existing, ArchivedBusinessKey):
+        return StartResult(None, False, archived=existing)
     if existing is not None:
         if existing.definition_id == definition.pk:
             existing.definition = definition  # already loaded: don't read it again
@@ -76,6 +84,8 @@ def process_start(
         existing = db_engine.existing_instance(definition.key, business_key, ever=ever)
         if existing is None:
             raise
+        if isinstance(existing, ArchivedBusinessKey):
+            return StartResult(None, False, archived=existing)
         return StartResult(existing, False)
     return StartResult(process, True, tasks)
 
