@@ -333,7 +333,7 @@ def notify_parent(child_run) -> None:
 
 def _index_of(child: ProcessInstance):
     tail = child.business_key.rsplit(":", 1)[-1]
-    return (0, int(tail)) if tail.isdigit() else (1, child.business_key)
+    return (0, int(tail)) if tail.isascii() and tail.isdigit() else (1, child.business_key)
 
 
 def _result(child: ProcessInstance, call: spec_module.CallSpec) -> dict:
