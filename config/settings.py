@@ -74,6 +74,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "processes.middleware.RefuseBadAdminSelectionMiddleware",  # ids an admin action gets
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: turns a locked-out login into its plain refusal.
     "axes.middleware.AxesMiddleware",
@@ -305,6 +306,11 @@ FLOWDESK_HEALTH_TIMER_LAG = float(os.environ.get("FLOWDESK_HEALTH_TIMER_LAG", "3
 FLOWDESK_WATCHDOG_GRACE = float(os.environ.get("FLOWDESK_WATCHDOG_GRACE", "60"))
 # The most tasks one definition may have (all stages): keeps a start's INSERTs and the diagram small.
 FLOWDESK_MAX_TASKS = int(os.environ.get("FLOWDESK_MAX_TASKS", "500"))
+# Call activities (PROCESS tasks): a chain of children is at most MAX_CALL_DEPTH levels below
+# the process that started it, and one task starts at most MAX_FOR_EACH children. Over either,
+# the PROCESS task fails (an incident) and nothing more is started.
+FLOWDESK_MAX_CALL_DEPTH = int(os.environ.get("FLOWDESK_MAX_CALL_DEPTH", "5"))
+FLOWDESK_MAX_FOR_EACH = int(os.environ.get("FLOWDESK_MAX_FOR_EACH", "1000"))
 Q_CLUSTER["broker_class"] = (
     "processes.supervisor.RedisBroker" if FLOWDESK_REDIS_URL else "processes.supervisor.OrmBroker"
 )

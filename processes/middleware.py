@@ -7,7 +7,11 @@ parameters): 400 with what is wrong (the API's middleware gives it the API's err
 
 from __future__ import annotations
 
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import ValidationError
 from django.http import HttpResponseBadRequest
+
+from processes.db.core import MAX_DB_INT
 
 
 class RefuseNulMiddleware:
@@ -23,3 +27,40 @@ class RefuseNulMiddleware:
                 "NUL characters (%00) are not allowed in a URL.", content_type="text/plain"
             )
         return self.get_response(request)
+
+
+class RefuseBadAdminSelectionMiddleware:
+    """Refuse an admin action whose selected rows can't be ids of the list's model (text where
+    a number belongs, a 5,000-digit number, a NUL): the admin would hand them to the database
+    and answer 500. The admin's own checkboxes never send such a value: 400, saying which."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        model_admin = getattr(view_func, "model_admin", None)
+        if model_admin is None or request.method != "POST":
+            return None
+        field = model_admin.model._meta.pk
+        for value in request.POST.getlist(ACTION_CHECKBOX_NAME):
+            if not _may_be_pk(field, value):
+                shown = value[:20] + ("…" if len(value) > 20 else "")
+                return HttpResponseBadRequest(
+                    f"Nothing done: {shown!r} is not the id of a "
+                    f"{model_admin.model._meta.verbose_name}.",
+                    content_type="text/plain",
+                )
+        return None
+
+
+def _may_be_pk(field, value: str) -> bool:
+    if len(value) > 100 or "\x00" in value:
+        return False
+    try:
+        python = field.to_python(value)
+    except (ValidationError, ValueError, TypeError):
+        return False
+    return not isinstance(python, int) or -MAX_DB_INT - 1 <= python <= MAX_DB_INT

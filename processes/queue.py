@@ -76,21 +76,33 @@ def on_commit(func, *args) -> None:
     transaction.on_commit(run)
 
 
-def enqueue_steps(steps: list[tuple[int, int, int | None]], *, correlation: str = "") -> None:
-    """Queue service steps ``(task_id, timeout, cause)``: ``cause`` is the event that scheduled
-    the step (its ``task_scheduled``), recorded as the cause of what the step's run appends, and
-    ``correlation`` the id of the transaction that scheduled them.
+def enqueue_steps(steps: list[tuple], *, correlation: str = "") -> None:
+    """Queue service steps ``(task_id, timeout, cause, process_id)``: ``cause`` is the event
+    that scheduled the step (its ``task_scheduled``), recorded as the cause of what the step's
+    run appends, and ``correlation`` the id of the transaction that scheduled them.
 
-    The steps of one transaction belong to one process: up to ``FLOWDESK_STEP_BATCH`` of them go
-    as one message (batch dispatch: one pop, one lease transaction, one report transaction)."""
+    Batch dispatch: the steps of one process go up to ``FLOWDESK_STEP_BATCH`` per message (one
+    pop, one lease transaction, one report transaction). Steps of different processes never
+    share a message: a worker leases the steps of one process at a time. A step without its
+    process (a message queued by an earlier release) goes alone."""
     size = settings.FLOWDESK_STEP_BATCH
-    for at in range(0, len(steps), size):
-        chunk = steps[at : at + size]
-        with context.bound(correlation=correlation or None, cause=chunk[0][2]):
-            if len(chunk) == 1:
-                enqueue_step(chunk[0][0], timeout=chunk[0][1])
-            else:
-                enqueue_batch(chunk)
+    for group in _by_process(steps):
+        for at in range(0, len(group), size):
+            chunk = group[at : at + size]
+            with context.bound(correlation=correlation or None, cause=chunk[0][2]):
+                if len(chunk) == 1:
+                    enqueue_step(chunk[0][0], timeout=chunk[0][1])
+                else:
+                    enqueue_batch(chunk)
+
+
+def _by_process(steps: list[tuple]) -> list[list[tuple[int, int, int | None]]]:
+    """``steps`` as ``(task_id, timeout, cause)`` grouped by process, in order of first step."""
+    groups: dict = {}
+    for index, step in enumerate(steps):
+        process = step[3] if len(step) > 3 and step[3] is not None else ("alone", index)
+        groups.setdefault(process, []).append(tuple(step[:3]))
+    return list(groups.values())
 
 
 def _step_q_timeout(timeout: int) -> int:
@@ -111,7 +123,8 @@ def enqueue_step(task_id: int, *, timeout: int) -> bool:
 
 
 def enqueue_batch(steps: list[tuple[int, int, int | None]]) -> bool:
-    """Queue steps of one process as one message: ``run_steps(id, id, ..., causes=[...])``; they
+    """Queue steps of one process (never more: ``engine.tasks_start`` leases one process's) as
+    one message: ``run_steps(id, id, ..., causes=[...])``; they
     run side by side, so the q2 timeout is the longest step's."""
     ids = [task_id for task_id, _, _ in steps]
     return enqueue(

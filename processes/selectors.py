@@ -9,6 +9,7 @@ Who sees what is ``processes.authority``'s rule, read here: definition grants pe
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
@@ -19,6 +20,7 @@ from processes.db import engine as db_engine
 from processes.db.core import MAX_DB_INT
 from processes.errors import NotFound
 from processes.models import (
+    ActorType,
     DefinitionComponent,
     DefinitionStatus,
     EventType,
@@ -330,3 +332,52 @@ def due_for_archiving(*, now, definition_key: str | None = None) -> QuerySet:
         .exclude(children__isnull=False)
         .order_by("completed_at", "id")
     )
+
+
+# --- call activities ------------------------------------------------------------------------------
+
+
+def ancestors(process: ProcessInstance, *, limit: int) -> list[ProcessInstance]:
+    """The processes whose PROCESS tasks started ``process``, its parent first, at most
+    ``limit`` of them (one query each: a chain is a few levels deep)."""
+    chain: list[ProcessInstance] = []
+    parent_id = process.parent_id
+    while parent_id is not None and len(chain) < limit:
+        parent = (
+            ProcessInstance.objects.filter(pk=parent_id)
+            .only("id", "parent_id", "definition_key", "business_key", "started_by")
+            .first()
+        )
+        if parent is None:
+            break
+        chain.append(parent)
+        parent_id = parent.parent_id
+    return chain
+
+
+@dataclass(frozen=True)
+class Initiator:
+    """Who started a process: the person (``user``; None when the system or a worker did, or
+    the person's account is gone) as the history recorded it."""
+
+    user: object
+    label: str
+    system: bool
+
+
+def initiator(process: ProcessInstance) -> Initiator:
+    """The person who started ``process`` (its ``started_by_user``), or whether the system did
+    (its ``process_started`` event's actor)."""
+    from django.contrib.auth import get_user_model
+
+    if process.started_by_user_id is not None:
+        user = get_user_model().objects.filter(pk=process.started_by_user_id).first()
+        if user is not None:
+            return Initiator(user=user, label=user.get_username(), system=False)
+    actor_type = (
+        ProcessEvent.objects.filter(process_id=process.pk, type=EventType.PROCESS_STARTED)
+        .values_list("actor_type", flat=True)
+        .first()
+    )
+    system = actor_type in (ActorType.SYSTEM, ActorType.WORKER)
+    return Initiator(user=None, label=process.started_by, system=system)

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from processes import authority, diagram, engine, timeline
 from processes import selectors as process_selectors
-from processes.db.core import MAX_DB_INT
+from processes.db.core import MAX_DB_INT, parse_id
 from processes.errors import Conflict, EngineError, Forbidden, InvalidInput, NotFound
 from processes.events import Actor
 from processes.models import TaskState
@@ -144,18 +144,21 @@ def bulk_decide(request):
     back = request.POST.get("back") or reverse("tasks_inbox:inbox")
     if not back.startswith("/inbox/"):
         back = reverse("tasks_inbox:inbox")
-    ids = []
+    ids, refused = [], []
     for raw in request.POST.getlist("task")[: MAX_BULK + 1]:
-        if raw.isdigit() and int(raw) <= MAX_DB_INT:
-            ids.append(int(raw))
-    if not ids:
+        task_id = parse_id(raw)
+        if task_id is None:  # text, a negative or a 5,000-digit number: said, never looked up
+            refused.append(f"{raw[:20]!r}: not a task")
+        else:
+            ids.append(task_id)
+    if not ids and not refused:
         messages.error(request, "Nothing decided: select at least one task.")
         return redirect(back)
-    if len(ids) > MAX_BULK:
+    if len(ids) + len(refused) > MAX_BULK:
         messages.error(request, f"Nothing decided: at most {MAX_BULK} tasks at once.")
         return redirect(back)
     actor = Actor.for_user(request.user)
-    done, refused = [], []
+    done = []
     for task_id in dict.fromkeys(ids):
         found = selectors.task_for_user(user=request.user, task_id=task_id)
         if found is None:

@@ -177,7 +177,11 @@ def api_start(client, name, value):
         stored = ProcessInstance.objects.get(pk=response.json()["id"]).variables
         return True, spec_module.lookup(stored, name)
     assert response.status_code == 400, response.content
-    assert f"input.{name.split('.')[0]}" in "".join(response.json()["error"]["fields"]), (name, value, response.content)
+    assert f"input.{name.split('.')[0]}" in "".join(response.json()["error"]["fields"]), (
+        name,
+        value,
+        response.content,
+    )
     return False, None
 
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from processes import authority, dashboard
 from processes.admin import widgets
+from processes.db.core import parse_id
 from processes.models import ProcessDefinition, ProcessState
 
 WINDOWS = (1, 7, 30, 90, 365)
@@ -27,8 +28,9 @@ def dashboard_page(model_admin, request):
     if key is not None and key not in keys:
         model_admin.message_user(request, f"No definition {key!r}.", messages.ERROR)
         key = keys[0] if keys else None
-    days = request.GET.get("days", "7")
-    days = int(days) if days.isdigit() and int(days) in WINDOWS else 7
+    days = parse_id(request.GET.get("days", "7"))
+    if days not in WINDOWS:
+        days = 7
     context = {
         **model_admin.admin_site.each_context(request),
         "title": "Process dashboard",

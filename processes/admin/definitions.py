@@ -20,6 +20,7 @@ from processes import authority, diagram, engine
 from processes.admin import widgets
 from processes.admin.base import GrantedAdmin
 from processes.admin.forms import BatchCsvForm, DefinitionForm, DiffForm, MigrationForm
+from processes.db.core import parse_id
 from processes.errors import EngineError
 from processes.events import Actor
 from processes.models import DefinitionStatus, ProcessDefinition, ProcessInstance
@@ -121,8 +122,8 @@ class ProcessDefinitionAdmin(GrantedAdmin):
 
     def get_changeform_initial_data(self, request):
         initial = super().get_changeform_initial_data(request)
-        source = request.GET.get("from")
-        if source and source.isdigit():
+        source = parse_id(request.GET.get("from"))
+        if source is not None:
             definition = ProcessDefinition.objects.filter(pk=source).first()
             if definition is not None:
                 initial["spec_text"] = widgets.pretty(definition.spec)

@@ -267,6 +267,7 @@ class BatchCsvForm(forms.Form):
         if not rows:
             raise forms.ValidationError("the file is empty")
         header = [h.strip() for h in rows[0]]
+        _refuse_nul(rows, header)
         if "business_key" not in header:
             raise forms.ValidationError("the header row has no business_key column")
         if len(set(header)) != len(header) or "" in header:
@@ -287,6 +288,18 @@ class BatchCsvForm(forms.Form):
                 {"business_key": key, "input": {k: v for k, v in values.items() if v != ""}}
             )
         return items
+
+
+def _refuse_nul(rows: list[list[str]], header: list[str]) -> None:
+    """A NUL character can't be stored (PostgreSQL text and JSON refuse it): say where it is."""
+    for number, row in enumerate(rows, start=1):
+        for index, cell in enumerate(row):
+            if "\x00" in cell:
+                name = header[index] if number > 1 and index < len(header) else ""
+                where = f"column {name!r}" if name else f"column {index + 1}"
+                raise forms.ValidationError(
+                    f"line {number}, {where}: NUL characters (\\x00) are not allowed"
+                )
 
 
 class MigrationForm(forms.Form):

@@ -27,6 +27,15 @@ except ImportError:  # no psycopg: SQLite only
 MAX_DB_INT = 2**63 - 1  # the largest id a bigint column holds; a larger one is "not found"
 
 
+def parse_id(text) -> int | None:
+    """``text`` as a row id (1 to ``MAX_DB_INT``), or None when it can't be one: not ASCII
+    digits, or too long (Python refuses ``int()`` of more than 4,300 digits)."""
+    if not isinstance(text, str) or not text.isascii() or not text.isdigit() or len(text) > 19:
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_DB_INT else None
+
+
 def columns(model: type[Model], alias: str, *, exclude: tuple[str, ...] = ()) -> str:
     """The concrete columns of ``model`` (those not in ``exclude`` stay deferred), qualified by
     ``alias``, in field order."""

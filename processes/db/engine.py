@@ -4,6 +4,7 @@ identity (locked for an event), its tasks, and the business-key check of a start
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.db import connection
@@ -19,6 +20,7 @@ from processes.db.core import (
 )
 from processes.models import (
     ACTIVE_PROCESS_STATES,
+    ArchivedBusinessKey,
     DefinitionStatus,
     ProcessDefinition,
     ProcessInstance,
@@ -205,9 +207,23 @@ def newest_published(key: str) -> ProcessDefinition | None:
 
 def existing_instance(definition_key: str, business_key: str, *, ever: bool):
     """The running or failed instance of this business key (at most one: a unique index), or
-    with ``ever`` the newest instance of it in any state."""
+    with ``ever`` the newest instance of it in any state, or its ``ArchivedBusinessKey`` once
+    retention archived that instance: the one check of every start (single, batch, child)."""
     sql = _existing_sql(ever, connection.vendor)
-    return next(iter(fetch(ProcessInstance, sql, [definition_key, business_key])), None)
+    found = next(iter(fetch(ProcessInstance, sql, [definition_key, business_key])), None)
+    if found is None and ever:
+        sql = _archived_sql(connection.vendor)
+        found = next(iter(fetch(ArchivedBusinessKey, sql, [definition_key, business_key])), None)
+    return found
+
+
+@functools.lru_cache(maxsize=2)
+def _archived_sql(vendor: str) -> str:
+    a = ArchivedBusinessKey
+    return (
+        f"SELECT {columns(a, 'a')} FROM {table(a)} a "
+        f"WHERE a.{col(a, 'definition_key')} = %s AND a.{col(a, 'business_key')} = %s"
+    )
 
 
 @functools.lru_cache(maxsize=4)
@@ -253,16 +269,46 @@ def purge_processes(process_ids: list) -> dict[str, int]:
     return counts
 
 
-def existing_instances(definition_key: str, business_keys, *, ever: bool) -> dict[str, tuple]:
-    """``existing_instance`` for many business keys in one query: business key → (id, state)
-    of its active instance, or with ``ever`` of its newest instance in any state."""
+class Existing(NamedTuple):
+    """What ``existing_instances`` found for one business key."""
+
+    id: object
+    state: str
+    archived: ArchivedBusinessKey | None = None  # set: the instance was archived
+
+
+def existing_instances(definition_key: str, business_keys, *, ever: bool) -> dict[str, Existing]:
+    """``existing_instance`` for many business keys in two queries at most: business key →
+    its active instance, or with ``ever`` its newest instance in any state, or its archived key.
+    """
+    keys = list(business_keys)
     p = ProcessInstance
-    rows = p.objects.filter(definition_key=definition_key, business_key__in=list(business_keys))
+    rows = p.objects.filter(definition_key=definition_key, business_key__in=keys)
     if not ever:
         rows = rows.filter(state__in=ACTIVE_PROCESS_STATES)
-    found: dict[str, tuple] = {}
+    found: dict[str, Existing] = {}
     for key, pk, state in rows.order_by("business_key", "-created_at").values_list(
         "business_key", "id", "state"
     ):
-        found.setdefault(key, (pk, state))
+        found.setdefault(key, Existing(pk, state))
+    missing = [key for key in keys if key not in found]
+    if ever and missing:
+        for archived in ArchivedBusinessKey.objects.filter(
+            definition_key=definition_key, business_key__in=missing
+        ):
+            found[archived.business_key] = Existing(archived.process_id, archived.state, archived)
     return found
+
+
+CALL_GRAPH_LOCK = 0x666C6F77_63616C6C  # "flowcall": one advisory lock id for the call graph
+
+
+def lock_call_graph() -> None:
+    """Serialise the publications that change the call graph until this transaction ends, so
+    two people publishing A → B and B → A at the same moment can't both miss the cycle.
+
+    A PostgreSQL transaction-level advisory lock; SQLite writes one transaction at a time anyway.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CALL_GRAPH_LOCK])

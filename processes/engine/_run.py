@@ -185,8 +185,9 @@ class _Run:
             hook(self)
         if self.to_enqueue:
             scheduled = {e.task_id: e.pk for e in written if e.type == EventType.TASK_SCHEDULED}
+            process_id = str(self.process.pk)
             steps = [
-                (t.id, _step_timeout(self.task_spec(t)), scheduled.get(t.id))
+                (t.id, _step_timeout(self.task_spec(t)), scheduled.get(t.id), process_id)
                 for t in self.to_enqueue
             ]
             # The steps carry on this transaction's correlation id (the request's, or the one

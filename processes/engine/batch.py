@@ -18,7 +18,7 @@ from processes.engine._run import _require_grant, _spec_for, _step_timeout
 from processes.engine.start import _build_instance, input_problems, process_start
 from processes.errors import InvalidInput
 from processes.events import Actor
-from processes.models import ProcessDefinition
+from processes.models import ArchivedBusinessKey, ProcessDefinition
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,8 @@ CREATED, EXISTING, INVALID = "created", "existing", "invalid"
 @dataclass
 class BatchItem:
     """What became of one item: ``created`` (a new instance), ``existing`` (the business key's
-    instance, nothing started) or ``invalid`` (``errors`` by field, nothing started)."""
+    instance, nothing started; ``archived`` when retention archived it) or ``invalid``
+    (``errors`` by field, nothing started)."""
 
     index: int
     business_key: str | None
@@ -39,6 +40,7 @@ class BatchItem:
     process_id: object = None
     state: str = ""
     errors: dict[str, list[str]] = field(default_factory=dict)
+    archived: ArchivedBusinessKey | None = None  # an existing instance retention archived
 
 
 def check_item(
@@ -115,8 +117,13 @@ def _start_chunk(definition, chunk, actor, ever) -> None:
     new = []
     for item, data in chunk:
         if item.business_key in found:
+            existing = found[item.business_key]
             item.outcome = EXISTING
-            item.process_id, item.state = found[item.business_key]
+            item.process_id, item.state, item.archived = (
+                existing.id,
+                existing.state,
+                existing.archived,
+            )
         else:
             new.append((item, data))
     if not new:
@@ -132,7 +139,11 @@ def _start_chunk(definition, chunk, actor, ever) -> None:
                 definition=definition, business_key=item.business_key, input=data, actor=actor
             )
             item.outcome = CREATED if result.created else EXISTING
-            item.process_id, item.state = result.process.pk, result.process.state
+            if result.archived is not None:
+                item.process_id, item.state = result.archived.process_id, result.archived.state
+                item.archived = result.archived
+            else:
+                item.process_id, item.state = result.process.pk, result.process.state
 
 
 def _create_many(definition, new, actor) -> None:
@@ -161,9 +172,11 @@ def _create_many(definition, new, actor) -> None:
         item.process_id, item.state = process.pk, process.state
     if to_spawn:
         subprocess.spawn_after_commit([task.pk for task in to_spawn])
-    steps = [(task.id, timeout, None) for task, timeout in to_enqueue]  # ids exist once inserted
+    # ids exist once inserted; each step names its process (batch dispatch groups by it)
+    steps = [(task.id, timeout, None, str(task.process_id)) for task, timeout in to_enqueue]
     if steps:
-        # One queued job per chunk, which a worker turns into one job per step: queueing
-        # thousands of steps one by one would hold the request for minutes (ORM broker). Lost,
-        # it is a delay only: every step carries its wake_at, the timer sweep queues it again.
-        transaction.on_commit(lambda: queue.enqueue(queue.ENQUEUE_STEPS, steps))
+        # One queued job per chunk, which a worker turns into one message per process's steps
+        # (queue.enqueue_steps): queueing thousands of steps one by one would hold the request
+        # for minutes (ORM broker). Lost, it is a delay only: every step carries its wake_at,
+        # the timer sweep queues it again.
+        queue.on_commit(queue.enqueue, queue.ENQUEUE_STEPS, steps)

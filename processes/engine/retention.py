@@ -14,6 +14,9 @@ processes and, for each batch:
 4. only then, in one transaction with the rows locked, deletes what it exported — skipping any
    process that changed meanwhile (reopened by a replay, a new event) — through the one purge
    path the append-only trigger allows, and records a ``processes_archived`` definition event.
+   The business keys of processes started under ``business_key_unique: "ever"`` stay reserved
+   (``ArchivedBusinessKey``, written in that transaction): a later start answers with the
+   archived case and starts nothing.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from processes import events, history, hooks, selectors
 from processes.db import engine as db_engine
 from processes.events import Actor
 from processes.models import (
+    ArchivedBusinessKey,
     DefinitionEventType,
     ProcessDefinition,
     ProcessEvent,
@@ -161,6 +165,7 @@ def _archive_batch(ids, *, actor: Actor, stamp: str, report: ArchiveReport) -> N
     name = storage.save(f"{folder}/archive-{stamp}.jsonl", ContentFile(body))
     _read_back(storage, name, body, processes)
 
+    versions = {p.pk: p.definition.version for p in processes}
     with transaction.atomic():
         locked = {
             p.pk: p
@@ -176,6 +181,7 @@ def _archive_batch(ids, *, actor: Actor, stamp: str, report: ArchiveReport) -> N
             else:
                 gone.append(pk)
         if gone:
+            _keep_keys_reserved([locked[pk] for pk in gone], versions, name)
             counts = db_engine.purge_processes(gone)
             hooks.within("processes_purged", process_ids=gone)
             for key, count in counts.items():
@@ -193,6 +199,31 @@ def _archive_batch(ids, *, actor: Actor, stamp: str, report: ArchiveReport) -> N
     report.files.append(name)
     report.bytes += len(body)
     report.archived.extend(str(pk) for pk in gone)
+
+
+def _keep_keys_reserved(processes, versions: dict, file_name: str) -> None:
+    """The business keys of processes started under ``business_key_unique: "ever"`` stay taken
+    once their rows are gone: a start of one answers with the archived case (in the archiving
+    transaction, so no moment exists when the key is free)."""
+    now = timezone.now()
+    ArchivedBusinessKey.objects.bulk_create(
+        [
+            ArchivedBusinessKey(
+                definition_key=p.definition_key,
+                business_key=p.business_key,
+                process_id=p.pk,
+                definition_version=versions[p.pk],
+                state=p.state,
+                business_status=p.business_status,
+                completed_at=p.completed_at,
+                archived_at=now,
+                archive_file=file_name,
+            )
+            for p in processes
+            if p.unique_ever
+        ],
+        ignore_conflicts=True,  # (a key archived before, by a restored backup: the first stays)
+    )
 
 
 def _read_back(storage, name: str, body: bytes, processes) -> None:

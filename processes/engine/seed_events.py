@@ -23,6 +23,7 @@ from processes.engine.steps import task_complete, task_fail
 from processes.errors import Conflict, InvalidInput, NotFound
 from processes.events import Actor
 from processes.models import (
+    ArchivedBusinessKey,
     ProcessInstance,
     TaskInstance,
     TaskType,
@@ -37,10 +38,11 @@ SEED_EVENTS = ("StartWorkflow", "TaskCompleted", "TaskFailed", "TaskPending")
 
 @dataclass(frozen=True)
 class EventOutcome:
-    process: ProcessInstance
+    process: ProcessInstance | None  # None: ``archived`` holds the key ("ever")
     task: TaskInstance | None
     created: bool = False
     duplicate: bool = False
+    archived: ArchivedBusinessKey | None = None
 
 
 def handle_seed_event(
@@ -82,7 +84,9 @@ def handle_seed_event(
             )
         except InvalidInput as exc:  # the event's words: its input is ``data``
             raise InvalidInput(exc.message, fields=_renamed(exc.fields, "input", "data")) from None
-        return EventOutcome(started.process, None, created=started.created)
+        return EventOutcome(
+            started.process, None, created=started.created, archived=started.archived
+        )
     definition = find_definition(key=definition_key, component_name=component_name)
     _require_grant(actor, authority.OPERATE, definition.key, "send task events")
     process = (

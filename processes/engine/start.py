@@ -22,6 +22,7 @@ from processes.engine._run import (
 from processes.errors import InvalidInput
 from processes.events import Actor
 from processes.models import (
+    ArchivedBusinessKey,
     ProcessDefinition,
     ProcessInstance,
     TaskInstance,
@@ -33,9 +34,14 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class StartResult:
-    process: ProcessInstance
+    """A new instance (``created``), the business key's existing one, or, under ``"ever"``,
+    the archived case that still holds the key (``archived``; ``process`` is None: the row is
+    gone, nothing was started)."""
+
+    process: ProcessInstance | None
     created: bool
     tasks: list[TaskInstance] | None = None  # every task of a new instance, as written
+    archived: ArchivedBusinessKey | None = None
 
 
 def process_start(
@@ -49,8 +55,8 @@ def process_start(
 ) -> StartResult:
     """Start ``definition``, or the newest published version of ``definition_key`` or
     ``component_name``. The same business key while active returns that instance; under the
-    definition's ``business_key_unique: "ever"``, any earlier instance of it (a second run never
-    starts)."""
+    definition's ``business_key_unique: "ever"``, any earlier instance of it, archived or not
+    (a second run never starts)."""
     business_key = checked_business_key(business_key)
     if input is None:
         input = {}
@@ -62,6 +68,8 @@ def process_start(
     input = checked_input(definition, input)
     ever = _spec_for(definition).business_key_unique == "ever"
     existing = db_engine.existing_instance(definition.key, business_key, ever=ever)
+    if isinstance(existing, ArchivedBusinessKey):
+        return StartResult(None, False, archived=existing)
     if existing is not None:
         if existing.definition_id == definition.pk:
             existing.definition = definition  # already loaded: don't read it again
@@ -74,6 +82,8 @@ def process_start(
         existing = db_engine.existing_instance(definition.key, business_key, ever=ever)
         if existing is None:
             raise
+        if isinstance(existing, ArchivedBusinessKey):
+            return StartResult(None, False, archived=existing)
         return StartResult(existing, False)
     return StartResult(process, True, tasks)
 

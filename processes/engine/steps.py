@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from processes import context, events
+from processes import context, events, queue
 from processes.engine._run import (
     HUMAN_TASK_REFUSAL,
     TaskResult,
@@ -33,6 +33,7 @@ from processes.events import Actor
 from processes.models import (
     ACTIVE_PROCESS_STATES,
     EventType,
+    ProcessDefinition,
     TaskInstance,
     TaskState,
     TaskType,
@@ -66,10 +67,13 @@ def tasks_start(*, task_ids, actor: Actor, causes=None) -> list[StepLease]:
     run.actor = actor
     now = timezone.now()
     by_pk = {t.pk: t for t in run.tasks.values()}
-    leases = []
+    leases, strays = [], []
     for index, task_id in enumerate(task_ids):
         task = by_pk.get(task_id)
-        if task is None or not _startable(run, task, now):
+        if task is None:
+            strays.append(task_id)
+            continue
+        if not _startable(run, task, now):
             continue
         cause = causes[index] if causes and index < len(causes) else None
         with context.bound(cause=cause):
@@ -77,7 +81,28 @@ def tasks_start(*, task_ids, actor: Actor, causes=None) -> list[StepLease]:
         leases.append(dataclasses.replace(lease, cause=cause) if cause else lease)
     if leases:
         run.save()
+    if strays:
+        _requeue_strays(strays)
     return leases
+
+
+def _requeue_strays(task_ids: list[int]) -> None:
+    """Steps of other processes in one message (queued by an earlier release, which mixed
+    them): never dropped, each queued again on its own after this commit."""
+    rows = list(
+        TaskInstance.objects.filter(pk__in=task_ids, type=TaskType.SERVICE).values_list(
+            "id", "name", "process__definition_id"
+        )
+    )
+    logger.warning("steps %s are not of the process leased: queued again on their own", task_ids)
+    specs: dict = {}
+    steps = []
+    for task_id, name, definition_id in rows:
+        if definition_id not in specs:
+            specs[definition_id] = _spec_for(ProcessDefinition.objects.get(pk=definition_id))
+        steps.append((task_id, _step_timeout(specs[definition_id].task(name)), None))
+    if steps:
+        queue.on_commit(queue.enqueue_steps, steps)
 
 
 def task_start(*, task_id, actor: Actor) -> StepLease | None:

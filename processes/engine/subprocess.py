@@ -18,12 +18,14 @@ from __future__ import annotations
 import logging
 import re
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from processes import events
+from processes import authority, events, queue, selectors
 from processes import spec as spec_module
 from processes.db import core as raw
+from processes.db import engine as db_engine
 from processes.engine._run import (
     FINISH_HOOKS,
     _advance,
@@ -36,7 +38,7 @@ from processes.engine._run import (
     _transition,
 )
 from processes.engine.start import _build_instance
-from processes.errors import Conflict, NotFound
+from processes.errors import Conflict, Forbidden, NotFound
 from processes.events import Actor
 from processes.models import (
     ACTIVE_PROCESS_STATES,
@@ -48,8 +50,6 @@ from processes.models import (
 )
 
 logger = logging.getLogger(__name__)
-
-MAX_CHILDREN = 10_000
 
 
 def child_definition(call: spec_module.CallSpec) -> ProcessDefinition:
@@ -69,52 +69,76 @@ def child_definition(call: spec_module.CallSpec) -> ProcessDefinition:
 
 def spawn_after_commit(task_ids: list[int]) -> None:
     """Start the children of PROCESS tasks just scheduled, once their rows are committed (a new
-    parent's tasks have no id before its INSERT); each in a transaction of its own."""
-    transaction.on_commit(lambda: [spawn(task_id=task_id) for task_id in task_ids])
+    parent's tasks have no id before its INSERT); each in a transaction of its own.
+
+    Through ``queue.on_commit``: whatever happens there can't turn the committed start into an
+    error (``spawn_or_fail`` records a failure on the task; the rest is logged, and the task's
+    timer starts the children later)."""
+    queue.on_commit(spawn_all, list(task_ids))
+
+
+def spawn_all(task_ids: list[int]) -> None:
+    for task_id in task_ids:
+        spawn_or_fail(task_id=task_id)
+
+
+def spawn_or_fail(*, task_id) -> None:
+    """``spawn``; an unexpected error fails the task (an incident on the parent) instead of
+    reaching whoever caused the commit."""
+    try:
+        spawn(task_id=task_id)
+    except Exception as exc:
+        logger.exception("starting the children of task %s failed", task_id)
+        error = f"could not start the children: {type(exc).__name__}: {exc}"[:500]
+        try:
+            with transaction.atomic():
+                run, task = _lock_for_task(task_id)
+                if task.state == TaskState.SCHEDULED and run.process.state in ACTIVE_PROCESS_STATES:
+                    run.actor = _spawner(run.process)
+                    _fail_spawn(run, task, error)
+                    run.save()
+        except Exception:  # (the database is gone too): the task's timer tries again
+            logger.exception("recording that failure on task %s failed too", task_id)
 
 
 def spawn(*, task_id) -> None:
     """Start the children of the scheduled PROCESS task ``task_id``; safe to call twice. A
-    problem (no such definition, ``for_each`` not a list, a business key taken) fails the task,
-    which opens an incident on the parent."""
+    problem (no such definition, ``for_each`` not a list or over ``FLOWDESK_MAX_FOR_EACH``, a
+    call deeper than ``FLOWDESK_MAX_CALL_DEPTH``, an initiator without ``start_process`` on the
+    child, a business key taken) fails the task, which opens an incident on the parent."""
 
     with transaction.atomic():
         run, task = _lock_for_task(task_id)
         process = run.process
         if task.state != TaskState.SCHEDULED or process.state not in ACTIVE_PROCESS_STATES:
             return
-        run.actor = Actor.system(f"{process.definition_key}:{process.business_key}")
+        run.actor = _spawner(process)
         call = run.task_spec(task).call
         now = timezone.now()
         task.wake_at = None  # spawned or failed below: the recovery timer is done
         try:
             definition = child_definition(call)
+            check_may_call(process, definition.key)
             child_spec = definition.parsed()
             ever = child_spec.business_key_unique == "ever"
             children = []
+            keys = set()
             for index, item in enumerate(_items(process.variables, call)):
                 scope = {**process.variables, "item": item, "index": index}
                 key = _business_key(process, task, call, scope, index)
                 data = _child_input(definition, child_spec, call, scope, key)
-                taken = ProcessInstance.objects.filter(
-                    definition_key=definition.key, business_key=key
-                )
-                if not ever:
-                    taken = taken.filter(state__in=ACTIVE_PROCESS_STATES)
-                if taken.exists():
+                if key in keys:
+                    raise Conflict(f"business key {key!r} comes twice in this task's children")
+                keys.add(key)
+                if db_engine.existing_instance(definition.key, key, ever=ever) is not None:
                     raise Conflict(f"{definition.key} {key!r} already has an instance")
                 child, child_tasks, child_run = _build_instance(
                     definition, key, data, run.actor, now=now
                 )
                 child.parent_id, child.parent_task_id = process.pk, task.pk
                 children.append((child, child_tasks, child_run))
-        except (NotFound, Conflict, ValueError) as exc:
-            _transition(task, "start")
-            _transition(task, "fail")
-            task.last_error = str(exc)
-            run.touch(task)
-            events.task_failed(process=process, actor=run.actor, task=task, error=str(exc))
-            _after_task_failed_for_good(run, task, str(exc))
+        except (NotFound, Conflict, Forbidden, ValueError) as exc:
+            _fail_spawn(run, task, str(exc))
             run.save()
             return
         _transition(task, "start")
@@ -150,14 +174,66 @@ def spawn(*, task_id) -> None:
         run.save()
 
 
+def _fail_spawn(run: _Run, task, error: str) -> None:
+    """Nothing was started: the task fails for good, an incident (one SMS) on its process."""
+    _transition(task, "start")
+    _transition(task, "fail")
+    task.wake_at = None
+    task.last_error = error
+    run.touch(task)
+    events.task_failed(process=run.process, actor=run.actor, task=task, error=error)
+    _after_task_failed_for_good(run, task, error)
+
+
+def _spawner(process: ProcessInstance) -> Actor:
+    """Who starts a process's children: the system, on its behalf (recorded as the children's
+    ``started_by``)."""
+    return Actor.system(f"{process.definition_key}:{process.business_key}")
+
+
+def check_may_call(process: ProcessInstance, child_key: str) -> None:
+    """Whether ``process`` may start a child of ``child_key`` now; raises the refusal.
+
+    A chain of calls is at most ``FLOWDESK_MAX_CALL_DEPTH`` levels deep, and grants compose:
+    the person who started the first process of the chain needs ``start_process`` on the
+    child's definition, as if they started it themselves (a chain the system started may).
+    """
+    limit = settings.FLOWDESK_MAX_CALL_DEPTH
+    chain = selectors.ancestors(process, limit=limit + 1)
+    depth = len(chain) + 1  # the child's: the first process is at 0
+    if depth > limit:
+        raise ValueError(
+            f"call depth: a child of {process} would be {depth} levels below the first process "
+            f"of its chain, over FLOWDESK_MAX_CALL_DEPTH ({limit}); nothing more was started"
+        )
+    root = chain[-1] if chain else process
+    who = selectors.initiator(root)
+    if who.user is None and who.system:
+        return  # started by the system (a command, a sweep, a seed import): it may
+    if who.user is None:
+        raise Forbidden(
+            f"{who.label!r}, who started {root}, is no longer a user, so nobody may start "
+            f"processes of {child_key!r} for them: no child was started"
+        )
+    if not authority.has_definition_perm(who.user, authority.START, child_key):
+        raise Forbidden(
+            f"{who.label!r}, who started {root}, may not start processes of {child_key!r}: "
+            "no child was started"
+        )
+
+
 def _items(variables: dict, call: spec_module.CallSpec) -> list:
     if call.for_each is None:
         return [None]
     items = spec_module.lookup(variables, call.for_each)
     if not isinstance(items, list):
         raise ValueError(f"for_each: variable {call.for_each!r} is not a list")
-    if len(items) > MAX_CHILDREN:
-        raise ValueError(f"for_each: at most {MAX_CHILDREN} children, {len(items)} asked")
+    limit = settings.FLOWDESK_MAX_FOR_EACH
+    if len(items) > limit:
+        raise ValueError(
+            f"for_each: {len(items)} items in {call.for_each!r}, over FLOWDESK_MAX_FOR_EACH "
+            f"({limit}); nothing was started"
+        )
     return items
 
 
@@ -280,7 +356,7 @@ def notify_parent(child_run) -> None:
 
 def _index_of(child: ProcessInstance):
     tail = child.business_key.rsplit(":", 1)[-1]
-    return (0, int(tail)) if tail.isdigit() else (1, child.business_key)
+    return (0, int(tail)) if tail.isascii() and tail.isdigit() else (1, child.business_key)
 
 
 def _result(child: ProcessInstance, call: spec_module.CallSpec) -> dict:

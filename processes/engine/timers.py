@@ -59,8 +59,7 @@ def task_wake(*, task_id, now=None) -> str:
         # Its children were never started (the process that scheduled it died after its
         # commit): start them now, after this commit; ``spawn`` does nothing the second time.
         task.wake_at = now + dt.timedelta(seconds=settings.FLOWDESK_REENQUEUE_AFTER)
-        task_id = task.pk
-        queue.on_commit(lambda: subprocess.spawn(task_id=task_id))
+        queue.on_commit(subprocess.spawn_all, [task.pk])
         outcome = "spawned"
     elif task.state == TaskState.SCHEDULED and task.handler:
         task.wake_at = now + dt.timedelta(seconds=settings.FLOWDESK_REENQUEUE_AFTER)

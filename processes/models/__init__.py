@@ -20,6 +20,7 @@ from processes.models.definitions import (  # noqa: F401
     ProcessDefinitionQuerySet,
 )
 from processes.models.instances import (  # noqa: F401
+    ArchivedBusinessKey,
     ProcessInstance,
     overdue_q,
 )

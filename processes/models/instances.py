@@ -181,6 +181,35 @@ class ProcessInstance(FSMModelMixin, models.Model):
         self.completed_at = None
 
 
+class ArchivedBusinessKey(models.Model):
+    """A business key that stays taken after retention archived and deleted its process: the
+    process was started under ``business_key_unique: "ever"`` (a paid salary case is never
+    paid again, archived or not). Written in the archiving transaction, read by the start's
+    existing-instance lookup (``db.engine.existing_instance``)."""
+
+    definition_key = models.SlugField(max_length=100, db_index=False)
+    business_key = models.CharField(max_length=200)
+    process_id = models.UUIDField(help_text="The archived process (no longer a row).")
+    definition_version = models.PositiveIntegerField()
+    state = models.CharField(max_length=20, choices=ProcessState.choices)
+    business_status = models.CharField(max_length=200, blank=True, default="")
+    completed_at = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(default=timezone.now)
+    archive_file = models.CharField(
+        max_length=500, help_text="Where its archive line is: the file in the archive storage."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["definition_key", "business_key"], name="archived_business_key_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.definition_key}:{self.business_key} (archived)"
+
+
 def overdue_q(now=None, prefix: str = "") -> Q:
     """The one definition of "overdue": an open human task whose due time has passed.
 

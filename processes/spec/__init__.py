@@ -34,6 +34,7 @@ from processes.spec.data import (
 )
 from processes.spec.decisions import FORM_NUMBER_LIMIT, validate_decision
 from processes.spec.fields import parse_iso_duration, slugify_key, validate_condition
+from processes.spec.flow import call_cycles, task_path
 from processes.spec.parse import ANY_HANDLER, parse, parse_or_raise
 from processes.spec.types import (
     BUSINESS_KEY_UNIQUE,
@@ -95,6 +96,7 @@ __all__ = [
     "normalize_business_key",
     "text_problem",
     "validate",
+    "call_cycles",
     "describe_condition",
     "evaluate_condition",
     "lookup",
@@ -102,6 +104,7 @@ __all__ = [
     "parse_iso_duration",
     "parse_or_raise",
     "slugify_key",
+    "task_path",
     "validate_condition",
     "validate_decision",
 ]

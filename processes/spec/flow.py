@@ -16,6 +16,7 @@ from processes.spec.types import (
     VAR_PATH_RE,
     CallSpec,
     ReworkSpec,
+    SpecError,
     StageSpec,
 )
 
@@ -145,17 +146,77 @@ def _check_rework(c: _Collector, stages_raw: list, stages: list[StageSpec]) -> N
     for stage in stages:
         for task in stage.tasks:
             for loop in task.rework:
-                where = _task_path(stages_raw, task.name) + f".outcomes.{loop.outcome}.goto"
+                where = task_path(stages_raw, task.name) + f".outcomes.{loop.outcome}.goto"
                 if loop.goto not in order:
                     c.add(where, f"unknown stage {loop.goto!r}")
                 elif order[loop.goto] > stage.order:
                     c.add(where, f"stage {loop.goto!r} comes after {stage.name!r}: go back only")
 
 
-def _task_path(stages_raw: list, name: str) -> str:
+def task_path(stages_raw: list, name: str) -> str:
+    """The JSON path of task ``name`` in the raw ``stages`` (``stages[0].tasks[1]``)."""
     for si, stage in enumerate(stages_raw):
         tasks = stage.get("tasks") if isinstance(stage, dict) else None
         for ti, task in enumerate(tasks if isinstance(tasks, list) else []):
             if isinstance(task, dict) and task.get("task_name") == name:
                 return f"stages[{si}].tasks[{ti}]"
     return name
+
+
+# --- the call graph -------------------------------------------------------------------------------
+
+CallNode = tuple[str, int]  # (definition key, version)
+
+
+def call_cycles(root: CallNode, spec, resolve) -> list:
+    """Every PROCESS task of ``spec`` (version ``root``, being published) whose call leads into
+    a cycle: a definition that, through its calls, would start itself again without end.
+
+    ``resolve(call)`` answers the ``(node, spec)`` a call starts (its pinned version, or the
+    newest published one, which may be ``root`` itself), or None when there is nothing to start
+    (that is the run-time's error, not a cycle). Each error names the task's path and the chain:
+    ``stages[0].tasks[1].process.definition: calls itself: a → b → a``.
+    """
+    stages_raw = spec.raw.get("stages") if isinstance(spec.raw, dict) else None
+    stages_raw = stages_raw if isinstance(stages_raw, list) else []
+    acyclic: set[CallNode] = set()  # explored before without finding a cycle
+    errors = []
+    for task in spec.tasks:
+        if task.call is None:
+            continue
+        found = _cycle_below(resolve(task.call), [root], acyclic, resolve)
+        if found is None:
+            continue
+        chain = " → ".join(_node_labels(found))
+        what = "calls itself" if found[-1] == root else "leads into a cycle"
+        where = task_path(stages_raw, task.name) + ".process.definition"
+        errors.append(SpecError(where, f"{what}: {chain}"))
+    return errors
+
+
+def _cycle_below(target, trail: list[CallNode], acyclic: set, resolve) -> list | None:
+    """The trail from the root to the first node seen twice, or None (depth first)."""
+    if target is None:
+        return None
+    node, spec = target
+    if node in trail:
+        return [*trail, node]
+    if node in acyclic:
+        return None
+    trail.append(node)
+    for task in spec.tasks:
+        if task.call is not None:
+            found = _cycle_below(resolve(task.call), trail, acyclic, resolve)
+            if found is not None:
+                return found
+    trail.pop()
+    acyclic.add(node)
+    return None
+
+
+def _node_labels(nodes: list[CallNode]) -> list[str]:
+    """Keys, with their versions where one key appears in two versions."""
+    versions: dict[str, set[int]] = {}
+    for key, version in nodes:
+        versions.setdefault(key, set()).add(version)
+    return [key if len(versions[key]) == 1 else f"{key} v{version}" for key, version in nodes]

@@ -72,3 +72,20 @@ def test_the_definition_page_links_to_the_batch_page(admin_client, pizza):
         reverse("admin:processes_processdefinition_change", args=[pizza.pk])
     ).content.decode()
     assert url(pizza) in page
+
+
+@pytest.mark.parametrize(
+    "text,where",
+    [
+        ("business_key,customer\nA,Ad\x00a\n", "line 2, column &#x27;customer&#x27;"),
+        ("business_key,customer\nA,Ada\nB\x00,Bob\n", "line 3, column &#x27;business_key&#x27;"),
+        ("business_key,cust\x00omer\nA,Ada\n", "line 1, column 2"),
+    ],
+)
+def test_a_nul_byte_in_a_cell_is_a_form_error_naming_its_row_and_column(
+    admin_client, pizza, text, where
+):
+    response = upload(admin_client, pizza, text)
+    assert response.status_code == 200
+    assert f"{where}: NUL characters (\\x00) are not allowed" in response.content.decode()
+    assert ProcessInstance.objects.count() == 0

@@ -40,6 +40,7 @@ ODD_VALUES = [
     "-1",
     "1" * 400,
     "9" * 30,
+    "1" * 5000,  # past Python's 4,300-digit limit for int(text)
     "2026-13-45",
     "\ud800",  # a lone surrogate: not encodable text
     "' OR 1=1 --",
@@ -163,10 +164,22 @@ def test_the_walk_covers_every_model_and_the_two_old_500s(objects):
     assert len(urls) > 60
 
 
+QUERIES = [
+    "",
+    "?definition=salary",
+    "?q=%00",
+    "?o=99&p=-1",
+    "?_changelist_filters=%00",
+    "?from=" + "1" * 5000,
+    "?days=" + "7" * 5000,
+    "?p=" + "1" * 5000,
+]
+
+
 def test_every_admin_url_answers_without_a_500(superuser_client, objects):
     problems = []
     for url in _admin_urls(objects) + ["/admin/", "/admin/processes/", "/admin/integrations/"]:
-        for query in ["", "?definition=salary", "?q=%00", "?o=99&p=-1", "?_changelist_filters=%00"]:
+        for query in QUERIES:
             response = superuser_client.get(url + query)
             assert not response.get("Location", "").startswith("/admin/login/")
             if response.status_code >= 500:
@@ -235,3 +248,30 @@ def test_a_nul_in_a_filter_value_is_a_400_that_says_why(superuser_client, object
 
     assert response.status_code == 400
     assert "NUL characters (%00) are not allowed" in response.content.decode()
+
+
+def test_every_admin_action_given_ids_that_cant_be_rows_answers_400_not_500(
+    superuser_client, objects, rf
+):
+    request = rf.get("/")
+    request.user = superuser_client.user
+    problems, walked = [], 0
+    for model, model_admin in admin.site._registry.items():
+        url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+        for action in model_admin.get_actions(request):
+            for value in ["1" * 5000, "9" * 30, "x", "\x00"]:
+                walked += 1
+                response = superuser_client.post(
+                    url, {"action": action, "_selected_action": [value], "index": 0}
+                )
+                if response.status_code >= 500:
+                    problems.append((url, action, value[:20], response.status_code))
+    assert walked > 20 * 4
+    assert problems == [], problems
+    # and it says why
+    response = superuser_client.post(
+        reverse("admin:processes_processdefinition_changelist"),
+        {"action": "delete_selected", "_selected_action": ["1" * 5000], "index": 0},
+    )
+    assert response.status_code == 400
+    assert "is not the id of a process definition" in response.content.decode()

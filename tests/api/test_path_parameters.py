@@ -24,6 +24,7 @@ ODD_SEGMENTS = [
     "%ED%A0%80",  # an encoded surrogate
     "pizza%0A",  # a trailing newline after a valid key
     "1" * 400,
+    "1" * 5000,  # past Python's 4,300-digit limit for int(text)
     "9" * 25,  # past bigint
     "-1",
     "00000000-0000-0000-0000-000000000000",

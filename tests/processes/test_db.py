@@ -105,6 +105,31 @@ def test_the_business_key_check_is_the_orms(processes, ever):
         assert (fixed.pk if fixed else None) == (orm.pk if orm else None)
 
 
+def test_the_archived_key_check_is_the_orms(db):
+    import uuid
+
+    from processes.models import ArchivedBusinessKey
+
+    kept = ArchivedBusinessKey.objects.create(
+        definition_key="salary",
+        business_key="E011-2026-06",
+        process_id=uuid.uuid4(),
+        definition_version=3,
+        state="completed",
+        business_status="PAID",
+        completed_at=timezone.now(),
+        archive_file="salary/archive-1.jsonl",
+    )
+    fixed = db_engine.existing_instance("salary", "E011-2026-06", ever=True)
+    assert FIELDS(fixed) == FIELDS(ArchivedBusinessKey.objects.get(pk=kept.pk))
+    # only "ever" reserves it; another key or definition is free
+    assert db_engine.existing_instance("salary", "E011-2026-06", ever=False) is None
+    assert db_engine.existing_instance("salary", "E012-2026-06", ever=True) is None
+    assert db_engine.existing_instance("pizza", "E011-2026-06", ever=True) is None
+    found = db_engine.existing_instances("salary", ["E011-2026-06", "X"], ever=True)
+    assert list(found) == ["E011-2026-06"] and found["E011-2026-06"].archived == kept
+
+
 def test_the_token_user_is_drfs(db):
     ann = UserFactory(username="ann")
     token = Token.objects.create(user=ann)

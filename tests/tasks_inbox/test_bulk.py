@@ -98,3 +98,23 @@ def test_bulk_decide_refuses_bad_input_in_words(client, import_definition):
     response = client.post(url, {"task": [task.pk], "decision": "approve", "back": "https://evil/"})
     assert response["Location"] == reverse("tasks_inbox:inbox")
     assert client.get(url).status_code == 405
+
+
+@pytest.mark.parametrize("bad", ["1" * 5000, "9" * 25, "²", "-3", "x"])
+def test_a_task_id_that_cannot_be_one_is_said_and_the_others_are_decided(
+    client, import_definition, bad
+):
+    import_definition(quick())
+    client.force_login(UserFactory(username="mia", roles=["managers"]))
+    task = start("quick", "Q-1")
+    response = client.post(
+        reverse("tasks_inbox:bulk_decide"),
+        {"task": [task.pk, bad], "decision": "approve"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    body = response.content.decode().replace("&#x27;", "'")
+    assert f"Not decided: {bad[:20]!r}: not a task" in body
+    assert "Approve: Q-1 (1 task)." in body
+    task.refresh_from_db()
+    assert task.state == TaskState.COMPLETED

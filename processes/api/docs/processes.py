@@ -38,7 +38,10 @@ start_process = extend_schema(
     description=(
         "Starts the newest published version of `definition`. The same `business_key` while "
         "an instance is active (running or failed) → 200 with that instance, nothing new "
-        "is started. Needs `start_process` on the definition. `Location` names the instance. "
+        'is started. Under `business_key_unique: "ever"`, any earlier instance → 200 with it; '
+        "one that retention archived → 200 with its identity, `archived: true` and the "
+        "`archive` file it is in (no `Location`: its row is gone). Needs `start_process` on "
+        "the definition. `Location` names the instance. "
         "A definition that declares its `input` gets it checked and converted (a decimal is "
         'text such as `"409.32"`, never a JSON float); a bad value → 400 with `fields` keyed '
         "`input.<path>` (e.g. `input.period`) and nothing is started. The business key is "
@@ -49,7 +52,12 @@ start_process = extend_schema(
     responses={
         201: OpenApiResponse(ser.ProcessDetailSerializer, description="Started."),
         200: OpenApiResponse(
-            ser.ProcessDetailSerializer, description="Already active: the same instance."
+            PolymorphicProxySerializer(
+                component_name="ProcessExistingOrArchived",
+                serializers=[ser.ProcessDetailSerializer, ser.ArchivedProcessSerializer],
+                resource_type_field_name=None,
+            ),
+            description="The business key's instance: the same one, or the archived one.",
         ),
         **s.WRITE_ERRORS,
     },
@@ -70,6 +78,8 @@ BATCH_RESULT_EXAMPLE = {
             "status": 201,
             "process": s.PROCESS_ID,
             "state": "running",
+            "archived": False,
+            "archive": None,
             "errors": {},
         },
         {
@@ -78,6 +88,11 @@ BATCH_RESULT_EXAMPLE = {
             "status": 200,
             "process": "9a1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d",
             "state": "completed",
+            "archived": True,
+            "archive": {
+                "file": "salary/archive-20331201T020000-0001.jsonl",
+                "archived_at": "2033-12-01T02:00:04Z",
+            },
             "errors": {},
         },
         {
@@ -86,6 +101,8 @@ BATCH_RESULT_EXAMPLE = {
             "status": 400,
             "process": None,
             "state": "",
+            "archived": False,
+            "archive": None,
             "errors": {"input.period": ["this field is required"]},
         },
     ],
@@ -99,7 +116,8 @@ start_batch = extend_schema(
         "10,000 items (body up to `FLOWDESK_BATCH_MAX_BYTES`, 16 MB by default). Each item is "
         "answered on its own, in request order: `status` 201 (started), 200 (its business key "
         "already has an instance, the single start's rule: nothing new is started, so the "
-        "batch can be sent again safely) or 400 (invalid item, `errors` by field; a business "
+        "batch can be sent again safely; `archived` and `archive` say when retention archived "
+        "that instance) or 400 (invalid item, `errors` by field; a business "
         "key repeated in the batch is invalid from its second occurrence; its `input` is "
         "checked like a single start's, errors keyed `input.<path>`). Needs "
         "`start_process` on the definition, like a single start."

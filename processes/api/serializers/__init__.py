@@ -16,6 +16,8 @@ from processes.api.serializers.definitions import (  # noqa: F401
     DefinitionVersionSerializer,
 )
 from processes.api.serializers.processes import (  # noqa: F401
+    ArchivedProcessSerializer,
+    ArchiveLocationSerializer,
     BatchItemSerializer,
     BatchResultSerializer,
     BatchSummarySerializer,

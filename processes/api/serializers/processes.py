@@ -75,6 +75,30 @@ class ProcessDetailSerializer(ProcessSerializer):
         return process.parent_task.name
 
 
+class ArchiveLocationSerializer(serializers.Serializer):
+    file = serializers.CharField(
+        source="archive_file", help_text="The archive file (`manage.py archive_processes`)."
+    )
+    archived_at = serializers.DateTimeField()
+
+
+class ArchivedProcessSerializer(OutputSerializer):
+    """A case retention archived and deleted, whose business key stays taken (``"ever"``)."""
+
+    id = serializers.UUIDField(source="process_id")
+    definition = serializers.CharField(source="definition_key")
+    version = serializers.IntegerField(source="definition_version")
+    business_key = serializers.CharField()
+    state = serializers.ChoiceField(choices=ProcessState.choices)
+    business_status = serializers.CharField()
+    completed_at = serializers.DateTimeField(allow_null=True)
+    archived = serializers.SerializerMethodField(help_text="Always true: the row is gone.")
+    archive = ArchiveLocationSerializer(source="*")
+
+    def get_archived(self, row) -> bool:
+        return True
+
+
 class TaskRoundSerializer(serializers.Serializer):
     """A finished execution a rework loop ran again, as it was then."""
 
@@ -176,6 +200,10 @@ class BatchItemSerializer(serializers.Serializer):
     )
     process = serializers.UUIDField(allow_null=True, help_text="The instance (null if invalid).")
     state = serializers.CharField(allow_blank=True)
+    archived = serializers.BooleanField(
+        help_text='The existing instance was archived (`business_key_unique: "ever"`).'
+    )
+    archive = ArchiveLocationSerializer(allow_null=True, help_text="Where, when archived.")
     errors = serializers.DictField(
         child=serializers.ListField(child=serializers.CharField()),
         help_text="Messages by field of an invalid item.",

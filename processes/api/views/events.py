@@ -34,6 +34,15 @@ class SeedEventView(ApiView):
             actor=actor_of(request),
         )
         unchanged = outcome.duplicate or (event_name == "StartWorkflow" and not outcome.created)
+        if outcome.archived is not None:  # "ever": the key's case was archived, nothing started
+            body = {
+                "event_name": event_name,
+                "duplicate": True,
+                "process": ser.ArchivedProcessSerializer(outcome.archived).data,
+                "task": None,
+                "scheduled": [],
+            }
+            return Response(body, status=200)
         body = {
             "event_name": event_name,
             "duplicate": unchanged,

@@ -52,6 +52,8 @@ class ProcessListView(ListView):
             input=data["input"],
             actor=actor_of(request),
         )
+        if result.archived is not None:  # "ever": the key's case was archived, nothing started
+            return Response(ser.ArchivedProcessSerializer(result.archived).data, status=200)
         # the caller may start: no second check; a new instance's tasks are already in hand
         process = selectors.with_tasks(result.process, result.tasks)
         return Response(
@@ -86,6 +88,10 @@ class ProcessBatchView(ApiView):
                     "status": BATCH_STATUS[item.outcome],
                     "process": str(item.process_id) if item.process_id else None,
                     "state": item.state,
+                    "archived": item.archived is not None,
+                    "archive": ser.ArchiveLocationSerializer(item.archived).data
+                    if item.archived is not None
+                    else None,
                     "errors": item.errors,
                 }
             )

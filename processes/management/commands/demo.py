@@ -86,7 +86,8 @@ def start_salary_processes() -> list[ProcessInstance]:
                 input={"employee_id": employee_id, "period": period},
                 actor=actor,
             ).process
-        started.append(existing)
+        if existing is not None:  # (None: that case ran and was archived)
+            started.append(existing)
     return started
 
 

@@ -30,5 +30,13 @@ class Command(BaseCommand):
                 )
             except EngineError as exc:
                 raise CommandError(exc.message) from None
+            if started.archived is not None:
+                archived = started.archived
+                self.stdout.write(
+                    f"already ran {archived.process_id} {archived.definition_key}:"
+                    f"{archived.business_key} ({archived.state}, archived in "
+                    f"{archived.archive_file})"
+                )
+                continue
             verb = "started" if started.created else "already active"
             self.stdout.write(f"{verb} {started.process.pk} {started.process}")
