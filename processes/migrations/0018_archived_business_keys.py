@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
                 ('business_key', models.CharField(max_length=200)),
                 ('process_id', models.UUIDField(help_text='The archived process (no longer a row).')),
                 ('definition_version', models.PositiveIntegerField()),
-                ('state', models.CharField(choices=[('running', 'Running'), ('failed', 'Failed (open incident)'), ('completed', 'Completed'), ('cancelling', 'Cancelling (compensations running)'), ('cancelled', 'Cancelled')], max_length=20)),
+                ('state', models.CharField(choices=[('running', 'running'), ('failed', 'incident'), ('completed', 'completed'), ('cancelling', 'cancelling'), ('cancelled', 'cancelled')], max_length=20)),
                 ('business_status', models.CharField(blank=True, default='', max_length=200)),
                 ('completed_at', models.DateTimeField(blank=True, null=True)),
                 ('archived_at', models.DateTimeField(default=django.utils.timezone.now)),
