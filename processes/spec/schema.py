@@ -1,12 +1,14 @@
 """The definition language as a JSON Schema (draft 2020-12), for editors and for the reference.
 
-Built from the parser's own vocabulary (``types`` and ``limits``), so a new task type, operator,
-form type or format appears here by itself. The schema checks the *shape* of a definition: the
-fields, their types, enumerations, patterns and which task types may carry which fields. What
-needs the whole document or the server (a parent in another stage, a cycle, duplicate names, a
-handler nobody registered, a duration's upper bound, ``FLOWDESK_MAX_TASKS``) stays with
-``parse``, the authority: anything ``parse`` accepts, the schema accepts too
-(``tests/processes/test_spec_schema.py`` checks both directions on generated definitions).
+Built from the parser's own vocabulary (``types``, ``limits``, and the typed fields' bounds in
+``fields`` and ``data``), so a new task type, operator, field type or format appears here by
+itself. The schema checks the *shape* of a definition: the fields, their types, enumerations,
+patterns and which task types may carry which fields. What needs the whole document or the
+server (a parent in another stage, a cycle, duplicate names, a field named like a task, a
+regular expression that doesn't compile, a handler nobody registered, a duration's upper bound,
+``FLOWDESK_MAX_TASKS``) stays with ``parse``, the authority: anything ``parse`` accepts, the
+schema accepts too (``tests/processes/test_spec_schema.py`` checks both directions on generated
+definitions).
 
 ``GET /api/definitions/schema.json`` serves it; ``scripts/docs_reference.py`` writes the
 reference page from the descriptions below.
@@ -17,10 +19,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from processes.spec.data import MAX_PLACES
+from processes.spec.fields import MAX_FIELDS, MAX_PATTERN
 from processes.spec.limits import MAX_DEPTH, MAX_DURATION, MAX_DURATION_TEXT, NUMBER_LIMIT
 from processes.spec.types import (
     BUSINESS_KEY_UNIQUE,
     CONDITION_OPS,
+    DATA_FIELD_TYPES,
     DEFAULT_MAX_ROUNDS,
     FORM_FIELD_TYPES,
     INITIATOR,
@@ -105,6 +110,108 @@ def _paths(description: str, **extra) -> dict:
 
 
 NUMBER = {"type": "number", "minimum": -NUMBER_LIMIT, "maximum": NUMBER_LIMIT}
+
+
+def _type_is(*types: str) -> dict:
+    """``if`` clause: the field's ``type`` is one of ``types`` (``string`` when left out)."""
+    clause: dict = {"properties": {"type": {"enum": list(types)}}}
+    return clause if "string" in types else {"required": ["type"], **clause}
+
+
+def _typed_field(name: dict | None, types: tuple[str, ...]) -> dict:
+    """A typed field (``fields.parse_fields``): of a form (``name`` an identifier), of a
+    definition's ``input`` or a SERVICE task's ``result`` (a variable path, and ``list``), or a
+    list's ``items`` (``name`` None: no name, no ``items`` of its own, other keys ignored)."""
+    properties: dict[str, Any] = {} if name is None else {"name": name}
+    properties |= {
+        "type": {
+            "enum": list(types),
+            "default": "string",
+            "description": (
+                "`string`: one line; `text`: line breaks allowed; `decimal`: stored as text "
+                '(`"409.32"`), never a float; `date`: `YYYY-MM-DD`; `choice`: one of `choices`'
+                + ("; `list`: a list of `items`" if "list" in types else "")
+                + "."
+            ),
+        },
+        "label": {"description": "The words beside the field."},
+        "required": {
+            "type": "boolean",
+            "default": False,
+            "description": "A value is needed: missing, `null` or empty is refused.",
+        },
+        "min": {
+            **NUMBER,
+            "description": "Least value of an integer or decimal"
+            + ("; a list's fewest elements." if "list" in types else "."),
+        },
+        "max": {
+            **NUMBER,
+            "description": "Greatest value of an integer or decimal"
+            + ("; a list's most elements." if "list" in types else "."),
+        },
+        "pattern": {
+            "anyOf": [
+                {"type": "null"},
+                {"type": "string", "minLength": 1, "maxLength": MAX_PATTERN},
+            ],
+            "description": (
+                "`string`, `text`: a regular expression the whole value must match (no "
+                "repetition inside a repetition, such as `(a+)+`)."
+            ),
+        },
+        "places": {
+            "anyOf": [{"type": "null"}, {"type": "integer", "minimum": 0, "maximum": MAX_PLACES}],
+            "description": (
+                "`decimal`: at most this many decimal places; the value is stored with exactly "
+                'this many (`"409.30"`).'
+            ),
+        },
+        "choices": {"description": "A `choice` field's values: a non-empty list of strings."},
+    }
+    rules: list[dict] = [
+        {
+            "if": {"required": ["type"], "properties": {"type": {"const": "choice"}}},
+            "then": {
+                "required": ["choices"],
+                "properties": {
+                    "choices": {"type": "array", "minItems": 1, "items": {"type": "string"}}
+                },
+            },
+        },
+        {"if": _type_is("string", "text"), "else": {"properties": {"pattern": {"type": "null"}}}},
+        {"if": _type_is("decimal"), "else": {"properties": {"places": {"type": "null"}}}},
+    ]
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if name is None:  # a list's items: the parser reads its keys, and ignores others
+        schema["not"] = {"anyOf": [{"required": ["name"]}, {"required": ["items"]}]}
+    else:
+        schema["required"] = ["name"]
+        schema["additionalProperties"] = False  # fields.FIELD_KEYS: other keys are refused
+    if "list" in types:
+        properties["items"] = {
+            "$ref": "#/$defs/list_items",
+            "description": '`list`: what each element is (`{"type": "string", ...}`).',
+        }
+        rules.append(
+            {
+                "if": _type_is("list"),
+                "then": {"required": ["items"]},
+                "else": {"not": {"required": ["items"]}},
+            }
+        )
+    schema["allOf"] = rules
+    return schema
+
+
+def _fields(description: str, **item_rules) -> dict:
+    """A list of typed fields (``input``, ``result``), or null: none declared (free-form)."""
+    items = {"$ref": "#/$defs/field", **item_rules}
+    return {
+        "description": description,
+        "anyOf": [{"type": "null"}, {"type": "array", "maxItems": MAX_FIELDS, "items": items}],
+    }
+
 
 DEFS: dict[str, Any] = {
     "duration": {
@@ -222,38 +329,29 @@ DEFS: dict[str, Any] = {
             }
         },
     },
-    "form_field": {
-        "type": "object",
-        "required": ["name"],
-        "properties": {
-            "name": {
-                "type": "string",
-                "pattern": IDENTIFIER,
-                "not": {"enum": ["decision", "comment"]},
-                "description": "Where the value lands: `<task>.<name>` (not `decision` or `comment`).",
-            },
-            "type": {
-                "enum": list(FORM_FIELD_TYPES),
-                "default": "string",
-                "description": "What the field takes (a `date` is `YYYY-MM-DD`).",
-            },
-            "label": {"description": "The words beside the field."},
-            "required": {
-                "type": "boolean",
-                "default": False,
-                "description": "The decision needs a value here.",
-            },
-            "min": {**NUMBER, "description": "Least value of an integer or decimal field."},
-            "max": {**NUMBER, "description": "Greatest value of an integer or decimal field."},
-            "choices": {"description": "A `choice` field's values: a non-empty list of strings."},
+    "field": _typed_field(
+        {
+            "type": "string",
+            "pattern": VAR_PATH,
+            "description": (
+                "A variable path: `bonus.amount` is the `amount` key of the `bonus` object (a "
+                "result's names are below the task's name). Not both `a` and `a.b`."
+            ),
         },
-        "if": {"required": ["type"], "properties": {"type": {"const": "choice"}}},
-        "then": {
-            "required": ["choices"],
-            "properties": {
-                "choices": {"type": "array", "minItems": 1, "items": {"type": "string"}}
-            },
+        DATA_FIELD_TYPES,
+    ),
+    "form_field": _typed_field(
+        {
+            "type": "string",
+            "pattern": IDENTIFIER,
+            "not": {"enum": ["decision", "comment"]},
+            "description": "Where the value lands: `<task>.<name>` (not `decision` or `comment`).",
         },
+        FORM_FIELD_TYPES,
+    ),
+    "list_items": {
+        **_typed_field(None, FORM_FIELD_TYPES),
+        "description": "What each element of a `list` is: a field without a name.",
     },
     "escalation": {
         "type": "object",
@@ -499,6 +597,15 @@ TASK_FIELDS: list[tuple[str, dict, tuple[str, ...] | None]] = [
         (SERVICE,),
     ),
     (
+        "result",
+        _fields(
+            "The fields of what the task brings back, typed like `input` and named below the "
+            "task (`amount` is `<task>.amount`): a handler's result that breaks it fails the "
+            "attempt, an external task's `TaskCompleted` is refused (400). None: any JSON object."
+        ),
+        (SERVICE,),
+    ),
+    (
         "assigned_to",
         {
             "description": "The role (Django group) whose members may claim and decide the task.",
@@ -660,6 +767,8 @@ def _task_schema() -> dict:
             },
             "else": {"properties": {"process": {"type": "null"}}},
         },
+        # result: a SERVICE task's; other types declare none (not even an empty list)
+        {"if": _is(SERVICE), "else": {"properties": {"result": {"type": "null"}}}},
         # inline: a SERVICE task with a handler
         {
             "if": {"required": ["inline"], "properties": {"inline": {"const": True}}},
@@ -721,7 +830,7 @@ def definition_schema(schema_id: str | None = None) -> dict:
             "A native Flowdesk definition or a seed-002 workflow template (which imports "
             "unchanged). The server's validator is the authority: it also checks what needs "
             "the whole document (parents in the same stage, no cycle, unique names, known "
-            "handlers, rework going back only, durations at most "
+            "handlers, rework going back only, patterns that compile, durations at most "
             f"{MAX_DURATION_TEXT}, the task limit) and reports every problem with its JSON "
             f"path. Nesting: at most {MAX_DEPTH} levels; numbers within ±1e15."
         ),
@@ -782,6 +891,12 @@ def definition_schema(schema_id: str | None = None) -> dict:
                     "kept for ever."
                 ),
             },
+            "input": _fields(
+                "The fields a process is started with, each checked and converted to its type "
+                "at every way in (API, batch and the admin's CSV, CLI, seed events, a "
+                "parent's call); anything else is refused. None: free-form input.",
+                properties={"name": {"not": {"pattern": r"^rework(\.|$)"}}},  # rework loops' own
+            ),
             "stages": {
                 "type": "array",
                 "minItems": 1,

@@ -6,8 +6,10 @@ field (and the same with one field replaced by any JSON value: if the validator 
 so must the schema). The shape errors the validator refuses, the schema refuses too.
 """
 
+import ast
 import copy
 import json
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,6 +18,7 @@ from jsonschema import Draft202012Validator
 
 from processes.spec import ANY_HANDLER, CONDITION_OPS, FORM_FIELD_TYPES, SUMMARY_FORMATS, parse
 from processes.spec.schema import definition_schema
+from processes.spec.types import DATA_FIELD_TYPES
 from tests.conftest import DEFINITIONS, ROOT
 
 SCHEMA = definition_schema()
@@ -111,6 +114,60 @@ def any_case(word):
     return st.sampled_from([word, word.lower(), word.title()])
 
 
+PATTERNS = ["[A-Z]{3}", r"\d{4}-(0[1-9]|1[0-2])", "E[0-9]+", "[a-z ]*", "(yes|no)"]
+
+
+@st.composite
+def typed_field(draw, name: str | None, types=DATA_FIELD_TYPES) -> dict:
+    """A field of a form, an ``input`` or a ``result`` (``name``), or a list's ``items`` (None):
+    every key the parser knows, with values it takes."""
+    ftype = draw(st.sampled_from(types))
+    field = {} if name is None else {"name": name}
+    if ftype != "string" or draw(st.booleans()):
+        field["type"] = ftype
+    optional(draw, field, "required", st.booleans())
+    optional(draw, field, "label", text)
+    if ftype in ("integer", "decimal", "list"):
+        low = draw(st.integers(0 if ftype == "list" else -1000, 1000))
+        if draw(st.booleans()):
+            field["min"] = low
+        if draw(st.booleans()):
+            field["max"] = low + draw(st.one_of(st.integers(0, 1000), st.floats(0, 10)))
+    if ftype in ("string", "text"):
+        optional(draw, field, "pattern", st.one_of(st.none(), st.sampled_from(PATTERNS)))
+    if ftype == "decimal":
+        optional(draw, field, "places", st.one_of(st.none(), st.integers(0, 10)))
+    if ftype == "choice":
+        field["choices"] = draw(st.lists(ident, min_size=1, max_size=3))
+    if ftype == "list":
+        field["items"] = draw(typed_field(None, FORM_FIELD_TYPES))
+    return field
+
+
+def without_clashes(names: list[str]) -> list[str]:
+    """Names where none also holds fields (``a`` and ``a.b`` can't both be declared)."""
+    kept: list[str] = []
+    for name in names:
+        if not any(name.startswith(k + ".") or k.startswith(name + ".") for k in kept):
+            kept.append(name)
+    return kept
+
+
+def typed_fields(names=var_path):
+    """A declaration (``input``, ``result``): fields with distinct, dotted names."""
+    return (
+        st.lists(names, max_size=4, unique=True)
+        .map(without_clashes)
+        .flatmap(lambda ns: st.tuples(*(typed_field(n) for n in ns)).map(list))
+    )
+
+
+# An input field is not named like a task (t0, t1, ...: its result goes there) or "rework".
+input_names = var_path.filter(
+    lambda n: not re.fullmatch(r"t\d+", n.split(".")[0]) and n.split(".")[0] != "rework"
+)
+
+
 @st.composite
 def common_fields(draw) -> dict:
     fields: dict = {}
@@ -156,6 +213,7 @@ def service_task(draw, name) -> dict:
     optional(draw, task, "timeout", durations)
     if external and "timeout" in task:
         optional(draw, task, "on_timeout", st.sampled_from(["incident", "fail", "skip"]))
+    optional(draw, task, "result", st.one_of(st.none(), typed_fields()))
     return task
 
 
@@ -181,22 +239,8 @@ def human_task(draw, name, human_names: list[str], stages_so_far: list[str]) -> 
         st.one_of(outcome_names, st.dictionaries(ident, options, min_size=1, max_size=3)),
     )
     fields = st.lists(
-        st.builds(
-            lambda n, t, req, lo: {
-                "name": n,
-                "type": t,
-                "required": req,
-                "min": lo,
-                **({"choices": ["a", "b"]} if t == "choice" else {}),
-            },
-            ident.filter(lambda n: n not in ("decision", "comment")),
-            st.sampled_from(FORM_FIELD_TYPES),
-            st.booleans(),
-            st.integers(-1000, 1000),
-        ),
-        max_size=3,
-        unique_by=lambda f: f["name"],
-    )
+        ident.filter(lambda n: n not in ("decision", "comment")), max_size=3, unique=True
+    ).flatmap(lambda ns: st.tuples(*(typed_field(n, FORM_FIELD_TYPES) for n in ns)).map(list))
     optional(draw, task, "form", fields)
     escalate = draw(st.booleans())
     if escalate:
@@ -310,6 +354,7 @@ def definitions(draw) -> dict:
     optional(draw, data, "deadline", durations)
     optional(draw, data, "retention", st.sampled_from(["P7Y", "P90D", "p1y6m", " P2W ", None]))
     optional(draw, data, "on_error", st.fixed_dictionaries({"notify": st.booleans()}))
+    optional(draw, data, "input", st.one_of(st.none(), typed_fields(input_names)))
     return data
 
 
@@ -327,6 +372,7 @@ def test_generated_definitions_are_valid_for_both(data):
 def fields_of(data) -> list[tuple[dict, str]]:
     """Every (object, field) of a definition that a mutation may replace."""
     found = [(data, name) for name in data if name != "stages"]
+    typed = list(data.get("input") or [])
     for stage in data["stages"]:
         found += [(stage, name) for name in stage if name != "tasks"]
         for task in stage.get("tasks") or []:
@@ -334,8 +380,11 @@ def fields_of(data) -> list[tuple[dict, str]]:
             for nested in ("retry", "escalation", "process"):
                 if isinstance(task.get(nested), dict):
                     found += [(task[nested], name) for name in task[nested]]
-            for item in (task.get("form") or []) + (task.get("summary") or []):
+            for item in task.get("summary") or []:
                 found += [(item, name) for name in item]
+            typed += (task.get("form") or []) + (task.get("result") or [])
+    typed += [field["items"] for field in typed if "items" in field]
+    found += [(field, name) for field in typed for name in field]
     return found
 
 
@@ -489,6 +538,63 @@ SHAPE_ERRORS = [
     ("children", "process", {"definition": "c", "business_key": "K-{}"}),
     ("children", "process", {"definition": "c", "extra": 1}),
     ("children", "handler", "flowdesk.noop"),
+    # typed data: a definition's input, a SERVICE task's result, a form's fields
+    ("", "input", "employee_id"),
+    ("", "input", {"name": "employee_id"}),
+    ("", "input", ["employee_id"]),
+    ("", "input", [{"type": "string"}]),
+    ("", "input", [{"name": "a b"}]),
+    ("", "input", [{"name": "a..b"}]),
+    ("", "input", [{"name": "rework"}]),
+    ("", "input", [{"name": "rework.round"}]),
+    ("", "input", [{"name": "x", "colour": "red"}]),
+    ("", "input", [{"name": "x", "type": "money"}]),
+    ("", "input", [{"name": "x", "type": "LIST", "items": {}}]),
+    ("", "input", [{"name": "x", "required": "yes"}]),
+    ("", "input", [{"name": "x", "type": "integer", "min": "low"}]),
+    ("", "input", [{"name": "x", "type": "integer", "max": True}]),
+    ("", "input", [{"name": "x", "type": "choice"}]),
+    ("", "input", [{"name": "x", "type": "choice", "choices": []}]),
+    ("", "input", [{"name": "x", "type": "choice", "choices": [1, 2]}]),
+    ("", "input", [{"name": "x", "pattern": ""}]),
+    ("", "input", [{"name": "x", "pattern": 5}]),
+    ("", "input", [{"name": "x", "pattern": "a" * 201}]),
+    ("", "input", [{"name": "x", "type": "integer", "pattern": "[0-9]+"}]),
+    ("", "input", [{"name": "x", "type": "list", "pattern": "E.*", "items": {}}]),
+    ("", "input", [{"name": "x", "places": 2}]),
+    ("", "input", [{"name": "x", "type": "integer", "places": 2}]),
+    ("", "input", [{"name": "x", "type": "decimal", "places": 11}]),
+    ("", "input", [{"name": "x", "type": "decimal", "places": -1}]),
+    ("", "input", [{"name": "x", "type": "decimal", "places": 1.5}]),
+    ("", "input", [{"name": "x", "type": "decimal", "places": "2"}]),
+    ("", "input", [{"name": "x", "type": "decimal", "places": True}]),
+    ("", "input", [{"name": "x", "type": "list"}]),
+    ("", "input", [{"name": "x", "type": "list", "items": "string"}]),
+    ("", "input", [{"name": "x", "type": "list", "items": {"name": "y"}}]),
+    ("", "input", [{"name": "x", "type": "list", "items": {"type": "list", "items": {}}}]),
+    ("", "input", [{"name": "x", "type": "list", "items": {"items": {}}}]),
+    ("", "input", [{"name": "x", "type": "list", "items": {"type": "choice"}}]),
+    ("", "input", [{"name": "x", "type": "list", "items": {"required": "no"}}]),
+    ("", "input", [{"name": "x", "type": "list", "items": {"type": "date", "pattern": "x"}}]),
+    ("", "input", [{"name": "x", "type": "list", "items": {"type": "decimal", "places": 20}}]),
+    ("", "input", [{"name": "x", "items": {"type": "string"}}]),
+    ("", "input", [{"name": f"f{i}"} for i in range(201)]),
+    ("work", "result", "amount"),
+    ("work", "result", {"amount": "decimal"}),
+    ("work", "result", [{"name": "amount", "type": "float"}]),
+    ("work", "result", [{"name": "amount", "type": "decimal", "places": 12}]),
+    ("work", "result", [{"name": "amount", "precision": 2}]),
+    ("outside", "result", [{"name": "eta", "type": "integer", "min": "0"}]),
+    ("approve", "result", [{"name": "x"}]),
+    ("approve", "result", []),
+    ("children", "result", [{"name": "x"}]),
+    ("approve", "form", [{"name": "a.b"}]),
+    ("approve", "form", [{"name": "comment"}]),
+    ("approve", "form", [{"name": "x", "colour": "red"}]),
+    ("approve", "form", [{"name": "x", "type": "list", "items": {}}]),
+    ("approve", "form", [{"name": "x", "items": {}}]),
+    ("approve", "form", [{"name": "x", "type": "integer", "places": 2}]),
+    ("approve", "form", [{"name": "x", "type": "boolean", "pattern": "yes"}]),
 ]
 
 
@@ -509,10 +615,28 @@ def test_shape_errors_are_refused_by_both(where, field, value):
     assert schema_errors(data), "the schema takes what the validator refuses"
 
 
-def test_only_the_semantic_checks_are_left_to_the_validator():
-    """What needs the whole document is the validator's alone (the schema accepts it)."""
+SEMANTIC_ERRORS = [
+    ("work", "parent_task", ["nobody"]),
+    ("", "input", [{"name": "work"}]),  # a task's name: its result goes there
+    ("", "input", [{"name": "x"}, {"name": "x"}]),
+    ("", "input", [{"name": "bonus"}, {"name": "bonus.amount"}]),
+    ("", "input", [{"name": "x", "type": "integer", "min": 5, "max": 1}]),
+    ("", "input", [{"name": "x", "pattern": "("}]),
+    ("", "input", [{"name": "x", "pattern": "(a+)+"}]),
+    ("work", "result", [{"name": "a.b"}, {"name": "a"}]),
+]
+
+
+@pytest.mark.parametrize(
+    ("where", "field", "value"),
+    SEMANTIC_ERRORS,
+    ids=[f"{w or 'top'}.{f}={v!r}" for w, f, v in SEMANTIC_ERRORS],
+)
+def test_only_the_semantic_checks_are_left_to_the_validator(where, field, value):
+    """What needs the whole document, or more than a JSON Schema says (a regular expression that
+    compiles, min against max), is the validator's alone (the schema accepts it)."""
     data = base()
-    data["stages"][0]["tasks"][0]["parent_task"] = ["nobody"]
+    at(data, where)[field] = value
     assert not validator_accepts(data) and schema_errors(data) == []
 
 
@@ -522,3 +646,45 @@ def test_every_task_field_the_parser_knows_is_in_the_schema():
     from processes.spec.types import KNOWN_TASK_FIELDS
 
     assert {name for name, _, _ in TASK_FIELDS} >= KNOWN_TASK_FIELDS - {"task_name"}
+
+
+def top_level_fields_the_parser_reads() -> set[str]:
+    """The keys ``parse`` reads from the definition object, from its source: ``data.get("x")``,
+    ``data["x"]`` and ``_opt_str(c, data, "x")``."""
+    found = set()
+    source = (ROOT / "processes" / "spec" / "parse.py").read_text()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Subscript) and getattr(node.value, "id", None) == "data":
+            key = node.slice
+        elif isinstance(node, ast.Call) and node.args:
+            func, args = node.func, node.args
+            if isinstance(func, ast.Attribute) and getattr(func.value, "id", None) == "data":
+                key = args[0] if func.attr == "get" else None
+            else:  # a helper handed the definition and a key
+                at_data = [i for i, a in enumerate(args) if getattr(a, "id", None) == "data"]
+                key = args[at_data[0] + 1] if at_data and at_data[0] + 1 < len(args) else None
+        else:
+            continue
+        if isinstance(key, ast.Constant) and isinstance(key.value, str):
+            found.add(key.value)
+    return found
+
+
+def test_every_top_level_field_the_parser_knows_is_in_the_schema():
+    """A top-level field added to the language without its schema (as ``input`` once was) would
+    be missing from editors and from the generated reference."""
+    read = top_level_fields_the_parser_reads()
+    assert {"workflow_name", "name", "stages", "component_name", "retention"} <= read  # the reader
+    assert sorted(read - set(SCHEMA["properties"])) == []
+
+
+def test_every_key_of_a_typed_field_is_in_the_schema():
+    """``input``/``result`` fields take every key the parser knows (``fields.FIELD_KEYS``), a
+    form's fields all but ``items``; none takes another."""
+    from processes.spec.fields import FIELD_KEYS
+
+    defs = SCHEMA["$defs"]
+    assert set(defs["field"]["properties"]) == FIELD_KEYS
+    assert set(defs["form_field"]["properties"]) == FIELD_KEYS - {"items"}
+    assert defs["field"]["properties"]["type"]["enum"] == list(DATA_FIELD_TYPES)
+    assert defs["form_field"]["properties"]["type"]["enum"] == list(FORM_FIELD_TYPES)
