@@ -14,11 +14,10 @@ from processes.steps import PermanentStepError, RetryableStepError, StepContext,
 @step("expense.find_approver")
 def find_approver(ctx: StepContext) -> dict:
     """Ask the HR system for the claimant's manager; the dict lands in the process variables
-    under the task's name (``find_approver.manager``)."""
-    employee_id = ctx.variables.get("employee_id")
-    spent_on = ctx.variables.get("spent_on")
-    if not isinstance(employee_id, str) or not isinstance(spent_on, str):
-        raise PermanentStepError("start the claim with employee_id and spent_on (YYYY-MM-DD)")
+    under the task's name (``find_approver.manager``), checked against the task's ``result``."""
+    # The definition's input declares both, required and typed: a claim without them, or with
+    # a date that isn't one, was refused before it started.
+    employee_id, spent_on = ctx.variables["employee_id"], ctx.variables["spent_on"]
     url = settings.FLOWDESK_ACCOUNTING_URL.rstrip("/") + "/salary-base"
     try:
         response = httpx.post(
