@@ -567,7 +567,7 @@ def test_every_entrance_takes_a_business_key_by_the_one_rule(caller, typed, impo
         )
         outcomes["CSV batch"] = stored()
     with contextlib.suppress(CommandError):
-        call_command("start_process", "typed", raw, "--input", json.dumps(BASE))
+        call_command("start_process", "typed", "--input", json.dumps(BASE), "--", raw)
     outcomes["CLI start_process"] = stored()
     try:
         parent = engine.process_start(

@@ -228,18 +228,20 @@ def _parse_input(c: _Collector, data: dict, task_names: dict[str, str]):
     if data.get("input") is None:
         return None
     fields = parse_fields(c, data["input"], "input", dotted=True)
-    raw = data["input"]
+    index_of = {
+        item.get("name"): i
+        for i, item in reversed(list(enumerate(data["input"])))
+        if isinstance(item, dict) and isinstance(item.get("name"), str)
+    }
     for f in fields:
         root = f.name.split(".", 1)[0]
         if root in task_names:
-            index = next(i for i, item in enumerate(raw) if item.get("name") == f.name)
             c.add(
-                f"input[{index}].name",
+                f"input[{index_of[f.name]}].name",
                 f"{root!r} is the name of a task ({task_names[root]}): its result goes there",
             )
         elif root == "rework":
-            index = next(i for i, item in enumerate(raw) if item.get("name") == f.name)
-            c.add(f"input[{index}].name", "'rework' is reserved: rework loops set it")
+            c.add(f"input[{index_of[f.name]}].name", "'rework' is reserved: rework loops set it")
     return fields
 
 

@@ -267,3 +267,20 @@ def test_a_business_key_is_trimmed(raw, key):
 def test_a_business_key_with_control_or_format_characters_is_refused(raw):
     key, problem = normalize_business_key(raw)
     assert key is None and problem
+
+
+def test_an_input_list_with_a_non_object_beside_a_reserved_name_is_two_errors_not_a_crash():
+    data = {
+        "workflow_name": "x",
+        "input": ["x", {"name": "rework"}],
+        "stages": [
+            {
+                "stage_name": "A",
+                "stage_order": 1,
+                "tasks": [{"task_name": "t", "task_type": "SERVICE"}],
+            }
+        ],
+    }
+    spec, errors = spec_module.parse(data, known_handlers=[])
+    assert spec is None
+    assert [e.path for e in errors] == ["input[0]", "input[1].name"]

@@ -8,7 +8,10 @@ from processes.events import Actor
 
 
 class Command(BaseCommand):
-    help = "Start a process: start_process DEFINITION_KEY BUSINESS_KEY [--input JSON]."
+    help = (
+        "Start a process: start_process DEFINITION_KEY BUSINESS_KEY... [--input JSON] "
+        "(a business key that starts with - goes after --)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("definition")
