@@ -40,8 +40,8 @@ DOCUMENTATION_TAGS = {
 REFUSED = {
     "scriptTask": "a script task: scripts don't run in Flowdesk; make it a service task with a "
     "handler or an external worker",
-    "receiveTask": TIMER_OR_MESSAGE,
-    "eventBasedGateway": TIMER_OR_MESSAGE,
+    "receiveTask": f"a receive task (it waits for a message): {TIMER_OR_MESSAGE}",
+    "eventBasedGateway": f"an event-based gateway: {TIMER_OR_MESSAGE}",
     "complexGateway": "a complex gateway: not supported (parallel, exclusive and inclusive are)",
     "subProcess": "an embedded sub-process: not supported; use a call activity (a PROCESS task)",
     "transaction": "a transaction sub-process: not supported",
@@ -81,6 +81,10 @@ def _definitions(element) -> list[str]:
 
 def _kind(definitions: list[str]) -> str:
     return definitions[0].removesuffix("EventDefinition") if definitions else ""
+
+
+def _a(word: str) -> str:
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
 
 
 def _choose_process(root, result: ReadResult):
@@ -202,30 +206,30 @@ def _refusal(element, tag: str) -> str | None:
         if kind in ("timer", "message"):
             return f"a {kind} start event: {TIMER_OR_MESSAGE}"
         if definitions:
-            return f"a {kind} start event: Flowdesk starts a process through its API (a plain start event)"
+            return f"{_a(kind)} start event: Flowdesk starts a process through its API (a plain start event)"
     elif tag == "endEvent":
         if kind == "terminate":
             return "a terminate end event: not supported (a Flowdesk process ends when its last stage does)"
         if kind in ("message",):
             return f"a message end event: {TIMER_OR_MESSAGE}"
         if definitions:
-            return f"a {kind} end event: not supported"
+            return f"{_a(kind)} end event: not supported"
     elif tag == "intermediateCatchEvent":
         if kind in ("timer", "message"):
             return f"a {kind} catch event: {TIMER_OR_MESSAGE}"
-        return f"a {kind or 'plain'} catch event: not supported"
+        return f"{_a(kind or 'plain')} catch event: not supported"
     elif tag == "intermediateThrowEvent":
         if kind == "message":
             return f"a message throw event: {TIMER_OR_MESSAGE}"
         if definitions:
-            return f"a {kind} throw event: not supported"
+            return f"{_a(kind)} throw event: not supported"
     elif tag == "boundaryEvent":
         if kind not in ("timer", "message"):
-            return f"a {kind or 'plain'} boundary event: not supported"
+            return f"{_a(kind or 'plain')} boundary event: not supported"
         if kind == "message":
             return f"a message boundary event: {TIMER_OR_MESSAGE}"
     elif tag not in TASK_TYPES and tag not in GATEWAY_TAGS:
-        return f"a {tag}: not supported"
+        return f"{_a(tag)}: not supported"
     return None
 
 
