@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
 from processes import authority
 from processes.authority import ANY, OPERATE, SEE, START
@@ -19,6 +19,7 @@ from processes.db import engine as db_engine
 from processes.db.core import MAX_DB_INT
 from processes.errors import NotFound
 from processes.models import (
+    ACTIVE_PROCESS_STATES,
     DefinitionComponent,
     DefinitionStatus,
     EventType,
@@ -330,3 +331,28 @@ def due_for_archiving(*, now, definition_key: str | None = None) -> QuerySet:
         .exclude(children__isnull=False)
         .order_by("completed_at", "id")
     )
+
+
+# --- diagrams -------------------------------------------------------------------------------------
+
+
+def cases_waiting_by_task(definition) -> dict[str, dict[str, int]]:
+    """How many running cases of this version wait at each task: ``{task name: {"waiting": n,
+    "failed": m}}`` (waiting: scheduled or running; failed: an incident to repair). Runs on
+    the instances' (definition, state) index, then each one's tasks by (process, name)."""
+    rows = (
+        TaskInstance.objects.filter(
+            process__definition=definition,
+            process__state__in=ACTIVE_PROCESS_STATES,
+            state__in=(TaskState.SCHEDULED, TaskState.RUNNING, TaskState.FAILED),
+        )
+        .values("name", "state")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for row in rows:
+        kind = "failed" if row["state"] == TaskState.FAILED else "waiting"
+        entry = counts.setdefault(row["name"], {"waiting": 0, "failed": 0})
+        entry[kind] += row["n"]
+    return counts

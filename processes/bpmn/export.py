@@ -189,8 +189,11 @@ class _Builder:
         chain: list[Node] = []
         if len(task.parents) > 1:
             chain.append(Node(id=f"_fd.join.{task.name}", tag="parallelGateway", lane=lane))
-        if task.condition is not None:
-            chain.append(Node(id=f"_fd.if.{task.name}", tag="exclusiveGateway", lane=lane))
+        if task.condition is not None:  # named with its condition: shown under the diamond
+            label = _clip(spec_module.describe_condition(task.condition) + "?")
+            chain.append(
+                Node(id=f"_fd.if.{task.name}", tag="exclusiveGateway", lane=lane, name=label)
+            )
         chain.append(node)
         if task.rework:
             chain.append(Node(id=f"_fd.outcome.{task.name}", tag="exclusiveGateway", lane=lane))
@@ -203,7 +206,6 @@ class _Builder:
             if before.id.startswith("_fd.if."):
                 text, exact = condition_text(task.condition)
                 flow.condition = text
-                flow.name = _clip(spec_module.describe_condition(task.condition))
                 if not exact:
                     flow.props = {"condition": task.condition}
         if task.condition is not None:
