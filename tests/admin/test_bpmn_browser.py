@@ -212,3 +212,29 @@ def test_a_draft_is_edited_in_the_modeler_and_saved_through_the_bpmn_check(
     assert ProcessDefinition.objects.get(pk=draft.pk).parsed().task("take").handler == (
         "flowdesk.noop"
     )
+
+
+def test_saving_a_shipped_definition_unchanged_from_the_modeler_keeps_it(
+    web_server, browser_page, asset_guard, superuser
+):
+    """bpmn-js reads Flowdesk's export and writes it back; the import takes it back whole."""
+    from processes import engine
+    from processes.events import Actor
+
+    page = browser_page
+    admin_login(page, web_server.url)
+    for name in sorted(p.name for p in DEFINITIONS.glob("*.json")):
+        data = json.loads((DEFINITIONS / name).read_text())
+        draft, _ = engine.definition_import(
+            data=data, actor=Actor.for_user(superuser), publish=False
+        )
+        before = draft.parsed()
+        page.goto(
+            web_server.url + reverse("admin:processes_processdefinition_modeler", args=[draft.pk])
+        )
+        page.wait_for_selector("#fd-modeler-form[data-ready=true]")
+        page.click("#fd-modeler-save")
+        page.wait_for_selector(".messagelist")
+        assert page.locator("#fd-spec-errors").count() == 0, page.inner_text("#fd-spec-errors")
+        draft.refresh_from_db()
+        assert draft.parsed() == before, name
