@@ -79,6 +79,8 @@ class _Builder:
         name = data.get("workflow_name", data.get("name"))
         props = {k: v for k, v in data.items() if k not in PROCESS_FIELDS_DRAWN}
         process_id = process_element_id(key)
+        if process_id in {task_element_id(name) for name in self.raw_tasks}:
+            process_id = f"Process_{process_id}"  # ids are unique in a file: a task has this one
         props.pop("key", None)
         if process_id != key:
             props["key"] = key

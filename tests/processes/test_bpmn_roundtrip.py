@@ -102,3 +102,14 @@ def test_generated_definitions_export_and_import_back(data):
     xml, back = round_trip(data, spec.key)
     assert_valid_and_drawn(xml)
     assert spec_of(back) == spec
+
+
+def test_a_task_named_as_its_definition_keeps_both():
+    data = {
+        "workflow_name": "Payout",
+        "key": "payout",
+        "stages": [{"stage_name": "PAY", "stage_order": 1, "tasks": [{"task_name": "payout"}]}],
+    }
+    xml, back = round_trip(data, "payout")
+    assert_valid_and_drawn(xml)  # one id each: the process is Process_payout
+    assert spec_of(back) == spec_of(data)
