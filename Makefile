@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo manage test lint format docs docs-build bench-engine clean
+.PHONY: install demo manage test lint format docs docs-build bench-engine vendor-bpmn-js clean
 
 # The demo's own secret (made once, kept in var/) and plain HTTP on 127.0.0.1; production sets
 # DJANGO_SECRET_KEY itself and keeps HTTPS on (docs/operations/production.md).
@@ -55,6 +55,20 @@ docs-build: install
 
 bench-engine: install
 	$(BIN)/python bench/engine.py
+
+# bpmn-js for the admin's diagrams, from its npm package at a pinned version: the built files the
+# admin serves and the licence, under static/vendor/bpmn-js/<version>/ (committed; no CDN). Run
+# on an upgrade, with BPMN_JS_VERSION and processes/admin/bpmn.py's BPMN_JS_VERSION changed.
+BPMN_JS_VERSION := 18.31.1
+vendor-bpmn-js:
+	rm -rf static/vendor/bpmn-js && mkdir -p static/vendor/bpmn-js/$(BPMN_JS_VERSION)
+	cd $$(mktemp -d) && npm pack -q bpmn-js@$(BPMN_JS_VERSION) && tar xzf bpmn-js-*.tgz && \
+	  out=$(CURDIR)/static/vendor/bpmn-js/$(BPMN_JS_VERSION) && cp package/LICENSE $$out/ && \
+	  cp package/dist/bpmn-navigated-viewer.production.min.js package/dist/bpmn-modeler.production.min.js $$out/ && \
+	  mkdir -p $$out/assets/bpmn-font/css $$out/assets/bpmn-font/font && \
+	  cp package/dist/assets/diagram-js.css package/dist/assets/bpmn-js.css $$out/assets/ && \
+	  cp package/dist/assets/bpmn-font/css/bpmn.css $$out/assets/bpmn-font/css/ && \
+	  cp package/dist/assets/bpmn-font/font/* $$out/assets/bpmn-font/font/
 
 clean:
 	rm -rf $(VENV) var tests/artifacts .pytest_cache site

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
 from processes import authority
 from processes.authority import ANY, OPERATE, SEE, START
@@ -20,6 +20,7 @@ from processes.db import engine as db_engine
 from processes.db.core import MAX_DB_INT
 from processes.errors import NotFound
 from processes.models import (
+    ACTIVE_PROCESS_STATES,
     ActorType,
     DefinitionComponent,
     DefinitionStatus,
@@ -381,3 +382,28 @@ def initiator(process: ProcessInstance) -> Initiator:
     )
     system = actor_type in (ActorType.SYSTEM, ActorType.WORKER)
     return Initiator(user=None, label=process.started_by, system=system)
+
+
+# --- diagrams -------------------------------------------------------------------------------------
+
+
+def cases_waiting_by_task(definition) -> dict[str, dict[str, int]]:
+    """How many running cases of this version wait at each task: ``{task name: {"waiting": n,
+    "failed": m}}`` (waiting: scheduled or running; failed: an incident to repair). Runs on
+    the instances' (definition, state) index, then each one's tasks by (process, name)."""
+    rows = (
+        TaskInstance.objects.filter(
+            process__definition=definition,
+            process__state__in=ACTIVE_PROCESS_STATES,
+            state__in=(TaskState.SCHEDULED, TaskState.RUNNING, TaskState.FAILED),
+        )
+        .values("name", "state")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for row in rows:
+        kind = "failed" if row["state"] == TaskState.FAILED else "waiting"
+        entry = counts.setdefault(row["name"], {"waiting": 0, "failed": 0})
+        entry[kind] += row["n"]
+    return counts

@@ -19,6 +19,7 @@ from django.urls import path, reverse
 from processes import authority, diagram, engine
 from processes.admin import widgets
 from processes.admin.base import GrantedAdmin
+from processes.admin.bpmn import BpmnViews, definition_diagram
 from processes.admin.forms import BatchCsvForm, DefinitionForm, DiffForm, MigrationForm
 from processes.db.core import parse_id
 from processes.errors import EngineError
@@ -55,7 +56,7 @@ def change_url(pk) -> str:
     return reverse("admin:processes_processdefinition_change", args=[pk])
 
 
-class ProcessDefinitionAdmin(GrantedAdmin):
+class ProcessDefinitionAdmin(BpmnViews, GrantedAdmin):
     form = DefinitionForm
     list_display = (
         "key",
@@ -211,7 +212,9 @@ class ProcessDefinitionAdmin(GrantedAdmin):
             {
                 "diagram_svg": ""
                 if obj is None
-                else widgets.diagram(lambda: diagram.render_definition(obj), "definition"),
+                else definition_diagram(
+                    obj, widgets.diagram(lambda: diagram.render_definition(obj), "definition")
+                ),
                 "spec_errors": getattr(form, "spec_errors", []),
                 "can_manage": obj is not None and authority.may_publish(request.user, obj.key),
                 "DefinitionStatus": DefinitionStatus,
@@ -254,10 +257,14 @@ class ProcessDefinitionAdmin(GrantedAdmin):
             ("<int:pk>/batch/", wrap(self.batch_view), {}, "batch"),
             ("<int:pk>/migrate/", wrap(self.migrate_view), {}, "migrate"),
         ]
-        return [
-            path(route, view, kwargs, name=f"processes_processdefinition_{name}")
-            for route, view, kwargs, name in views
-        ] + super().get_urls()
+        return (
+            [
+                path(route, view, kwargs, name=f"processes_processdefinition_{name}")
+                for route, view, kwargs, name in views
+            ]
+            + self.bpmn_urls()
+            + super().get_urls()
+        )
 
     def _get_viewable(self, request, pk) -> ProcessDefinition:
         definition = get_object_or_404(ProcessDefinition, pk=pk)

@@ -11,6 +11,7 @@ import uuid
 from django import forms
 from django.core.exceptions import ValidationError
 
+from processes import bpmn
 from processes import spec as spec_module
 from processes.admin.widgets import pretty
 from processes.models import ProcessDefinition
@@ -27,13 +28,14 @@ class DefinitionForm(forms.ModelForm):
         widget=forms.Textarea(
             attrs={"rows": 28, "cols": 100, "class": "fd-json", "spellcheck": "false"}
         ),
-        help_text="Native Flowdesk JSON or a seed workflow template. Every problem is listed "
-        "with its JSON path.",
+        help_text="Native Flowdesk JSON or a seed workflow template (or BPMN 2.0 XML). Every "
+        "problem is listed with its JSON path (in BPMN: the element's id).",
     )
     upload = forms.FileField(
         label="…or import a file",
         required=False,
-        help_text="A .json file; when given it replaces the text above.",
+        help_text="A .json file, or a .bpmn file from Camunda Modeler or bpmn.io; when given it "
+        "replaces the text above.",
     )
     key_override = forms.SlugField(
         label="Key",
@@ -68,6 +70,15 @@ class DefinitionForm(forms.ModelForm):
         if not text.strip():
             raise ValidationError({"spec_text": "paste a definition or choose a file"})
         field = "spec_text" if upload is None else "upload"
+        if text.lstrip().startswith("<"):  # BPMN 2.0 XML: the one BPMN check, then as JSON
+            try:
+                data = bpmn.definition_from_bpmn(text.encode("utf-8"))
+            except spec_module.SpecValidationError as exc:
+                self.spec_errors = exc.errors
+                raise ValidationError(
+                    {field: [f"{e.path or '(the file)'}: {e.message}" for e in exc.errors]}
+                ) from None
+            return self._checked(cleaned, data)
         try:
             # As the API's parser: NaN and Infinity are not JSON.
             data = json.loads(text, parse_constant=_refuse_constant)
@@ -79,6 +90,10 @@ class DefinitionForm(forms.ModelForm):
             raise ValidationError({field: "not valid JSON: nested too deeply"}) from None
         except ValueError as exc:  # NaN, or an integer of more than 4,300 digits
             raise ValidationError({field: f"not valid JSON: {exc}"}) from None
+        return self._checked(cleaned, data)
+
+    def _checked(self, cleaned: dict, data) -> dict:
+        """The definition with the key asked for, validated: every problem at its path."""
         key = cleaned.get("key_override")
         if key and isinstance(data, dict):
             data = {**data, "key": key}

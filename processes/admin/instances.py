@@ -20,6 +20,7 @@ from django.utils.dateparse import parse_datetime
 from processes import authority, dashboard, diagram, engine, history, selectors, timeline
 from processes.admin import incidents, operations, widgets
 from processes.admin.base import ReadOnlyAdmin, can_operate
+from processes.admin.bpmn import instance_diagram
 from processes.admin.dashboard import dashboard_page
 from processes.admin.exports import export_limit, history_response
 from processes.admin.filters import (
@@ -254,8 +255,10 @@ class ProcessInstanceAdmin(ReadOnlyAdmin):
             context.update(
                 {
                     "process": obj,
-                    "diagram_svg": widgets.diagram(
-                        lambda: diagram.render_instance(obj, tasks), "process"
+                    "diagram_svg": instance_diagram(
+                        obj,
+                        tasks,
+                        widgets.diagram(lambda: diagram.render_instance(obj, tasks), "process"),
                     ),
                     "is_active": obj.state in ACTIVE_PROCESS_STATES,
                     "can_replay": obj.state

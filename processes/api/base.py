@@ -14,7 +14,7 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import BaseParser, JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -86,6 +86,30 @@ def _json_problem(data) -> tuple[str, str] | None:
                 (item, depth + 1, f"{path}.{i}" if path else str(i)) for i, item in enumerate(value)
             )
     return None
+
+
+class BpmnDocument(bytes):
+    """A request body that is a BPMN 2.0 file (``Content-Type: application/xml``), unread."""
+
+
+class BpmnParser(BaseParser):
+    """Hand the XML body over as it came: ``processes.bpmn`` is the one reader of BPMN."""
+
+    media_type = "application/xml"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return BpmnDocument(stream.read() if stream is not None else b"")
+
+
+class TextXmlParser(BpmnParser):
+    media_type = "text/xml"
+
+
+class BpmnXmlParser(BpmnParser):
+    media_type = "application/bpmn+xml"
+
+
+BPMN_PARSERS = [BpmnParser, TextXmlParser, BpmnXmlParser]
 
 
 class JSONOnlyNegotiation(BaseContentNegotiation):

@@ -43,6 +43,11 @@ urlpatterns = [
         name="api-definition",
     ),
     path(
+        "definitions/<text:key>/bpmn/",
+        definitions.DefinitionBpmnView.as_view(),
+        name="api-definition-bpmn",
+    ),
+    path(
         "definitions/<str:key>/migrations/",
         definitions.DefinitionMigrationView.as_view(),
         name="api-definition-migrations",

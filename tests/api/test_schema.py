@@ -32,6 +32,7 @@ EXPECTED_PATHS = {
     "/api/definitions/schema.json",
     "/api/definitions/{key}/",
     "/api/definitions/{key}/migrations/",
+    "/api/definitions/{key}/bpmn/",
     "/api/processes/",
     "/api/processes/{id}/",
     "/api/processes/batch/",

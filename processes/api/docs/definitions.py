@@ -17,11 +17,14 @@ import_definition = extend_schema(
     tags=["definitions"],
     summary="Import a definition",
     description=(
-        "The body is the definition itself: a native spec or a seed-002 template, verbatim. "
-        "It is validated and published as the next version of its key (`?key=` overrides "
-        "the key derived from `key`, `component_name` or `workflow_name`). The same spec as "
-        "the newest version → 200 with that version. Invalid → 400 with `error.errors` "
-        "listing every problem with its JSON path. A new key needs the global permission "
+        "The body is the definition itself: a native spec or a seed-002 template, verbatim "
+        "(`application/json`), or a BPMN 2.0 file from Camunda Modeler (7 or 8) or bpmn.io "
+        "(`application/xml`, `text/xml` or `application/bpmn+xml`), read into a definition "
+        "first. It is validated and published as the next version of its key (`?key=` "
+        "overrides the key derived from `key`, `component_name` or `workflow_name`; for BPMN, "
+        "the process id). The same spec as the newest version → 200 with that version. "
+        "Invalid → 400 with `error.errors` listing every problem with its JSON path (for a "
+        "BPMN file: the id of the element it is about). A new key needs the global permission "
         "`processes.add_processdefinition`; a new version of an existing key needs "
         "`publish_definition` on it (403 otherwise). A `component_name` already owned by "
         "another key → 409 naming the owner."
@@ -30,7 +33,12 @@ import_definition = extend_schema(
         OpenApiParameter("key", OpenApiTypes.STR, description="Definition key to use."),
         s.IDEMPOTENCY_KEY,
     ],
-    request=OpenApiTypes.OBJECT,
+    request={
+        "application/json": OpenApiTypes.OBJECT,
+        "application/xml": OpenApiTypes.STR,
+        "text/xml": OpenApiTypes.STR,
+        "application/bpmn+xml": OpenApiTypes.STR,
+    },
     responses={
         201: ser.DefinitionImportedSerializer,
         200: ser.DefinitionImportedSerializer,
@@ -65,6 +73,22 @@ definition_schema = extend_schema(
     ),
     auth=[],
     responses={200: OpenApiTypes.OBJECT, 400: s.BAD_REQUEST},
+)
+
+definition_bpmn = extend_schema(
+    tags=["definitions"],
+    summary="One definition as BPMN 2.0",
+    description=(
+        "The newest published version (or `?version=`) as BPMN 2.0 XML with diagram "
+        "interchange: stages as lanes, tasks as user/service tasks and call activities, "
+        "conditions on sequence flows (FEEL), Flowdesk's own fields in one "
+        "`flowdesk:properties` element per task. Opens in bpmn.io and Camunda Modeler; "
+        "importing it again gives back the same definition."
+    ),
+    parameters=[
+        OpenApiParameter("version", OpenApiTypes.INT, description="A version of this key."),
+    ],
+    responses={(200, "application/xml"): OpenApiTypes.STR, **s.READ_ERRORS},
 )
 
 definition_detail = extend_schema(

@@ -1,12 +1,14 @@
-"""``/api/definitions/``: list, import (a native spec or a seed-002 template), read one, move
-running instances to another version, and the definition language as JSON Schema."""
+"""``/api/definitions/``: list, import (a native spec, a seed-002 template or a BPMN 2.0 file),
+read one, its BPMN diagram, move running instances to another version, and the definition
+language as JSON Schema."""
 
+from django.http import HttpResponse
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
-from processes import authority, engine, selectors
+from processes import authority, bpmn, engine, selectors
 from processes.api import serializers as ser
-from processes.api.base import ApiView
+from processes.api.base import BPMN_PARSERS, ApiView, BpmnDocument, StrictJSONParser
 from processes.api.docs import definitions as docs
 from processes.api.views.common import ListView, actor_of, validated
 from processes.errors import Forbidden, InvalidInput, NotFound
@@ -16,6 +18,7 @@ from processes.spec.schema import definition_schema
 
 class DefinitionListView(ListView):
     queryset = ProcessDefinition.objects.none()  # the schema's model; reads: selectors
+    parser_classes = [StrictJSONParser, *BPMN_PARSERS]
 
     @docs.list_definitions
     def get(self, request):
@@ -30,9 +33,11 @@ class DefinitionListView(ListView):
         key = request.query_params.get("key") or None
         if key is not None and (len(key) > 100 or "\x00" in key):
             raise InvalidInput("invalid key", fields={"key": ["at most 100 characters"]})
-        definition, created = engine.definition_import(
-            data=request.data, key=key, actor=actor_of(request)
-        )
+        data = request.data
+        if request.content_type.split(";")[0].strip().lower() in bpmn.CONTENT_TYPES:
+            # a BPMN file: read into a definition, then imported as any JSON one
+            data = bpmn.definition_from_bpmn(data if isinstance(data, BpmnDocument) else b"")
+        definition, created = engine.definition_import(data=data, key=key, actor=actor_of(request))
         body = {"key": definition.key, "version": definition.version, "created": created}
         return Response(
             body,
@@ -58,6 +63,29 @@ class DefinitionDetailView(ApiView):
         definition, versions = selectors.definition_detail(request.user, key)
         definition.versions = versions
         return Response(ser.DefinitionDetailSerializer(definition).data)
+
+
+class DefinitionBpmnView(ApiView):
+    """The definition as BPMN 2.0 XML with its diagram (the newest published version, or
+    ``?version=``): for bpmn.io, Camunda Modeler, or an import elsewhere."""
+
+    @docs.definition_bpmn
+    def get(self, request, key):
+        definition, versions = selectors.definition_detail(request.user, key)
+        wanted = request.query_params.get("version")
+        if wanted is not None:
+            if not wanted.isdigit():
+                raise InvalidInput("invalid version", fields={"version": ["a version number"]})
+            definition = next((v for v in versions if v.version == int(wanted)), None)
+            if definition is None:
+                raise NotFound(f"no version {wanted} of {key!r}")
+        response = HttpResponse(
+            bpmn.bpmn_from_definition(definition.spec, definition.key),
+            content_type="application/xml",
+        )
+        name = f"{definition.key}-v{definition.version}.bpmn"
+        response["Content-Disposition"] = f'inline; filename="{name}"'
+        return response
 
 
 class DefinitionMigrationView(ApiView):
