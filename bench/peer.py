@@ -65,6 +65,7 @@ def peer_env(args) -> dict:
         VFBENCH_USER=user,
         VFBENCH_PASSWORD=os.environ.get("VFBENCH_PASSWORD", ""),
         PYTHONDONTWRITEBYTECODE="1",  # the shared harness is read-only
+        DJANGO_SETTINGS_MODULE="project.settings",  # the harness's, not ours
     )
 
 
@@ -80,13 +81,15 @@ def setup_venv(vfenv: str) -> None:
 def setup_database(args) -> None:
     """The peer's database, created and migrated (a no-op when it is)."""
     ensure_database(args.vf_db)
-    subprocess.run(
+    done = subprocess.run(
         [str(Path(args.vfenv) / "bin" / "python"), "manage.py", "migrate", "-v0"],
         cwd=peer_dir(args.peer_dir) / "viewflow_bench",
         env=peer_env(args),
-        check=True,
         capture_output=True,
+        text=True,
     )
+    if done.returncode:
+        sys.exit(f"the peer's migrate failed:\n{done.stdout}{done.stderr}")
 
 
 def run_viewflow(args, out: Path) -> float:

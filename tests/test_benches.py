@@ -101,8 +101,8 @@ def test_soak_runs_its_chaos_and_reports(postgres, transactional_db, tmp_path):
         "--keep-database", "--database-url", database_url(), tmp_path=tmp_path,
         codes=(0, 1),  # 1: it finished and found an invariant broken (its RESULT line says which)
     )  # fmt: skip
-    for line in ("chaos:", "restart the whole cluster", "Redis killed", "effects:",
-                 "verify_history:", "RESULT:"):  # fmt: skip
+    # (which chaos actions fit in its 15 s depends on the machine: not asserted)
+    for line in ("chaos:", "processes started", "effects:", "verify_history:", "RESULT:"):
         assert line in out, f"the soak did not print {line!r}:\n{out[-4000:]}"
 
 
