@@ -104,9 +104,32 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "supervisor" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group(SUPERVISION_GROUP))
+            item.add_marker(pytest.mark.supervision)  # `pytest -m supervision`: the group alone
         elif _uses_a_shared_fixture(item):
             # its module's tests share that fixture (a server): one worker, one setup
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    if config.getvalue("loadgroup"):  # an xdist worker under --dist loadgroup
+        for item in items:
+            _name_the_group(item)
+
+
+def _name_the_group(item) -> None:
+    """xdist learns a test's group from its node id, ``<id>@<group>``, which its worker sets as
+    ``item._nodeid``; pytest 9 derives the node id from ``item._id`` and ignores that, so every
+    group would be scattered over the workers. Set it where pytest 9 reads it."""
+    mark = item.get_closest_marker("xdist_group")
+    if mark is None:
+        return
+    group = mark.args[0] if mark.args else mark.kwargs.get("name", "default")
+    suffix = f"@{group}"
+    if item.nodeid.endswith(suffix):
+        return
+    if hasattr(item, "_id"):
+        item._id = type(item._id).parse(item.nodeid + suffix)
+    else:
+        item._nodeid = item.nodeid + suffix
+    if not item.nodeid.endswith(suffix):
+        raise pytest.UsageError(f"cannot put {item.nodeid} in xdist group {group}")
 
 
 def _uses_a_shared_fixture(item) -> bool:
