@@ -34,7 +34,15 @@ demo: install var/demo-secret-key
 manage: install var/demo-secret-key
 	$(DEMO_ENV) $(BIN)/python manage.py $(CMD)
 
-test: install
+# The Viewflow peer's own venv (bench/peer.py: the suite runs every bench, that one too), made once.
+PEER_VENV := var/peer-venv
+$(PEER_VENV)/.installed: bench/peer.py
+	$(BIN)/python bench/peer.py --setup-venv --vfenv $(PEER_VENV)
+	@touch $@
+
+# The whole suite, in parallel (scripts/test.sh): FLOWDESK_TEST_WORKERS=N or ARGS="-n N" to change
+# the number of workers (0: in this process), ARGS="tests/api -x" to run part of it.
+test: install $(PEER_VENV)/.installed
 	@bash scripts/test.sh $(ARGS)
 
 lint: install

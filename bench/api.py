@@ -1,9 +1,13 @@
 """API benchmark (run by hand): gunicorn (2 workers) on PostgreSQL, load from a second process.
 
-    .venv/bin/python bench/api.py [--seconds 60] [--rate 400] [--conns 8] [--db flowdesk_bench_api]
+    .venv/bin/python bench/api.py [--seconds 60] [--rate 400] [--conns 8] [--instances 0]
+                                  [--database-url .../flowdesk_bench_api] [--keep-database]
+    .venv/bin/python bench/api.py --instances 1000000 --seconds 30   # the detail at 1M instances
+    .venv/bin/python bench/api.py --seconds 1 --rate 20 --conns 2 --no-wrk  # the smoke test's size
 
-It (re)creates the database, migrates, imports the pizza definition, creates a service account
-with a token and a grant, starts gunicorn on 127.0.0.1 and runs two phases from a separate load
+It (re)creates the database (not with ``--keep-database``), migrates, imports the pizza
+definition, creates a service account with a token and a grant, seeds ``--instances`` instances
+(bench/seeding.py) and starts one more through the engine (the one the GETs read), starts gunicorn on 127.0.0.1 and runs two phases from a separate load
 process (wrk for the POSTs when installed, else this script's own Python load generator), and
 prints the CPU each request cost in gunicorn, in PostgreSQL and in the load generator:
 
@@ -32,11 +36,10 @@ import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import ROOT, add_database_options, bench_env, database_name, var_dir
+
 PY = sys.executable
-PG = os.environ.get("FLOWDESK_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 
 # what wrk prints at the end: one JSON line
 WRK_DONE = r"""
@@ -70,38 +73,36 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run(cmd, env, **kw):
-    return subprocess.run(cmd, cwd=ROOT, env=env, check=True, **kw)
+def prepare(url: str, keep: bool, instances: int) -> tuple[str, str]:
+    """The database: the pizza definition, a service account with a token and a grant,
+    ``instances`` seeded instances (bench/seeding.py) and one started through the engine, the
+    one the GET phases read. Returns (token, that instance's id)."""
+    from common import definition_file, import_definition, person, recreate_database, setup_django
 
+    if not keep:
+        recreate_database(url)
+    setup_django(url)
+    import seeding
+    from django.db import connections
+    from guardian.shortcuts import assign_perm
+    from rest_framework.authtoken.models import Token
 
-def prepare(db: str, env: dict) -> tuple[str, str]:
-    import psycopg
-    from psycopg import sql
+    from processes import engine
+    from processes.events import Actor
 
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
-    run([PY, "manage.py", "migrate", "-v", "0"], env)
-    script = """
-import json
-from guardian.shortcuts import assign_perm
-from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
-from processes import engine
-from processes.events import Actor
-data = json.load(open("processes/definitions/pizza.json"))
-definition, _ = engine.definition_import(data=data, key="pizza", actor=Actor.system("bench"))
-user = get_user_model().objects.create_user("bench-shop", password="pw")
-for perm in ("start_process", "view_process", "operate_process"):
-    assign_perm("processes." + perm, user, definition)
-token = Token.objects.create(user=user).key
-process = engine.process_start(definition_key="pizza", business_key="BENCH-READ",
-                               input={"customer": "Ada"}, actor=Actor.for_user(user)).process
-print(json.dumps({"token": token, "process": str(process.pk)}))
-"""
-    out = run([PY, "manage.py", "shell", "-c", script], env, capture_output=True, text=True)
-    data = json.loads(out.stdout.strip().splitlines()[-1])
-    return data["token"], data["process"]
+    definition = import_definition(definition_file("pizza.json"), key="pizza")
+    user = person("bench-shop")
+    for perm in ("start_process", "view_process", "operate_process"):
+        assign_perm("processes." + perm, user, definition)
+    token = Token.objects.get_or_create(user=user)[0].key
+    if instances:
+        seeding.seed_processes([definition], instances, tag="api", prefix="SEED-")
+    process = engine.process_start(
+        definition_key="pizza", business_key="BENCH-READ", input={"customer": "Ada"},
+        actor=Actor.for_user(user),
+    ).process  # fmt: skip
+    connections.close_all()  # the backends counted from here on are the server's
+    return token, str(process.pk)
 
 
 def start_gunicorn(env: dict, port: int, log) -> subprocess.Popen:
@@ -308,11 +309,11 @@ def wrk_get(base: str, path: str, token: str, seconds: int, conns: int) -> dict:
     return run_wrk(base, f'token = "{token}"\npath = "{path}"\n' + WRK_GET, seconds, conns)
 
 
-def started_processes(db: str) -> int:
+def started_processes(url: str) -> int:
     """Instances the POST phase really created (a repeated business key answers 200, no start)."""
     import psycopg
 
-    with psycopg.connect(f"{PG}/{db}") as conn:
+    with psycopg.connect(url) as conn:
         return conn.execute(
             "SELECT count(*) FROM processes_processinstance WHERE business_key LIKE 'W%%'"
         ).fetchone()[0]
@@ -323,7 +324,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--rate", type=float, default=400)
     parser.add_argument("--conns", type=int, default=8)
-    parser.add_argument("--db", default="flowdesk_bench_api")
+    parser.add_argument(
+        "--instances",
+        type=int,
+        default=0,
+        help="seeded instances besides the one read (1M: 1000000)",
+    )
+    add_database_options(parser, "flowdesk_bench_api")
+    parser.add_argument("--db", help="the database's name on FLOWDESK_BENCH_PG (old spelling)")
     parser.add_argument("--load", choices=["get", "post"])
     parser.add_argument("--url")
     parser.add_argument("--token")
@@ -336,23 +344,26 @@ def main() -> None:
         print(json.dumps(load_post(args.url, args.token, args.seconds, args.conns)))
         return
 
-    env = dict(os.environ, DATABASE_URL=f"{PG}/{args.db}", DJANGO_SETTINGS_MODULE="config.settings",
-               DJANGO_SECRET_KEY=os.environ.get("DJANGO_SECRET_KEY", "bench-only-" + "x" * 50),
-               FLOWDESK_HTTPS="0",
-               FLOWDESK_LOG_LEVEL="WARNING", DJANGO_DEBUG="0",
-               # connections outlive a phase, so the backends' CPU can be read before and after it
-               FLOWDESK_DB_CONN_MAX_AGE=os.environ.get("FLOWDESK_DB_CONN_MAX_AGE", "600"))  # fmt: skip
-    print(f"preparing database {args.db} ...", flush=True)
-    token, process_id = prepare(args.db, env)
+    url = args.database_url
+    if args.db:
+        url = f"{url.rsplit('/', 1)[0]}/{args.db}"
+    db = database_name(url)
+    env = bench_env(
+        url, DJANGO_DEBUG="0",
+        # connections outlive a phase, so the backends' CPU can be read before and after it
+        FLOWDESK_DB_CONN_MAX_AGE=os.environ.get("FLOWDESK_DB_CONN_MAX_AGE", "600"),
+    )  # fmt: skip
+    print(f"preparing database {db} ...", flush=True)
+    token, process_id = prepare(url, args.keep_database, args.instances)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    log = open(ROOT / "var" / "bench-api-gunicorn.log", "wb")  # noqa: SIM115
+    log = open(var_dir() / "bench-api-gunicorn.log", "wb")  # noqa: SIM115
     server = start_gunicorn(env, port, log)
     try:
         use_wrk = shutil.which("wrk") and not args.no_wrk
         print(f"POST /api/processes/ for {args.seconds:.0f}s, {args.conns} connections "
               f"({'wrk' if use_wrk else 'python'}) ...", flush=True)  # fmt: skip
-        cpu = cpu_seconds(server.pid, args.db)
+        cpu = cpu_seconds(server.pid, db)
         if use_wrk:
             post = wrk_post(base, token, int(args.seconds), args.conns)
         else:
@@ -360,10 +371,10 @@ def main() -> None:
                 "post", f"{base}/api/processes/", token, args.seconds, 0, args.conns
             )
         if use_wrk:
-            post["created"] = started_processes(args.db)
+            post["created"] = started_processes(url)
         print(f"  starts/s {post['rps']:.0f}  p50 {post['p50']:.1f} ms  p99 {post['p99']:.1f} ms  "
               f"{post}", flush=True)  # fmt: skip
-        cpu, was = cpu_seconds(server.pid, args.db), cpu
+        cpu, was = cpu_seconds(server.pid, db), cpu
         print(f"  CPU ms per request: {cpu_per_request(was, cpu, post['requests'])}", flush=True)
         capacity = None
         if use_wrk:
@@ -374,7 +385,7 @@ def main() -> None:
             )
             print(f"  req/s {capacity['rps']:.0f}  p50 {capacity['p50']:.1f} ms  "
                   f"p99 {capacity['p99']:.1f} ms  {capacity}", flush=True)  # fmt: skip
-            cpu, was = cpu_seconds(server.pid, args.db), cpu
+            cpu, was = cpu_seconds(server.pid, db), cpu
             print(f"  CPU ms per request: {cpu_per_request(was, cpu, capacity['requests'])}")
         print(f"GET /api/processes/{{id}}/ at {args.rate:.0f} req/s for {args.seconds:.0f}s "
               "(python asyncio, open loop) ...", flush=True)  # fmt: skip
@@ -383,7 +394,7 @@ def main() -> None:
         )
         print(f"  req/s {get['rps']:.0f}  p50 {get['p50']:.1f} ms  p99 {get['p99']:.1f} ms  "
               f"{get}", flush=True)  # fmt: skip
-        cpu, was = cpu_seconds(server.pid, args.db), cpu
+        cpu, was = cpu_seconds(server.pid, db), cpu
         print(f"  CPU ms per request: {cpu_per_request(was, cpu, get['requests'])}", flush=True)
         ok_post = post["rps"] >= 300 and post["p99"] <= 50
         ok_capacity = capacity is not None and capacity["rps"] >= 400 and capacity["p99"] <= 50

@@ -1,27 +1,32 @@
 """Batch start benchmark (run by hand, never in the test suite).
 
     .venv/bin/python bench/batch.py --n 10000 [--database-url postgresql://.../flowdesk_bench_batch]
+    .venv/bin/python bench/batch.py --n 5 --keep-database --database-url ...  # the smoke test
 
 POSTs one batch of N salary starts to /api/processes/batch/ through the whole Django stack
 (middleware, token authentication, DRF parsing, the engine) in this process, on a fresh
-PostgreSQL database, with a django-q2 ORM broker (the steps of the new instances are queued, not
-run). Reports the wall time and CPU time of the request, the machine's load average, and the
-process's peak RSS growth (with ``--tracemalloc`` also the peak of Python allocations); then sends the same batch again (every item
-answers 200, nothing new) and reports the same for that.
+PostgreSQL database (the one given, as it is, with ``--keep-database``), with a django-q2 ORM
+broker (the steps of the new instances are queued, not run). Reports the wall time and CPU time
+of the request, the machine's load average, and the process's peak RSS growth (with
+``--tracemalloc`` also the peak of Python allocations); then sends the same batch again (every
+item answers 200, nothing new) and reports the same for that.
 """
 
 import argparse
 import json
 import os
 import resource
-import subprocess
-import sys
 import time
 import tracemalloc
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import (
+    ROOT,
+    add_database_options,
+    import_definition,
+    person,
+    recreate_database,
+    setup_django,
+)
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--n", type=int, default=10_000)
@@ -30,51 +35,24 @@ parser.add_argument(
     action="store_true",
     help="also trace Python allocations (their peak); slows the run down two to three times",
 )
-parser.add_argument(
-    "--database-url", default="postgresql://postgres@127.0.0.1:5432/flowdesk_bench_batch"
-)
+add_database_options(parser, "flowdesk_bench_batch")
 args = parser.parse_args()
 
-os.environ.update(
-    {
-        "DATABASE_URL": args.database_url,
-        "FLOWDESK_REDIS_URL": "",
-        "FLOWDESK_LOG_LEVEL": "WARNING",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "bench-only-secret-key"),
-        "FLOWDESK_HTTPS": "0",
-        "DJANGO_ALLOWED_HOSTS": "testserver",
-    }
-)
+if not args.keep_database:
+    recreate_database(args.database_url)
+setup_django(args.database_url, FLOWDESK_REDIS_URL="", DJANGO_ALLOWED_HOSTS="testserver")
 
-import psycopg  # noqa: E402
-
-name = args.database_url.rsplit("/", 1)[1]
-with psycopg.connect(args.database_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as c:
-    c.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    c.execute(f'CREATE DATABASE "{name}"')
-subprocess.run(
-    [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True, env=os.environ
-)
-
-import django  # noqa: E402
-
-django.setup()
-
-from django.contrib.auth import get_user_model  # noqa: E402
 from django.test import Client  # noqa: E402
 from guardian.shortcuts import assign_perm  # noqa: E402
 from rest_framework.authtoken.models import Token  # noqa: E402
 
-from processes import engine  # noqa: E402
-from processes.events import Actor  # noqa: E402
 from processes.models import ProcessEvent, ProcessInstance, TaskInstance  # noqa: E402
 
 data = json.loads((ROOT / "processes" / "definitions" / "salary.json").read_text())
-definition, _ = engine.definition_import(data=data, actor=Actor.system("bench"))
-user = get_user_model().objects.create_user("payroll")
+definition = import_definition(data)
+user = person("payroll")
 assign_perm("processes.start_process", user, definition)
-token = Token.objects.create(user=user)
+token = Token.objects.get_or_create(user=user)[0]
 client = Client(HTTP_AUTHORIZATION=f"Token {token.key}")
 
 items = [

@@ -31,10 +31,8 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import ROOT, var_dir
 
 SHAPES = ("service", "mixed", "inline")
 INLINE = {"service": (), "mixed": ("join", "final"), "inline": ("left", "right", "join", "final")}
@@ -55,8 +53,9 @@ parser.add_argument(
 parser.add_argument(
     "--keep-database",
     action="store_true",
-    help="reuse the database as it is (default: drop and create it, so runs start alike)",
+    help="use the database as it is (default: drop and create it, so runs start alike)",
 )
+parser.add_argument("--cpu-runs", type=int, default=50, help="processes timed for their CPU")
 parser.add_argument(
     "--no-eager", action="store_true", help="FLOWDESK_EAGER_STEPS=0: every step through the queue"
 )
@@ -250,7 +249,7 @@ for i in range(3):
         p = start(f"q-{run_id}-{i}")
     starts.append(count(q))
     steps.append(run_through(p, True))
-cpu_runs = 50
+cpu_runs = args.cpu_runs
 began = time.process_time()
 fresh = [start(f"c-{run_id}-{i}") for i in range(cpu_runs)]
 start_cpu = time.process_time() - began
@@ -295,10 +294,9 @@ def produce(keys, ready, go, release):
     connections.close_all()
 
 
-(ROOT / "var").mkdir(exist_ok=True)
 cluster = None
 if uses_cluster:
-    log = open(ROOT / "var" / f"bench-qcluster-{args.broker}.log", "w")  # noqa: SIM115
+    log = open(var_dir() / f"bench-qcluster-{args.broker}.log", "w")  # noqa: SIM115
     cluster = subprocess.Popen(
         [sys.executable, "manage.py", "workers" if args.supervised else "qcluster"],
         cwd=ROOT,

@@ -1,180 +1,94 @@
-"""Inbox benchmark (run by hand, never in the test suite).
+"""Inbox benchmark (run by hand; tests/test_benches.py runs it tiny): the inbox at 1M instances.
 
-Seeds its own PostgreSQL database with bulk SQL (generate_series, not the engine one by one):
-N process instances, of which M have an open human task spread over R roles (the rest are
-completed, with a decided task), the guardian group permissions of the open tasks, and a
-manager in 3 roles. Then measures, through Django's full request stack (test Client: URL
-routing, middleware, session, auth, template):
+Seeds its database through bench/seeding.py (bulk SQL, not the engine one by one): N instances
+of a bonus approval, of which M wait on their human decision spread over R roles (the rest
+completed, some decided by the manager), a manager "boss" in 3 roles and 20 members. Then
+measures, through Django's full request stack (test Client: URL routing, middleware, session,
+auth, template):
 
 - GET /inbox/ (first page of "My roles", and the other tabs) p50/p95;
 - POST a decision (engine.task_decide: lock, complete, schedule the next task, enqueue it) p50/p95;
 
-and prints the EXPLAIN (ANALYZE, BUFFERS) plans of the inbox page's queries.
+and prints the EXPLAIN (ANALYZE, BUFFERS) plans of the inbox page's queries. Target: the first
+page and the decision p95 <= 50 ms. It reuses its database when that holds the data set
+(``--fresh`` drops and reloads it).
 
     .venv/bin/python bench/inbox.py                       # 1,000,000 processes, 200,000 open tasks
     .venv/bin/python bench/inbox.py --processes 100000 --open 20000   # smaller
-    BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/flowdesk_bench_inbox (default)
+    .venv/bin/python bench/inbox.py --processes 200 --open 40 --roles 5 --requests 5 \
+        --decisions 3 --warm-up 1                        # the smoke test's size
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import (
+    add_database_options,
+    approval_definition,
+    ensure_database,
+    import_definition,
+    load_average,
+    pct,
+    person,
+    recreate_database,
+    setup_django,
+)
 
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/flowdesk_bench_inbox"
-
-
-def ensure_database(url: str) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute("select 1 from pg_database where datname = %s", [name]).fetchone()
-        if not exists:
-            conn.execute(f'create database "{name}"')
-
-
-def setup(url: str) -> None:
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-" + "x" * 50)
-    os.environ["FLOWDESK_REDIS_URL"] = ""  # ORM broker: the enqueue is a row in the same database
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-
-
-def percentile(values: list[float], p: float) -> float:
-    values = sorted(values)
-    k = (len(values) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+KEY = "bench"
 
 
 def report(label: str, timings: list[float]) -> None:
     ms = [t * 1000 for t in timings]
     print(
         f"{label:<38} n={len(ms):<4} p50={statistics.median(ms):7.2f} ms  "
-        f"p95={percentile(ms, 95):7.2f} ms  max={max(ms):7.2f} ms"
+        f"p95={pct(ms, 95):7.2f} ms  max={max(ms):7.2f} ms  {load_average()}",
+        flush=True,
     )
 
 
 def seed(n_processes: int, n_open: int, n_roles: int) -> None:
-    from django.contrib.auth.models import Group
+    """The approval definition, ``n_processes`` instances of it (``n_open`` waiting on their
+    decision, over ``n_roles`` roles; the rest completed), a manager "boss" in 3 roles who
+    decided some of the completed ones, and 20 members (bench/seeding.py)."""
+    import seeding
     from django.db import connection
 
-    from processes import engine
-    from processes.events import Actor
-    from processes.models import ProcessInstance, TaskInstance
-    from tasks_inbox import permissions
-    from tasks_inbox.models import TaskGroupObjectPermission
-    from tests.factories import UserFactory
-    from tests.tasks_inbox.conftest import approval_definition
-
-    if ProcessInstance.objects.filter(definition_key="bench").count() == n_processes:
+    found = seeding.seeded([KEY])
+    if found == n_processes:
         print(f"reusing the seeded data ({n_processes:,} processes)")
         return
-    t0 = time.monotonic()
-    definition, _ = engine.definition_import(
-        data=approval_definition(key="bench"), actor=Actor.system("bench")
-    )
+    if found:
+        sys.exit(f"the database holds {found:,} bench processes, not {n_processes:,}: --fresh")
+    running = round(100 * n_open / n_processes)
+    if running * n_processes != 100 * n_open:
+        sys.exit("--open must be a whole percentage of --processes")
+    definition = import_definition(approval_definition(key=KEY))
     roles = [f"role{i:02d}" for i in range(n_roles)]
-    for name in roles:
-        Group.objects.get_or_create(name=name)
-    UserFactory(username="boss", roles=roles[:3])
+    boss = person("boss", roles=roles[:3])
     for i in range(20):
-        UserFactory(username=f"member{i}", roles=[roles[i % n_roles]])
-    boss_id = UserFactory(username="boss").pk
-    perm = permissions.permission_id()
-    p, t = ProcessInstance._meta.db_table, TaskInstance._meta.db_table
-    gp = TaskGroupObjectPermission._meta.db_table
+        person(f"member{i}", roles=[roles[i % n_roles]])
     with connection.cursor() as c:
-        c.execute(f"truncate {gp}, {t} cascade")
-        c.execute("alter table processes_processevent disable trigger user")
-        c.execute(f"delete from processes_processevent; delete from {p}")
-        c.execute("alter table processes_processevent enable trigger user")
-        c.execute(
-            "create temp table seed as select g, gen_random_uuid() as id "
-            "from generate_series(1, %s) g",
-            [n_processes],
-        )
-        c.execute(
-            f"""
-            insert into {p} (id, definition_id, definition_key, business_key, state,
-                business_status, current_stage, variables, last_seq, started_by,
-                created_at, updated_at, completed_at)
-            select s.id, %s, 'bench', 'EMP-' || lpad(s.g::text, 7, '0'),
-                case when s.g <= %s then 'running' else 'completed' end,
-                '', case when s.g <= %s then 'REVIEW' else 'PAYOUT' end,
-                jsonb_build_object('employee', 'Employee ' || s.g,
-                    'salary_base', jsonb_build_object('amount', 3000 + s.g %% 2000),
-                    'bonus', 500 + s.g %% 1500),
-                0, 'bench', now() - (s.g %% 5000) * interval '1 minute',
-                now(), case when s.g > %s then now() end
-            from seed s
-            """,
-            [definition.pk, n_open, n_open, n_open],
-        )
-        print(f"  processes: {time.monotonic() - t0:6.1f} s")
-        c.execute(
-            f"""
-            insert into {t} (process_id, stage, stage_index, name, type, handler, task_queue,
-                state, attempts, execution, last_error, candidate_role, assignee_id,
-                claimed_by_id, decided_by_id, due_at, wake_at, scheduled_at, finished_at,
-                created_at, result)
-            select s.id, 'REVIEW', 0, 'approve_bonus', 'HUMAN', '', '',
-                case when s.g <= %s then 'scheduled' else 'completed' end, 0, 1, '',
-                'role' || lpad((s.g %% %s)::text, 2, '0'), null, null,
-                case when s.g > %s and s.g %% 1000 = 0 then %s end,
-                now() + ((s.g %% 240) - 40) * interval '1 hour',
-                case when s.g <= %s then now() + ((s.g %% 240) - 40 + 10000) * interval '1 hour' end,
-                now() - (s.g %% 5000) * interval '1 minute',
-                case when s.g > %s then now() - (s.g %% 5000) * interval '1 second' end,
-                now() - (s.g %% 5000) * interval '1 minute',
-                case when s.g > %s then '{{"decision": "approve", "amount": 100}}'::jsonb end
-            from seed s
-            """,
-            [n_open, n_roles, n_open, boss_id, n_open, n_open, n_open],
-        )
-        for index, name in ((1, "record_payout"), (2, "notify_rejection")):
-            c.execute(
-                f"""
-                insert into {t} (process_id, stage, stage_index, name, type, handler, task_queue,
-                    state, attempts, execution, last_error, candidate_role, created_at)
-                select s.id, 'PAYOUT', %s, %s, 'SERVICE', 'flowdesk.noop', '', 'pending', 0, 1,
-                    '', '', now()
-                from seed s where s.g <= %s
-                """,
-                [index, name, n_open],
-            )
-        print(f"  tasks:     {time.monotonic() - t0:6.1f} s")
-        c.execute(
-            f"""
-            insert into {gp} (content_object_id, group_id, permission_id)
-            select t.id, g.id, %s from {t} t join auth_group g on g.name = t.candidate_role
-            where t.state = 'scheduled' and t.type = 'HUMAN'
-            """,
-            [perm],
-        )
-        print(f"  perms:     {time.monotonic() - t0:6.1f} s")
-        c.execute("drop table seed")
-        c.execute(f"vacuum analyze {p}")
-        c.execute(f"vacuum analyze {t}")
-        c.execute(f"vacuum analyze {gp}")
-    print(
-        f"seeded {n_processes:,} processes, {n_open:,} open tasks in {time.monotonic() - t0:.0f} s"
+        c.execute("SET synchronous_commit = off")
+    seeding.seed_processes(
+        [definition],
+        n_processes,
+        tag="inbox",
+        prefix="EMP-",
+        mix=seeding.Mix(running=running, failed=0, cancelled=0),
+        days=4,  # a few days of work: the open tasks are recent
+        events_days=0,
+        roles=roles,
+        decided_by=boss.pk,
+        variables="jsonb_build_object('employee', 'Employee ' || i, 'salary_base', "
+        "jsonb_build_object('amount', 3000 + i % 2000), 'bonus', 500 + i % 1500)",
     )
+    with connection.cursor() as c:
+        c.execute("VACUUM ANALYZE processes_processinstance")
+        c.execute("VACUUM ANALYZE processes_taskinstance")
 
 
 def explain(sql: str, params) -> str:
@@ -192,15 +106,23 @@ def main() -> None:
     parser.add_argument("--roles", type=int, default=50)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--decisions", type=int, default=200)
+    parser.add_argument("--warm-up", type=int, default=10, help="requests before the timed ones")
+    add_database_options(parser, "flowdesk_bench_inbox")
+    parser.add_argument("--fresh", action="store_true", help="drop and reload the database")
     parser.add_argument(
         "--reconnect",
         action="store_true",
         help="open a new database connection per request (CONN_MAX_AGE=0, the dev default)",
     )
     args = parser.parse_args()
-    url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
-    ensure_database(url)
-    setup(url)
+    if args.fresh and args.keep_database:
+        parser.error("--fresh drops the database, --keep-database never does: choose one")
+    if args.fresh:
+        recreate_database(args.database_url)
+    elif not args.keep_database:
+        ensure_database(args.database_url)
+    # ORM broker: the enqueue of the next step is a row in the same database
+    setup_django(args.database_url, FLOWDESK_REDIS_URL="")
 
     from django.conf import settings
     from django.contrib.auth import get_user_model
@@ -211,7 +133,6 @@ def main() -> None:
     from processes.models import TaskInstance
 
     settings.ALLOWED_HOSTS = ["*"]
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast seeding
     if not args.reconnect:
         # Production keeps connections open (CONN_MAX_AGE); measure the request, not the connect.
         connections["default"].settings_dict["CONN_MAX_AGE"] = None
@@ -230,12 +151,14 @@ def main() -> None:
         "GET /inbox/?tab=done": "/inbox/?tab=done",
         "GET /inbox/?q=EMP-00012": "/inbox/?q=EMP-00012",
     }
-    print(f"\nmanager 'boss' in 3 roles; {args.requests} requests each after 10 warm-up\n")
+    print(
+        f"\nmanager 'boss' in 3 roles; {args.requests} requests each after {args.warm_up} warm-up\n"
+    )
     for label, path in pages.items():
-        for _ in range(10):
+        for _ in range(args.warm_up):
             assert client.get(path).status_code == 200
         timings = []
-        n = args.requests if "first page" in label else max(20, args.requests // 4)
+        n = args.requests if "first page" in label else max(1, args.requests // 4)
         for _ in range(n):
             t0 = time.perf_counter()
             response = client.get(path)
@@ -249,7 +172,7 @@ def main() -> None:
             state="scheduled", type="HUMAN", candidate_role__in=["role00", "role01", "role02"]
         )
         .order_by("-id")
-        .values_list("id", flat=True)[: args.decisions + 10]
+        .values_list("id", flat=True)[: args.decisions + args.warm_up]
     )
     timings = []
     for i, task_id in enumerate(open_ids):
@@ -260,7 +183,7 @@ def main() -> None:
         )
         elapsed = time.perf_counter() - t0
         assert response.status_code == 302 and "tab=done" in response["Location"], response
-        if i >= 10:
+        if i >= args.warm_up:
             timings.append(elapsed)
     report("POST decision (-> next task queued)", timings)
     from django_q.models import OrmQ

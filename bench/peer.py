@@ -3,6 +3,8 @@
     .venv/bin/python bench/peer.py --setup            # once: the peer's venv and database
     .venv/bin/python bench/peer.py --n 2000 --rounds 2
     .venv/bin/python bench/peer.py --n 2000 --rounds 2 --shapes service
+    .venv/bin/python bench/peer.py --n 3 --rounds 1 --shapes inline \
+        --flowdesk-args "--cpu-runs 2"               # the smoke test's size
 
 Runs the shared peer harness (``../shared/peer``, its README: ``SalaryFlow`` = start -> split ->
 salary_base ‖ bonus -> join -> finalize -> end, two OS processes, ``run_parallel.sh``) and
@@ -35,8 +37,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PG = os.environ.get("FLOWDESK_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
+from common import PG, ROOT, var_dir
+
+PEER_PACKAGES = ["django-viewflow==2.4.0", "django>=5.2,<6.1", "psycopg[binary]"]
 
 
 def peer_dir(given: str | None) -> Path:
@@ -47,11 +50,9 @@ def peer_dir(given: str | None) -> Path:
 
 
 def ensure_database(name: str) -> None:
-    import psycopg
+    from common import ensure_database as ensure
 
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
+    ensure(f"{PG}/{name}")
 
 
 def peer_env(args) -> dict:
@@ -64,26 +65,31 @@ def peer_env(args) -> dict:
         VFBENCH_USER=user,
         VFBENCH_PASSWORD=os.environ.get("VFBENCH_PASSWORD", ""),
         PYTHONDONTWRITEBYTECODE="1",  # the shared harness is read-only
+        DJANGO_SETTINGS_MODULE="project.settings",  # the harness's, not ours
     )
 
 
-def setup(args) -> None:
-    """The peer's venv (the packages its README names) and its migrated database."""
-    py = Path(args.vfenv) / "bin" / "python"
+def setup_venv(vfenv: str) -> None:
+    """The peer's venv with the packages its README names (`make test` makes it once: the
+    suite's smoke test runs this bench)."""
+    py = Path(vfenv) / "bin" / "python"
     if not py.exists():
-        subprocess.run([sys.executable, "-m", "venv", args.vfenv], check=True)
-    subprocess.run(
-        [str(py), "-m", "pip", "install", "-q", "django-viewflow==2.4.0", "django>=5.2,<6.1",
-         "psycopg[binary]"],
-        check=True,
-    )  # fmt: skip
+        subprocess.run([sys.executable, "-m", "venv", vfenv], check=True)
+    subprocess.run([str(py), "-m", "pip", "install", "-q", *PEER_PACKAGES], check=True)
+
+
+def setup_database(args) -> None:
+    """The peer's database, created and migrated (a no-op when it is)."""
     ensure_database(args.vf_db)
-    subprocess.run(
-        [str(py), "manage.py", "migrate", "-v0"],
+    done = subprocess.run(
+        [str(Path(args.vfenv) / "bin" / "python"), "manage.py", "migrate", "-v0"],
         cwd=peer_dir(args.peer_dir) / "viewflow_bench",
         env=peer_env(args),
-        check=True,
+        capture_output=True,
+        text=True,
     )
+    if done.returncode:
+        sys.exit(f"the peer's migrate failed:\n{done.stdout}{done.stderr}")
 
 
 def run_viewflow(args, out: Path) -> float:
@@ -114,9 +120,11 @@ def run_flowdesk(args, out: Path, shape: str) -> tuple[float, str]:
     root = Path(args.flowdesk_root or ROOT)
     cmd = [
         sys.executable, str(root / "bench" / "engine.py"), "--broker", "redis", "--n", str(args.n),
-        "--database-url", f"{PG}/{args.fd_db}", "--redis-url", args.redis_url,
+        "--database-url", args.database_url, "--redis-url", args.redis_url,
         *shlex.split(args.flowdesk_args),
     ]  # fmt: skip
+    if args.keep_database:
+        cmd.append("--keep-database")
     if not args.flowdesk_root:  # an older checkout knows neither option (it runs "service")
         cmd += ["--shape", shape, "--producers", str(args.producers)]
     env = dict(os.environ)
@@ -143,25 +151,39 @@ def main() -> None:
     parser.add_argument("--peer-dir", default=None)
     parser.add_argument("--vfenv", default=os.environ.get("VFENV", str(ROOT / "var" / "peer-venv")))
     parser.add_argument("--vf-db", default="flowdesk_peer_viewflow")
-    parser.add_argument("--fd-db", default="flowdesk_bench_engine")
+    parser.add_argument(
+        "--database-url",
+        default=f"{PG}/flowdesk_bench_engine",
+        help="Flowdesk's database (bench/engine.py drops and creates it)",
+    )
+    parser.add_argument(
+        "--keep-database", action="store_true", help="bench/engine.py uses it as it is"
+    )
+    parser.add_argument("--fd-db", help="Flowdesk's database name on FLOWDESK_BENCH_PG (old)")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/3")
     parser.add_argument("--flowdesk-args", default="", help="more options for bench/engine.py")
     parser.add_argument(
         "--flowdesk-root", default=None, help="another checkout's bench/engine.py (a baseline)"
     )
     parser.add_argument("--setup", action="store_true", help="create the peer's venv and database")
+    parser.add_argument("--setup-venv", action="store_true", help="create the peer's venv only")
     args = parser.parse_args()  # fmt: skip
-    if args.setup:
-        setup(args)
+    if args.fd_db:
+        args.database_url = f"{PG}/{args.fd_db}"
+    if args.setup or args.setup_venv:
+        setup_venv(args.vfenv)
+        if args.setup:
+            setup_database(args)
         return
     if not (Path(args.vfenv) / "bin" / "python").exists():
         sys.exit(f"no peer venv at {args.vfenv}: run bench/peer.py --setup first")
+    setup_database(args)
     shapes = [x for x in args.shapes.split(",") if x]
     unknown = set(shapes) - {"inline", "mixed", "service"}
     if unknown or not shapes:
         sys.exit(f"--shapes: choose from inline, mixed, service (not {', '.join(unknown)})")
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    out = ROOT / "var" / f"peer-{stamp}"
+    out = var_dir() / f"peer-{stamp}"
     viewflow: list[float] = []
     flowdesk: dict[str, list[float]] = {shape: [] for shape in shapes}
     for round_ in range(1, args.rounds + 1):

@@ -23,10 +23,8 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import ROOT, add_database_options, bench_env, ensure_database, pct, var_dir
 
 
 def free_port() -> int:
@@ -35,40 +33,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def pct(values, p):
-    values = sorted(values)
-    if not values:
-        return float("nan")
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--latency", type=int, default=50, help="simulator latency in ms")
-    parser.add_argument(
-        "--db-url", default="postgresql://postgres@127.0.0.1:5432/flowdesk_bench_salary"
-    )
+    add_database_options(parser, "flowdesk_bench_salary", "--db-url")
     args = parser.parse_args()
 
-    name = args.db_url.rsplit("/", 1)[1]
-    subprocess.run(
-        ["psql", args.db_url.rsplit("/", 1)[0] + "/postgres", "-qc", f"create database {name}"],
-        capture_output=True,
-    )
+    ensure_database(args.database_url)  # its own tables are emptied below, the rest kept
     queue = f"bench{uuid.uuid4().hex[:6]}"
-    env = dict(
-        os.environ,
-        DATABASE_URL=args.db_url,
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DJANGO_SECRET_KEY=os.environ.get("DJANGO_SECRET_KEY", "bench-only-" + "x" * 50),
-        FLOWDESK_HTTPS="0",
+    env = bench_env(
+        args.database_url,
         FLOWDESK_Q_NAME=queue,
         FLOWDESK_Q_WORKERS=str(args.workers),
         FLOWDESK_Q_POLL="0.05",
         FLOWDESK_REDIS_URL="",
-        FLOWDESK_LOG_LEVEL="WARNING",
         FLOWDESK_SMS_BACKEND="integrations.sms.backends.locmem.SmsBackend",
     )
     os.environ.update(env)
@@ -113,7 +93,7 @@ def main() -> None:
         FLOWDESK_BONUS_URL=f"{base}/simulators/bonus",
         FLOWDESK_BASE_URL=base,
     )
-    logs = open(ROOT / "var" / "bench-salary.log", "wb")  # noqa: SIM115
+    logs = open(var_dir() / "bench-salary.log", "wb")  # noqa: SIM115
     web = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "config.wsgi:application", "-b", f"127.0.0.1:{port}"]
         + ["--workers", "2", "--threads", str(max(8, args.workers * 2))],

@@ -3,14 +3,17 @@
 Run by hand (never a timed test), on its own PostgreSQL database and its own Redis server:
 
     .venv/bin/python bench/soak.py --minutes 30
+    .venv/bin/python bench/soak.py --minutes 0.2 --workers 2 --drain 2 --kill-every 3,5 \
+        --outage 2 --reenqueue-after 3        # the smoke test's size (tests/test_benches.py)
 
 - the simulators (gunicorn) answer 10% of calls with 500 (``--error-rate``) and get latency spikes
   (8 s for 15 s, every ~90 s; beyond the 10 s HTTP read timeout half the time);
 - ``manage.py workers`` (the supervisor) runs the qcluster on a Redis server of its own
   (``redis-server`` on a free port, no persistence);
-- chaos: a random worker is SIGKILLed every 20–60 s; the whole cluster is restarted (SIGTERM to the
-  supervisor, then a new one) at 1/3 and 2/3 of the run; Redis is killed and comes back empty
-  30 s later, once, at 1/2 (every queued message lost: the sweep must recover them);
+- chaos: a random worker is SIGKILLed every 20–60 s (``--kill-every``); the whole cluster is
+  restarted (SIGTERM to the supervisor, then a new one) at 1/3 and 2/3 of the run; Redis is
+  killed and comes back empty 30 s (``--outage``) later, once, at 1/2 (every queued message
+  lost: the sweep must recover them, after ``--reenqueue-after`` seconds);
 - the bench decides every approval as it appears: 80% approve, 10% reject, 10% cancel the
   process (its ``bonus`` step has a compensation, ``notify.rejection``, so a cancelled process
   sends one rejection notice).
@@ -27,199 +30,16 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import json
 import os
 import random
 import re
-import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-KEY = "salary-soak"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rss_mb(pid: int) -> float | None:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-class Stack:
-    """The processes the soak runs: Redis, the simulators' web server, the supervisor."""
-
-    def __init__(self, env: dict, log_dir: Path, redis_port: int):
-        self.env, self.log_dir, self.redis_port = env, log_dir, redis_port
-        self.redis = self.web = self.workers = None
-        self.workers_log = log_dir / "soak-workers.log"
-        self.lock = threading.Lock()
-
-    def _spawn(self, args, log_name):
-        log = open(self.log_dir / log_name, "ab")  # noqa: SIM115 - lives as long as the process
-        return subprocess.Popen(
-            args,
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def start_redis(self):
-        self.redis = self._spawn(
-            [
-                "redis-server",
-                "--port",
-                str(self.redis_port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            "soak-redis.log",
-        )
-
-    def start_web(self, port):
-        self.web = self._spawn(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "config.wsgi:application",
-                "-b",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "2",
-                "--threads",
-                "8",
-                "--timeout",
-                "60",
-            ],
-            "soak-web.log",
-        )
-
-    def start_workers(self):
-        self.workers = self._spawn([sys.executable, "manage.py", "workers"], "soak-workers.log")
-
-    def stop_workers(self, timeout=90):
-        proc = self.workers
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-
-    def worker_pids(self) -> list[int]:
-        """The live qcluster workers (they say "ready for work at <pid>" in the log)."""
-        text = self.workers_log.read_text(errors="replace") if self.workers_log.exists() else ""
-        pids = {int(p) for p in re.findall(r"ready for work at (\d+)", text)}
-        return sorted(p for p in pids if alive(p))
-
-    def stop_all(self):
-        self.stop_workers(timeout=60)
-        for proc in (self.web, self.redis):
-            if proc is not None and proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-
-
-def chaos(stack: Stack, seconds: float, stop: threading.Event, log: list, rss: list):
-    """Kill a random worker every 20–60 s; restart the cluster at 1/3 and 2/3; Redis down 30 s at
-    1/2; sample the workers' RSS every 15 s."""
-    t0 = time.monotonic()
-    restarts = [seconds / 3, 2 * seconds / 3]
-    redis_at = seconds / 2
-    next_kill = t0 + random.uniform(20, 60)
-    next_rss = t0
-    while not stop.is_set():
-        now = time.monotonic()
-        at = now - t0
-        if at > seconds:
-            break
-        if now >= next_rss:
-            pids = stack.worker_pids()
-            sizes = [s for s in (rss_mb(p) for p in pids) if s]
-            if sizes:
-                rss.append((round(at), len(sizes), sum(sizes) / len(sizes), max(sizes)))
-            next_rss = now + 15
-        if restarts and at >= restarts[0]:
-            restarts.pop(0)
-            log.append((round(at), "restart the whole cluster (SIGTERM to the supervisor)"))
-            stack.stop_workers()
-            stack.start_workers()
-        elif redis_at is not None and at >= redis_at:
-            redis_at = None
-            log.append((round(at), "Redis killed (unreachable, queue lost) for 30 s"))
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(stack.redis.pid, signal.SIGKILL)
-            stack.redis.wait(timeout=10)
-            stop.wait(30)
-            stack.start_redis()
-            log.append((round(time.monotonic() - t0), "Redis back (empty)"))
-        elif now >= next_kill:
-            pids = stack.worker_pids()
-            if pids:
-                victim = random.choice(pids)
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(victim, signal.SIGKILL)
-                log.append((round(at), f"SIGKILL worker {victim}"))
-            next_kill = now + random.uniform(20, 60)
-        stop.wait(0.5)
-
-
-def latency_spikes(stop: threading.Event, seconds: float):
-    """Every ~90 s, 8 s of latency on one simulator for 15 s."""
-    from integrations.models import SimulatorFault
-
-    t0 = time.monotonic()
-    while not stop.wait(random.uniform(60, 120)) and time.monotonic() - t0 < seconds:
-        system = random.choice(["accounting", "bonus"])
-        SimulatorFault.objects.filter(system=system).update(latency_ms=8000)
-        stop.wait(15)
-        SimulatorFault.objects.filter(system=system).update(latency_ms=0)
-
-
-def soak_definition() -> dict:
-    data = json.loads((ROOT / "processes" / "definitions" / "salary.json").read_text())
-    data.update(key=KEY, workflow_name="Salary (soak)", component_name="SALARY-SOAK")
-    tasks = {t["task_name"]: t for s in data["stages"] for t in s["tasks"]}
-    tasks["bonus"]["compensate"] = "notify.rejection"
-    return data
+from common import add_database_options, bench_env, ensure_database, recreate_database, var_dir
+from soak_stack import KEY, Stack, chaos, free_port, latency_spikes, soak_definition
 
 
 def main() -> None:  # noqa: C901 - a script, read top to bottom
@@ -231,34 +51,35 @@ def main() -> None:  # noqa: C901 - a script, read top to bottom
     parser.add_argument("--drain", type=float, default=10, help="minutes to let work finish")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument(
-        "--db-url", default="postgresql://postgres@127.0.0.1:5432/flowdesk_h13b_soak"
+        "--kill-every", default="20,60", help="seconds between worker kills: MIN,MAX (random)"
     )
+    parser.add_argument("--outage", type=float, default=30, help="seconds Redis stays down")
+    parser.add_argument(
+        "--reenqueue-after", type=float, default=30, help="FLOWDESK_REENQUEUE_AFTER (seconds)"
+    )
+    add_database_options(parser, "flowdesk_bench_soak", "--db-url")
     args = parser.parse_args()
     random.seed(args.seed)
+    kill_every = tuple(float(x) for x in args.kill_every.split(","))
 
-    name = args.db_url.rsplit("/", 1)[1]
-    admin_url = args.db_url.rsplit("/", 1)[0] + "/postgres"
-    for sql in (f"drop database if exists {name} with (force)", f"create database {name}"):
-        subprocess.run(["psql", admin_url, "-qc", sql], capture_output=True, check=True)
-    log_dir = ROOT / "var"
-    log_dir.mkdir(exist_ok=True)
+    if args.keep_database:
+        ensure_database(args.database_url)
+    else:
+        recreate_database(args.database_url)
+    log_dir = var_dir()
     sms_file = log_dir / "soak-sms.jsonl"
     sms_file.unlink(missing_ok=True)
     redis_port, web_port = free_port(), free_port()
     base = f"http://127.0.0.1:{web_port}"
     queue = f"soak{uuid.uuid4().hex[:6]}"
-    env = dict(
-        os.environ,
-        DATABASE_URL=args.db_url,
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DJANGO_SECRET_KEY=os.environ.get("DJANGO_SECRET_KEY", "bench-only-" + "x" * 50),
-        FLOWDESK_HTTPS="0",
+    env = bench_env(
+        args.database_url,
         FLOWDESK_Q_NAME=queue,
         FLOWDESK_Q_WORKERS=str(args.workers),
         FLOWDESK_Q_TIMEOUT="120",
         FLOWDESK_Q_RETRY="150",
         FLOWDESK_REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
-        FLOWDESK_REENQUEUE_AFTER="30",
+        FLOWDESK_REENQUEUE_AFTER=f"{args.reenqueue_after:g}",
         FLOWDESK_SUPERVISOR_ID=f"{queue}-sup",
         FLOWDESK_PROGRESS_DIR=str(log_dir / f"soak-progress-{queue}"),
         FLOWDESK_SIMULATORS="1",
@@ -272,6 +93,8 @@ def main() -> None:  # noqa: C901 - a script, read top to bottom
         FLOWDESK_SMS_FILE_PATH=str(sms_file),
         FLOWDESK_SMS_RATE_LIMIT="1000",
     )
+    if "FLOWDESK_LOG_LEVEL" not in os.environ:
+        del env["FLOWDESK_LOG_LEVEL"]  # the children log as configured ("ready for work at")
     os.environ.update(env)
     os.environ["FLOWDESK_LOG_LEVEL"] = "WARNING"  # this process only: its children log to var/
 
@@ -328,7 +151,11 @@ def main() -> None:  # noqa: C901 - a script, read top to bottom
             system=system_name, defaults={"error_rate": args.error_rate, "latency_ms": 0}
         )
     threads = [
-        threading.Thread(target=chaos, args=(stack, seconds, stop, chaos_log, rss), daemon=True),
+        threading.Thread(
+            target=chaos,
+            args=(stack, seconds, stop, chaos_log, rss, kill_every, args.outage),
+            daemon=True,
+        ),
         threading.Thread(target=latency_spikes, args=(stop, seconds), daemon=True),
     ]
     t0 = time.monotonic()

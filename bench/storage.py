@@ -12,30 +12,18 @@ and ``pg_total_relation_size`` (heap + TOAST + indexes) of each table divided by
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import setup_django
 
 TABLES = ("processes_processevent", "processes_taskinstance", "processes_processinstance")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db-url", required=True)
+    parser.add_argument("--database-url", "--db-url", required=True)
     parser.add_argument("--definition", default="salary")
     args = parser.parse_args()
-    os.environ.update(
-        DATABASE_URL=args.db_url,
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DJANGO_SECRET_KEY=os.environ.get("DJANGO_SECRET_KEY", "bench-only-" + "x" * 50),
-        FLOWDESK_HTTPS="0",
-    )
-    import django
-
-    django.setup()
+    setup_django(args.database_url, migrate=False)
     from django.db import connection
 
     with connection.cursor() as cursor:

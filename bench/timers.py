@@ -32,22 +32,17 @@ import statistics
 import sys
 import threading
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PG = os.environ.get("FLOWDESK_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
+from common import (
+    ROOT,
+    add_database_options,
+    ensure_database,
+    recreate_database,
+    setup_django,
+    var_dir,
+)
+
 NAMES = [f"t{i}" for i in range(10)]
-
-
-def recreate_database(name: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def definition(key: str = "timers", names=NAMES) -> dict:
@@ -75,41 +70,11 @@ def definition(key: str = "timers", names=NAMES) -> dict:
 
 
 def load(timers: int) -> None:
-    from django.db import connection
+    import seeding
 
     from processes.models import ProcessDefinition
 
-    definition_id = ProcessDefinition.objects.get(key="timers").pk
-    instances = timers // len(NAMES)
-    with connection.cursor() as cur:
-        cur.execute(
-            """
-            INSERT INTO processes_processinstance
-              (id, definition_id, definition_key, business_key, state, business_status,
-               current_stage, variables, last_seq, started_by, unique_ever, created_at,
-               updated_at, deadline_at)
-            SELECT md5('bench' || g)::uuid, %s, 'timers', 'B-' || g, 'running', '', 'WAIT',
-                   '{}', 0, 'bench', false, now(), now(),
-                   now() + interval '1 day' + g * interval '1 second'
-            FROM generate_series(1, %s) g
-            """,
-            [definition_id, instances],
-        )
-        cur.execute(
-            """
-            INSERT INTO processes_taskinstance
-              (process_id, stage, stage_index, name, type, handler, task_queue, state, attempts,
-               execution, last_error, candidate_role, visibility, participants, created_at,
-               scheduled_at, due_at, wake_at)
-            SELECT md5('bench' || g)::uuid, 'WAIT', 0, 't' || k, 'HUMAN', '', '', 'scheduled', 0,
-                   1, '', 'clerks', 'participants', '[]', now(), now(),
-                   now() + random() * interval '30 days',
-                   now() + interval '1 hour' + random() * interval '30 days'
-            FROM generate_series(1, %s) g, generate_series(0, 9) k
-            """,
-            [instances],
-        )
-        cur.execute("ANALYZE processes_taskinstance; ANALYZE processes_processinstance")
+    seeding.seed_open_timers(ProcessDefinition.objects.get(key="timers"), timers)
 
 
 def explain() -> None:
@@ -216,7 +181,7 @@ def lateness(count: int) -> None:
 def backoff(count: int, redis: str, db_url: str) -> None:
     import subprocess
 
-    import tests.e2e_steps  # noqa: F401  (e2e.flaky, so the definition validates here too)
+    import bench.steps  # noqa: F401  (bench.flaky, so the definition validates here too)
     from processes import engine
     from processes.events import Actor
     from processes.models import EventType, ProcessEvent
@@ -232,7 +197,7 @@ def backoff(count: int, redis: str, db_url: str) -> None:
                     "tasks": [
                         {
                             "task_name": "pay",
-                            "handler": "e2e.flaky",
+                            "handler": "bench.flaky",
                             "retry": {"max_attempts": 2, "backoff": "PT5S"},
                         }
                     ],
@@ -241,17 +206,18 @@ def backoff(count: int, redis: str, db_url: str) -> None:
         },
         actor=Actor.system("bench"),
     )
+    queue_name = f"benchtimers{os.getpid()}"
     env = {
         **os.environ,
         "DATABASE_URL": db_url,
-        "FLOWDESK_STEP_MODULES": "tests.e2e_steps",
+        "FLOWDESK_STEP_MODULES": "bench.steps",
         "FLOWDESK_REDIS_URL": redis,
-        "FLOWDESK_Q_NAME": "benchtimers",
+        "FLOWDESK_Q_NAME": queue_name,
         "FLOWDESK_Q_POLL": "0.1",
-        "FLOWDESK_SUPERVISOR_ID": "bench-timers",
+        "FLOWDESK_SUPERVISOR_ID": f"{queue_name}-sup",
         "FLOWDESK_LOG_LEVEL": "WARNING",
     }
-    log = open("/tmp/flowdesk-bench-timers-workers.log", "wb")  # noqa: SIM115
+    log = open(var_dir() / "bench-timers-workers.log", "wb")  # noqa: SIM115
     sup = subprocess.Popen(
         [sys.executable, "manage.py", "workers"],
         cwd=ROOT,
@@ -266,7 +232,7 @@ def backoff(count: int, redis: str, db_url: str) -> None:
 
         from processes import queue
 
-        Conf.REDIS, Conf.CLUSTER_NAME, Conf.PREFIX = redis or None, "benchtimers", "benchtimers"
+        Conf.REDIS, Conf.CLUSTER_NAME, Conf.PREFIX = redis or None, queue_name, queue_name
         Conf.ORM = None if redis else "default"
         Conf.BROKER_CLASS = f"processes.supervisor.{'RedisBroker' if redis else 'OrmBroker'}"
         queue._brokers.clear()
@@ -319,29 +285,26 @@ def main() -> int:
     parser.add_argument("--due", type=int, default=1000)
     parser.add_argument("--passes", type=int, default=200)
     parser.add_argument("--late", type=int, default=40)
-    parser.add_argument("--db", default="flowdesk_bench_timers")
+    add_database_options(parser, "flowdesk_bench_timers")
+    parser.add_argument("--db", help="the database's name on FLOWDESK_BENCH_PG (old spelling)")
     parser.add_argument("--backoff", type=int, default=20)
     parser.add_argument("--redis", default="", help="Redis URL for the back-off part (else ORM)")
     parser.add_argument("--only-backoff", action="store_true", help="skip parts 1-4")
     args = parser.parse_args()
-
-    sys.path.insert(0, str(ROOT))
-    os.environ["DATABASE_URL"] = f"{PG}/{args.db}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-" + "x" * 50)
-    os.environ.setdefault("FLOWDESK_LOG_LEVEL", "WARNING")
-    recreate_database(args.db)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    url = args.database_url
+    if args.db:
+        url = f"{url.rsplit('/', 1)[0]}/{args.db}"
+    if args.keep_database:
+        ensure_database(url)
+    else:
+        recreate_database(url)
+    setup_django(url)
 
     from processes import engine
     from processes.events import Actor
 
-    call_command("migrate", verbosity=0)
     if args.only_backoff:
-        backoff(args.backoff, args.redis, os.environ["DATABASE_URL"])
+        backoff(args.backoff, args.redis, url)
         return 0
     engine.definition_import(data=definition(), actor=Actor.system("bench"))
     engine.definition_import(data=definition("late", ["one"]), actor=Actor.system("bench"))
@@ -354,7 +317,7 @@ def main() -> int:
     due_pass(args.due)
     lateness(args.late)
     if args.backoff:
-        backoff(args.backoff, args.redis, os.environ["DATABASE_URL"])
+        backoff(args.backoff, args.redis, url)
     return 0
 
 

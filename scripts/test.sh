@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # Run the whole test suite. Uses $DATABASE_URL when set; otherwise the local PostgreSQL on
 # 127.0.0.1:5432 if one answers (database flowdesk_test), else SQLite (PostgreSQL-only tests skip).
+#
+# In parallel: FLOWDESK_TEST_WORKERS pytest-xdist workers (default below; 0 runs every test in
+# one process), each with its own test database (test_<name>_gw0, _gw1, ...) and its own Redis
+# database (FLOWDESK_TEST_REDIS_URL's number + the worker's; tests/conftest.py). The tests that
+# start a worker supervisor run one after the other on one worker (xdist group "supervision",
+# --dist loadgroup in pyproject.toml). Arguments go to pytest after ours: "-n 2" overrides.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -45,5 +51,6 @@ if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/
 fi
 
 mkdir -p tests/artifacts
-echo "database: ${DATABASE_URL:-sqlite (default)}"
-exec $BIN/python -m pytest "$@"
+workers="${FLOWDESK_TEST_WORKERS:-4}"
+echo "database: ${DATABASE_URL:-sqlite (default)}; workers: $workers"
+exec $BIN/python -m pytest -n "$workers" "$@"

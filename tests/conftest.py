@@ -64,6 +64,120 @@ from django.db import connection  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRE_ALL = os.environ.get("FLOWDESK_REQUIRE_ALL") == "1"
 
+# --- parallel workers (pytest-xdist, `make test`): each one its own database and Redis --------
+#
+# pytest-django gives worker gwN the database test_<name>_gwN, and subprocess_env() hands the
+# subprocesses the database this process uses. Redis gets the same separation here: worker gwN
+# uses database number base + N of FLOWDESK_TEST_REDIS_URL (the tests and every subprocess they
+# start read it from the environment), so no queue, lane or stream key meets another worker's.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ... or "" (no xdist)
+# Tests that start a worker supervisor (the `supervisor` fixture: chaos, stalls, SIGTERM) run in
+# this xdist group, one after the other on one worker (`--dist loadgroup`, scripts/test.sh).
+SUPERVISION_GROUP = "supervision"
+
+
+def _redis_url_of_this_worker(url: str, worker: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    if not worker.startswith("gw"):
+        return url
+    parts = urlsplit(url)
+    base = int(parts.path.strip("/") or 0)
+    number = base + int(worker.removeprefix("gw"))
+    if number > 15:
+        raise pytest.UsageError(
+            f"worker {worker} would use Redis database {number} ({url} + {worker}): Redis has "
+            "16 by default; run fewer workers or start from a lower FLOWDESK_TEST_REDIS_URL"
+        )
+    return urlunsplit(parts._replace(path=f"/{number}"))
+
+
+if XDIST_WORKER:
+    os.environ["FLOWDESK_TEST_REDIS_URL"] = _redis_url_of_this_worker(
+        os.environ.get("FLOWDESK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"), XDIST_WORKER
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups off the items
+def pytest_collection_modifyitems(config, items):
+    _unique_node_ids(items)
+    for item in items:
+        if "supervisor" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group(SUPERVISION_GROUP))
+            item.add_marker(pytest.mark.supervision)  # `pytest -m supervision`: the group alone
+        elif _uses_a_shared_fixture(item):
+            # its module's tests share that fixture (a server): one worker, one setup
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    if config.getvalue("loadgroup"):  # an xdist worker under --dist loadgroup
+        for item in items:
+            _name_the_group(item)
+
+
+def _name_the_group(item) -> None:
+    """xdist learns a test's group from its node id, ``<id>@<group>``, which its worker sets as
+    ``item._nodeid``; pytest 9 derives the node id from ``item._id`` and ignores that, so every
+    group would be scattered over the workers. Set it where pytest 9 reads it."""
+    mark = item.get_closest_marker("xdist_group")
+    if mark is None:
+        return
+    group = mark.args[0] if mark.args else mark.kwargs.get("name", "default")
+    suffix = f"@{group}"
+    if item.nodeid.endswith(suffix):
+        return
+    if hasattr(item, "_id"):
+        item._id = type(item._id).parse(item.nodeid + suffix)
+    else:
+        item._nodeid = item.nodeid + suffix
+    if not item.nodeid.endswith(suffix):
+        raise pytest.UsageError(f"cannot put {item.nodeid} in xdist group {group}")
+
+
+def _uses_a_shared_fixture(item) -> bool:
+    """True when the test uses a fixture of ours set up once per module, class or package."""
+    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    return any(
+        definition.scope in ("class", "module", "package") and definition.baseid  # not a plugin's
+        for name in getattr(item, "fixturenames", ())
+        for definition in definitions.get(name, ())
+    )
+
+
+def _unique_node_ids(items) -> None:
+    """One node id per test: xdist hands tests to its workers by node id, so two tests sharing
+    one would run once. pytest 9 builds a function's id from its original name and parameters;
+    schemathesis names each API operation's test ``test_fuzz...[POST /api/...]`` without
+    parameters, so all of them got the same id. Those take their full name as id."""
+    import collections
+
+    counts = collections.Counter(item.nodeid for item in items)
+    for item in items:
+        if counts[item.nodeid] > 1 and item.name != item.nodeid.rsplit("::", 1)[-1]:
+            item._id = item.parent.id.child(item.name)
+    repeated = [
+        nodeid for nodeid, n in collections.Counter(i.nodeid for i in items).items() if n > 1
+    ]
+    if repeated:
+        raise pytest.UsageError(f"tests sharing a node id (xdist would run one): {repeated}")
+
+
+# The supervision group's tests measure time (a stall after 6 s without a beat, recovery within
+# 30 s of a kill): the other workers yield the CPU to them. A worker whose first test is not in
+# the group lowers its own priority, and so of every subprocess it starts (nice is inherited);
+# the group's worker keeps its own (xdist hands out the largest units first, one per worker, so
+# the group is its first).
+WORKER_NICENESS = int(os.environ.get("FLOWDESK_TEST_WORKER_NICENESS", "10"))
+_niceness_settled = False
+
+
+def pytest_runtest_setup(item):
+    global _niceness_settled
+    if _niceness_settled or not XDIST_WORKER:
+        return
+    _niceness_settled = True
+    group = item.get_closest_marker("xdist_group")
+    if WORKER_NICENESS > 0 and (group is None or group.args != (SUPERVISION_GROUP,)):
+        os.nice(WORKER_NICENESS)
+
 
 def need(condition: bool, reason: str) -> None:
     """Skip when a real part is missing; in CI (FLOWDESK_REQUIRE_ALL=1) fail instead."""
@@ -168,6 +282,13 @@ class QCluster:
     def output(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def clean_up(self) -> None:
+        """After the test: SIGKILL whatever is left (a graceful stop costs the 10 s SIGTERM
+        hang of #346 and proves nothing once the test is over)."""
+        self.kill()
+        if getattr(self, "log", None):
+            self.log.close()
+
 
 @pytest.fixture
 def qcluster_factory(transactional_db, tmp_path):
@@ -191,7 +312,7 @@ def qcluster_factory(transactional_db, tmp_path):
 
     yield start
     for cluster in clusters:
-        cluster.stop()
+        cluster.clean_up()
 
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2, message: str = "condition"):
@@ -406,6 +527,20 @@ class Supervisor:
         if getattr(self, "log", None) and not self.log.closed:
             self.log.close()
 
+    def clean_up(self) -> None:
+        """After the test: SIGKILL the supervisor and every qcluster tree it ran, at once (its
+        graceful stop is what the SIGTERM tests test; once a test is over it only costs time)."""
+        if self.proc and self.proc.poll() is None:
+            self.tree()  # remember the current tree's group
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        for group in self.groups:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+        if getattr(self, "log", None) and not self.log.closed:
+            self.log.close()
+
 
 @pytest.fixture
 def supervisor(transactional_db, tmp_path, monkeypatch):
@@ -449,7 +584,7 @@ def supervisor(transactional_db, tmp_path, monkeypatch):
 
     yield start
     for sup in started:
-        sup.stop()
+        sup.clean_up()
     queue._brokers.clear()
 
 
