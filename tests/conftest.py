@@ -158,6 +158,11 @@ def _unique_node_ids(items) -> None:
     ]
     if repeated:
         raise pytest.UsageError(f"tests sharing a node id (xdist would run one): {repeated}")
+    import re
+
+    unstable = [i.nodeid for i in items if re.search(r" at 0x[0-9a-f]+", i.nodeid)]
+    if unstable:  # each worker would collect another id, and xdist stops the whole run
+        raise pytest.UsageError(f"node ids that name a memory address: {unstable[:3]}")
 
 
 # The supervision group's tests measure time (a stall after 6 s without a beat, recovery within
