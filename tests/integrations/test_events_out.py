@@ -402,6 +402,25 @@ def test_api_lists_subscriptions_dead_letters_and_replays(webhook, receiver, piz
     assert EventDelivery.objects.get(pk=dead.pk).status == DeliveryStatus.DELIVERED
 
 
+@pytest.mark.django_db
+def test_the_events_out_api_negotiates_json_as_the_engine_api_does(webhook):
+    from rest_framework.test import APIClient
+
+    from integrations import api as events_api
+    from processes.api.base import ApiView
+
+    api = APIClient()
+    api.force_authenticate(UserFactory(username="root", is_superuser=True))
+
+    listed = api.get("/api/subscriptions/", HTTP_ACCEPT="text/html")
+    form = api.post("/api/subscriptions/", {"name": "x"}, format="multipart")
+
+    assert listed.status_code == 200 and listed["Content-Type"] == "application/json"
+    assert form.status_code == 415 and form["Content-Type"] == "application/json"
+    # one negotiation for both APIs, not a copy
+    assert events_api._View.content_negotiation_class is ApiView.content_negotiation_class
+
+
 # --- a real cluster ----------------------------------------------------------------------------------
 
 
