@@ -3,17 +3,21 @@
 The engine calls ``incident_opened`` after commit when a task fails for good. An incident is one
 failure of one task execution (the ``process_failed`` event it opened): the same incident alerted
 again sends nothing; a task retried by an admin that fails again later is a new incident.
-Each SMS is a row of the outbox (``SmsMessage``), unique per incident and phone, claimed before
-it is sent; one that can't be sent is retried with back-off by the ``flowdesk.sms_outbox``
-schedule and never breaks the process. A recipient gets at most ``FLOWDESK_SMS_RATE_LIMIT`` SMS
-per ``FLOWDESK_SMS_RATE_WINDOW`` seconds; the others are held back (``rate_limited``) and folded
-into one digest SMS per recipient ("12 more incidents since 10:04: …") as soon as the window
-allows: nothing is silently dropped. Every SMS sent or not is in the process history
-(``notification_sent`` / ``notification_failed``).
+Each SMS is a row of the outbox (``SmsMessage``), unique per incident and phone, sent by the
+outbox mechanism (``integrations.outbox``, shared with events out: ``SMS``): claimed before each
+attempt, retried with back-off by the ``flowdesk.sms_outbox`` schedule, failed for good after
+``MAX_ATTEMPTS`` (an admin may replay it), the worker busy while it sends, and a claim older than
+the backend's ``timeout`` + ``FLOWDESK_LEASE_MARGIN`` taken over; it never breaks the process.
+A recipient gets at most ``FLOWDESK_SMS_RATE_LIMIT`` SMS per ``FLOWDESK_SMS_RATE_WINDOW``
+seconds; the others are held back (``rate_limited``) and folded into one digest SMS per
+recipient ("12 more incidents since 10:04: …") as soon as the window allows: nothing is silently
+dropped. Every SMS sent or not is in the process history (``notification_sent`` /
+``notification_failed``).
 
-The worker supervisor (``manage.py workers``) calls ``cluster_stalled`` when its cluster's
-heartbeat stops and ``cluster_resumed`` when it comes back: one SMS each per stall, through the
-same outbox and rate limit, as incidents without a process (logged instead of recorded).
+The worker supervisor (``manage.py workers``) announces ``cluster_stalled`` when its cluster's
+heartbeat stops and ``cluster_resumed`` when it comes back (``processes.hooks``): one SMS each
+per stall, through the same outbox and rate limit, as incidents without a process (logged
+instead of recorded).
 """
 
 from __future__ import annotations
@@ -26,15 +30,14 @@ from django.db import transaction
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
+from integrations import outbox, sms
 from integrations.models import AlertRecipient, Incident, SmsMessage, SmsStatus
-from processes import queue
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "sms"
 MAX_ATTEMPTS = 5
 RETRY_BACKOFF = dt.timedelta(seconds=30)  # doubled after each failed attempt
-STALE_CLAIM = dt.timedelta(minutes=10)  # a claim older than this is a worker that died mid-send
 OUTBOX_SCHEDULE = "flowdesk.sms_outbox"
 ERROR_CHARS = 160
 DIGEST_CHARS = 480  # the digest's list of incidents (three concatenated SMS)
@@ -338,78 +341,57 @@ def process_link(process_id) -> str:
     return settings.FLOWDESK_BASE_URL.rstrip("/") + path
 
 
-def deliver(incident_id, *, now=None) -> dict[str, int]:
-    """Send the incident's due outbox rows (each claimed first, so it is sent once)."""
-    from integrations.sms import SmsError, get_backend
+class SmsAlerts(outbox.Outbox):
+    """The SMS outbox: an incident's SMS, one per on-call admin, sent in any order."""
 
-    now = now or timezone.now()
-    incident = Incident.objects.get(pk=incident_id)
-    due = incident.messages.filter(status=SmsStatus.PENDING, next_attempt_at__lte=now)
-    claimed = []
-    for message in due:
-        took = SmsMessage.objects.filter(pk=message.pk, status=SmsStatus.PENDING).update(
-            status=SmsStatus.SENDING, claimed_at=now, attempts=message.attempts + 1
-        )
-        if took:
-            message.attempts += 1
-            claimed.append(message)
-    if not claimed:
-        return {}
-    sent, failed, retry_later = [], [], []
-    try:
-        backend = get_backend()
-    except Exception as exc:
-        backend, backend_error = None, str(exc)
-    for message in claimed:
-        try:
-            if backend is None:
-                raise SmsError(backend_error)
-            message.provider_id = str(backend.send(message.phone, message.body) or "")[:100]
-        except Exception as exc:
-            message.last_error = str(exc)[:1000] or type(exc).__name__
-            if message.attempts >= MAX_ATTEMPTS:
-                message.status = SmsStatus.FAILED
-                message.next_attempt_at = None
-                failed.append(message)
-            else:
-                message.status = SmsStatus.PENDING
-                message.next_attempt_at = now + RETRY_BACKOFF * 2 ** (message.attempts - 1)
-                retry_later.append(message)
-            logger.warning("SMS to %s failed: %s", message.phone, message.last_error)
-        else:
-            message.status = SmsStatus.SENT
-            message.sent_at = timezone.now()
-            message.last_error = ""
-            message.next_attempt_at = None
-            sent.append(message)
-        message.save(
-            update_fields=[
-                "status",
-                "provider_id",
-                "last_error",
-                "next_attempt_at",
-                "sent_at",
-                "attempts",
-            ]
-        )
-    if sent:
-        _record(incident, recipients=[m.phone for m in sent], message=incident.message)
-    for message in retry_later:
-        _record(
-            incident,
-            recipients=[message.phone],
-            error=f"attempt {message.attempts} failed, retry at "
-            f"{message.next_attempt_at:%H:%M:%S}: {message.last_error}",
-        )
-    for message in failed:
-        _record(
-            incident,
-            recipients=[message.phone],
-            error=f"gave up after {message.attempts} attempts: {message.last_error}",
-        )
-    if retry_later:
-        ensure_outbox_schedule()
-    return {"sent": len(sent), "retry": len(retry_later), "failed": len(failed)}
+    name, noun = "SMS alerts", "SMS"
+    model = SmsMessage
+    queue_fields = ("incident_id",)
+    done, dead, done_field = SmsStatus.SENT, SmsStatus.FAILED, "sent_at"
+    kept_fields = ("provider_id",)
+    task = "integrations.listeners.deliver_alert"
+    schedule, schedule_func = OUTBOX_SCHEDULE, "integrations.alerts.retry_pending"
+
+    def send(self, row) -> str:
+        return str(sms.get_backend().send(row.phone, row.body) or "")[:100]
+
+    def send_seconds(self) -> float:
+        return sms.send_timeout()
+
+    def max_attempts(self, row) -> int:
+        return MAX_ATTEMPTS
+
+    def first_backoff(self) -> dt.timedelta:
+        return RETRY_BACKOFF
+
+    def finished(self, outcome: outbox.Outcome) -> None:
+        if outcome.ours and outcome.ok:
+            outcome.row.provider_id = outcome.result
+
+    def ran(self, key: tuple, outcomes: list[outbox.Outcome]) -> None:
+        """Write what was sent, and what was not, into the incident's process history."""
+        incident = Incident.objects.get(pk=key[0])
+        ours = [o for o in outcomes if o.ours]
+        sent = [o.row.phone for o in ours if o.status == "done"]
+        if sent:
+            _record(incident, recipients=sent, message=incident.message)
+        for o in (o for o in ours if o.status == "retry"):
+            when = f"{o.row.next_attempt_at:%H:%M:%S}"
+            error = f"attempt {o.row.attempts} failed, retry at {when}: {o.error}"
+            _record(incident, recipients=[o.row.phone], error=error)
+        for o in (o for o in ours if o.status == "dead"):
+            error = f"gave up after {o.row.attempts} attempts: {o.error}"
+            _record(incident, recipients=[o.row.phone], error=error)
+        if any(o.status == "retry" for o in ours):
+            self.ensure_schedule()
+
+
+SMS = outbox.register(SmsAlerts())
+
+
+def deliver(incident_id, *, now=None) -> dict[str, int]:
+    """Send the incident's due SMS (each claimed first, so it is sent once per attempt)."""
+    return SMS.run((incident_id,), now=now)
 
 
 def _record(incident: Incident, *, recipients, message: str = "", error: str | None = None):
@@ -434,27 +416,10 @@ def _record(incident: Incident, *, recipients, message: str = "", error: str | N
 
 
 def retry_pending(*, now=None) -> dict[str, int]:
-    """Send every outbox row that is due, then the digests of held-back alerts the rate window
-    has room for (the ``flowdesk.sms_outbox`` schedule runs this)."""
+    """Send every SMS that is due (a stale claim included), then the digests of held-back
+    alerts the rate window has room for (the ``flowdesk.sms_outbox`` schedule runs this)."""
     now = now or timezone.now()
-    # A claim that never finished is a worker that died mid-send: give it back (at least once).
-    SmsMessage.objects.filter(status=SmsStatus.SENDING, claimed_at__lt=now - STALE_CLAIM).update(
-        status=SmsStatus.PENDING, next_attempt_at=now
-    )
-    totals: dict[str, int] = {}
-    incident_ids = (
-        SmsMessage.objects.filter(status=SmsStatus.PENDING, next_attempt_at__lte=now)
-        .values_list("incident_id", flat=True)
-        .distinct()
-    )
-    for incident_id in list(incident_ids):
-        try:
-            outcome = deliver(incident_id, now=now)
-        except Exception:
-            logger.exception("SMS outbox: incident %s", incident_id)
-            outcome = {"error": 1}
-        for name, count in outcome.items():
-            totals[name] = totals.get(name, 0) + count
+    totals = SMS.sweep(now=now)
     digests = send_digests(now=now)
     if digests:
         totals["digests"] = digests
@@ -463,6 +428,4 @@ def retry_pending(*, now=None) -> dict[str, int]:
 
 def ensure_outbox_schedule():
     """Create the one schedule that retries unsent SMS (idempotent; an existing one is kept)."""
-    return queue.ensure_periodic(
-        OUTBOX_SCHEDULE, "integrations.alerts.retry_pending", minutes=1, fix=False
-    )
+    return SMS.ensure_schedule()

@@ -2,8 +2,9 @@
 and the dead letters' replay.
 
 An adapter of its own (it may not import ``processes.api``): plain DRF views with the project's
-settings (token or session auth, the one error shape through ``EXCEPTION_HANDLER``), JSON only;
-their OpenAPI description is ``integrations.api_docs``. Who sees what is the definition grants
+settings (token or session auth, the one error shape through ``EXCEPTION_HANDLER``), JSON only
+through the engine API's own negotiation (``processes.negotiation``); their OpenAPI description
+is ``integrations.api_docs``. Who sees what is the definition grants
 of ``processes.authority``: a subscription is visible to whoever may see its definition's
 processes; creating, changing or deleting one also needs the model permission
 (``events_out.save_subscription``: the admin's rule too); a replay needs ``operate_process``.
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 from django.db.models import Count, Q
 from rest_framework.generics import GenericAPIView
-from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -30,25 +30,15 @@ from integrations.api_serializers import (
 from integrations.models import DeliveryStatus, EventDelivery, EventSubscription
 from processes import authority
 from processes.errors import Forbidden, NotFound
+from processes.negotiation import JSONOnlyNegotiation
 
 MAX_ID = 2**63 - 1  # a bigger id is no row (and would overflow the database's integer)
-
-
-class _JSONOnly(BaseContentNegotiation):
-    def select_parser(self, request, parsers):
-        for parser in parsers:
-            if request.content_type.split(";")[0].strip().lower() == parser.media_type:
-                return parser
-        return None
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
 
 
 class _View(GenericAPIView):
     parser_classes = [JSONParser]
     renderer_classes = [JSONRenderer]
-    content_negotiation_class = _JSONOnly
+    content_negotiation_class = JSONOnlyNegotiation
     metadata_class = None
 
     def visible_subscription(self, pk) -> EventSubscription:

@@ -9,19 +9,14 @@
 - **Order per process.** A pair's deliveries go out one at a time in event-id order: only the
   pair's first undelivered row (its head) is ever sent, so a later event waits while an earlier
   one is pending, being sent, or dead.
-- **At least once, once per attempt.** The head is claimed (``sending``, attempt logged) in a
-  short transaction holding its row lock, sent outside any transaction, and its outcome recorded
-  under the lock again; a replay or a second worker that finds the row claimed does nothing.
-  Receivers drop repeats by the event id (``X-Flowdesk-Event-Id``, the body's ``id``).
-- **Dead letters.** After ``max_attempts`` failures (back-off doubling from
-  ``FLOWDESK_EVENTS_BACKOFF`` seconds, capped at an hour) a delivery is ``dead``; ``replay``
-  (admin button, API) gives it another round of attempts.
-- **Bounded, and busy like a step.** One attempt takes at most ``FLOWDESK_EVENTS_TIMEOUT``
-  seconds (10 at most), whatever the receiver does; meanwhile the worker's progress note says it
-  is busy (``processes.progress``), so a heartbeat waiting behind slow receivers is not a stall.
-  A claim older than the timeout + ``FLOWDESK_LEASE_MARGIN`` is a worker that died mid-send:
-  the supervisor has it taken over then (``take_over``, the ``claims_expired`` hook), the
-  minute's sweep otherwise. One task delivers for ``RUN_SECONDS`` at most, then queues the rest.
+- **The outbox mechanism** (``integrations.outbox``, shared with the SMS alerts) does the rest:
+  the head is claimed under its row lock (attempt logged: ``DeliveryAttempt``), sent outside
+  any transaction and its outcome recorded under the lock again, so it is sent at least once
+  and once per attempt (receivers drop repeats by ``X-Flowdesk-Event-Id``, the body's ``id``);
+  back-off doubling from ``FLOWDESK_EVENTS_BACKOFF`` seconds; a dead letter after the
+  subscription's ``max_attempts``, given another round by ``replay`` (admin button, API); the
+  worker busy while it sends; a claim older than ``FLOWDESK_EVENTS_TIMEOUT`` (one attempt's
+  whole time, 10 s at most) + ``FLOWDESK_LEASE_MARGIN`` taken over.
 - **Nothing read back.** A webhook goes to public addresses only (``webhook_targets``); the log
   keeps the status code, the time and a short error class, never the receiver's answer.
 - **Stream names in a namespace.** A Redis stream is ``flowdesk:events:<name>``
@@ -36,18 +31,16 @@ import hmac
 import json
 import logging
 import ssl
-import time
-from collections.abc import Iterable
 
 import httpx
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Q
 from django.utils import timezone
 
-from integrations import webhook_targets
+from integrations import outbox, webhook_targets
 from integrations.models import (
     DeliveryAttempt,
     DeliveryStatus,
@@ -56,18 +49,15 @@ from integrations.models import (
     SubscriptionKind,
 )
 from integrations.models.events_out import ERROR_CHARS
-from processes import authority, queue
-from processes.errors import Conflict, Forbidden, InvalidInput, NotFound
+from processes import authority
+from processes.errors import Conflict, Forbidden, InvalidInput
 from processes.models import ProcessDefinition, ProcessEvent, ProcessInstance
-from processes.progress import progress
 
 logger = logging.getLogger(__name__)
 
 DELIVER = "integrations.events_out.deliver_process"
 SCHEDULE = "flowdesk.events_out"
-MAX_BACKOFF = dt.timedelta(hours=1)
 MAX_TIMEOUT = 10.0  # seconds: the most FLOWDESK_EVENTS_TIMEOUT may say
-RUN_SECONDS = 60.0  # one queue task delivers this long at most, then queues the rest
 SIGNATURE_HEADER = "X-Flowdesk-Signature"
 
 
@@ -77,12 +67,6 @@ def delivery_timeout() -> float:
     if not 0 < timeout <= MAX_TIMEOUT:
         raise ImproperlyConfigured("FLOWDESK_EVENTS_TIMEOUT: more than 0 and at most 10 seconds")
     return timeout
-
-
-def claim_seconds() -> float:
-    """How long a claim (``sending``) holds: an attempt's time and the lease margin. An older
-    claim is a worker that died in the middle: another worker takes the delivery over."""
-    return delivery_timeout() + settings.FLOWDESK_LEASE_MARGIN
 
 
 # --- who may subscribe ----------------------------------------------------------------------------
@@ -189,7 +173,7 @@ def on_events_written(*, process: ProcessInstance, events: list[ProcessEvent]) -
         return
     EventDelivery.objects.bulk_create(rows)
     pairs = sorted({(r.subscription_id, str(process.pk)) for r in rows})
-    transaction.on_commit(lambda: enqueue(pairs))
+    transaction.on_commit(lambda: EVENTS.enqueue(pairs))
 
 
 def on_processes_purged(*, process_ids) -> None:
@@ -197,125 +181,75 @@ def on_processes_purged(*, process_ids) -> None:
     EventDelivery.objects.filter(process_id__in=process_ids).delete()
 
 
-def enqueue(pairs: Iterable[tuple[int, str]]) -> None:
-    # the q2 timeout: the task's delivery time and one attempt that began just before its end
-    timeout = int(RUN_SECONDS + claim_seconds()) + 1
-    for subscription_id, process_id in pairs:
-        queue.enqueue(
-            DELIVER, subscription_id, process_id, group="flowdesk-events-out", timeout=timeout
+# --- delivery: the outbox mechanism (``integrations.outbox``) with events' sending ------------
+
+
+class EventDeliveries(outbox.Outbox):
+    """The events' outbox: a (subscription, process) pair's deliveries, in event-id order."""
+
+    name, noun = "events out", "delivery"
+    model = EventDelivery
+    queue_fields = ("subscription_id", "process_id")
+    in_order, order = True, ("event_id",)
+    ready_q = Q(subscription__active=True)  # a paused subscription's deliveries wait
+    done, dead, done_field = DeliveryStatus.DELIVERED, DeliveryStatus.DEAD, "delivered_at"
+    error_chars = ERROR_CHARS
+    words = {"done": "delivered", "retry": "failed", "dead": "dead"}
+    task, group = DELIVER, "flowdesk-events-out"
+    schedule, schedule_func = SCHEDULE, "integrations.events_out.sweep"
+
+    def rows(self):
+        return EventDelivery.objects.select_related("subscription")
+
+    def send(self, row):
+        return _send(row)
+
+    def send_seconds(self) -> float:
+        return delivery_timeout()
+
+    def max_attempts(self, row) -> int:
+        return row.subscription.max_attempts
+
+    def first_backoff(self) -> dt.timedelta:
+        return dt.timedelta(seconds=float(getattr(settings, "FLOWDESK_EVENTS_BACKOFF", 10)))
+
+    def error(self, exc: Exception) -> str:
+        if isinstance(exc, DeliveryError):
+            return str(exc)
+        logger.error("events out: unexpected failure", exc_info=exc)  # never the answer: a class
+        return "request failed"
+
+    def claimed(self, row, now) -> DeliveryAttempt:
+        return DeliveryAttempt.objects.create(delivery=row, number=row.attempts, started_at=now)
+
+    def finished(self, outcome: outbox.Outcome) -> None:
+        attempt = outcome.attempt
+        attempt.finished_at, attempt.ok = outcome.finished_at, outcome.ok
+        attempt.status_code = (
+            outcome.result if outcome.ok else getattr(outcome.exc, "status_code", None)
         )
+        attempt.error, attempt.duration_ms = outcome.error, outcome.duration_ms
+        attempt.save(update_fields=["finished_at", "ok", "status_code", "error", "duration_ms"])
 
 
-# --- delivery -------------------------------------------------------------------------------------
+EVENTS = outbox.register(EventDeliveries())
 
 
 def deliver_process(
     subscription_id: int, process_id: str, *, limit: int = 500, now=None, until=None
 ) -> dict:
-    """The django-q2 task: send the pair's deliveries in order until one fails or none is due
-    (``now``: the sweep's clock). After ``RUN_SECONDS`` (or at ``until``, monotonic) the rest
-    goes to a new queue task: a worker is never held longer than that."""
-    outcome = {"delivered": 0, "failed": 0, "dead": 0}
-    until = time.monotonic() + RUN_SECONDS if until is None else until
-    more = False
-    try:
-        for _ in range(limit):
-            if time.monotonic() >= until:
-                more = True
-                break
-            # Told before the claim: a worker killed between the claim's commit and the send
-            # leaves a note, and the supervisor has the claim taken over when it expires.
-            progress.busy_until(time.time() + claim_seconds() + 1)
-            claimed = _claim_head(subscription_id, process_id, now=now)
-            if claimed is None:
-                break
-            delivery, attempt = claimed
-            status = _send_and_record(delivery, attempt)
-            outcome[status] += 1
-            if status != "delivered":
-                break
-    finally:
-        progress.idle()
-    if more:
-        enqueue([(subscription_id, process_id)])
-    return outcome
+    """The django-q2 task: send the pair's deliveries in order until one fails or none is due."""
+    return EVENTS.run((subscription_id, process_id), now=now, until=until, limit=limit)
 
 
-def stale_after() -> dt.timedelta:
-    return dt.timedelta(seconds=claim_seconds())
+def sweep(*, now=None, limit: int = 1000) -> dict:
+    """Deliver every due pair (the ``flowdesk.events_out`` schedule runs this)."""
+    return EVENTS.sweep(now=now, limit=limit)
 
 
-def _claim_head(subscription_id, process_id, *, now=None):
-    """Under the head row's lock: mark it ``sending`` and log the attempt (None: nothing due)."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        head = (
-            EventDelivery.objects.select_for_update(of=("self",))
-            .select_related("subscription")
-            .filter(subscription_id=subscription_id, process_id=process_id)
-            .exclude(status=DeliveryStatus.DELIVERED)
-            .order_by("event_id")
-            .first()
-        )
-        if head is None or head.status == DeliveryStatus.DEAD or not head.subscription.active:
-            return None
-        if head.status == DeliveryStatus.SENDING and head.claimed_at > now - stale_after():
-            return None  # another worker is sending it
-        if head.next_attempt_at is not None and head.next_attempt_at > now:
-            return None  # backing off; the later events wait behind it
-        head.status = DeliveryStatus.SENDING
-        head.claimed_at = now
-        head.attempts += 1
-        head.save(update_fields=["status", "claimed_at", "attempts"])
-        attempt = DeliveryAttempt.objects.create(
-            delivery=head, number=head.attempts, started_at=now
-        )
-    return head, attempt
-
-
-def _send_and_record(delivery: EventDelivery, attempt: DeliveryAttempt) -> str:
-    started = time.monotonic()
-    try:
-        status_code = _send(delivery)
-        error = ""
-    except DeliveryError as exc:
-        status_code, error = exc.status_code, str(exc)[:ERROR_CHARS] or type(exc).__name__
-    duration_ms = round((time.monotonic() - started) * 1000)
-    now = timezone.now()
-    with transaction.atomic():
-        row = EventDelivery.objects.select_for_update().select_related("subscription")
-        row = row.get(pk=delivery.pk)
-        attempt.finished_at, attempt.ok = now, not error
-        attempt.status_code, attempt.error = status_code, error
-        attempt.duration_ms = duration_ms
-        attempt.save(update_fields=["finished_at", "ok", "status_code", "error", "duration_ms"])
-        if row.status != DeliveryStatus.SENDING or row.attempts != attempt.number:
-            return "delivered" if not error else "failed"  # a newer claim owns the row now
-        if not error:
-            row.status, row.delivered_at, row.last_error = DeliveryStatus.DELIVERED, now, ""
-            row.next_attempt_at = None
-        else:
-            row.last_error = error
-            if row.attempts >= row.subscription.max_attempts * (row.replays + 1):
-                row.status, row.next_attempt_at = DeliveryStatus.DEAD, None
-            else:
-                row.status = DeliveryStatus.PENDING
-                row.next_attempt_at = now + backoff(
-                    row.attempts - row.subscription.max_attempts * row.replays
-                )
-        row.save(update_fields=["status", "delivered_at", "last_error", "next_attempt_at"])
-    if error:
-        logger.warning(
-            "delivery of event %s to %s failed: %s", row.event_id, row.subscription, error
-        )
-        return "dead" if row.status == DeliveryStatus.DEAD else "failed"
-    return "delivered"
-
-
-def backoff(attempt: int) -> dt.timedelta:
-    """The wait after failed attempt number ``attempt`` (1, 2, ...): doubling, capped."""
-    base = dt.timedelta(seconds=float(getattr(settings, "FLOWDESK_EVENTS_BACKOFF", 10)))
-    return min(base * 2 ** max(attempt - 1, 0), MAX_BACKOFF)
+def replay(delivery_id) -> EventDelivery:
+    """Give a dead delivery another round of attempts and queue it (Conflict if not dead)."""
+    return EVENTS.replay(delivery_id)
 
 
 class DeliveryError(Exception):
@@ -455,80 +389,6 @@ def _xadd(subscription: EventSubscription, delivery: EventDelivery, body: bytes)
     return None
 
 
-# --- the sweep and the replay ---------------------------------------------------------------------
-
-
-def due_pairs(now, limit: int) -> list[tuple[int, str]]:
-    """(subscription, process) pairs with a delivery due: pending past its back-off, or claimed
-    longer ago than a claim holds (its worker died), behind no dead letter."""
-    dead_before = EventDelivery.objects.filter(
-        subscription_id=OuterRef("subscription_id"),
-        process_id=OuterRef("process_id"),
-        status=DeliveryStatus.DEAD,
-    )
-    due = (
-        EventDelivery.objects.filter(
-            status__in=[DeliveryStatus.PENDING, DeliveryStatus.SENDING],
-            next_attempt_at__lte=now,
-            subscription__active=True,
-        )
-        .exclude(status=DeliveryStatus.SENDING, claimed_at__gt=now - stale_after())
-        .filter(~Exists(dead_before))
-        .order_by()  # DISTINCT over the pair only, not the model's ordering too
-        .values_list("subscription_id", "process_id")
-        .distinct()[:limit]
-    )
-    return [(subscription_id, str(process_id)) for subscription_id, process_id in due]
-
-
-def sweep(*, now=None, limit: int = 1000) -> dict:
-    """Deliver every due pair (the ``flowdesk.events_out`` schedule runs this), for
-    ``RUN_SECONDS`` at most (and within the schedule's django-q2 timeout, the cluster's): what
-    is left waits for the next sweep."""
-    now = now or timezone.now()
-    q2_timeout = float(settings.Q_CLUSTER.get("timeout") or RUN_SECONDS * 5)
-    until = time.monotonic() + max(1.0, min(RUN_SECONDS, q2_timeout - claim_seconds() - 1))
-    totals = {"delivered": 0, "failed": 0, "dead": 0}
-    for subscription_id, process_id in due_pairs(now, limit):
-        if time.monotonic() >= until:
-            break
-        try:
-            outcome = deliver_process(subscription_id, process_id, now=now, until=until)
-        except Exception:
-            logger.exception("events out: subscription %s process %s", subscription_id, process_id)
-            continue
-        for name, count in outcome.items():
-            totals[name] += count
-    return totals
-
-
-def take_over(limit: int = 1000) -> int:
-    """Queue every due pair now, stale claims included (the ``claims_expired`` hook: the
-    supervisor saw a worker die mid-delivery and its claim has just expired). Returns how many."""
-    pairs = due_pairs(timezone.now(), limit)
-    if pairs:
-        logger.warning("events out: taking over %s delivery queue(s)", len(pairs))
-        enqueue(pairs)
-    return len(pairs)
-
-
-def replay(delivery_id) -> EventDelivery:
-    """Give a dead delivery another round of attempts and queue it (Conflict if not dead)."""
-    with transaction.atomic():
-        try:
-            row = EventDelivery.objects.select_for_update().get(pk=delivery_id)
-        except (EventDelivery.DoesNotExist, ValueError, TypeError):
-            raise NotFound(f"delivery {delivery_id} not found") from None
-        if row.status != DeliveryStatus.DEAD:
-            raise Conflict(f"delivery {row.pk} is {row.status}, not a dead letter")
-        row.status, row.next_attempt_at = DeliveryStatus.PENDING, timezone.now()
-        row.replays += 1
-        row.save(update_fields=["status", "next_attempt_at", "replays"])
-        pair = [(row.subscription_id, str(row.process_id))]
-        transaction.on_commit(lambda: enqueue(pair))
-    return row
-
-
 def ensure_schedule():
     """The one schedule that delivers what is due (idempotent; an existing one is kept)."""
-    return queue.ensure_periodic(SCHEDULE, "integrations.events_out.sweep", minutes=1, fix=False)
+    return EVENTS.ensure_schedule()

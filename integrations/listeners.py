@@ -4,7 +4,7 @@ Registered in ``IntegrationsConfig.ready``. A listener only writes the alert int
 (one incident row and its SMS rows, in the database: fast, and kept even if the broker is down)
 and queues its delivery as a django-q2 task of its own (``deliver_alert``): a slow SMS provider
 never holds up a step or the timer sweep. An SMS whose delivery fails, or whose task was lost,
-is retried by the ``flowdesk.sms_outbox`` schedule with back-off.
+is retried by the ``flowdesk.sms_outbox`` schedule with back-off (``integrations.outbox``).
 """
 
 from __future__ import annotations
@@ -12,10 +12,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from integrations import alerts
-from processes import queue
 from processes.models import TaskInstance
-
-DELIVER = "integrations.listeners.deliver_alert"
 
 
 def on_incident_opened(*, process_id, task_id, error: str, kind: str | None = None) -> None:
@@ -23,7 +20,7 @@ def on_incident_opened(*, process_id, task_id, error: str, kind: str | None = No
     extra = {"kind": kind} if kind else {}  # a process deadline; else the task's failure
     incident = alerts.incident_alert(process_id=process_id, task_id=task_id, error=error, **extra)
     if incident is not None:
-        queue.enqueue(DELIVER, incident.pk)
+        alerts.SMS.enqueue([(incident.pk,)])
 
 
 def on_task_escalated(*, task_id, from_role: str, to_role: str | None) -> None:
@@ -35,9 +32,10 @@ def on_task_escalated(*, task_id, from_role: str, to_role: str | None) -> None:
     due_at = task.due_at or task.escalated_at or timezone.now()
     incident = alerts.overdue_alert(process_id=task.process_id, task_id=task.pk, due_at=due_at)
     if incident is not None:
-        queue.enqueue(DELIVER, incident.pk)
+        alerts.SMS.enqueue([(incident.pk,)])
 
 
 def deliver_alert(incident_id: int) -> dict:
-    """The django-q2 task: send an incident's pending SMS (what fails stays for the outbox)."""
+    """The django-q2 task (``alerts.SMS.task``): send an incident's due SMS (what fails stays
+    for the outbox)."""
     return alerts.deliver(incident_id)

@@ -1,10 +1,11 @@
 """What the engine announces, and who listens: a plain registry, no Django signals.
 
-The engine never imports an adapter. When something happened that the outside world may care
-about, it calls ``after_commit(name, **payload)``; once the transaction commits, every function
-registered for ``name`` is called. Adapters register theirs in their ``AppConfig.ready``. A
-listener should be quick — queue a django-q2 task for slow work (an SMS, a mail) — and its
-failure is logged, never raised into the engine's caller.
+The engine never imports an adapter, nor does the rest of ``processes`` import ``integrations``
+(the worker supervisor, ``manage.py setup_flowdesk``). When something happened that the outside
+world may care about, the engine calls ``after_commit(name, **payload)``; once the transaction
+commits, every function registered for ``name`` is called. Adapters register theirs in their
+``AppConfig.ready``. A listener should be quick — queue a django-q2 task for slow work (an SMS,
+a mail) — and its failure is logged, never raised into the engine's caller.
 
 Hooks and their payloads (keyword arguments):
 
@@ -17,8 +18,16 @@ Hooks and their payloads (keyword arguments):
 - ``task_opened``: ``task_id`` — a human task was scheduled (waits for its assignee or role);
 - ``claims_expired`` (no payload; emitted by the worker supervisor, not after a commit) — a
   worker died in the middle of work other than a step (its progress note named no task: an
-  event delivery), and that work's claim has now expired: a listener queues again what such a
-  worker had claimed.
+  outbox's send, an event delivery or an SMS), and that work's claim has now expired: a
+  listener queues again what such a worker had claimed;
+- ``cluster_stalled``: ``supervisor``, ``cluster``, ``since``, ``silent_for``, ``restarts``
+  (emitted by the worker supervisor, no transaction) — its cluster returned no heartbeat for
+  ``silent_for`` seconds since ``since`` and is being restarted: a listener alerts (the SMS);
+- ``cluster_resumed``: ``supervisor``, ``cluster``, ``since``, ``stalled_for``, ``restarts``
+  (likewise) — the cluster stalled since ``since`` answers again;
+- ``setup`` (``manage.py setup_flowdesk``, called with ``within``): ``say`` — a listener
+  creates what it needs once per installation (its periodic schedules) and reports each with
+  ``say(line)``; an error stops the set-up.
 
 One hook runs *inside* the engine's transaction instead (``within``), for listeners whose rows
 must commit or roll back with the events (an outbox):
@@ -43,6 +52,9 @@ HOOKS = (
     "task_escalated",
     "task_opened",
     "claims_expired",
+    "cluster_stalled",
+    "cluster_resumed",
+    "setup",
     "events_written",
     "processes_purged",
 )

@@ -1,9 +1,10 @@
 """What a worker process tells its supervisor (``manage.py workers``): busy until when, on what.
 
 Its own module, below the engine and the adapters, so that every kind of work a worker runs
-notes itself the same way: service steps and compensations (``processes.worker``) and event
-deliveries (``integrations.events_out``). A heartbeat that waits behind noted work still within
-its time is not a stall; noted work whose worker died is taken over once its time is up.
+notes itself the same way: service steps and compensations (``processes.worker``) and the
+outboxes' sends (``integrations.outbox``: event deliveries, SMS). A heartbeat that waits behind
+noted work still within its time is not a stall; noted work whose worker died is taken over once
+its time is up.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from integrations.models.outbox import OutboxRow
+
 
 def normalize_phone(value: str, region: str | None = None) -> str:
     """Return ``value`` in E.164 form (+33612345678); raise ValidationError when it is no number."""
@@ -90,20 +92,16 @@ class SmsStatus(models.TextChoices):
     FOLDED = "folded", "Sent within a digest SMS"
 
 
-class SmsMessage(models.Model):
+class SmsMessage(OutboxRow):
     """The SMS outbox: one row per incident and recipient, so each incident is sent once."""
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="messages")
     phone = models.CharField(max_length=20)
     body = models.TextField()
     status = models.CharField(max_length=20, choices=SmsStatus.choices, default=SmsStatus.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, default="")
     provider_id = models.CharField(max_length=100, blank=True, default="")
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
     folded_into = models.ForeignKey(
         "self",
         null=True,

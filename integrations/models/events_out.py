@@ -12,6 +12,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from integrations.models.outbox import OutboxRow
+
 
 def new_secret() -> str:
     import secrets
@@ -156,7 +158,7 @@ class DeliveryStatus(models.TextChoices):
     DEAD = "dead", "Dead letter (gave up; replay it)"
 
 
-class EventDelivery(models.Model):
+class EventDelivery(OutboxRow):
     """The outbox: one process event for one subscription, delivered at least once.
 
     A process's events go out in event-id order per subscription: a delivery waits while an
@@ -176,9 +178,6 @@ class EventDelivery(models.Model):
     status = models.CharField(
         max_length=20, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
     )
-    attempts = models.PositiveIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(
         max_length=ERROR_CHARS,
@@ -186,10 +185,6 @@ class EventDelivery(models.Model):
         default="",
         help_text="The last attempt's error class (timeout, HTTP 500, ...), never the answer.",
     )
-    replays = models.PositiveIntegerField(
-        default=0, help_text="Times an admin replayed it from the dead letters."
-    )
-    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["subscription_id", "process_id", "event_id"]

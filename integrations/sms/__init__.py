@@ -22,9 +22,18 @@ def get_backend(path: str | None = None, **kwargs) -> BaseSmsBackend:
     return cls(**kwargs)
 
 
+def send_timeout(path: str | None = None) -> float:
+    """The longest one send of the configured backend takes (its ``timeout``, in seconds)."""
+    try:
+        cls = import_string(path or settings.FLOWDESK_SMS_BACKEND)
+    except ImportError:
+        cls = BaseSmsBackend  # (sending fails, and says why)
+    return float(getattr(cls, "timeout", BaseSmsBackend.timeout))
+
+
 def send_sms(to: str, body: str) -> str:
     """Send one SMS with the configured backend; return the provider's id. Raises SmsError."""
     return get_backend().send(to, body)
 
 
-__all__ = ["BaseSmsBackend", "SmsError", "get_backend", "send_sms"]
+__all__ = ["BaseSmsBackend", "SmsError", "get_backend", "send_sms", "send_timeout"]

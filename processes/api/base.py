@@ -12,7 +12,6 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import ParseError, ValidationError
-from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import BaseParser, JSONParser
 from rest_framework.renderers import JSONRenderer
@@ -22,6 +21,7 @@ from rest_framework.views import APIView
 from processes.api.authentication import FlowdeskTokenAuthentication
 from processes.api.models import IdempotencyRecord
 from processes.errors import Conflict, EngineError
+from processes.negotiation import JSONOnlyNegotiation
 
 MAX_JSON_DEPTH = 64
 IDEMPOTENCY_TTL = timedelta(hours=24)
@@ -110,19 +110,6 @@ class BpmnXmlParser(BpmnParser):
 
 
 BPMN_PARSERS = [BpmnParser, TextXmlParser, BpmnXmlParser]
-
-
-class JSONOnlyNegotiation(BaseContentNegotiation):
-    """Always answer JSON, whatever ``Accept`` says (there is nothing else to offer)."""
-
-    def select_parser(self, request, parsers):
-        for parser in parsers:
-            if request.content_type.split(";")[0].strip().lower() == parser.media_type:
-                return parser
-        return None
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
 
 
 class Pagination(PageNumberPagination):

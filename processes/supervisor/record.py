@@ -122,10 +122,11 @@ class RecordAndRecover:
         )
 
     def _alert(self, name: str, **kwargs) -> None:
-        from integrations import alerts
+        """Announce the stall or its end (``processes.hooks``: the integrations send the SMS)."""
+        from processes import hooks
 
-        getattr(alerts, name)(
-            supervisor=self.config.supervisor_id, cluster=self.config.cluster, **kwargs
+        hooks.emit(
+            name, supervisor=self.config.supervisor_id, cluster=self.config.cluster, **kwargs
         )
 
     def _register(self) -> None:

@@ -1,4 +1,8 @@
-"""SMS alerts on incidents: one SMS per incident, rate limit, retry of unsent SMS, history."""
+"""SMS alerts on incidents: one SMS per incident, rate limit, retry of unsent SMS, history.
+
+The outbox mechanism the SMS share with events out (claims, back-off, dead letters, replay,
+takeover) is tested in ``test_outbox.py``; here, what the SMS say, to whom, and what the
+process history keeps of them."""
 
 import datetime as dt
 
@@ -227,19 +231,33 @@ def test_an_sms_gives_up_after_its_attempts(
     assert "gave up after 5 attempts" in sms_events(process)[-1].data["error"]
 
 
-def test_a_claim_left_by_a_dead_worker_is_sent_later(failing_process, admin_phone):
-    process = failing_process()
-    incident = Incident.objects.create(key="k", process_id=process.pk, message="m")
-    SmsMessage.objects.create(
-        incident=incident,
-        phone="+33612345678",
-        body="m",
-        status=SmsStatus.SENDING,
-        claimed_at=timezone.now() - dt.timedelta(hours=1),
-    )
+def test_an_admin_sends_a_failed_sms_again_with_a_new_round_of_attempts(
+    failing_process, admin_phone, django_capture_on_commit_callbacks, settings, admin_client
+):
+    from django.urls import reverse
 
-    assert alerts.retry_pending() == {"sent": 1, "retry": 0, "failed": 0}
-    assert len(locmem.outbox) == 1
+    settings.FLOWDESK_SMS_BACKEND = "tests.integrations.test_alerts.FlakySmsBackend"
+    process = failing_process()
+    fail(process, django_capture_on_commit_callbacks)
+    later = timezone.now()
+    for _ in range(alerts.MAX_ATTEMPTS):
+        later += dt.timedelta(hours=1)
+        alerts.retry_pending(now=later)
+    message = SmsMessage.objects.get(status=SmsStatus.FAILED)
+    FlakySmsBackend.down = False
+
+    with django_capture_on_commit_callbacks(execute=True):  # queued after commit, sent by a worker
+        page = admin_client.post(
+            reverse("admin:integrations_smsmessage_changelist"),
+            {"action": "retry_now", "_selected_action": [message.pk]},
+            follow=True,
+        )
+
+    assert "1 SMS queued again" in page.content.decode()
+    message.refresh_from_db()
+    assert message.status == SmsStatus.SENT and message.replays == 1
+    assert message.attempts == alerts.MAX_ATTEMPTS + 1 and len(FlakySmsBackend.sent) == 1
+    assert sms_events(process)[-1].type == EventType.NOTIFICATION_SENT
 
 
 def test_no_recipient_means_no_sms_and_a_note(failing_process, django_capture_on_commit_callbacks):

@@ -1,5 +1,8 @@
 """Events out: webhooks (signed, retried, dead letters, replay) and Redis streams, in order.
 
+The outbox mechanism they share with the SMS alerts (claims, back-off, dead letters, replay,
+takeover) is tested in ``test_outbox.py``; here, what events out sends and in what order.
+
 Receivers are real HTTP servers on 127.0.0.1 (opened with ``FLOWDESK_WEBHOOK_ALLOW_HOSTS``:
 loopback is refused otherwise); deliveries run through the same functions the django-q2 task and
 the sweep run.
@@ -27,7 +30,7 @@ from integrations.models import (
     EventSubscription,
     SubscriptionKind,
 )
-from processes import engine
+from processes import engine, queue
 from processes.events import Actor
 from processes.models import ProcessEvent, ProcessInstance
 from tests.conftest import wait_for
@@ -133,7 +136,7 @@ def test_every_event_gets_an_outbox_row_in_its_transaction_and_is_queued_after_c
     webhook, django_capture_on_commit_callbacks, monkeypatch
 ):
     queued = []
-    monkeypatch.setattr(events_out.queue, "enqueue", lambda func, *args, **kw: queued.append(args))
+    monkeypatch.setattr(queue, "enqueue", lambda func, *args, **kw: queued.append(args))
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         process = start_pizza()
         event_ids = list(process.events.values_list("pk", flat=True))
@@ -220,13 +223,6 @@ def test_a_failing_receiver_gets_the_event_again_until_it_accepts(webhook, recei
     assert [b["id"] for b in receiver.accepted()] == sorted(
         process.events.values_list("pk", flat=True)
     )
-
-
-@pytest.mark.django_db
-def test_back_off_doubles_and_is_capped(settings):
-    settings.FLOWDESK_EVENTS_BACKOFF = 10
-    assert [events_out.backoff(n).total_seconds() for n in (1, 2, 3)] == [10, 20, 40]
-    assert events_out.backoff(30) == dt.timedelta(hours=1)
 
 
 @pytest.mark.django_db
@@ -406,65 +402,26 @@ def test_api_lists_subscriptions_dead_letters_and_replays(webhook, receiver, piz
     assert EventDelivery.objects.get(pk=dead.pk).status == DeliveryStatus.DELIVERED
 
 
-# --- concurrency on PostgreSQL ----------------------------------------------------------------------
+@pytest.mark.django_db
+def test_the_events_out_api_negotiates_json_as_the_engine_api_does(webhook):
+    from rest_framework.test import APIClient
+
+    from integrations import api as events_api
+    from processes.api.base import ApiView
+
+    api = APIClient()
+    api.force_authenticate(UserFactory(username="root", is_superuser=True))
+
+    listed = api.get("/api/subscriptions/", HTTP_ACCEPT="text/html")
+    form = api.post("/api/subscriptions/", {"name": "x"}, format="multipart")
+
+    assert listed.status_code == 200 and listed["Content-Type"] == "application/json"
+    assert form.status_code == 415 and form["Content-Type"] == "application/json"
+    # one negotiation for both APIs, not a copy
+    assert events_api._View.content_negotiation_class is ApiView.content_negotiation_class
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_delivery_racing_its_replays_is_sent_once_and_logged_once(postgres, receiver, pizza):
-    from django.db import connection
-
-    webhook = EventSubscription.objects.create(
-        name="race",
-        definition_key="pizza",
-        url=receiver.url,
-        max_attempts=1,
-        event_types=["process_started"],
-    )
-    process = start_pizza()
-    receiver.down = True
-    deliver_all(webhook, process)
-    dead = EventDelivery.objects.get()
-    assert dead.status == DeliveryStatus.DEAD
-    receiver.down, receiver.delay = False, 0.3
-    receiver.received.clear()
-
-    barrier = threading.Barrier(6)
-    outcomes = []
-
-    def replay():
-        barrier.wait()
-        try:
-            events_out.replay(dead.pk)
-            events_out.deliver_process(webhook.pk, str(process.pk))  # what the queued task runs
-            outcomes.append("replayed")
-        except Exception as exc:
-            outcomes.append(type(exc).__name__)
-        finally:
-            connection.close()
-
-    def deliver():
-        barrier.wait()
-        try:
-            for _ in range(5):
-                events_out.deliver_process(webhook.pk, str(process.pk))
-                time.sleep(0.05)
-            outcomes.append("delivered")
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=replay) for _ in range(3)]
-    threads += [threading.Thread(target=deliver) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-
-    dead.refresh_from_db()
-    assert outcomes.count("replayed") == 1 and outcomes.count("Conflict") == 2
-    assert dead.status == DeliveryStatus.DELIVERED and dead.replays == 1
-    assert len(receiver.received) == 1  # one POST after the replay...
-    attempts = DeliveryAttempt.objects.filter(delivery=dead).order_by("number")
-    assert [(a.number, a.ok) for a in attempts] == [(1, False), (2, True)]  # ...logged once
+# --- a real cluster ----------------------------------------------------------------------------------
 
 
 @pytest.mark.e2e
@@ -866,7 +823,7 @@ def test_a_stream_named_after_the_brokers_queue_cannot_touch_it(
         client.delete(queue_key, "flowdesk:events:django_q")
 
 
-# --- time: bounded attempts, claims taken over soon -------------------------------------------------
+# --- time: bounded attempts (claims taken over: tests/integrations/test_outbox.py) ------------------
 
 
 def test_the_delivery_timeout_may_not_exceed_ten_seconds(settings):
@@ -893,91 +850,6 @@ def test_the_delivery_timeout_may_not_exceed_ten_seconds(settings):
     )
     assert started.returncode != 0
     assert "FLOWDESK_EVENTS_TIMEOUT: seconds, more than 0 and at most 10" in started.stderr
-
-
-@pytest.mark.django_db
-def test_a_claim_is_taken_over_once_the_timeout_and_the_margin_have_passed(
-    webhook, receiver, settings
-):
-    settings.FLOWDESK_EVENTS_TIMEOUT, settings.FLOWDESK_LEASE_MARGIN = 5, 5
-    process = start_pizza()
-    head = EventDelivery.objects.order_by("event_id").first()
-    # a worker claimed the head and died in the middle of sending it
-    claimed = timezone.now() - dt.timedelta(seconds=9)
-    EventDelivery.objects.filter(pk=head.pk).update(
-        status=DeliveryStatus.SENDING, claimed_at=claimed, attempts=1
-    )
-    DeliveryAttempt.objects.create(delivery=head, number=1, started_at=claimed)
-
-    assert deliver_all(webhook, process)["delivered"] == 0  # 9 s: its claim still holds
-    EventDelivery.objects.filter(pk=head.pk).update(claimed_at=claimed - dt.timedelta(seconds=2))
-    outcome = deliver_all(webhook, process)  # 11 s: taken over
-
-    head.refresh_from_db()
-    assert outcome["delivered"] == process.events.count()
-    assert head.status == DeliveryStatus.DELIVERED and head.attempts == 2
-
-
-@pytest.mark.django_db
-def test_a_worker_delivering_notes_itself_busy_like_a_step(
-    webhook, receiver, tmp_path, monkeypatch
-):
-    from processes import supervisor
-    from processes.progress import PROGRESS_DIR_ENV, Progress
-
-    monkeypatch.setenv(PROGRESS_DIR_ENV, str(tmp_path))
-    monkeypatch.setattr(events_out, "progress", Progress())
-    seen = []
-    receiver.on_request = lambda: seen.append(supervisor.core._note(tmp_path / str(os.getpid())))
-    process = start_pizza()
-    before = time.time()
-
-    deliver_all(webhook, process)
-
-    until, task_ids = seen[0]
-    # busy while sending: until the claim would be taken over, and on no step
-    assert (
-        before + events_out.claim_seconds() < until < time.time() + events_out.claim_seconds() + 2
-    )
-    assert task_ids == [] and len(seen) == process.events.count()
-    assert supervisor.core._note(tmp_path / str(os.getpid())) == (0.0, [])  # idle after
-
-
-@pytest.mark.django_db
-def test_the_supervisor_has_a_dead_workers_delivery_taken_over_when_its_claim_ends(
-    webhook, tmp_path, monkeypatch
-):
-    from processes import supervisor
-
-    queued = []
-    monkeypatch.setattr(events_out.queue, "enqueue", lambda func, *args, **kw: queued.append(args))
-    process = start_pizza()
-    queued.clear()
-    monkeypatch.setattr(supervisor.record, "close_old_connections", lambda: None)  # the atomic
-    sup = supervisor.Supervisor(
-        supervisor.Config.from_settings(progress_dir=str(tmp_path), cluster="c", command=["true"])
-    )
-    requeued = []
-    monkeypatch.setattr(sup, "_requeue", requeued.append)
-    # a worker that died in the middle of a delivery: busy for 3 s more, on no step
-    (tmp_path / "4194300").write_bytes(b"%20.3f %20d\n" % (time.time() + 3, 0))
-
-    now = time.monotonic()
-    sup._watch_workers(now)
-
-    assert requeued == [] and sup.sweeps == []  # no step to run again
-    [at] = sup.takeovers
-    assert now + 3 < at < now + 4
-    sup._take_over_claims()  # what the loop runs then: the claims_expired hook
-    assert queued == [(webhook.pk, str(process.pk))]
-
-    # a tree killed whole: its workers' delivery notes count too (their steps go to _recover)
-    sup.takeovers.clear()
-    (tmp_path / str(os.getpid())).write_bytes(b"%20.3f %20d\n" % (time.time() + 3, 0))
-    (tmp_path / "4194301").write_bytes(b"%20.3f %20d\n" % (time.time() + 3, 77))
-    sup._watch_workers(time.monotonic(), tree_gone=True)
-    assert len(sup.takeovers) == 1 and requeued == []
-    assert list(tmp_path.iterdir()) == []
 
 
 # --- the migration ----------------------------------------------------------------------------------

@@ -71,6 +71,17 @@ def test_the_adapters_listen_through_the_registry():
         "tasks_inbox.notifications.on_task_escalated",
         "integrations.listeners.on_task_escalated",
     } <= escalated
+    # what the worker supervisor and manage.py setup_flowdesk announce, outside the engine
+    announced = {
+        name: {f.__module__ + "." + f.__name__ for f in hooks.listeners(name)}
+        for name in ("cluster_stalled", "cluster_resumed", "claims_expired", "setup")
+    }
+    assert announced == {
+        "cluster_stalled": {"integrations.alerts.cluster_stalled"},
+        "cluster_resumed": {"integrations.alerts.cluster_resumed"},
+        "claims_expired": {"integrations.outbox.take_over_all"},
+        "setup": {"integrations.outbox.ensure_schedules"},
+    }
 
 
 def test_an_unreachable_broker_is_logged_not_raised(monkeypatch, caplog):

@@ -79,6 +79,13 @@ def test_setup_creates_one_sweep_schedule(capsys):
     call_command("setup_flowdesk")
     call_command("setup_flowdesk")
     assert Schedule.objects.filter(name="flowdesk.sweep_timers").count() == 1
+    # and the outboxes' sweeps, which the integrations create when told (the ``setup`` hook)
+    outboxes = Schedule.objects.filter(name__in=["flowdesk.events_out", "flowdesk.sms_outbox"])
+    assert sorted(outboxes.values_list("name", "func")) == [
+        ("flowdesk.events_out", "integrations.events_out.sweep"),
+        ("flowdesk.sms_outbox", "integrations.alerts.retry_pending"),
+    ]
+    assert "schedule flowdesk.sms_outbox: every 1 min" in capsys.readouterr().out
     assert ProcessDefinition.objects.filter(key="pizza", status="published").count() == 1
     call_command("sweep_timers")
     assert "sweep: nothing due" in capsys.readouterr().out

@@ -244,6 +244,31 @@ def test_a_stall_sends_one_sms_and_its_end_another(on_call):
 
 
 @pytest.mark.django_db
+def test_the_supervisor_announces_a_stall_and_its_end_and_the_on_call_admin_is_texted(
+    on_call, tmp_path, monkeypatch
+):
+    from processes import hooks
+
+    heard = []
+    hooks.register("cluster_stalled", lambda **payload: heard.append(payload))
+    sup = supervisor.Supervisor(
+        supervisor.Config.from_settings(progress_dir=str(tmp_path), cluster="c", command=["true"])
+    )
+    try:
+        sup._stalled(21.4)
+        sup._resumed()
+    finally:
+        hooks._listeners["cluster_stalled"].pop()
+
+    [stalled] = heard  # (what any listener gets)
+    assert stalled["cluster"] == "c" and stalled["silent_for"] == 21.4
+    assert stalled["supervisor"] == sup.config.supervisor_id and stalled["restarts"] == 1
+    stalled_sms, resumed_sms = locmem.outbox  # integrations listen: the SMS
+    assert stalled_sms.body.startswith("[Flowdesk] Workers stalled: cluster c on ")
+    assert resumed_sms.body.startswith("[Flowdesk] Workers resumed: cluster c on ")
+
+
+@pytest.mark.django_db
 def test_cluster_alerts_honour_the_rate_limit(on_call, settings):
     settings.FLOWDESK_SMS_RATE_LIMIT = 3
     start = timezone.now()

@@ -11,6 +11,9 @@ class SmsError(Exception):
 
 class BaseSmsBackend:
     channel = "sms"
+    # Seconds one ``send`` takes at the most. The outbox takes an SMS claimed longer ago than
+    # this and FLOWDESK_LEASE_MARGIN over (its worker died mid-send), and sends it again.
+    timeout = 10.0
 
     def __init__(self, **kwargs) -> None:
         self.options = kwargs

@@ -10,8 +10,6 @@ from django.conf import settings
 
 from integrations.sms.backends.base import BaseSmsBackend, SmsError
 
-TIMEOUT = 10  # seconds; the outbox retries a message that timed out
-
 
 class SmsBackend(BaseSmsBackend):
     def __init__(self, client=None, http_client=None, **kwargs) -> None:
@@ -30,7 +28,7 @@ class SmsBackend(BaseSmsBackend):
                     "Twilio is not configured: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
                 )
             self._client = Client(
-                sid, token, http_client=self._http_client or TwilioHttpClient(timeout=TIMEOUT)
+                sid, token, http_client=self._http_client or TwilioHttpClient(timeout=self.timeout)
             )
         return self._client
 

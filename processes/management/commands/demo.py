@@ -6,6 +6,7 @@ one rejected, two waiting for their manager's approval, one failed with its SMS 
 """
 
 import contextlib
+import io
 import logging
 import os
 import signal
@@ -21,8 +22,6 @@ from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from integrations.alerts import ensure_outbox_schedule
-from integrations.models import AlertRecipient
 from processes import engine
 from processes.errors import EngineError
 from processes.events import Actor
@@ -60,7 +59,8 @@ def ensure_users() -> None:
         for role in roles:
             user.groups.add(Group.objects.get_or_create(name=role)[0])
     admin = User.objects.get(username="admin")
-    AlertRecipient.objects.get_or_create(user=admin, defaults={"phone": ADMIN_PHONE})
+    if not hasattr(admin, "alert_recipient"):  # (a phone set since is kept)
+        call_command("alert_recipient", "admin", ADMIN_PHONE, stdout=io.StringIO())
 
 
 def ensure_demo_processes() -> None:
@@ -175,8 +175,7 @@ class Command(BaseCommand):
         if serve:
             check_port_free(addr)
         call_command("migrate", verbosity=0)
-        call_command("setup_flowdesk", stdout=self.stdout)
-        ensure_outbox_schedule()
+        call_command("setup_flowdesk", stdout=self.stdout)  # with the SMS outbox's schedule
         ensure_users()
         ensure_demo_processes()
         self.stdout.write(self.style.SUCCESS("demo data ready"))

@@ -3,8 +3,7 @@ from pathlib import Path
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from integrations import events_out
-from processes import projections
+from processes import hooks, projections
 from processes.models import ProcessDefinition
 from processes.worker import ensure_schedules
 
@@ -15,8 +14,9 @@ REFERENCE = {"pizza.json": "pizza", "salary.json": "salary"}
 
 class Command(BaseCommand):
     help = (
-        "Create the timer-sweep schedule and import the reference definitions whose key has no "
-        "version yet (idempotent; --update imports the files over what an admin published)."
+        "Create the periodic schedules (timer sweep, projection, the outboxes' sweeps) and import "
+        "the reference definitions whose key has no version yet (idempotent; --update imports "
+        "the files over what an admin published)."
     )
 
     def add_arguments(self, parser):
@@ -31,8 +31,7 @@ class Command(BaseCommand):
         self.stdout.write(f"schedule {schedule.name}: every {schedule.minutes} min")
         schedule = projections.ensure_schedule()
         self.stdout.write(f"schedule {schedule.name}: every {schedule.minutes} min")
-        schedule = events_out.ensure_schedule()
-        self.stdout.write(f"schedule {schedule.name}: every {schedule.minutes} min")
+        hooks.within("setup", say=self.stdout.write)  # the adapters' own (the outboxes')
         for filename, key in REFERENCE.items():
             path = DEFINITIONS / filename
             if not path.exists():
