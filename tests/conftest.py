@@ -108,7 +108,7 @@ def pytest_collection_modifyitems(config, items):
         elif _uses_a_shared_fixture(item):
             # its module's tests share that fixture (a server): one worker, one setup
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
-    if config.getvalue("loadgroup"):  # an xdist worker under --dist loadgroup
+    if getattr(config.option, "loadgroup", False):  # an xdist worker under --dist loadgroup
         for item in items:
             _name_the_group(item)
 
