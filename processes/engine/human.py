@@ -16,8 +16,8 @@ from processes.engine._run import (
     _complete,
     _lock_for_task,
     _Run,
-    add_participant,
 )
+from processes.engine.assignment import add_participant
 from processes.errors import Conflict, Forbidden, InvalidInput, NotFound
 from processes.events import Actor
 from processes.models import (
