@@ -11,7 +11,7 @@ instance, each instance with a ``deadline_at``: the partial indexes ``task_wake_
 
 1. ``EXPLAIN (ANALYZE, BUFFERS)`` of the loop's three queries: the sweep's due tasks, the due
    process deadlines, and ``next_wake`` (the earliest timer);
-2. ms per pass of the loop with nothing due (``sweep_timers`` + ``next_wake``: what the loop
+2. ms per pass of the loop with nothing due (``timers_sweep`` + ``next_wake``: what the loop
    pays every ``FLOWDESK_TIMER_TICK`` second at most), over ``--passes`` passes;
 3. ms for one pass acting on ``--due`` due timers (escalations through the engine);
 4. lateness: ``--late`` processes of a one-task definition started through the engine over five
@@ -105,13 +105,13 @@ def ms(samples) -> str:
 
 
 def empty_passes(passes: int) -> None:
-    from processes import worker
+    from processes import engine
 
     samples = []
     for _ in range(passes):
         started = time.perf_counter()
-        outcome = worker.sweep_timers()
-        worker.next_wake()
+        outcome = engine.timers_sweep()
+        engine.next_wake()
         samples.append((time.perf_counter() - started) * 1000)
         assert not outcome, outcome
     print(f"pass with nothing due (sweep + next_wake), {passes} passes: {ms(samples)}")
@@ -120,7 +120,7 @@ def empty_passes(passes: int) -> None:
 def due_pass(due: int) -> None:
     from django.db import connection
 
-    from processes import worker
+    from processes import engine
 
     with connection.cursor() as cur:
         cur.execute(
@@ -130,18 +130,18 @@ def due_pass(due: int) -> None:
             [due],
         )
     started = time.perf_counter()
-    outcome = worker.sweep_timers(limit=due)
+    outcome = engine.timers_sweep(limit=due)
     took = (time.perf_counter() - started) * 1000
     print(f"pass acting on {due} due timers: {took:.0f} ms ({took / due:.2f} ms each) {outcome}")
 
 
 def lateness(count: int) -> None:
-    from processes import engine, worker
+    from processes import engine
     from processes.events import Actor
     from processes.models import EventType, ProcessEvent, TaskInstance
 
     stop = threading.Event()
-    loop = threading.Thread(target=worker.timer_loop, args=(stop,), kwargs={"tick": 1.0})
+    loop = threading.Thread(target=engine.timer_loop, args=(stop,), kwargs={"tick": 1.0})
     loop.start()
     try:
         ids = []

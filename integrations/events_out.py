@@ -49,7 +49,7 @@ from integrations.models import (
     SubscriptionKind,
 )
 from integrations.models.events_out import ERROR_CHARS
-from processes import authority
+from processes import authority, queue
 from processes.errors import Conflict, Forbidden, InvalidInput
 from processes.models import ProcessDefinition, ProcessEvent, ProcessInstance
 
@@ -173,7 +173,7 @@ def on_events_written(*, process: ProcessInstance, events: list[ProcessEvent]) -
         return
     EventDelivery.objects.bulk_create(rows)
     pairs = sorted({(r.subscription_id, str(process.pk)) for r in rows})
-    transaction.on_commit(lambda: EVENTS.enqueue(pairs))
+    queue.on_commit(EVENTS.enqueue, pairs)  # the one guarded after-commit path
 
 
 def on_processes_purged(*, process_ids) -> None:

@@ -313,7 +313,7 @@ class Outbox:
             row.status, row.next_attempt_at = PENDING, now
             row.save(update_fields=["status", "next_attempt_at", "replays"])
         keys = sorted({_key(getattr(row, name) for name in self.queue_fields) for row in rows})
-        transaction.on_commit(lambda: self.enqueue(keys))
+        queue.on_commit(self.enqueue, keys)  # the one guarded after-commit path
         return len(rows)
 
     def ensure_schedule(self):

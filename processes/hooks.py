@@ -3,9 +3,10 @@
 The engine never imports an adapter, nor does the rest of ``processes`` import ``integrations``
 (the worker supervisor, ``manage.py setup_flowdesk``). When something happened that the outside
 world may care about, the engine calls ``after_commit(name, **payload)``; once the transaction
-commits, every function registered for ``name`` is called. Adapters register theirs in their
-``AppConfig.ready``. A listener should be quick — queue a django-q2 task for slow work (an SMS,
-a mail) — and its failure is logged, never raised into the engine's caller.
+commits, every function registered for ``name`` is called, through the one after-commit path
+(``queue.on_commit``). Adapters register theirs in their ``AppConfig.ready``. A listener should
+be quick — queue a django-q2 task for slow work (an SMS, a mail) — and its failure is logged,
+never raised into the engine's caller.
 
 Hooks and their payloads (keyword arguments):
 
@@ -43,7 +44,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from django.db import transaction
+from processes import queue
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ def after_commit(name: str, **payload) -> None:
     """Announce ``name`` once the current transaction commits (at once outside a transaction)."""
     if name not in _listeners:
         raise ValueError(f"unknown hook {name!r}")
-    transaction.on_commit(lambda: emit(name, **payload))
+    queue.on_commit(emit, name, **payload)
 
 
 def within(name: str, **payload) -> None:

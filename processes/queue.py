@@ -1,9 +1,11 @@
-"""The one way Flowdesk queues background work: a django-q2 task named by its dotted path.
+"""The one way Flowdesk queues background work (a django-q2 task named by its dotted path), and
+the one way anything runs after a commit (``on_commit``).
 
-The engine queues steps and compensations here after commit, adapters queue their notices here,
-and the periodic schedules are declared here. A broker that can't be reached after a commit
-never turns the committed change into an error: the enqueue is logged and the engine's timer
-sweep enqueues the scheduled steps again (a lost enqueue is a delay, not a loss).
+The engine queues steps, compensations and the start and cancellation of child processes here
+after commit, announces through ``hooks.after_commit`` (which comes here too), adapters queue
+their notices here, and the periodic schedules are declared here. A broker that can't be reached
+after a commit never turns the committed change into an error: the enqueue is logged and the
+engine's timer sweep enqueues the work again (a lost enqueue is a delay, not a loss).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ logger = logging.getLogger(__name__)
 RUN_STEP = "processes.worker.run_steps"  # run_step with eager dispatch
 RUN_COMPENSATION = "processes.worker.run_compensation"
 ENQUEUE_STEPS = "processes.queue.enqueue_steps"  # a batch's steps, queued by a worker
+START_CHILDREN = "processes.worker.start_children"  # the children of PROCESS tasks
+CANCEL_CHILDREN = "processes.worker.cancel_children"  # the children of a cancelled process
 
 _brokers: dict[tuple, Broker] = {}
 
@@ -59,8 +63,9 @@ def enqueue(func: str, *args, **options) -> bool:
     return True
 
 
-def on_commit(func, *args) -> None:
-    """Call ``func(*args)`` once the current transaction commits, never raising into the caller.
+def on_commit(func, *args, **kwargs) -> None:
+    """Call ``func(*args, **kwargs)`` once the current transaction commits (at once outside
+    one), never raising into the caller: the one after-commit path of the engine.
 
     Whatever goes wrong after the commit (a broker down, a bug in the queueing code) is logged:
     the change is committed and the timer sweep enqueues what is due again, so the request
@@ -69,7 +74,7 @@ def on_commit(func, *args) -> None:
 
     def run():
         try:
-            func(*args)
+            func(*args, **kwargs)
         except Exception:
             logger.exception("after commit, %s%r failed: left to the timer sweep", func, args)
 
@@ -150,6 +155,27 @@ def enqueue_compensation(task_id: int, *, timeout: int) -> bool:
         timeout=timeout + settings.FLOWDESK_LEASE_MARGIN,
         task_name=f"compensation-{task_id}",
         group="flowdesk-steps",
+    )
+
+
+def enqueue_children(task_ids: list[int]) -> bool:
+    """Queue the start of the children of PROCESS tasks (``engine.children_start``): the
+    request that scheduled them answers without waiting for them."""
+    return enqueue(
+        START_CHILDREN,
+        *task_ids,
+        task_name=f"children-{task_ids[0]}",
+        group="flowdesk-children",
+    )
+
+
+def enqueue_cancel_children(process_id) -> bool:
+    """Queue the cancellation of a cancelled process's children (``engine.children_cancel``)."""
+    return enqueue(
+        CANCEL_CHILDREN,
+        str(process_id),
+        task_name=f"cancel-children-{process_id}",
+        group="flowdesk-children",
     )
 
 

@@ -297,17 +297,14 @@ def human_task_with_rights(user, task_id):
     return (task, rights) if rights.see else None
 
 
-def human_task_for(user, task_id) -> TaskInstance:
-    """A human task the caller may see (404 otherwise); an open one they may not act on → 403.
-
-    A closed one is returned so the engine can answer 409 (deciding a closed task).
+def human_task_for(user, task_id) -> tuple[TaskInstance, authority.TaskRights]:
+    """(task, the caller's rights on it) for a human task the caller may see; NotFound (404)
+    otherwise. A closed one is returned so the engine can answer 409 (deciding a closed task).
     """
     found = human_task_with_rights(user, task_id)
     if found is None:
         raise NotFound(f"task {task_id} not found")
-    task, rights = found
-    task.rights = rights
-    return task
+    return found
 
 
 # --- retention ------------------------------------------------------------------------------------

@@ -7,9 +7,12 @@ at least once, and the key is the same every time the same execution is run agai
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 
 class StepError(Exception):
@@ -70,6 +73,38 @@ class StepRegistry:
 
 
 registry = StepRegistry()
+
+
+@dataclass(frozen=True)
+class Called:
+    """What a handler did: its result (``{}`` for None), or the error it raised, ``retryable``
+    unless the handler said it is final."""
+
+    result: Any = None
+    error: str | None = None  # None: the handler returned
+    retryable: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def call(name: str, ctx: StepContext) -> Called:
+    """Call the handler ``name`` with ``ctx``; never raises. The one rule for what a handler's
+    error means, wherever it runs (a worker's step or compensation, an inline step): a
+    ``PermanentStepError`` is final, a ``RetryableStepError`` is retried after the task's
+    back-off, and anything else (a bug in the handler) is logged and retried like a transient
+    error. An unknown name is a ``PermanentStepError``."""
+    try:
+        result = registry.get(name)(ctx)
+    except PermanentStepError as exc:
+        return Called(error=str(exc) or type(exc).__name__, retryable=False)
+    except RetryableStepError as exc:
+        return Called(error=str(exc) or type(exc).__name__)
+    except Exception as exc:
+        logger.exception("handler %s of task %s (%s) raised", name, ctx.task_id, ctx.task_name)
+        return Called(error=f"{type(exc).__name__}: {exc}")
+    return Called(result={} if result is None else result)
 
 
 def step(name: str) -> Callable[[Handler], Handler]:

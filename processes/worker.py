@@ -1,14 +1,17 @@
-"""django-q2 entry points. Thin and idempotent: they take ids and call one engine function each.
+"""django-q2 entry points. Thin and idempotent: they take ids and call public engine functions.
 
 A step is delivered at least once (ORM broker) or at most once (Redis broker); either way the
-engine's own timer sweep re-enqueues steps that nobody picked up or whose lease expired.
+engine's own timer sweep re-enqueues steps that nobody picked up or whose lease expired. What a
+worker does itself: call the handlers (``steps.call``; a batch's side by side in threads) and
+tell its supervisor what it runs (``progress``). The timers (``engine.timers_sweep``,
+``engine.timer_loop``) and the requeue after a restart (``engine.requeue_scheduled``) are the
+engine's.
 """
 
 from __future__ import annotations
 
 import contextvars
 import functools
-import logging
 import os
 import socket
 import time
@@ -19,14 +22,9 @@ from django.db import connections
 from django.utils import timezone
 from django_q.models import Schedule
 
-from processes import context, engine, queue
-from processes.engine._run import _compensation_timeout, _step_timeout
+from processes import context, engine, queue, steps
 from processes.events import Actor
-from processes.models import TaskInstance
 from processes.progress import PROGRESS_DIR_ENV, progress  # noqa: F401  (the supervisor's note)
-from processes.steps import PermanentStepError, RetryableStepError, registry
-
-logger = logging.getLogger(__name__)
 
 SWEEP_SCHEDULE_NAME = "flowdesk.sweep_timers"
 
@@ -158,91 +156,27 @@ def _call_in_thread(lease) -> engine.StepOutcome:
 
 
 def _call_handler(lease) -> engine.StepOutcome:
-    """Call the lease's handler; its result, or the error it raised (never raises)."""
-    try:
-        handler = registry.get(lease.handler)
-        result = handler(lease.context)
-    except PermanentStepError as exc:
-        return engine.StepOutcome(lease, error=str(exc), retryable=False)
-    except RetryableStepError as exc:
-        return engine.StepOutcome(lease, error=str(exc))
-    except Exception as exc:  # an unexpected bug in a handler is retried like a transient error
-        logger.exception("step %s (%s) raised", lease.task_id, lease.handler)
-        return engine.StepOutcome(lease, error=f"{type(exc).__name__}: {exc}")
-    return engine.StepOutcome(lease, result={} if result is None else result)
+    """Call the lease's handler: its result, or the error it raised (never raises)."""
+    called = steps.call(lease.handler, lease.context)
+    return engine.StepOutcome(
+        lease, result=called.result, error=called.error, retryable=called.retryable
+    )
 
 
 def sweep_timers(limit: int = 1000) -> dict:
-    """Act on every task whose timer is due (retry back-off, lost enqueue, lease, escalation,
-    wait deadline, compensation) and every process whose deadline passed."""
-    from processes.models import ProcessInstance
-
-    now = timezone.now()
-    due = TaskInstance.objects.due_for_wake(now).order_by("wake_at")
-    late = ProcessInstance.objects.filter(deadline_at__lte=now).order_by("deadline_at")
-    outcomes: dict[str, int] = {}
-    acted = 0
-    for what, rows, act in (  # the tasks first: what they do may close a late process
-        ("timer of task", due, lambda pk: engine.task_wake(task_id=pk, now=now)),
-        ("deadline of process", late, lambda pk: engine.process_deadline(process_id=pk, now=now)),
-    ):
-        ids = list(rows.values_list("id", flat=True)[:limit])
-        acted += len(ids)
-        for pk in ids:
-            try:
-                outcome = act(pk)
-            except Exception:  # one bad row must not stop the others: logged, counted
-                logger.exception("%s %s failed", what, pk)
-                outcome = "error"
-            outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    if acted:
-        logger.info("sweep: %s", outcomes)
-    return outcomes
+    """The periodic timer sweep (``ensure_schedules``; ``manage.py sweep_timers``)."""
+    return engine.timers_sweep(limit=limit)
 
 
-def next_wake():
-    """When the earliest timer (task ``wake_at`` or process ``deadline_at``) is due; None if none.
-
-    Two index-only reads of the partial indexes ``task_wake_at`` and ``process_deadline_at``.
-    """
-    from django.db.models import Min
-
-    from processes.models import ProcessInstance
-
-    task = TaskInstance.objects.filter(wake_at__isnull=False).aggregate(m=Min("wake_at"))["m"]
-    process = ProcessInstance.objects.filter(deadline_at__isnull=False).aggregate(
-        m=Min("deadline_at")
-    )["m"]
-    found = [t for t in (task, process) if t is not None]
-    return min(found) if found else None
+def start_children(*task_ids: int) -> str:
+    """Start the children of PROCESS tasks (queued after the commit that scheduled them)."""
+    engine.children_start(task_ids=task_ids)
+    return "started"
 
 
-def timer_loop(stop, *, tick: float | None = None, limit: int = 1000) -> None:
-    """Run due timers to the second until ``stop`` (a ``threading.Event``) is set.
-
-    One mechanism for every timer: sleep until the earliest ``wake_at``/``deadline_at`` (at
-    most ``tick``, ``FLOWDESK_TIMER_TICK`` seconds, so a timer written meanwhile is seen within
-    a tick), then ``sweep_timers``. A sweep that found ``limit`` due runs again at once. Run by
-    ``manage.py workers`` (a thread of the supervisor) or ``manage.py timers``.
-    """
-    from django.db import close_old_connections, connection
-
-    tick = settings.FLOWDESK_TIMER_TICK if tick is None else tick
-    while not stop.is_set():
-        try:
-            if not connection.in_atomic_block:  # (a caller's transaction: a test)
-                close_old_connections()
-            outcome = sweep_timers(limit=limit)
-            if sum(outcome.values()) >= limit:
-                continue
-            wake = next_wake()
-        except Exception:
-            logger.exception("timer loop: sweep failed; again in %ss", tick)
-            wake = None
-        wait = tick
-        if wake is not None:
-            wait = min(tick, max(0.0, (wake - timezone.now()).total_seconds()) + 0.005)
-        stop.wait(wait)
+def cancel_children(process_id: str) -> str:
+    """Cancel the children of a cancelled process (queued after its cancellation's commit)."""
+    return f"cancelled {len(engine.children_cancel(process_id=process_id))}"
 
 
 def run_compensation(task_id, *legacy) -> str:
@@ -259,21 +193,12 @@ def run_compensation(task_id, *legacy) -> str:
         if lease is None:
             return "skipped"
         progress.busy_until(time.time() + lease.timeout + settings.FLOWDESK_LEASE_MARGIN, task_id)
-        try:
-            result = registry.get(lease.handler)(lease.context)
-        except PermanentStepError as exc:
+        called = steps.call(lease.handler, lease.context)
+        if not called.ok:
             return engine.compensation_fail(
-                task_id=task_id, actor=actor, error=str(exc), retryable=False
+                task_id=task_id, actor=actor, error=called.error, retryable=called.retryable
             )
-        except Exception as exc:
-            logger.exception("compensation %s of task %s raised", lease.handler, task_id)
-            error = (
-                str(exc) if isinstance(exc, RetryableStepError) else f"{type(exc).__name__}: {exc}"
-            )
-            return engine.compensation_fail(task_id=task_id, actor=actor, error=error)
-        engine.compensation_complete(
-            task_id=task_id, actor=actor, result={} if result is None else result
-        )
+        engine.compensation_complete(task_id=task_id, actor=actor, result=called.result)
         return "completed"
     finally:
         progress.idle()
@@ -286,14 +211,12 @@ def _run_legacy_compensations(task_ids: list[int]) -> str:
         if found is None:
             continue
         handler_name, ctx = found
-        try:
-            registry.get(handler_name)(ctx)
-            outcome = "ok"
-        except Exception as exc:
-            logger.exception("compensation %s of task %s failed", handler_name, task_id)
-            outcome = f"failed: {type(exc).__name__}: {exc}"
+        called = steps.call(handler_name, ctx)
         engine.compensation_record(
-            task_id=task_id, actor=actor, handler=handler_name, outcome=outcome
+            task_id=task_id,
+            actor=actor,
+            handler=handler_name,
+            outcome="ok" if called.ok else f"failed: {called.error}",
         )
     return "legacy"
 
@@ -345,55 +268,3 @@ def heartbeat_returned(task) -> None:
         returned_seq=seq, returned_at=timezone.now()
     )
     Task.objects.filter(pk=task.pk).delete()
-
-
-def requeue_scheduled(limit: int = 10000, task_ids=None) -> int:
-    """Enqueue every scheduled service step (and waiting compensation) again; return how many.
-
-    Run after a cluster restart: with Redis, steps the dead cluster had taken from the broker
-    (in its pusher or its queues) are gone, and waiting for ``FLOWDESK_REENQUEUE_AFTER`` would
-    leave them idle for minutes. Enqueueing a step twice is harmless: ``engine.task_start`` skips
-    a step that is not startable or holds a live lease. Steps inside their retry back-off are left
-    to the timer sweep. ``task_ids``: only these (a step a dead worker had taken).
-    """
-    from processes.models import ACTIVE_PROCESS_STATES, ProcessDefinition, TaskState, TaskType
-
-    now = timezone.now()
-    scheduled = TaskInstance.objects.filter(
-        state=TaskState.SCHEDULED,
-        type=TaskType.SERVICE,
-        process__state__in=ACTIVE_PROCESS_STATES,
-    )
-    if task_ids is not None:
-        scheduled = scheduled.filter(pk__in=task_ids)
-    compensations = _requeue_compensations(task_ids, now, limit)
-    rows = list(
-        scheduled.exclude(handler="")
-        .exclude(scheduled_at__gt=now)
-        .order_by("scheduled_at", "id")
-        .values_list("id", "name", "process__definition_id")[:limit]
-    )
-    specs = {}
-    for task_id, name, definition_id in rows:
-        if definition_id not in specs:
-            specs[definition_id] = ProcessDefinition.objects.get(pk=definition_id).parsed()
-        # the same q2 timeout the engine gives the step when it schedules it
-        queue.enqueue_step(task_id, timeout=_step_timeout(specs[definition_id].task(name)))
-    return len(rows) + compensations
-
-
-def _requeue_compensations(task_ids, now, limit: int) -> int:
-    """``requeue_scheduled`` for compensations waiting for a worker (outside their back-off)."""
-    from processes.models import ProcessDefinition, ProcessState, TaskState
-
-    waiting = TaskInstance.objects.filter(
-        state=TaskState.COMPENSATING, process__state=ProcessState.CANCELLING
-    ).exclude(scheduled_at__gt=now)
-    if task_ids is not None:
-        waiting = waiting.filter(pk__in=task_ids)
-    rows = list(waiting.order_by("id").values_list("id", "name", "process__definition_id")[:limit])
-    for task_id, name, definition_id in rows:
-        task_spec = ProcessDefinition.objects.get(pk=definition_id).parsed().task(name)
-        # the head of its process runs; engine.compensation_start turns the others away
-        queue.enqueue_compensation(task_id, timeout=_compensation_timeout(task_spec))
-    return len(rows)

@@ -599,14 +599,18 @@ INLINE_TASKS = (
     "integrations.listeners.deliver_alert",
     "tasks_inbox.notifications.task_escalated",
     "tasks_inbox.notifications.task_opened",
+    "processes.worker.start_children",
+    "processes.worker.cancel_children",
 )
 
 
 @pytest.fixture(autouse=True)
 def notices_run_inline(monkeypatch):
     """In-process tests have no worker: the SMS and inbox notices that listeners queue as
-    django-q2 tasks run at once, as a worker would run them. Tests with a real cluster (e2e) run
-    them through the broker; service steps and compensations are never run inline here."""
+    django-q2 tasks, and the start and cancellation of child processes that the engine queues,
+    run at once (after the commit that queued them), as a worker would run them. Tests with a
+    real cluster (e2e) run them through the broker; service steps and compensations are never
+    run inline here."""
     from django.utils.module_loading import import_string
 
     from processes import queue

@@ -66,7 +66,8 @@ post_delete.connect(_user_saved, dispatch_uid="flowdesk-token-cache-user-delete"
 
 
 class FlowdeskTokenAuthentication(TokenAuthentication):
-    """Token auth for systems; their events are recorded with the API actor type.
+    """Token auth for systems; their events are recorded with the API actor type
+    (``views.common.actor_of`` asks which authenticator let the request in).
 
     The token and its user are read with one fixed statement (``processes/db/``) and kept a few
     seconds per web worker (``_TokenUsers``: every API call needs them). Same answers as DRF's.
@@ -78,7 +79,6 @@ class FlowdeskTokenAuthentication(TokenAuthentication):
             raise AuthenticationFailed(_("Invalid token."))
         if not user.is_active:
             raise AuthenticationFailed(_("User inactive or deleted."))
-        user._flowdesk_api = True
         token = Token(key=key, user_id=user.pk)
         token.user = user
         return user, token

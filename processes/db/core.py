@@ -346,29 +346,6 @@ def _db_type(field) -> str:
 
 
 _CONVERTERS: dict[tuple, list] = {}
-_POSITIONS: dict[type, dict[str, tuple[int, str]]] = {}
-
-
-def changed(obj: Model, field_names: list[str]) -> list[str]:
-    """Those of ``field_names`` whose value differs from the row ``fetch`` read (all of them for
-    an instance not read by ``fetch``): an UPDATE of only those is shorter to build and send.
-
-    Exact as long as values are replaced, never mutated in place (the engine's rule)."""
-    loaded = getattr(obj, "_loaded_values", None)
-    if loaded is None:
-        return field_names
-    model = type(obj)
-    positions = _POSITIONS.get(model)
-    if positions is None:
-        positions = _POSITIONS[model] = {
-            f.name: (i, f.attname) for i, f in enumerate(model._meta.concrete_fields)
-        }
-    found = []
-    for name in field_names:
-        index, attname = positions[name]
-        if getattr(obj, attname) != loaded[index]:
-            found.append(name)
-    return found
 
 
 def _row_converters(model: type[Model], binary: bool = False) -> list:
@@ -424,7 +401,6 @@ def _instances(model, rows, extra, conn, binary) -> list[Model]:
                 value = func(value, column, conn)
             values[index] = value
         obj = model.from_db(conn.alias, None, values)
-        obj._loaded_values = values  # as read: ``changed`` compares with them
         for name, value in zip(extra, row[n:], strict=True):
             setattr(obj, name, value)
         found.append(obj)

@@ -88,22 +88,6 @@ def _locked(sql: str, params: list) -> ProcessInstance | None:
     return _with_definition(found)
 
 
-def lock_process(process_id) -> ProcessInstance | None:
-    """The instance ``process_id``, its row locked until the transaction ends."""
-    sql = _for_update(_instance_sql(f"p.{col(ProcessInstance, 'id')} = %s"))
-    return _locked(sql, [prep(ProcessInstance, "id", process_id)])
-
-
-def lock_process_of_task(task_id: int) -> ProcessInstance | None:
-    """The instance that task ``task_id`` belongs to, found and locked in one statement."""
-    t = TaskInstance
-    where = (
-        f"p.{col(ProcessInstance, 'id')} = (SELECT t.{col(t, 'process')} FROM {table(t)} t "
-        f"WHERE t.{col(t, 'id')} = %s)"
-    )
-    return _locked(_for_update(_instance_sql(where)), [task_id])
-
-
 @functools.lru_cache(maxsize=8)
 def _tasks_of_task_sql(vendor: str) -> str:
     """A process's tasks (as ``tasks_of_process``) found by the id of one of them."""

@@ -8,16 +8,17 @@ adapter (API, admin, inbox, integrations, worker).
 
 - ``definitions``: import, publish, retire, edit drafts;
 - ``start``: start a process; ``batch``: start many (the monthly run);
-- ``steps``: service steps (lease, complete, fail), for the workers;
+- ``steps``: service steps (lease, complete, fail, queue again after a restart), for the workers;
 - ``compensation``: a cancelled process's compensations, run like steps (``cancelling``);
 - ``human``: claim, release, delegate, decide;
-- ``operate``: retry, skip, replay, cancel, correct variables;
+- ``operate``: retry, skip, replay, cancel (and the children's cancellation), correct variables;
 - ``timers``: act on due timers (re-enqueue, reclaim a lease, escalate, wait deadlines) and on
-  process deadlines;
+  process deadlines; the sweep and the loop that run them;
 - ``seed_events``: the seed's event protocol;
 - ``notices``: record notifications in the history;
 - ``retention``: archive closed processes past their retention, then delete them;
-- ``rework``, ``subprocess``, ``migrate``: rework loops, call activities, version migration;
+- ``rework``, ``subprocess``, ``migrate``: rework loops, call activities (their children start
+  by queued work), version migration;
 - ``_run``: the unit of work and the scheduling decisions they share.
 """
 
@@ -51,6 +52,7 @@ from processes.engine.migrate import (
 )
 from processes.engine.notices import notification_record
 from processes.engine.operate import (
+    children_cancel,
     process_cancel,
     process_correct_variables,
     stage_replay,
@@ -71,13 +73,21 @@ from processes.engine.steps import (
     StepOutcome,
     compensation_context,
     compensation_record,
+    requeue_scheduled,
     steps_report,
     task_complete,
     task_fail,
     task_start,
     tasks_start,
 )
-from processes.engine.timers import process_deadline, task_wake
+from processes.engine.subprocess import children_start
+from processes.engine.timers import (
+    next_wake,
+    process_deadline,
+    task_wake,
+    timer_loop,
+    timers_sweep,
+)
 from processes.events import SYSTEM
 
 __all__ = [
@@ -98,6 +108,8 @@ __all__ = [
     "StepLease",
     "StepOutcome",
     "TaskResult",
+    "children_cancel",
+    "children_start",
     "compensation_complete",
     "compensation_context",
     "compensation_fail",
@@ -110,6 +122,7 @@ __all__ = [
     "handle_seed_event",
     "migrate_instances",
     "migration_plan",
+    "next_wake",
     "notification_record",
     "process_cancel",
     "process_correct_variables",
@@ -117,6 +130,7 @@ __all__ = [
     "process_deadline",
     "process_start",
     "process_start_batch",
+    "requeue_scheduled",
     "stage_replay",
     "task_claim",
     "task_complete",
@@ -132,4 +146,6 @@ __all__ = [
     "tasks_start",
     "steps_report",
     "task_wake",
+    "timer_loop",
+    "timers_sweep",
 ]

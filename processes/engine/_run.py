@@ -2,21 +2,20 @@
 
 One engine event is one transaction: ``_lock`` locks the process row (every event of one
 instance is serialised by it) and loads its tasks into a ``_Run``; the event applies django-fsm
-transitions and appends events; ``_advance`` schedules what became ready, closes finished stages
-and, after the last one, the process; ``_Run.save`` writes back only the changed rows and columns,
-appends the events and leaves queueing to after commit.
+transitions and appends events to the run's ``log``; ``_advance`` schedules what became ready,
+closes finished stages and, after the last one, the process; ``_Run.save`` writes back only the
+changed rows and columns, appends the events and leaves the rest to after commit: steps,
+compensations and children queued, announcements made (``queue.on_commit``, the one path).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django_fsm import TransitionNotAllowed
@@ -26,6 +25,8 @@ from processes import spec as spec_module
 from processes.db import core as raw
 from processes.db import engine as db_engine
 from processes.engine import handlers
+from processes.engine.assignment import add_participant, resolve_assignee
+from processes.engine.handlers import checked_result, handler_timeout, result_breaks
 from processes.errors import Conflict, Forbidden, NotFound
 from processes.events import SYSTEM, Actor
 from processes.models import (
@@ -41,6 +42,7 @@ from processes.models import (
     TaskType,
 )
 from processes.selectors import start_task_payload
+from processes.steps import Called
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +83,7 @@ PROCESS_WRITTEN_ONCE = (
 TASK_FIELDS = [
     f.name for f in TaskInstance._meta.concrete_fields if f.name not in TASK_WRITTEN_ONCE
 ]
+TASK_ATTNAMES = [TaskInstance._meta.get_field(name).attname for name in TASK_FIELDS]
 
 
 PROCESS_FIELDS = [
@@ -121,7 +124,8 @@ FINISH_HOOKS: list = []
 
 @dataclass
 class _Run:
-    """What one engine transaction loaded and changed."""
+    """What one engine transaction loaded and changed, the events it appends (``log``) and
+    what it leaves to after its commit."""
 
     process: ProcessInstance
     tasks: dict[str, TaskInstance]
@@ -130,7 +134,15 @@ class _Run:
     to_enqueue: list[TaskInstance] = field(default_factory=list)
     to_spawn: list[TaskInstance] = field(default_factory=list)  # PROCESS tasks just scheduled
     to_compensate: list[TaskInstance] = field(default_factory=list)
+    opened: list[TaskInstance] = field(default_factory=list)  # human tasks just scheduled
+    incidents: list[tuple[TaskInstance, str]] = field(default_factory=list)  # to announce
     loaded: dict | None = None  # process field values as read, to write back only changes
+    loaded_tasks: dict | None = None  # task id -> its TASK_ATTNAMES values as read
+    log: events.EventLog = field(init=False)
+    written: list = field(init=False, default_factory=list)  # the events, once written
+
+    def __post_init__(self) -> None:
+        self.log = events.EventLog(self.process)
 
     @property
     def spec(self) -> spec_module.ProcessSpec:
@@ -158,45 +170,69 @@ class _Run:
             if name == "updated_at" or getattr(process, name) != self.loaded[name]
         ]
 
+    def _changed_task_fields(self, task: TaskInstance) -> list[str]:
+        """The fields of ``task`` that differ from the row as read (all of a task not read):
+        an UPDATE of only those is shorter to build and send. Exact for the same reason."""
+        loaded = self.loaded_tasks.get(task.pk) if self.loaded_tasks is not None else None
+        if loaded is None:
+            return TASK_FIELDS
+        return [
+            name
+            for name, attname, value in zip(TASK_FIELDS, TASK_ATTNAMES, loaded, strict=True)
+            if getattr(task, attname) != value
+        ]
+
     def save(self) -> None:
         changed = [self.tasks[n] for n in self.dirty]
         self.process.updated_at = timezone.now()
         if len(changed) <= BULK_UPDATE_FROM:
             # The changed rows and the event rows in one statement (one round trip): bulk_update's
             # CASE/WHEN costs ~10 ms of CPU for two rows, a statement per row a round trip each.
-            updates = [(task, raw.changed(task, TASK_FIELDS)) for task in changed]
+            updates = [(task, self._changed_task_fields(task)) for task in changed]
             updates.append((self.process, self._changed_process_fields()))
-            pending = events.take_pending(self.process)
+            pending = events.take_pending(self.log)
             raw.write(updates, pending)
-            written = events.written(self.process, pending)
+            written = events.written(self.log, pending)
         else:
             TaskInstance.objects.bulk_update(changed, TASK_FIELDS)
             raw.update(self.process, self._changed_process_fields())
-            written = events.flush(self.process)
+            written = events.flush(self.log)
         self.finish(written)
 
     def finish(self, written: list | None = None) -> None:
-        """After the rows are written: append the events (unless ``written`` already), queue
-        side effects for after commit."""
+        """After the rows are written: append the events (unless ``written`` already), leave
+        the rest to after the commit."""
         if written is None:
-            written = events.flush(self.process)
+            written = events.flush(self.log)
         self.written = written
+        self.announce()  # (before a parent hears of this run: its incident follows this one's)
         for hook in FINISH_HOOKS:  # call activities (engine.subprocess), which import this module
             hook(self)
         if self.to_enqueue:
             scheduled = {e.task_id: e.pk for e in written if e.type == EventType.TASK_SCHEDULED}
             process_id = str(self.process.pk)
             steps = [
-                (t.id, _step_timeout(self.task_spec(t)), scheduled.get(t.id), process_id)
+                (t.id, handler_timeout(self.task_spec(t)), scheduled.get(t.id), process_id)
                 for t in self.to_enqueue
             ]
             # The steps carry on this transaction's correlation id (the request's, or the one
             # its events got), whenever the commit's callbacks run.
             correlation = written[0].correlation_id if written else ""
-            queue.on_commit(functools.partial(queue.enqueue_steps, steps, correlation=correlation))
+            queue.on_commit(queue.enqueue_steps, steps, correlation=correlation)
         if self.to_compensate:
-            comps = [(t.id, _compensation_timeout(self.task_spec(t))) for t in self.to_compensate]
+            comps = [(t.id, handler_timeout(self.task_spec(t))) for t in self.to_compensate]
             queue.on_commit(queue.enqueue_compensations, comps)
+
+    def announce(self) -> None:
+        """Announce after commit the human tasks opened and the incidents opened (their rows
+        are written: every task has its id now)."""
+        for task in self.opened:
+            hooks.after_commit("task_opened", task_id=task.pk)
+        for task, error in self.incidents:
+            hooks.after_commit(
+                "incident_opened", process_id=self.process.pk, task_id=task.pk, error=error
+            )
+        self.opened, self.incidents = [], []
 
 
 def _lock(process_id=None, *, task_id=None) -> _Run:
@@ -209,7 +245,14 @@ def _lock(process_id=None, *, task_id=None) -> _Run:
         what = f"process {process_id}" if task_id is None else f"task {task_id}"
         raise NotFound(f"{what} not found")
     loaded = {name: getattr(process, name) for name in PROCESS_FIELDS}
-    return _Run(process=process, tasks={t.name: t for t in tasks}, actor=SYSTEM, loaded=loaded)
+    loaded_tasks = {t.pk: [getattr(t, attname) for attname in TASK_ATTNAMES] for t in tasks}
+    return _Run(
+        process=process,
+        tasks={t.name: t for t in tasks},
+        actor=SYSTEM,
+        loaded=loaded,
+        loaded_tasks=loaded_tasks,
+    )
 
 
 def _lock_for_task(task_id) -> tuple[_Run, TaskInstance]:
@@ -249,19 +292,6 @@ def _transition(task_or_process, name: str, *args) -> None:
         raise Conflict(f"cannot {name.replace('_', ' ')} {what}: it is {state}") from None
 
 
-def _step_timeout(task_spec: spec_module.TaskSpec) -> int:
-    if task_spec.timeout is not None:
-        return max(1, int(task_spec.timeout.total_seconds()))
-    return settings.FLOWDESK_DEFAULT_STEP_TIMEOUT
-
-
-def _compensation_timeout(task_spec: spec_module.TaskSpec) -> int:
-    """A handler step's own timeout; otherwise (a human or external task) the default one."""
-    if task_spec.handler and task_spec.timeout is not None:
-        return max(1, int(task_spec.timeout.total_seconds()))
-    return settings.FLOWDESK_DEFAULT_STEP_TIMEOUT
-
-
 def _stage_tasks(run: _Run, stage: str) -> list[TaskInstance]:
     return [t for t in run.tasks.values() if t.stage == stage]
 
@@ -276,9 +306,9 @@ def _schedule(run: _Run, task: TaskInstance, now) -> None:
     if task.type == TaskType.HUMAN:
         task.candidate_role = task_spec.assigned_to or ""
         task.visibility = run.spec.visibility
-        task.assignee, barred = _resolve_assignee(run, task, task_spec)
+        task.assignee, barred = resolve_assignee(run, task, task_spec)
         if task.assignee is not None:
-            _add_participant(task, task.assignee.pk)
+            add_participant(task, task.assignee.pk)
         if task_spec.due is not None:
             task.due_at = now + task_spec.due
         elif task_spec.escalation is not None:
@@ -302,12 +332,9 @@ def _schedule(run: _Run, task: TaskInstance, now) -> None:
     run.touch(task)
     if task_spec.waiting_status:  # what the case waits for now (history.rebuild reads it too)
         run.process.business_status = task_spec.waiting_status
-    events.task_scheduled(
-        process=run.process, actor=run.actor, task=task, payload=payload, barred=barred
-    )
+    events.task_scheduled(log=run.log, actor=run.actor, task=task, payload=payload, barred=barred)
     if task.type == TaskType.HUMAN:
-        # The row may be inserted after this point: its id is read once the transaction commits.
-        queue.on_commit(lambda: hooks.emit("task_opened", task_id=task.pk))
+        run.opened.append(task)  # announced once written (a new task has no id before)
 
 
 def _run_inline(run: _Run, task: TaskInstance, task_spec: spec_module.TaskSpec) -> None:
@@ -323,46 +350,20 @@ def _run_inline(run: _Run, task: TaskInstance, task_spec: spec_module.TaskSpec) 
         if not problems:
             _complete(run, task, clean, inline=True)
             return
-        outcome = handlers.InlineOutcome(error=result_breaks(task, problems), retryable=True)
+        outcome = Called(error=result_breaks(task, problems), retryable=True)
     task.last_error = outcome.error[:4000]
     if outcome.retryable and task.attempts < task_spec.retry.max_attempts:
         retry_at = timezone.now() + task_spec.retry.delay_after(task.attempts)
         _transition(task, "retry_later")
         task.scheduled_at = task.wake_at = retry_at  # the timer sweep queues it then
         events.task_attempt_failed(
-            process=run.process, actor=run.actor, task=task, error=task.last_error,
+            log=run.log, actor=run.actor, task=task, error=task.last_error,
             retry_at=retry_at,
         )  # fmt: skip
         return
     _transition(task, "fail")
-    events.task_failed(process=run.process, actor=run.actor, task=task, error=task.last_error)
+    events.task_failed(log=run.log, actor=run.actor, task=task, error=task.last_error)
     _after_task_failed_for_good(run, task, task.last_error)
-
-
-def _resolve_assignee(run: _Run, task: TaskInstance, task_spec: spec_module.TaskSpec):
-    """The spec's assignee, unless separation of duties bars them (then the role decides).
-
-    Returns (user or None, what barred the named person or None).
-    """
-    if not task_spec.assignee:
-        return None, None
-    username = spec_module.lookup(run.process.variables, task_spec.assignee)
-    if not isinstance(username, str) or not username:
-        return None, None
-    user = get_user_model().objects.filter(username=username, is_active=True).first()
-    if user is None:
-        return None, None
-    refusal = authority.separation_refusal(
-        user, task, process=run.process, spec=run.spec, tasks=run.tasks
-    )
-    if refusal:
-        return None, {"user": username, "rule": refusal}
-    return user, None
-
-
-def _add_participant(task: TaskInstance, user_id: int) -> None:
-    if user_id not in (task.participants or []):
-        task.participants = [*(task.participants or []), user_id]
 
 
 def _advance(run: _Run) -> None:
@@ -389,7 +390,7 @@ def _advance(run: _Run) -> None:
                     run.touch(task)
                     # The definition's rule decided, not whoever's event made the task ready.
                     events.task_skipped(
-                        process=process,
+                        log=run.log,
                         actor=SYSTEM,
                         task=task,
                         reason=f"condition false: {spec_module.describe_condition(task_spec.condition)}",
@@ -400,29 +401,24 @@ def _advance(run: _Run) -> None:
                 changed = True
         if not all(t.state in DONE_TASK_STATES for t in stage_tasks):
             return
-        events.stage_completed(process=process, actor=run.actor, stage=stage)
+        events.stage_completed(log=run.log, actor=run.actor, stage=stage)
         index = stage_names.index(stage)
         if index + 1 >= len(stage_names):
             if process.state == ProcessState.RUNNING:
                 _transition(process, "complete")
-                events.process_completed(process=process, actor=run.actor)
+                events.process_completed(log=run.log, actor=run.actor)
             return
         process.current_stage = stage_names[index + 1]
-        events.stage_started(process=process, actor=run.actor, stage=process.current_stage)
+        events.stage_started(log=run.log, actor=run.actor, stage=process.current_stage)
 
 
 def _after_task_failed_for_good(run: _Run, task: TaskInstance, error: str) -> None:
     process = run.process
     if process.state == ProcessState.RUNNING:
         _transition(process, "open_incident")
-    events.process_failed(process=process, actor=run.actor, task=task, error=error)
+    events.process_failed(log=run.log, actor=run.actor, task=task, error=error)
     if run.spec.on_error_notify and run.task_spec(task).notify_on_error:
-        # (read at commit: an inline step failing in a start has no row id before the INSERT)
-        queue.on_commit(
-            lambda: hooks.emit(
-                "incident_opened", process_id=process.pk, task_id=task.pk, error=error
-            )
-        )
+        run.incidents.append((task, error))  # announced once written
 
 
 def _maybe_resolve_incident(run: _Run) -> None:
@@ -433,22 +429,7 @@ def _maybe_resolve_incident(run: _Run) -> None:
         for t in run.tasks.values()
     ):
         _transition(process, "resolve_incident")
-        events.process_resumed(process=process, actor=run.actor)
-
-
-def checked_result(task_spec: spec_module.TaskSpec, result: Any) -> tuple[Any, dict]:
-    """(the result converted to its declared types, {path: [messages]}): a SERVICE task's
-    declared ``result``, or the free-form check of an undeclared one."""
-    if result is None and task_spec.result is not None:
-        result = {}  # "no result": the declaration says whether that is enough
-    return spec_module.validate(task_spec.result, result)
-
-
-def result_breaks(task: TaskInstance, problems: dict[str, list[str]]) -> str:
-    """The error of an attempt whose result breaks the task's declaration, naming the fields."""
-    listed = "; ".join(f"{path}: {messages[0]}" for path, messages in list(problems.items())[:5])
-    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-    return f"the result of {task.name} breaks its declaration: {listed}{more}"
+        events.process_resumed(log=run.log, actor=run.actor)
 
 
 HUMAN_TASK_REFUSAL = "human tasks are decided in the inbox or through /api/tasks/{id}/complete/"
@@ -463,8 +444,6 @@ def _complete(run: _Run, task: TaskInstance, result: Any, *, inline: bool = Fals
     business_status = run.task_spec(task).business_status
     if business_status:
         run.process.business_status = business_status
-    events.task_completed(
-        process=run.process, actor=run.actor, task=task, result=result, inline=inline
-    )
+    events.task_completed(log=run.log, actor=run.actor, task=task, result=result, inline=inline)
     if task.timed_out_at is not None:  # the late answer ends its deadline's incident
         _maybe_resolve_incident(run)

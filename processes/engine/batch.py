@@ -14,7 +14,8 @@ from processes import spec as spec_module
 from processes.db import core as raw
 from processes.db import engine as db_engine
 from processes.engine import subprocess
-from processes.engine._run import _require_grant, _spec_for, _step_timeout
+from processes.engine._run import _require_grant, _spec_for
+from processes.engine.handlers import handler_timeout
 from processes.engine.start import _build_instance, input_problems, process_start
 from processes.errors import InvalidInput
 from processes.events import Actor
@@ -150,23 +151,24 @@ def _create_many(definition, new, actor) -> None:
     """Build every instance of the chunk in memory, then one INSERT per table (in slices)."""
     now = timezone.now()
     processes, tasks, pending, to_enqueue, to_spawn = [], [], [], [], []
-    written = []  # (process, its events): for the events_written listeners once inserted
+    runs = []  # each instance's unit of work, and its events (for events_written, once inserted)
     for item, data in new:
         process, process_tasks, run = _build_instance(
             definition, item.business_key, data, actor, now=now
         )
         processes.append(process)
         tasks.extend(process_tasks)
-        process_events = events.take_pending(process)
+        process_events = events.take_pending(run.log)
         pending.extend(process_events)
-        written.append((process, process_events))
-        to_enqueue.extend((t, _step_timeout(run.task_spec(t))) for t in run.to_enqueue)
+        runs.append((run, process_events))
+        to_enqueue.extend((t, handler_timeout(run.task_spec(t))) for t in run.to_enqueue)
         to_spawn.extend(run.to_spawn)  # PROCESS tasks: their children start after commit
     raw.copy_in(processes)
     raw.copy_in(tasks)
     raw.copy_in(pending)
-    for process, process_events in written:
-        events.written(process, process_events)  # the events-out outbox, in this transaction
+    for run, process_events in runs:
+        events.written(run.log, process_events)  # the events-out outbox, in this transaction
+        run.announce()  # its human tasks and incidents, after commit
     for (item, _), process in zip(new, processes, strict=True):
         item.outcome = CREATED
         item.process_id, item.state = process.pk, process.state

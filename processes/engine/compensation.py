@@ -21,12 +21,11 @@ from django.utils import timezone
 from processes import events, hooks
 from processes.engine._run import (
     MAX_LOST_LEASES,
-    _compensation_timeout,
     _lock_for_task,
     _Run,
     _transition,
 )
-from processes.engine.handlers import step_context
+from processes.engine.handlers import handler_timeout, step_context
 from processes.engine.steps import StepLease
 from processes.errors import Conflict
 from processes.events import Actor
@@ -56,7 +55,7 @@ def plan_compensations(run: _Run, reason: str) -> bool:
     completed.sort(key=lambda t: (t.finished_at or process.created_at, t.pk), reverse=True)
     _transition(process, "begin_cancel")
     events.process_cancelling(
-        process=process,
+        log=run.log,
         actor=run.actor,
         reason=reason,
         compensations=[t.name for t in completed],
@@ -67,7 +66,7 @@ def plan_compensations(run: _Run, reason: str) -> bool:
         task.wake_at = None
         run.touch(task)
         events.compensation_scheduled(
-            process=process,
+            log=run.log,
             actor=run.actor,
             task=task,
             handler=run.task_spec(task).compensate,
@@ -89,7 +88,7 @@ def next_compensation(run: _Run) -> None:
     )
     if not open_:
         _transition(process, "finish_cancel")
-        events.process_cancelled(process=process, actor=run.actor, reason="compensations done")
+        events.process_cancelled(log=run.log, actor=run.actor, reason="compensations done")
         return
     head = open_[0]
     if head.state == TaskState.COMPENSATING and head.wake_at is None:
@@ -120,11 +119,11 @@ def compensation_start(*, task_id, actor: Actor) -> StepLease | None:
         return None
     if task.scheduled_at and task.scheduled_at > now:
         return None  # inside its back-off: the timer sweep queues it when due
-    timeout = _compensation_timeout(run.task_spec(task))
+    timeout = handler_timeout(run.task_spec(task))
     _transition(task, "start_compensation")
     task.wake_at = now + dt.timedelta(seconds=timeout + settings.FLOWDESK_LEASE_MARGIN)
     run.touch(task)
-    events.compensation_started(process=run.process, actor=actor, task=task)
+    events.compensation_started(log=run.log, actor=actor, task=task)
     run.save()
     task.process = run.process
     task_spec = run.task_spec(task)
@@ -148,7 +147,7 @@ def compensation_complete(*, task_id, actor: Actor, result: Any = None) -> bool:
     _transition(task, "complete_compensation")
     run.touch(task)
     events.compensation_completed(
-        process=run.process,
+        log=run.log,
         actor=actor,
         task=task,
         handler=run.task_spec(task).compensate,
@@ -177,7 +176,7 @@ def compensation_fail(*, task_id, actor: Actor, error: str, retryable: bool = Tr
         task.scheduled_at = retry_at
         task.wake_at = retry_at
         events.compensation_attempt_failed(
-            process=run.process, actor=actor, task=task, error=error, retry_at=retry_at
+            log=run.log, actor=actor, task=task, error=error, retry_at=retry_at
         )
         outcome = "attempt failed"
     else:
@@ -189,10 +188,10 @@ def compensation_fail(*, task_id, actor: Actor, error: str, retryable: bool = Tr
 
 def _fail_for_good(run: _Run, task: TaskInstance, error: str) -> None:
     _transition(task, "fail_compensation")
-    events.compensation_failed(process=run.process, actor=run.actor, task=task, error=error)
+    events.compensation_failed(log=run.log, actor=run.actor, task=task, error=error)
     error = f"compensation {run.task_spec(task).compensate} failed: {error}"
     # The incident (the SMS is keyed by this event); the process stays cancelling.
-    events.process_failed(process=run.process, actor=run.actor, task=task, error=error)
+    events.process_failed(log=run.log, actor=run.actor, task=task, error=error)
     hooks.after_commit("incident_opened", process_id=run.process.pk, task_id=task.pk, error=error)
 
 
@@ -218,7 +217,7 @@ def compensation_wake(run: _Run, task: TaskInstance, now) -> str:
         return "failed"
     _transition(task, "retry_compensation_later")
     task.wake_at = now + dt.timedelta(seconds=settings.FLOWDESK_REENQUEUE_AFTER)
-    events.compensation_requeued(process=run.process, actor=run.actor, task=task)
+    events.compensation_requeued(log=run.log, actor=run.actor, task=task)
     run.to_compensate.append(task)
     return "requeued"
 
@@ -230,7 +229,7 @@ def compensation_retry(run: _Run, task: TaskInstance, reason: str) -> None:
     _transition(task, "retry_compensation")
     task.wake_at = None
     run.touch(task)
-    events.compensation_retried(process=run.process, actor=run.actor, task=task, reason=reason)
+    events.compensation_retried(log=run.log, actor=run.actor, task=task, reason=reason)
     next_compensation(run)
 
 
@@ -240,5 +239,5 @@ def compensation_skip(run: _Run, task: TaskInstance, reason: str) -> None:
         raise Conflict(f"process is {run.process.state}")
     _transition(task, "skip_compensation")
     run.touch(task)
-    events.compensation_skipped(process=run.process, actor=run.actor, task=task, reason=reason)
+    events.compensation_skipped(log=run.log, actor=run.actor, task=task, reason=reason)
     next_compensation(run)

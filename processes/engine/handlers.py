@@ -1,4 +1,5 @@
-"""What a step handler is given (``StepContext``), and calling a pure-compute handler inline.
+"""What a step handler is given (``StepContext``), how long it may run, what its result must be,
+and calling a pure-compute handler inline.
 
 An inline step (``"inline": true``) runs inside the engine transaction that made it ready, as
 Viewflow's ``Function`` nodes do: no queue, no lease, one ``task_completed`` event. It holds the
@@ -9,16 +10,15 @@ transaction stays usable) and counts as a permanent failure naming the rule.
 from __future__ import annotations
 
 import json
-import logging
-from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 
-from processes.steps import PermanentStepError, RetryableStepError, StepContext, registry
-
-logger = logging.getLogger(__name__)
+from processes import spec as spec_module
+from processes.models import TaskInstance
+from processes.steps import Called, PermanentStepError, StepContext, call
 
 
 def step_context(task, task_spec, process, suffix: str = "") -> StepContext:
@@ -36,6 +36,30 @@ def step_context(task, task_spec, process, suffix: str = "") -> StepContext:
     )
 
 
+def handler_timeout(task_spec: spec_module.TaskSpec) -> int:
+    """The seconds a worker's handler of this task (its step or its compensation) may run: the
+    task's own ``timeout`` when it runs a handler (a human or external task's ``timeout`` is
+    how long it waits), else ``FLOWDESK_DEFAULT_STEP_TIMEOUT``."""
+    if task_spec.handler and task_spec.timeout is not None:
+        return max(1, int(task_spec.timeout.total_seconds()))
+    return settings.FLOWDESK_DEFAULT_STEP_TIMEOUT
+
+
+def checked_result(task_spec: spec_module.TaskSpec, result: Any) -> tuple[Any, dict]:
+    """(the result converted to its declared types, {path: [messages]}): a SERVICE task's
+    declared ``result``, or the free-form check of an undeclared one."""
+    if result is None and task_spec.result is not None:
+        result = {}  # "no result": the declaration says whether that is enough
+    return spec_module.validate(task_spec.result, result)
+
+
+def result_breaks(task: TaskInstance, problems: dict[str, list[str]]) -> str:
+    """The error of an attempt whose result breaks the task's declaration, naming the fields."""
+    listed = "; ".join(f"{path}: {messages[0]}" for path, messages in list(problems.items())[:5])
+    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+    return f"the result of {task.name} breaks its declaration: {listed}{more}"
+
+
 class InlineQueryRefused(PermanentStepError):
     """An inline handler tried to query the database."""
 
@@ -47,33 +71,15 @@ def _refuse(execute, sql, params, many, context):
     )
 
 
-@dataclass(frozen=True)
-class InlineOutcome:
-    result: Any = None
-    error: str = ""
-    retryable: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return not self.error
-
-
-def call_inline(handler_name: str, ctx: StepContext) -> InlineOutcome:
-    """Run ``handler_name`` now, with the database closed to it; its failure as a worker's
-    would be (a ``RetryableStepError`` or an unexpected exception may be retried)."""
-    try:
-        with connection.execute_wrapper(_refuse):
-            result = registry.get(handler_name)(ctx)
-    except PermanentStepError as exc:
-        return InlineOutcome(error=str(exc) or type(exc).__name__)
-    except RetryableStepError as exc:
-        return InlineOutcome(error=str(exc) or type(exc).__name__, retryable=True)
-    except Exception as exc:  # a bug in a handler is retried like a transient error, as on a worker
-        logger.exception("inline step %s (%s) raised", ctx.task_name, handler_name)
-        return InlineOutcome(error=f"{type(exc).__name__}: {exc}", retryable=True)
-    result = {} if result is None else result
+def call_inline(handler_name: str, ctx: StepContext) -> Called:
+    """Run ``handler_name`` now, with the database closed to it; its failure means what it would
+    on a worker (``steps.call``), and a result that is not JSON is final."""
+    with connection.execute_wrapper(_refuse):
+        called = call(handler_name, ctx)
+    if not called.ok:
+        return called
     try:  # stored as JSON with the transaction: a value that isn't must not break it
-        json.dumps(result, cls=DjangoJSONEncoder)
+        json.dumps(called.result, cls=DjangoJSONEncoder)
     except (TypeError, ValueError) as exc:
-        return InlineOutcome(error=f"the handler's result is not JSON: {exc}")
-    return InlineOutcome(result=result)
+        return Called(error=f"the handler's result is not JSON: {exc}", retryable=False)
+    return called

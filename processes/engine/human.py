@@ -12,12 +12,12 @@ from processes import spec as spec_module
 from processes.engine import rework
 from processes.engine._run import (
     HUMAN_TASK_REFUSAL,
-    _add_participant,
     _advance,
     _complete,
     _lock_for_task,
     _Run,
 )
+from processes.engine.assignment import add_participant
 from processes.errors import Conflict, Forbidden, InvalidInput, NotFound
 from processes.events import Actor
 from processes.models import (
@@ -73,9 +73,9 @@ def task_claim(*, task_id, actor: Actor) -> TaskInstance:
     if not rights.claim:
         raise _refuse(rights, task, "claim")
     task.claimed_by = actor.user
-    _add_participant(task, actor.user.pk)
+    add_participant(task, actor.user.pk)
     run.touch(task)
-    events.task_claimed(process=run.process, actor=actor, task=task)
+    events.task_claimed(log=run.log, actor=actor, task=task)
     run.save()
     return task
 
@@ -96,7 +96,7 @@ def task_release(*, task_id, actor: Actor) -> TaskInstance:
         raise _refuse(rights, task, "release")
     task.claimed_by = None
     run.touch(task)
-    events.task_released(process=run.process, actor=actor, task=task)
+    events.task_released(log=run.log, actor=actor, task=task)
     run.save()
     return task
 
@@ -127,12 +127,10 @@ def task_delegate(*, task_id, actor: Actor, to_user, comment: str = "") -> TaskI
         raise InvalidInput(barred, fields={"to": [barred]})
     task.assignee = to_user
     task.claimed_by = None
-    _add_participant(task, actor.user.pk)
-    _add_participant(task, to_user.pk)
+    add_participant(task, actor.user.pk)
+    add_participant(task, to_user.pk)
     run.touch(task)
-    events.task_delegated(
-        process=run.process, actor=actor, task=task, to_user=to_user, comment=comment
-    )
+    events.task_delegated(log=run.log, actor=actor, task=task, to_user=to_user, comment=comment)
     run.save()
     return task
 
@@ -165,7 +163,7 @@ def task_decide(
             if not via_event and not _rights(run, task, actor).see:
                 raise NotFound(f"task {task.pk} not found")
             events.task_duplicate(
-                process=run.process,
+                log=run.log,
                 actor=actor,
                 task=task,
                 event="decision",
@@ -206,7 +204,7 @@ def task_decide(
                 result["decision"] = decision
             result["decided_by"] = user.get_username() if user is not None else actor.label
             if user is not None:
-                _add_participant(task, user.pk)
+                add_participant(task, user.pk)
             _complete(run, task, result)
             rework.send_back(run, task, decision, result)
             _advance(run)

@@ -286,7 +286,7 @@ def _apply(run: _Run, tasks, target, full, plan, source) -> None:
     raw.update(process, ["definition"])
     run.tasks = {t.name: t for t in [*moved, *added]}
     events.process_migrated(
-        process=process,
+        log=run.log,
         actor=run.actor,
         from_version=source.version,
         to_version=target.version,

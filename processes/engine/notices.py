@@ -41,7 +41,7 @@ def notification_record(
     recipients = list(recipients)
     if error:
         events.notification_failed(
-            process=run.process,
+            log=run.log,
             actor=actor,
             task=task,
             channel=channel,
@@ -49,10 +49,10 @@ def notification_record(
             recipients=recipients,
         )
     elif reminder:
-        events.task_reminded(process=run.process, actor=actor, task=task, recipients=recipients)
+        events.task_reminded(log=run.log, actor=actor, task=task, recipients=recipients)
     else:
         events.notification_sent(
-            process=run.process,
+            log=run.log,
             actor=actor,
             task=task,
             channel=channel,

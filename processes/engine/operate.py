@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from processes import authority, events
+from processes import authority, events, queue
 from processes import spec as spec_module
 from processes.engine import compensation
 from processes.engine._run import (
@@ -32,6 +32,7 @@ from processes.models import (
     ProcessState,
     TaskInstance,
     TaskState,
+    TaskType,
 )
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ def process_cancel(*, process_id, actor: Actor, reason: str = "") -> ProcessInst
     process = run.process
     if process.state not in ACTIVE_PROCESS_STATES:
         raise Conflict(f"cannot cancel process: it is {process.state}")
+    may_have_children = False  # a PROCESS task was cancelled: its children are cancelled too
     for task in run.tasks.values():
         if task.state in (
             TaskState.PENDING,
@@ -55,13 +57,19 @@ def process_cancel(*, process_id, actor: Actor, reason: str = "") -> ProcessInst
             TaskState.FAILED,
         ):
             _transition(task, "cancel")
+            if task.type == TaskType.PROCESS:  # its timer: the children's cancellation, again
+                task.wake_at = timezone.now() + dt.timedelta(
+                    seconds=settings.FLOWDESK_REENQUEUE_AFTER
+                )
+                may_have_children = True
             run.touch(task)
-            events.task_cancelled(process=process, actor=actor, task=task)
+            events.task_cancelled(log=run.log, actor=actor, task=task)
     if not compensation.plan_compensations(run, reason):
         _transition(process, "cancel")
-        events.process_cancelled(process=process, actor=actor, reason=reason)
+        events.process_cancelled(log=run.log, actor=actor, reason=reason)
     run.save()
-    after_cancel(process)  # its children, each in a transaction of its own
+    if may_have_children:  # by queued work, each in a transaction of its own
+        queue.on_commit(queue.enqueue_cancel_children, process.pk)
     return process
 
 
@@ -72,7 +80,7 @@ def task_retry(*, task_id, actor: Actor, reason: str = "") -> TaskResult:
     run.actor = actor
     _require_grant(actor, authority.OPERATE, run.process.definition_key, "retry tasks")
     if task.state == TaskState.SCHEDULED:
-        events.task_duplicate(process=run.process, actor=actor, task=task, event="TaskPending")
+        events.task_duplicate(log=run.log, actor=actor, task=task, event="TaskPending")
         run.save()
         return TaskResult(task, duplicate=True)
     if task.state == TaskState.COMPENSATION_FAILED:
@@ -83,7 +91,7 @@ def task_retry(*, task_id, actor: Actor, reason: str = "") -> TaskResult:
         raise Conflict(f"process is {run.process.state}")
     _transition(task, "retry")
     run.touch(task)
-    events.task_retried(process=run.process, actor=actor, task=task, reason=reason)
+    events.task_retried(log=run.log, actor=actor, task=task, reason=reason)
     if task.handler:
         task.wake_at = timezone.now() + dt.timedelta(seconds=settings.FLOWDESK_REENQUEUE_AFTER)
         run.to_enqueue.append(task)
@@ -109,7 +117,7 @@ def task_skip(*, task_id, actor: Actor, reason: str) -> TaskInstance:
     _transition(task, "skip")
     run.touch(task)
     events.task_skipped(
-        process=run.process, actor=actor, task=task, reason=reason, cause=events.SKIP_OPERATOR
+        log=run.log, actor=actor, task=task, reason=reason, cause=events.SKIP_OPERATOR
     )
     _maybe_resolve_incident(run)
     _advance(run)
@@ -122,7 +130,7 @@ def _reset(run: _Run, task: TaskInstance, reason: str) -> None:
         return
     task.reset()
     run.touch(task)
-    events.task_reset(process=run.process, actor=run.actor, task=task, reason=reason)
+    events.task_reset(log=run.log, actor=run.actor, task=task, reason=reason)
 
 
 def _replay_from(run: _Run, stage: str, resets: list[TaskInstance], reason: str) -> None:
@@ -133,9 +141,9 @@ def _replay_from(run: _Run, stage: str, resets: list[TaskInstance], reason: str)
         _reset(run, task, reason)
     if process.state == ProcessState.COMPLETED:
         _transition(process, "reopen")
-        events.process_reopened(process=process, actor=run.actor, reason=reason, stage=stage)
+        events.process_reopened(log=run.log, actor=run.actor, reason=reason, stage=stage)
     elif process.current_stage != stage:
-        events.process_reopened(process=process, actor=run.actor, reason=reason, stage=stage)
+        events.process_reopened(log=run.log, actor=run.actor, reason=reason, stage=stage)
     process.current_stage = stage
     _maybe_resolve_incident(run)
     _advance(run)
@@ -244,7 +252,7 @@ def process_correct_variables(
     if not diff:
         raise InvalidInput("no variable would change", fields={"set": ["no variable would change"]})
     process.variables = variables
-    events.variables_changed(process=process, actor=actor, changes=diff, reason=reason.strip())
+    events.variables_changed(log=run.log, actor=actor, changes=diff, reason=reason.strip())
     run.save()
     return process
 
@@ -254,18 +262,13 @@ def _under(path: str, asked: dict) -> bool:
     return any(path == p or path.startswith(p + ".") for p in asked)
 
 
-def after_cancel(process: ProcessInstance) -> None:
-    """Register the cancellation of ``process``'s children for after its commit."""
-    process_id = process.pk
-    transaction.on_commit(lambda: cancel_children(process_id))
-
-
-def cancel_children(parent_id) -> list:
-    """Cancel every active child of ``parent_id``, each in its own transaction (children first
-    in the lock order); one that finished meanwhile is left alone. Returns the ids cancelled."""
+def children_cancel(*, process_id) -> list:
+    """Cancel every active child of the cancelled process ``process_id``, each in its own
+    transaction (children first in the lock order; a worker's queued work, safe to run twice);
+    one that finished meanwhile is left alone. Returns the ids cancelled."""
     done = []
     for child_id in ProcessInstance.objects.filter(
-        parent_id=parent_id, state__in=ACTIVE_PROCESS_STATES
+        parent_id=process_id, state__in=ACTIVE_PROCESS_STATES
     ).values_list("id", flat=True):
         try:
             process_cancel(
@@ -276,7 +279,7 @@ def cancel_children(parent_id) -> list:
         except Conflict:
             continue  # it completed between the query and its lock
         except Exception:
-            logger.exception("could not cancel child %s of %s", child_id, parent_id)
+            logger.exception("could not cancel child %s of %s", child_id, process_id)
             continue
         done.append(child_id)
     return done

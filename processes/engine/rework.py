@@ -52,18 +52,16 @@ def send_back(run: _Run, task: TaskInstance, decision, result: dict) -> bool:
         "data": {k: v for k, v in result.items() if k not in ("decision", "comment", "decided_by")},
     }
     process.variables = {**process.variables, "rework": rework}
-    events.process_sent_back(
-        process=process, actor=run.actor, task=task, goto=loop.goto, rework=rework
-    )
+    events.process_sent_back(log=run.log, actor=run.actor, task=task, goto=loop.goto, rework=rework)
     reason = f"rework round {new_round}: {task.name} {decision}"
     for other in again:
         if other.state != TaskState.PENDING:
             other.reset()
-            events.task_reset(process=process, actor=run.actor, task=other, reason=reason)
+            events.task_reset(log=run.log, actor=run.actor, task=other, reason=reason)
         other.round = new_round
         run.touch(other)
     process.current_stage = loop.goto
-    events.stage_started(process=process, actor=run.actor, stage=loop.goto)
+    events.stage_started(log=run.log, actor=run.actor, stage=loop.goto)
     return True
 
 

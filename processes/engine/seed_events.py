@@ -164,7 +164,7 @@ def task_event_rejected(*, task_id, actor: Actor, event: str, reason: str, data=
     """
     run, task = _lock_for_task(task_id)
     events.task_duplicate(
-        process=run.process,
+        log=run.log,
         actor=actor,
         task=task,
         event=event,

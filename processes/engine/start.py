@@ -161,7 +161,7 @@ def _build_instance(definition, business_key, input, actor, now=None):
         for task in stage.tasks
     ]
     run = _Run(process=process, tasks={t.name: t for t in tasks}, actor=actor)
-    events.process_started(process=process, actor=actor, input=input)
-    events.stage_started(process=process, actor=actor, stage=process.current_stage)
+    events.process_started(log=run.log, actor=actor, input=input)
+    events.stage_started(log=run.log, actor=actor, stage=process.current_stage)
     _advance(run)
     return process, tasks, run

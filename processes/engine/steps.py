@@ -22,18 +22,21 @@ from processes.engine._run import (
     _complete,
     _lock_for_task,
     _spec_for,
-    _step_timeout,
     _transition,
-    checked_result,
-    result_breaks,
 )
-from processes.engine.handlers import step_context
+from processes.engine.handlers import (
+    checked_result,
+    handler_timeout,
+    result_breaks,
+    step_context,
+)
 from processes.errors import Conflict, InvalidInput
 from processes.events import Actor
 from processes.models import (
     ACTIVE_PROCESS_STATES,
     EventType,
     ProcessDefinition,
+    ProcessState,
     TaskInstance,
     TaskState,
     TaskType,
@@ -89,20 +92,56 @@ def tasks_start(*, task_ids, actor: Actor, causes=None) -> list[StepLease]:
 def _requeue_strays(task_ids: list[int]) -> None:
     """Steps of other processes in one message (queued by an earlier release, which mixed
     them): never dropped, each queued again on its own after this commit."""
-    rows = list(
-        TaskInstance.objects.filter(pk__in=task_ids, type=TaskType.SERVICE).values_list(
-            "id", "name", "process__definition_id"
-        )
-    )
     logger.warning("steps %s are not of the process leased: queued again on their own", task_ids)
-    specs: dict = {}
-    steps = []
-    for task_id, name, definition_id in rows:
-        if definition_id not in specs:
-            specs[definition_id] = _spec_for(ProcessDefinition.objects.get(pk=definition_id))
-        steps.append((task_id, _step_timeout(specs[definition_id].task(name)), None))
+    strays = TaskInstance.objects.filter(pk__in=task_ids, type=TaskType.SERVICE)
+    steps = [(task_id, timeout, None) for task_id, timeout in _with_timeouts(strays)]
     if steps:
         queue.on_commit(queue.enqueue_steps, steps)
+
+
+def requeue_scheduled(*, limit: int = 10000, task_ids=None) -> int:
+    """Enqueue every scheduled service step (and waiting compensation) again; return how many.
+
+    Run after a cluster restart: with Redis, steps the dead cluster had taken from the broker
+    (in its pusher or its queues) are gone, and waiting for ``FLOWDESK_REENQUEUE_AFTER`` would
+    leave them idle for minutes. Enqueueing a step twice is harmless: ``tasks_start`` skips a
+    step that is not startable or holds a live lease (``compensation_start`` a compensation that
+    is not the head of its process). Work inside its retry back-off is left to the timer sweep.
+    ``task_ids``: only these (a step a dead worker had taken).
+    """
+    now = timezone.now()
+    waiting = TaskInstance.objects.filter(
+        state=TaskState.COMPENSATING, process__state=ProcessState.CANCELLING
+    )
+    scheduled = TaskInstance.objects.filter(
+        state=TaskState.SCHEDULED,
+        type=TaskType.SERVICE,
+        process__state__in=ACTIVE_PROCESS_STATES,
+    ).exclude(handler="")
+    if task_ids is not None:
+        waiting, scheduled = waiting.filter(pk__in=task_ids), scheduled.filter(pk__in=task_ids)
+    compensations = _with_timeouts(waiting.exclude(scheduled_at__gt=now).order_by("id"), limit)
+    for task_id, timeout in compensations:
+        queue.enqueue_compensation(task_id, timeout=timeout)
+    steps = _with_timeouts(
+        scheduled.exclude(scheduled_at__gt=now).order_by("scheduled_at", "id"), limit
+    )
+    for task_id, timeout in steps:
+        queue.enqueue_step(task_id, timeout=timeout)
+    return len(steps) + len(compensations)
+
+
+def _with_timeouts(tasks, limit: int | None = None) -> list[tuple[int, int]]:
+    """(id, handler timeout) of ``tasks`` (a TaskInstance query; the first ``limit``): what
+    their work is queued with, each definition's spec read once."""
+    rows = tasks.values_list("id", "name", "process__definition_id")
+    specs: dict = {}
+    found = []
+    for task_id, name, definition_id in rows if limit is None else rows[:limit]:
+        if definition_id not in specs:
+            specs[definition_id] = _spec_for(ProcessDefinition.objects.get(pk=definition_id))
+        found.append((task_id, handler_timeout(specs[definition_id].task(name))))
+    return found
 
 
 def task_start(*, task_id, actor: Actor) -> StepLease | None:
@@ -126,11 +165,11 @@ def _lease(run, task, now) -> StepLease:
     """Start ``task`` (scheduled) for the worker acting in ``run``: the lease runs for its
     timeout plus the margin; a worker that vanishes leaves it to the timer sweep."""
     task_spec = run.task_spec(task)
-    timeout = _step_timeout(task_spec)
+    timeout = handler_timeout(task_spec)
     _transition(task, "start")
     task.wake_at = now + dt.timedelta(seconds=timeout + settings.FLOWDESK_LEASE_MARGIN)
     run.touch(task)
-    events.task_started(process=run.process, actor=run.actor, task=task)
+    events.task_started(log=run.log, actor=run.actor, task=task)
     return StepLease(
         task_id=task.pk,
         execution=task.execution,
@@ -153,7 +192,7 @@ def _take_next(run, within: float, limit: int = 1) -> list[StepLease]:
             break
         if task.scheduled_at and task.scheduled_at > now:
             continue
-        if _step_timeout(run.task_spec(task)) + settings.FLOWDESK_LEASE_MARGIN > within:
+        if handler_timeout(run.task_spec(task)) + settings.FLOWDESK_LEASE_MARGIN > within:
             continue
         run.to_enqueue.remove(task)
         leases.append(_lease(run, task, now))
@@ -225,7 +264,7 @@ def _complete_step(run, task, result, execution) -> TaskResult:
         raise Conflict(HUMAN_TASK_REFUSAL)
     if task.state == TaskState.COMPLETED or (execution is not None and execution != task.execution):
         events.task_duplicate(
-            process=run.process, actor=run.actor, task=task, event="TaskCompleted", data=result
+            log=run.log, actor=run.actor, task=task, event="TaskCompleted", data=result
         )
         return TaskResult(task, duplicate=True)
     if run.process.state not in ACTIVE_PROCESS_STATES:
@@ -252,7 +291,7 @@ def _fail_step(run, task, error: str, retryable: bool, execution) -> TaskResult:
     actor = run.actor
     error = (error or "unknown error")[:4000]
     if task.state == TaskState.FAILED or (execution is not None and execution != task.execution):
-        events.task_duplicate(process=run.process, actor=actor, task=task, event="TaskFailed")
+        events.task_duplicate(log=run.log, actor=actor, task=task, event="TaskFailed")
         return TaskResult(task, duplicate=True)
     if task.state not in (TaskState.SCHEDULED, TaskState.RUNNING):
         raise Conflict(f"cannot fail task {task.name!r}: it is {task.state}")
@@ -270,11 +309,11 @@ def _fail_step(run, task, error: str, retryable: bool, execution) -> TaskResult:
         task.scheduled_at = retry_at  # "scheduled for": a worker won't start it earlier
         task.wake_at = retry_at
         events.task_attempt_failed(
-            process=run.process, actor=actor, task=task, error=error, retry_at=retry_at
+            log=run.log, actor=actor, task=task, error=error, retry_at=retry_at
         )
     else:
         _transition(task, "fail")
-        events.task_failed(process=run.process, actor=actor, task=task, error=error)
+        events.task_failed(log=run.log, actor=actor, task=task, error=error)
         _after_task_failed_for_good(run, task, error)
     return TaskResult(task)
 
@@ -345,7 +384,5 @@ def compensation_context(*, task_id) -> tuple[str, StepContext] | None:
 @transaction.atomic
 def compensation_record(*, task_id, actor: Actor, handler: str, outcome: str) -> None:
     run, task = _lock_for_task(task_id)
-    events.compensation_run(
-        process=run.process, actor=actor, task=task, handler=handler, outcome=outcome
-    )
+    events.compensation_run(log=run.log, actor=actor, task=task, handler=handler, outcome=outcome)
     run.save()

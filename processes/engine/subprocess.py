@@ -1,16 +1,21 @@
 """Call activities: a ``PROCESS`` task starts child processes of another definition, waits for
 them and maps their results back.
 
+Children start and are cancelled by queued work, never in the request that caused it: the
+transaction that schedules a PROCESS task queues ``children_start`` after its commit
+(``spawn_after_commit``), and a worker starts them, one PROCESS task per transaction; the task's
+timer (``FLOWDESK_REENQUEUE_AFTER``) queues it again if that message is lost.
+
 Locks are always taken child first, then parent (never the other way round), so a child
 finishing and its parent being cancelled can't deadlock:
 
-- the children are started in the parent's transaction, when the task is scheduled (new rows
-  only: nothing to lock);
+- ``spawn`` locks the parent and inserts its children (new rows only: nothing to lock);
 - a child that completes, opens or resolves an incident, or is cancelled tells its parent in
   its own transaction (``notify_parent``, from ``_Run.finish``): the parent row is locked after
   the child's;
-- a parent that is cancelled cancels its children after its own commit, each in a transaction
-  of its own (``operate.cancel_children``); a child that finished meanwhile is left as it is.
+- a parent that is cancelled has its children cancelled by queued work after its own commit,
+  each in a transaction of its own (``operate.children_cancel``); a child that finished
+  meanwhile is left as it is.
 """
 
 from __future__ import annotations
@@ -68,16 +73,17 @@ def child_definition(call: spec_module.CallSpec) -> ProcessDefinition:
 
 
 def spawn_after_commit(task_ids: list[int]) -> None:
-    """Start the children of PROCESS tasks just scheduled, once their rows are committed (a new
-    parent's tasks have no id before its INSERT); each in a transaction of its own.
+    """Queue the start of the children of PROCESS tasks just scheduled, once their rows are
+    committed (``children_start`` on a worker): the request answers without waiting for them.
 
-    Through ``queue.on_commit``: whatever happens there can't turn the committed start into an
-    error (``spawn_or_fail`` records a failure on the task; the rest is logged, and the task's
-    timer starts the children later)."""
-    queue.on_commit(spawn_all, list(task_ids))
+    Through ``queue.on_commit``: a broker that refuses can't turn the committed start into an
+    error (it is logged, and each task's timer queues its children again)."""
+    queue.on_commit(queue.enqueue_children, list(task_ids))
 
 
-def spawn_all(task_ids: list[int]) -> None:
+def children_start(*, task_ids) -> None:
+    """Start the children of the scheduled PROCESS tasks ``task_ids``, each task in a
+    transaction of its own (a worker's queued work; safe to run twice)."""
     for task_id in task_ids:
         spawn_or_fail(task_id=task_id)
 
@@ -143,14 +149,14 @@ def spawn(*, task_id) -> None:
             return
         _transition(task, "start")
         run.touch(task)
-        events.task_started(process=process, actor=run.actor, task=task)
+        events.task_started(log=run.log, actor=run.actor, task=task)
         if children:
             raw.insert([c for c, _, _ in children])
             raw.insert([t for _, tasks, _ in children for t in tasks])
             for _, _, child_run in children:
                 child_run.finish()  # its events; its first steps queued after commit
             events.subprocess_started(
-                process=process,
+                log=run.log,
                 actor=run.actor,
                 task=task,
                 definition=f"{definition.key} v{definition.version}",
@@ -163,7 +169,7 @@ def spawn(*, task_id) -> None:
                 # will tell this task later, so it completes now.
                 for child, _, _ in children:
                     events.subprocess_finished(
-                        process=process, actor=run.actor, task=task, child=child, state=child.state
+                        log=run.log, actor=run.actor, task=task, child=child, state=child.state
                     )
                 results = [_result(c, call) for c, _, _ in children]
                 _complete(run, task, results[0] if call.for_each is None else {"children": results})
@@ -181,7 +187,7 @@ def _fail_spawn(run: _Run, task, error: str) -> None:
     task.wake_at = None
     task.last_error = error
     run.touch(task)
-    events.task_failed(process=run.process, actor=run.actor, task=task, error=error)
+    events.task_failed(log=run.log, actor=run.actor, task=task, error=error)
     _after_task_failed_for_good(run, task, error)
 
 
@@ -304,7 +310,7 @@ def notify_parent(child_run) -> None:
     waiting = task.state in (TaskState.RUNNING, TaskState.FAILED)
     if child.state in (ProcessState.COMPLETED, ProcessState.CANCELLED):
         events.subprocess_finished(
-            process=parent, actor=run.actor, task=task, child=child, state=child.state
+            log=run.log, actor=run.actor, task=task, child=child, state=child.state
         )
     if not waiting:
         run.save()
@@ -333,7 +339,7 @@ def notify_parent(child_run) -> None:
             _transition(task, "fail")
             task.last_error = error
             run.touch(task)
-            events.task_failed(process=parent, actor=run.actor, task=task, error=error)
+            events.task_failed(log=run.log, actor=run.actor, task=task, error=error)
             _after_task_failed_for_good(run, task, error)
     elif child.state == ProcessState.RUNNING and task.state == TaskState.FAILED:
         still = ProcessInstance.objects.filter(
@@ -347,7 +353,7 @@ def notify_parent(child_run) -> None:
             task.last_error = ""
             run.touch(task)
             events.task_retried(
-                process=parent, actor=run.actor, task=task, reason="child incident resolved"
+                log=run.log, actor=run.actor, task=task, reason="child incident resolved"
             )
             _maybe_resolve_incident(run)
     run.touch(task)

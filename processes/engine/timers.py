@@ -1,6 +1,11 @@
 """Timers: one function acts on a task whose ``wake_at`` is due — re-enqueue a step nobody
 took, reclaim an expired lease, escalate an overdue human task, apply a wait's ``on_timeout``,
-run a cancelled process's next compensation — and one on a process whose ``deadline`` passed."""
+run a cancelled process's next compensation, queue again the start or the cancellation of
+children — and one on a process whose ``deadline`` passed.
+
+``timers_sweep`` selects what is due and calls them; ``timer_loop`` runs it to the second
+(``manage.py workers``, ``manage.py timers``), the django-q2 schedule every minute as a fallback
+(``worker.sweep_timers``)."""
 
 from __future__ import annotations
 
@@ -8,11 +13,12 @@ import datetime as dt
 import logging
 
 from django.conf import settings
-from django.db import transaction
+from django.db import close_old_connections, connection, transaction
+from django.db.models import Min
 from django.utils import timezone
 
 from processes import events, hooks, queue
-from processes.engine import compensation, subprocess
+from processes.engine import compensation
 from processes.engine._run import (
     MAX_LOST_LEASES,
     _advance,
@@ -27,6 +33,7 @@ from processes.models import (
     ACTIVE_PROCESS_STATES,
     OPEN_COMPENSATION_STATES,
     OPEN_TASK_STATES,
+    ProcessInstance,
     TaskInstance,
     TaskState,
     TaskType,
@@ -49,6 +56,11 @@ def task_wake(*, task_id, now=None) -> str:
         run.touch(task)
         run.save()
         return outcome
+    if task.state == TaskState.CANCELLED and task.type == TaskType.PROCESS:
+        outcome = _cancel_children_again(run, task, now)
+        run.touch(task)
+        run.save()
+        return outcome
     if run.process.state not in ACTIVE_PROCESS_STATES:
         task.wake_at = None
         run.touch(task)
@@ -59,7 +71,7 @@ def task_wake(*, task_id, now=None) -> str:
         # Its children were never started (the process that scheduled it died after its
         # commit): start them now, after this commit; ``spawn`` does nothing the second time.
         task.wake_at = now + dt.timedelta(seconds=settings.FLOWDESK_REENQUEUE_AFTER)
-        queue.on_commit(subprocess.spawn_all, [task.pk])
+        queue.on_commit(queue.enqueue_children, [task.pk])
         outcome = "spawned"
     elif task.state == TaskState.SCHEDULED and task.handler:
         task.wake_at = now + dt.timedelta(seconds=settings.FLOWDESK_REENQUEUE_AFTER)
@@ -71,13 +83,13 @@ def task_wake(*, task_id, now=None) -> str:
             error = f"worker lost {task.attempts} times (lease expired)"
             task.last_error = error
             _transition(task, "fail")
-            events.task_failed(process=run.process, actor=run.actor, task=task, error=error)
+            events.task_failed(log=run.log, actor=run.actor, task=task, error=error)
             _after_task_failed_for_good(run, task, error)
             outcome = "failed"
         else:
             _transition(task, "requeue")
             task.wake_at = now + dt.timedelta(seconds=settings.FLOWDESK_REENQUEUE_AFTER)
-            events.task_requeued(process=run.process, actor=run.actor, task=task)
+            events.task_requeued(log=run.log, actor=run.actor, task=task)
             run.to_enqueue.append(task)
             outcome = "requeued"
     elif task.state == TaskState.SCHEDULED and run.task_spec(task).escalation is not None:
@@ -91,21 +103,33 @@ def task_wake(*, task_id, now=None) -> str:
     return outcome
 
 
+def _cancel_children_again(run: _Run, task: TaskInstance, now) -> str:
+    """The timer of a PROCESS task its process's cancellation cancelled: while a child of the
+    process is still active (the queued cancellation was lost), queue it again."""
+    task.wake_at = None
+    active = ProcessInstance.objects.filter(
+        parent_id=run.process.pk, state__in=ACTIVE_PROCESS_STATES
+    )
+    if not active.exists():
+        return "cleared"
+    task.wake_at = now + dt.timedelta(seconds=settings.FLOWDESK_REENQUEUE_AFTER)
+    queue.on_commit(queue.enqueue_cancel_children, run.process.pk)
+    return "cancelling children"
+
+
 def _timed_out(run: _Run, task: TaskInstance, now) -> str:
     """An external task's ``timeout`` or a human task's ``due`` passed: its ``on_timeout``."""
     deadline, task.wake_at = task.wake_at, None
     if task.timed_out_at is not None:
         return "cleared"
     action = run.task_spec(task).on_timeout
-    events.task_timed_out(
-        process=run.process, actor=run.actor, task=task, deadline=deadline, action=action
-    )
+    events.task_timed_out(log=run.log, actor=run.actor, task=task, deadline=deadline, action=action)
     what = "no answer" if task.type == TaskType.SERVICE else "not decided"
     error = f"{what} by its deadline {deadline:%Y-%m-%d %H:%M:%S} UTC"
     if action == "skip":
         _transition(task, "skip")
         events.task_skipped(
-            process=run.process,
+            log=run.log,
             actor=run.actor,
             task=task,
             reason=error,
@@ -116,7 +140,7 @@ def _timed_out(run: _Run, task: TaskInstance, now) -> str:
     if action == "fail":
         task.last_error = error
         _transition(task, "fail")
-        events.task_failed(process=run.process, actor=run.actor, task=task, error=error)
+        events.task_failed(log=run.log, actor=run.actor, task=task, error=error)
         _after_task_failed_for_good(run, task, error)
         return "failed"
     # "incident": the task still waits (a late answer is taken and ends the incident)
@@ -143,7 +167,7 @@ def process_deadline(*, process_id, now=None) -> str:
     if process.state not in ACTIVE_PROCESS_STATES:
         run.save()
         return "inactive"
-    events.process_deadline_passed(process=process, actor=run.actor, deadline=deadline)
+    events.process_deadline_passed(log=run.log, actor=run.actor, deadline=deadline)
     waiting = sorted(
         (t for t in run.tasks.values() if t.state in OPEN_TASK_STATES or t.state == "failed"),
         key=lambda t: (t.scheduled_at or now, t.pk),
@@ -173,7 +197,7 @@ def _escalate(run: _Run, task: TaskInstance, now) -> str:
         task.assignee = None
         task.claimed_by = None
     events.task_escalated(
-        process=run.process,
+        log=run.log,
         actor=run.actor,
         task=task,
         from_role=from_role,
@@ -184,3 +208,69 @@ def _escalate(run: _Run, task: TaskInstance, now) -> str:
             "task_escalated", task_id=task.pk, from_role=from_role, to_role=escalation.to_role
         )
     return "escalated"
+
+
+def timers_sweep(*, limit: int = 1000) -> dict:
+    """Act on every task whose timer is due (retry back-off, lost enqueue, lease, escalation,
+    wait deadline, compensation, children) and every process whose deadline passed; return
+    how many of each outcome."""
+    now = timezone.now()
+    due = TaskInstance.objects.due_for_wake(now).order_by("wake_at")
+    late = ProcessInstance.objects.filter(deadline_at__lte=now).order_by("deadline_at")
+    outcomes: dict[str, int] = {}
+    acted = 0
+    for what, rows, act in (  # the tasks first: what they do may close a late process
+        ("timer of task", due, lambda pk: task_wake(task_id=pk, now=now)),
+        ("deadline of process", late, lambda pk: process_deadline(process_id=pk, now=now)),
+    ):
+        ids = list(rows.values_list("id", flat=True)[:limit])
+        acted += len(ids)
+        for pk in ids:
+            try:
+                outcome = act(pk)
+            except Exception:  # one bad row must not stop the others: logged, counted
+                logger.exception("%s %s failed", what, pk)
+                outcome = "error"
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    if acted:
+        logger.info("sweep: %s", outcomes)
+    return outcomes
+
+
+def next_wake():
+    """When the earliest timer (task ``wake_at`` or process ``deadline_at``) is due; None if none.
+
+    Two index-only reads of the partial indexes ``task_wake_at`` and ``process_deadline_at``.
+    """
+    task = TaskInstance.objects.filter(wake_at__isnull=False).aggregate(m=Min("wake_at"))["m"]
+    process = ProcessInstance.objects.filter(deadline_at__isnull=False).aggregate(
+        m=Min("deadline_at")
+    )["m"]
+    found = [t for t in (task, process) if t is not None]
+    return min(found) if found else None
+
+
+def timer_loop(stop, *, tick: float | None = None, limit: int = 1000) -> None:
+    """Run due timers to the second until ``stop`` (a ``threading.Event``) is set.
+
+    One mechanism for every timer: sleep until the earliest ``wake_at``/``deadline_at`` (at
+    most ``tick``, ``FLOWDESK_TIMER_TICK`` seconds, so a timer written meanwhile is seen within
+    a tick), then ``timers_sweep``. A sweep that found ``limit`` due runs again at once. Run by
+    ``manage.py workers`` (a thread of the supervisor) or ``manage.py timers``.
+    """
+    tick = settings.FLOWDESK_TIMER_TICK if tick is None else tick
+    while not stop.is_set():
+        try:
+            if not connection.in_atomic_block:  # (a caller's transaction: a test)
+                close_old_connections()
+            outcome = timers_sweep(limit=limit)
+            if sum(outcome.values()) >= limit:
+                continue
+            wake = next_wake()
+        except Exception:
+            logger.exception("timer loop: sweep failed; again in %ss", tick)
+            wake = None
+        wait = tick
+        if wake is not None:
+            wait = min(tick, max(0.0, (wake - timezone.now()).total_seconds()) + 0.005)
+        stop.wait(wait)

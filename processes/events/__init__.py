@@ -1,9 +1,9 @@
 """One creator per event type. The engine calls these inside its transaction, with the process
 row locked, so the per-instance sequence number is gapless and ordered.
 
-Every creator is keyword-only: ``process`` is the subject, ``actor`` who did it, ``task`` the task
-concerned (if any). Events are buffered on the process object and written in one INSERT by
-``flush`` at the end of the engine's transaction.
+Every creator is keyword-only: ``log`` is the unit of work's ``EventLog`` (its ``process`` the
+subject), ``actor`` who did it, ``task`` the task concerned (if any). Events wait in the log
+and are written in one INSERT by ``flush`` at the end of the engine's transaction.
 
 One module per subject: ``buffer`` (the actor and the buffer), ``process_events``,
 ``task_events``, ``compensation_events``; every creator is importable from ``processes.events``.
@@ -14,6 +14,7 @@ from __future__ import annotations
 from processes.events.buffer import (  # noqa: F401
     SYSTEM,
     Actor,
+    EventLog,
     _append,
     definition_event,
     flush,

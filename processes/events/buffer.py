@@ -1,8 +1,8 @@
-"""Who acts (``Actor``), the per-process buffer of new events, and writing it in one INSERT."""
+"""Who acts (``Actor``), the event log of one unit of work, and writing it in one INSERT."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.utils import timezone
@@ -28,12 +28,8 @@ class Actor:
 
     @classmethod
     def for_user(cls, user) -> Actor:
-        is_api = getattr(user, "_flowdesk_api", False)
-        return cls(
-            type=ActorType.API if is_api else ActorType.USER,
-            user=user,
-            label=user.get_username(),
-        )
+        """A person acting through a page (the inbox, the admin); see ``api`` for a system."""
+        return cls(ActorType.USER, user, user.get_username())
 
     @classmethod
     def api(cls, user=None, label: str = "api") -> Actor:
@@ -51,18 +47,30 @@ class Actor:
 SYSTEM = Actor.system()
 
 
+@dataclass
+class EventLog:
+    """The events one unit of work (the engine's ``_Run``) appends to ``process``, held until
+    they are written in one INSERT at the end of its transaction (``flush``, ``take_pending``).
+    """
+
+    process: ProcessInstance
+    pending: list[ProcessEvent] = field(default_factory=list)
+    correlation: str = ""  # the transaction's own id, when no request or task bound one
+
+
 def _append(
     *,
-    process: ProcessInstance,
+    log: EventLog,
     type: str,
     actor: Actor,
     task: TaskInstance | None = None,
     data: dict | None = None,
 ) -> ProcessEvent:
+    process = log.process
     process.last_seq += 1
     correlation = context.correlation_id.get()
     if not correlation:  # no request or task bound one: the transaction gets its own
-        correlation = process.__dict__.setdefault("_correlation_id", context.new_id())
+        log.correlation = correlation = log.correlation or context.new_id()
     event = ProcessEvent(
         process=process,
         seq=process.last_seq,
@@ -77,8 +85,7 @@ def _append(
         correlation_id=correlation,
         caused_by=context.caused_by.get(),
     )
-    pending = process.__dict__.setdefault("_pending_events", [])
-    pending.append(event)
+    log.pending.append(event)
     return event
 
 
@@ -96,23 +103,26 @@ def definition_event(*, definition, type: str, actor: Actor, data: dict | None =
     )
 
 
-def take_pending(process: ProcessInstance) -> list[ProcessEvent]:
-    """The buffered events, for a caller that writes them itself (``db.core.write``)."""
-    return process.__dict__.pop("_pending_events", [])
+def take_pending(log: EventLog) -> list[ProcessEvent]:
+    """The log's events not written yet, for a caller that writes them itself
+    (``db.core.write``, a batch's COPY)."""
+    pending, log.pending = log.pending, []
+    return pending
 
 
-def flush(process: ProcessInstance) -> list[ProcessEvent]:
-    """Write the buffered events in one INSERT (see ``written``)."""
-    pending = take_pending(process)
+def flush(log: EventLog) -> list[ProcessEvent]:
+    """Write the log's pending events in one INSERT (see ``written``)."""
+    pending = take_pending(log)
     if pending:
         raw.insert(pending)
-    return written(process, pending)
+    return written(log, pending)
 
 
-def written(process: ProcessInstance, events: list[ProcessEvent]) -> list[ProcessEvent]:
-    """``events`` were just inserted (by ``flush`` or ``db.core.write``): let ``events_written``
-    listeners (the events-out outbox) write their rows in the same transaction."""
-    process.__dict__.pop("_correlation_id", None)
+def written(log: EventLog, events: list[ProcessEvent]) -> list[ProcessEvent]:
+    """``events`` of ``log`` were just inserted (by ``flush`` or ``db.core.write``): let
+    ``events_written`` listeners (the events-out outbox) write their rows in the same
+    transaction. The next events of this log get a correlation id of their own."""
+    log.correlation = ""
     if events:
-        hooks.within("events_written", process=process, events=events)
+        hooks.within("events_written", process=log.process, events=events)
     return events

@@ -11,20 +11,20 @@ from processes.models import (
 )
 
 
-def process_cancelling(*, process, actor, reason: str, compensations: list[str]) -> ProcessEvent:
+def process_cancelling(*, log, actor, reason: str, compensations: list[str]) -> ProcessEvent:
     """``actor`` cancelled ``process``; ``compensations`` (task names, in the order they run)
     must be undone before it is ``cancelled``."""
     return _append(
-        process=process,
+        log=log,
         type=EventType.PROCESS_CANCELLING,
         actor=actor,
         data={"reason": reason, "compensations": compensations},
     )
 
 
-def compensation_scheduled(*, process, actor, task, handler: str, order: int) -> ProcessEvent:
+def compensation_scheduled(*, log, actor, task, handler: str, order: int) -> ProcessEvent:
     return _append(
-        process=process,
+        log=log,
         type=EventType.COMPENSATION_SCHEDULED,
         actor=actor,
         task=task,
@@ -32,9 +32,9 @@ def compensation_scheduled(*, process, actor, task, handler: str, order: int) ->
     )
 
 
-def compensation_started(*, process, actor, task) -> ProcessEvent:
+def compensation_started(*, log, actor, task) -> ProcessEvent:
     return _append(
-        process=process,
+        log=log,
         type=EventType.COMPENSATION_STARTED,
         actor=actor,
         task=task,
@@ -42,9 +42,9 @@ def compensation_started(*, process, actor, task) -> ProcessEvent:
     )
 
 
-def compensation_completed(*, process, actor, task, handler: str, result) -> ProcessEvent:
+def compensation_completed(*, log, actor, task, handler: str, result) -> ProcessEvent:
     return _append(
-        process=process,
+        log=log,
         type=EventType.COMPENSATION_COMPLETED,
         actor=actor,
         task=task,
@@ -52,9 +52,9 @@ def compensation_completed(*, process, actor, task, handler: str, result) -> Pro
     )
 
 
-def compensation_attempt_failed(*, process, actor, task, error: str, retry_at) -> ProcessEvent:
+def compensation_attempt_failed(*, log, actor, task, error: str, retry_at) -> ProcessEvent:
     return _append(
-        process=process,
+        log=log,
         type=EventType.COMPENSATION_ATTEMPT_FAILED,
         actor=actor,
         task=task,
@@ -62,9 +62,9 @@ def compensation_attempt_failed(*, process, actor, task, error: str, retry_at) -
     )
 
 
-def compensation_failed(*, process, actor, task, error: str) -> ProcessEvent:
+def compensation_failed(*, log, actor, task, error: str) -> ProcessEvent:
     return _append(
-        process=process,
+        log=log,
         type=EventType.COMPENSATION_FAILED,
         actor=actor,
         task=task,
@@ -72,13 +72,13 @@ def compensation_failed(*, process, actor, task, error: str) -> ProcessEvent:
     )
 
 
-def compensation_requeued(*, process, actor, task) -> ProcessEvent:
-    return _append(process=process, type=EventType.COMPENSATION_REQUEUED, actor=actor, task=task)
+def compensation_requeued(*, log, actor, task) -> ProcessEvent:
+    return _append(log=log, type=EventType.COMPENSATION_REQUEUED, actor=actor, task=task)
 
 
-def compensation_retried(*, process, actor, task, reason: str) -> ProcessEvent:
+def compensation_retried(*, log, actor, task, reason: str) -> ProcessEvent:
     return _append(
-        process=process,
+        log=log,
         type=EventType.COMPENSATION_RETRIED,
         actor=actor,
         task=task,
@@ -86,9 +86,9 @@ def compensation_retried(*, process, actor, task, reason: str) -> ProcessEvent:
     )
 
 
-def compensation_skipped(*, process, actor, task, reason: str) -> ProcessEvent:
+def compensation_skipped(*, log, actor, task, reason: str) -> ProcessEvent:
     return _append(
-        process=process,
+        log=log,
         type=EventType.COMPENSATION_SKIPPED,
         actor=actor,
         task=task,
@@ -96,10 +96,10 @@ def compensation_skipped(*, process, actor, task, reason: str) -> ProcessEvent:
     )
 
 
-def task_timed_out(*, process, actor, task, deadline, action: str) -> ProcessEvent:
+def task_timed_out(*, log, actor, task, deadline, action: str) -> ProcessEvent:
     """``task`` waited past its ``timeout``/``due``; ``action`` is its spec's ``on_timeout``."""
     return _append(
-        process=process,
+        log=log,
         type=EventType.TASK_TIMED_OUT,
         actor=actor,
         task=task,
@@ -107,9 +107,9 @@ def task_timed_out(*, process, actor, task, deadline, action: str) -> ProcessEve
     )
 
 
-def process_deadline_passed(*, process, actor, deadline) -> ProcessEvent:
+def process_deadline_passed(*, log, actor, deadline) -> ProcessEvent:
     return _append(
-        process=process,
+        log=log,
         type=EventType.PROCESS_DEADLINE_PASSED,
         actor=actor,
         data={"deadline": deadline.isoformat()},

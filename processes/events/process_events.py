@@ -11,30 +11,30 @@ from processes.models import (
 )
 
 
-def process_started(*, process, actor, input: dict) -> ProcessEvent:
+def process_started(*, log, actor, input: dict) -> ProcessEvent:
     """The actor started ``process`` with ``input`` as its first variables."""
     return _append(
-        process=process,
+        log=log,
         type=EventType.PROCESS_STARTED,
         actor=actor,
         data={
-            "definition": process.definition_key,
-            "version": process.definition.version,
-            "business_key": process.business_key,
+            "definition": log.process.definition_key,
+            "version": log.process.definition.version,
+            "business_key": log.process.business_key,
             "input": input,
         },
     )
 
 
-def process_completed(*, process, actor) -> ProcessEvent:
+def process_completed(*, log, actor) -> ProcessEvent:
     """The last stage ended; the actor is whoever completed the last task."""
-    return _append(process=process, type=EventType.PROCESS_COMPLETED, actor=actor)
+    return _append(log=log, type=EventType.PROCESS_COMPLETED, actor=actor)
 
 
-def process_failed(*, process, actor, task, error: str) -> ProcessEvent:
+def process_failed(*, log, actor, task, error: str) -> ProcessEvent:
     """An incident opened on ``process`` because ``task`` failed for good."""
     return _append(
-        process=process,
+        log=log,
         type=EventType.PROCESS_FAILED,
         actor=actor,
         task=task,
@@ -42,32 +42,30 @@ def process_failed(*, process, actor, task, error: str) -> ProcessEvent:
     )
 
 
-def process_resumed(*, process, actor) -> ProcessEvent:
+def process_resumed(*, log, actor) -> ProcessEvent:
     """No failed task remains: the incident is resolved."""
-    return _append(process=process, type=EventType.PROCESS_RESUMED, actor=actor)
+    return _append(log=log, type=EventType.PROCESS_RESUMED, actor=actor)
 
 
-def process_cancelled(*, process, actor, reason: str) -> ProcessEvent:
-    return _append(
-        process=process, type=EventType.PROCESS_CANCELLED, actor=actor, data={"reason": reason}
-    )
+def process_cancelled(*, log, actor, reason: str) -> ProcessEvent:
+    return _append(log=log, type=EventType.PROCESS_CANCELLED, actor=actor, data={"reason": reason})
 
 
-def process_reopened(*, process, actor, reason: str, stage: str) -> ProcessEvent:
+def process_reopened(*, log, actor, reason: str, stage: str) -> ProcessEvent:
     """A replay brought ``process`` back to ``stage``."""
     return _append(
-        process=process,
+        log=log,
         type=EventType.PROCESS_REOPENED,
         actor=actor,
         data={"reason": reason, "stage": stage},
     )
 
 
-def process_sent_back(*, process, actor, task, goto: str, rework: dict) -> ProcessEvent:
+def process_sent_back(*, log, actor, task, goto: str, rework: dict) -> ProcessEvent:
     """The actor decided ``task`` with a rework outcome: the process goes back to stage ``goto``
     for the next round; ``rework`` is the ``rework`` variable set for it (round, comment, ...)."""
     return _append(
-        process=process,
+        log=log,
         type=EventType.PROCESS_SENT_BACK,
         actor=actor,
         task=task,
@@ -82,12 +80,12 @@ def process_sent_back(*, process, actor, task, goto: str, rework: dict) -> Proce
 
 
 def process_migrated(
-    *, process, actor, from_version: int, to_version: int, mapping: dict, dropped, added
+    *, log, actor, from_version: int, to_version: int, mapping: dict, dropped, added
 ) -> ProcessEvent:
     """The actor moved ``process`` to another version of its definition: ``mapping`` says which
     task became which, ``dropped`` and ``added`` the tasks that went and came."""
     return _append(
-        process=process,
+        log=log,
         type=EventType.PROCESS_MIGRATED,
         actor=actor,
         data={
@@ -100,11 +98,11 @@ def process_migrated(
     )
 
 
-def subprocess_started(*, process, actor, task, definition: str, children: list) -> ProcessEvent:
+def subprocess_started(*, log, actor, task, definition: str, children: list) -> ProcessEvent:
     """The PROCESS ``task`` of ``process`` started ``children`` ({id, business_key}) of
     ``definition``; the actor is whoever scheduled the task."""
     return _append(
-        process=process,
+        log=log,
         type=EventType.SUBPROCESS_STARTED,
         actor=actor,
         task=task,
@@ -112,10 +110,10 @@ def subprocess_started(*, process, actor, task, definition: str, children: list)
     )
 
 
-def subprocess_finished(*, process, actor, task, child, state: str) -> ProcessEvent:
+def subprocess_finished(*, log, actor, task, child, state: str) -> ProcessEvent:
     """A child of ``task`` ended in ``state`` (completed or cancelled); the actor is the child."""
     return _append(
-        process=process,
+        log=log,
         type=EventType.SUBPROCESS_FINISHED,
         actor=actor,
         task=task,
@@ -123,23 +121,19 @@ def subprocess_finished(*, process, actor, task, child, state: str) -> ProcessEv
     )
 
 
-def stage_started(*, process, actor, stage: str) -> ProcessEvent:
-    return _append(
-        process=process, type=EventType.STAGE_STARTED, actor=actor, data={"stage": stage}
-    )
+def stage_started(*, log, actor, stage: str) -> ProcessEvent:
+    return _append(log=log, type=EventType.STAGE_STARTED, actor=actor, data={"stage": stage})
 
 
-def stage_completed(*, process, actor, stage: str) -> ProcessEvent:
-    return _append(
-        process=process, type=EventType.STAGE_COMPLETED, actor=actor, data={"stage": stage}
-    )
+def stage_completed(*, log, actor, stage: str) -> ProcessEvent:
+    return _append(log=log, type=EventType.STAGE_COMPLETED, actor=actor, data={"stage": stage})
 
 
-def variables_changed(*, process, actor, changes: dict, reason: str) -> ProcessEvent:
+def variables_changed(*, log, actor, changes: dict, reason: str) -> ProcessEvent:
     """A person with the ``correct_variables`` grant corrected variables; ``changes`` maps each
     variable path to ``{"before": ..., "after": ...}`` (a missing side means absent)."""
     return _append(
-        process=process,
+        log=log,
         type=EventType.VARIABLES_CHANGED,
         actor=actor,
         data={"changes": changes, "reason": reason},

@@ -14,7 +14,7 @@ from processes.models import (
 
 
 def task_scheduled(
-    *, process, actor, task, payload: dict | None = None, barred: dict | None = None
+    *, log, actor, task, payload: dict | None = None, barred: dict | None = None
 ) -> ProcessEvent:
     """``task`` became ready; ``payload`` is the seed's StartTask message for external tasks;
     ``barred``: the spec's assignee could not be given the task (separation of duties)."""
@@ -29,15 +29,13 @@ def task_scheduled(
         data["assignee"] = task.assignee.get_username()
     if task.due_at:
         data["due_at"] = task.due_at.isoformat()
-    return _append(
-        process=process, type=EventType.TASK_SCHEDULED, actor=actor, task=task, data=data
-    )
+    return _append(log=log, type=EventType.TASK_SCHEDULED, actor=actor, task=task, data=data)
 
 
-def task_started(*, process, actor, task) -> ProcessEvent:
+def task_started(*, log, actor, task) -> ProcessEvent:
     """A worker took ``task`` (attempt number in data)."""
     return _append(
-        process=process,
+        log=log,
         type=EventType.TASK_STARTED,
         actor=actor,
         task=task,
@@ -45,7 +43,7 @@ def task_started(*, process, actor, task) -> ProcessEvent:
     )
 
 
-def task_completed(*, process, actor, task, result: Any, inline: bool = False) -> ProcessEvent:
+def task_completed(*, log, actor, task, result: Any, inline: bool = False) -> ProcessEvent:
     """``task`` is done with ``result``; ``inline``: a pure-compute step run in the transaction
     that made it ready (its only event: no ``task_scheduled``/``task_started`` before it)."""
     data = {"result": result}
@@ -53,14 +51,12 @@ def task_completed(*, process, actor, task, result: Any, inline: bool = False) -
         data["inline"] = True
     if task.decided_by_id:
         data["decided_by"] = task.decided_by.get_username()
-    return _append(
-        process=process, type=EventType.TASK_COMPLETED, actor=actor, task=task, data=data
-    )
+    return _append(log=log, type=EventType.TASK_COMPLETED, actor=actor, task=task, data=data)
 
 
-def task_attempt_failed(*, process, actor, task, error: str, retry_at) -> ProcessEvent:
+def task_attempt_failed(*, log, actor, task, error: str, retry_at) -> ProcessEvent:
     return _append(
-        process=process,
+        log=log,
         type=EventType.TASK_ATTEMPT_FAILED,
         actor=actor,
         task=task,
@@ -68,9 +64,9 @@ def task_attempt_failed(*, process, actor, task, error: str, retry_at) -> Proces
     )
 
 
-def task_failed(*, process, actor, task, error: str) -> ProcessEvent:
+def task_failed(*, log, actor, task, error: str) -> ProcessEvent:
     return _append(
-        process=process,
+        log=log,
         type=EventType.TASK_FAILED,
         actor=actor,
         task=task,
@@ -78,9 +74,9 @@ def task_failed(*, process, actor, task, error: str) -> ProcessEvent:
     )
 
 
-def task_retried(*, process, actor, task, reason: str = "") -> ProcessEvent:
+def task_retried(*, log, actor, task, reason: str = "") -> ProcessEvent:
     return _append(
-        process=process,
+        log=log,
         type=EventType.TASK_RETRIED,
         actor=actor,
         task=task,
@@ -88,9 +84,9 @@ def task_retried(*, process, actor, task, reason: str = "") -> ProcessEvent:
     )
 
 
-def task_requeued(*, process, actor, task) -> ProcessEvent:
+def task_requeued(*, log, actor, task) -> ProcessEvent:
     return _append(
-        process=process,
+        log=log,
         type=EventType.TASK_REQUEUED,
         actor=actor,
         task=task,
@@ -105,12 +101,12 @@ SKIP_OPERATOR = "operator"  # a person with the operate grant skipped it, with a
 SKIP_CAUSES = (SKIP_CONDITION, SKIP_DEADLINE, SKIP_OPERATOR)
 
 
-def task_skipped(*, process, actor, task, reason: str, cause: str) -> ProcessEvent:
+def task_skipped(*, log, actor, task, reason: str, cause: str) -> ProcessEvent:
     """``task`` will not run. ``cause``: "condition" (its condition was false when it became
     ready; the actor is the system, whose rule it is), "deadline" (its ``on_timeout: skip``
     deadline passed; the timer sweep) or "operator" (a person skipped it; ``reason`` is theirs)."""
     return _append(
-        process=process,
+        log=log,
         type=EventType.TASK_SKIPPED,
         actor=actor,
         task=task,
@@ -118,13 +114,13 @@ def task_skipped(*, process, actor, task, reason: str, cause: str) -> ProcessEve
     )
 
 
-def task_cancelled(*, process, actor, task) -> ProcessEvent:
-    return _append(process=process, type=EventType.TASK_CANCELLED, actor=actor, task=task)
+def task_cancelled(*, log, actor, task) -> ProcessEvent:
+    return _append(log=log, type=EventType.TASK_CANCELLED, actor=actor, task=task)
 
 
-def task_reset(*, process, actor, task, reason: str) -> ProcessEvent:
+def task_reset(*, log, actor, task, reason: str) -> ProcessEvent:
     return _append(
-        process=process,
+        log=log,
         type=EventType.TASK_RESET,
         actor=actor,
         task=task,
@@ -132,10 +128,10 @@ def task_reset(*, process, actor, task, reason: str) -> ProcessEvent:
     )
 
 
-def task_duplicate(*, process, actor, task, event: str, data: Any = None) -> ProcessEvent:
+def task_duplicate(*, log, actor, task, event: str, data: Any = None) -> ProcessEvent:
     """A repeated or late event for ``task`` was recorded and ignored."""
     return _append(
-        process=process,
+        log=log,
         type=EventType.TASK_DUPLICATE,
         actor=actor,
         task=task,
@@ -143,17 +139,17 @@ def task_duplicate(*, process, actor, task, event: str, data: Any = None) -> Pro
     )
 
 
-def task_claimed(*, process, actor, task) -> ProcessEvent:
-    return _append(process=process, type=EventType.TASK_CLAIMED, actor=actor, task=task)
+def task_claimed(*, log, actor, task) -> ProcessEvent:
+    return _append(log=log, type=EventType.TASK_CLAIMED, actor=actor, task=task)
 
 
-def task_released(*, process, actor, task) -> ProcessEvent:
-    return _append(process=process, type=EventType.TASK_RELEASED, actor=actor, task=task)
+def task_released(*, log, actor, task) -> ProcessEvent:
+    return _append(log=log, type=EventType.TASK_RELEASED, actor=actor, task=task)
 
 
-def task_delegated(*, process, actor, task, to_user, comment: str = "") -> ProcessEvent:
+def task_delegated(*, log, actor, task, to_user, comment: str = "") -> ProcessEvent:
     return _append(
-        process=process,
+        log=log,
         type=EventType.TASK_DELEGATED,
         actor=actor,
         task=task,
@@ -161,9 +157,9 @@ def task_delegated(*, process, actor, task, to_user, comment: str = "") -> Proce
     )
 
 
-def task_escalated(*, process, actor, task, from_role: str, to_role: str) -> ProcessEvent:
+def task_escalated(*, log, actor, task, from_role: str, to_role: str) -> ProcessEvent:
     return _append(
-        process=process,
+        log=log,
         type=EventType.TASK_ESCALATED,
         actor=actor,
         task=task,
@@ -171,9 +167,9 @@ def task_escalated(*, process, actor, task, from_role: str, to_role: str) -> Pro
     )
 
 
-def task_reminded(*, process, actor, task, recipients: list[str]) -> ProcessEvent:
+def task_reminded(*, log, actor, task, recipients: list[str]) -> ProcessEvent:
     return _append(
-        process=process,
+        log=log,
         type=EventType.TASK_REMINDED,
         actor=actor,
         task=task,
@@ -181,9 +177,9 @@ def task_reminded(*, process, actor, task, recipients: list[str]) -> ProcessEven
     )
 
 
-def compensation_run(*, process, actor, task, handler: str, outcome: str) -> ProcessEvent:
+def compensation_run(*, log, actor, task, handler: str, outcome: str) -> ProcessEvent:
     return _append(
-        process=process,
+        log=log,
         type=EventType.COMPENSATION_RUN,
         actor=actor,
         task=task,
@@ -191,9 +187,9 @@ def compensation_run(*, process, actor, task, handler: str, outcome: str) -> Pro
     )
 
 
-def notification_sent(*, process, actor, task=None, channel: str, recipients, message: str):
+def notification_sent(*, log, actor, task=None, channel: str, recipients, message: str):
     return _append(
-        process=process,
+        log=log,
         type=EventType.NOTIFICATION_SENT,
         actor=actor,
         task=task,
@@ -201,12 +197,12 @@ def notification_sent(*, process, actor, task=None, channel: str, recipients, me
     )
 
 
-def notification_failed(*, process, actor, task=None, channel: str, error: str, recipients=()):
+def notification_failed(*, log, actor, task=None, channel: str, error: str, recipients=()):
     data = {"channel": channel, "error": error}
     if recipients:
         data["recipients"] = list(recipients)
     return _append(
-        process=process,
+        log=log,
         type=EventType.NOTIFICATION_FAILED,
         actor=actor,
         task=task,

@@ -24,7 +24,7 @@ process tree (SIGKILL to the group, a new ``qcluster``) when:
 - ``qcluster`` exited (its sentinel died, or it was killed): at once, with back-off when it keeps
   exiting right after it started.
 
-A thread of the supervisor runs the timer loop (``processes.worker.timer_loop``): retry
+A thread of the supervisor runs the timer loop (``processes.engine.timer_loop``): retry
 back-offs, lost enqueues, leases, escalations, deadlines and compensations to the second, whether
 or not the cluster works. After each (re)start it does not wait for the periodic sweep: it re-enqueues the scheduled service
 steps (Redis tasks that sat in the dead queues are gone; a duplicate is skipped by the engine) and

@@ -45,7 +45,7 @@ class Config:
     workers: int
     command: list[str]
     progress_dir: str | None = None
-    timers: bool = True  # run the timer loop (``processes.worker.timer_loop``) in a thread
+    timers: bool = True  # run the timer loop (``processes.engine.timer_loop``) in a thread
 
     @classmethod
     def from_settings(cls, **overrides) -> Config:
@@ -150,13 +150,13 @@ class Supervisor(TreeControl, RecordAndRecover):
         on the cluster it supervises (a frozen cluster would freeze a django-q2 schedule)."""
         if not self.config.timers:
             return None
-        from processes import worker
+        from processes import engine
 
         stop = threading.Event()
 
         def loop():
             try:
-                worker.timer_loop(stop)
+                engine.timer_loop(stop)
             finally:
                 connections.close_all()
 

@@ -34,13 +34,13 @@ class RecordAndRecover:
 
     def _recover(self) -> None:
         """Run again at once what the dead tree may have lost; sweep again once leases expire."""
-        from processes import worker
+        from processes import engine
         from processes.models import TaskInstance, TaskState
 
         try:
             close_old_connections()
-            requeued = worker.requeue_scheduled()
-            swept = worker.sweep_timers()
+            requeued = engine.requeue_scheduled()
+            swept = engine.timers_sweep()
             now = timezone.now()
             leases = (
                 TaskInstance.objects.filter(state=TaskState.RUNNING, wake_at__gt=now)
@@ -63,11 +63,11 @@ class RecordAndRecover:
             logger.info("running steps' leases expire within %.0fs: sweeping again then", wait)
 
     def _sweep(self, why: str) -> None:
-        from processes import worker
+        from processes import engine
 
         try:
             close_old_connections()
-            outcome = worker.sweep_timers()
+            outcome = engine.timers_sweep()
         except Exception:
             logger.exception("timer sweep failed")
             return
@@ -85,11 +85,11 @@ class RecordAndRecover:
         hooks.emit("claims_expired")  # a failing listener is logged there
 
     def _requeue(self, task_ids) -> None:
-        from processes import worker
+        from processes import engine
 
         try:
             close_old_connections()
-            worker.requeue_scheduled(task_ids=task_ids)
+            engine.requeue_scheduled(task_ids=task_ids)
         except Exception:
             logger.exception("cannot enqueue steps %s again; the timer sweep will", task_ids)
 

@@ -2,6 +2,8 @@
 engine announces through hooks after commit, never into the caller; the queue never turns a
 committed change into an error."""
 
+from pathlib import Path
+
 import pytest
 from django.contrib.auth.models import Permission
 
@@ -91,3 +93,20 @@ def test_an_unreachable_broker_is_logged_not_raised(monkeypatch, caplog):
     monkeypatch.setattr(queue, "async_task", refuse)
     assert queue.enqueue_step(1, timeout=5) is False
     assert "left to the timer sweep" in caplog.text
+
+
+def test_the_engine_leaves_work_to_after_its_commit_through_one_path(monkeypatch):
+    """``queue.on_commit`` (guarded: never raises into the request) is the engine's one way to
+    act after a commit; ``hooks.after_commit`` announces through it too."""
+    engine_dir = Path(engine.__file__).parent
+    raw = [
+        f"{path.name}:{number}"
+        for path in sorted(engine_dir.glob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "transaction.on_commit" in line
+    ]
+    assert raw == []
+    registered = []
+    monkeypatch.setattr(queue, "on_commit", lambda *args, **kwargs: registered.append(args))
+    hooks.after_commit("task_opened", task_id=1)
+    assert registered == [(hooks.emit, "task_opened")]

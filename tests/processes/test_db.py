@@ -3,6 +3,7 @@ cover every column; the grant condition is guardian's rule."""
 
 import itertools
 import json
+import uuid
 
 import pytest
 from django.contrib.auth.models import Group
@@ -65,11 +66,12 @@ def processes(pizza, import_definition):
 def test_the_locks_read_what_the_orm_reads(processes, transactional_db):
     for process in processes:
         orm = ProcessInstance.objects.select_related("definition").get(pk=process.pk)
-        by_id = db_engine.lock_process(process.pk)
-        task = TaskInstance.objects.filter(process=process).first()
-        by_task = db_engine.lock_process_of_task(task.pk)
-        for fixed in (by_id, by_task):
+        orm_tasks = list(TaskInstance.objects.filter(process=process).order_by("stage_index", "id"))
+        by_id = db_engine.lock_with_tasks(process.pk)
+        by_task = db_engine.lock_with_tasks(task_id=orm_tasks[-1].pk)
+        for fixed, tasks in (by_id, by_task):
             assert FIELDS(fixed) == FIELDS(orm)
+            assert [FIELDS(t) for t in tasks] == [FIELDS(t) for t in orm_tasks]
             d = fixed.definition
             assert (d.pk, d.key, d.version, d.published_at) == (
                 orm.definition.pk,
@@ -77,7 +79,8 @@ def test_the_locks_read_what_the_orm_reads(processes, transactional_db):
                 orm.definition.version,
                 orm.definition.published_at,
             )
-    assert db_engine.lock_process_of_task(10**12) is None
+    assert db_engine.lock_with_tasks(task_id=10**12) == (None, [])
+    assert db_engine.lock_with_tasks(uuid.uuid4()) == (None, [])
 
 
 def test_tasks_of_a_process_are_the_orms_in_spec_order(processes):

@@ -89,13 +89,13 @@ def test_requeue_scheduled_enqueues_the_scheduled_service_steps_with_their_timeo
     engine.process_cancel(process_id=cancelled.pk, actor=system_actor, reason="test")
     queued.clear()
 
-    assert worker.requeue_scheduled() == 2
+    assert engine.requeue_scheduled() == 2
     assert sorted(queued) == [7, 60]  # the spec's timeout; FLOWDESK_DEFAULT_STEP_TIMEOUT
 
     # a step inside its retry back-off is left to the sweep
     live.tasks.filter(name="fast").update(scheduled_at=timezone.now() + dt.timedelta(minutes=1))
     queued.clear()
-    assert worker.requeue_scheduled() == 1 and queued == [60]
+    assert engine.requeue_scheduled() == 1 and queued == [60]
 
 
 def note(path):

@@ -80,7 +80,7 @@ def test_the_timer_loop_sleeps_until_the_next_timer_and_fires_it_then(
         # when the loop runs with a long tick
         stop = LoopStop(clock, waits=2)
         with django_capture_on_commit_callbacks(execute=True):
-            worker.timer_loop(stop, tick=60)
+            engine.timer_loop(stop, tick=60)
     finally:
         registry.unregister("t.flaky")
 
@@ -94,7 +94,7 @@ def test_the_timer_loop_sleeps_until_the_next_timer_and_fires_it_then(
 
 def test_the_timer_loop_wakes_every_tick_for_timers_written_meanwhile(clock):
     stop = LoopStop(clock, waits=3)
-    worker.timer_loop(stop, tick=1)
+    engine.timer_loop(stop, tick=1)
     assert stop.waits == [1, 1, 1]
 
 

@@ -50,7 +50,9 @@ from processes.api.serializers.tasks import (  # noqa: F401
     TaskActionResultSerializer,
     TaskCompleteSerializer,
     TaskDelegateSerializer,
+    TaskDetailPartsSerializer,
     TaskDetailSerializer,
     TaskRightsSerializer,
     VariablesCorrectionSerializer,
+    task_detail,
 )

@@ -42,10 +42,12 @@ class CorrectionSerializer(serializers.Serializer):
     )
 
 
-class TaskDetailSerializer(InboxTaskSerializer):
-    """One human task as its caller may see it: ``variables`` (the task's ``show`` list),
-    ``result`` and ``corrections`` only for those who may read it (null otherwise)."""
+class TaskDetailPartsSerializer(serializers.Serializer):
+    """What the API works out for the caller of one human task (given as a dict): the spec's
+    words, ``variables`` (the task's ``show`` list), ``result`` and ``corrections`` only for
+    those who may read it (null otherwise), and ``can``, the caller's rights."""
 
+    result = serializers.JSONField(allow_null=True)
     label = serializers.CharField()
     description = serializers.CharField()
     outcomes = serializers.ListField(child=serializers.CharField())
@@ -57,6 +59,17 @@ class TaskDetailSerializer(InboxTaskSerializer):
         "this task's own decision), oldest first, cut to the paths this task's deciders see.",
     )
     can = TaskRightsSerializer()
+
+
+class TaskDetailSerializer(InboxTaskSerializer, TaskDetailPartsSerializer):
+    """One human task as its caller may see it: the task's own fields, then the parts worked
+    out for the caller (``TaskDetailPartsSerializer``; ``result`` as the caller may read it).
+    The shape the API documents; ``task_detail`` writes it."""
+
+
+def task_detail(task, parts: dict) -> dict:
+    """The ``TaskDetailSerializer`` answer: ``task``'s fields joined to ``parts``."""
+    return {**InboxTaskSerializer(task).data, **TaskDetailPartsSerializer(parts).data}
 
 
 class VariablesCorrectionSerializer(serializers.Serializer):

@@ -5,12 +5,17 @@ from __future__ import annotations
 from rest_framework.generics import GenericAPIView
 
 from processes import authority
+from processes.api.authentication import FlowdeskTokenAuthentication
 from processes.api.base import ApiView, Pagination
 from processes.errors import Forbidden, NotFound
 from processes.events import Actor
 
 
 def actor_of(request) -> Actor:
+    """The caller as the history records it: a system calling with its token (``api``), or a
+    person signed in to the site (``user``)."""
+    if isinstance(request.successful_authenticator, FlowdeskTokenAuthentication):
+        return Actor.api(request.user)
     return Actor.for_user(request.user)
 
 

@@ -38,35 +38,32 @@ class InboxView(ListView):
 class TaskDetailView(ApiView):
     @docs.task_detail
     def get(self, request, pk):
-        task = selectors.human_task_for(request.user, pk)
-        rights = task.rights
+        task, rights = selectors.human_task_for(request.user, pk)
         task_spec = task.process.definition.parsed().task(task.name)
-        task.label = task_spec.label or task.name.replace("_", " ")
-        task.description = task_spec.description
-        task.outcomes = list(task_spec.outcomes)
-        task.variables = (
-            authority.visible_variables(task.process.variables, task_spec) if rights.read else None
-        )
-        task.corrections = (
-            [
+        parts = {
+            "result": task.result if rights.read else None,
+            "label": task_spec.label or task.name.replace("_", " "),
+            "description": task_spec.description,
+            "outcomes": list(task_spec.outcomes),
+            "variables": None,
+            "corrections": None,
+            "can": rights,
+        }
+        if rights.read:
+            parts["variables"] = authority.visible_variables(task.process.variables, task_spec)
+            parts["corrections"] = [
                 c.as_dict()
                 for c in timeline.corrections(
                     selectors.corrections_before_decision(task), task_spec
                 )
             ]
-            if rights.read
-            else None
-        )
-        if not rights.read:
-            task.result = None
-        task.can = rights
-        return Response(ser.TaskDetailSerializer(task).data)
+        return Response(ser.task_detail(task, parts))
 
 
 class TaskClaimView(ApiView):
     @docs.claim
     def post(self, request, pk):
-        task = selectors.human_task_for(request.user, pk)
+        task, _ = selectors.human_task_for(request.user, pk)
         engine.task_claim(task_id=task.pk, actor=actor_of(request))
         return _answer(task.pk)
 
@@ -74,7 +71,7 @@ class TaskClaimView(ApiView):
 class TaskReleaseView(ApiView):
     @docs.release
     def post(self, request, pk):
-        task = selectors.human_task_for(request.user, pk)
+        task, _ = selectors.human_task_for(request.user, pk)
         engine.task_release(task_id=task.pk, actor=actor_of(request))
         return _answer(task.pk)
 
@@ -83,7 +80,7 @@ class TaskCompleteView(ApiView):
     @docs.complete
     def post(self, request, pk):
         data = validated(ser.TaskCompleteSerializer, request.data)
-        task = selectors.human_task_for(request.user, pk)
+        task, _ = selectors.human_task_for(request.user, pk)
         engine.task_decide(
             task_id=task.pk,
             actor=actor_of(request),
@@ -98,7 +95,7 @@ class TaskDelegateView(ApiView):
     @docs.delegate
     def post(self, request, pk):
         data = validated(ser.TaskDelegateSerializer, request.data)
-        task = selectors.human_task_for(request.user, pk)
+        task, _ = selectors.human_task_for(request.user, pk)
         to_user = get_user_model().objects.filter(username=data["to"]).first()
         engine.task_delegate(
             task_id=task.pk, actor=actor_of(request), to_user=to_user, comment=data["comment"]

@@ -3,7 +3,7 @@ import threading
 
 from django.core.management.base import BaseCommand
 
-from processes.worker import timer_loop
+from processes.engine import timer_loop
 
 
 class Command(BaseCommand):
