@@ -236,6 +236,7 @@ def seed_processes(
                 TaskInstance,
                 {
                     "process": "p.id",
+                    "definition_key": "p.definition_key",
                     "stage": "t.stage",
                     "stage_index": "t.stage_index",
                     "name": "t.name",
@@ -378,6 +379,7 @@ def seed_open_timers(definition, timers: int, *, tag: str = "timers") -> None:
             TaskInstance,
             {
                 "process": f"md5({literal(tag)} || g)::uuid",
+                "definition_key": literal(definition.key),
                 "stage": "t.stage",
                 "stage_index": "t.stage_index",
                 "name": "t.name",

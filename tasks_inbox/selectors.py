@@ -18,7 +18,14 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from processes import authority
-from processes.models import ProcessEvent, TaskInstance, TaskState, TaskType, overdue_q
+from processes.models import (
+    ProcessDefinition,
+    ProcessEvent,
+    TaskInstance,
+    TaskState,
+    TaskType,
+    overdue_q,
+)
 from processes.selectors import human_task_with_rights
 
 TABS = {
@@ -135,7 +142,7 @@ def inbox_tasks(
     if q:
         qs = qs.filter(_business_key_prefix(q))
     if definition:
-        qs = qs.filter(process__definition_key=definition)
+        qs = qs.filter(definition_key=definition)
     qs = _due_window(qs, due, now)
     return _for_list(qs).order_by(*_ordering(sort, tab))
 
@@ -165,19 +172,31 @@ def tab_counts(*, user, roles: list[str], now=None) -> dict[str, int]:
 
 
 def definition_choices(user, roles: list[str]) -> list[tuple[str, str]]:
-    """(key, name) of the definitions of the open tasks in ``user``'s inbox, for the filter."""
+    """(key, name) of the definitions of the open tasks in ``user``'s inbox, for the filter.
+
+    The tasks' own ``definition_key`` in two parts that each read one index: the roles' tasks
+    (``task_open_human_listing``, no table rows) and the few tasks held outside those roles.
+    """
     if not user.is_authenticated or not user.is_active:
         return []
-    rows = (
-        TaskInstance.objects.filter(type=TaskType.HUMAN, state=TaskState.SCHEDULED)
-        .filter(authority.listed_q(user, roles))
-        # no ordering: the model's (stage_index, id) would join the DISTINCT and bring back one
-        # row per open task (thousands at 1M instances) instead of one per definition
-        .order_by()
-        .values_list("process__definition_key", "process__definition__name")
-        .distinct()
+    open_ = TaskInstance.objects.filter(type=TaskType.HUMAN, state=TaskState.SCHEDULED).order_by()
+    of_roles = open_.filter(authority.roles_listed_q(user, roles)).values_list("definition_key")
+    held_elsewhere = (
+        open_.filter(authority.held_by_q(user))
+        .exclude(candidate_role__in=list(roles))
+        .values_list("definition_key")
     )
-    return sorted(set(rows), key=lambda row: row[1].lower())
+    keys = {key for (key,) in of_roles.union(held_elsewhere)}  # one query, UNION drops repeats
+    if not keys:
+        return []
+    names = dict.fromkeys(keys, "")
+    for key, name in (
+        ProcessDefinition.objects.filter(key__in=keys)
+        .order_by("key", "version")
+        .values_list("key", "name")
+    ):
+        names[key] = name or key  # the newest version's name wins
+    return sorted(((key, name or key) for key, name in names.items()), key=lambda r: r[1].lower())
 
 
 def clean_query(q: str) -> str:
@@ -237,10 +256,7 @@ class RolePages:
     def count(self) -> int:
         if not self.roles:
             return 0
-        roles_q = Q(pk__in=[])
-        for role in self.roles:
-            roles_q |= authority.role_listed_q(self.user, role)
-        return self.open.filter(roles_q).count()
+        return self.open.filter(authority.roles_listed_q(self.user, self.roles)).count()
 
     def __len__(self) -> int:
         return self.count()

@@ -126,7 +126,7 @@ def test_peer_runs_both_sides(postgres, transactional_db, tmp_path):
     assert "Viewflow" in out and "ratio Flowdesk/Viewflow" in out, out
 
 
-def test_the_seeding_stops_at_a_not_null_column_it_does_not_fill(db):
+def test_the_seeding_stops_at_a_not_null_column_it_does_not_fill(postgres, db):
     """The seeding is built from the models' fields: a NOT NULL column without a default that it
     gives no value stops it with the column's name (here ``seq``, left out on purpose)."""
     import importlib.util

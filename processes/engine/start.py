@@ -148,6 +148,7 @@ def _build_instance(definition, business_key, input, actor, now=None):
     tasks = [
         TaskInstance(
             process=process,
+            definition_key=process.definition_key,
             stage=stage.name,
             stage_index=index,
             name=task.name,

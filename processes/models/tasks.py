@@ -31,6 +31,9 @@ class TaskInstance(FSMModelMixin, models.Model):
     process = models.ForeignKey(
         ProcessInstance, on_delete=models.CASCADE, related_name="tasks", db_index=False
     )
+    # The process's definition key, copied when the task is made: the inbox's filter and its counts
+    # per process type read open tasks alone (one index), never a join to a million processes.
+    definition_key = models.SlugField(max_length=100, db_index=False, editable=False)
     stage = models.CharField(max_length=100)
     stage_index = models.PositiveIntegerField(default=0)
     name = models.CharField(max_length=100)
@@ -118,6 +121,13 @@ class TaskInstance(FSMModelMixin, models.Model):
             models.Index(
                 fields=["candidate_role", "due_at"],
                 name="task_open_human_role",
+                condition=Q(state="scheduled", type="HUMAN"),
+            ),
+            # The inbox's counts and its process-type filter: every column they read is in it, so
+            # PostgreSQL answers from the index alone (an index-only scan).
+            models.Index(
+                fields=["candidate_role", "definition_key", "visibility", "assignee", "claimed_by"],
+                name="task_open_human_listing",
                 condition=Q(state="scheduled", type="HUMAN"),
             ),
             models.Index(
