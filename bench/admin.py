@@ -244,6 +244,10 @@ def main() -> int:
     found = loaded(args.instances)
     if found == args.instances:
         print(f"reusing {database_name(url)} ({args.instances:,} instances)", flush=True)
+        from django.db import connection
+
+        with connection.cursor() as c:  # a migration since may have rewritten rows: as
+            c.execute("VACUUM ANALYZE processes_taskinstance")  # autovacuum would, first
     elif found:
         sys.exit(
             f"{database_name(url)} holds {found:,} bench instances, not {args.instances:,}: "
@@ -256,12 +260,9 @@ def main() -> int:
         explain()
     print(f"load average {os.getloadavg()}", flush=True)
     results = measure(args.runs)
-    ok = all(
-        pct(s, 95) <= 0.3
-        for label, s in results.items()
-        if "default" in label or "dashboard" in label
-    )
-    print("target p95 <= 300 ms:", "met" if ok else "NOT met")
+    missed = [label for label, s in results.items() if pct(s, 95) > 0.3]
+    print("target p95 <= 300 ms (every list, filtered too, and the dashboard):",
+          f"NOT met by {', '.join(missed)}" if missed else "met")  # fmt: skip
     return 0
 
 
