@@ -18,7 +18,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from processes import authority
-from processes.models import ProcessEvent, TaskInstance, TaskState, TaskType, overdue_q
+from processes.models import Absence, ProcessEvent, TaskInstance, TaskState, TaskType, overdue_q
 from processes.selectors import human_task_with_rights
 
 TABS = {
@@ -74,6 +74,8 @@ LIST_FIELDS = (
     "assignee__username",
     "claimed_by__id",
     "claimed_by__username",
+    "on_behalf_of__id",
+    "on_behalf_of__username",
 )
 
 
@@ -201,9 +203,9 @@ def _business_key_prefix(q: str) -> Q:
 
 
 def _for_list(qs: QuerySet[TaskInstance]) -> QuerySet[TaskInstance]:
-    return qs.select_related("process", "process__definition", "assignee", "claimed_by").only(
-        *LIST_FIELDS
-    )
+    return qs.select_related(
+        "process", "process__definition", "assignee", "claimed_by", "on_behalf_of"
+    ).only(*LIST_FIELDS)
 
 
 def _merge_key(sort: str):
@@ -315,3 +317,26 @@ def process_tasks(process) -> QuerySet[TaskInstance]:
 
 def process_timeline(process, limit: int = 500) -> list[ProcessEvent]:
     return list(ProcessEvent.objects.filter(process=process).order_by("seq")[:limit])
+
+
+def absences_of(user, *, today, past: int = 5) -> list[Absence]:
+    """``user``'s absences under way and to come, then their last few past ones."""
+    mine = Absence.objects.filter(user=user).select_related("substitute")
+    current = list(mine.filter(ends_on__gte=today).order_by("starts_on", "id"))
+    return current + list(mine.filter(ends_on__lt=today).order_by("-ends_on", "-id")[:past])
+
+
+def away_now(user, *, today) -> Absence | None:
+    """``user``'s absence under way ``today``, if any (the inbox says so)."""
+    return Absence.objects.on(today).filter(user=user).select_related("substitute").first()
+
+
+def substitute_choices(user) -> QuerySet:
+    """Whom ``user`` may name as substitute: active members of one of their roles."""
+    return (
+        get_user_model()
+        .objects.filter(is_active=True, groups__name__in=role_names(user))
+        .exclude(pk=user.pk)
+        .distinct()
+        .order_by("username")
+    )

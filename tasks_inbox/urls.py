@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from tasks_inbox import views
+from tasks_inbox import absence_views, views
 
 app_name = "tasks_inbox"
 
@@ -11,6 +11,8 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("inbox/", views.inbox, name="inbox"),
     path("inbox/bulk-decide/", views.bulk_decide, name="bulk_decide"),
+    path("inbox/absences/", absence_views.absences, name="absences"),
+    path("inbox/absences/<int:pk>/end/", absence_views.absence_end, name="absence_end"),
     path("inbox/tasks/<int:pk>/", views.task_detail, name="task"),
     path("inbox/tasks/<int:pk>/claim/", views.claim, name="claim"),
     path("inbox/tasks/<int:pk>/release/", views.release, name="release"),

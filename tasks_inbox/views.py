@@ -100,6 +100,7 @@ def inbox(request):
             "due_toggle": "-due" if sort == "due" else "due",
             "age_toggle": "-age" if sort == "age" else "age",
             "now": now,
+            "away": selectors.away_now(request.user, today=timezone.localdate(now)),
         },
     )
 
