@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from processes import authority, events
 from processes import spec as spec_module
-from processes.engine._run import _lock_for_task, _Run
+from processes.engine._run import _lock_for_task
 from processes.engine.assignment import hand_over
 from processes.errors import InvalidInput, NotFound
 from processes.events import SYSTEM, Actor
@@ -42,9 +42,7 @@ def _day(value, name: str, errors: dict) -> dt.date | None:
     return None
 
 
-def absence_record(
-    *, actor: Actor, starts_on, ends_on, substitute=None, note: str = ""
-) -> Absence:
+def absence_record(*, actor: Actor, starts_on, ends_on, substitute=None, note: str = "") -> Absence:
     """Record that ``actor``'s person is away from ``starts_on`` to ``ends_on`` (both days
     included), covered by ``substitute`` (a user, or None: their tasks go to the role).
 

@@ -19,7 +19,6 @@ from django.utils import timezone
 
 from processes import events, hooks, queue
 from processes.engine import compensation
-from processes.engine.absences import absences_apply
 from processes.engine._run import (
     MAX_LOST_LEASES,
     _advance,
@@ -29,6 +28,7 @@ from processes.engine._run import (
     _Run,
     _transition,
 )
+from processes.engine.absences import absences_apply
 from processes.events import Actor
 from processes.models import (
     ACTIVE_PROCESS_STATES,

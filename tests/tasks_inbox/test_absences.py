@@ -51,9 +51,7 @@ def test_recording_an_absence_passes_held_tasks_to_the_substitute(client, import
     assert "EMP-7" in inbox and "on behalf of anna" in inbox
     page = client.get(reverse("tasks_inbox:task", args=[task.pk])).content.decode()
     assert "On behalf of <strong>anna</strong>, who is away: you cover for them." in page
-    assert f"Approve bonus passed to ben on behalf of anna: anna is away until {day(3)}" in (
-        page
-    )
+    assert f"Approve bonus passed to ben on behalf of anna: anna is away until {day(3)}" in (page)
 
 
 def test_a_bad_absence_is_shown_next_to_its_field(client):
@@ -73,9 +71,7 @@ def test_a_bad_absence_is_shown_next_to_its_field(client):
 
 def test_ending_an_absence_from_the_page(client):
     anna = UserFactory(username="anna", roles=["managers"])
-    absence = engine.absence_record(
-        actor=Actor.for_user(anna), starts_on=day(-1), ends_on=day(5)
-    )
+    absence = engine.absence_record(actor=Actor.for_user(anna), starts_on=day(-1), ends_on=day(5))
     other = UserFactory(username="ben")
     client.force_login(other)
     assert client.post(reverse("tasks_inbox:absence_end", args=[absence.pk])).status_code == 404
