@@ -74,6 +74,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "processes.middleware.StyledErrorMiddleware",  # a page for a bare 4xx (needs the user)
     "processes.middleware.RefuseBadAdminSelectionMiddleware",  # ids an admin action gets
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: turns a locked-out login into its plain refusal.

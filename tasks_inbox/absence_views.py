@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
 from processes import engine
 from processes.db.core import parse_id
@@ -15,6 +15,7 @@ from processes.errors import InvalidInput, NotFound
 from processes.events import Actor
 from tasks_inbox import selectors
 from tasks_inbox.forms import AbsenceForm
+from tasks_inbox.views import post_or_back
 
 
 @login_required
@@ -62,7 +63,7 @@ def absences(request):
 
 
 @login_required
-@require_POST
+@post_or_back("tasks_inbox:absences", with_pk=False)
 def absence_end(request, pk):
     absence_id = parse_id(str(pk))
     try:

@@ -1,4 +1,3 @@
-from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from tasks_inbox import absence_views, views
@@ -8,7 +7,7 @@ app_name = "tasks_inbox"
 urlpatterns = [
     path("", views.home, name="home"),
     path("accounts/login/", views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/logout/", views.LogoutView.as_view(), name="logout"),
     path("inbox/", views.inbox, name="inbox"),
     path("inbox/bulk-decide/", views.bulk_decide, name="bulk_decide"),
     path("inbox/absences/", absence_views.absences, name="absences"),

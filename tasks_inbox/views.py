@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import wraps
 
 from django.contrib import admin, messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from processes import authority, diagram, engine, timeline
 from processes import selectors as process_selectors
@@ -27,9 +29,47 @@ from tasks_inbox.forms import DecisionForm, DelegateForm
 PAGE_SIZE = 25
 
 
-@require_GET
+@require_http_methods(["GET", "HEAD"])
 def home(request):
+    """The site's root: people go to their inbox; a probe's ``HEAD /`` (load balancers, uptime
+    checks) gets 200 without following a redirect to the login page."""
+    if request.method == "HEAD":
+        return HttpResponse()
     return redirect("tasks_inbox:inbox")
+
+
+@require_http_methods(["GET", "HEAD"])
+def favicon(request):
+    """``/favicon.ico``, which browsers ask for by themselves: the icon the pages link."""
+    return redirect(static("flowdesk/favicon.svg"))
+
+
+class LogoutView(auth_views.LogoutView):
+    """Log out by POST (the header's button); a GET (a typed or bookmarked address) shows a
+    page with that button instead of a blank 405."""
+
+    http_method_names = ["get", "head", "post", "options"]
+
+    def get(self, request, *args, **kwargs):
+        return render(request, "registration/logout.html")
+
+
+def post_or_back(to: str, *, with_pk: bool = True):
+    """For a form's target: a visit (GET, e.g. reloading it after a form error) goes back to
+    the page the form is on (``to``, a URL name; ``with_pk``: it takes the view's ``pk``)."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if request.method in ("GET", "HEAD"):
+                return redirect(reverse(to, args=[kwargs["pk"]] if with_pk else None))
+            if request.method != "POST":
+                return HttpResponseNotAllowed(["POST"])
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
 
 
 class LoginView(auth_views.LoginView):
@@ -135,7 +175,7 @@ MAX_BULK = 100
 
 
 @login_required
-@require_POST
+@post_or_back("tasks_inbox:inbox", with_pk=False)
 def bulk_decide(request):
     """One decision for several tasks whose form needs no input: each task is decided on its
     own through ``engine.task_decide`` (its own transaction and decision event); a refusal of
@@ -293,7 +333,7 @@ def _hold_view(service: str, success: str):
     """A POST view that claims or releases the task through ``engine.<service>``."""
 
     @login_required
-    @require_POST
+    @post_or_back("tasks_inbox:task")
     def view(request, pk):
         task, _ = _load(request, pk)
         return _run(
@@ -314,7 +354,7 @@ release = _hold_view("task_release", "Released: the task is back with its role."
 
 
 @login_required
-@require_POST
+@post_or_back("tasks_inbox:task")
 def decide(request, pk):
     task, rights = _load(request, pk)
     if task.state != "scheduled":  # too late: the engine records the attempt and says who decided
@@ -361,7 +401,7 @@ def decide(request, pk):
 
 
 @login_required
-@require_POST
+@post_or_back("tasks_inbox:task")
 def delegate(request, pk):
     task, rights = _load(request, pk)
     if not rights.delegate:

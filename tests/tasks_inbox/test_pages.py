@@ -125,8 +125,10 @@ def test_bad_urls_and_methods(mia_client, start):
     assert mia_client.get("/inbox/tasks/99999999999999999999999/").status_code == 404
     assert mia_client.get("/inbox/tasks/987654/").status_code == 404
     assert mia_client.post("/inbox/tasks/99999999999999999999999/claim/").status_code == 404
-    assert mia_client.get(task_url(task, "claim")).status_code == 405
-    assert mia_client.post(task_url(task)).status_code == 405
+    visit = mia_client.get(task_url(task, "claim"))  # a form's target, visited: back to the task
+    assert (visit.status_code, visit["Location"]) == (302, task_url(task))
+    refused = mia_client.post(task_url(task))
+    assert refused.status_code == 405 and b"Method Not Allowed" in refused.content
     # a service task is not an inbox task
     service = TaskInstance.objects.get(process=task.process, name="record_payout")
     assert mia_client.get(task_url(service)).status_code == 404
