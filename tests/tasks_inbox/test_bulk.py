@@ -97,7 +97,7 @@ def test_bulk_decide_refuses_bad_input_in_words(client, import_definition):
     # never redirected off the site
     response = client.post(url, {"task": [task.pk], "decision": "approve", "back": "https://evil/"})
     assert response["Location"] == reverse("tasks_inbox:inbox")
-    assert client.get(url).status_code == 405
+    assert client.get(url)["Location"] == reverse("tasks_inbox:inbox")  # a visit: back
 
 
 @pytest.mark.parametrize("bad", ["1" * 5000, "9" * 25, "²", "-3", "x"])
