@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from processes import authority, diagram, engine, timeline
 from processes import selectors as process_selectors
-from processes.db.core import MAX_DB_INT, parse_id
+from processes.db.core import MAX_DB_INT
 from processes.errors import Conflict, EngineError, Forbidden, InvalidInput, NotFound
 from processes.events import Actor
 from processes.models import TaskState
@@ -106,7 +106,7 @@ def inbox(request):
     roles = selectors.role_names(request.user)
     definitions = selectors.definition_choices(request.user, roles)
     definition = request.GET.get("definition", "")
-    if definition not in {key for key, _ in definitions}:
+    if definition not in {key for key, _, _ in definitions}:
         definition = ""
     due = request.GET.get("due", "")
     if due not in selectors.DUE_FILTERS or tab == "done":
@@ -130,6 +130,7 @@ def inbox(request):
             "q": q,
             "definition": definition,
             "definitions": definitions,
+            "open_total": sum(count for _, _, count in definitions),
             "due": due,
             "due_filters": selectors.DUE_FILTERS.items(),
             "filtered": bool(q or definition or due),
@@ -143,6 +144,14 @@ def inbox(request):
             "away": selectors.away_now(request.user, today=timezone.localdate(now)),
         },
     )
+
+
+def bulk_outcomes(task_spec) -> tuple[str, ...]:
+    """The outcomes a task may be given in bulk: none when its form needs input, and never one
+    that sends the case back for rework (that needs the decider's own words)."""
+    if any(f.required for f in task_spec.form):
+        return ()
+    return tuple(o for o in task_spec.outcomes if task_spec.rework_for(o) is None)
 
 
 @dataclass(frozen=True)
@@ -166,70 +175,8 @@ def _row(user, task, specs: dict, for_done: bool = False) -> _Row:
     if rights.read and task_spec.summary:
         shown = authority.visible_variables(process.variables, task_spec)
         facts = presenters.summary_facts(task_spec, shown)[:2]
-    needs_input = any(f.required for f in task_spec.form)
-    bulk = task_spec.outcomes if rights.decide and not needs_input and not for_done else ()
-    return _Row(facts, tuple(bulk))
-
-
-MAX_BULK = 100
-
-
-@login_required
-@post_or_back("tasks_inbox:inbox", with_pk=False)
-def bulk_decide(request):
-    """One decision for several tasks whose form needs no input: each task is decided on its
-    own through ``engine.task_decide`` (its own transaction and decision event); a refusal of
-    one is reported and leaves the others decided."""
-    decision = (request.POST.get("decision") or "")[:100]
-    comment = request.POST.get("comment", "")[:2000]
-    back = request.POST.get("back") or reverse("tasks_inbox:inbox")
-    if not back.startswith("/inbox/"):
-        back = reverse("tasks_inbox:inbox")
-    ids, refused = [], []
-    for raw in request.POST.getlist("task")[: MAX_BULK + 1]:
-        task_id = parse_id(raw)
-        if task_id is None:  # text, a negative or a 5,000-digit number: said, never looked up
-            refused.append(f"{raw[:20]!r}: not a task")
-        else:
-            ids.append(task_id)
-    if not ids and not refused:
-        messages.error(request, "Nothing decided: select at least one task.")
-        return redirect(back)
-    if len(ids) + len(refused) > MAX_BULK:
-        messages.error(request, f"Nothing decided: at most {MAX_BULK} tasks at once.")
-        return redirect(back)
-    actor = Actor.for_user(request.user)
-    done = []
-    for task_id in dict.fromkeys(ids):
-        found = selectors.task_for_user(user=request.user, task_id=task_id)
-        if found is None:
-            refused.append(f"task {task_id}: not in your inbox")
-            continue
-        task, rights = found
-        key = task.process.business_key
-        task_spec = task.process.definition.parsed().task(task.name)
-        if task_spec is None or any(f.required for f in task_spec.form):
-            refused.append(f"{key}: its form needs your input, open it")
-            continue
-        if not rights.decide:
-            refused.append(f"{key}: {_why_not(task, rights)}")
-            continue
-        try:
-            engine.task_decide(
-                task_id=task.pk, actor=actor, decision=decision or None, comment=comment, data={}
-            )
-        except EngineError as exc:
-            refused.append(f"{key}: {_sentence(exc.message)}")
-            continue
-        done.append(key)
-    if done:
-        what = presenters.humanize(decision) if decision else "Done"
-        messages.success(
-            request, f"{what}: {', '.join(done)} ({len(done)} task{'s' if len(done) != 1 else ''})."
-        )
-    if refused:
-        messages.error(request, "Not decided: " + "; ".join(refused))
-    return redirect(back)
+    bulk = bulk_outcomes(task_spec) if rights.decide and not for_done else ()
+    return _Row(facts, bulk)
 
 
 def _load(request, pk):
@@ -266,6 +213,9 @@ def _task_page(request, task, rights, *, decision_form=None, delegate_form=None,
             "holder": task.claimed_by if task.claimed_by_id else task.assignee,
             "summary": summary,
             "summary_missing": any(fact.missing for fact in summary),
+            "explain": presenters.summary_facts(task_spec, shown, items=task_spec.explain)
+            if rights.read
+            else [],
             "variables": presenters.variable_rows(shown),
             "result": presenters.variable_rows(task.result) if task.result and rights.read else [],
             "siblings": siblings,
