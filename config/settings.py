@@ -261,6 +261,9 @@ if FLOWDESK_REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
+# The definition the admin's dashboard opens on (the first key by name when empty or not seen).
+FLOWDESK_DASHBOARD_KEY = os.environ.get("FLOWDESK_DASHBOARD_KEY", "")
+
 # Minutes between the fallback timer sweeps (one django-q2 schedule, for a bare qcluster); the
 # timer loop of ``manage.py workers`` / ``manage.py timers`` runs timers to the second.
 FLOWDESK_SWEEP_MINUTES = int(os.environ.get("FLOWDESK_SWEEP_MINUTES", "1"))
