@@ -313,6 +313,10 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass
         finally:
+            # A second Ctrl-C or SIGTERM (``timeout`` signals the whole group as well) must not
+            # cut the clean-up short and leave the worker running.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             if kitchen is not None:
                 kitchen.terminate()
             web.terminate()
