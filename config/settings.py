@@ -74,6 +74,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "processes.middleware.StyledErrorMiddleware",  # a page for a bare 4xx (needs the user)
     "processes.middleware.RefuseBadAdminSelectionMiddleware",  # ids an admin action gets
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: turns a locked-out login into its plain refusal.
@@ -259,6 +260,9 @@ if FLOWDESK_REDIS_URL:
     Q_CLUSTER["redis"] = FLOWDESK_REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
+
+# The definition the admin's dashboard opens on (the first key by name when empty or not seen).
+FLOWDESK_DASHBOARD_KEY = os.environ.get("FLOWDESK_DASHBOARD_KEY", "")
 
 # Minutes between the fallback timer sweeps (one django-q2 schedule, for a bare qcluster); the
 # timer loop of ``manage.py workers`` / ``manage.py timers`` runs timers to the second.

@@ -28,6 +28,7 @@ from processes import spec as spec_module
 from processes.db import grants
 from processes.models import (
     ACTIVE_PROCESS_STATES,
+    Absence,
     ProcessDefinition,
     TaskInstance,
     TaskState,
@@ -209,6 +210,38 @@ def separation_refusal(
             about = "you" if person is None else "them"
             return f"This decision is about {about}, so someone else must make it."
     return ""
+
+
+def away_until(user, day):
+    """The last day of ``user``'s absence covering ``day``, or None when they are not away."""
+    if user is None or not user.pk:
+        return None
+    return (
+        Absence.objects.on(day)
+        .filter(user_id=user.pk)
+        .order_by("-ends_on")
+        .values_list("ends_on", flat=True)
+        .first()
+    )
+
+
+def handover_refusal(
+    to_user, task: TaskInstance, *, process, spec, tasks: dict[str, TaskInstance], day
+) -> str:
+    """Why ``to_user`` may not be handed open ``task`` (a delegation, a substitute covering an
+    absence), in plain words ("" if they may): they must be active, of the task's role, not
+    away on ``day`` themself, and not barred by separation of duties."""
+    if to_user is None or not to_user.is_active:
+        return "unknown or inactive user"
+    name = to_user.get_username()
+    if task.candidate_role and task.candidate_role not in roles_of(to_user):
+        return f"{name} is not a member of {task.candidate_role}"
+    until = away_until(to_user, day)
+    if until is not None:
+        return f"{name} is away until {until:%Y-%m-%d}"
+    return separation_refusal(
+        to_user, task, process=process, spec=spec, tasks=tasks, person=to_user
+    )
 
 
 def task_rights(

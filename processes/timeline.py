@@ -174,6 +174,14 @@ def describe(event, *, task_spec=None, folded: dict | None = None) -> str:
     if t == EventType.TASK_DELEGATED:
         text = f"{task} delegated to {data.get('to', '?')}"
         return text + (f" — “{data['comment']}”" if data.get("comment") else "")
+    if t == EventType.TASK_SUBSTITUTED:
+        why = f"{data.get('absent', '?')} is away until {data.get('until', '?')}"
+        if data.get("to"):
+            return f"{task} passed to {data['to']} on behalf of {data.get('absent')}: {why}"
+        refused = f" ({data['refused']})" if data.get("refused") else ""
+        if data.get("role"):
+            return f"{task} passed to the role {data['role']}: {why}{refused}"
+        return f"{task} waits for {data.get('absent')}: {why}{refused}"
     if t == EventType.TASK_ESCALATED:
         if data.get("to_role") and data.get("to_role") != data.get("from_role"):
             return f"{task} overdue: escalated from {data.get('from_role')} to {data['to_role']}"

@@ -14,11 +14,12 @@ import datetime as dt
 
 from django.contrib.auth import get_user_model
 from django.db import connections
-from django.db.models import F, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from processes import authority
 from processes.models import (
+    Absence,
     ProcessDefinition,
     ProcessEvent,
     TaskInstance,
@@ -81,6 +82,8 @@ LIST_FIELDS = (
     "assignee__username",
     "claimed_by__id",
     "claimed_by__username",
+    "on_behalf_of__id",
+    "on_behalf_of__username",
 )
 
 
@@ -171,32 +174,37 @@ def tab_counts(*, user, roles: list[str], now=None) -> dict[str, int]:
     }
 
 
-def definition_choices(user, roles: list[str]) -> list[tuple[str, str]]:
-    """(key, name) of the definitions of the open tasks in ``user``'s inbox, for the filter.
+def definition_choices(user, roles: list[str]) -> list[tuple[str, str, int]]:
+    """(key, name, open tasks) of the definitions of the open tasks in ``user``'s inbox, for the
+    process filter.
 
-    The tasks' own ``definition_key`` in two parts that each read one index: the roles' tasks
-    (``task_open_human_listing``, no table rows) and the few tasks held outside those roles.
+    Counted on the tasks' own ``definition_key`` in two disjoint parts that each read one index
+    (one UNION ALL query): the roles' tasks (``task_open_human_listing``, no table rows at all)
+    and the few tasks held outside those roles. Then the definitions' names.
     """
     if not user.is_authenticated or not user.is_active:
         return []
     open_ = TaskInstance.objects.filter(type=TaskType.HUMAN, state=TaskState.SCHEDULED).order_by()
-    of_roles = open_.filter(authority.roles_listed_q(user, roles)).values_list("definition_key")
-    held_elsewhere = (
-        open_.filter(authority.held_by_q(user))
-        .exclude(candidate_role__in=list(roles))
-        .values_list("definition_key")
-    )
-    keys = {key for (key,) in of_roles.union(held_elsewhere)}  # one query, UNION drops repeats
-    if not keys:
+    of_roles = open_.filter(authority.roles_listed_q(user, roles))
+    held_elsewhere = open_.filter(authority.held_by_q(user)).exclude(candidate_role__in=list(roles))
+    counts: dict[str, int] = {}
+    for key, n in (
+        of_roles.values_list("definition_key")
+        .annotate(n=Count("id"))
+        .union(held_elsewhere.values_list("definition_key").annotate(n=Count("id")), all=True)
+    ):
+        counts[key] = counts.get(key, 0) + n
+    if not counts:
         return []
-    names = dict.fromkeys(keys, "")
+    names = dict.fromkeys(counts, "")
     for key, name in (
-        ProcessDefinition.objects.filter(key__in=keys)
+        ProcessDefinition.objects.filter(key__in=counts)
         .order_by("key", "version")
         .values_list("key", "name")
     ):
-        names[key] = name or key  # the newest version's name wins
-    return sorted(((key, name or key) for key, name in names.items()), key=lambda r: r[1].lower())
+        names[key] = name  # the newest version's name wins
+    rows = [(key, names[key] or key, n) for key, n in counts.items()]
+    return sorted(rows, key=lambda row: row[1].lower())
 
 
 def clean_query(q: str) -> str:
@@ -220,9 +228,9 @@ def _business_key_prefix(q: str) -> Q:
 
 
 def _for_list(qs: QuerySet[TaskInstance]) -> QuerySet[TaskInstance]:
-    return qs.select_related("process", "process__definition", "assignee", "claimed_by").only(
-        *LIST_FIELDS
-    )
+    return qs.select_related(
+        "process", "process__definition", "assignee", "claimed_by", "on_behalf_of"
+    ).only(*LIST_FIELDS)
 
 
 def _merge_key(sort: str):
@@ -331,3 +339,26 @@ def process_tasks(process) -> QuerySet[TaskInstance]:
 
 def process_timeline(process, limit: int = 500) -> list[ProcessEvent]:
     return list(ProcessEvent.objects.filter(process=process).order_by("seq")[:limit])
+
+
+def absences_of(user, *, today, past: int = 5) -> list[Absence]:
+    """``user``'s absences under way and to come, then their last few past ones."""
+    mine = Absence.objects.filter(user=user).select_related("substitute")
+    current = list(mine.filter(ends_on__gte=today).order_by("starts_on", "id"))
+    return current + list(mine.filter(ends_on__lt=today).order_by("-ends_on", "-id")[:past])
+
+
+def away_now(user, *, today) -> Absence | None:
+    """``user``'s absence under way ``today``, if any (the inbox says so)."""
+    return Absence.objects.on(today).filter(user=user).select_related("substitute").first()
+
+
+def substitute_choices(user) -> QuerySet:
+    """Whom ``user`` may name as substitute: active members of one of their roles."""
+    return (
+        get_user_model()
+        .objects.filter(is_active=True, groups__name__in=role_names(user))
+        .exclude(pk=user.pk)
+        .distinct()
+        .order_by("username")
+    )

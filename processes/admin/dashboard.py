@@ -4,6 +4,7 @@ map of the hours of the day, open incidents and SLA breaches. The figures come f
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -24,10 +25,12 @@ def dashboard_page(model_admin, request):
     if granted is not None:
         definitions = definitions.filter(key__in=granted)
     keys = list(definitions.order_by("key").values_list("key", flat=True).distinct())
-    key = request.GET.get("key") or (keys[0] if keys else None)
+    preferred = settings.FLOWDESK_DASHBOARD_KEY
+    first = preferred if preferred in keys else (keys[0] if keys else None)
+    key = request.GET.get("key") or first
     if key is not None and key not in keys:
         model_admin.message_user(request, f"No definition {key!r}.", messages.ERROR)
-        key = keys[0] if keys else None
+        key = first
     days = parse_id(request.GET.get("days", "7"))
     if days not in WINDOWS:
         days = 7

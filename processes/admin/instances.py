@@ -286,6 +286,12 @@ class ProcessInstanceAdmin(ReadOnlyAdmin):
             )
         return super().render_change_form(request, context, add, change, form_url, obj)
 
+    def history_view(self, request, object_id, extra_context=None):
+        """The HISTORY button: the append-only history on the change page (the events), not
+        Django's edit log, which nobody writes here."""
+        url = reverse("admin:processes_processinstance_change", args=[object_id])
+        return HttpResponseRedirect(url + "#events-group")
+
     def get_urls(self):
         wrap = self.admin_site.admin_view
         operate = wrap(self.operation_view)

@@ -11,6 +11,7 @@ adapter (API, admin, inbox, integrations, worker).
 - ``steps``: service steps (lease, complete, fail, queue again after a restart), for the workers;
 - ``compensation``: a cancelled process's compensations, run like steps (``cancelling``);
 - ``human``: claim, release, delegate, decide;
+- ``absences``: record absences; their holders' tasks go to the substitute (or the role);
 - ``operate``: retry, skip, replay, cancel (and the children's cancellation), correct variables;
 - ``timers``: act on due timers (re-enqueue, reclaim a lease, escalate, wait deadlines) and on
   process deadlines; the sweep and the loop that run them;
@@ -31,6 +32,7 @@ from processes.engine._run import (
     TASK_WRITTEN_ONCE,
     TaskResult,
 )
+from processes.engine.absences import absence_end, absence_record, absences_apply
 from processes.engine.batch import BatchItem, process_start_batch
 from processes.engine.compensation import (
     compensation_complete,
@@ -91,6 +93,9 @@ from processes.engine.timers import (
 from processes.events import SYSTEM
 
 __all__ = [
+    "absence_end",
+    "absence_record",
+    "absences_apply",
     "ArchiveError",
     "ArchiveReport",
     "processes_archive",

@@ -25,7 +25,7 @@ from processes import spec as spec_module
 from processes.db import core as raw
 from processes.db import engine as db_engine
 from processes.engine import handlers
-from processes.engine.assignment import add_participant, resolve_assignee
+from processes.engine.assignment import assign
 from processes.engine.handlers import checked_result, handler_timeout, result_breaks
 from processes.errors import Conflict, Forbidden, NotFound
 from processes.events import SYSTEM, Actor
@@ -302,13 +302,11 @@ def _schedule(run: _Run, task: TaskInstance, now) -> None:
     if task_spec.inline:
         _run_inline(run, task, task_spec)
         return
-    payload = barred = None
+    payload = barred = covered = None
     if task.type == TaskType.HUMAN:
         task.candidate_role = task_spec.assigned_to or ""
         task.visibility = run.spec.visibility
-        task.assignee, barred = resolve_assignee(run, task, task_spec)
-        if task.assignee is not None:
-            add_participant(task, task.assignee.pk)
+        barred, covered = assign(run, task, task_spec, now)
         if task_spec.due is not None:
             task.due_at = now + task_spec.due
         elif task_spec.escalation is not None:
@@ -333,6 +331,8 @@ def _schedule(run: _Run, task: TaskInstance, now) -> None:
     if task_spec.waiting_status:  # what the case waits for now (history.rebuild reads it too)
         run.process.business_status = task_spec.waiting_status
     events.task_scheduled(log=run.log, actor=run.actor, task=task, payload=payload, barred=barred)
+    if covered:
+        events.task_substituted(log=run.log, actor=run.actor, task=task, **covered)
     if task.type == TaskType.HUMAN:
         run.opened.append(task)  # announced once written (a new task has no id before)
 

@@ -28,6 +28,7 @@ from processes.engine._run import (
     _Run,
     _transition,
 )
+from processes.engine.absences import absences_apply
 from processes.events import Actor
 from processes.models import (
     ACTIVE_PROCESS_STATES,
@@ -212,8 +213,8 @@ def _escalate(run: _Run, task: TaskInstance, now) -> str:
 
 def timers_sweep(*, limit: int = 1000) -> dict:
     """Act on every task whose timer is due (retry back-off, lost enqueue, lease, escalation,
-    wait deadline, compensation, children) and every process whose deadline passed; return
-    how many of each outcome."""
+    wait deadline, compensation, children), every process whose deadline passed and every
+    absence that began; return how many of each outcome."""
     now = timezone.now()
     due = TaskInstance.objects.due_for_wake(now).order_by("wake_at")
     late = ProcessInstance.objects.filter(deadline_at__lte=now).order_by("deadline_at")
@@ -232,7 +233,14 @@ def timers_sweep(*, limit: int = 1000) -> dict:
                 logger.exception("%s %s failed", what, pk)
                 outcome = "error"
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    if acted:
+    try:  # absences that began: the open tasks their people hold are passed on
+        handed = absences_apply()
+    except Exception:
+        logger.exception("sweep: handing over absent people's tasks failed")
+        handed = 0
+    if handed:
+        outcomes["handed over (absence)"] = handed
+    if acted or handed:
         logger.info("sweep: %s", outcomes)
     return outcomes
 

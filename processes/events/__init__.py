@@ -73,4 +73,5 @@ from processes.events.task_events import (  # noqa: F401
     task_scheduled,
     task_skipped,
     task_started,
+    task_substituted,
 )

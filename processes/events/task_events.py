@@ -157,6 +157,22 @@ def task_delegated(*, log, actor, task, to_user, comment: str = "") -> ProcessEv
     )
 
 
+def task_substituted(
+    *, log, actor, task, absent: str, until: str, to: str | None, role: str, refused: str
+) -> ProcessEvent:
+    """``task`` was passed on because ``absent`` (who would hold it) is away until ``until``:
+    to their substitute ``to``, or to ``role`` (no substitute, or ``refused`` says why the
+    substitute may not take it). The actor is whoever caused the hand-over (the sweep, the
+    person recording the absence, or the event that scheduled the task)."""
+    return _append(
+        log=log,
+        type=EventType.TASK_SUBSTITUTED,
+        actor=actor,
+        task=task,
+        data={"absent": absent, "until": until, "to": to, "role": role, "refused": refused},
+    )
+
+
 def task_escalated(*, log, actor, task, from_role: str, to_role: str) -> ProcessEvent:
     return _append(
         log=log,

@@ -49,6 +49,7 @@ class EventType(models.TextChoices):
     TASK_DELEGATED = "task_delegated", "Task delegated"
     TASK_ESCALATED = "task_escalated", "Task escalated"
     TASK_REMINDED = "task_reminded", "Reminder sent"
+    TASK_SUBSTITUTED = "task_substituted", "Task passed on (absence)"
     COMPENSATION_RUN = "compensation_run", "Compensation run"
     PROCESS_CANCELLING = "process_cancelling", "Process cancelling (compensating)"
     PROCESS_DEADLINE_PASSED = "process_deadline_passed", "Process deadline passed"

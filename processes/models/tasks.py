@@ -77,6 +77,15 @@ class TaskInstance(FSMModelMixin, models.Model):
         related_name="decided_tasks",
         db_index=False,  # (a partial index below: service tasks have none)
     )
+    on_behalf_of = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # shown with the task, never searched
+        help_text="The absent person whose task this is (their substitute or role holds it).",
+    )
     visibility = models.CharField(
         max_length=20,
         blank=True,
@@ -316,6 +325,7 @@ class TaskInstance(FSMModelMixin, models.Model):
         self.last_error = ""
         self.claimed_by = None
         self.decided_by = None
+        self.on_behalf_of = None
         self.due_at = None
         self.escalated_at = None
         self.timed_out_at = None

@@ -348,6 +348,9 @@ def _parse_task(
     summary = _parse_summary(c, raw.get("summary"), f"{path}.summary")
     if summary and ttype != "HUMAN":
         c.add(f"{path}.summary", "only a HUMAN task has a summary")
+    explain = _parse_summary(c, raw.get("explain"), f"{path}.explain")
+    if explain and ttype != "HUMAN":
+        c.add(f"{path}.explain", "only a HUMAN task explains an amount")
     inline = _parse_inline(c, raw, path, ttype, handler)
     if inline and waiting_status:
         c.add(f"{path}.waiting_status", "an inline step never waits: it has no waiting status")
@@ -388,6 +391,7 @@ def _parse_task(
         external_decision=external,
         on_timeout=on_timeout,
         summary=summary,
+        explain=explain,
         inline=inline,
         result=result,
         extra=extra,

@@ -705,6 +705,20 @@ TASK_FIELDS: list[tuple[str, dict, tuple[str, ...] | None]] = [
         (HUMAN,),
     ),
     (
+        "explain",
+        {
+            "description": (
+                "How the amount came about, e.g. base, rating, rate, amount: `[{label, var, "
+                "format}]`, shown to the decider in that order."
+            ),
+            "anyOf": [
+                {"type": "null"},
+                {"type": "array", "items": {"$ref": "#/$defs/summary_item"}},
+            ],
+        },
+        (HUMAN,),
+    ),
+    (
         "external_decision",
         {
             "type": "boolean",
@@ -754,6 +768,7 @@ def _task_schema() -> dict:
                     "form": {"enum": [None, []]},
                     "escalation": {"type": "null"},
                     "summary": {"enum": [None, []]},
+                    "explain": {"enum": [None, []]},
                     "outcomes": {"enum": EMPTY},
                 },
             },

@@ -49,6 +49,7 @@ KNOWN_TASK_FIELDS = {
     "process",
     "on_timeout",
     "summary",
+    "explain",
     "inline",
     "result",
 }
@@ -197,6 +198,9 @@ class TaskSpec:
     external_decision: bool = False  # may be decided by a TaskCompleted seed event too
     on_timeout: str = "incident"  # ON_TIMEOUT: when the external timeout / human due passes
     summary: tuple[SummaryItem, ...] = ()  # the facts a decider needs first (HUMAN)
+    # How the amount came about (HUMAN): the figures it was computed from, in order, e.g. base,
+    # rating, rate, amount; the same items as ``summary``, shown as a small calculation.
+    explain: tuple[SummaryItem, ...] = ()
     result: tuple[FormField, ...] | None = None  # SERVICE: its declared result (None: free)
     # A pure-compute SERVICE handler run inside the engine transaction that makes it ready
     # (no queue, no lease: one ``task_completed`` event); a failed attempt retries on a worker.

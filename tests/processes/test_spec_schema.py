@@ -287,6 +287,7 @@ def human_task(draw, name, human_names: list[str], stages_so_far: list[str]) -> 
         ),
     )
     optional(draw, task, "summary", st.lists(summary_item, max_size=3))
+    optional(draw, task, "explain", st.lists(summary_item, max_size=3))
     return task
 
 
@@ -380,7 +381,7 @@ def fields_of(data) -> list[tuple[dict, str]]:
             for nested in ("retry", "escalation", "process"):
                 if isinstance(task.get(nested), dict):
                     found += [(task[nested], name) for name in task[nested]]
-            for item in task.get("summary") or []:
+            for item in (task.get("summary") or []) + (task.get("explain") or []):
                 found += [(item, name) for name in item]
             typed += (task.get("form") or []) + (task.get("result") or [])
     typed += [field["items"] for field in typed if "items" in field]
@@ -506,6 +507,7 @@ SHAPE_ERRORS = [
     ("work", "process", {"definition": "c"}),
     ("work", "on_timeout", "skip"),
     ("work", "summary", [{"label": "A", "var": "x"}]),
+    ("work", "explain", [{"label": "A", "var": "x"}]),
     ("outside", "inline", True),
     ("outside", "on_timeout", "later"),
     ("approve", "assigned_to", DROP),
@@ -537,6 +539,10 @@ SHAPE_ERRORS = [
     ("approve", "summary", [{"label": "A", "var": "x", "currency": "EUR"}]),
     ("approve", "summary", [{"label": "A", "var": "x", "format": "money", "currency": "euro"}]),
     ("approve", "summary", [{"label": "A", "var": "x", "colour": "red"}]),
+    ("approve", "explain", "bonus.amount"),
+    ("approve", "explain", [{"var": "bonus.rate"}]),
+    ("approve", "explain", [{"label": "Rate", "var": "bonus rate"}]),
+    ("approve", "explain", [{"label": "Rate", "var": "x", "format": "ratio"}]),
     ("children", "process", DROP),
     ("children", "process", {"definition": "Not A Key"}),
     ("children", "process", {"definition": "c", "version": 0}),
