@@ -268,6 +268,10 @@ FLOWDESK_SWEEP_MINUTES = int(os.environ.get("FLOWDESK_SWEEP_MINUTES", "1"))
 FLOWDESK_TIMER_TICK = float(os.environ.get("FLOWDESK_TIMER_TICK", "1"))
 # ``manage.py workers`` runs the timer loop in a thread (turn off to run ``manage.py timers``).
 FLOWDESK_TIMER_LOOP = os.environ.get("FLOWDESK_TIMER_LOOP", "1").lower() not in ("0", "false", "")
+# One timer loop across hosts (PostgreSQL): the supervisor holding the timer lease runs it and
+# renews it every third of this many seconds; when its host dies, another takes the loop over
+# once the lease expired (processes/supervisor/leader.py).
+FLOWDESK_TIMER_LEASE = float(os.environ.get("FLOWDESK_TIMER_LEASE", "5"))
 # A scheduled step nobody picked up within this many seconds is enqueued again (Redis is at-most-once).
 FLOWDESK_REENQUEUE_AFTER = float(os.environ.get("FLOWDESK_REENQUEUE_AFTER", "120"))
 # Extra seconds a running step's lease lasts beyond its timeout before the sweep reclaims it.
@@ -300,6 +304,10 @@ FLOWDESK_SHUTDOWN_GRACE = float(
 # One id per supervisor (its heartbeat lane and row); give two supervisors of one cluster on one
 # host different ids.
 FLOWDESK_SUPERVISOR_ID = os.environ.get("FLOWDESK_SUPERVISOR_ID", "") or os.uname().nodename
+# A supervisor silent for longer than its stall + heartbeat is "gone" (its host vanished: a clean
+# stop deregisters at once); after this many seconds of silence /healthz forgets it (an
+# autoscaled fleet's removed hosts), and the next supervisor to start deletes its row.
+FLOWDESK_SUPERVISOR_EXPIRY = float(os.environ.get("FLOWDESK_SUPERVISOR_EXPIRY", "600"))
 # /healthz: 503 when the oldest due timer (TaskInstance.wake_at) is older than this (seconds).
 FLOWDESK_HEALTH_TIMER_LAG = float(os.environ.get("FLOWDESK_HEALTH_TIMER_LAG", "300"))
 # manage.py watchdog: seconds unhealthy before the on-call SMS (the supervisor repairs short stalls).

@@ -149,6 +149,13 @@ class RecordAndRecover:
                     logger.warning("killing qcluster %s left by an earlier run", old.tree_pgid)
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(old.tree_pgid, signal.SIGKILL)
+            expired = timezone.now() - dt.timedelta(seconds=settings.FLOWDESK_SUPERVISOR_EXPIRY)
+            gone = ClusterHeartbeat.objects.filter(checked_at__lt=expired).exclude(pk=me)
+            for supervisor_id in gone.values_list("pk", flat=True):
+                logger.info(
+                    "forgetting supervisor %s: silent for longer than its expiry", supervisor_id
+                )
+            gone.delete()
             row, _ = ClusterHeartbeat.objects.update_or_create(
                 pk=me,
                 defaults={
@@ -195,9 +202,19 @@ class RecordAndRecover:
             self.state = state
             self._save(**fields)
 
+    def _deregister(self) -> None:
+        """A clean stop: our row goes at once, so /healthz counts only who serves."""
+        from processes.models import ClusterHeartbeat
+
+        try:
+            ClusterHeartbeat.objects.filter(pk=self.config.supervisor_id, pid=os.getpid()).delete()
+        except Exception as exc:
+            logger.warning("cannot remove supervisor row (it expires by itself): %s", exc)
+
     def _save(self, **fields) -> None:
         from processes.models import ClusterHeartbeat
 
+        self.saved_at = time.monotonic()
         try:
             ClusterHeartbeat.objects.filter(pk=self.config.supervisor_id).update(
                 state=self.state, restarts=self.restarts, checked_at=timezone.now(), **fields
