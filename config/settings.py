@@ -115,16 +115,32 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# FLOWDESK_DB_POOLER=pgbouncer: DATABASE_URL is a PgBouncer in transaction mode (one server
+# connection per transaction, not per client). Everything that lives in a session then breaks:
+# psycopg's prepared statements (PgBouncer before 1.21 can't keep them; so off by default here)
+# and Django's server-side cursors (a WITH HOLD cursor outlives the transaction; turned off).
+# The timer loop's leader uses a lease row, not a session advisory lock, for the same reason.
+FLOWDESK_DB_POOLER = os.environ.get("FLOWDESK_DB_POOLER", "").strip().lower()
+if FLOWDESK_DB_POOLER not in ("", "pgbouncer"):
+    sys.exit("error: FLOWDESK_DB_POOLER: empty (a direct connection) or 'pgbouncer'")
 # FLOWDESK_DB_PREPARE (PostgreSQL): after this many runs of the same statement on a connection,
 # psycopg prepares it on the server, so PostgreSQL stops planning it again. Planning the
-# permission checks cost 1-3 ms of database CPU per API call. 0 turns it off: use 0 behind
-# PgBouncer in transaction mode older than 1.21 (prepared statements are per server connection).
-FLOWDESK_DB_PREPARE = int(os.environ.get("FLOWDESK_DB_PREPARE", "5"))
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and FLOWDESK_DB_PREPARE > 0:
+# permission checks cost 1-3 ms of database CPU per API call. 0 turns it off (the default behind
+# PgBouncer; set it behind PgBouncer >= 1.21 with max_prepared_statements > 0, which keeps
+# protocol-level prepared statements per server connection).
+FLOWDESK_DB_PREPARE = int(
+    os.environ.get("FLOWDESK_DB_PREPARE") or ("0" if FLOWDESK_DB_POOLER else "5")
+)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["OPTIONS"] = {
-        "server_side_binding": True,  # prepared statements need server-side parameters
-        "prepare_threshold": FLOWDESK_DB_PREPARE,
+        **DATABASES["default"].get("OPTIONS", {}),
+        # Server-side parameters (unnamed statements: fine behind any pooler): what prepared
+        # statements need, and the hot paths' binary results (processes/db/core.py, fetch).
+        "server_side_binding": True,
+        "prepare_threshold": FLOWDESK_DB_PREPARE if FLOWDESK_DB_PREPARE > 0 else None,
     }
+    if FLOWDESK_DB_POOLER:
+        DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["OPTIONS"] = {

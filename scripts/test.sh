@@ -50,6 +50,13 @@ if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/
     || echo "warning: could not install chromium; browser tests will be skipped" >&2
 fi
 
+# PgBouncer tests (tests/operations/test_pgbouncer.py) start Debian's pgbouncer themselves.
+if [ ! -x /usr/sbin/pgbouncer ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "installing Debian pgbouncer for the connection-pooler tests" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null) \
+    || echo "warning: could not install pgbouncer; its tests will be skipped" >&2
+fi
+
 mkdir -p tests/artifacts
 workers="${FLOWDESK_TEST_WORKERS:-4}"
 echo "database: ${DATABASE_URL:-sqlite (default)}; workers: $workers"
