@@ -87,6 +87,9 @@ class Supervisor(TreeControl, RecordAndRecover):
     unreturned_since: float | None = None  # monotonic: a beat ran and has not come back since
     state: str = "starting"
     saved_at: float = 0.0  # monotonic time our row was last written (it lives by being written)
+    peers_checked: float = 0.0  # monotonic time we last looked for peers gone
+    peers_gone: set = field(default_factory=set)  # (supervisor, its last word) seen gone
+    timer_leader: TimerLeader | None = None
     started: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
@@ -135,6 +138,8 @@ class Supervisor(TreeControl, RecordAndRecover):
                     self._check(now)
                 if now - self.saved_at >= self.config.heartbeat:  # our row's lifetime
                     self._save()
+                if now - self.peers_checked >= max(1.0, self.config.heartbeat):
+                    self._check_peers()
                 if self.sweeps and now >= min(self.sweeps):
                     self.sweeps = [t for t in self.sweeps if t > now]
                     self._sweep("leases of killed steps expired")
@@ -157,7 +162,9 @@ class Supervisor(TreeControl, RecordAndRecover):
         if not self.config.timers:
             return None
         stop = threading.Event()
-        leader = TimerLeader(self.config.supervisor_id, seconds=self.config.timer_lease)
+        leader = self.timer_leader = TimerLeader(
+            self.config.supervisor_id, seconds=self.config.timer_lease
+        )
         thread = threading.Thread(target=leader.run, args=(stop,), name="flowdesk-timers")
         thread.daemon = True
         thread.start()

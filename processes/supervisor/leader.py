@@ -90,11 +90,14 @@ class TimerLeader:
         self.renew_every = self.seconds / 3
         self._loop: tuple[threading.Event, threading.Thread] | None = None
 
+    @property
+    def leading(self) -> bool:
+        """This process runs the timer loop now."""
+        return self._loop is not None
+
     def run(self, stop: threading.Event) -> None:
         """Until ``stop``: take or renew the lease, run or stop the loop accordingly."""
-        shared = connection.vendor == "postgresql"
-        if not shared:
-            logger.info("timer loop running (one host: %s)", connection.vendor)
+        shared = connection.vendor == "postgresql"  # SQLite: one host, the loop just runs
         held_until = 0.0  # monotonic: our own idea of when our lease ends
         waiting_logged = False
         try:
@@ -110,7 +113,7 @@ class TimerLeader:
                 elif not leading and self._loop is not None:
                     logger.warning("timer loop lease lost: stopping the loop here")
                     self._stop_loop()
-                if not leading and not waiting_logged:
+                if held is False and not waiting_logged:
                     logger.info("another host runs the timer loop: taking it over if it stops")
                     waiting_logged = True
                 if not shared:
