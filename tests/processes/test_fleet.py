@@ -11,6 +11,8 @@ import io
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -24,7 +26,7 @@ from processes import engine, health
 from processes.events import Actor
 from processes.models import ClusterHeartbeat, EventType, ProcessEvent, TimerLease
 from processes.supervisor import hold_lease, lease_holder, release_lease
-from tests.conftest import wait_for
+from tests.conftest import ROOT, subprocess_env, wait_for
 from tests.factories import UserFactory, definition_data
 
 
@@ -119,6 +121,62 @@ def test_the_watchdog_reasons_and_sms_name_the_host_and_queue(fleet, settings):
     (sms,) = locmem.outbox
     assert "worker-7.example.com (queue reports) is gone" in sms.body
     assert "worker-8.example.com" in sms.body
+
+
+@pytest.fixture
+def own_supervisor(settings):
+    """A ``Supervisor`` object of this process (not run): its row-keeping methods alone."""
+    import shutil
+
+    from processes.supervisor import Config, Supervisor
+
+    made = []
+
+    def make(supervisor_id, **overrides):
+        config = Config.from_settings(supervisor_id=supervisor_id, **overrides)
+        made.append(Supervisor(config))
+        return made[-1]
+
+    yield make
+    for sup in made:
+        shutil.rmtree(sup.progress_dir, ignore_errors=True)
+
+
+@pytest.mark.django_db
+def test_a_starting_supervisor_forgets_expired_rows_and_a_clean_stop_deregisters(
+    fleet, own_supervisor
+):
+    fleet("host-old", silent=601)  # silent for longer than FLOWDESK_SUPERVISOR_EXPIRY
+    fleet("host-b", silent=60)  # gone, not expired yet
+    sup = own_supervisor("host-new")
+
+    sup._register()
+    assert set(ClusterHeartbeat.objects.values_list("pk", flat=True)) == {"host-b", "host-new"}
+
+    sup._deregister()  # what SIGTERM ends with
+    assert set(ClusterHeartbeat.objects.values_list("pk", flat=True)) == {"host-b"}
+
+
+@pytest.mark.django_db
+def test_a_peer_gone_gets_the_scheduled_steps_enqueued_again_once(fleet, own_supervisor):
+    from django_q.conf import Conf
+
+    sup = own_supervisor("host-a", timers=False, stall=20, heartbeat=5)
+    recovered = []
+    sup._recover = lambda: recovered.append(True)
+    fleet("host-a", cluster=Conf.CLUSTER_NAME)
+    fleet("host-b", cluster=Conf.CLUSTER_NAME, silent=10)  # late, not gone
+    fleet("host-c", cluster="another queue", silent=60)  # gone, but not ours
+
+    sup._check_peers()
+    assert recovered == []
+
+    ClusterHeartbeat.objects.filter(pk="host-b").update(
+        checked_at=timezone.now() - dt.timedelta(seconds=30)
+    )
+    sup._check_peers()
+    sup._check_peers()  # the same silence: nothing new
+    assert recovered == [True]
 
 
 # --- the timer lease --------------------------------------------------------------------------
@@ -222,8 +280,65 @@ def test_two_hosts_one_timer_loop_taken_over_when_its_host_is_killed(
     wait_for(gone_reported, timeout=30, message="the killed host reported gone")
     status, body = healthz()
     assert status == 200, body
+    # ... and the survivor, running the timer loop now, enqueued what the dead host had taken
+    wait_for(
+        lambda: f"supervisor {leader.supervisor_id} of queue" in other.output(),
+        timeout=30,
+        message=f"the peer seen gone\n{other.output()[-3000:]}",
+    )
 
     # When the other host stops cleanly, it deregisters and gives the lease back at once.
     other.stop()
     assert ClusterHeartbeat.objects.filter(pk=other.supervisor_id).first() is None
     assert lease_holder() is None
+
+
+@pytest.mark.e2e
+@pytest.mark.postgres
+def test_two_timer_commands_run_one_loop_and_a_clean_stop_gives_the_lease_back(
+    postgres, transactional_db, tmp_path
+):
+    # Given two `manage.py timers` (beside bare qclusters) on two hosts, a 30 s lease.
+    procs = {}
+    for name in ("t-1", "t-2"):
+        log = open(tmp_path / f"{name}.log", "ab")  # noqa: SIM115 - closed below
+        procs[name] = (
+            subprocess.Popen(
+                [sys.executable, "manage.py", "timers"],
+                cwd=ROOT,
+                env=subprocess_env(FLOWDESK_SUPERVISOR_ID=name, FLOWDESK_TIMER_LEASE="30"),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            ),
+            log,
+        )
+    try:
+        wait_for(lambda: lease_holder() is not None, timeout=60, message="a lease holder")
+        holder = lease_holder().split("/")[0]
+        other = "t-2" if holder == "t-1" else "t-1"
+
+        # When the holder stops cleanly (SIGTERM).
+        proc = procs[holder][0]
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+        # Then the lease is free at once (not after its 30 s) and the other takes it.
+        assert proc.returncode == 0
+        assert (lease_holder() or "").split("/")[0] in ("", other)
+        wait_for(
+            lambda: (lease_holder() or "").startswith(other + "/"),
+            timeout=20,
+            message="the other timers command holds the lease",
+        )
+        said = {name: (tmp_path / f"{name}.log").read_text() for name in procs}
+        assert said[holder].count("timer loop running here") == 1
+        assert said[other].count("timer loop running here") == 1
+        assert "another host runs the timer loop" in said[other]
+        assert "timer loop stopped" in said[holder]
+    finally:
+        for proc, log in procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+            log.close()
