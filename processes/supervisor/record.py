@@ -88,7 +88,8 @@ class RecordAndRecover:
                 .values_list("pk", "checked_at")
             )
         except Exception as exc:
-            logger.warning("cannot look for supervisors gone: %s", exc)
+            if self.db_ok:  # an outage is logged once, by the row's read
+                logger.warning("cannot look for supervisors gone: %s", exc)
             return
         new = gone - self.peers_gone
         if not new:
