@@ -116,16 +116,32 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# FLOWDESK_DB_POOLER=pgbouncer: DATABASE_URL is a PgBouncer in transaction mode (one server
+# connection per transaction, not per client). Everything that lives in a session then breaks:
+# psycopg's prepared statements (PgBouncer before 1.21 can't keep them; so off by default here)
+# and Django's server-side cursors (a WITH HOLD cursor outlives the transaction; turned off).
+# The timer loop's leader uses a lease row, not a session advisory lock, for the same reason.
+FLOWDESK_DB_POOLER = os.environ.get("FLOWDESK_DB_POOLER", "").strip().lower()
+if FLOWDESK_DB_POOLER not in ("", "pgbouncer"):
+    sys.exit("error: FLOWDESK_DB_POOLER: empty (a direct connection) or 'pgbouncer'")
 # FLOWDESK_DB_PREPARE (PostgreSQL): after this many runs of the same statement on a connection,
 # psycopg prepares it on the server, so PostgreSQL stops planning it again. Planning the
-# permission checks cost 1-3 ms of database CPU per API call. 0 turns it off: use 0 behind
-# PgBouncer in transaction mode older than 1.21 (prepared statements are per server connection).
-FLOWDESK_DB_PREPARE = int(os.environ.get("FLOWDESK_DB_PREPARE", "5"))
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and FLOWDESK_DB_PREPARE > 0:
+# permission checks cost 1-3 ms of database CPU per API call. 0 turns it off (the default behind
+# PgBouncer; set it behind PgBouncer >= 1.21 with max_prepared_statements > 0, which keeps
+# protocol-level prepared statements per server connection).
+FLOWDESK_DB_PREPARE = int(
+    os.environ.get("FLOWDESK_DB_PREPARE") or ("0" if FLOWDESK_DB_POOLER else "5")
+)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["OPTIONS"] = {
-        "server_side_binding": True,  # prepared statements need server-side parameters
-        "prepare_threshold": FLOWDESK_DB_PREPARE,
+        **DATABASES["default"].get("OPTIONS", {}),
+        # Server-side parameters (unnamed statements: fine behind any pooler): what prepared
+        # statements need, and the hot paths' binary results (processes/db/core.py, fetch).
+        "server_side_binding": True,
+        "prepare_threshold": FLOWDESK_DB_PREPARE if FLOWDESK_DB_PREPARE > 0 else None,
     }
+    if FLOWDESK_DB_POOLER:
+        DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["OPTIONS"] = {
@@ -272,6 +288,10 @@ FLOWDESK_SWEEP_MINUTES = int(os.environ.get("FLOWDESK_SWEEP_MINUTES", "1"))
 FLOWDESK_TIMER_TICK = float(os.environ.get("FLOWDESK_TIMER_TICK", "1"))
 # ``manage.py workers`` runs the timer loop in a thread (turn off to run ``manage.py timers``).
 FLOWDESK_TIMER_LOOP = os.environ.get("FLOWDESK_TIMER_LOOP", "1").lower() not in ("0", "false", "")
+# One timer loop across hosts (PostgreSQL): the supervisor holding the timer lease runs it and
+# renews it every third of this many seconds; when its host dies, another takes the loop over
+# once the lease expired (processes/supervisor/leader.py).
+FLOWDESK_TIMER_LEASE = float(os.environ.get("FLOWDESK_TIMER_LEASE", "5"))
 # A scheduled step nobody picked up within this many seconds is enqueued again (Redis is at-most-once).
 FLOWDESK_REENQUEUE_AFTER = float(os.environ.get("FLOWDESK_REENQUEUE_AFTER", "120"))
 # Extra seconds a running step's lease lasts beyond its timeout before the sweep reclaims it.
@@ -304,6 +324,10 @@ FLOWDESK_SHUTDOWN_GRACE = float(
 # One id per supervisor (its heartbeat lane and row); give two supervisors of one cluster on one
 # host different ids.
 FLOWDESK_SUPERVISOR_ID = os.environ.get("FLOWDESK_SUPERVISOR_ID", "") or os.uname().nodename
+# A supervisor silent for longer than its stall + heartbeat is "gone" (its host vanished: a clean
+# stop deregisters at once); after this many seconds of silence /healthz forgets it (an
+# autoscaled fleet's removed hosts), and the next supervisor to start deletes its row.
+FLOWDESK_SUPERVISOR_EXPIRY = float(os.environ.get("FLOWDESK_SUPERVISOR_EXPIRY", "600"))
 # /healthz: 503 when the oldest due timer (TaskInstance.wake_at) is older than this (seconds).
 FLOWDESK_HEALTH_TIMER_LAG = float(os.environ.get("FLOWDESK_HEALTH_TIMER_LAG", "300"))
 # manage.py watchdog: seconds unhealthy before the on-call SMS (the supervisor repairs short stalls).

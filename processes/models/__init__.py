@@ -29,6 +29,7 @@ from processes.models.read_models import (  # noqa: F401
     ClusterHeartbeat,
     ProjectionState,
     TaskExecution,
+    TimerLease,
 )
 from processes.models.states import (  # noqa: F401
     ACTIVE_PROCESS_STATES,

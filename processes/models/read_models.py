@@ -1,4 +1,5 @@
-"""Read models projected from the event log (the dashboard), and the cluster heartbeat."""
+"""Read models projected from the event log (the dashboard), the cluster heartbeat and the
+timer loop's lease."""
 
 from __future__ import annotations
 
@@ -108,3 +109,21 @@ class ClusterHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.supervisor} ({self.state})"
+
+
+class TimerLease(models.Model):
+    """Who runs the timer loop: one holder at a time across every host (PostgreSQL).
+
+    The holder renews ``expires_at`` (the database's clock, so hosts' clocks don't matter)
+    every third of ``FLOWDESK_TIMER_LEASE`` seconds; once it expired, another supervisor takes
+    it over. A row rather than a session advisory lock, so it works behind PgBouncer in
+    transaction mode (``processes.supervisor.leader``).
+    """
+
+    name = models.CharField(max_length=50, primary_key=True)
+    holder = models.CharField(max_length=150, help_text="Supervisor id and process id.")
+    expires_at = models.DateTimeField()
+    acquired_at = models.DateTimeField(help_text="When this holder took it.")
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.holder}"
