@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('processes', '0018_archived_business_keys'),
+        ('processes', '0020_absences'),
     ]
 
     operations = [
