@@ -31,6 +31,9 @@ class TaskExecution(models.Model):
     completed_at = models.DateTimeField()
     lead_seconds = models.FloatField(help_text="scheduled -> completed")
     run_seconds = models.FloatField(null=True, blank=True, help_text="started -> completed")
+    # The task's due time and candidate role when projected (trends: late approvals per role).
+    due_at = models.DateTimeField(null=True, blank=True)
+    candidate_role = models.CharField(max_length=150, blank=True, default="")
     # The heat map's share of this execution, in ProjectionState.time_zone (PostgreSQL only):
     # whole days (every hour), then the first and the last partial hour of day, and
     # ``heat_full_hours`` whole hours from ``heat_full_hour`` on.
@@ -47,7 +50,14 @@ class TaskExecution(models.Model):
             # The dashboard's window: the executions of one definition's instances started since.
             models.Index(
                 fields=["definition_key", "process_created_at"], name="execution_def_created"
-            )
+            ),
+            # The trends' periods: one definition's executions by completion time, every column
+            # they read included (PostgreSQL answers from the index alone).
+            models.Index(
+                fields=["definition_key", "completed_at"],
+                name="execution_def_completed",
+                include=["task_type", "lead_seconds", "due_at", "candidate_role"],
+            ),
         ]
 
     def __str__(self) -> str:
