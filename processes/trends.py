@@ -14,7 +14,10 @@ Read from tables kept as the engine works, never from the event log at request t
 - approvals late and still open: the open HUMAN tasks ``overdue_q`` selects, in the period of
   their due time.
 
-Periods are those of the current time zone. PostgreSQL works out the percentiles itself
+A closed period's figures don't change (cases start and end, tasks finish, "now"): once it
+ended over ``CLOSED_AFTER`` ago, they are stored (``TrendPeriod``) and read back, so a request
+computes only the current period at a million instances. Periods are those of the current time
+zone. PostgreSQL works out the percentiles itself
 (``processes.db.trends``: ``percentile_cont``); other databases in ``durations_in_python`` (the
 same interpolation, ``dashboard.percentile``). The request's parameters are read by
 ``parse_query``, for the API and the dashboard alike.
@@ -42,6 +45,7 @@ from processes.models import (
     TaskExecution,
     TaskInstance,
     TaskType,
+    TrendPeriod,
     overdue_q,
 )
 
@@ -49,6 +53,8 @@ PERIODS = ("month", "week")
 FORMATS = ("json", "csv")
 DEFAULT_PERIODS = 12  # the current period and the 11 before it
 MAX_PERIODS = 260  # five years of weeks: a bound on the work one request asks for
+# A period is stored once it ended this long ago (events committed late are projected by then).
+CLOSED_AFTER = dt.timedelta(hours=1)
 FIRST_YEAR, LAST_YEAR = 1970, 9000  # dates outside are typing errors (and overflow the calendar)
 
 
@@ -241,7 +247,11 @@ def durations_in_python(q: Query) -> list[tuple]:
 
 def build(q: Query, *, now=None, in_database=None, behind: int | None = None) -> Trends:
     """The figures of every period of ``q`` (empty periods included, in order), the projection
-    caught up first (``behind``: it was just now, by the dashboard, with this many ids left)."""
+    caught up first (``behind``: it was just now, by the dashboard, with this many ids left).
+
+    Closed periods come from ``TrendPeriod`` when stored; the others are computed, from the
+    first one missing on, and those closed since are stored (when the projection is caught up).
+    Approvals open past due are counted afresh every time (they close or stay open)."""
     if in_database is None:
         in_database = connection.vendor == "postgresql"
     now = now or timezone.now()
@@ -250,10 +260,58 @@ def build(q: Query, *, now=None, in_database=None, behind: int | None = None) ->
             batch=dashboard.CATCH_UP_BATCH, budget_seconds=dashboard.CATCH_UP_SECONDS
         )["left"]
     tz = timezone.get_current_timezone_name()
-    periods = {
-        day: Period(day)
-        for day in period_starts(timezone.localdate(q.start), timezone.localdate(q.end), q.by)
+    days = period_starts(timezone.localdate(q.start), timezone.localdate(q.end), q.by)
+    stored = {
+        row.start: Period(row.start, **row.figures)
+        for row in TrendPeriod.objects.filter(
+            definition_key=q.key, by=q.by, time_zone=tz, start__gte=days[0], start__lte=days[-1]
+        )
     }
+    periods = {day: stored.get(day) or Period(day) for day in days}
+    missing = [day for day in days if day not in stored]
+    if missing:
+        live = Query(q.key, q.by, local_midnight(missing[0]), q.end)
+        computed = {day: Period(day) for day in days if day >= missing[0]}
+        _ended_and_done(live, computed, in_database, tz)
+        periods.update(computed)
+        closed_before = now - CLOSED_AFTER
+        if behind == 0:
+            TrendPeriod.objects.bulk_create(
+                [
+                    TrendPeriod(
+                        definition_key=q.key,
+                        by=q.by,
+                        time_zone=tz,
+                        start=p.start,
+                        figures=_figures(p),
+                        computed_at=now,
+                    )  # fmt: skip
+                    for p in computed.values()
+                    if p.start in missing
+                    and local_midnight(next_period(p.start, q.by)) <= closed_before
+                ],
+                ignore_conflicts=True,
+            )
+    open_late = TaskInstance.objects.filter(
+        overdue_q(now), definition_key=q.key, due_at__gte=q.start, due_at__lt=q.end
+    )
+    for day, role, n in _counted(open_late, "due_at", q.by, "candidate_role"):
+        if day in periods:
+            periods[day].late_open += n
+            periods[day].late_by_role.setdefault(role, [0, 0])[1] += n
+    return Trends(q, list(periods.values()), tz, behind=behind)
+
+
+def _figures(p: Period) -> dict:
+    """What ``TrendPeriod`` keeps of a period: all but the open approvals (counted afresh)."""
+    figures = {k: v for k, v in vars(p).items() if k not in ("start", "late_open")}
+    figures["late_by_role"] = {role: [f, 0] for role, (f, _) in p.late_by_role.items() if f}
+    return figures
+
+
+def _ended_and_done(q: Query, periods: dict, in_database: bool, tz: str) -> None:
+    """Add to ``periods`` what happened in [q.start, q.end): cases started and ended, task
+    waits, approvals finished late."""
 
     def at(day) -> Period:  # (a period outside the range can't come back; guard anyway)
         return periods.get(day) or Period(day)
@@ -285,113 +343,3 @@ def build(q: Query, *, now=None, in_database=None, behind: int | None = None) ->
     for day, role, n in _counted(late, "completed_at", q.by, "candidate_role"):
         at(day).late_finished += n
         at(day).late_by_role.setdefault(role, [0, 0])[0] += n
-    open_late = TaskInstance.objects.filter(
-        overdue_q(now), definition_key=q.key, due_at__gte=q.start, due_at__lt=q.end
-    )
-    for day, role, n in _counted(open_late, "due_at", q.by, "candidate_role"):
-        at(day).late_open += n
-        at(day).late_by_role.setdefault(role, [0, 0])[1] += n
-    return Trends(q, list(periods.values()), tz, behind=behind)
-
-
-def span(q: Query) -> tuple[str, str]:
-    """The first and the last day of ``q``'s periods (ISO dates)."""
-    last = timezone.localdate(q.end) - dt.timedelta(days=1)
-    return timezone.localdate(q.start).isoformat(), last.isoformat()
-
-
-def as_dict(trends: Trends) -> dict:
-    """The API's answer."""
-    q = trends.query
-    first, last = span(q)
-    return {
-        "definition": q.key,
-        "by": q.by,
-        "from": first,
-        "to": last,
-        "time_zone": trends.time_zone,
-        "behind": trends.behind,
-        "periods": [
-            {
-                "period": p.start.isoformat(),
-                "started": p.started,
-                "completed": p.completed,
-                "cancelled": p.cancelled,
-                "lead_seconds": {"p50": p.lead_p50, "p95": p.lead_p95},
-                "waiting_for_people": {
-                    "tasks": p.people_tasks,
-                    "p50": p.people_p50,
-                    "p95": p.people_p95,
-                    "total_seconds": p.people_total,
-                },
-                "waiting_for_systems": {
-                    "tasks": p.system_tasks,
-                    "p50": p.system_p50,
-                    "p95": p.system_p95,
-                    "total_seconds": p.system_total,
-                },
-                "late_approvals": {
-                    "finished_late": p.late_finished,
-                    "open_past_due": p.late_open,
-                    "by_role": {
-                        role: {"finished_late": f, "open_past_due": o}
-                        for role, (f, o) in sorted(p.late_by_role.items())
-                    },
-                },
-            }
-            for p in trends.periods
-        ],
-    }
-
-
-CSV_COLUMNS = [
-    "period",
-    "started",
-    "completed",
-    "cancelled",
-    "lead_p50_s",
-    "lead_p95_s",
-    "people_tasks",
-    "people_wait_p50_s",
-    "people_wait_p95_s",
-    "people_wait_total_s",
-    "system_tasks",
-    "system_wait_p50_s",
-    "system_wait_p95_s",
-    "system_wait_total_s",
-    "late_finished",
-    "late_open",
-]
-
-
-def csv_rows(trends: Trends) -> list[list]:
-    """A header, then a row per period; each role adds two columns (``late_finished:<role>``,
-    ``late_open:<role>``). Empty cells where there is no figure."""
-    roles = trends.roles
-    header = CSV_COLUMNS + [
-        f"late_{kind}:{role}" for role in roles for kind in ("finished", "open")
-    ]
-    rows = [header]
-    for p in trends.periods:
-        values = [
-            p.start.isoformat(),
-            p.started,
-            p.completed,
-            p.cancelled,
-            p.lead_p50,
-            p.lead_p95,
-            p.people_tasks,
-            p.people_p50,
-            p.people_p95,
-            p.people_total,
-            p.system_tasks,
-            p.system_p50,
-            p.system_p95,
-            p.system_total,
-            p.late_finished,
-            p.late_open,
-        ]
-        for role in roles:
-            values += p.late_by_role.get(role, [0, 0])
-        rows.append(["" if v is None else v for v in values])
-    return rows

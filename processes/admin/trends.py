@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 
-from processes import trends
+from processes import trends, trends_output
 from processes.admin import widgets
 from processes.errors import InvalidInput
 
@@ -36,7 +36,7 @@ def section(model_admin, request, key: str, behind: int) -> dict:
         )
         query = trends.parse_query(request.user, {"definition": key, "by": params["by"]})
     figures = trends.build(query, behind=behind)
-    first, last = trends.span(query)
+    first, last = trends_output.span(query)
     export = {"definition": key, "by": query.by, "from": first, "to": last, "format": "csv"}
     return {
         "trends": figures,

@@ -28,6 +28,7 @@ from processes.models.read_models import (  # noqa: F401
     ClusterHeartbeat,
     ProjectionState,
     TaskExecution,
+    TrendPeriod,
 )
 from processes.models.states import (  # noqa: F401
     ACTIVE_PROCESS_STATES,

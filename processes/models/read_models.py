@@ -64,6 +64,33 @@ class TaskExecution(models.Model):
         return f"{self.definition_key}:{self.task_name} #{self.event_id}"
 
 
+class TrendPeriod(models.Model):
+    """One closed period's trends of one definition, as ``processes.trends`` first worked them
+    out (all but the approvals still open past due, counted afresh on every request).
+
+    Cases start, end and tasks finish "now": a closed period's figures don't change, except
+    through a case reopened or removed later (not reflected here). Written only by
+    ``processes.trends``; rows of another time zone are simply not read.
+    """
+
+    definition_key = models.CharField(max_length=100)
+    by = models.CharField(max_length=5, help_text="month or week")
+    time_zone = models.CharField(max_length=100)
+    start = models.DateField(help_text="The period's first day.")
+    figures = models.JSONField(help_text="processes.trends.Period's fields but start, late_open.")
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["definition_key", "by", "time_zone", "start"], name="trend_period_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.definition_key} {self.by} {self.start}"
+
+
 class ProjectionState(models.Model):
     """How far a projection has read the event log (see ``processes.projections``)."""
 

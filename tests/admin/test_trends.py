@@ -238,6 +238,35 @@ def test_periods_follow_the_local_calendar(story, settings):
     assert week14.started == 1  # C2 started 21:00 Sunday there
 
 
+def test_closed_periods_are_stored_and_open_approvals_counted_afresh(story, clock):
+    from processes.models import TrendPeriod
+
+    # given the weeks computed once (those ended over an hour before now are stored)
+    weekly = query("week", **{"from": "2026-10-05", "to": "2026-10-19"})
+    first = trends.build(weekly, now=NOW)
+    assert [p.late_open for p in first.periods] == [1, 0, 0]
+    assert sorted(TrendPeriod.objects.values_list("start", flat=True)) == [
+        dt.date(2026, 10, 5),
+        dt.date(2026, 10, 12),
+    ]  # not the week of 19 October: it is still going on
+    # when C4's overdue review is finished now
+    complete_task(task(story["c4"], "review"), {})
+    again = trends.build(weekly, now=NOW)
+    # then its week (stored) no longer counts it open, and this week counts it finished late
+    week5, week12, week19 = again.periods
+    assert (week5.late_open, week5.late_by_role) == (0, {})
+    assert week5.people_tasks == 3 and week5.completed == 1  # the rest as stored
+    assert (week19.late_finished, week19.completed, week19.late_by_role) == (
+        1,
+        1,
+        {"finance": [1, 0]},
+    )
+    # and the stored figures are those computed: a fresh computation agrees
+    TrendPeriod.objects.all().delete()
+    fresh = trends.build(weekly, now=NOW)
+    assert [figures(p) for p in fresh.periods] == [figures(p) for p in again.periods]
+
+
 def test_default_range_is_the_last_twelve_periods(story):
     months = trends.build(query(), now=NOW).periods
     assert len(months) == 12 and months[-1].start == dt.date(2026, 10, 1)

@@ -5,7 +5,7 @@ import csv
 from django.http import HttpResponse
 from rest_framework.response import Response
 
-from processes import trends
+from processes import trends, trends_output
 from processes.api.base import ApiView
 from processes.api.docs import stats as docs
 
@@ -17,12 +17,12 @@ class TrendsView(ApiView):
         figures = trends.build(query)
         if query.format == "csv":
             return csv_response(figures)
-        return Response(trends.as_dict(figures))
+        return Response(trends_output.as_dict(figures))
 
 
 def csv_response(figures: trends.Trends) -> HttpResponse:
     q = figures.query
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="trends-{q.key}-{q.by}.csv"'
-    csv.writer(response).writerows(trends.csv_rows(figures))
+    csv.writer(response).writerows(trends_output.csv_rows(figures))
     return response
