@@ -13,7 +13,7 @@ from processes import trends, trends_output
 from processes.admin import widgets
 from processes.errors import InvalidInput
 
-WIDTH, HEIGHT, LEFT, TOP, BOTTOM = 720, 200, 56, 14, 34
+WIDTH, HEIGHT, LEFT, TOP, BOTTOM = 720, 210, 40, 18, 34
 CASE_SERIES = (("started", "#0969da"), ("completed", "#1a7f37"), ("cancelled", "#6e7781"))
 TIME_SERIES = (
     ("lead_p50", "#1a7f37", "case lead time p50"),
@@ -66,15 +66,21 @@ def row(p: trends.Period, roles: list[str]) -> dict:
     }
 
 
+def _label(p: trends.Period, first: bool, by: str) -> str:
+    if by == "week":
+        return f"{p.start.day} {p.start:%b}"
+    return f"{p.start:%b %Y}" if first or p.start.month == 1 else f"{p.start:%b}"
+
+
 def _frame(periods: list[trends.Period]) -> tuple[float, list[dict]]:
     step = (WIDTH - LEFT - 10) / max(len(periods), 1)
+    by = "week" if len(periods) > 1 and (periods[1].start - periods[0].start).days == 7 else ""
+    every = max(1, round(len(periods) / 12))  # at most about 12 labels
     labels = [
-        {"x": LEFT + step * (i + 0.5), "text": p.start.strftime("%b %y" if i == 0 or
-         p.start.month == 1 else "%b") if len(periods) <= 24 else p.start.strftime("%d/%m")}
+        {"x": LEFT + step * (i + 0.5), "text": _label(p, i == 0, by)}
         for i, p in enumerate(periods)
-    ]  # fmt: skip
-    if len(periods) > 24:  # (weeks over half a year: every fourth label)
-        labels = labels[::4]
+        if i % every == 0
+    ]
     return step, labels
 
 
