@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from processes import authority, dashboard
-from processes.admin import widgets
+from processes.admin import trends, widgets
 from processes.db.core import parse_id
 from processes.models import ProcessDefinition, ProcessState
 
@@ -55,6 +55,7 @@ def dashboard_page(model_admin, request):
                 "heatmap": heatmap(dash),
                 "incidents_url": f"{changelist}?definition_key={key}&state__exact=failed",
                 "breaches_url": f"{changelist}?definition_key={key}&overdue=yes",
+                **trends.section(model_admin, request, key, dash.behind),
             }
         )
     return TemplateResponse(request, "admin/processes/dashboard.html", context)

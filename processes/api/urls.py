@@ -4,7 +4,7 @@ from django.urls import path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from processes.api.exceptions import error_response
-from processes.api.views import auth, definitions, events, processes, tasks
+from processes.api.views import auth, definitions, events, processes, stats, tasks
 
 
 class TextConverter:
@@ -85,6 +85,7 @@ urlpatterns = [
     path("tasks/<int:pk>/release/", tasks.TaskReleaseView.as_view(), name="api-task-release"),
     path("tasks/<int:pk>/complete/", tasks.TaskCompleteView.as_view(), name="api-task-complete"),
     path("tasks/<int:pk>/delegate/", tasks.TaskDelegateView.as_view(), name="api-task-delegate"),
+    path("stats/trends/", stats.TrendsView.as_view(), name="api-stats-trends"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),

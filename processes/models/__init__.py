@@ -30,6 +30,7 @@ from processes.models.read_models import (  # noqa: F401
     ProjectionState,
     TaskExecution,
     TimerLease,
+    TrendPeriod,
 )
 from processes.models.states import (  # noqa: F401
     ACTIVE_PROCESS_STATES,

@@ -156,6 +156,13 @@ class TaskInstance(FSMModelMixin, models.Model):
                 name="task_open_human_due",
                 condition=Q(state="scheduled", type="HUMAN"),
             ),
+            # The trends' approvals open past due of one definition, by due time and role.
+            models.Index(
+                fields=["definition_key", "due_at"],
+                name="task_open_human_def_due",
+                include=["candidate_role"],
+                condition=Q(state="scheduled", type="HUMAN"),
+            ),
             models.Index(
                 fields=["task_queue", "scheduled_at"],
                 name="task_external_queue",

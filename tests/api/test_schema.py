@@ -52,6 +52,7 @@ EXPECTED_PATHS = {
     "/api/subscriptions/{id}/",
     "/api/subscriptions/{id}/deliveries/",
     "/api/deliveries/{id}/replay/",
+    "/api/stats/trends/",
 }
 
 
