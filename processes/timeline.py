@@ -174,6 +174,10 @@ def describe(event, *, task_spec=None, folded: dict | None = None) -> str:
     if t == EventType.TASK_DELEGATED:
         text = f"{task} delegated to {data.get('to', '?')}"
         return text + (f" — “{data['comment']}”" if data.get("comment") else "")
+    if t == EventType.TASK_REASSIGNED:
+        to = data.get("to") or f"the role {data.get('to_role', '?')}"
+        text = f"{task} reassigned to {to}"
+        return text + (f" — “{data['reason']}”" if data.get("reason") else "")
     if t == EventType.TASK_ESCALATED:
         if data.get("to_role") and data.get("to_role") != data.get("from_role"):
             return f"{task} overdue: escalated from {data.get('from_role')} to {data['to_role']}"
