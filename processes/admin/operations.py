@@ -64,12 +64,8 @@ def _retry(process, task, data, actor):
 
 def _skip(process, task, data, actor):
     values = data.get("set_values") or {}
-    if values:
-        # Set first (one audited variables_changed event), so what runs next finds them.
-        engine.process_correct_variables(
-            process_id=process.pk, actor=actor, set=values, reason=data["reason"]
-        )
-    engine.task_skip(task_id=task.pk, actor=actor, reason=data["reason"])
+    # the values are set first, in the same transaction, so what runs next finds them
+    engine.task_skip(task_id=task.pk, actor=actor, reason=data["reason"], set=values or None)
     if values:
         return f"Set {', '.join(values)}; task {task.name} skipped."
     return f"Task {task.name} skipped."

@@ -103,19 +103,28 @@ def task_retry(*, task_id, actor: Actor, reason: str = "") -> TaskResult:
 
 
 @transaction.atomic
-def task_skip(*, task_id, actor: Actor, reason: str) -> TaskInstance:
-    """Skip a pending, scheduled or failed task (a person decided it isn't needed)."""
+def task_skip(*, task_id, actor: Actor, reason: str, set: dict | None = None) -> TaskInstance:
+    """Skip a pending, scheduled or failed task (a person decided it isn't needed).
+
+    ``set``: variable values what runs next needs in place of the skipped task's results
+    ("bonus.amount"); set first, in the same transaction, by the rules of
+    ``process_correct_variables`` (its grant, each value checked against the definition, one
+    ``variables_changed`` event with the same reason)."""
     if not reason or not reason.strip():
         raise InvalidInput("a reason is required to skip a task", fields={"reason": ["required"]})
+    if set:
+        set, _ = _correction_input(set, (), reason)
     run, task = _lock_for_task(task_id)
     run.actor = actor
     _require_grant(actor, authority.OPERATE, run.process.definition_key, "skip tasks")
-    if task.state in (TaskState.COMPENSATING, TaskState.COMPENSATION_FAILED):
+    if task.state in (TaskState.COMPENSATING, TaskState.COMPENSATION_FAILED) and not set:
         compensation.compensation_skip(run, task, reason)
         run.save()
         return task
     if run.process.state not in ACTIVE_PROCESS_STATES:
         raise Conflict(f"process is {run.process.state}")
+    if set:
+        _correct(run, actor, set, (), reason)
     _transition(task, "skip")
     run.touch(task)
     events.task_skipped(
@@ -204,7 +213,18 @@ def process_correct_variables(
     that type: "409.3" for a decimal with 2 places becomes "409.30"), free-form values by the
     check every undeclared value passes.
     """
-    changes = set if set is not None else {}
+    changes, unset = _correction_input(set, unset, reason)
+    run = _lock(process_id)
+    run.actor = actor
+    _correct(run, actor, changes, unset, reason)
+    run.save()
+    return run.process
+
+
+def _correction_input(changes, unset, reason: str) -> tuple[dict, tuple]:
+    """The shape of a correction (before any lock): a reason, a ``set`` object, an ``unset``
+    list, variable paths; ``InvalidInput`` naming each field otherwise."""
+    changes = changes if changes is not None else {}
     errors: dict[str, list[str]] = {}
     if not isinstance(reason, str) or not reason.strip():
         errors["reason"] = ["a reason is required: it is kept in the history"]
@@ -225,8 +245,12 @@ def process_correct_variables(
         errors["set"] = ["name at least one variable to set or unset"]
     if errors:
         raise InvalidInput("the correction is not valid", fields=errors)
-    run = _lock(process_id)
-    run.actor = actor
+    return changes, tuple(unset)
+
+
+def _correct(run: _Run, actor: Actor, asked: dict, unset, reason: str) -> None:
+    """Apply a checked correction to the locked ``run``: the grant, the process's state, each
+    value against the definition, one ``variables_changed`` event."""
     process = run.process
     if actor.user is not None and not authority.has_definition_perm(
         actor.user, authority.CORRECT, process.definition_key
@@ -234,7 +258,6 @@ def process_correct_variables(
         raise Forbidden(f"you may not correct variables of {process.definition_key!r} processes")
     if process.state not in ACTIVE_PROCESS_STATES:
         raise Conflict(f"process is {process.state}: its variables are history now")
-    asked = changes
     changes, problems = spec_module.check_variable_changes(run.spec, asked, unset)
     if problems:
         raise InvalidInput(
@@ -255,8 +278,6 @@ def process_correct_variables(
         raise InvalidInput("no variable would change", fields={"set": ["no variable would change"]})
     process.variables = variables
     events.variables_changed(log=run.log, actor=actor, changes=diff, reason=reason.strip())
-    run.save()
-    return process
 
 
 def _under(path: str, asked: dict) -> bool:
