@@ -185,6 +185,7 @@ class _Run:
     def save(self) -> None:
         changed = [self.tasks[n] for n in self.dirty]
         self.process.updated_at = timezone.now()
+        self.index_search()
         if len(changed) <= BULK_UPDATE_FROM:
             # The changed rows and the event rows in one statement (one round trip): bulk_update's
             # CASE/WHEN costs ~10 ms of CPU for two rows, a statement per row a round trip each.
@@ -198,6 +199,13 @@ class _Run:
             raw.update(self.process, self._changed_process_fields())
             written = events.flush(self.log)
         self.finish(written)
+
+    def index_search(self) -> None:
+        """Keep what the case is found by (``spec.search_text``) in step with its variables."""
+        process = self.process
+        process.search_text = spec_module.search_text(
+            self.spec, process.business_key, process.variables
+        )
 
     def finish(self, written: list | None = None) -> None:
         """After the rows are written: append the events (unless ``written`` already), leave

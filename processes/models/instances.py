@@ -79,6 +79,15 @@ class ProcessInstance(FSMModelMixin, models.Model):
         blank=True,
         help_text="The spec's process deadline; cleared once the timer sweep has raised it.",
     )
+    search_text = models.TextField(
+        blank=True,
+        default="",
+        db_default="",
+        help_text="What the case is found by (spec.search_text): its business key and its "
+        "definition's searchable variables, case-folded. On PostgreSQL a trigram index "
+        "(process_search_trgm, made by its migration: not a portable index) serves "
+        "partial matches.",
+    )
 
     class Meta:
         constraints = [
