@@ -1,5 +1,6 @@
-"""Reads of the control room: incidents (the admin home, ``/api/incidents/``), the task an
-operator repairs, and the search by business data. Nothing here writes.
+"""Reads of the control room: the operations home's figures (``/admin/``), the incidents
+(``/api/incidents/``), the task an operator repairs, and the search by business data. Nothing
+here writes.
 
 An incident is a ``process_failed`` event: a task failed for good (after its retries) or a
 compensation failed. It is open until the next retry, skip, replay, completion or cancellation
@@ -9,16 +10,28 @@ of that task is recorded (``resolved_at``); a task failing again opens a new one
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
 
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
-from processes import authority
+from processes import authority, health
 from processes import spec as spec_module
 from processes.authority import SEE
 from processes.db.core import MAX_DB_INT
 from processes.errors import NotFound
-from processes.models import EventType, ProcessEvent, TaskInstance
+from processes.models import (
+    ACTIVE_PROCESS_STATES,
+    EventType,
+    ProcessDefinition,
+    ProcessEvent,
+    ProcessInstance,
+    ProcessState,
+    TaskInstance,
+    TaskState,
+    TaskType,
+    overdue_q,
+)
 
 # What ends an incident of a task: an operator's repair or the task getting done some other way.
 RESOLVING = (
@@ -32,6 +45,7 @@ RESOLVING = (
     EventType.COMPENSATION_COMPLETED,
 )
 OPEN, RESOLVED = "open", "resolved"
+FAILED_STATES = (TaskState.FAILED, TaskState.COMPENSATION_FAILED)  # a task with an open incident
 
 
 def incidents_for(
@@ -69,8 +83,8 @@ def incidents_for(
         qs = qs.filter(created_at__lte=now - older_than)
     if younger_than is not None:
         qs = qs.filter(created_at__gte=now - younger_than)
-    if state == OPEN:
-        qs = qs.filter(resolved_at__isnull=True)
+    if state == OPEN:  # (the failed tasks lead: few, on the task_state_name index)
+        qs = qs.filter(task__state__in=FAILED_STATES, resolved_at__isnull=True)
     elif state == RESOLVED:
         qs = qs.filter(resolved_at__isnull=False)
     return qs
@@ -101,3 +115,95 @@ def search_filter(qs: QuerySet, q: str, *, prefix: str = "") -> QuerySet:
     if not term:
         return qs
     return qs.filter(**{f"{prefix}search_text__contains": term})
+
+
+# --- the operations home --------------------------------------------------------------------------
+
+HOME_INCIDENTS = 10  # the oldest open incidents listed on the home (the count says how many)
+
+
+@dataclass
+class DefinitionFigures:
+    key: str
+    name: str
+    running: int = 0
+    failed: int = 0  # cases with an open incident
+    waiting: int = 0  # open human tasks: cases waiting for people
+
+
+@dataclass
+class Home:
+    """What ``/admin/`` shows first; each figure is one query on an index (bench/admin.py)."""
+
+    definitions: list[DefinitionFigures] = field(default_factory=list)
+    incidents: list[TaskInstance] = field(default_factory=list)  # oldest first, with .process
+    incident_count: int = 0
+    overdue_tasks: int = 0
+    deadlines_passed: int = 0  # active cases whose process deadline passed
+    health_reasons: list[str] = field(default_factory=list)
+    now: dt.datetime | None = None
+
+
+def _granted(qs: QuerySet, keys, lookup: str = "definition_key") -> QuerySet:
+    return qs if keys is None else qs.filter(**{f"{lookup}__in": keys})
+
+
+def home(user, *, now=None) -> Home:
+    """The operations home for ``user``: the cases of the definitions they see by state, the
+    oldest open incidents, overdue human tasks, passed process deadlines, and the installation's
+    health (the ``/healthz`` reasons)."""
+    now = now or timezone.now()
+    keys = authority.granted_keys(user, SEE)
+    figures: dict[str, DefinitionFigures] = {}
+    names = _granted(ProcessDefinition.objects.all(), keys, "key").values_list("key", "name", "id")
+    ids = {}
+    for key, name, pk in names.order_by("key", "version"):  # the newest version's name wins
+        figures[key] = DefinitionFigures(key=key, name=name)
+        ids[pk] = key
+    # (process_active_definition: an index of the active cases only)
+    by_state = (
+        _granted(ProcessInstance.objects.filter(state__in=ACTIVE_PROCESS_STATES), keys)
+        .values_list("definition_id", "state")
+        .annotate(n=Count("*"))
+        .order_by()
+    )
+    for definition_id, state, n in by_state:
+        row = figures.get(ids.get(definition_id))
+        if row is not None:
+            if state == ProcessState.FAILED:
+                row.failed += n
+            else:
+                row.running += n
+    open_human = TaskInstance.objects.filter(type=TaskType.HUMAN, state=TaskState.SCHEDULED)
+    waiting = (
+        _granted(open_human, keys, "process__definition_key")
+        .values_list("process__definition_key")
+        .annotate(n=Count("*"))
+        .order_by()
+    )
+    for key, n in waiting:
+        if key in figures:
+            figures[key].waiting = n
+    failed = _granted(
+        TaskInstance.objects.filter(state__in=FAILED_STATES), keys, "process__definition_key"
+    )
+    overdue = _granted(TaskInstance.objects.filter(overdue_q(now)), keys, "process__definition_key")
+    late = _granted(
+        ProcessEvent.objects.filter(
+            type=EventType.PROCESS_DEADLINE_PASSED, process__state__in=ACTIVE_PROCESS_STATES
+        ),
+        keys,
+        "process__definition_key",
+    )
+    reasons, _ = health.check(now)
+    return Home(
+        definitions=list(figures.values()),
+        incidents=list(
+            failed.select_related("process").order_by("finished_at", "id")[:HOME_INCIDENTS]
+        ),
+        incident_count=failed.count(),
+        overdue_tasks=overdue.count(),
+        deadlines_passed=late.values("process_id").distinct().count(),
+        health_reasons=reasons,
+        now=now,
+    )

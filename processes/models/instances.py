@@ -109,6 +109,12 @@ class ProcessInstance(FSMModelMixin, models.Model):
             models.Index(fields=["state", "-created_at"], name="process_state_created"),
             models.Index(fields=["definition_key", "-created_at"], name="process_def_created"),
             models.Index(fields=["definition", "state"], name="process_def_state"),
+            # The operations home's cases by definition and state: the active ones only.
+            models.Index(
+                fields=["definition", "state"],
+                name="process_active_definition",
+                condition=Q(state__in=["running", "failed"]),
+            ),
             models.Index(fields=["business_key"], name="process_business_key"),
             models.Index(fields=["business_status"], name="process_business_status"),
             models.Index(fields=["-created_at"], name="process_created"),
