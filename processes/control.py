@@ -160,13 +160,11 @@ def home(user, *, now=None) -> Home:
     for key, name, pk in names.order_by("key", "version"):  # the newest version's name wins
         figures[key] = DefinitionFigures(key=key, name=name)
         ids[pk] = key
-    # (process_active_definition: an index of the active cases only)
-    by_state = (
-        _granted(ProcessInstance.objects.filter(state__in=ACTIVE_PROCESS_STATES), keys)
-        .values_list("definition_id", "state")
-        .annotate(n=Count("*"))
-        .order_by()
-    )
+    # (process_active and task_open_human_process: index-only scans, merged in id order)
+    active = ProcessInstance.objects.filter(state__in=ACTIVE_PROCESS_STATES)
+    if keys is not None:
+        active = active.filter(definition_id__in=list(ids))
+    by_state = active.values_list("definition_id", "state").annotate(n=Count("*")).order_by()
     for definition_id, state, n in by_state:
         row = figures.get(ids.get(definition_id))
         if row is not None:
@@ -174,16 +172,18 @@ def home(user, *, now=None) -> Home:
                 row.failed += n
             else:
                 row.running += n
-    open_human = TaskInstance.objects.filter(type=TaskType.HUMAN, state=TaskState.SCHEDULED)
-    waiting = (
-        _granted(open_human, keys, "process__definition_key")
-        .values_list("process__definition_key")
-        .annotate(n=Count("*"))
-        .order_by()
+    waiting = TaskInstance.objects.filter(
+        type=TaskType.HUMAN,
+        state=TaskState.SCHEDULED,
+        process__state__in=ACTIVE_PROCESS_STATES,
     )
-    for key, n in waiting:
-        if key in figures:
-            figures[key].waiting = n
+    if keys is not None:
+        waiting = waiting.filter(process__definition_id__in=list(ids))
+    by_definition = waiting.values_list("process__definition_id").annotate(n=Count("*"))
+    for definition_id, n in by_definition.order_by():
+        row = figures.get(ids.get(definition_id))
+        if row is not None:
+            row.waiting += n
     failed = _granted(
         TaskInstance.objects.filter(state__in=FAILED_STATES), keys, "process__definition_key"
     )

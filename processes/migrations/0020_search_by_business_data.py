@@ -1,6 +1,4 @@
-"""Search by business data, and an index for the operations home.
-
-Search by business data: what each case is found by (``search_text``: its business key and
+"""Search by business data: what each case is found by (``search_text``: its business key and
 its definition's ``search`` variables, case-folded, kept by the engine), and on PostgreSQL a
 trigram GIN index on it (pg_trgm) so that a partial match ("e013", "ada") reads the index, not
 the table. Elsewhere (SQLite) the same query scans: the plain fallback.
@@ -36,22 +34,6 @@ def drop_index(apps, schema_editor):
         schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {INDEX}")
 
 
-class AddIndexConcurrentlyOnPostgres(migrations.AddIndex):
-    """AddIndex that doesn't block writes on PostgreSQL; a plain AddIndex elsewhere."""
-
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        model = to_state.apps.get_model(app_label, self.model_name)
-        if self.allow_migrate_model(schema_editor.connection.alias, model):
-            concurrently = schema_editor.connection.vendor == "postgresql"
-            schema_editor.add_index(model, self.index, **({"concurrently": True} if concurrently else {}))
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        model = from_state.apps.get_model(app_label, self.model_name)
-        if self.allow_migrate_model(schema_editor.connection.alias, model):
-            concurrently = schema_editor.connection.vendor == "postgresql"
-            schema_editor.remove_index(model, self.index, **({"concurrently": True} if concurrently else {}))
-
-
 class Migration(migrations.Migration):
     atomic = False
 
@@ -76,13 +58,4 @@ class Migration(migrations.Migration):
         TrigramExtension(),
         migrations.RunPython(backfill, migrations.RunPython.noop, elidable=True),
         migrations.RunPython(add_index, drop_index),
-        # the operations home's cases by definition and state
-        AddIndexConcurrentlyOnPostgres(
-            model_name="processinstance",
-            index=models.Index(
-                condition=models.Q(("state__in", ["running", "failed"])),
-                fields=["definition", "state"],
-                name="process_active_definition",
-            ),
-        ),
     ]

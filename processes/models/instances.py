@@ -109,10 +109,11 @@ class ProcessInstance(FSMModelMixin, models.Model):
             models.Index(fields=["state", "-created_at"], name="process_state_created"),
             models.Index(fields=["definition_key", "-created_at"], name="process_def_created"),
             models.Index(fields=["definition", "state"], name="process_def_state"),
-            # The operations home's cases by definition and state: the active ones only.
+            # The operations home: the active cases only, by id (joined to their open human
+            # tasks in id order) with their definition and state (counted without the table).
             models.Index(
-                fields=["definition", "state"],
-                name="process_active_definition",
+                fields=["id", "definition", "state"],
+                name="process_active",
                 condition=Q(state__in=["running", "failed"]),
             ),
             models.Index(fields=["business_key"], name="process_business_key"),
