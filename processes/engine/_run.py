@@ -48,10 +48,7 @@ logger = logging.getLogger(__name__)
 
 
 MAX_LOST_LEASES = 3  # a step whose worker vanished this many extra times fails for good
-
-
 BULK_UPDATE_FROM = 6  # changed tasks in one event above which one bulk UPDATE beats one per row
-
 
 TASK_WRITTEN_ONCE = (
     "id",
@@ -64,7 +61,6 @@ TASK_WRITTEN_ONCE = (
     "task_queue",
     "created_at",
 )
-
 
 PROCESS_WRITTEN_ONCE = (
     "id",
@@ -79,12 +75,10 @@ PROCESS_WRITTEN_ONCE = (
     "created_at",
 )
 
-
 TASK_FIELDS = [
     f.name for f in TaskInstance._meta.concrete_fields if f.name not in TASK_WRITTEN_ONCE
 ]
 TASK_ATTNAMES = [TaskInstance._meta.get_field(name).attname for name in TASK_FIELDS]
-
 
 PROCESS_FIELDS = [
     f.name for f in ProcessInstance._meta.concrete_fields if f.name not in PROCESS_WRITTEN_ONCE
@@ -202,10 +196,8 @@ class _Run:
 
     def index_search(self) -> None:
         """Keep what the case is found by (``spec.search_text``) in step with its variables."""
-        process = self.process
-        process.search_text = spec_module.search_text(
-            self.spec, process.business_key, process.variables
-        )
+        p = self.process
+        p.search_text = spec_module.search_text(self.spec, p.business_key, p.variables)
 
     def finish(self, written: list | None = None) -> None:
         """After the rows are written: append the events (unless ``written`` already), leave
