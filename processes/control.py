@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from processes import authority, health
@@ -128,7 +128,7 @@ class DefinitionFigures:
     name: str
     running: int = 0
     failed: int = 0  # cases with an open incident
-    waiting: int = 0  # open human tasks: cases waiting for people
+    waiting: int = 0  # active cases with an open human task: waiting for people
 
 
 @dataclass
@@ -172,15 +172,11 @@ def home(user, *, now=None) -> Home:
                 row.failed += n
             else:
                 row.running += n
-    waiting = TaskInstance.objects.filter(
-        type=TaskType.HUMAN,
-        state=TaskState.SCHEDULED,
-        process__state__in=ACTIVE_PROCESS_STATES,
+    open_human = TaskInstance.objects.filter(
+        process_id=OuterRef("pk"), type=TaskType.HUMAN, state=TaskState.SCHEDULED
     )
-    if keys is not None:
-        waiting = waiting.filter(process__definition_id__in=list(ids))
-    by_definition = waiting.values_list("process__definition_id").annotate(n=Count("*"))
-    for definition_id, n in by_definition.order_by():
+    waiting = active.filter(Exists(open_human)).values_list("definition_id")
+    for definition_id, n in waiting.annotate(n=Count("*")).order_by():
         row = figures.get(ids.get(definition_id))
         if row is not None:
             row.waiting += n

@@ -43,7 +43,15 @@ def payroll(import_definition):
     import_definition(
         definition_data(
             "leave",
-            stages=[("ASK", [{"task_name": "ok", "task_type": "HUMAN", "assigned_to": "hr"}])],
+            stages=[
+                (
+                    "ASK",
+                    [  # two people at once: each case waits for people once
+                        {"task_name": "ok", "task_type": "HUMAN", "assigned_to": "hr"},
+                        {"task_name": "sign", "task_type": "HUMAN", "assigned_to": "hr"},
+                    ],
+                )
+            ],
         )
     )
     yield
@@ -75,6 +83,7 @@ def test_the_home_shows_what_needs_an_operator(admin_client, payroll):
     rows = body[body.index('id="fd-home-definitions"') :]
     leave = rows[rows.index('data-key="leave"') :]
     assert ">2</a></td>" in leave[: leave.index("</tr>")]  # two running
+    assert '<td class="num">2</td>' in leave[: leave.index("</tr>")]  # two cases wait for people
     assert "dashboard/?key=leave" in leave
     # processes first, the technical apps under one System group below
     assert body.index("Process instances") < body.index(">System<")
