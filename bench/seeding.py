@@ -187,6 +187,9 @@ def seed_processes(
                     "definition": str(definition.pk),
                     "definition_key": literal(definition.key),
                     "business_key": f"{literal(prefix)} || lpad(i::text, 7, '0')",
+                    # what search finds it by (spec.search_text): its key and a name
+                    "search_text": f"lower({literal(prefix)} || lpad(i::text, 7, '0')) "
+                    "|| chr(10) || 'name' || i::text",
                     "state": state,
                     "business_status": f"CASE WHEN {state} = 'completed' THEN "
                     f"{literal(statuses[-1] if statuses else '')} "

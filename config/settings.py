@@ -40,7 +40,7 @@ ALLOWED_HOSTS = [
 ]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.FlowdeskAdminConfig",  # django.contrib.admin with the operations home
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -182,6 +182,10 @@ def describe(event, *, task_spec=None, folded: dict | None = None) -> str:
         if data.get("role"):
             return f"{task} passed to the role {data['role']}: {why}{refused}"
         return f"{task} waits for {data.get('absent')}: {why}{refused}"
+    if t == EventType.TASK_REASSIGNED:
+        to = data.get("to") or f"the role {data.get('to_role', '?')}"
+        text = f"{task} reassigned to {to}"
+        return text + (f" — “{data['reason']}”" if data.get("reason") else "")
     if t == EventType.TASK_ESCALATED:
         if data.get("to_role") and data.get("to_role") != data.get("from_role"):
             return f"{task} overdue: escalated from {data.get('from_role')} to {data['to_role']}"

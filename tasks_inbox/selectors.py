@@ -17,7 +17,7 @@ from django.db import connections
 from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
-from processes import authority
+from processes import authority, control
 from processes.models import (
     Absence,
     ProcessDefinition,
@@ -141,9 +141,7 @@ def inbox_tasks(
             for role in roles:
                 roles_q |= authority.role_listed_q(user, role)
             qs = open_.filter(roles_q)
-    q = clean_query(q)
-    if q:
-        qs = qs.filter(_business_key_prefix(q))
+    qs = control.search_filter(qs, clean_query(q), prefix="process__")
     if definition:
         qs = qs.filter(definition_key=definition)
     qs = _due_window(qs, due, now)
@@ -209,22 +207,6 @@ def definition_choices(user, roles: list[str]) -> list[tuple[str, str, int]]:
 
 def clean_query(q: str) -> str:
     return (q or "").replace("\x00", "").strip()[:MAX_QUERY]  # PostgreSQL text refuses NUL
-
-
-def _business_key_prefix(q: str) -> Q:
-    """Business keys starting with ``q`` as typed or upper-cased (keys are usually upper case).
-
-    A range on the key (plus the exact prefix test) lets the database walk the business-key
-    index instead of scanning every process as ``icontains`` would.
-    """
-    match = Q()
-    for prefix in dict.fromkeys([q, q.upper()]):
-        match |= Q(
-            process__business_key__gte=prefix,
-            process__business_key__lt=prefix + "\U0010ffff",
-            process__business_key__startswith=prefix,
-        )
-    return match
 
 
 def _for_list(qs: QuerySet[TaskInstance]) -> QuerySet[TaskInstance]:

@@ -26,8 +26,8 @@ PEER_VENV = ROOT / "var" / "peer-venv"
 TINY = {
     "admin": (
         ["--instances", "400", "--runs", "2"],
-        ["seeded 400 instances", "instance list (default)", "dashboard pizza, 7 days",
-         "trends pizza, by month (API)", "p95"],
+        ["seeded 400 instances", "instance list (default)", "dashboard pizza, 7 days", "p95",
+         "trends pizza, by month (API)", "operations home /admin/", "search API ?q=<a name>"],
     ),
     "inbox": (
         ["--processes", "200", "--open", "40", "--roles", "5", "--requests", "3",

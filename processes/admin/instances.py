@@ -17,7 +17,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from processes import authority, dashboard, diagram, engine, history, selectors, timeline
+from processes import authority, control, dashboard, diagram, engine, history, selectors, timeline
 from processes.admin import incidents, operations, widgets
 from processes.admin.base import ReadOnlyAdmin, can_operate
 from processes.admin.bpmn import instance_diagram
@@ -153,7 +153,10 @@ class ProcessInstanceAdmin(ReadOnlyAdmin):
     )
     list_select_related = ("definition",)
     search_fields = ("business_key",)
-    search_help_text = "An exact business key or an instance id."
+    search_help_text = (
+        "Part of a business key or of a searchable variable (the definition's search list, "
+        "e.g. an employee's name), any case; or an instance id."
+    )
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER  # facet counts would scan every instance
@@ -197,11 +200,11 @@ class ProcessInstanceAdmin(ReadOnlyAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        # Exact matches only: both use an index, a LIKE over millions of rows would not.
+        # An id, else a partial match on what the case is found by (a trigram index serves it)
         try:
             pk = uuid.UUID(term)
         except ValueError:
-            return queryset.filter(business_key=term), False
+            return control.search_filter(queryset, term), False
         return queryset.filter(Q(pk=pk) | Q(business_key=term)), False
 
     def view_on_site(self, obj):

@@ -12,7 +12,7 @@ adapter (API, admin, inbox, integrations, worker).
 - ``compensation``: a cancelled process's compensations, run like steps (``cancelling``);
 - ``human``: claim, release, delegate, decide;
 - ``absences``: record absences; their holders' tasks go to the substitute (or the role);
-- ``operate``: retry, skip, replay, cancel (and the children's cancellation), correct variables;
+- ``operate``: retry, skip, replay, reassign, cancel (and the children's cancellation), correct variables;
 - ``timers``: act on due timers (re-enqueue, reclaim a lease, escalate, wait deadlines) and on
   process deadlines; the sweep and the loop that run them;
 - ``seed_events``: the seed's event protocol;
@@ -57,6 +57,7 @@ from processes.engine.operate import (
     children_cancel,
     process_cancel,
     process_correct_variables,
+    reassign_task,
     stage_replay,
     task_replay,
     task_retry,
@@ -135,6 +136,7 @@ __all__ = [
     "process_deadline",
     "process_start",
     "process_start_batch",
+    "reassign_task",
     "requeue_scheduled",
     "stage_replay",
     "task_claim",

@@ -48,10 +48,7 @@ logger = logging.getLogger(__name__)
 
 
 MAX_LOST_LEASES = 3  # a step whose worker vanished this many extra times fails for good
-
-
 BULK_UPDATE_FROM = 6  # changed tasks in one event above which one bulk UPDATE beats one per row
-
 
 TASK_WRITTEN_ONCE = (
     "id",
@@ -64,7 +61,6 @@ TASK_WRITTEN_ONCE = (
     "task_queue",
     "created_at",
 )
-
 
 PROCESS_WRITTEN_ONCE = (
     "id",
@@ -79,12 +75,10 @@ PROCESS_WRITTEN_ONCE = (
     "created_at",
 )
 
-
 TASK_FIELDS = [
     f.name for f in TaskInstance._meta.concrete_fields if f.name not in TASK_WRITTEN_ONCE
 ]
 TASK_ATTNAMES = [TaskInstance._meta.get_field(name).attname for name in TASK_FIELDS]
-
 
 PROCESS_FIELDS = [
     f.name for f in ProcessInstance._meta.concrete_fields if f.name not in PROCESS_WRITTEN_ONCE
@@ -185,6 +179,7 @@ class _Run:
     def save(self) -> None:
         changed = [self.tasks[n] for n in self.dirty]
         self.process.updated_at = timezone.now()
+        self.index_search()
         if len(changed) <= BULK_UPDATE_FROM:
             # The changed rows and the event rows in one statement (one round trip): bulk_update's
             # CASE/WHEN costs ~10 ms of CPU for two rows, a statement per row a round trip each.
@@ -198,6 +193,11 @@ class _Run:
             raw.update(self.process, self._changed_process_fields())
             written = events.flush(self.log)
         self.finish(written)
+
+    def index_search(self) -> None:
+        """Keep what the case is found by (``spec.search_text``) in step with its variables."""
+        p = self.process
+        p.search_text = spec_module.search_text(self.spec, p.business_key, p.variables)
 
     def finish(self, written: list | None = None) -> None:
         """After the rows are written: append the events (unless ``written`` already), leave

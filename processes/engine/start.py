@@ -165,4 +165,5 @@ def _build_instance(definition, business_key, input, actor, now=None):
     events.process_started(log=run.log, actor=actor, input=input)
     events.stage_started(log=run.log, actor=actor, stage=process.current_stage)
     _advance(run)
+    run.index_search()
     return process, tasks, run

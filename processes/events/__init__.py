@@ -65,6 +65,7 @@ from processes.events.task_events import (  # noqa: F401
     task_duplicate,
     task_escalated,
     task_failed,
+    task_reassigned,
     task_released,
     task_reminded,
     task_requeued,

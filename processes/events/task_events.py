@@ -173,6 +173,17 @@ def task_substituted(
     )
 
 
+def task_reassigned(*, log, actor, task, from_user, from_role: str, reason: str) -> ProcessEvent:
+    """An operator (or the system, for an absence) gave open ``task`` to another person or
+    role; ``from_user``/``from_role``: who held it and its role before, ``reason`` why."""
+    data = {"from_role": from_role, "to_role": task.candidate_role, "reason": reason}
+    if from_user is not None:
+        data["from"] = from_user.get_username()
+    if task.assignee_id:
+        data["to"] = task.assignee.get_username()
+    return _append(log=log, type=EventType.TASK_REASSIGNED, actor=actor, task=task, data=data)
+
+
 def task_escalated(*, log, actor, task, from_role: str, to_role: str) -> ProcessEvent:
     return _append(
         log=log,

@@ -48,6 +48,7 @@ class EventType(models.TextChoices):
     TASK_RELEASED = "task_released", "Task released"
     TASK_DELEGATED = "task_delegated", "Task delegated"
     TASK_ESCALATED = "task_escalated", "Task escalated"
+    TASK_REASSIGNED = "task_reassigned", "Task reassigned"
     TASK_REMINDED = "task_reminded", "Reminder sent"
     TASK_SUBSTITUTED = "task_substituted", "Task passed on (absence)"
     COMPENSATION_RUN = "compensation_run", "Compensation run"

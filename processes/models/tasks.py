@@ -181,6 +181,18 @@ class TaskInstance(FSMModelMixin, models.Model):
                 fields=["claimed_by"], name="task_claimed_by", condition=Q(claimed_by__isnull=False)
             ),
             models.Index(fields=["state", "name"], name="task_state_name"),
+            # The operations home: open human tasks by process (cases waiting for people, per
+            # definition, joined in process order), and the open incidents oldest first.
+            models.Index(
+                fields=["process"],
+                name="task_open_human_process",
+                condition=Q(state="scheduled", type="HUMAN"),
+            ),
+            models.Index(
+                fields=["finished_at", "id"],
+                name="task_failed_since",
+                condition=Q(state__in=["failed", "compensation_failed"]),
+            ),
         ]
         ordering = ["stage_index", "id"]
 

@@ -12,7 +12,8 @@ Pure: nothing here touches the database (the layer every other one may import).
 - ``conditions``: conditions and variable paths (``lookup``, ``evaluate_condition``, ...);
 - ``decisions``: a person's decision checked against a human task's outcomes and form;
 - ``data``: declared, typed process data (``validate``, ``coerce``, ``check_variable_changes``,
-  ``free_problems``) and ``normalize_business_key``: the checks every entrance calls.
+  ``free_problems``) and ``normalize_business_key``: the checks every entrance calls;
+- ``search``: the ``search`` list, the text a case is found by and the form of a query.
 """
 
 from processes.spec.conditions import (
@@ -36,6 +37,7 @@ from processes.spec.decisions import FORM_NUMBER_LIMIT, validate_decision
 from processes.spec.fields import parse_iso_duration, slugify_key, validate_condition
 from processes.spec.flow import call_cycles, task_path
 from processes.spec.parse import ANY_HANDLER, parse, parse_or_raise
+from processes.spec.search import search_term, search_text
 from processes.spec.types import (
     BUSINESS_KEY_UNIQUE,
     CONDITION_OPS,
@@ -100,6 +102,8 @@ __all__ = [
     "describe_condition",
     "evaluate_condition",
     "lookup",
+    "search_term",
+    "search_text",
     "parse",
     "parse_iso_duration",
     "parse_or_raise",

@@ -22,6 +22,7 @@ from typing import Any
 from processes.spec.data import MAX_PLACES
 from processes.spec.fields import MAX_FIELDS, MAX_PATTERN
 from processes.spec.limits import MAX_DEPTH, MAX_DURATION, MAX_DURATION_TEXT, NUMBER_LIMIT
+from processes.spec.search import MAX_SEARCH_PATHS
 from processes.spec.types import (
     BUSINESS_KEY_UNIQUE,
     CONDITION_OPS,
@@ -905,6 +906,22 @@ def definition_schema(schema_id: str | None = None) -> dict:
                     "archives them: whole years, months, weeks or days (`P7Y`, `P90D`); none: "
                     "kept for ever."
                 ),
+            },
+            "search": {
+                "description": (
+                    "The variable paths operators find cases by, besides the business key "
+                    "(`employee_id`, `salary_base.employee_name`): a case-insensitive partial "
+                    "match in the admin, the inbox and the API (`?q=`)."
+                ),
+                "anyOf": [
+                    {"type": "null"},
+                    {"type": "string", "pattern": VAR_PATH},
+                    {
+                        "type": "array",
+                        "maxItems": MAX_SEARCH_PATHS,
+                        "items": {"type": "string", "pattern": VAR_PATH},
+                    },
+                ],
             },
             "input": _fields(
                 "The fields a process is started with, each checked and converted to its type "

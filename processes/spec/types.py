@@ -265,6 +265,7 @@ class ProcessSpec:
     deadline: dt.timedelta | None = None  # from the start; an incident (one SMS) when it passes
     retention: Retention | None = None  # closed instances older than this are archived
     input: tuple[FormField, ...] | None = None  # the declared input (None: free-form)
+    search: tuple[str, ...] = ()  # variable paths cases are found by (spec.search)
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     def task(self, name: str) -> TaskSpec:
