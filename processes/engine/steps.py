@@ -45,6 +45,8 @@ from processes.steps import StepContext
 
 logger = logging.getLogger(__name__)
 
+WAITING_REFUSAL = "a TIMER task fires by itself; a MESSAGE task is reached by POST /api/messages/"
+
 
 @dataclass(frozen=True)
 class StepLease:
@@ -262,6 +264,8 @@ def _complete_step(run, task, result, execution) -> TaskResult:
     """``task_complete``'s change to the loaded ``run`` (Conflict before anything changed)."""
     if task.type == TaskType.HUMAN:
         raise Conflict(HUMAN_TASK_REFUSAL)
+    if task.type in (TaskType.TIMER, TaskType.MESSAGE):
+        raise Conflict(WAITING_REFUSAL)
     if task.state == TaskState.COMPLETED or (execution is not None and execution != task.execution):
         events.task_duplicate(
             log=run.log, actor=run.actor, task=task, event="TaskCompleted", data=result

@@ -56,6 +56,7 @@ class EventLog:
     process: ProcessInstance
     pending: list[ProcessEvent] = field(default_factory=list)
     correlation: str = ""  # the transaction's own id, when no request or task bound one
+    occurred_at: Any = None  # when the incoming event happened, as its sender said
 
 
 def _append(
@@ -81,6 +82,7 @@ def _append(
         actor_user=actor.user if actor.user is not None and actor.user.pk else None,
         actor_label=actor.label,
         created_at=timezone.now(),
+        occurred_at=log.occurred_at,
         data=data or {},
         correlation_id=correlation,
         caused_by=context.caused_by.get(),

@@ -66,6 +66,7 @@ class EventType(models.TextChoices):
     COMPENSATION_SKIPPED = "compensation_skipped", "Compensation skipped"
     NOTIFICATION_SENT = "notification_sent", "Notification sent"
     NOTIFICATION_FAILED = "notification_failed", "Notification failed"
+    MESSAGE_RECEIVED = "message_received", "Message received"
 
 
 class ActorType(models.TextChoices):
@@ -104,6 +105,11 @@ class ProcessEvent(AppendOnlyModel):
     )
     actor_label = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
+    occurred_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When it happened, as the sender said (recorded: created_at).",
+    )
     data = models.JSONField(default=dict, blank=True)
     correlation_id = models.CharField(
         max_length=64,

@@ -99,6 +99,12 @@ class TaskInstance(FSMModelMixin, models.Model):
     wake_at = models.DateTimeField(
         null=True, blank=True, help_text="When the timer sweep must look at this task again."
     )
+    message_name = models.CharField(
+        max_length=200, blank=True, default="", help_text="MESSAGE: the message it waits for."
+    )
+    correlation_key = models.CharField(
+        max_length=200, blank=True, default="", help_text="MESSAGE: the key that message carries."
+    )
     scheduled_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -155,6 +161,12 @@ class TaskInstance(FSMModelMixin, models.Model):
                 fields=["claimed_by"], name="task_claimed_by", condition=Q(claimed_by__isnull=False)
             ),
             models.Index(fields=["state", "name"], name="task_state_name"),
+            # POST /api/messages/ finds the tasks waiting for one message.
+            models.Index(
+                fields=["message_name", "correlation_key"],
+                name="task_waiting_message",
+                condition=Q(state="scheduled", type="MESSAGE"),
+            ),
         ]
         ordering = ["stage_index", "id"]
 

@@ -68,7 +68,7 @@ TASK_TYPE_PATTERN = "^(" + "|".join(_any_case(t) for t in TASK_TYPES) + ")$"
 # The parser's "empty": outcomes that are falsy mean "no outcomes".
 EMPTY = [None, False, 0, "", [], {}]
 
-HUMAN, SERVICE, PROCESS = "HUMAN", "SERVICE", "PROCESS"
+HUMAN, SERVICE, PROCESS, TIMER, MESSAGE = "HUMAN", "SERVICE", "PROCESS", "TIMER", "MESSAGE"
 
 
 def _is(task_type: str) -> dict:
@@ -497,7 +497,8 @@ TASK_FIELDS: list[tuple[str, dict, tuple[str, ...] | None]] = [
             "description": (
                 "`SERVICE`: a handler on a worker, or an external system when it has no "
                 "`handler`; `HUMAN`: a person of the role `assigned_to` decides; `PROCESS`: "
-                "starts child processes and waits for them. Any case."
+                "starts child processes and waits for them; `TIMER`: waits for a duration or "
+                "a moment; `MESSAGE`: waits for a message (`POST /api/messages/`). Any case."
             ),
         },
         None,
@@ -601,9 +602,10 @@ TASK_FIELDS: list[tuple[str, dict, tuple[str, ...] | None]] = [
         _fields(
             "The fields of what the task brings back, typed like `input` and named below the "
             "task (`amount` is `<task>.amount`): a handler's result that breaks it fails the "
-            "attempt, an external task's `TaskCompleted` is refused (400). None: any JSON object."
+            "attempt, an external task's `TaskCompleted` is refused (400), a MESSAGE task's "
+            "message too. None: any JSON object."
         ),
-        (SERVICE,),
+        (SERVICE, MESSAGE),
     ),
     (
         "assigned_to",
@@ -726,6 +728,36 @@ TASK_FIELDS: list[tuple[str, dict, tuple[str, ...] | None]] = [
         (SERVICE, HUMAN),
     ),
     (
+        "wait",
+        _duration("How long the timer waits once it is scheduled (or `until`)."),
+        (TIMER,),
+    ),
+    (
+        "until",
+        {
+            "description": "A variable path holding the ISO 8601 date-time the timer fires at.",
+            "anyOf": [{"type": "null"}, {"type": "string", "pattern": VAR_PATH}],
+        },
+        (TIMER,),
+    ),
+    (
+        "message",
+        {
+            "description": (
+                "`{name, key}`: the message waited for, and the variable path whose value is "
+                "its correlation key."
+            ),
+            "type": "object",
+            "required": ["name", "key"],
+            "additionalProperties": False,
+            "properties": {
+                "name": {"type": "string", "pattern": NAME},
+                "key": {"type": "string", "pattern": VAR_PATH},
+            },
+        },
+        (MESSAGE,),
+    ),
+    (
         "process",
         {
             "$ref": "#/$defs/process_call",
@@ -767,8 +799,41 @@ def _task_schema() -> dict:
             },
             "else": {"properties": {"process": {"type": "null"}}},
         },
-        # result: a SERVICE task's; other types declare none (not even an empty list)
-        {"if": _is(SERVICE), "else": {"properties": {"result": {"type": "null"}}}},
+        # result: a SERVICE or MESSAGE task's; other types declare none (not even an empty list)
+        {
+            "if": {"anyOf": [_is(SERVICE), _is(MESSAGE)]},
+            "else": {"properties": {"result": {"type": "null"}}},
+        },
+        # TIMER: a wait or an until (one of them), no handler; other types: neither, not even null
+        {
+            "if": _is(TIMER),
+            "then": {
+                "properties": {"handler": {"type": "null"}},
+                "anyOf": [
+                    {
+                        "required": ["wait"],
+                        "properties": {
+                            "wait": {"not": {"type": "null"}},
+                            "until": {"type": "null"},
+                        },
+                    },
+                    {
+                        "required": ["until"],
+                        "properties": {
+                            "until": {"not": {"type": "null"}},
+                            "wait": {"type": "null"},
+                        },
+                    },
+                ],
+            },
+            "else": {"not": {"anyOf": [{"required": ["wait"]}, {"required": ["until"]}]}},
+        },
+        # MESSAGE: the message, no handler; other types: none
+        {
+            "if": _is(MESSAGE),
+            "then": {"required": ["message"], "properties": {"handler": {"type": "null"}}},
+            "else": {"not": {"required": ["message"]}},
+        },
         # inline: a SERVICE task with a handler
         {
             "if": {"required": ["inline"], "properties": {"inline": {"const": True}}},

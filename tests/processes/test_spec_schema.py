@@ -307,6 +307,30 @@ def process_task(draw, name) -> dict:
 
 
 @st.composite
+def timer_task(draw, name) -> dict:
+    task = {"task_name": name, "task_type": draw(any_case("TIMER")), **draw(common_fields())}
+    if draw(st.booleans()):
+        task["wait"] = draw(durations)
+    else:
+        task["until"] = draw(var_path)
+    return task
+
+
+@st.composite
+def message_task(draw, name) -> dict:
+    message = {"name": draw(st.sampled_from(["payment_received", "Paid 2", "a.b:c-d"]))}
+    message["key"] = draw(var_path)
+    task = {
+        "task_name": name,
+        "task_type": draw(any_case("MESSAGE")),
+        "message": message,
+        **draw(common_fields()),
+    }
+    optional(draw, task, "result", st.one_of(st.none(), typed_fields()))
+    return task
+
+
+@st.composite
 def definitions(draw) -> dict:
     stage_count = draw(st.integers(1, 3))
     names = iter(f"t{i}" for i in range(100))
@@ -317,13 +341,17 @@ def definitions(draw) -> dict:
         )
         tasks = []
         for _ in range(draw(st.integers(1 if s == 0 else 0, 4))):
-            kind = draw(st.sampled_from(["service", "human", "process"]))
+            kind = draw(st.sampled_from(["service", "human", "process", "timer", "message"]))
             name = next(names)
             if kind == "service":
                 task = draw(service_task(name))
             elif kind == "human":
                 task = draw(human_task(name, human_names, [*stage_names, stage_name]))
                 human_names.append(name)
+            elif kind == "timer":
+                task = draw(timer_task(name))
+            elif kind == "message":
+                task = draw(message_task(name))
             else:
                 task = draw(process_task(name))
             earlier = [t["task_name"] for t in tasks]
@@ -377,7 +405,7 @@ def fields_of(data) -> list[tuple[dict, str]]:
         found += [(stage, name) for name in stage if name != "tasks"]
         for task in stage.get("tasks") or []:
             found += [(task, name) for name in task]
-            for nested in ("retry", "escalation", "process"):
+            for nested in ("retry", "escalation", "process", "message"):
                 if isinstance(task.get(nested), dict):
                     found += [(task[nested], name) for name in task[nested]]
             for item in task.get("summary") or []:
