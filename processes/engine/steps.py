@@ -229,6 +229,7 @@ def task_complete(
     execution: int | None = None,
     eager_within: float | None = None,
     field: str = "result",
+    occurred_at=None,
 ) -> TaskResult:
     """Complete a scheduled or running service task; a repeat is recorded as a duplicate and
     changes nothing. The result lands under the task's own name in the variables, nothing else.
@@ -239,9 +240,11 @@ def task_complete(
     ``execution`` (from a worker) guards against a late result of an execution replayed since.
     ``eager_within`` (a worker's seconds left): lease one newly ready step to it (``next_lease``).
     Human tasks are decided by a person (``task_decide``), never completed this way.
+    ``occurred_at``: when it was done, as the sender said (on the event that records it).
     """
     run, task = _lock_for_task(task_id)
     run.actor = actor
+    run.log.occurred_at = occurred_at
     if task.type != TaskType.HUMAN:  # (a human task is refused below, in its words)
         result, problems = checked_result(run.task_spec(task), result)
         if problems:
@@ -280,11 +283,18 @@ def _complete_step(run, task, result, execution) -> TaskResult:
 
 @transaction.atomic
 def task_fail(
-    *, task_id, actor: Actor, error: str, retryable: bool = True, execution: int | None = None
+    *,
+    task_id,
+    actor: Actor,
+    error: str,
+    retryable: bool = True,
+    execution: int | None = None,
+    occurred_at=None,
 ) -> TaskResult:
     """Record a failed attempt: retry after back-off while attempts remain, else open an incident."""
     run, task = _lock_for_task(task_id)
     run.actor = actor
+    run.log.occurred_at = occurred_at
     done = _fail_step(run, task, error, retryable, execution)
     run.save()
     return done

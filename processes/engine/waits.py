@@ -106,6 +106,6 @@ def deliver(run: _Run, task: TaskInstance, message: ReceivedMessage, *, actor) -
         else:
             _complete(run, task, clean)
     finally:
-        run.actor, run.log.occurred_at = saved, None
+        run.actor = saved
     run.touch(task)
     return problems

@@ -56,7 +56,9 @@ class EventLog:
     process: ProcessInstance
     pending: list[ProcessEvent] = field(default_factory=list)
     correlation: str = ""  # the transaction's own id, when no request or task bound one
-    occurred_at: Any = None  # when the incoming event happened, as its sender said
+    # When the incoming event happened, as its sender said: stamped on the next event appended
+    # only (the event that records it; what follows from it happens when it is recorded).
+    occurred_at: Any = None
 
 
 def _append(
@@ -72,6 +74,7 @@ def _append(
     correlation = context.correlation_id.get()
     if not correlation:  # no request or task bound one: the transaction gets its own
         log.correlation = correlation = log.correlation or context.new_id()
+    occurred_at, log.occurred_at = log.occurred_at, None
     event = ProcessEvent(
         process=process,
         seq=process.last_seq,
@@ -82,7 +85,7 @@ def _append(
         actor_user=actor.user if actor.user is not None and actor.user.pk else None,
         actor_label=actor.label,
         created_at=timezone.now(),
-        occurred_at=log.occurred_at,
+        occurred_at=occurred_at,
         data=data or {},
         correlation_id=correlation,
         caused_by=context.caused_by.get(),
