@@ -212,3 +212,38 @@ def test_cancel_ends_the_wait(import_definition, system_actor):
     engine.process_cancel(process_id=process.pk, actor=system_actor)
     with pytest.raises(NotFound):
         send(system_actor)
+
+
+# --- shown: the history, the diagram ----------------------------------------------------------
+
+
+def test_the_history_and_the_diagram_show_the_timer(
+    import_definition, system_actor, clock, django_capture_on_commit_callbacks
+):
+    from processes import diagram, timeline
+
+    import_definition(timer_flow())
+    process = start("timed", system_actor)
+    pause = process.tasks.get(name="pause")
+    svg = diagram.render_instance(process)
+    assert 'class="task type-timer state-waiting" data-task="pause"' in svg
+    assert f"fires {pause.wake_at:%Y-%m-%d %H:%M:%S} UTC" in svg
+
+    clock.advance(2)
+    sweep(django_capture_on_commit_callbacks)
+    texts = [line.text for line in timeline.lines(process.events.order_by("seq"))]
+    assert f"Pause waits until {pause.wake_at:%Y-%m-%d %H:%M:%S} UTC" in texts
+    assert "Pause: the timer fired" in texts
+
+
+def test_the_history_says_when_a_message_happened(import_definition, system_actor):
+    from processes import timeline
+
+    import_definition(message_flow())
+    process = start("paid", system_actor, order_id="ORD-1")
+    send(system_actor, occurred_at="2026-12-07T09:00:00+01:00")
+    texts = [line.text for line in timeline.lines(process.events.order_by("seq"))]
+    assert "Payment is waiting for the message payment_received (ORD-1)" in texts
+    assert (
+        "Message payment_received (ORD-1) received — it happened 2026-12-07 08:00:00 UTC" in texts
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import SkipField
 from rest_framework.relations import PKOnlyObject
@@ -37,6 +39,7 @@ class OutputSerializer(serializers.Serializer):
         return data
 
 
+@extend_schema_field(OpenApiTypes.DATETIME)
 class OccurredAtField(serializers.Field):
     """When an incoming event happened, as its sender says: an ISO 8601 date-time, checked by
     ``spec.data.moment`` (the one rule), kept beside the time it is recorded."""
