@@ -8,6 +8,7 @@ from typing import Any
 from django.utils import timezone
 
 from processes import context, hooks
+from processes.events import chain
 from processes.db import core as raw
 from processes.models import (
     ActorType,
@@ -90,6 +91,7 @@ def _append(
         correlation_id=correlation,
         caused_by=context.caused_by.get(),
     )
+    event.hash = process.last_hash = chain.link(process.last_hash, event)
     log.pending.append(event)
     return event
 

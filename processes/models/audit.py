@@ -121,6 +121,14 @@ class ProcessEvent(AppendOnlyModel):
     caused_by = models.BigIntegerField(
         null=True, blank=True, help_text="The id of the event this one is a consequence of."
     )
+    hash = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        db_default="",  # events written before the chain: none
+        help_text="SHA-256 over the previous event's hash and this one's content "
+        "(processes.events.chain).",
+    )
 
     append_only_what = "process events"
 

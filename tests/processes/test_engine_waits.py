@@ -247,3 +247,22 @@ def test_the_history_says_when_a_message_happened(import_definition, system_acto
     assert (
         "Message payment_received (ORD-1) received — it happened 2026-12-07 08:00:00 UTC" in texts
     )
+
+
+def test_verify_history_agrees_with_timers_and_messages(
+    import_definition, system_actor, clock, django_capture_on_commit_callbacks
+):
+    from processes.history import differences
+
+    import_definition(timer_flow())
+    import_definition(message_flow())
+    timed = start("timed", system_actor)
+    clock.advance(2)
+    sweep(django_capture_on_commit_callbacks)
+    paid = start("paid", system_actor, order_id="ORD-1")
+    send(system_actor, occurred_at="2026-12-07T09:00:00Z")
+    send(system_actor, key="ORD-2", buffer="PT1H")
+    buffered = start("paid", system_actor, "K-2", order_id="ORD-2")
+    for process in (timed, paid, buffered):
+        process.refresh_from_db()
+        assert differences(process) == []
