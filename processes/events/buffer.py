@@ -8,8 +8,8 @@ from typing import Any
 from django.utils import timezone
 
 from processes import context, hooks
-from processes.events import chain
 from processes.db import core as raw
+from processes.events import chain
 from processes.models import (
     ActorType,
     DefinitionEvent,
