@@ -94,3 +94,14 @@ def test_the_archive_carries_the_chain(finished):
     assert hashes == list(
         ProcessEvent.objects.filter(process=finished).order_by("seq").values_list("hash", flat=True)
     )
+
+
+def test_an_archive_line_edited_after_export_breaks_its_chain(finished):
+    from processes import history
+    from processes.engine.retention import check_line, export_line
+
+    line, _ = export_line(finished)
+    statuses = history.business_statuses(finished)
+    assert check_line(line, statuses) == []
+    line["events"][2]["actor_label"] = "someone else"
+    assert any("#3" in p and "hash chain broken" in p for p in check_line(line, statuses))
