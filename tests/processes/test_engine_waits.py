@@ -266,3 +266,16 @@ def test_verify_history_agrees_with_timers_and_messages(
     for process in (timed, paid, buffered):
         process.refresh_from_db()
         assert differences(process) == []
+
+
+def test_the_admin_task_table_says_when_a_timer_fires_and_what_a_message_task_waits_for(
+    import_definition, system_actor
+):
+    from processes.admin.instances import task_kind
+
+    import_definition(timer_flow())
+    import_definition(message_flow())
+    pause = start("timed", system_actor).tasks.get(name="pause")
+    payment = start("paid", system_actor, order_id="ORD-1").tasks.get(name="payment")
+    assert task_kind(pause) == f"timer, fires {pause.wake_at:%Y-%m-%d %H:%M:%S} UTC"
+    assert task_kind(payment) == "message payment_received (ORD-1)"
