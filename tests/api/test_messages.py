@@ -157,3 +157,11 @@ def test_a_seed_event_may_say_when_it_happened(api, bank, import_definition):
         process__business_key="K-10", occurred_at__isnull=False
     ).exclude(pk=started.pk)
     assert process.events.filter(occurred_at__isnull=False).count() == 0
+
+
+def test_the_admin_lists_buffered_messages_to_superusers_only(api, bank, admin_client, client):
+    api(bank).post("/api/messages/", message(buffer="PT1H", message_id="bank-9"), format="json")
+    page = admin_client.get("/admin/processes/receivedmessage/")
+    assert page.status_code == 200 and b"bank-9" in page.content
+    client.force_login(bank)
+    assert client.get("/admin/processes/receivedmessage/").status_code in (302, 403)
