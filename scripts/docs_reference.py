@@ -51,6 +51,8 @@ def anchor(name: str) -> str:
 
 def kind(schema: dict) -> str:
     """A property's accepted values, in words."""
+    if isinstance(schema, dict) and "x-typed" in schema:  # checked on its task type only
+        return kind(schema["x-typed"])
     if schema is True or not set(schema) - {"description", "default"}:
         return "any"
     if "$ref" in schema:

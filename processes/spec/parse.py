@@ -40,7 +40,7 @@ from processes.spec.types import (
     StageSpec,
     TaskSpec,
 )
-from processes.spec.waits import parse_waits
+from processes.spec.waits import is_extra, parse_waits
 
 # known_handlers=ANY_HANDLER: don't check handler names (a stored, published spec is read back
 # in a process that may not have imported every handler module, e.g. the web server).
@@ -359,7 +359,7 @@ def _parse_task(
         if ttype not in ("SERVICE", "MESSAGE"):
             c.add(f"{path}.result", "only a SERVICE or MESSAGE task declares its result")
     wait, until, message = parse_waits(c, raw, path, ttype, handler)
-    extra = {k: v for k, v in raw.items() if k not in KNOWN_TASK_FIELDS}
+    extra = {k: v for k, v in raw.items() if k not in KNOWN_TASK_FIELDS or is_extra(k, ttype)}
     return TaskSpec(
         name=name,
         type=ttype,

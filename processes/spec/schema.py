@@ -477,6 +477,27 @@ DEFS: dict[str, Any] = {
     },
 }
 
+# A TIMER's and a MESSAGE task's own fields: checked on those types only (``_task_schema``'s
+# rules); on other types they are extra fields, kept and passed on like any other.
+WAIT = {"anyOf": [{"type": "null"}, {"$ref": "#/$defs/duration"}]}
+UNTIL = {"anyOf": [{"type": "null"}, {"type": "string", "pattern": VAR_PATH}]}
+MESSAGE_FIELD = {
+    "type": "object",
+    "required": ["name", "key"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "pattern": NAME},
+        "key": {"type": "string", "pattern": VAR_PATH},
+    },
+}
+
+
+def _waits_for(typed: dict, description: str) -> dict:
+    """A field only one task type reads: any value here (an extra field on other types), its
+    type under that type's rule (``x-typed``: the same, for the reference)."""
+    return {"description": description, "x-typed": typed}
+
+
 # A task's fields: (name, schema, task types it belongs to or None for every type).
 TASK_FIELDS: list[tuple[str, dict, tuple[str, ...] | None]] = [
     (
@@ -729,32 +750,21 @@ TASK_FIELDS: list[tuple[str, dict, tuple[str, ...] | None]] = [
     ),
     (
         "wait",
-        _duration("How long the timer waits once it is scheduled (or `until`)."),
+        _waits_for(WAIT, "How long the timer waits once it is scheduled (or `until`)."),
         (TIMER,),
     ),
     (
         "until",
-        {
-            "description": "A variable path holding the ISO 8601 date-time the timer fires at.",
-            "anyOf": [{"type": "null"}, {"type": "string", "pattern": VAR_PATH}],
-        },
+        _waits_for(UNTIL, "A variable path holding the ISO 8601 date-time it fires at."),
         (TIMER,),
     ),
     (
         "message",
-        {
-            "description": (
-                "`{name, key}`: the message waited for, and the variable path whose value is "
-                "its correlation key."
-            ),
-            "type": "object",
-            "required": ["name", "key"],
-            "additionalProperties": False,
-            "properties": {
-                "name": {"type": "string", "pattern": NAME},
-                "key": {"type": "string", "pattern": VAR_PATH},
-            },
-        },
+        _waits_for(
+            MESSAGE_FIELD,
+            "`{name, key}`: the message waited for, and the variable path whose value is its "
+            "correlation key.",
+        ),
         (MESSAGE,),
     ),
     (
@@ -804,11 +814,11 @@ def _task_schema() -> dict:
             "if": {"anyOf": [_is(SERVICE), _is(MESSAGE)]},
             "else": {"properties": {"result": {"type": "null"}}},
         },
-        # TIMER: a wait or an until (one of them), no handler; other types: neither, not even null
+        # TIMER: a wait or an until (one of them), no handler (other types: extra fields)
         {
             "if": _is(TIMER),
             "then": {
-                "properties": {"handler": {"type": "null"}},
+                "properties": {"handler": {"type": "null"}, "wait": WAIT, "until": UNTIL},
                 "anyOf": [
                     {
                         "required": ["wait"],
@@ -826,13 +836,14 @@ def _task_schema() -> dict:
                     },
                 ],
             },
-            "else": {"not": {"anyOf": [{"required": ["wait"]}, {"required": ["until"]}]}},
         },
-        # MESSAGE: the message, no handler; other types: none
+        # MESSAGE: the message, no handler (other types: an extra field)
         {
             "if": _is(MESSAGE),
-            "then": {"required": ["message"], "properties": {"handler": {"type": "null"}}},
-            "else": {"not": {"required": ["message"]}},
+            "then": {
+                "required": ["message"],
+                "properties": {"handler": {"type": "null"}, "message": MESSAGE_FIELD},
+            },
         },
         # inline: a SERVICE task with a handler
         {

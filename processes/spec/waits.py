@@ -1,5 +1,6 @@
 """The fields of the tasks that wait on the world: a ``TIMER`` task's ``wait`` or ``until``, a
-``MESSAGE`` task's ``message``; every other type carries none of them."""
+``MESSAGE`` task's ``message``. On other types they are extra fields, kept and passed on like
+any other (definitions published before these types existed may carry them)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,6 @@ WAIT_FIELDS = {"wait": "TIMER", "until": "TIMER", "message": "MESSAGE"}
 
 def parse_waits(c: _Collector, raw: dict, path: str, ttype: str, handler) -> tuple:
     """(wait, until, message) of the task ``raw`` of type ``ttype``, problems to ``c``."""
-    for key, owner in WAIT_FIELDS.items():
-        if key in raw and ttype != owner:
-            c.add(f"{path}.{key}", f"only a {owner} task has this")
     if ttype in ("TIMER", "MESSAGE") and handler:
         c.add(f"{path}.handler", f"a {ttype} task has no handler: it waits")
     if ttype == "TIMER":
@@ -58,3 +56,8 @@ def _parse_message(c: _Collector, value: Any, path: str) -> MessageSpec | None:
         c.add(f"{path}.key", "must be the variable path of the correlation key, like 'order_id'")
         ok = False
     return MessageSpec(name, key) if ok else None
+
+
+def is_extra(key: str, ttype: str) -> bool:
+    """``key`` of a task of type ``ttype`` is an extra field: one of another type's own."""
+    return key in WAIT_FIELDS and WAIT_FIELDS[key] != ttype

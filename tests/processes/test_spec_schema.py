@@ -723,3 +723,35 @@ def test_every_key_of_a_typed_field_is_in_the_schema():
     assert set(defs["form_field"]["properties"]) == FIELD_KEYS - {"items"}
     assert defs["field"]["properties"]["type"]["enum"] == list(DATA_FIELD_TYPES)
     assert defs["form_field"]["properties"]["type"]["enum"] == list(FORM_FIELD_TYPES)
+
+
+def test_a_timer_or_message_field_on_another_type_is_an_extra_field_for_both():
+    """Definitions published before TIMER and MESSAGE existed may carry such fields: they stay
+    extra fields, passed on in the StartTask payload."""
+    data = base()
+    data["stages"][0]["tasks"][1] |= {"message": "call the customer", "wait": True}
+    spec, errors = parse(data, known_handlers=ANY_HANDLER)
+    assert errors == [] and schema_errors(data) == []
+    assert spec.task("outside").extra == {"message": "call the customer", "wait": True}
+
+
+@pytest.mark.parametrize(
+    "task, path",
+    [
+        ({"task_type": "TIMER"}, ""),
+        ({"task_type": "TIMER", "wait": "PT1S", "until": "a.b"}, ""),
+        ({"task_type": "TIMER", "wait": "soon"}, ".wait"),
+        ({"task_type": "TIMER", "until": "not a path"}, ".until"),
+        ({"task_type": "MESSAGE"}, ".message"),
+        ({"task_type": "MESSAGE", "message": {"name": "paid"}}, ".message.key"),
+        ({"task_type": "MESSAGE", "message": {"name": "paid", "key": "k", "x": 1}}, ".message"),
+        ({"task_type": "TIMER", "wait": "PT1S", "handler": "flowdesk.noop"}, ".handler"),
+    ],
+)
+def test_a_bad_timer_or_message_task_is_refused_by_both(task, path):
+    data = base()
+    data["stages"][0]["tasks"].append({"task_name": "waits", **task})
+    spec, errors = parse(data, known_handlers=ANY_HANDLER)
+    where = f"stages[0].tasks[{len(data['stages'][0]['tasks']) - 1}]{path}"
+    assert where in [e.path for e in errors], errors
+    assert schema_errors(data) != []
