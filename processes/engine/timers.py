@@ -1,7 +1,7 @@
 """Timers: one function acts on a task whose ``wake_at`` is due — fire a TIMER task, re-enqueue
-a step nobody took, reclaim an expired lease, escalate an overdue human task, apply a wait's ``on_timeout``,
-run a cancelled process's next compensation, queue again the start or the cancellation of
-children — and one on a process whose ``deadline`` passed.
+a step nobody took, reclaim an expired lease, escalate an overdue human task, apply a wait's
+``on_timeout``, run a cancelled process's next compensation, queue again the start or the
+cancellation of children — and one on a process whose ``deadline`` passed.
 
 ``timers_sweep`` selects what is due and calls them; ``timer_loop`` runs it to the second
 (``manage.py workers``, ``manage.py timers``), the django-q2 schedule every minute as a fallback
