@@ -24,7 +24,7 @@ PATTERN_WORDS = {
     spec_schema.NAME: "name (letters, digits, `_`, space, `. : -`; at most 100)",
     spec_schema.VAR_PATH: "variable path (`a.b.c`)",
     spec_schema.IDENTIFIER: "identifier (letters, digits, `_`)",
-    spec_schema.TASK_TYPE_PATTERN: "`SERVICE`, `HUMAN` or `PROCESS` (any case)",
+    spec_schema.TASK_TYPE_PATTERN: "`SERVICE`, `HUMAN`, `PROCESS`, `TIMER` or `MESSAGE` (any case)",
     spec_schema.RETENTION_TEXT: "years, months, weeks or days (`P7Y`, `P90D`)",
     r"\S": "text",
     "^[A-Z]{3}$": "currency code (`EUR`)",
@@ -51,6 +51,8 @@ def anchor(name: str) -> str:
 
 def kind(schema: dict) -> str:
     """A property's accepted values, in words."""
+    if isinstance(schema, dict) and "x-typed" in schema:  # checked on its task type only
+        return kind(schema["x-typed"])
     if schema is True or not set(schema) - {"description", "default"}:
         return "any"
     if "$ref" in schema:

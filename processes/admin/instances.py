@@ -45,6 +45,17 @@ from processes.models import (
 )
 
 
+def task_kind(task) -> str:
+    """What runs the task; a waiting TIMER says when it fires, a MESSAGE task what it waits for."""
+    if task.type == "TIMER" and task.state == "scheduled" and task.wake_at:
+        return f"timer, fires {task.wake_at:%Y-%m-%d %H:%M:%S} UTC"
+    if task.type == "MESSAGE" and task.state == "scheduled" and task.message_name:
+        return f"message {task.message_name} ({task.correlation_key})"
+    if task.type in ("HUMAN", "TIMER", "MESSAGE"):
+        return task.type.lower()
+    return "external" if task.is_external else "service"
+
+
 def task_rows(process, tasks, may_operate: bool) -> list[dict]:
     """The task table: each task with its kind, state badge, error and the repairs offered."""
     rows = []
@@ -53,9 +64,7 @@ def task_rows(process, tasks, may_operate: bool) -> list[dict]:
         rows.append(
             {
                 "task": task,
-                "kind": "human"
-                if task.type == "HUMAN"
-                else ("external" if task.is_external else "service"),
+                "kind": task_kind(task),
                 "badge": widgets.badge(
                     task.state, word + (" (overdue)" if task.is_overdue else "")
                 ),

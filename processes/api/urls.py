@@ -76,6 +76,7 @@ urlpatterns = [
         name="api-process-variables",
     ),
     path("events/", events.SeedEventView.as_view(), name="api-events"),
+    path("messages/", events.MessageView.as_view(), name="api-messages"),
     path(
         "queues/<text:task_queue>/tasks/", events.QueueTasksView.as_view(), name="api-queue-tasks"
     ),

@@ -16,6 +16,8 @@ adapter (API, admin, inbox, integrations, worker).
 - ``timers``: act on due timers (re-enqueue, reclaim a lease, escalate, wait deadlines) and on
   process deadlines; the sweep and the loop that run them;
 - ``seed_events``: the seed's event protocol;
+- ``waits``, ``messages``: TIMER and MESSAGE tasks; messages from other systems, correlated
+  or buffered;
 - ``notices``: record notifications in the history;
 - ``retention``: archive closed processes past their retention, then delete them;
 - ``rework``, ``subprocess``, ``migrate``: rework loops, call activities (their children start
@@ -46,6 +48,7 @@ from processes.engine.definitions import (
     definition_update_draft,
 )
 from processes.engine.human import task_claim, task_decide, task_delegate, task_release
+from processes.engine.messages import MessageOutcome, message_receive
 from processes.engine.migrate import (
     InstancePlan,
     migrate_instances,
@@ -110,6 +113,7 @@ __all__ = [
     "BatchItem",
     "EventOutcome",
     "InstancePlan",
+    "MessageOutcome",
     "StartResult",
     "StepLease",
     "StepOutcome",
@@ -127,6 +131,7 @@ __all__ = [
     "definition_update_draft",
     "handle_seed_event",
     "migrate_instances",
+    "message_receive",
     "migration_plan",
     "next_wake",
     "notification_record",

@@ -51,29 +51,13 @@ MAX_LOST_LEASES = 3  # a step whose worker vanished this many extra times fails 
 BULK_UPDATE_FROM = 6  # changed tasks in one event above which one bulk UPDATE beats one per row
 
 TASK_WRITTEN_ONCE = (
-    "id",
-    "process",
-    "stage",
-    "stage_index",
-    "name",
-    "type",
-    "handler",
-    "task_queue",
-    "created_at",
-)
+    "id", "process", "stage", "stage_index", "name", "type", "handler", "task_queue", "created_at"
+)  # fmt: skip
 
 PROCESS_WRITTEN_ONCE = (
-    "id",
-    "definition",
-    "definition_key",
-    "business_key",
-    "started_by",
-    "started_by_user",
-    "unique_ever",
-    "parent",
-    "parent_task",
-    "created_at",
-)
+    "id", "definition", "definition_key", "business_key", "started_by", "started_by_user",
+    "unique_ever", "parent", "parent_task", "created_at",
+)  # fmt: skip
 
 TASK_FIELDS = [
     f.name for f in TaskInstance._meta.concrete_fields if f.name not in TASK_WRITTEN_ONCE
@@ -296,7 +280,12 @@ def _stage_tasks(run: _Run, stage: str) -> list[TaskInstance]:
     return [t for t in run.tasks.values() if t.stage == stage]
 
 
+WAITING_TYPES = (TaskType.TIMER, TaskType.MESSAGE)
+
+
 def _schedule(run: _Run, task: TaskInstance, now) -> None:
+    from processes.engine import waits  # (it imports this module)
+
     task_spec = run.task_spec(task)
     _transition(task, "schedule")
     if task_spec.inline:
@@ -319,6 +308,8 @@ def _schedule(run: _Run, task: TaskInstance, now) -> None:
         payload = start_task_payload(run.process, task, task_spec)
         wait = task_spec.wait_deadline
         task.wake_at = now + wait if wait is not None else None  # on_timeout when it passes
+    elif task.type in WAITING_TYPES:
+        waits.start_waiting(run, task, task_spec, now)
     elif task.type == TaskType.PROCESS:
         # Its children start once its row is committed; if that never happens (the process
         # died after the commit), the timer sweep starts them when this timer is due.
@@ -333,6 +324,8 @@ def _schedule(run: _Run, task: TaskInstance, now) -> None:
     events.task_scheduled(log=run.log, actor=run.actor, task=task, payload=payload, barred=barred)
     if covered:
         events.task_substituted(log=run.log, actor=run.actor, task=task, **covered)
+    if task.type == TaskType.MESSAGE:
+        waits.take_buffered(run, task)  # a message that came before: delivered now
     if task.type == TaskType.HUMAN:
         run.opened.append(task)  # announced once written (a new task has no id before)
 

@@ -142,6 +142,7 @@ def task_decide(
     comment: str = "",
     data: dict | None = None,
     via_event: bool = False,
+    occurred_at=None,
 ) -> TaskInstance:
     """A person completes a human task with an outcome; a closed task raises ``Conflict``.
 
@@ -150,10 +151,12 @@ def task_decide(
     ``external_decision`` (separation of duties still applies to the calling client).
     The losing side of two simultaneous decisions gets a Conflict naming who decided; the attempt
     is still recorded in the history (as a duplicate event, committed before the error is raised).
+    ``occurred_at``: when it was decided, as the sender said (on the event that records it).
     """
     with transaction.atomic():
         run, task = _lock_for_task(task_id)
         run.actor = actor
+        run.log.occurred_at = occurred_at
         if via_event and not (
             task.type == TaskType.HUMAN and run.task_spec(task).external_decision
         ):

@@ -13,8 +13,9 @@ from django.utils import timezone
 
 from processes import authority, events, queue
 from processes import spec as spec_module
-from processes.engine import compensation
+from processes.engine import compensation, waits
 from processes.engine._run import (
+    WAITING_TYPES,
     TaskResult,
     _advance,
     _lock,
@@ -97,6 +98,10 @@ def task_retry(*, task_id, actor: Actor, reason: str = "") -> TaskResult:
     if task.handler:
         task.wake_at = timezone.now() + dt.timedelta(seconds=settings.FLOWDESK_REENQUEUE_AFTER)
         run.to_enqueue.append(task)
+    elif task.type in WAITING_TYPES:  # its timer or its wait, from now, as when scheduled
+        waits.start_waiting(run, task, run.task_spec(task), timezone.now())
+        if task.type == TaskType.MESSAGE:
+            waits.take_buffered(run, task)
     _maybe_resolve_incident(run)
     run.save()
     return TaskResult(task)

@@ -1,7 +1,7 @@
-"""Timers: one function acts on a task whose ``wake_at`` is due — re-enqueue a step nobody
-took, reclaim an expired lease, escalate an overdue human task, apply a wait's ``on_timeout``,
-run a cancelled process's next compensation, queue again the start or the cancellation of
-children — and one on a process whose ``deadline`` passed.
+"""Timers: one function acts on a task whose ``wake_at`` is due — fire a TIMER task, re-enqueue
+a step nobody took, reclaim an expired lease, escalate an overdue human task, apply a wait's
+``on_timeout``, run a cancelled process's next compensation, queue again the start or the
+cancellation of children — and one on a process whose ``deadline`` passed.
 
 ``timers_sweep`` selects what is due and calls them; ``timer_loop`` runs it to the second
 (``manage.py workers``, ``manage.py timers``), the django-q2 schedule every minute as a fallback
@@ -18,7 +18,7 @@ from django.db.models import Min
 from django.utils import timezone
 
 from processes import events, hooks, queue
-from processes.engine import compensation
+from processes.engine import compensation, waits
 from processes.engine._run import (
     MAX_LOST_LEASES,
     _advance,
@@ -74,6 +74,9 @@ def task_wake(*, task_id, now=None) -> str:
         task.wake_at = now + dt.timedelta(seconds=settings.FLOWDESK_REENQUEUE_AFTER)
         queue.on_commit(queue.enqueue_children, [task.pk])
         outcome = "spawned"
+    elif task.state == TaskState.SCHEDULED and task.type in (TaskType.TIMER, TaskType.MESSAGE):
+        outcome = waits.timer_fire(run, task, now)
+        _advance(run)
     elif task.state == TaskState.SCHEDULED and task.handler:
         task.wake_at = now + dt.timedelta(seconds=settings.FLOWDESK_REENQUEUE_AFTER)
         run.to_enqueue.append(task)

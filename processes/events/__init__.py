@@ -55,6 +55,7 @@ from processes.events.task_events import (  # noqa: F401
     SKIP_DEADLINE,
     SKIP_OPERATOR,
     compensation_run,
+    message_received,
     notification_failed,
     notification_sent,
     task_attempt_failed,

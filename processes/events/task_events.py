@@ -29,6 +29,11 @@ def task_scheduled(
         data["assignee"] = task.assignee.get_username()
     if task.due_at:
         data["due_at"] = task.due_at.isoformat()
+    if task.type == "TIMER" and task.wake_at:
+        data["wake_at"] = task.wake_at.isoformat()  # when the timer fires
+    if task.message_name:
+        data["message"] = task.message_name
+        data["correlation_key"] = task.correlation_key
     return _append(log=log, type=EventType.TASK_SCHEDULED, actor=actor, task=task, data=data)
 
 
@@ -52,6 +57,17 @@ def task_completed(*, log, actor, task, result: Any, inline: bool = False) -> Pr
     if task.decided_by_id:
         data["decided_by"] = task.decided_by.get_username()
     return _append(log=log, type=EventType.TASK_COMPLETED, actor=actor, task=task, data=data)
+
+
+def message_received(*, log, actor, task, message) -> ProcessEvent:
+    """``message`` (a ``ReceivedMessage``) reached the MESSAGE task ``task``; ``actor``: who
+    sent it (its ``task_completed`` follows)."""
+    data = {"message": message.name, "correlation_key": message.correlation_key}
+    if message.message_id:
+        data["message_id"] = message.message_id
+    if message.pk:
+        data["received_message"] = message.pk
+    return _append(log=log, type=EventType.MESSAGE_RECEIVED, actor=actor, task=task, data=data)
 
 
 def task_attempt_failed(*, log, actor, task, error: str, retry_at) -> ProcessEvent:

@@ -25,6 +25,7 @@ from processes.models.instances import (  # noqa: F401
     ProcessInstance,
     overdue_q,
 )
+from processes.models.messages import ReceivedMessage  # noqa: F401
 from processes.models.read_models import (  # noqa: F401
     ClusterHeartbeat,
     ProjectionState,

@@ -39,6 +39,9 @@ class ProcessInstance(FSMModelMixin, models.Model):
     current_stage = models.CharField(max_length=100, blank=True, default="")
     variables = models.JSONField(default=dict, blank=True)
     last_seq = models.PositiveIntegerField(default=0, help_text="Sequence of the last event.")
+    last_hash = models.CharField(
+        max_length=64, blank=True, default="", db_default="", help_text="The last event's hash."
+    )
     started_by = models.CharField(max_length=200, blank=True, default="")
     started_by_user = models.ForeignKey(
         settings.AUTH_USER_MODEL,

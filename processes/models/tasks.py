@@ -111,6 +111,12 @@ class TaskInstance(FSMModelMixin, models.Model):
     wake_at = models.DateTimeField(
         null=True, blank=True, help_text="When the timer sweep must look at this task again."
     )
+    message_name = models.CharField(
+        max_length=200, blank=True, default="", help_text="MESSAGE: the message it waits for."
+    )
+    correlation_key = models.CharField(
+        max_length=200, blank=True, default="", help_text="MESSAGE: the key that message carries."
+    )
     scheduled_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -192,6 +198,12 @@ class TaskInstance(FSMModelMixin, models.Model):
                 fields=["finished_at", "id"],
                 name="task_failed_since",
                 condition=Q(state__in=["failed", "compensation_failed"]),
+            ),
+            # POST /api/messages/ finds the tasks waiting for one message.
+            models.Index(
+                fields=["message_name", "correlation_key"],
+                name="task_waiting_message",
+                condition=Q(state="scheduled", type="MESSAGE"),
             ),
         ]
         ordering = ["stage_index", "id"]

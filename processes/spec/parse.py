@@ -41,6 +41,7 @@ from processes.spec.types import (
     StageSpec,
     TaskSpec,
 )
+from processes.spec.waits import is_extra, parse_waits
 
 # known_handlers=ANY_HANDLER: don't check handler names (a stored, published spec is read back
 # in a process that may not have imported every handler module, e.g. the web server).
@@ -361,9 +362,10 @@ def _parse_task(
     result = None
     if raw.get("result") is not None:
         result = parse_fields(c, raw["result"], f"{path}.result", dotted=True)
-        if ttype != "SERVICE":
-            c.add(f"{path}.result", "only a SERVICE task declares its result")
-    extra = {k: v for k, v in raw.items() if k not in KNOWN_TASK_FIELDS}
+        if ttype not in ("SERVICE", "MESSAGE"):
+            c.add(f"{path}.result", "only a SERVICE or MESSAGE task declares its result")
+    wait, until, message = parse_waits(c, raw, path, ttype, handler)
+    extra = {k: v for k, v in raw.items() if k not in KNOWN_TASK_FIELDS or is_extra(k, ttype)}
     return TaskSpec(
         name=name,
         type=ttype,
@@ -397,6 +399,9 @@ def _parse_task(
         explain=explain,
         inline=inline,
         result=result,
+        wait=wait,
+        until=until,
+        message=message,
         extra=extra,
     )
 

@@ -69,7 +69,7 @@ TASK_TYPE_PATTERN = "^(" + "|".join(_any_case(t) for t in TASK_TYPES) + ")$"
 # The parser's "empty": outcomes that are falsy mean "no outcomes".
 EMPTY = [None, False, 0, "", [], {}]
 
-HUMAN, SERVICE, PROCESS = "HUMAN", "SERVICE", "PROCESS"
+HUMAN, SERVICE, PROCESS, TIMER, MESSAGE = "HUMAN", "SERVICE", "PROCESS", "TIMER", "MESSAGE"
 
 
 def _is(task_type: str) -> dict:
@@ -478,6 +478,27 @@ DEFS: dict[str, Any] = {
     },
 }
 
+# A TIMER's and a MESSAGE task's own fields: checked on those types only (``_task_schema``'s
+# rules); on other types they are extra fields, kept and passed on like any other.
+WAIT = {"anyOf": [{"type": "null"}, {"$ref": "#/$defs/duration"}]}
+UNTIL = {"anyOf": [{"type": "null"}, {"type": "string", "pattern": VAR_PATH}]}
+MESSAGE_FIELD = {
+    "type": "object",
+    "required": ["name", "key"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "pattern": NAME},
+        "key": {"type": "string", "pattern": VAR_PATH},
+    },
+}
+
+
+def _waits_for(typed: dict, description: str) -> dict:
+    """A field only one task type reads: any value here (an extra field on other types), its
+    type under that type's rule (``x-typed``: the same, for the reference)."""
+    return {"description": description, "x-typed": typed}
+
+
 # A task's fields: (name, schema, task types it belongs to or None for every type).
 TASK_FIELDS: list[tuple[str, dict, tuple[str, ...] | None]] = [
     (
@@ -498,7 +519,8 @@ TASK_FIELDS: list[tuple[str, dict, tuple[str, ...] | None]] = [
             "description": (
                 "`SERVICE`: a handler on a worker, or an external system when it has no "
                 "`handler`; `HUMAN`: a person of the role `assigned_to` decides; `PROCESS`: "
-                "starts child processes and waits for them. Any case."
+                "starts child processes and waits for them; `TIMER`: waits for a duration or "
+                "a moment; `MESSAGE`: waits for a message (`POST /api/messages/`). Any case."
             ),
         },
         None,
@@ -602,9 +624,10 @@ TASK_FIELDS: list[tuple[str, dict, tuple[str, ...] | None]] = [
         _fields(
             "The fields of what the task brings back, typed like `input` and named below the "
             "task (`amount` is `<task>.amount`): a handler's result that breaks it fails the "
-            "attempt, an external task's `TaskCompleted` is refused (400). None: any JSON object."
+            "attempt, an external task's `TaskCompleted` is refused (400), a MESSAGE task's "
+            "message too. None: any JSON object."
         ),
-        (SERVICE,),
+        (SERVICE, MESSAGE),
     ),
     (
         "assigned_to",
@@ -741,6 +764,25 @@ TASK_FIELDS: list[tuple[str, dict, tuple[str, ...] | None]] = [
         (SERVICE, HUMAN),
     ),
     (
+        "wait",
+        _waits_for(WAIT, "How long the timer waits once it is scheduled (or `until`)."),
+        (TIMER,),
+    ),
+    (
+        "until",
+        _waits_for(UNTIL, "A variable path holding the ISO 8601 date-time it fires at."),
+        (TIMER,),
+    ),
+    (
+        "message",
+        _waits_for(
+            MESSAGE_FIELD,
+            "`{name, key}`: the message waited for, and the variable path whose value is its "
+            "correlation key.",
+        ),
+        (MESSAGE,),
+    ),
+    (
         "process",
         {
             "$ref": "#/$defs/process_call",
@@ -783,8 +825,42 @@ def _task_schema() -> dict:
             },
             "else": {"properties": {"process": {"type": "null"}}},
         },
-        # result: a SERVICE task's; other types declare none (not even an empty list)
-        {"if": _is(SERVICE), "else": {"properties": {"result": {"type": "null"}}}},
+        # result: a SERVICE or MESSAGE task's; other types declare none (not even an empty list)
+        {
+            "if": {"anyOf": [_is(SERVICE), _is(MESSAGE)]},
+            "else": {"properties": {"result": {"type": "null"}}},
+        },
+        # TIMER: a wait or an until (one of them), no handler (other types: extra fields)
+        {
+            "if": _is(TIMER),
+            "then": {
+                "properties": {"handler": {"type": "null"}, "wait": WAIT, "until": UNTIL},
+                "anyOf": [
+                    {
+                        "required": ["wait"],
+                        "properties": {
+                            "wait": {"not": {"type": "null"}},
+                            "until": {"type": "null"},
+                        },
+                    },
+                    {
+                        "required": ["until"],
+                        "properties": {
+                            "until": {"not": {"type": "null"}},
+                            "wait": {"type": "null"},
+                        },
+                    },
+                ],
+            },
+        },
+        # MESSAGE: the message, no handler (other types: an extra field)
+        {
+            "if": _is(MESSAGE),
+            "then": {
+                "required": ["message"],
+                "properties": {"handler": {"type": "null"}, "message": MESSAGE_FIELD},
+            },
+        },
         # inline: a SERVICE task with a handler
         {
             "if": {"required": ["inline"], "properties": {"inline": {"const": True}}},

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-TASK_TYPES = ("SERVICE", "HUMAN", "PROCESS")
+TASK_TYPES = ("SERVICE", "HUMAN", "PROCESS", "TIMER", "MESSAGE")
 FORM_FIELD_TYPES = ("string", "text", "integer", "decimal", "boolean", "date", "choice")
 # Declared input and results may also hold a list of values of one of the form's types.
 DATA_FIELD_TYPES = (*FORM_FIELD_TYPES, "list")
@@ -52,6 +52,9 @@ KNOWN_TASK_FIELDS = {
     "explain",
     "inline",
     "result",
+    "wait",
+    "until",
+    "message",
 }
 # How a summary item shows its value (tasks_inbox.presenters formats them).
 SUMMARY_FORMATS = ("text", "money", "number", "percent", "date", "datetime", "duration", "choice")
@@ -153,6 +156,15 @@ MAX_ROUNDS_LIMIT = 100
 
 
 @dataclass(frozen=True)
+class MessageSpec:
+    """What a ``MESSAGE`` task waits for: the message ``name`` whose correlation key equals the
+    value of the variable path ``key`` when the task starts waiting."""
+
+    name: str
+    key: str
+
+
+@dataclass(frozen=True)
 class SummaryItem:
     """One line of a human task's summary: "Bonus to approve: €409.32", read from ``var``."""
 
@@ -205,6 +217,9 @@ class TaskSpec:
     # A pure-compute SERVICE handler run inside the engine transaction that makes it ready
     # (no queue, no lease: one ``task_completed`` event); a failed attempt retries on a worker.
     inline: bool = False
+    wait: dt.timedelta | None = None  # TIMER: fires this long after it is scheduled
+    until: str | None = None  # TIMER: or at the ISO date-time this variable path holds
+    message: MessageSpec | None = None  # MESSAGE: the message it waits for
     extra: dict = field(default_factory=dict)
 
     def rework_for(self, outcome) -> ReworkSpec | None:

@@ -40,6 +40,7 @@ EXPECTED_PATHS = {
     "/api/processes/{id}/rounds/",
     "/api/processes/{id}/cancel/",
     "/api/events/",
+    "/api/messages/",
     "/api/queues/{task_queue}/tasks/",
     "/api/inbox/",
     "/api/processes/{id}/variables/",

@@ -47,6 +47,8 @@ from processes.api.serializers.processes import (  # noqa: F401
     _username,
 )
 from processes.api.serializers.seed_events import (  # noqa: F401
+    MessageResultSerializer,
+    MessageSerializer,
     SeedEventResultSerializer,
     SeedEventSerializer,
     StartTaskSerializer,
