@@ -22,6 +22,7 @@ import unicodedata
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from processes.spec import form_rules
 from processes.spec.conditions import MISSING, lookup
 from processes.spec.limits import MAX_DEPTH
 from processes.spec.types import MAX_LIST_ITEMS, FormField
@@ -114,6 +115,8 @@ def coerce(f: FormField, value: Any) -> Any:
         return _coerce_date(value)
     if f.type == "list":
         return _coerce_list(f, value)
+    if f.type == "file":
+        return form_rules.attachment_ref(value)
     return _coerce_number(f, value)
 
 
@@ -264,12 +267,13 @@ def is_empty(f: FormField, value: Any) -> bool:
 
 
 def validate(
-    fields: tuple[FormField, ...] | None, data: Any, *, closed: bool = True
+    fields: tuple[FormField, ...] | None, data: Any, *, closed: bool = True, context=None
 ) -> tuple[Any, dict[str, list[str]]]:
     """Check ``data`` against the declared ``fields`` (None: undeclared, free-form);
     return (the clean data, {path: [messages]}), the clean data holding each declared value
     converted to its type. ``closed``: a field not declared is refused; otherwise it is kept
-    after the free-form check."""
+    after the free-form check. ``context``: values a form's ``show_if``/``required_if`` may
+    read besides its fields (the ``decision``)."""
     if fields is None:
         return data, free_problems(data)
     if not isinstance(data, dict):
@@ -278,14 +282,21 @@ def validate(
     clean: dict = {}
     for f in fields:
         value = lookup(data, f.name)
-        if is_empty(f, value) or (f.required and value == ""):
-            if f.required:
-                errors[f.name] = ["this field is required"]
+        if is_empty(f, value) or ((f.required or f.required_if) and value == ""):
             continue
         try:
             _put(clean, f.name, coerce(f, value))
         except ValueError as exc:
             errors[f.name] = [str(exc)]
+    known = {**clean, **(context or {})}  # what show_if / required_if read: values as declared
+    for f in fields:
+        if f.show_if is not None and not form_rules.holds(f.show_if, known):
+            clean.pop(f.name, None)  # a field not asked for is not kept (nor refused)
+            errors.pop(f.name, None)
+        elif (f.required or (f.required_if and form_rules.holds(f.required_if, known))) and (
+            lookup(clean, f.name) is MISSING and f.name not in errors
+        ):
+            errors[f.name] = ["this field is required"]
     _check_undeclared(fields, data, clean, errors, closed)
     return clean, dict(sorted(errors.items()))
 
