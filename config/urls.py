@@ -2,6 +2,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
+from processes.api.views.attachments import download
 from processes.health import healthz
 from tasks_inbox.views import admin_login
 
@@ -9,6 +10,7 @@ admin.site.site_url = "/inbox/"  # "View site": the inbox (its header links back
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("files/<str:token>/", download, name="attachment-download"),
     path("admin/login/", admin_login),
     path("admin/", admin.site.urls),
     path("api/", include("integrations.api_urls")),  # before the processes API's fallback

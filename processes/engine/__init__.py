@@ -31,6 +31,7 @@ from processes.engine._run import (
     TASK_WRITTEN_ONCE,
     TaskResult,
 )
+from processes.engine.attachments import attachment_add
 from processes.engine.batch import BatchItem, process_start_batch
 from processes.engine.compensation import (
     compensation_complete,
@@ -91,6 +92,7 @@ from processes.engine.timers import (
 from processes.events import SYSTEM
 
 __all__ = [
+    "attachment_add",
     "ArchiveError",
     "ArchiveReport",
     "processes_archive",

@@ -7,6 +7,7 @@ One module per kind of row (``states``, ``definitions``, ``instances``, ``tasks`
 ``read_models``); every name is importable from ``processes.models`` as before.
 """
 
+from processes.models.attachments import Attachment  # noqa: F401
 from processes.models.audit import (  # noqa: F401
     ActorType,
     EventType,

@@ -66,6 +66,7 @@ class EventType(models.TextChoices):
     COMPENSATION_SKIPPED = "compensation_skipped", "Compensation skipped"
     NOTIFICATION_SENT = "notification_sent", "Notification sent"
     NOTIFICATION_FAILED = "notification_failed", "Notification failed"
+    ATTACHMENT_ADDED = "attachment_added", "File attached"
 
 
 class ActorType(models.TextChoices):

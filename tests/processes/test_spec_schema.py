@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from processes.spec import ANY_HANDLER, CONDITION_OPS, FORM_FIELD_TYPES, SUMMARY_FORMATS, parse
-from processes.spec.schema import definition_schema
 from processes.spec.form_rules import MAX_FILE_BYTES
+from processes.spec.schema import definition_schema
 from processes.spec.types import DATA_FIELD_TYPES, VALUE_TYPES
 from tests.conftest import DEFINITIONS, ROOT
 
