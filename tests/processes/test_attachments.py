@@ -117,10 +117,12 @@ def people(db):
 
 
 def upload(user, process, content, filename, **extra):
+    headers = {k: extra.pop(k) for k in list(extra) if k.startswith("HTTP_")}
     return client_for(user).post(
         f"/api/processes/{process.pk}/attachments/",
         {"file": SimpleUploadedFile(filename, content), **extra},
         format="multipart",
+        **headers,
     )
 
 
@@ -321,3 +323,20 @@ def test_the_archive_carries_the_files_and_their_proof(
     finally:
         storages._storages.clear()
         storages._backends = None
+
+
+def test_a_large_file_sent_twice_with_one_idempotency_key_is_attached_once(papers, people):
+    """Over the API's 1 MB body limit (a case file may have 10 MiB), retried with a new
+    multipart boundary: the same request, answered again, one file."""
+    process, _ = papers()
+    pdf = make_pdf() + b"%" + b"x" * (3 * 1024 * 1024) + b"\n"
+    answers = [
+        upload(people["mia"], process, pdf, "scan.pdf", HTTP_IDEMPOTENCY_KEY="scan-1")
+        for _ in range(2)
+    ]
+    assert [a.status_code for a in answers] == [201, 201], answers[0].content
+    assert answers[1]["Idempotent-Replayed"] == "true"
+    assert answers[0].json()["id"] == answers[1].json()["id"]
+    assert Attachment.objects.get().size == len(pdf)
+    other = upload(people["mia"], process, make_png(), "x.png", HTTP_IDEMPOTENCY_KEY="scan-1")
+    assert other.status_code == 422  # the key, used for other bytes
