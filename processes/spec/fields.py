@@ -214,16 +214,7 @@ def parse_fields(
 
 
 FIELD_KEYS = {
-    "name",
-    "type",
-    "label",
-    "required",
-    "choices",
-    "min",
-    "max",
-    "pattern",
-    "places",
-    "items",
+    *("name", "type", "label", "required", "choices", "min", "max", "pattern", "places", "items"),
     *form_rules.FORM_ONLY_KEYS,
 }
 
