@@ -1,6 +1,7 @@
-"""Files on a case: checked (``spec.file_problem``: name, size, sniffed type), stored once under
-their SHA-256 in the attachments storage, recorded in the history (``attachment_added``: name,
-size, SHA-256, who), never overwritten. Who may add one is ``authority.attachment_rights``."""
+"""Files on a case: checked (``spec.file_problem``: name, size, sniffed type), stored once per
+case under their SHA-256 in the attachments storage (``<process id>/<sha256>``), recorded in
+the history (``attachment_added``: name, size, SHA-256, who), never overwritten. Who may add
+one is ``authority.attachment_rights``."""
 
 from __future__ import annotations
 
@@ -45,6 +46,8 @@ def read_upload(file, name: str | None = None) -> Upload:
         if size > form_rules.MAX_FILE_BYTES:
             break  # too large for any field: refused below, no need to read the rest
     file.seek(0)
+    if size > form_rules.MAX_FILE_BYTES:
+        size = max(size, getattr(file, "size", 0) or 0)  # the real size, for the message
     chosen = file.name if name is None else name
     return Upload(file, chosen, size, digest.hexdigest(), form_rules.sniff(head))
 
@@ -70,7 +73,9 @@ def attach(run: _Run, upload: Upload, *, actor: Actor, task=None, field=None) ->
         where = f"data.{field.name}" if field is not None else "file"
         raise InvalidInput(problem, fields={where: [problem]})
     storage = storages[STORAGE]
-    blob = f"sha256/{upload.sha256[:2]}/{upload.sha256}"
+    # One folder per case (under the process row's lock): retention deletes a case's folder
+    # knowing no other case shares its files, and no upload comes after (the row is gone).
+    blob = f"{run.process.pk}/{upload.sha256}"
     if not storage.exists(blob):
         blob = storage.save(blob, upload.file)  # (a rolled-back upload leaves its blob: reused)
     user = actor.user if actor.user is not None and actor.user.pk else None

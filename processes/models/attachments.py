@@ -15,8 +15,9 @@ from processes.models.tasks import TaskInstance
 class Attachment(models.Model):
     """A file someone attached to a process (for a task's form field, or to the case).
 
-    The bytes are stored once under their SHA-256 (``blob``): an upload never overwrites
-    another, and the same file uploaded twice is two rows over one blob."""
+    The bytes are stored once per case under their SHA-256 (``blob``: ``<process>/<sha256>``):
+    an upload never overwrites another, and the same file uploaded twice is two rows over one
+    blob."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     process = models.ForeignKey(

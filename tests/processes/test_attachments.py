@@ -340,3 +340,21 @@ def test_a_large_file_sent_twice_with_one_idempotency_key_is_attached_once(paper
     assert Attachment.objects.get().size == len(pdf)
     other = upload(people["mia"], process, make_png(), "x.png", HTTP_IDEMPOTENCY_KEY="scan-1")
     assert other.status_code == 422  # the key, used for other bytes
+
+
+def test_who_sees_the_processes_reads_the_files_and_only_operators_add(papers, people):
+    from processes.models import ProcessDefinition
+    from tests.api.conftest import OPERATE, VIEW, grant
+
+    process, _ = papers()
+    upload(people["mia"], process, make_pdf(), "a.pdf")
+    definition = ProcessDefinition.objects.get(key="papers")
+    auditor = UserFactory(username="audrey")
+    grant(auditor, definition, VIEW)
+    listed = client_for(auditor).get(f"/api/processes/{process.pk}/attachments/")
+    assert listed.status_code == 200 and len(listed.json()["results"]) == 1
+    refused = upload(auditor, process, make_pdf(), "b.pdf")
+    assert refused.status_code == 403
+    operator = UserFactory(username="otto")
+    grant(operator, definition, VIEW, OPERATE)
+    assert upload(operator, process, make_pdf(), "b.pdf").status_code == 201
