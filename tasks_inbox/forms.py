@@ -18,7 +18,15 @@ def _rule_attrs(f: spec_module.FormField) -> dict:
     for key, rule in (("show-if", f.show_if), ("required-if", f.required_if)):
         if rule is not None:
             attrs[f"data-{key}-field"] = rule.field
-            attrs[f"data-{key}-equals"] = "" if rule.equals is None else str(rule.equals).lower()
+            equals = rule.equals
+            text = (
+                ""
+                if equals is None
+                else str(equals).lower()
+                if isinstance(equals, bool)
+                else str(equals)
+            )
+            attrs[f"data-{key}-equals"] = text
     return attrs
 
 

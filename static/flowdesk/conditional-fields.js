@@ -17,7 +17,7 @@
   function holds(form, el, kind) {
     var field = el.getAttribute("data-" + kind + "-field");
     if (!field) return null;
-    return valueOf(form, field).toLowerCase() === el.getAttribute("data-" + kind + "-equals");
+    return valueOf(form, field) === el.getAttribute("data-" + kind + "-equals");
   }
   function apply(form) {
     var ruled = form.querySelectorAll("[data-show-if-field], [data-required-if-field]");
