@@ -156,6 +156,11 @@ def test_a_file_goes_through_the_api_into_the_history_and_back(papers, people):
     assert done.status_code == 200, done.content
     assert done.json()["task"]["result"]["letter"] == body["id"]
 
+    page = Client()
+    page.force_login(people["mia"])
+    shown = page.get(f"/inbox/tasks/{task.pk}/").content.decode()
+    assert '<object data="/files/' in shown and 'type="application/pdf"' in shown  # the preview
+
     # a second upload of the same bytes is a new row; nothing is overwritten
     _, task2 = papers("P-2")
     again = upload(people["mia"], task2.process, pdf, "letter.pdf")
