@@ -141,3 +141,17 @@ def reference_problems(run: _Run, task_spec, clean: dict) -> dict[str, list[str]
         if problem:
             errors[f"data.{f.name}"] = [problem]
     return errors
+
+
+def unknown_files(process, spec, changes: dict) -> dict[str, list[str]]:
+    """A correction's values for ``file`` fields name files of this case."""
+    errors: dict[str, list[str]] = {}
+    for path, value in changes.items():
+        field = spec_module.declared_field(spec, path)
+        if (
+            field is not None
+            and field.type == "file"
+            and not Attachment.objects.filter(pk=value, process=process).exists()
+        ):
+            errors[path] = ["must be the id of a file attached to this case"]
+    return errors

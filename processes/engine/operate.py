@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from processes import authority, events, queue
 from processes import spec as spec_module
-from processes.engine import compensation
+from processes.engine import attachments, compensation
 from processes.engine._run import (
     TaskResult,
     _advance,
@@ -234,6 +234,7 @@ def process_correct_variables(
         raise Conflict(f"process is {process.state}: its variables are history now")
     asked = changes
     changes, problems = spec_module.check_variable_changes(run.spec, asked, unset)
+    problems.update(attachments.unknown_files(process, run.spec, changes))
     if problems:
         raise InvalidInput(
             "the correction does not fit the definition: "

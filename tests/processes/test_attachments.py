@@ -363,3 +363,23 @@ def test_who_sees_the_processes_reads_the_files_and_only_operators_add(papers, p
     operator = UserFactory(username="otto")
     grant(operator, definition, VIEW, OPERATE)
     assert upload(operator, process, make_pdf(), "b.pdf").status_code == 201
+
+
+def test_a_correction_of_a_file_field_names_a_file_of_this_case(papers, people):
+    from processes.errors import InvalidInput
+
+    process, _ = papers()
+    mine = upload(people["mia"], process, make_pdf(), "a.pdf").json()["id"]
+    other, _ = papers("P-3")
+    theirs = upload(people["mia"], other, make_pdf("other"), "b.pdf").json()["id"]
+    with pytest.raises(InvalidInput) as refused:
+        engine.process_correct_variables(
+            process_id=process.pk, actor=ACTOR, set={"approve.letter": theirs}, reason="fix"
+        )
+    assert refused.value.fields == {
+        "set.approve.letter": ["must be the id of a file attached to this case"]
+    }
+    fixed = engine.process_correct_variables(
+        process_id=process.pk, actor=ACTOR, set={"approve.letter": mine}, reason="fix"
+    )
+    assert fixed.variables["approve"]["letter"] == mine
