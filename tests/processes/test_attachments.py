@@ -135,6 +135,9 @@ def test_a_file_goes_through_the_api_into_the_history_and_back(papers, people):
     assert body["sha256"] == hashlib.sha256(pdf).hexdigest() and body["size"] == len(pdf)
     assert body["content_type"] == "application/pdf" and body["uploaded_by"] == "mia"
 
+    form = client_for(people["mia"]).get(f"/api/tasks/{task.pk}/").json()["form"]
+    assert form[0]["show_if"] == {"field": "decision", "equals": "reject"}
+    assert form[1]["accept"] == ["application/pdf", "image/png"] and form[1]["type"] == "file"
     listed = client_for(people["mia"]).get(f"/api/tasks/{task.pk}/attachments/").json()
     assert [f["id"] for f in listed["results"]] == [body["id"]]
     same = client_for(people["mia"]).get(f"/api/processes/{process.pk}/attachments/").json()

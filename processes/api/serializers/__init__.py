@@ -58,5 +58,6 @@ from processes.api.serializers.tasks import (  # noqa: F401
     TaskDetailSerializer,
     TaskRightsSerializer,
     VariablesCorrectionSerializer,
+    form_fields,
     task_detail,
 )
