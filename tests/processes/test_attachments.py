@@ -386,3 +386,13 @@ def test_a_correction_of_a_file_field_names_a_file_of_this_case(papers, people):
         process_id=process.pk, actor=ACTOR, set={"approve.letter": mine}, reason="fix"
     )
     assert fixed.variables["approve"]["letter"] == mine
+
+
+def test_the_admin_instance_page_lists_the_files_with_links(papers, people, admin_client):
+    process, _ = papers()
+    upload(people["mia"], process, make_pdf(), "contract.pdf")
+    page = admin_client.get(f"/admin/processes/processinstance/{process.pk}/change/")
+    text = page.content.decode()
+    assert page.status_code == 200 and 'data-testid="admin-attachment"' in text
+    link = text.split('data-testid="admin-attachment"><td><a href="')[1].split('"')[0]
+    assert "contract.pdf" in text and Client().get(link)["Content-Type"] == "application/pdf"
