@@ -6,8 +6,10 @@ min/max, choices, pattern, places), field names being dotted paths (``bonus.amou
 ``validate`` checks a document against such a declaration and converts what it accepts (text
 from a CSV cell or a form to the declared type; money to a canonical decimal string, never a
 float); an undeclared definition's data is free-form but still passes ``free_problems``
-(no control characters, no non-finite number). ``check_variable_changes`` applies the same
-rules to a correction's paths, and ``normalize_business_key`` is the one rule for keys.
+(no control characters, no non-finite number). A form's ``file`` field holds an attachment's
+id; its ``show_if``/``required_if`` (``form_rules``) are applied here too, reading the decision
+from ``context``. ``check_variable_changes`` applies the same rules to a correction's paths,
+and ``normalize_business_key`` is the one rule for keys.
 
 Pure: no database, no Django model.
 """
