@@ -274,6 +274,9 @@ def _parse_field(
     if not isinstance(required, bool):
         c.add(f"{fpath}.required", "must be true or false")
         required = False
+    extras, in_form = {}, types is FORM_FIELD_TYPES
+    if types is not VALUE_TYPES:  # (a list's items: other keys ignored, as the schema says)
+        extras = form_rules.parse_form_extras(c, item, fpath, ftype, in_form=in_form)
     return FormField(
         name=name,
         type=ftype,
@@ -284,7 +287,7 @@ def _parse_field(
         places=places,
         items=items,
         **bounds,
-        **form_rules.parse_form_extras(c, item, fpath, ftype, in_form=types is FORM_FIELD_TYPES),
+        **extras,
     )
 
 
