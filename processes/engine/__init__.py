@@ -16,7 +16,9 @@ adapter (API, admin, inbox, integrations, worker).
   process deadlines; the sweep and the loop that run them;
 - ``seed_events``: the seed's event protocol;
 - ``notices``: record notifications in the history;
-- ``retention``: archive closed processes past their retention, then delete them;
+- ``attachments``: files on a case (checked, stored per case under their SHA-256, recorded);
+- ``retention``: archive closed processes past their retention (and their files), then delete
+  them;
 - ``rework``, ``subprocess``, ``migrate``: rework loops, call activities (their children start
   by queued work), version migration;
 - ``_run``: the unit of work and the scheduling decisions they share.
