@@ -199,8 +199,34 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # variables or the instance role; FLOWDESK_ARCHIVE_S3_ENDPOINT for MinIO and friends).
 FLOWDESK_ARCHIVE_DIR = os.environ.get("FLOWDESK_ARCHIVE_DIR", str(BASE_DIR / "var" / "archive"))
 FLOWDESK_ARCHIVE_S3_BUCKET = os.environ.get("FLOWDESK_ARCHIVE_S3_BUCKET", "")
+# Files attached to cases (the inbox's form, POST /api/processes/{id}/attachments/), stored under
+# their SHA-256, never overwritten: a directory by default (FLOWDESK_ATTACHMENTS_DIR), an
+# S3-compatible bucket when FLOWDESK_ATTACHMENTS_S3_BUCKET is set (as the archive: same endpoint
+# variable FLOWDESK_ARCHIVE_S3_ENDPOINT, credentials from AWS_*). Downloads are signed links valid
+# FLOWDESK_ATTACHMENT_LINK_SECONDS.
+FLOWDESK_ATTACHMENTS_DIR = os.environ.get(
+    "FLOWDESK_ATTACHMENTS_DIR", str(BASE_DIR / "var" / "attachments")
+)
+FLOWDESK_ATTACHMENTS_S3_BUCKET = os.environ.get("FLOWDESK_ATTACHMENTS_S3_BUCKET", "")
+FLOWDESK_ATTACHMENT_LINK_SECONDS = int(os.environ.get("FLOWDESK_ATTACHMENT_LINK_SECONDS", "300"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "flowdesk_attachments": (
+        {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": FLOWDESK_ATTACHMENTS_S3_BUCKET,
+                "endpoint_url": os.environ.get("FLOWDESK_ARCHIVE_S3_ENDPOINT") or None,
+                "location": "flowdesk-attachments",
+                "file_overwrite": False,
+            },
+        }
+        if FLOWDESK_ATTACHMENTS_S3_BUCKET
+        else {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": FLOWDESK_ATTACHMENTS_DIR},
+        }
+    ),
     # hashed, compressed, cached for good (WhiteNoise serves them; tests.settings keeps plain names
     # for the in-process client only)
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},

@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from processes.api.index import api_index
+from processes.api.views.attachments import download
 from processes.health import healthz
 from tasks_inbox.views import admin_login, favicon
 
@@ -11,6 +12,7 @@ admin.site.site_url = "/inbox/"  # "View site": the inbox (its header links back
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("favicon.ico", favicon, name="favicon"),
+    path("files/<str:token>/", download, name="attachment-download"),
     path("admin/login/", admin_login),
     path("admin/", admin.site.urls),
     path("api/", api_index, name="api-index"),

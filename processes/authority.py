@@ -296,6 +296,27 @@ def task_rights(
     return TaskRights(see=see, read=read)
 
 
+def attachment_rights(user, process, *, spec, tasks) -> tuple[bool, bool]:
+    """(may read, may add) the files of ``process``: reading follows its human tasks (whoever
+    reads one of them) and the definition's grants (``SEE``); adding, whoever may decide one of
+    its open tasks, and its operators. Anyone else is told the case doesn't exist (404)."""
+    if not user or not user.is_authenticated or not user.is_active:
+        return False, False
+    if is_superuser(user):
+        return True, True
+    key = process.definition_key
+    operator = has_definition_perm(user, SEE, key)
+    names = {t.name for t in spec.tasks}
+    rights = [
+        task_rights(user, t, process=process, spec=spec, tasks=tasks)
+        for t in tasks.values()
+        if t.type == TaskType.HUMAN and t.name in names
+    ]
+    read = operator or any(r.read for r in rights)
+    add = any(r.decide for r in rights) or has_definition_perm(user, OPERATE, key)
+    return read or add, add
+
+
 def visible_variables(variables: dict, task_spec) -> dict:
     """The part of ``variables`` a task's deciders see: its ``show`` paths, or everything."""
     if task_spec.show is None:

@@ -404,3 +404,24 @@ def cases_waiting_by_task(definition) -> dict[str, dict[str, int]]:
         entry = counts.setdefault(row["name"], {"waiting": 0, "failed": 0})
         entry[kind] += row["n"]
     return counts
+
+
+# --- attachments -----------------------------------------------------------------------------------
+
+
+def attachments_of(process_id) -> list:
+    """The files of one case, oldest first (who may read them: ``authority.attachment_rights``)."""
+    from processes.models import Attachment
+
+    return list(
+        Attachment.objects.filter(process_id=process_id)
+        .select_related("uploaded_by")
+        .order_by("created_at", "pk")
+    )
+
+
+def attachment_blob(attachment):
+    """The stored bytes of ``attachment``, opened for reading."""
+    from django.core.files.storage import storages
+
+    return storages["flowdesk_attachments"].open(attachment.blob, "rb")

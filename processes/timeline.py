@@ -194,6 +194,8 @@ def describe(event, *, task_spec=None, folded: dict | None = None) -> str:
         if result.get("comment"):
             text += f" — “{result['comment']}”"
         return text
+    if t == EventType.ATTACHMENT_ADDED:
+        return f"File attached: {data.get('name', '?')} ({data.get('size', 0)} bytes)"
     if t == EventType.TASK_CLAIMED:
         return f"{task} claimed"
     if t == EventType.TASK_RELEASED:

@@ -11,7 +11,32 @@ from tasks_inbox.presenters import humanize
 COMMENT_MAX = 2000
 
 
+def _rule_attrs(f: spec_module.FormField) -> dict:
+    """What ``static/js/conditional-fields.js`` reads to show a field only when it applies
+    (without JavaScript every field shows, and the server checks the rules)."""
+    attrs = {}
+    for key, rule in (("show-if", f.show_if), ("required-if", f.required_if)):
+        if rule is not None:
+            attrs[f"data-{key}-field"] = rule.field
+            equals = rule.equals
+            text = (
+                ""
+                if equals is None
+                else str(equals).lower()
+                if isinstance(equals, bool)
+                else str(equals)
+            )
+            attrs[f"data-{key}-equals"] = text
+    return attrs
+
+
 def _field_for(f: spec_module.FormField) -> forms.Field:
+    field = _plain_field_for(f)
+    field.widget.attrs.update(_rule_attrs(f))
+    return field
+
+
+def _plain_field_for(f: spec_module.FormField) -> forms.Field:
     label = (f.label or humanize(f.name)) + (" *" if f.required else "")
     attrs: dict = {}
     if f.min is not None:
@@ -20,6 +45,10 @@ def _field_for(f: spec_module.FormField) -> forms.Field:
         attrs["max"] = f"{f.max:g}"
     if f.type == "boolean":
         return forms.BooleanField(label=label, required=False)
+    if f.type == "file":
+        accept = ",".join(f.accept) if f.accept else None
+        widget = forms.ClearableFileInput(attrs={"accept": accept} if accept else {})
+        return forms.FileField(label=label, required=False, widget=widget)
     if f.type == "text":
         widget = forms.Textarea(attrs={"rows": 3})
     elif f.type == "integer":
@@ -61,10 +90,20 @@ class DecisionForm(forms.Form):
     def decision(self) -> str | None:
         return self.cleaned_data.get("decision") or None if self.task_spec.outcomes else None
 
+    def uploads(self) -> dict:
+        """The files given for the form's ``file`` fields, by field name."""
+        return {
+            f.name: self.cleaned_data[f.name]
+            for f in self.task_spec.form
+            if f.type == "file" and self.cleaned_data.get(f.name)
+        }
+
     def payload(self) -> dict:
         data = {}
         for f in self.task_spec.form:
             value = self.cleaned_data.get(f.name)
+            if f.type == "file":
+                continue  # given to the engine as an upload (``uploads``)
             if f.type == "boolean":
                 data[f.name] = bool(value)
             elif value not in (None, ""):

@@ -260,3 +260,38 @@ def correction_notes(corrections) -> list[CorrectionNote]:
         )
         for c in corrections
     ]
+
+
+@dataclass(frozen=True)
+class AttachmentRow:
+    """One file of the case on the task page: a signed link, and how to preview it."""
+
+    name: str
+    size: str
+    content_type: str
+    who: str
+    at: object
+    link: str
+    preview: str  # "image", "pdf" or ""
+
+
+def attachment_rows(process) -> list[AttachmentRow]:
+    from processes import attachment_links, selectors
+
+    rows = []
+    for a in selectors.attachments_of(process.pk):
+        preview = (
+            "image"
+            if a.content_type.startswith("image/")
+            else "pdf"
+            if a.content_type == "application/pdf"
+            else ""
+        )
+        size = f"{a.size / 1024:.0f} KB" if a.size >= 1024 else f"{a.size} bytes"
+        rows.append(
+            AttachmentRow(
+                a.name, size, a.content_type, a.uploaded_by_label, a.created_at,
+                attachment_links.signed_path(a), preview,
+            )
+        )  # fmt: skip
+    return rows

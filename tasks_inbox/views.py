@@ -230,6 +230,7 @@ def _task_page(request, task, rights, *, decision_form=None, delegate_form=None,
             if rights.read
             else [],
             "status": presenters.status_line(task, task_spec, process),
+            "attachments": presenters.attachment_rows(process) if rights.read else [],
             "decision_form": decision_form if rights.decide else None,
             "delegate_form": delegate_form if rights.delegate else None,
             "now": timezone.now(),
@@ -325,7 +326,7 @@ def decide(request, pk):
         messages.error(request, f"Your decision was not recorded: {_why_not(task, rights)}")
         return _back(pk)
     spec = task.process.definition.parsed()
-    form = DecisionForm(spec.task(task.name), request.POST)
+    form = DecisionForm(spec.task(task.name), request.POST, request.FILES)
     if not form.is_valid():
         return _task_page(request, task, rights, decision_form=form, status=400)
     try:
@@ -335,6 +336,7 @@ def decide(request, pk):
             decision=form.decision(),
             comment=form.cleaned_data.get("comment", ""),
             data=form.payload(),
+            files=form.uploads(),
         )
     except InvalidInput as exc:
         form.add_engine_errors(exc.fields or {"__all__": [exc.message]})

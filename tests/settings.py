@@ -5,9 +5,14 @@ own here (subprocesses the tests start inherit it through the environment).
 """
 
 import os
+import tempfile
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-" + "x" * 50)
-os.environ.setdefault("FLOWDESK_HTTPS", "0")  # the test client and servers speak plain HTTP
+os.environ.setdefault("FLOWDESK_HTTPS", "0")
+# files attached in tests (content-addressed: tests running side by side may share the folder)
+os.environ.setdefault(
+    "FLOWDESK_ATTACHMENTS_DIR", os.path.join(tempfile.gettempdir(), "flowdesk-test-attachments")
+)  # the test client and servers speak plain HTTP
 
 from config.settings import *  # noqa: E402,F403
 

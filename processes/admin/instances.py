@@ -17,7 +17,17 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from processes import authority, control, dashboard, diagram, engine, history, selectors, timeline
+from processes import (
+    attachment_links,
+    authority,
+    control,
+    dashboard,
+    diagram,
+    engine,
+    history,
+    selectors,
+    timeline,
+)
 from processes.admin import incidents, operations, widgets
 from processes.admin.base import ReadOnlyAdmin, can_operate
 from processes.admin.bpmn import instance_diagram
@@ -287,6 +297,10 @@ class ProcessInstanceAdmin(ReadOnlyAdmin):
                         lambda task: operations.task_actions(obj, task) if may_operate else [],
                     ),
                     "history_rows": history_rows(obj),
+                    "attachment_rows": [
+                        (a, attachment_links.signed_path(a))
+                        for a in selectors.attachments_of(obj.pk)
+                    ],
                     "round_rows": round_rows(obj),
                     "children": list(
                         ProcessInstance.objects.filter(parent=obj)

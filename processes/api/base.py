@@ -131,8 +131,26 @@ def _fingerprint(request) -> str:
     digest = hashlib.sha256()
     digest.update(request.method.encode())
     digest.update(b"\0" + request.get_full_path().encode("utf-8", "surrogatepass"))
-    digest.update(b"\0" + request._request.body)
+    if request.content_type.startswith("multipart/form-data"):
+        _multipart_fingerprint(request, digest)  # (the boundary differs from one try to the next)
+    else:
+        digest.update(b"\0" + request._request.body)
     return digest.hexdigest()
+
+
+def _multipart_fingerprint(request, digest) -> None:
+    """A form's fields and files (their bytes), in order of name: the same upload sent again
+    is the same request whatever its boundary."""
+    for name, value in sorted(request.data.lists()):
+        digest.update(b"\0" + name.encode("utf-8", "surrogatepass"))
+        for item in value:
+            if hasattr(item, "chunks"):
+                digest.update(b"\1" + (item.name or "").encode("utf-8", "surrogatepass"))
+                for chunk in item.chunks():
+                    digest.update(chunk)
+                item.seek(0)
+            else:
+                digest.update(b"\2" + str(item).encode("utf-8", "surrogatepass"))
 
 
 def _replay_response(record: IdempotencyRecord) -> Response:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 
 from processes.api.exceptions import error_response
+from processes.spec import form_rules
 
 logger = logging.getLogger("processes.api")
 
@@ -19,6 +21,9 @@ _GENERIC = {
     413: ("too_large", "the request body is over 1 MB"),
     500: ("server_error", "internal error"),
 }
+
+
+ATTACHMENTS_PATH = re.compile(r"/api/processes/[^/]+/attachments/")
 
 
 class ApiErrorMiddleware:
@@ -36,6 +41,8 @@ class ApiErrorMiddleware:
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         if request.path_info == "/api/processes/batch/":  # up to 10,000 items
             limit = settings.FLOWDESK_BATCH_MAX_BYTES
+        elif ATTACHMENTS_PATH.fullmatch(request.path_info):  # a file, and a few fields
+            limit = form_rules.MAX_FILE_BYTES + 64 * 1024
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:

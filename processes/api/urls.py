@@ -4,7 +4,16 @@ from django.urls import path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from processes.api.exceptions import error_response
-from processes.api.views import auth, definitions, events, operate, processes, stats, tasks
+from processes.api.views import (
+    attachments,
+    auth,
+    definitions,
+    events,
+    operate,
+    processes,
+    stats,
+    tasks,
+)
 
 
 class TextConverter:
@@ -74,6 +83,16 @@ urlpatterns = [
         "processes/<uuid:pk>/variables/",
         processes.ProcessVariablesView.as_view(),
         name="api-process-variables",
+    ),
+    path(
+        "processes/<uuid:pk>/attachments/",
+        attachments.ProcessAttachmentsView.as_view(),
+        name="api-process-attachments",
+    ),
+    path(
+        "tasks/<int:pk>/attachments/",
+        attachments.TaskAttachmentsView.as_view(),
+        name="api-task-attachments",
     ),
     path("events/", events.SeedEventView.as_view(), name="api-events"),
     path("messages/", events.MessageView.as_view(), name="api-messages"),

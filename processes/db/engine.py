@@ -231,7 +231,7 @@ def purge_processes(process_ids: list) -> dict[str, int]:
     ``SET LOCAL flowdesk.purge = 'on'`` in this transaction (migration 0006). Run by
     ``engine.processes_purge`` only, inside its transaction, after the export was read back.
     """
-    from processes.models import ProcessEvent, TaskExecution, TaskRound
+    from processes.models import Attachment, ProcessEvent, TaskExecution, TaskRound
 
     ids = [prep(ProcessInstance, "id", pk) for pk in process_ids]
     counts = {}
@@ -240,6 +240,7 @@ def purge_processes(process_ids: list) -> dict[str, int]:
             cursor.execute("SET LOCAL flowdesk.purge = 'on'")
         marks = ", ".join(["%s"] * len(ids))
         for name, model, column in (
+            ("attachments", Attachment, col(Attachment, "process")),
             ("events", ProcessEvent, col(ProcessEvent, "process")),
             ("executions", TaskExecution, col(TaskExecution, "process_id")),
             ("rounds", TaskRound, col(TaskRound, "process")),

@@ -19,7 +19,9 @@ adapter (API, admin, inbox, integrations, worker).
 - ``waits``, ``messages``: TIMER and MESSAGE tasks; messages from other systems, correlated
   or buffered;
 - ``notices``: record notifications in the history;
-- ``retention``: archive closed processes past their retention, then delete them;
+- ``attachments``: files on a case (checked, stored per case under their SHA-256, recorded);
+- ``retention``: archive closed processes past their retention (and their files), then delete
+  them;
 - ``rework``, ``subprocess``, ``migrate``: rework loops, call activities (their children start
   by queued work), version migration;
 - ``_run``: the unit of work and the scheduling decisions they share.
@@ -35,6 +37,7 @@ from processes.engine._run import (
     TaskResult,
 )
 from processes.engine.absences import absence_end, absence_record, absences_apply
+from processes.engine.attachments import attachment_add
 from processes.engine.batch import BatchItem, process_start_batch
 from processes.engine.compensation import (
     compensation_complete,
@@ -100,6 +103,7 @@ __all__ = [
     "absence_end",
     "absence_record",
     "absences_apply",
+    "attachment_add",
     "ArchiveError",
     "ArchiveReport",
     "processes_archive",

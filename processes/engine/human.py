@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from processes import authority, events
 from processes import spec as spec_module
-from processes.engine import rework
+from processes.engine import attachments, rework
 from processes.engine._run import (
     HUMAN_TASK_REFUSAL,
     _advance,
@@ -134,6 +134,23 @@ def task_delegate(*, task_id, actor: Actor, to_user, comment: str = "") -> TaskI
     return task
 
 
+def _attach_files(run, task, task_spec, actor, uploads: dict, data):
+    """Attach the form's uploaded files; their ids become the fields' values."""
+    if not uploads:
+        return data, {}
+    data = dict(data) if isinstance(data, dict) else {}
+    errors: dict[str, list[str]] = {}
+    for name, upload in uploads.items():
+        try:
+            field = attachments.file_field(task_spec, name)
+            data[name] = str(
+                attachments.attach(run, upload, actor=actor, task=task, field=field).pk
+            )
+        except InvalidInput as exc:
+            errors[f"data.{name}"] = [m for ms in (exc.fields or {}).values() for m in ms]
+    return data, errors
+
+
 def task_decide(
     *,
     task_id,
@@ -143,6 +160,7 @@ def task_decide(
     data: dict | None = None,
     via_event: bool = False,
     occurred_at=None,
+    files: dict | None = None,
 ) -> TaskInstance:
     """A person completes a human task with an outcome; a closed task raises ``Conflict``.
 
@@ -152,7 +170,9 @@ def task_decide(
     The losing side of two simultaneous decisions gets a Conflict naming who decided; the attempt
     is still recorded in the history (as a duplicate event, committed before the error is raised).
     ``occurred_at``: when it was decided, as the sender said (on the event that records it).
+    ``files``: uploads for the form's ``file`` fields (by name), attached in this transaction.
     """
+    uploads = {name: attachments.read_upload(file) for name, file in (files or {}).items()}
     with transaction.atomic():
         run, task = _lock_for_task(task_id)
         run.actor = actor
@@ -190,7 +210,11 @@ def task_decide(
                 rights = _rights(run, task, actor)
                 if not rights.decide:
                     raise _refuse(rights, task, "decide")
-            clean, errors = spec_module.validate_decision(run.task_spec(task), decision, data)
+            task_spec = run.task_spec(task)
+            data, file_errors = _attach_files(run, task, task_spec, actor, uploads, data)
+            clean, errors = spec_module.validate_decision(task_spec, decision, data)
+            errors.update(file_errors)
+            errors.update(attachments.reference_problems(run, task_spec, clean))
             errors.update(rework.refusal(run, task, decision))
             if comment is not None and not isinstance(comment, str):
                 errors["comment"] = ["must be text"]

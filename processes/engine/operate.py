@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from processes import authority, events, queue
 from processes import spec as spec_module
-from processes.engine import compensation, waits
+from processes.engine import attachments, compensation, waits
 from processes.engine._run import (
     WAITING_TYPES,
     TaskResult,
@@ -264,6 +264,7 @@ def _correct(run: _Run, actor: Actor, asked: dict, unset, reason: str) -> None:
     if process.state not in ACTIVE_PROCESS_STATES:
         raise Conflict(f"process is {process.state}: its variables are history now")
     changes, problems = spec_module.check_variable_changes(run.spec, asked, unset)
+    problems.update(attachments.unknown_files(process, run.spec, changes))
     if problems:
         raise InvalidInput(
             "the correction does not fit the definition: "

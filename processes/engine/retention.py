@@ -34,12 +34,14 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
-from processes import events, history, hooks, selectors
+from processes import events, history, hooks, queue, selectors
 from processes.db import engine as db_engine
 from processes.events import Actor, chain
 from processes.models import (
     ArchivedBusinessKey,
+    Attachment,
     DefinitionEventType,
+    EventType,
     ProcessDefinition,
     ProcessEvent,
     ProcessInstance,
@@ -49,6 +51,7 @@ from processes.models import (
 FORMAT = "flowdesk-archive/1"
 CLOSED = selectors.CLOSED_STATES
 STORAGE = "flowdesk_archive"
+ATTACHMENTS = "flowdesk_attachments"
 
 
 @dataclass
@@ -106,6 +109,8 @@ def export_line(process: ProcessInstance) -> tuple[dict, list[str]]:
         "definition": {"key": process.definition_key, "version": process.definition.version},
         "tasks": [_row(t) for t in tasks],
         "events": event_dicts,
+        # the files' rows; their bytes go beside the line, under attachments/<sha256>
+        "attachments": [_row(a) for a in selectors.attachments_of(process.pk)],
         "proof": {
             "verify_history": problems,
             "events": len(rows),
@@ -142,6 +147,14 @@ def check_line(line: dict, business_statuses: history.BusinessStatuses) -> list[
     for task in line["tasks"]:
         if snap.tasks.get(task["name"], "pending") != task["state"]:
             problems.append(f"task {task['name']}: exported state differs from its events")
+    recorded = {
+        (e["data"].get("attachment"), e["data"].get("sha256"))
+        for e in event_dicts
+        if e["type"] == EventType.ATTACHMENT_ADDED
+    }
+    for attachment in line.get("attachments", []):
+        if (attachment["id"], attachment["sha256"]) not in recorded:
+            problems.append(f"file {attachment['name']}: not as its history recorded it")
     return problems
 
 
@@ -177,6 +190,7 @@ def _archive_batch(ids, *, actor: Actor, stamp: str, report: ArchiveReport) -> N
     folder = keys.pop() if len(keys) == 1 else "mixed"
     name = storage.save(f"{folder}/archive-{stamp}.jsonl", ContentFile(body))
     _read_back(storage, name, body, processes)
+    _copy_files(storage, folder, lines)
 
     versions = {p.pk: p.definition.version for p in processes}
     with transaction.atomic():
@@ -209,6 +223,8 @@ def _archive_batch(ids, *, actor: Actor, stamp: str, report: ArchiveReport) -> N
                     actor=actor,
                     data={"file": name, "processes": per_definition[definition.pk]},
                 )
+            blobs = {a["blob"] for line in lines for a in line["attachments"]}
+            queue.on_commit(_drop_unreferenced, blobs)
     report.files.append(name)
     report.bytes += len(body)
     report.archived.extend(str(pk) for pk in gone)
@@ -237,6 +253,30 @@ def _keep_keys_reserved(processes, versions: dict, file_name: str) -> None:
         ],
         ignore_conflicts=True,  # (a key archived before, by a restored backup: the first stays)
     )
+
+
+def _copy_files(storage, folder: str, lines: list[dict]) -> None:
+    """The attached files beside the archive, under ``<folder>/attachments/<sha256>``; each read
+    back and hashed before anything is deleted."""
+    for attachment in (a for line in lines for a in line["attachments"]):
+        target = f"{folder}/attachments/{attachment['sha256']}"
+        if not storage.exists(target):
+            with storages[ATTACHMENTS].open(attachment["blob"], "rb") as source:
+                target = storage.save(target, source)
+        with storage.open(target, "rb") as handle:
+            digest = hashlib.sha256()
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        if digest.hexdigest() != attachment["sha256"]:
+            raise ArchiveError(f"{target}: the archived file differs from the one attached")
+
+
+def _drop_unreferenced(blobs) -> None:
+    """Delete the stored files no remaining attachment uses (after the purge's commit)."""
+    kept = set(Attachment.objects.filter(blob__in=list(blobs)).values_list("blob", flat=True))
+    storage = storages[ATTACHMENTS]
+    for blob in set(blobs) - kept:
+        storage.delete(blob)
 
 
 def _read_back(storage, name: str, body: bytes, processes) -> None:

@@ -54,6 +54,7 @@ from processes.events.task_events import (  # noqa: F401
     SKIP_CONDITION,
     SKIP_DEADLINE,
     SKIP_OPERATOR,
+    attachment_added,
     compensation_run,
     message_received,
     notification_failed,

@@ -251,3 +251,18 @@ def notification_failed(*, log, actor, task=None, channel: str, error: str, reci
         task=task,
         data=data,
     )
+
+
+def attachment_added(*, log, actor, attachment, task=None) -> ProcessEvent:
+    """``actor`` attached a file to the case (for ``task``'s form field, if any): its name, size
+    and SHA-256, so the history proves which bytes were given."""
+    data = {
+        "attachment": str(attachment.pk),
+        "name": attachment.name,
+        "size": attachment.size,
+        "sha256": attachment.sha256,
+        "content_type": attachment.content_type,
+    }
+    if attachment.field:
+        data["field"] = attachment.field
+    return _append(log=log, type=EventType.ATTACHMENT_ADDED, actor=actor, task=task, data=data)

@@ -8,6 +8,7 @@ One module per kind of row (``states``, ``definitions``, ``instances``, ``tasks`
 """
 
 from processes.models.absences import Absence, AbsenceQuerySet  # noqa: F401
+from processes.models.attachments import Attachment  # noqa: F401
 from processes.models.audit import (  # noqa: F401
     ActorType,
     EventType,

@@ -69,6 +69,7 @@ class EventType(models.TextChoices):
     NOTIFICATION_SENT = "notification_sent", "Notification sent"
     NOTIFICATION_FAILED = "notification_failed", "Notification failed"
     MESSAGE_RECEIVED = "message_received", "Message received"
+    ATTACHMENT_ADDED = "attachment_added", "File attached"
 
 
 class ActorType(models.TextChoices):

@@ -37,6 +37,7 @@ from processes.spec.data import (
 from processes.spec.decisions import FORM_NUMBER_LIMIT, validate_decision
 from processes.spec.fields import parse_iso_duration, slugify_key, validate_condition
 from processes.spec.flow import call_cycles, task_path
+from processes.spec.form_rules import file_problem
 from processes.spec.parse import ANY_HANDLER, parse, parse_or_raise
 from processes.spec.search import search_term, search_text
 from processes.spec.types import (
@@ -66,6 +67,7 @@ from processes.spec.types import (
 )
 
 __all__ = [
+    "file_problem",
     "ANY_HANDLER",
     "BUSINESS_KEY_UNIQUE",
     "CONDITION_OPS",

@@ -6,8 +6,10 @@ min/max, choices, pattern, places), field names being dotted paths (``bonus.amou
 ``validate`` checks a document against such a declaration and converts what it accepts (text
 from a CSV cell or a form to the declared type; money to a canonical decimal string, never a
 float); an undeclared definition's data is free-form but still passes ``free_problems``
-(no control characters, no non-finite number). ``check_variable_changes`` applies the same
-rules to a correction's paths, and ``normalize_business_key`` is the one rule for keys.
+(no control characters, no non-finite number). A form's ``file`` field holds an attachment's
+id; its ``show_if``/``required_if`` (``form_rules``) are applied here too, reading the decision
+from ``context``. ``check_variable_changes`` applies the same rules to a correction's paths,
+and ``normalize_business_key`` is the one rule for keys.
 
 Pure: no database, no Django model.
 """
@@ -22,6 +24,7 @@ import unicodedata
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from processes.spec import form_rules
 from processes.spec.conditions import MISSING, lookup
 from processes.spec.limits import MAX_DEPTH
 from processes.spec.types import MAX_LIST_ITEMS, FormField
@@ -114,6 +117,8 @@ def coerce(f: FormField, value: Any) -> Any:
         return _coerce_date(value)
     if f.type == "list":
         return _coerce_list(f, value)
+    if f.type == "file":
+        return form_rules.attachment_ref(value)
     return _coerce_number(f, value)
 
 
@@ -277,12 +282,13 @@ def is_empty(f: FormField, value: Any) -> bool:
 
 
 def validate(
-    fields: tuple[FormField, ...] | None, data: Any, *, closed: bool = True
+    fields: tuple[FormField, ...] | None, data: Any, *, closed: bool = True, context=None
 ) -> tuple[Any, dict[str, list[str]]]:
     """Check ``data`` against the declared ``fields`` (None: undeclared, free-form);
     return (the clean data, {path: [messages]}), the clean data holding each declared value
     converted to its type. ``closed``: a field not declared is refused; otherwise it is kept
-    after the free-form check."""
+    after the free-form check. ``context``: values a form's ``show_if``/``required_if`` may
+    read besides its fields (the ``decision``)."""
     if fields is None:
         return data, free_problems(data)
     if not isinstance(data, dict):
@@ -291,14 +297,21 @@ def validate(
     clean: dict = {}
     for f in fields:
         value = lookup(data, f.name)
-        if is_empty(f, value) or (f.required and value == ""):
-            if f.required:
-                errors[f.name] = ["this field is required"]
+        if is_empty(f, value) or ((f.required or f.required_if) and value == ""):
             continue
         try:
             _put(clean, f.name, coerce(f, value))
         except ValueError as exc:
             errors[f.name] = [str(exc)]
+    known = {**clean, **(context or {})}  # what show_if / required_if read: values as declared
+    for f in fields:
+        if f.show_if is not None and not form_rules.holds(f.show_if, known):
+            clean.pop(f.name, None)  # a field not asked for is not kept (nor refused)
+            errors.pop(f.name, None)
+        elif (f.required or (f.required_if and form_rules.holds(f.required_if, known))) and (
+            lookup(clean, f.name) is MISSING and f.name not in errors
+        ):
+            errors[f.name] = ["this field is required"]
     _check_undeclared(fields, data, clean, errors, closed)
     return clean, dict(sorted(errors.items()))
 

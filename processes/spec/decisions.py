@@ -26,7 +26,7 @@ def validate_decision(
         return {}, {**errors, "data": ["must be an object"]}
     # An empty form input is no value: left out, or "required" when the field is.
     given = {k: v for k, v in data.items() if v not in (None, "")}
-    clean, problems = validate(task_spec.form, given)
+    clean, problems = validate(task_spec.form, given, context={"decision": decision})
     for path, messages in problems.items():
         errors[f"data.{path}"] = messages
     return clean, errors

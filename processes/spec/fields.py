@@ -11,6 +11,7 @@ from typing import Any
 from django.utils.dateparse import parse_duration
 
 from processes import steps
+from processes.spec import form_rules
 from processes.spec.limits import MAX_DURATION, MAX_DURATION_TEXT, is_bounded_number
 from processes.spec.types import (
     CONDITION_OPS,
@@ -19,6 +20,7 @@ from processes.spec.types import (
     INITIATOR,
     NAME_RE,
     SUMMARY_FORMATS,
+    VALUE_TYPES,
     VAR_PATH_RE,
     Escalation,
     FormField,
@@ -157,7 +159,9 @@ def _parse_form(c: _Collector, value: Any, path: str) -> tuple[FormField, ...]:
     """A human task's ``form``: fields named by identifiers, ``decision``/``comment`` reserved."""
     if value is None:
         return ()
-    return parse_fields(c, value, path, dotted=False, reserved=("decision", "comment"))
+    fields = parse_fields(c, value, path, dotted=False, reserved=("decision", "comment"))
+    form_rules.check_rule_targets(c, fields, path)
+    return fields
 
 
 MAX_FIELDS = 200  # declared fields in one list
@@ -210,21 +214,13 @@ def parse_fields(
 
 
 FIELD_KEYS = {
-    "name",
-    "type",
-    "label",
-    "required",
-    "choices",
-    "min",
-    "max",
-    "pattern",
-    "places",
-    "items",
+    *("name", "type", "label", "required", "choices", "min", "max", "pattern", "places", "items"),
+    *form_rules.FORM_ONLY_KEYS,
 }
 
 
 def _parse_field(
-    c: _Collector, item: dict, fpath: str, name: str, types=FORM_FIELD_TYPES
+    c: _Collector, item: dict, fpath: str, name: str, types=VALUE_TYPES
 ) -> FormField | None:
     ftype = item.get("type", "string")
     if ftype not in types:
@@ -278,6 +274,9 @@ def _parse_field(
     if not isinstance(required, bool):
         c.add(f"{fpath}.required", "must be true or false")
         required = False
+    extras, in_form = {}, types is FORM_FIELD_TYPES
+    if types is not VALUE_TYPES:  # (a list's items: other keys ignored, as the schema says)
+        extras = form_rules.parse_form_extras(c, item, fpath, ftype, in_form=in_form)
     return FormField(
         name=name,
         type=ftype,
@@ -288,6 +287,7 @@ def _parse_field(
         places=places,
         items=items,
         **bounds,
+        **extras,
     )
 
 

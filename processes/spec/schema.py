@@ -21,6 +21,7 @@ from typing import Any
 
 from processes.spec.data import MAX_PLACES
 from processes.spec.fields import MAX_FIELDS, MAX_PATTERN
+from processes.spec.form_rules import DEFAULT_FILE_BYTES, FILE_TYPES, MAX_FILE_BYTES
 from processes.spec.limits import MAX_DEPTH, MAX_DURATION, MAX_DURATION_TEXT, NUMBER_LIMIT
 from processes.spec.search import MAX_SEARCH_PATHS
 from processes.spec.types import (
@@ -36,6 +37,7 @@ from processes.spec.types import (
     ON_TIMEOUT,
     SUMMARY_FORMATS,
     TASK_TYPES,
+    VALUE_TYPES,
     VAR_PATH_RE,
     VISIBILITIES,
 )
@@ -132,6 +134,7 @@ def _typed_field(name: dict | None, types: tuple[str, ...]) -> dict:
                 "`string`: one line; `text`: line breaks allowed; `decimal`: stored as text "
                 '(`"409.32"`), never a float; `date`: `YYYY-MM-DD`; `choice`: one of `choices`'
                 + ("; `list`: a list of `items`" if "list" in types else "")
+                + ("; `file`: a file attached to the case (its id)" if "file" in types else "")
                 + "."
             ),
         },
@@ -183,6 +186,8 @@ def _typed_field(name: dict | None, types: tuple[str, ...]) -> dict:
         {"if": _type_is("string", "text"), "else": {"properties": {"pattern": {"type": "null"}}}},
         {"if": _type_is("decimal"), "else": {"properties": {"places": {"type": "null"}}}},
     ]
+    if "file" in types:
+        _form_only(properties, rules)
     schema: dict[str, Any] = {"type": "object", "properties": properties}
     if name is None:  # a list's items: the parser reads its keys, and ignores others
         schema["not"] = {"anyOf": [{"required": ["name"]}, {"required": ["items"]}]}
@@ -203,6 +208,54 @@ def _typed_field(name: dict | None, types: tuple[str, ...]) -> dict:
         )
     schema["allOf"] = rules
     return schema
+
+
+def _form_only(properties: dict, rules: list) -> None:
+    """A form's field may be a ``file`` and carry ``show_if``/``required_if`` (``form_rules``)."""
+    rule = {
+        "type": "object",
+        "required": ["field", "equals"],
+        "additionalProperties": False,
+        "properties": {
+            "field": {"type": "string", "pattern": IDENTIFIER},
+            "equals": {"type": ["string", "number", "boolean", "null"]},
+        },
+    }
+    properties |= {
+        "accept": {
+            "type": "array",
+            "items": {"enum": [*FILE_TYPES, "application/*", "image/*", "text/*"]},
+            "description": (
+                "`file`: the content types taken, sniffed from the file's bytes (not its name); "
+                "left out: every type Flowdesk recognises."
+            ),
+        },
+        "max_size": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_FILE_BYTES,
+            "default": DEFAULT_FILE_BYTES,
+            "description": "`file`: the most bytes a file may have.",
+        },
+        "show_if": {
+            **rule,
+            "description": (
+                "Ask for the field only when another field of the form (or `decision`) equals "
+                "`equals`; otherwise its value is not kept."
+            ),
+        },
+        "required_if": {
+            **rule,
+            "description": "The field is required when another field (or `decision`) equals "
+            "`equals`.",
+        },
+    }
+    rules.append(
+        {
+            "if": _type_is("file"),
+            "else": {"not": {"anyOf": [{"required": ["accept"]}, {"required": ["max_size"]}]}},
+        }
+    )
 
 
 def _fields(description: str, **item_rules) -> dict:
@@ -351,7 +404,7 @@ DEFS: dict[str, Any] = {
         FORM_FIELD_TYPES,
     ),
     "list_items": {
-        **_typed_field(None, FORM_FIELD_TYPES),
+        **_typed_field(None, VALUE_TYPES),
         "description": "What each element of a `list` is: a field without a name.",
     },
     "escalation": {

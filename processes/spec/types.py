@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 TASK_TYPES = ("SERVICE", "HUMAN", "PROCESS", "TIMER", "MESSAGE")
-FORM_FIELD_TYPES = ("string", "text", "integer", "decimal", "boolean", "date", "choice")
-# Declared input and results may also hold a list of values of one of the form's types.
-DATA_FIELD_TYPES = (*FORM_FIELD_TYPES, "list")
+VALUE_TYPES = ("string", "text", "integer", "decimal", "boolean", "date", "choice")
+# A form may also ask for a file (its value: the id of an attachment of the case).
+FORM_FIELD_TYPES = (*VALUE_TYPES, "file")
+# Declared input and results may also hold a list of values of one of the value types.
+DATA_FIELD_TYPES = (*VALUE_TYPES, "list")
 MAX_LIST_ITEMS = 10_000
 CONDITION_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "exists", "truthy")
 # Used with fullmatch (\Z, not $: "$" also matches before a trailing newline).
@@ -107,6 +109,15 @@ class Escalation:
 
 
 @dataclass(frozen=True)
+class FieldRule:
+    """``show_if`` / ``required_if`` of a form field: true when the form's ``field`` (or the
+    ``decision``) equals ``equals``."""
+
+    field: str
+    equals: Any = None
+
+
+@dataclass(frozen=True)
 class FormField:
     """One typed field: of a human task's form, a definition's ``input`` or a SERVICE task's
     ``result`` (there ``name`` may be a dotted path, ``bonus.amount``). Checked by
@@ -122,6 +133,10 @@ class FormField:
     pattern: str | None = None  # string/text: a regular expression the whole value matches
     places: int | None = None  # decimal: at most this many places, stored with exactly these
     items: FormField | None = None  # list: what each element is (min/max: how many elements)
+    accept: tuple[str, ...] = ()  # file: content types taken ("image/*"); empty: every known one
+    max_size: int | None = None  # file: at most this many bytes
+    show_if: FieldRule | None = None  # form: asked (and kept) only when this holds
+    required_if: FieldRule | None = None  # form: required when this holds
 
 
 @dataclass(frozen=True)

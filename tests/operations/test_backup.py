@@ -11,11 +11,12 @@ import uuid
 
 import psycopg
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 
 from processes import engine
 from processes.events import Actor
-from processes.models import ProcessInstance
+from processes.models import Attachment, ProcessInstance
 from tests.conftest import ROOT, need, subprocess_env
 from tests.factories import UserFactory, complete_task
 
@@ -25,6 +26,7 @@ TABLES = (
     "processes_processinstance",
     "processes_taskinstance",
     "processes_processevent",
+    "processes_attachment",
     "auth_user",
 )
 
@@ -85,6 +87,12 @@ def processes_in_every_state(transactional_db, import_definition):
         task_id=failed.tasks.get(name="confirm_order").pk, actor=system, error="oven broken"
     )
     engine.process_cancel(process_id=start("ORDER-CANCELLED").pk, actor=system, reason="no")
+    boss = UserFactory(username="boss", is_staff=True, is_superuser=True)
+    engine.attachment_add(
+        process_id=ProcessInstance.objects.get(business_key="ORDER-DONE").pk,
+        actor=Actor.for_user(boss),
+        file=SimpleUploadedFile("receipt.txt", b"Paid in cash, 2026-12-07\n"),
+    )
     states = dict(ProcessInstance.objects.values_list("business_key", "state"))
     assert states == {
         "ORDER-RUNNING": "running",
@@ -110,9 +118,15 @@ def test_the_documented_backup_and_restore(processes_in_every_state, tmp_path):
         assert backup.returncode == 0, backup.stderr
         assert os.path.getsize(env["BACKUP"]) > 0
 
-        restore = run(documented("restore"), env)
+        restored_files = tmp_path / "restored-files"  # the restore's own storage, empty
+        restore = run(
+            documented("restore"), {**env, "FLOWDESK_ATTACHMENTS_DIR": str(restored_files)}
+        )
         assert restore.returncode == 0, restore.stdout + restore.stderr
         assert "checked 4 instances, 0 differ from their history" in restore.stdout
+        assert "checked 1 files, 0 missing or changed" in restore.stdout  # the file came back
+        blob = Attachment.objects.get().blob
+        assert (restored_files / blob).read_bytes() == b"Paid in cash, 2026-12-07\n"
 
         assert counts(env["RESTORE_URL"]) == counts(source)
         with psycopg.connect(env["RESTORE_URL"]) as conn:

@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from processes.spec import ANY_HANDLER, CONDITION_OPS, FORM_FIELD_TYPES, SUMMARY_FORMATS, parse
+from processes.spec.form_rules import MAX_FILE_BYTES
 from processes.spec.schema import definition_schema
-from processes.spec.types import DATA_FIELD_TYPES
+from processes.spec.types import DATA_FIELD_TYPES, VALUE_TYPES
 from tests.conftest import DEFINITIONS, ROOT
 
 SCHEMA = definition_schema()
@@ -140,8 +141,26 @@ def typed_field(draw, name: str | None, types=DATA_FIELD_TYPES) -> dict:
     if ftype == "choice":
         field["choices"] = draw(st.lists(ident, min_size=1, max_size=3))
     if ftype == "list":
-        field["items"] = draw(typed_field(None, FORM_FIELD_TYPES))
+        field["items"] = draw(typed_field(None, VALUE_TYPES))
+    if ftype == "file":
+        optional(draw, field, "accept", st.lists(st.sampled_from(ACCEPTS), max_size=3))
+        optional(draw, field, "max_size", st.integers(1, MAX_FILE_BYTES))
     return field
+
+
+ACCEPTS = ["application/pdf", "image/png", "image/*", "text/plain", "application/*"]
+
+
+@st.composite
+def with_rules(draw, fields: list) -> list:
+    """Some fields of a form shown or required when another field, or the decision, has a value."""
+    names = ["decision", *(f["name"] for f in fields)]
+    for field in fields:
+        for key in ("show_if", "required_if"):
+            others = [n for n in names if n != field["name"]]
+            if draw(st.booleans()):
+                field[key] = {"field": draw(st.sampled_from(others)), "equals": draw(json_scalars)}
+    return fields
 
 
 def without_clashes(names: list[str]) -> list[str]:
@@ -241,6 +260,7 @@ def human_task(draw, name, human_names: list[str], stages_so_far: list[str]) -> 
     fields = st.lists(
         ident.filter(lambda n: n not in ("decision", "comment")), max_size=3, unique=True
     ).flatmap(lambda ns: st.tuples(*(typed_field(n, FORM_FIELD_TYPES) for n in ns)).map(list))
+    fields = fields.flatmap(with_rules)
     optional(draw, task, "form", fields)
     escalate = draw(st.booleans())
     if escalate:
@@ -641,6 +661,17 @@ SHAPE_ERRORS = [
     ("approve", "form", [{"name": "x", "items": {}}]),
     ("approve", "form", [{"name": "x", "type": "integer", "places": 2}]),
     ("approve", "form", [{"name": "x", "type": "boolean", "pattern": "yes"}]),
+    ("approve", "form", [{"name": "x", "type": "file", "accept": ["application/zip"]}]),
+    ("approve", "form", [{"name": "x", "type": "file", "accept": "application/pdf"}]),
+    ("approve", "form", [{"name": "x", "type": "file", "max_size": 0}]),
+    ("approve", "form", [{"name": "x", "type": "file", "max_size": 10**9}]),
+    ("approve", "form", [{"name": "x", "max_size": 100}]),
+    ("approve", "form", [{"name": "x", "show_if": {"field": "decision"}}]),
+    ("approve", "form", [{"name": "x", "show_if": {"field": "a.b", "equals": 1}}]),
+    ("approve", "form", [{"name": "x", "required_if": {"field": "decision", "equals": []}}]),
+    ("", "input", [{"name": "x", "show_if": {"field": "y", "equals": 1}}]),
+    ("", "input", [{"name": "x", "type": "file"}]),
+    ("", "input", [{"name": "x", "type": "list", "items": {"type": "file"}}]),
 ]
 
 
@@ -670,6 +701,8 @@ SEMANTIC_ERRORS = [
     ("", "input", [{"name": "x", "pattern": "("}]),
     ("", "input", [{"name": "x", "pattern": "(a+)+"}]),
     ("work", "result", [{"name": "a.b"}, {"name": "a"}]),
+    ("approve", "form", [{"name": "x", "show_if": {"field": "nobody", "equals": 1}}]),
+    ("approve", "form", [{"name": "x", "required_if": {"field": "x", "equals": 1}}]),
 ]
 
 
@@ -730,7 +763,9 @@ def test_every_key_of_a_typed_field_is_in_the_schema():
     from processes.spec.fields import FIELD_KEYS
 
     defs = SCHEMA["$defs"]
-    assert set(defs["field"]["properties"]) == FIELD_KEYS
+    from processes.spec.form_rules import FORM_ONLY_KEYS
+
+    assert set(defs["field"]["properties"]) == FIELD_KEYS - set(FORM_ONLY_KEYS)
     assert set(defs["form_field"]["properties"]) == FIELD_KEYS - {"items"}
     assert defs["field"]["properties"]["type"]["enum"] == list(DATA_FIELD_TYPES)
     assert defs["form_field"]["properties"]["type"]["enum"] == list(FORM_FIELD_TYPES)

@@ -1,6 +1,10 @@
 """Small input and output serializers, one module per resource. Input ones only validate; none of
 them ever ``.save()``; every name is importable from ``processes.api.serializers``."""
 
+from processes.api.serializers.attachments import (  # noqa: F401
+    AttachmentSerializer,
+    AttachmentUploadSerializer,
+)
 from processes.api.serializers.common import (  # noqa: F401
     ErrorDetailSerializer,
     ErrorSerializer,
@@ -63,5 +67,6 @@ from processes.api.serializers.tasks import (  # noqa: F401
     TaskDetailSerializer,
     TaskRightsSerializer,
     VariablesCorrectionSerializer,
+    form_fields,
     task_detail,
 )

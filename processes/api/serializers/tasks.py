@@ -52,6 +52,11 @@ class TaskDetailPartsSerializer(serializers.Serializer):
     label = serializers.CharField()
     description = serializers.CharField()
     outcomes = serializers.ListField(child=serializers.CharField())
+    form = serializers.ListField(
+        child=serializers.JSONField(),
+        help_text="The decision form's fields as the definition declares them (`name`, `type`, "
+        "`required`, and `accept`/`max_size` for a file, `show_if`/`required_if` when set).",
+    )
     variables = serializers.JSONField(allow_null=True)
     corrections = CorrectionSerializer(
         many=True,
@@ -66,6 +71,23 @@ class TaskDetailSerializer(InboxTaskSerializer, TaskDetailPartsSerializer):
     """One human task as its caller may see it: the task's own fields, then the parts worked
     out for the caller (``TaskDetailPartsSerializer``; ``result`` as the caller may read it).
     The shape the API documents; ``task_detail`` writes it."""
+
+
+def form_fields(task_spec) -> list[dict]:
+    """A task's form as data: each field's declared keys (those left to their default left out)."""
+    out = []
+    for f in task_spec.form:
+        item = {"name": f.name, "type": f.type, "label": f.label, "required": f.required}
+        for key in ("choices", "min", "max", "pattern", "places", "accept", "max_size"):
+            value = getattr(f, key)
+            if value not in (None, ()):
+                item[key] = list(value) if isinstance(value, tuple) else value
+        for key in ("show_if", "required_if"):
+            rule = getattr(f, key)
+            if rule is not None:
+                item[key] = {"field": rule.field, "equals": rule.equals}
+        out.append(item)
+    return out
 
 
 def task_detail(task, parts: dict) -> dict:

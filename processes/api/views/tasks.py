@@ -45,6 +45,7 @@ class TaskDetailView(ApiView):
             "label": task_spec.label or task.name.replace("_", " "),
             "description": task_spec.description,
             "outcomes": list(task_spec.outcomes),
+            "form": ser.form_fields(task_spec),
             "variables": None,
             "corrections": None,
             "can": rights,
