@@ -72,8 +72,28 @@ REQUIRE_ALL = os.environ.get("FLOWDESK_REQUIRE_ALL") == "1"
 # start read it from the environment), so no queue, lane or stream key meets another worker's.
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ... or "" (no xdist)
 # Tests that start a worker supervisor (the `supervisor` fixture: chaos, stalls, SIGTERM) run in
-# this xdist group, one after the other on one worker (`--dist loadgroup`, scripts/test.sh).
+# xdist groups, one after the other on one worker each (`--dist loadgroup`, scripts/test.sh): the
+# supervisor's own tests and its chaos runs in "supervision", the other features' clusters (hosts,
+# pgbouncer, timers, events out, compensation, watchdog) in "supervision-b". Two groups, so the
+# suite's wall clock is not their sum; each group's tests still never run beside one another.
 SUPERVISION_GROUP = "supervision"
+SUPERVISION_GROUP_B = "supervision-b"
+SUPERVISION_GROUPS = (SUPERVISION_GROUP, SUPERVISION_GROUP_B)
+SUPERVISION_B_MODULES = {
+    "tests/operations/test_hosts.py",
+    "tests/operations/test_pgbouncer.py",
+    "tests/processes/test_fleet.py",
+    "tests/processes/test_e2e_waits.py",
+    "tests/processes/test_e2e_compensation.py",
+    "tests/integrations/test_events_out.py",
+    "tests/integrations/test_watchdog.py",
+}
+
+
+def supervision_group_of(item) -> str:
+    """The supervision group of a test that starts clusters (by its module, see above)."""
+    path = item.nodeid.split("::", 1)[0]
+    return SUPERVISION_GROUP_B if path in SUPERVISION_B_MODULES else SUPERVISION_GROUP
 
 
 def _redis_url_of_this_worker(url: str, worker: str) -> str:
@@ -102,9 +122,12 @@ if XDIST_WORKER:
 def pytest_collection_modifyitems(config, items):
     _unique_node_ids(items)
     for item in items:
-        if "supervisor" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group(SUPERVISION_GROUP))
-            item.add_marker(pytest.mark.supervision)  # `pytest -m supervision`: the group alone
+        marked = item.get_closest_marker("xdist_group")
+        if "supervisor" in getattr(item, "fixturenames", ()) or (
+            marked is not None and marked.args and marked.args[0] in SUPERVISION_GROUPS
+        ):
+            item.add_marker(pytest.mark.xdist_group(supervision_group_of(item)))
+            item.add_marker(pytest.mark.supervision)  # `pytest -m supervision`: the groups alone
         elif _uses_a_shared_fixture(item):
             # its module's tests share that fixture (a server): one worker, one setup
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
@@ -165,11 +188,11 @@ def _unique_node_ids(items) -> None:
         raise pytest.UsageError(f"node ids that name a memory address: {unstable[:3]}")
 
 
-# The supervision group's tests measure time (a stall after 6 s without a beat, recovery within
+# The supervision groups' tests measure time (a stall after 6 s without a beat, recovery within
 # 30 s of a kill): the other workers yield the CPU to them. A worker whose first test is not in
-# the group lowers its own priority, and so of every subprocess it starts (nice is inherited);
-# the group's worker keeps its own (xdist hands out the largest units first, one per worker, so
-# the group is its first).
+# a supervision group lowers its own priority, and so of every subprocess it starts (nice is
+# inherited); the groups' workers keep theirs (xdist hands out the largest units first, one per
+# worker, so each group is its worker's first).
 WORKER_NICENESS = int(os.environ.get("FLOWDESK_TEST_WORKER_NICENESS", "10"))
 _niceness_settled = False
 
@@ -180,7 +203,9 @@ def pytest_runtest_setup(item):
         return
     _niceness_settled = True
     group = item.get_closest_marker("xdist_group")
-    if WORKER_NICENESS > 0 and (group is None or group.args != (SUPERVISION_GROUP,)):
+    if WORKER_NICENESS > 0 and (
+        group is None or group.args[:1] not in [(g,) for g in SUPERVISION_GROUPS]
+    ):
         os.nice(WORKER_NICENESS)
 
 
