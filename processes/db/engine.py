@@ -9,15 +9,8 @@ from typing import NamedTuple
 from django.contrib.auth import get_user_model
 from django.db import connection
 
-from processes.db.core import (
-    col,
-    columns,
-    convert,
-    fetch,
-    partial,
-    prep,
-    table,
-)
+from processes.db.core import col, columns, prep, table
+from processes.db.internals import convert, fetch, partial
 from processes.models import (
     ACTIVE_PROCESS_STATES,
     ArchivedBusinessKey,

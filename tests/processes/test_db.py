@@ -243,7 +243,7 @@ def test_overdue_has_one_meaning_everywhere(processes, client):
 
 
 def test_a_batch_writes_the_rows_a_single_start_writes(pizza):
-    """``core.copy_in`` (COPY, for batches) stores what ``core.insert`` stores, column by column."""
+    """``internals.copy_in`` (COPY, for batches) stores what ``internals.insert`` stores, column by column."""
     single = engine.process_start(definition=pizza, business_key="ONE", actor=SYSTEM).process
     [item] = engine.process_start_batch(
         definition=pizza, items=[{"business_key": "TWO"}], actor=SYSTEM
