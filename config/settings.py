@@ -6,6 +6,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from config.mail import email_settings
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -398,46 +400,17 @@ TWILIO_MESSAGING_SERVICE_SID = os.environ.get("TWILIO_MESSAGING_SERVICE_SID", ""
 
 
 # --- Mail and people-facing notices -----------------------------------------------------------------
-# FLOWDESK_EMAIL_URL: smtp://user:password@host:587?tls=1 (or ?ssl=1), console:// or locmem://;
-# else the usual EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS,
-# EMAIL_USE_SSL. DEFAULT_FROM_EMAIL: the sender.
-def _email_settings(url: str) -> dict:
-    from urllib.parse import parse_qs, unquote, urlparse
-
-    parsed = urlparse(url)
-    query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
-    backends = {
-        "smtp": "django.core.mail.backends.smtp.EmailBackend",
-        "smtps": "django.core.mail.backends.smtp.EmailBackend",
-        "console": "django.core.mail.backends.console.EmailBackend",
-        "locmem": "django.core.mail.backends.locmem.EmailBackend",
-    }
-    if parsed.scheme not in backends:
-        sys.exit(
-            f"error: FLOWDESK_EMAIL_URL: unknown scheme {parsed.scheme!r}: smtp, smtps, console or locmem"
-        )
-    return {
-        "EMAIL_BACKEND": backends[parsed.scheme],
-        "EMAIL_HOST": parsed.hostname or "localhost",
-        "EMAIL_PORT": parsed.port or (465 if parsed.scheme == "smtps" else 25),
-        "EMAIL_HOST_USER": unquote(parsed.username or ""),
-        "EMAIL_HOST_PASSWORD": unquote(parsed.password or ""),
-        "EMAIL_USE_TLS": query.get("tls", "0").lower() in {"1", "true", "yes", "on"},
-        "EMAIL_USE_SSL": parsed.scheme == "smtps"
-        or query.get("ssl", "0").lower() in {"1", "true", "yes", "on"},
-    }
-
-
+# FLOWDESK_EMAIL_URL, else the usual EMAIL_* variables (config/mail.py); DEFAULT_FROM_EMAIL: the
+# sender.
 FLOWDESK_EMAIL_URL = os.environ.get("FLOWDESK_EMAIL_URL", "")
-if FLOWDESK_EMAIL_URL:
-    globals().update(_email_settings(FLOWDESK_EMAIL_URL))
-else:
-    EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
-    EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
-    EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
-    EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
-    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
-    EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+_MAIL = email_settings(FLOWDESK_EMAIL_URL)
+EMAIL_BACKEND = _MAIL["EMAIL_BACKEND"]
+EMAIL_HOST = _MAIL["EMAIL_HOST"]
+EMAIL_PORT = _MAIL["EMAIL_PORT"]
+EMAIL_HOST_USER = _MAIL["EMAIL_HOST_USER"]
+EMAIL_HOST_PASSWORD = _MAIL["EMAIL_HOST_PASSWORD"]
+EMAIL_USE_TLS = _MAIL["EMAIL_USE_TLS"]
+EMAIL_USE_SSL = _MAIL["EMAIL_USE_SSL"]
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "flowdesk@localhost")
 EMAIL_CONFIGURED = bool(FLOWDESK_EMAIL_URL or os.environ.get("EMAIL_HOST"))
 # Where inbox notices go (dotted paths of tasks_inbox.notifications backends): the log, and mail
