@@ -2,11 +2,11 @@
 public API. Everything else in Flowdesk writes through ``bulk_create``, ``QuerySet.update``
 and ``select_for_update(of=...)``.
 
-Why they stay (bench/engine.py, docs/performance.md 2026-12-07 19:00): the public ORM on the
-lock, the task read and the write of every engine event cost 55–65% of the throughput (6
-statements per step instead of 3, ~3 ms more CPU per step); the lock read through
-``Model.objects.raw()`` alone +0.37 ms CPU a lock, about 8%. Each piece is over the 5%
-the architecture allows (docs/architecture/engine.md, "Below the ORM").
+Why they stay (bench/engine.py side by side, docs/performance.md 2026-12-07): the public ORM
+on the lock, the task read and the writes of every engine event took two thirds of the
+throughput (6 statements per step instead of 3, about 2 ms more CPU per step); the lock and
+task read through ``Model.objects.raw()`` alone cost about 8% of a process's CPU. Each piece
+is over the 5% the architecture allows (docs/architecture/engine.md, "Below the ORM").
 
 What they rely on, pinned by ``tests/processes/test_db_internals.py`` (run it first at every
 Django upgrade, and read the release notes for these names):
