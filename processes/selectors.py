@@ -120,10 +120,11 @@ def process_for(user, process_id, *, perms=SEE) -> ProcessInstance:
     if not user or not user.is_authenticated or not user.is_active:
         raise NotFound(f"process {process_id} not found")
     if authority.is_superuser(user):
-        process = db_api.process_with_grant(pk)
+        process, allowed = db_api.process_with_grant(pk)
     else:
-        process = db_api.process_with_grant(pk, user=user, codenames=authority.codenames(perms))
-    if process is None or not process.allowed:
+        codenames = authority.codenames(perms)
+        process, allowed = db_api.process_with_grant(pk, user=user, codenames=codenames)
+    if process is None or not allowed:
         raise NotFound(f"process {process_id} not found")
     return process
 

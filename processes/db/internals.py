@@ -70,14 +70,19 @@ def _row_converters(model: type[Model], vendor: str) -> list:
     return found
 
 
-def fetch(model: type[Model], sql: str, params, extra: tuple[str, ...] = ()) -> list[Model]:
-    """Instances of ``model`` from ``sql``, which selects ``core.columns(model, ...)`` and then
-    one column per name in ``extra`` (set on each instance as read, as ``raw()`` sets
-    annotations).
+def fetch(model: type[Model], sql: str, params) -> list[Model]:
+    """Instances of ``model`` from ``sql``, which selects ``core.columns(model, ...)``.
 
     ``Model.objects.raw()`` without its per-query work (matching columns to fields by name,
     looking up converters): the same rows and instances at half the CPU.
     """
+    return [obj for obj, _ in fetch_with(model, sql, params)]
+
+
+def fetch_with(model: type[Model], sql: str, params) -> list[tuple[Model, tuple]]:
+    """``fetch``, for a ``sql`` that selects more columns after the model's: (instance, the
+    values of those columns) per row. They are handed back, never set on the instance (a grant
+    read with a row is the caller's value, not the row's)."""
     conn = connections[DEFAULT_DB_ALIAS]  # the real wrapper: the proxy costs a lookup per call
     with conn.cursor() as cursor:
         cursor.execute(sql, params)
@@ -92,10 +97,7 @@ def fetch(model: type[Model], sql: str, params, extra: tuple[str, ...] = ()) -> 
             for func in funcs:
                 value = func(value, column, conn)
             values[index] = value
-        obj = model.from_db(conn.alias, None, values)
-        for name, value in zip(extra, row[n:], strict=True):
-            setattr(obj, name, value)
-        found.append(obj)
+        found.append((model.from_db(conn.alias, None, values), row[n:]))
     return found
 
 
