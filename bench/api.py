@@ -319,6 +319,22 @@ def started_processes(url: str) -> int:
         ).fetchone()[0]
 
 
+def refuse_errors(name: str, result: dict | None, server_log: str) -> None:
+    """A run whose answers were not 2xx measured an error page, not the API: stop and say so."""
+    bad = {
+        status: count
+        for status, count in ((result or {}).get("statuses") or {}).items()
+        if not 200 <= int(status) < 300
+    }
+    if (result or {}).get("non2xx"):
+        bad["not 2xx (wrk)"] = result["non2xx"]
+    if bad or (result or {}).get("errors"):
+        raise SystemExit(
+            f"{name}: answers not 2xx {bad}, connection errors {result.get('errors')}: "
+            f"the figures above are not the API's (server log: {server_log})"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=60)
@@ -396,6 +412,8 @@ def main() -> None:
               f"{get}", flush=True)  # fmt: skip
         cpu, was = cpu_seconds(server.pid, db), cpu
         print(f"  CPU ms per request: {cpu_per_request(was, cpu, get['requests'])}", flush=True)
+        for name, result in (("POST", post), ("GET", get), ("GET (wrk)", capacity)):
+            refuse_errors(name, result, log.name)
         ok_post = post["rps"] >= 300 and post["p99"] <= 50
         ok_capacity = capacity is not None and capacity["rps"] >= 400 and capacity["p99"] <= 50
         ok_get = get["p99"] <= 50 and get["rps"] >= args.rate * 0.95

@@ -187,6 +187,9 @@ def seed_processes(
                     "definition": str(definition.pk),
                     "definition_key": literal(definition.key),
                     "business_key": f"{literal(prefix)} || lpad(i::text, 7, '0')",
+                    # what search finds it by (spec.search_text): its key and a name
+                    "search_text": f"lower({literal(prefix)} || lpad(i::text, 7, '0')) "
+                    "|| chr(10) || 'name' || i::text",
                     "state": state,
                     "business_status": f"CASE WHEN {state} = 'completed' THEN "
                     f"{literal(statuses[-1] if statuses else '')} "
@@ -236,6 +239,7 @@ def seed_processes(
                 TaskInstance,
                 {
                     "process": "p.id",
+                    "definition_key": "p.definition_key",
                     "stage": "t.stage",
                     "stage_index": "t.stage_index",
                     "name": "t.name",
@@ -378,6 +382,7 @@ def seed_open_timers(definition, timers: int, *, tag: str = "timers") -> None:
             TaskInstance,
             {
                 "process": f"md5({literal(tag)} || g)::uuid",
+                "definition_key": literal(definition.key),
                 "stage": "t.stage",
                 "stage_index": "t.stage_index",
                 "name": "t.name",

@@ -4,8 +4,7 @@ import os
 import sys
 from pathlib import Path
 
-import dj_database_url
-
+from config import database
 from config.mail import email_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -42,7 +41,7 @@ ALLOWED_HOSTS = [
 ]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.FlowdeskAdminConfig",  # django.contrib.admin with the operations home
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -76,6 +75,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "processes.middleware.StyledErrorMiddleware",  # a page for a bare 4xx (needs the user)
     "processes.middleware.RefuseBadAdminSelectionMiddleware",  # ids an admin action gets
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: turns a locked-out login into its plain refusal.
@@ -102,39 +102,10 @@ TEMPLATES = [
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 
-# --- Database -------------------------------------------------------------------------------
-# Embedded default: a SQLite file in WAL mode with IMMEDIATE transactions, so the web server and
-# a worker can write side by side without "database is locked". Production/CI: DATABASE_URL.
-DEFAULT_SQLITE = BASE_DIR / "var" / "flowdesk.sqlite3"
-DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{DEFAULT_SQLITE}")
-# FLOWDESK_DB_CONN_MAX_AGE: seconds to keep a connection. Persistent by default: django-q2 calls
-# close_old_connections() around every task and every ORM-broker enqueue, so with 0 each step paid
-# a fresh PostgreSQL connection (a backend fork); health checks drop a connection that went bad.
-DATABASES = {
-    "default": dj_database_url.parse(
-        DATABASE_URL,
-        conn_max_age=int(os.environ.get("FLOWDESK_DB_CONN_MAX_AGE", "60")),
-        conn_health_checks=True,
-    )
-}
-# FLOWDESK_DB_PREPARE (PostgreSQL): after this many runs of the same statement on a connection,
-# psycopg prepares it on the server, so PostgreSQL stops planning it again. Planning the
-# permission checks cost 1-3 ms of database CPU per API call. 0 turns it off: use 0 behind
-# PgBouncer in transaction mode older than 1.21 (prepared statements are per server connection).
-FLOWDESK_DB_PREPARE = int(os.environ.get("FLOWDESK_DB_PREPARE", "5"))
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and FLOWDESK_DB_PREPARE > 0:
-    DATABASES["default"]["OPTIONS"] = {
-        "server_side_binding": True,  # prepared statements need server-side parameters
-        "prepare_threshold": FLOWDESK_DB_PREPARE,
-    }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
-    DATABASES["default"]["OPTIONS"] = {
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 30,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    }
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test_flowdesk.sqlite3")}
+# --- Database: config/database.py (DATABASE_URL, FLOWDESK_DB_*) ----------------------------------
+DATABASES = database.DATABASES
+FLOWDESK_DB_POOLER = database.FLOWDESK_DB_POOLER
+FLOWDESK_DB_PREPARE = database.FLOWDESK_DB_PREPARE
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -262,6 +233,9 @@ if FLOWDESK_REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
+# The definition the admin's dashboard opens on (the first key by name when empty or not seen).
+FLOWDESK_DASHBOARD_KEY = os.environ.get("FLOWDESK_DASHBOARD_KEY", "")
+
 # Minutes between the fallback timer sweeps (one django-q2 schedule, for a bare qcluster); the
 # timer loop of ``manage.py workers`` / ``manage.py timers`` runs timers to the second.
 FLOWDESK_SWEEP_MINUTES = int(os.environ.get("FLOWDESK_SWEEP_MINUTES", "1"))
@@ -270,6 +244,10 @@ FLOWDESK_SWEEP_MINUTES = int(os.environ.get("FLOWDESK_SWEEP_MINUTES", "1"))
 FLOWDESK_TIMER_TICK = float(os.environ.get("FLOWDESK_TIMER_TICK", "1"))
 # ``manage.py workers`` runs the timer loop in a thread (turn off to run ``manage.py timers``).
 FLOWDESK_TIMER_LOOP = os.environ.get("FLOWDESK_TIMER_LOOP", "1").lower() not in ("0", "false", "")
+# One timer loop across hosts (PostgreSQL): the supervisor holding the timer lease runs it and
+# renews it every third of this many seconds; when its host dies, another takes the loop over
+# once the lease expired (processes/supervisor/leader.py).
+FLOWDESK_TIMER_LEASE = float(os.environ.get("FLOWDESK_TIMER_LEASE", "5"))
 # A scheduled step nobody picked up within this many seconds is enqueued again (Redis is at-most-once).
 FLOWDESK_REENQUEUE_AFTER = float(os.environ.get("FLOWDESK_REENQUEUE_AFTER", "120"))
 # Extra seconds a running step's lease lasts beyond its timeout before the sweep reclaims it.
@@ -302,6 +280,10 @@ FLOWDESK_SHUTDOWN_GRACE = float(
 # One id per supervisor (its heartbeat lane and row); give two supervisors of one cluster on one
 # host different ids.
 FLOWDESK_SUPERVISOR_ID = os.environ.get("FLOWDESK_SUPERVISOR_ID", "") or os.uname().nodename
+# A supervisor silent for longer than its stall + heartbeat is "gone" (its host vanished: a clean
+# stop deregisters at once); after this many seconds of silence /healthz forgets it (an
+# autoscaled fleet's removed hosts), and the next supervisor to start deletes its row.
+FLOWDESK_SUPERVISOR_EXPIRY = float(os.environ.get("FLOWDESK_SUPERVISOR_EXPIRY", "600"))
 # /healthz: 503 when the oldest due timer (TaskInstance.wake_at) is older than this (seconds).
 FLOWDESK_HEALTH_TIMER_LAG = float(os.environ.get("FLOWDESK_HEALTH_TIMER_LAG", "300"))
 # manage.py watchdog: seconds unhealthy before the on-call SMS (the supervisor repairs short stalls).

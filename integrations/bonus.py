@@ -31,6 +31,8 @@ class BonusClient(ServiceClient):
             }
             if body.get("rating") is not None:
                 result["rating"] = field_str(body, "rating", max_len=50)
+            if body.get("rate") is not None:  # the percent of the salary base (optional)
+                result["rate"] = field_amount(body, "rate")
             if review is not None:  # the bonus system says which review it took into account
                 answered = require_object(body.get("review"))
                 comment = answered.get("comment")

@@ -295,6 +295,7 @@ def event_body(event: ProcessEvent, business_key: str, definition_key: str) -> d
         "task": event.task_name or None,
         "actor": {"type": event.actor_type, "label": event.actor_label},
         "created_at": event.created_at.isoformat(),
+        "occurred_at": event.occurred_at.isoformat() if event.occurred_at else None,
         "data": event.data,
     }
 

@@ -28,6 +28,7 @@ from processes import spec as spec_module
 from processes.db import grants
 from processes.models import (
     ACTIVE_PROCESS_STATES,
+    Absence,
     ProcessDefinition,
     TaskInstance,
     TaskState,
@@ -209,6 +210,38 @@ def separation_refusal(
     return ""
 
 
+def away_until(user, day):
+    """The last day of ``user``'s absence covering ``day``, or None when they are not away."""
+    if user is None or not user.pk:
+        return None
+    return (
+        Absence.objects.on(day)
+        .filter(user_id=user.pk)
+        .order_by("-ends_on")
+        .values_list("ends_on", flat=True)
+        .first()
+    )
+
+
+def handover_refusal(
+    to_user, task: TaskInstance, *, process, spec, tasks: dict[str, TaskInstance], day
+) -> str:
+    """Why ``to_user`` may not be handed open ``task`` (a delegation, a substitute covering an
+    absence), in plain words ("" if they may): they must be active, of the task's role, not
+    away on ``day`` themself, and not barred by separation of duties."""
+    if to_user is None or not to_user.is_active:
+        return "unknown or inactive user"
+    name = to_user.get_username()
+    if task.candidate_role and task.candidate_role not in roles_of(to_user):
+        return f"{name} is not a member of {task.candidate_role}"
+    until = away_until(to_user, day)
+    if until is not None:
+        return f"{name} is away until {until:%Y-%m-%d}"
+    return separation_refusal(
+        to_user, task, process=process, spec=spec, tasks=tasks, person=to_user
+    )
+
+
 def task_rights(
     user,
     task: TaskInstance,
@@ -340,5 +373,15 @@ def listed_q(user, roles) -> Q:
 def role_listed_q(user, role: str) -> Q:
     """The open tasks of one of ``user``'s roles in their inbox (the *My roles* tab reads each
     role on its own index): unheld, not private, or held by them."""
+    return Q(candidate_role=role) & _listed_in_role_q(user)
+
+
+def roles_listed_q(user, roles) -> Q:
+    """``role_listed_q`` over all of ``roles`` at once: one ``IN`` that the inbox's counts answer
+    from one index alone (an OR per role would read every task's row)."""
+    return Q(candidate_role__in=list(roles)) & _listed_in_role_q(user)
+
+
+def _listed_in_role_q(user) -> Q:
     unheld = Q(claimed_by__isnull=True, assignee__isnull=True)
-    return Q(candidate_role=role) & (unheld | ~Q(visibility=PRIVATE) | held_by_q(user))
+    return unheld | ~Q(visibility=PRIVATE) | held_by_q(user)

@@ -34,7 +34,7 @@ MAX_WIDTH = 900  # wrap the stages into rows past this width (the admin's conten
 LEGEND_H = 30
 LOOP_H = 34  # the lane under the stages where rework loops run back
 
-TYPE_LABELS = {"service": "service", "external": "external", "human": "human"}
+TYPE_LABELS = {k: k for k in ("service", "external", "human", "timer", "message")}
 # A task's colour by its state; its word is TaskState's label, as on every other screen.
 STATE_CLASSES = {
     TaskState.PENDING: "state-pending",
@@ -75,6 +75,7 @@ STYLE = """
 .fd-diagram .badge-bg { fill: #57606a; }
 .fd-diagram .type-human .badge-bg { fill: #8250df; }
 .fd-diagram .type-external .badge-bg { fill: #0969da; }
+.fd-diagram .type-timer .badge-bg { fill: #bc4c00; } .fd-diagram .type-message .badge-bg { fill: #1a7f37; }
 .fd-diagram .edge { fill: none; stroke: #57606a; stroke-width: 1.3; }
 .fd-diagram .edge.conditional { stroke: #9a6700; stroke-dasharray: 4 3; }
 .fd-diagram .incident-badge circle { fill: #cf222e; stroke: #fff; stroke-width: 2; }
@@ -148,14 +149,16 @@ class Layout:
 
 
 def task_kind(task: spec_module.TaskSpec) -> str:
-    if task.type == "HUMAN":
-        return "human"
+    if task.type in ("HUMAN", "TIMER", "MESSAGE"):
+        return task.type.lower()
     return "external" if task.is_external else "service"
 
 
 def _detail(task: spec_module.TaskSpec) -> str:
     if task.type == "HUMAN":
         return f"role {task.assigned_to}" if task.assigned_to else ""
+    if task.type in ("TIMER", "MESSAGE"):  # what it waits for
+        return f"msg {task.message.name}" if task.message else f"until {task.until or task.wait}"
     if task.handler:
         return task.handler
     return f"queue {task.task_queue}" if task.task_queue else "external worker"
@@ -296,9 +299,10 @@ def render_svg(
     states: dict[str, str] | None = None,
     links: dict[str, str] | None = None,
     title: str = "",
+    wakes: dict | None = None,
 ) -> str:
     """The SVG document for ``spec``; ``states`` (task name -> TaskState value) colours an
-    instance."""
+    instance, ``wakes`` (task name -> when its timer fires) says when its timers fire."""
     lay = layout(spec)
     states = states or {}
     links = links or {}
@@ -380,6 +384,8 @@ def render_svg(
         ) + f"{node.name} ({TYPE_LABELS[node.kind]}"
         tooltip += f", {node.detail}" if node.detail else ""
         tooltip += f", {word})" if state else ")"
+        if node.name in (wakes or {}):
+            tooltip += f" fires {wakes[node.name]:%Y-%m-%d %H:%M:%S} UTC"
         if node.condition:
             tooltip += f" if {node.condition}"
         body = (
@@ -437,4 +443,7 @@ def render_instance(process, tasks=None, link_for=None) -> str:
     tasks = list(tasks if tasks is not None else process.tasks.all())
     states = {t.name: t.state for t in tasks}
     links = {t.name: link_for(t) for t in tasks} if link_for else None
-    return render_svg(process.definition.parsed(), states=states, links=links, title=str(process))
+    wakes = {t.name: t.wake_at for t in tasks if t.type == "TIMER" and t.wake_at}
+    return render_svg(
+        process.definition.parsed(), states=states, links=links, title=str(process), wakes=wakes
+    )

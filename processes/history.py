@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from processes.events import chain
 from processes.models import EventType, ProcessEvent, ProcessInstance
 from processes.spec import apply_variable_changes
 
@@ -139,10 +140,18 @@ def state_at(process: ProcessInstance, as_of) -> PointInTime | None:
 
 
 def differences(process: ProcessInstance) -> list[str]:
-    """What the stored state says that the events don't (empty when they agree)."""
+    """What the stored state says that the events don't (empty when they agree), and the first
+    broken link of the events' hash chain."""
     statuses = business_statuses(process)
-    snap = rebuild(ProcessEvent.objects.filter(process=process).order_by("seq"), statuses)
+    events = list(ProcessEvent.objects.filter(process=process).order_by("seq"))
+    snap = rebuild(events, statuses)
     problems = []
+    broken = chain.first_broken(events)
+    if broken:
+        problems.append(broken)
+    elif process.last_hash and (not events or events[-1].hash != process.last_hash):
+        last = f"#{events[-1].seq}" if events else "the start"
+        problems.append(f"events after {last}: missing (the chain ends elsewhere)")
     if snap.state != process.state:
         problems.append(f"state: stored {process.state!r}, events say {snap.state!r}")
     if snap.current_stage != process.current_stage:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseBadRequest
+from django.template.loader import render_to_string
 
 from processes.db.core import MAX_DB_INT
 
@@ -64,3 +65,40 @@ def _may_be_pk(field, value: str) -> bool:
     except (ValidationError, ValueError, TypeError):
         return False
     return not isinstance(python, int) or -MAX_DB_INT - 1 <= python <= MAX_DB_INT
+
+
+EXPLANATIONS = {
+    400: "The request could not be understood. Go back and try again.",
+    405: "This address answers a form's button, not a visit. Go back to the page and use the "
+    "button there.",
+    413: "What you sent is too large.",
+}
+
+
+class StyledErrorMiddleware:
+    """Give a page to every 4xx answer that has none (Django's 405 is blank): the site's own
+    error page with what happened and a way back. The API answers in its JSON shape instead
+    (``processes.api.middleware``)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (
+            400 <= response.status_code < 500
+            and not response.streaming
+            and not response.content.strip()
+            and not request.path_info.startswith("/api/")
+        ):
+            status = response.status_code
+            response.content = render_to_string(
+                "4xx.html",
+                {
+                    "reason": response.reason_phrase,
+                    "explanation": EXPLANATIONS.get(status, "This request can't be answered."),
+                },
+                request=request,
+            )
+            response["Content-Type"] = "text/html; charset=utf-8"
+        return response

@@ -177,6 +177,8 @@ def _project_in_python(*, low: int = 0, high: int = 0, ids: list[int] | None = N
             "process__definition__version",
             "task_name",
             "task__type",
+            "task__due_at",
+            "task__candidate_role",
             "sched_at",
             "start_at",
             "created_at",
@@ -184,7 +186,20 @@ def _project_in_python(*, low: int = 0, high: int = 0, ids: list[int] | None = N
         .order_by("id")
     )
     rows = []
-    for eid, pid, p_created, key, version, name, ttype, sched, start, done in completions:
+    for (
+        eid,
+        pid,
+        p_created,
+        key,
+        version,
+        name,
+        ttype,
+        due,
+        role,
+        sched,
+        start,
+        done,
+    ) in completions:
         if sched is None:
             continue
         started = start if start is not None and start >= sched else None
@@ -203,6 +218,8 @@ def _project_in_python(*, low: int = 0, high: int = 0, ids: list[int] | None = N
                 completed_at=done,
                 lead_seconds=(done - sched).total_seconds(),
                 run_seconds=(done - started).total_seconds() if started is not None else None,
+                due_at=due,
+                candidate_role=role or "",
                 **{f"heat_{piece}": value for piece, value in heat._asdict().items()},
             )
         )

@@ -17,6 +17,7 @@ are left out of the lines built for that task.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,10 +127,26 @@ def _line(group: list, task_spec) -> Line:
     folded = {e.type: e for e in group[1:]}
     return Line(
         event=head,
-        text=describe(head, task_spec=task_spec, folded=folded),
+        text=describe(head, task_spec=task_spec, folded=folded) + happened(head),
         who=actor_words(head),
         folded=tuple(e.seq for e in group[1:]),
     )
+
+
+def happened(event) -> str:
+    """When an incoming event happened, as its sender said, if it said (``occurred_at``): the
+    line's time is when it was recorded."""
+    occurred = getattr(event, "occurred_at", None)
+    if occurred is None:
+        return ""
+    return f" — it happened {occurred.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _moment(text) -> str:
+    try:
+        return f"{dt.datetime.fromisoformat(text).astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
+    except (TypeError, ValueError):
+        return str(text)
 
 
 def _incident(folded: dict) -> str:
@@ -154,12 +171,22 @@ def describe(event, *, task_spec=None, folded: dict | None = None) -> str:
     if t in (EventType.STAGE_STARTED, EventType.STAGE_COMPLETED):
         verb = "started" if t == EventType.STAGE_STARTED else "completed"
         return f"Stage {data.get('stage', '')} {verb}"
+    if t == EventType.TASK_SCHEDULED and data.get("wake_at"):
+        return f"{task} waits until {_moment(data['wake_at'])}"
+    if t == EventType.TASK_SCHEDULED and data.get("message"):
+        return (
+            f"{task} is waiting for the message {data['message']} ({data.get('correlation_key')})"
+        )
+    if t == EventType.MESSAGE_RECEIVED:
+        return f"Message {data.get('message', '')} ({data.get('correlation_key', '')}) received"
     if t == EventType.TASK_SCHEDULED:
         waits_for = data.get("assignee") or data.get("role")
         return f"{task} is waiting" + (f" for {waits_for}" if waits_for else "")
     if t == EventType.TASK_COMPLETED:
         result = data.get("result") if isinstance(data.get("result"), dict) else {}
         decision = result.get("decision")
+        if "fired_at" in result and "due_at" in result and not decision:
+            return f"{task}: the timer fired"
         text = f"{task}: {humanize(decision)}" if decision else f"{task} completed"
         decided_by = data.get("decided_by")
         if decided_by and decided_by != event.actor_label:  # e.g. recorded by an API client
@@ -174,6 +201,18 @@ def describe(event, *, task_spec=None, folded: dict | None = None) -> str:
     if t == EventType.TASK_DELEGATED:
         text = f"{task} delegated to {data.get('to', '?')}"
         return text + (f" — “{data['comment']}”" if data.get("comment") else "")
+    if t == EventType.TASK_SUBSTITUTED:
+        why = f"{data.get('absent', '?')} is away until {data.get('until', '?')}"
+        if data.get("to"):
+            return f"{task} passed to {data['to']} on behalf of {data.get('absent')}: {why}"
+        refused = f" ({data['refused']})" if data.get("refused") else ""
+        if data.get("role"):
+            return f"{task} passed to the role {data['role']}: {why}{refused}"
+        return f"{task} waits for {data.get('absent')}: {why}{refused}"
+    if t == EventType.TASK_REASSIGNED:
+        to = data.get("to") or f"the role {data.get('to_role', '?')}"
+        text = f"{task} reassigned to {to}"
+        return text + (f" — “{data['reason']}”" if data.get("reason") else "")
     if t == EventType.TASK_ESCALATED:
         if data.get("to_role") and data.get("to_role") != data.get("from_role"):
             return f"{task} overdue: escalated from {data.get('from_role')} to {data['to_role']}"

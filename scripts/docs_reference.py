@@ -25,7 +25,7 @@ PATTERN_WORDS = {
     schema_words.NAME: "name (letters, digits, `_`, space, `. : -`; at most 100)",
     schema_words.VAR_PATH: "variable path (`a.b.c`)",
     schema_words.IDENTIFIER: "identifier (letters, digits, `_`)",
-    schema_words.TASK_TYPE_PATTERN: "`SERVICE`, `HUMAN` or `PROCESS` (any case)",
+    schema_words.TASK_TYPE_PATTERN: "`SERVICE`, `HUMAN`, `PROCESS`, `TIMER` or `MESSAGE` (any case)",
     schema_words.RETENTION_TEXT: "years, months, weeks or days (`P7Y`, `P90D`)",
     r"\S": "text",
     "^[A-Z]{3}$": "currency code (`EUR`)",
@@ -52,6 +52,8 @@ def anchor(name: str) -> str:
 
 def kind(schema: dict) -> str:
     """A property's accepted values, in words."""
+    if isinstance(schema, dict) and "x-typed" in schema:  # checked on its task type only
+        return kind(schema["x-typed"])
     if schema is True or not set(schema) - {"description", "default"}:
         return "any"
     if "$ref" in schema:

@@ -50,6 +50,18 @@ if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/
     || echo "warning: could not install chromium; browser tests will be skipped" >&2
 fi
 
+# PgBouncer tests (tests/operations/test_pgbouncer.py) start Debian's pgbouncer themselves; the
+# several-hosts test (tests/operations/test_hosts.py) needs ip (iproute2) and socat.
+missing=()
+[ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+command -v socat >/dev/null || missing+=(socat)
+command -v ip >/dev/null || missing+=(iproute2)
+if [ "${#missing[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "installing Debian ${missing[*]} for the pooler and several-hosts tests" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null) \
+    || echo "warning: could not install ${missing[*]}; their tests will be skipped" >&2
+fi
+
 mkdir -p tests/artifacts
 workers="${FLOWDESK_TEST_WORKERS:-4}"
 echo "database: ${DATABASE_URL:-sqlite (default)}; workers: $workers"

@@ -97,3 +97,30 @@ class DelegateForm(forms.Form):
         for key, messages in fields.items():
             for message in messages:
                 self.add_error(key if key in self.fields else None, message)
+
+
+class AbsenceForm(forms.Form):
+    """An absence: the days are checked by ``engine.absence_record`` (its errors are put next
+    to the fields), the substitute must be one of the choices (people of the same roles)."""
+
+    starts_on = forms.CharField(label="First day away", widget=forms.DateInput({"type": "date"}))
+    ends_on = forms.CharField(label="Last day away", widget=forms.DateInput({"type": "date"}))
+    substitute = forms.ModelChoiceField(
+        queryset=None,
+        required=False,
+        label="Substitute",
+        empty_label="— nobody: my roles take my tasks —",
+    )
+    note = forms.CharField(label="Note", required=False, max_length=200)
+
+    def __init__(self, candidates, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["substitute"].queryset = candidates
+        self.fields["substitute"].label_from_instance = lambda u: (
+            f"{u.get_full_name()} ({u.get_username()})" if u.get_full_name() else u.get_username()
+        )
+
+    def add_engine_errors(self, fields: dict[str, list[str]]) -> None:
+        for key, messages in fields.items():
+            for message in messages:
+                self.add_error(key if key in self.fields else None, message)

@@ -120,16 +120,41 @@ class Fact:
     missing: bool = False
 
 
-def summary_facts(task_spec, variables: dict) -> list[Fact]:
-    """The task's declared summary, read from the variables its decider may see."""
+def summary_facts(task_spec, variables: dict, items=None) -> list[Fact]:
+    """The task's declared summary (or ``items``: its ``explain``), read from the variables its
+    decider may see."""
     facts = []
-    for item in getattr(task_spec, "summary", ()):
+    for item in getattr(task_spec, "summary", ()) if items is None else items:
         value = spec_module.lookup(variables, item.var)
         if value is spec_module.MISSING or value in (None, ""):
             facts.append(Fact(item.label, "not available", missing=True))
             continue
         facts.append(Fact(item.label, format_fact(item, value, variables)))
     return facts
+
+
+def amount_of(task_spec, variables: dict) -> tuple[Decimal, str] | None:
+    """The amount a decision is about: the task summary's first ``money`` fact, as (number,
+    currency or ""); None when it declares none or the value is missing or not a number."""
+    item = next((i for i in getattr(task_spec, "summary", ()) if i.format == "money"), None)
+    if item is None:
+        return None
+    number = _finite(spec_module.lookup(variables, item.var))
+    if number is None:
+        return None
+    currency = item.currency or ""
+    if item.currency_var:
+        found = spec_module.lookup(variables, item.currency_var)
+        currency = found if isinstance(found, str) else currency
+    return number, currency
+
+
+def totals_text(amounts) -> str:
+    """Amounts summed by currency: "€1,234.00" or "€1,000.00 + $20.00" ("" if none)."""
+    sums: dict[str, Decimal] = {}
+    for number, currency in amounts:
+        sums[currency] = sums.get(currency, Decimal(0)) + number
+    return " + ".join(format_money(total, cur or None) for cur, total in sorted(sums.items()))
 
 
 def format_fact(item, value, variables: dict) -> str:

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import wraps
 
 from django.contrib import admin, messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from processes import authority, diagram, engine, timeline
 from processes import selectors as process_selectors
-from processes.db.core import MAX_DB_INT, parse_id
+from processes.db.core import MAX_DB_INT
 from processes.errors import Conflict, EngineError, Forbidden, InvalidInput, NotFound
 from processes.events import Actor
 from processes.models import TaskState
@@ -27,9 +29,47 @@ from tasks_inbox.forms import DecisionForm, DelegateForm
 PAGE_SIZE = 25
 
 
-@require_GET
+@require_http_methods(["GET", "HEAD"])
 def home(request):
+    """The site's root: people go to their inbox; a probe's ``HEAD /`` (load balancers, uptime
+    checks) gets 200 without following a redirect to the login page."""
+    if request.method == "HEAD":
+        return HttpResponse()
     return redirect("tasks_inbox:inbox")
+
+
+@require_http_methods(["GET", "HEAD"])
+def favicon(request):
+    """``/favicon.ico``, which browsers ask for by themselves: the icon the pages link."""
+    return redirect(static("flowdesk/favicon.svg"))
+
+
+class LogoutView(auth_views.LogoutView):
+    """Log out by POST (the header's button); a GET (a typed or bookmarked address) shows a
+    page with that button instead of a blank 405."""
+
+    http_method_names = ["get", "head", "post", "options"]
+
+    def get(self, request, *args, **kwargs):
+        return render(request, "registration/logout.html")
+
+
+def post_or_back(to: str, *, with_pk: bool = True):
+    """For a form's target: a visit (GET, e.g. reloading it after a form error) goes back to
+    the page the form is on (``to``, a URL name; ``with_pk``: it takes the view's ``pk``)."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if request.method in ("GET", "HEAD"):
+                return redirect(reverse(to, args=[kwargs["pk"]] if with_pk else None))
+            if request.method != "POST":
+                return HttpResponseNotAllowed(["POST"])
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
 
 
 class LoginView(auth_views.LoginView):
@@ -66,7 +106,7 @@ def inbox(request):
     roles = selectors.role_names(request.user)
     definitions = selectors.definition_choices(request.user, roles)
     definition = request.GET.get("definition", "")
-    if definition not in {key for key, _ in definitions}:
+    if definition not in {key for key, _, _ in definitions}:
         definition = ""
     due = request.GET.get("due", "")
     if due not in selectors.DUE_FILTERS or tab == "done":
@@ -91,6 +131,7 @@ def inbox(request):
             "q": q,
             "definition": definition,
             "definitions": definitions,
+            "open_total": sum(count for _, _, count in definitions),
             "due": due,
             "due_filters": selectors.DUE_FILTERS.items(),
             "filtered": bool(q or definition or due),
@@ -101,8 +142,17 @@ def inbox(request):
             "due_toggle": "-due" if sort == "due" else "due",
             "age_toggle": "-age" if sort == "age" else "age",
             "now": now,
+            "away": selectors.away_now(request.user, today=timezone.localdate(now)),
         },
     )
+
+
+def bulk_outcomes(task_spec) -> tuple[str, ...]:
+    """The outcomes a task may be given in bulk: none when its form needs input, and never one
+    that sends the case back for rework (that needs the decider's own words)."""
+    if any(f.required for f in task_spec.form):
+        return ()
+    return tuple(o for o in task_spec.outcomes if task_spec.rework_for(o) is None)
 
 
 @dataclass(frozen=True)
@@ -127,70 +177,8 @@ def _row(user, task, specs: dict, roles: frozenset, for_done: bool = False) -> _
     if rights.read and task_spec.summary:
         shown = authority.visible_variables(process.variables, task_spec)
         facts = presenters.summary_facts(task_spec, shown)[:2]
-    needs_input = any(f.required for f in task_spec.form)
-    bulk = task_spec.outcomes if rights.decide and not needs_input and not for_done else ()
-    return _Row(facts, tuple(bulk))
-
-
-MAX_BULK = 100
-
-
-@login_required
-@require_POST
-def bulk_decide(request):
-    """One decision for several tasks whose form needs no input: each task is decided on its
-    own through ``engine.task_decide`` (its own transaction and decision event); a refusal of
-    one is reported and leaves the others decided."""
-    decision = (request.POST.get("decision") or "")[:100]
-    comment = request.POST.get("comment", "")[:2000]
-    back = request.POST.get("back") or reverse("tasks_inbox:inbox")
-    if not back.startswith("/inbox/"):
-        back = reverse("tasks_inbox:inbox")
-    ids, refused = [], []
-    for raw in request.POST.getlist("task")[: MAX_BULK + 1]:
-        task_id = parse_id(raw)
-        if task_id is None:  # text, a negative or a 5,000-digit number: said, never looked up
-            refused.append(f"{raw[:20]!r}: not a task")
-        else:
-            ids.append(task_id)
-    if not ids and not refused:
-        messages.error(request, "Nothing decided: select at least one task.")
-        return redirect(back)
-    if len(ids) + len(refused) > MAX_BULK:
-        messages.error(request, f"Nothing decided: at most {MAX_BULK} tasks at once.")
-        return redirect(back)
-    actor = Actor.for_user(request.user)
-    done = []
-    for task_id in dict.fromkeys(ids):
-        found = selectors.task_for_user(user=request.user, task_id=task_id)
-        if found is None:
-            refused.append(f"task {task_id}: not in your inbox")
-            continue
-        task, rights = found
-        key = task.process.business_key
-        task_spec = task.process.definition.parsed().task(task.name)
-        if task_spec is None or any(f.required for f in task_spec.form):
-            refused.append(f"{key}: its form needs your input, open it")
-            continue
-        if not rights.decide:
-            refused.append(f"{key}: {_why_not(task, rights)}")
-            continue
-        try:
-            engine.task_decide(
-                task_id=task.pk, actor=actor, decision=decision or None, comment=comment, data={}
-            )
-        except EngineError as exc:
-            refused.append(f"{key}: {_sentence(exc.message)}")
-            continue
-        done.append(key)
-    if done:
-        what = presenters.humanize(decision) if decision else "Done"
-        messages.success(
-            request, f"{what}: {', '.join(done)} ({len(done)} task{'s' if len(done) != 1 else ''})."
-        )
-    if refused:
-        messages.error(request, "Not decided: " + "; ".join(refused))
-    return redirect(back)
+    bulk = bulk_outcomes(task_spec) if rights.decide and not for_done else ()
+    return _Row(facts, bulk)
 
 
 def _load(request, pk):
@@ -227,6 +215,9 @@ def _task_page(request, task, rights, *, decision_form=None, delegate_form=None,
             "holder": task.claimed_by if task.claimed_by_id else task.assignee,
             "summary": summary,
             "summary_missing": any(fact.missing for fact in summary),
+            "explain": presenters.summary_facts(task_spec, shown, items=task_spec.explain)
+            if rights.read
+            else [],
             "variables": presenters.variable_rows(shown),
             "result": presenters.variable_rows(task.result) if task.result and rights.read else [],
             "siblings": siblings,
@@ -294,7 +285,7 @@ def _hold_view(service: str, success: str):
     """A POST view that claims or releases the task through ``engine.<service>``."""
 
     @login_required
-    @require_POST
+    @post_or_back("tasks_inbox:task")
     def view(request, pk):
         task, _ = _load(request, pk)
         return _run(
@@ -315,7 +306,7 @@ release = _hold_view("task_release", "Released: the task is back with its role."
 
 
 @login_required
-@require_POST
+@post_or_back("tasks_inbox:task")
 def decide(request, pk):
     task, rights = _load(request, pk)
     if task.state != "scheduled":  # too late: the engine records the attempt and says who decided
@@ -362,7 +353,7 @@ def decide(request, pk):
 
 
 @login_required
-@require_POST
+@post_or_back("tasks_inbox:task")
 def delegate(request, pk):
     task, rights = _load(request, pk)
     if not rights.delegate:

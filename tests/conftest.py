@@ -757,3 +757,135 @@ def record_steps(monkeypatch, record) -> None:
     monkeypatch.setattr(
         queue, "enqueue_batch", lambda steps: [record(t, timeout) for t, timeout, _ in steps]
     )
+
+
+# --- PgBouncer in transaction mode in front of the test PostgreSQL ------------------------------
+
+
+class PgBouncer:
+    """A real ``pgbouncer`` (Debian's package) on a free port of 127.0.0.1: its own ini and
+    userlist in a directory of its own, ``auth_type = trust``, ``pool_mode = transaction``, every
+    database passed through to the test PostgreSQL."""
+
+    EXECUTABLE = "/usr/sbin/pgbouncer"
+
+    def __init__(self, upstream_host: str, upstream_port: int):
+        import tempfile
+
+        self.upstream = (upstream_host or "127.0.0.1", int(upstream_port or 5432))
+        self.port = free_port()
+        # pgbouncer refuses to run as root: as root it is started with ``-u nobody``, which must
+        # be able to read its files.
+        self.directory = Path(tempfile.mkdtemp(prefix="flowdesk-pgbouncer-"))
+        self.directory.chmod(0o755)
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "PgBouncer":
+        host, port = self.upstream
+        ini = self.directory / "pgbouncer.ini"
+        userlist = self.directory / "userlist.txt"
+        userlist.write_text('"postgres" ""\n')
+        ini.write_text(
+            "[databases]\n"
+            f"* = host={host} port={port}\n\n"
+            "[pgbouncer]\n"
+            "listen_addr = 127.0.0.1\n"
+            f"listen_port = {self.port}\n"
+            "unix_socket_dir =\n"
+            "auth_type = trust\n"
+            f"auth_file = {userlist}\n"
+            "pool_mode = transaction\n"
+            "max_client_conn = 500\n"
+            "default_pool_size = 20\n"
+            "admin_users = postgres\n"
+            "ignore_startup_parameters = extra_float_digits,options\n"
+        )
+        for path in (ini, userlist):
+            path.chmod(0o644)
+        self.log = open(self.directory / "pgbouncer.log", "ab")  # noqa: SIM115 - closed in stop()
+        user = ["-u", "nobody"] if os.geteuid() == 0 else []
+        self.proc = subprocess.Popen(
+            [self.EXECUTABLE, *user, str(ini)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+        def answers():
+            assert self.proc.poll() is None, self.output()
+            try:
+                self.stats("pgbouncer")
+                return True
+            except Exception:
+                return False
+
+        wait_for(answers, timeout=30, message=f"pgbouncer on port {self.port}\n{self.output()}")
+        return self
+
+    def url(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def stats(self, database: str) -> dict:
+        """Its ``SHOW STATS`` row for ``database`` (empty when nothing went there yet)."""
+        import psycopg
+
+        with psycopg.connect(self.url("pgbouncer"), autocommit=True, connect_timeout=2) as admin:
+            cursor = admin.execute("SHOW STATS")
+            columns = [c.name for c in cursor.description]
+            for row in cursor.fetchall():
+                values = dict(zip(columns, row, strict=True))
+                if values["database"] == database:
+                    return values
+        return {}
+
+    def output(self) -> str:
+        path = self.directory / "pgbouncer.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        if getattr(self, "log", None):
+            self.log.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pgbouncer():
+    """A pgbouncer in transaction mode before the test PostgreSQL (skips without Debian's
+    package; CI, ``FLOWDESK_REQUIRE_ALL=1``, fails instead: scripts/test.sh installs it)."""
+    need(
+        os.path.exists(PgBouncer.EXECUTABLE),
+        f"needs Debian's pgbouncer at {PgBouncer.EXECUTABLE} (apt-get install pgbouncer)",
+    )
+    need(connection.vendor == "postgresql", "needs PostgreSQL (set DATABASE_URL)")
+    db = connection.settings_dict
+    bouncer = PgBouncer(db["HOST"], db["PORT"]).start()
+    yield bouncer
+    bouncer.stop()
+
+
+@pytest.fixture
+def through_pgbouncer(transactional_db, pgbouncer, monkeypatch):
+    """This test's database connection, and every subprocess it starts (``subprocess_env``: the
+    workers, gunicorn), go through ``pgbouncer`` with ``FLOWDESK_DB_POOLER=pgbouncer``'s
+    settings (no prepared statements, no server-side cursors)."""
+    from django.db import connections
+
+    conn = connections["default"]
+    conn.close()
+    monkeypatch.setitem(conn.settings_dict, "HOST", "127.0.0.1")
+    monkeypatch.setitem(conn.settings_dict, "PORT", pgbouncer.port)
+    monkeypatch.setitem(
+        conn.settings_dict, "OPTIONS", {"server_side_binding": True, "prepare_threshold": None}
+    )
+    monkeypatch.setitem(conn.settings_dict, "DISABLE_SERVER_SIDE_CURSORS", True)
+    monkeypatch.setenv("FLOWDESK_DB_POOLER", "pgbouncer")
+    monkeypatch.delenv("FLOWDESK_DB_PREPARE", raising=False)
+    yield pgbouncer
+    conn.close()  # the next connection (the flush) is a direct one again

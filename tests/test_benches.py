@@ -26,7 +26,8 @@ PEER_VENV = ROOT / "var" / "peer-venv"
 TINY = {
     "admin": (
         ["--instances", "400", "--runs", "2"],
-        ["seeded 400 instances", "instance list (default)", "dashboard pizza, 7 days", "p95"],
+        ["seeded 400 instances", "instance list (default)", "dashboard pizza, 7 days", "p95",
+         "trends pizza, by month (API)", "operations home /admin/", "search API ?q=<a name>"],
     ),
     "inbox": (
         ["--processes", "200", "--open", "40", "--roles", "5", "--requests", "3",
@@ -126,7 +127,7 @@ def test_peer_runs_both_sides(postgres, transactional_db, tmp_path):
     assert "Viewflow" in out and "ratio Flowdesk/Viewflow" in out, out
 
 
-def test_the_seeding_stops_at_a_not_null_column_it_does_not_fill(db):
+def test_the_seeding_stops_at_a_not_null_column_it_does_not_fill(postgres, db):
     """The seeding is built from the models' fields: a NOT NULL column without a default that it
     gives no value stops it with the column's name (here ``seq``, left out on purpose)."""
     import importlib.util

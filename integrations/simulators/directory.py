@@ -2,6 +2,8 @@
 
 Odd numbers are in Sales (manager ``alice``), even numbers in Engineering (manager ``bob``), the
 demo's two managers. E013 has no bonus plan: the bonus system answers 404 (a final error).
+Every name is made up. The bonus is the salary base times the rate of the rating, and the
+rate rises with the rating.
 """
 
 from __future__ import annotations
@@ -12,10 +14,31 @@ from decimal import Decimal
 
 EMPLOYEE_RE = re.compile(r"^E(\d{3,5})\Z")
 NO_BONUS_PLAN = {"E013"}
-FIRST = ["Ada", "Grace", "Alan", "Linus", "Barbara", "Ken", "Margaret", "Dennis", "Frances", "Tim"]
-LAST = ["Lovelace", "Hopper", "Turing", "Torvalds", "Liskov", "Thompson", "Hamilton", "Ritchie"]
+FIRST = [
+    "Mira",
+    "Tobin",
+    "Odile",
+    "Kasimir",
+    "Linnea",
+    "Bastian",
+    "Yara",
+    "Ferris",
+    "Junie",
+    "Ansel",
+]
+LAST = [
+    "Ashdown",
+    "Brightwater",
+    "Corvell",
+    "Dunmore",
+    "Fenwright",
+    "Gallowmere",
+    "Holloway",
+    "Quenby",
+]
 TEAMS = {1: ("Sales", "alice"), 0: ("Engineering", "bob")}
 RATINGS = ["meets", "exceeds", "outstanding"]
+RATES = {"meets": Decimal(5), "exceeds": Decimal(8), "outstanding": Decimal(12)}  # percent
 
 
 @dataclass(frozen=True)
@@ -30,11 +53,12 @@ class Employee:
     def salary_base(self) -> Decimal:
         return Decimal(3000 + (self.number * 137) % 2000).quantize(Decimal("0.01"))
 
-    def bonus(self, period: str) -> tuple[Decimal, str]:
+    def bonus(self, period: str) -> tuple[Decimal, str, Decimal]:
+        """(amount, rating, rate in percent) for ``period``."""
         seed = self.number * 31 + int(period.replace("-", ""))
         rating = RATINGS[seed % len(RATINGS)]
-        percent = Decimal(5 + seed % 11)
-        return (self.salary_base * percent / 100).quantize(Decimal("0.01")), rating
+        rate = RATES[rating]
+        return (self.salary_base * rate / 100).quantize(Decimal("0.01")), rating, rate
 
 
 def find(employee_id) -> Employee | None:

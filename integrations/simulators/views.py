@@ -230,13 +230,14 @@ def bonus_compute(data: dict):
     employee, period = _employee_and_period(data)
     if employee.id in directory.NO_BONUS_PLAN:
         raise BadRequest(f"employee {employee.id} has no bonus plan for {period}", status=404)
-    amount, rating = employee.bonus(period)
+    amount, rating, rate = employee.bonus(period)
     answer = {
         "employee_id": employee.id,
         "period": period,
         "amount": str(amount),
         "currency": "EUR",
         "rating": rating,
+        "rate": str(rate),
     }
     review = data.get("review")
     if isinstance(review, dict):  # a manager sent the bonus back: the recalculation saw why

@@ -5,7 +5,8 @@ lands in the process history; state fields are read-only everywhere; events can 
 changed or deleted here, not even by a superuser. Who sees and does what comes from the
 per-definition grants of ``processes.authority`` (``base.GrantedAdmin``).
 
-- ``definitions``, ``instances`` (with ``operations``: the repairs), ``events``: the pages;
+- ``definitions``, ``instances`` (with ``operations``: the repairs), ``events``, ``messages``:
+  the pages;
 - ``dashboard``: the dashboard page (its figures: ``processes.dashboard``);
 - ``filters``, ``forms``, ``exports``, ``widgets`` (HTML from ``templates/admin/processes/``).
 """
@@ -15,8 +16,10 @@ from django.contrib import admin
 from processes.admin.definitions import ProcessDefinitionAdmin
 from processes.admin.events import ProcessEventAdmin
 from processes.admin.instances import ProcessInstanceAdmin
-from processes.models import ProcessDefinition, ProcessEvent, ProcessInstance
+from processes.admin.messages import ReceivedMessageAdmin
+from processes.models import ProcessDefinition, ProcessEvent, ProcessInstance, ReceivedMessage
 
 admin.site.register(ProcessDefinition, ProcessDefinitionAdmin)
 admin.site.register(ProcessInstance, ProcessInstanceAdmin)
 admin.site.register(ProcessEvent, ProcessEventAdmin)
+admin.site.register(ReceivedMessage, ReceivedMessageAdmin)

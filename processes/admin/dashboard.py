@@ -4,13 +4,14 @@ map of the hours of the day, open incidents and SLA breaches. The figures come f
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
 from processes import authority, dashboard
-from processes.admin import widgets
+from processes.admin import trends, widgets
 from processes.db.core import parse_id
 from processes.models import ProcessDefinition, ProcessState
 
@@ -24,10 +25,12 @@ def dashboard_page(model_admin, request):
     if granted is not None:
         definitions = definitions.filter(key__in=granted)
     keys = list(definitions.order_by("key").values_list("key", flat=True).distinct())
-    key = request.GET.get("key") or (keys[0] if keys else None)
+    preferred = settings.FLOWDESK_DASHBOARD_KEY
+    first = preferred if preferred in keys else (keys[0] if keys else None)
+    key = request.GET.get("key") or first
     if key is not None and key not in keys:
         model_admin.message_user(request, f"No definition {key!r}.", messages.ERROR)
-        key = keys[0] if keys else None
+        key = first
     days = parse_id(request.GET.get("days", "7"))
     if days not in WINDOWS:
         days = 7
@@ -52,6 +55,7 @@ def dashboard_page(model_admin, request):
                 "heatmap": heatmap(dash),
                 "incidents_url": f"{changelist}?definition_key={key}&state__exact=failed",
                 "breaches_url": f"{changelist}?definition_key={key}&overdue=yes",
+                **trends.section(model_admin, request, key, dash.behind),
             }
         )
     return TemplateResponse(request, "admin/processes/dashboard.html", context)

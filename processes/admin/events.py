@@ -27,6 +27,8 @@ class ProcessEventAdmin(ReadOnlyAdmin):
         "actor",
         "actor_user",
         "created_at",
+        "occurred_at",
+        "hash",
         "data_pretty",
     )
     readonly_fields = fields

@@ -18,6 +18,7 @@ CSV_COLUMNS = [
     "business_key",
     "seq",
     "created_at",
+    "occurred_at",
     "type",
     "task",
     "actor_type",
@@ -52,6 +53,7 @@ def _event_dict(e: ProcessEvent) -> dict:
     return {
         "seq": e.seq,
         "created_at": e.created_at,
+        "occurred_at": e.occurred_at,
         "type": e.type,
         "task": e.task_name,
         "actor_type": e.actor_type,

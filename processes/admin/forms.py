@@ -138,9 +138,24 @@ class ActionForm(ReasonForm):
         stages: list[str] | None = None,
         set_paths: list[str] = (),
         declared: dict | None = None,
+        reassign: bool = False,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        if reassign:
+            self.fields["to_user"] = forms.CharField(
+                label="To a person",
+                required=False,
+                max_length=150,
+                help_text="A username: they hold the task (unless separation of duties bars them).",
+            )
+            self.fields["to_role"] = forms.CharField(
+                label="Or to a role",
+                required=False,
+                max_length=150,
+                help_text="A role (group): its members may claim the task.",
+            )
+            self.order_fields(["to_user", "to_role", "reason"])
         if stages is not None:
             self.fields["stage"] = forms.ChoiceField(
                 choices=[(s, s) for s in stages],
@@ -165,7 +180,8 @@ class ActionForm(ReasonForm):
         }
 
     def add_engine_errors(self, fields: dict[str, list[str]]) -> bool:
-        """Put the engine's ``set.<path>`` errors next to their inputs; True if any was."""
+        """Put the engine's ``set.<path>`` (and this form's fields') errors next to their
+        inputs; True if any was."""
         placed = False
         for key, problems in fields.items():
             path = key.removeprefix("set.")
@@ -174,6 +190,9 @@ class ActionForm(ReasonForm):
             )
             if key.startswith("set.") and target is not None:
                 self.add_error(f"set:{target}", problems)
+                placed = True
+            elif key in self.fields:
+                self.add_error(key, problems)
                 placed = True
         return placed
 

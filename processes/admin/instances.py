@@ -17,7 +17,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from processes import authority, dashboard, diagram, engine, history, selectors, timeline
+from processes import authority, control, dashboard, diagram, engine, history, selectors, timeline
 from processes.admin import incidents, operations, widgets
 from processes.admin.base import ReadOnlyAdmin, can_operate
 from processes.admin.bpmn import instance_diagram
@@ -45,6 +45,17 @@ from processes.models import (
 )
 
 
+def task_kind(task) -> str:
+    """What runs the task; a waiting TIMER says when it fires, a MESSAGE task what it waits for."""
+    if task.type == "TIMER" and task.state == "scheduled" and task.wake_at:
+        return f"timer, fires {task.wake_at:%Y-%m-%d %H:%M:%S} UTC"
+    if task.type == "MESSAGE" and task.state == "scheduled" and task.message_name:
+        return f"message {task.message_name} ({task.correlation_key})"
+    if task.type in ("HUMAN", "TIMER", "MESSAGE"):
+        return task.type.lower()
+    return "external" if task.is_external else "service"
+
+
 def task_rows(process, tasks, may_operate: bool) -> list[dict]:
     """The task table: each task with its kind, state badge, error and the repairs offered."""
     rows = []
@@ -53,9 +64,7 @@ def task_rows(process, tasks, may_operate: bool) -> list[dict]:
         rows.append(
             {
                 "task": task,
-                "kind": "human"
-                if task.type == "HUMAN"
-                else ("external" if task.is_external else "service"),
+                "kind": task_kind(task),
                 "badge": widgets.badge(
                     task.state, word + (" (overdue)" if task.is_overdue else "")
                 ),
@@ -153,7 +162,10 @@ class ProcessInstanceAdmin(ReadOnlyAdmin):
     )
     list_select_related = ("definition",)
     search_fields = ("business_key",)
-    search_help_text = "An exact business key or an instance id."
+    search_help_text = (
+        "Part of a business key or of a searchable variable (the definition's search list, "
+        "e.g. an employee's name), any case; or an instance id."
+    )
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER  # facet counts would scan every instance
@@ -197,11 +209,11 @@ class ProcessInstanceAdmin(ReadOnlyAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        # Exact matches only: both use an index, a LIKE over millions of rows would not.
+        # An id, else a partial match on what the case is found by (a trigram index serves it)
         try:
             pk = uuid.UUID(term)
         except ValueError:
-            return queryset.filter(business_key=term), False
+            return control.search_filter(queryset, term), False
         return queryset.filter(Q(pk=pk) | Q(business_key=term)), False
 
     def view_on_site(self, obj):
@@ -285,6 +297,12 @@ class ProcessInstanceAdmin(ReadOnlyAdmin):
                 }
             )
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def history_view(self, request, object_id, extra_context=None):
+        """The HISTORY button: the append-only history on the change page (the events), not
+        Django's edit log, which nobody writes here."""
+        url = reverse("admin:processes_processinstance_change", args=[object_id])
+        return HttpResponseRedirect(url + "#events-group")
 
     def get_urls(self):
         wrap = self.admin_site.admin_view

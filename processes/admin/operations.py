@@ -1,6 +1,6 @@
-"""Repairs of an instance (retry, skip, replay a task or a stage, cancel, correct the variables):
-each is confirmed with a reason on its own page, then calls one engine service with the admin as
-actor, so it lands in the process history."""
+"""Repairs of an instance (retry, skip, replay or reassign a task, replay a stage, cancel,
+correct the variables): each is confirmed with a reason on its own page, then calls one engine
+service with the admin as actor, so it lands in the process history."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -17,7 +18,7 @@ from processes import authority, engine
 from processes import spec as spec_module
 from processes.admin import incidents, widgets
 from processes.admin.forms import ActionForm, VariableForm, VariablePathForm, describe_field
-from processes.errors import EngineError
+from processes.errors import EngineError, InvalidInput
 from processes.events import Actor
 from processes.models import (
     ACTIVE_PROCESS_STATES,
@@ -25,6 +26,7 @@ from processes.models import (
     ProcessState,
     TaskInstance,
     TaskState,
+    TaskType,
 )
 
 
@@ -64,15 +66,28 @@ def _retry(process, task, data, actor):
 
 def _skip(process, task, data, actor):
     values = data.get("set_values") or {}
-    if values:
-        # Set first (one audited variables_changed event), so what runs next finds them.
-        engine.process_correct_variables(
-            process_id=process.pk, actor=actor, set=values, reason=data["reason"]
-        )
-    engine.task_skip(task_id=task.pk, actor=actor, reason=data["reason"])
+    # the values are set first, in the same transaction, so what runs next finds them
+    engine.task_skip(task_id=task.pk, actor=actor, reason=data["reason"], set=values or None)
     if values:
         return f"Set {', '.join(values)}; task {task.name} skipped."
     return f"Task {task.name} skipped."
+
+
+def _reassign(process, task, data, actor):
+    to_user = None
+    if data.get("to_user"):
+        to_user = get_user_model().objects.filter(username=data["to_user"]).first()
+        if to_user is None:
+            raise InvalidInput("unknown user", fields={"to_user": ["unknown user"]})
+    task = engine.reassign_task(
+        task_id=task.pk,
+        actor=actor,
+        to_user=to_user,
+        to_role=data.get("to_role") or None,
+        reason=data["reason"],
+    )
+    to = task.assignee.get_username() if task.assignee_id else f"the role {task.candidate_role}"
+    return f"Task {task.name} reassigned to {to}."
 
 
 def _replay(process, task, data, actor):
@@ -108,6 +123,12 @@ TASK_OPERATIONS = {
         "Run the task again, with what depends on it in its stage and every later stage.",
         _replay,
     ),
+    "reassign": Operation(
+        "reassign this task",
+        "Give the open task to another person (they hold it) or to a role (its members may "
+        "claim it). Separation of duties still holds.",
+        _reassign,
+    ),
 }
 
 
@@ -129,6 +150,8 @@ def task_actions(process: ProcessInstance, task: TaskInstance) -> list[str]:
         and task.state != TaskState.PENDING
     ):
         actions.append("replay")
+    if active and task.type == TaskType.HUMAN and task.state == TaskState.SCHEDULED:
+        actions.append("reassign")
     return actions
 
 
@@ -155,6 +178,7 @@ def operate(model_admin, request, process, op: Operation, task=None):
         stages=stages,
         set_paths=missing if may_correct else [],
         declared=spec_module.declared_variables(spec),
+        reassign=op.run is _reassign,
     )
     if request.method == "POST" and form.is_valid():
         data = {**form.cleaned_data, "set_values": form.values_to_set()}

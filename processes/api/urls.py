@@ -4,7 +4,7 @@ from django.urls import path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from processes.api.exceptions import error_response
-from processes.api.views import auth, definitions, events, processes, tasks
+from processes.api.views import auth, definitions, events, operate, processes, stats, tasks
 
 
 class TextConverter:
@@ -76,6 +76,7 @@ urlpatterns = [
         name="api-process-variables",
     ),
     path("events/", events.SeedEventView.as_view(), name="api-events"),
+    path("messages/", events.MessageView.as_view(), name="api-messages"),
     path(
         "queues/<text:task_queue>/tasks/", events.QueueTasksView.as_view(), name="api-queue-tasks"
     ),
@@ -85,6 +86,12 @@ urlpatterns = [
     path("tasks/<int:pk>/release/", tasks.TaskReleaseView.as_view(), name="api-task-release"),
     path("tasks/<int:pk>/complete/", tasks.TaskCompleteView.as_view(), name="api-task-complete"),
     path("tasks/<int:pk>/delegate/", tasks.TaskDelegateView.as_view(), name="api-task-delegate"),
+    path("stats/trends/", stats.TrendsView.as_view(), name="api-stats-trends"),
+    path("incidents/", operate.IncidentListView.as_view(), name="api-incidents"),
+    path("tasks/<int:pk>/retry/", operate.TaskRetryView.as_view(), name="api-task-retry"),
+    path("tasks/<int:pk>/skip/", operate.TaskSkipView.as_view(), name="api-task-skip"),
+    path("tasks/<int:pk>/replay/", operate.TaskReplayView.as_view(), name="api-task-replay"),
+    path("tasks/<int:pk>/reassign/", operate.TaskReassignView.as_view(), name="api-task-reassign"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),

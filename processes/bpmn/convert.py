@@ -16,7 +16,7 @@ from typing import Any
 from processes.bpmn import graph as g
 from processes.bpmn import logic
 from processes.bpmn.export import TASK_PREFIX, read_label, shown_label
-from processes.bpmn.model import DRAWN_TASK_FIELDS, implied_away
+from processes.bpmn.model import DRAWN_TASK_FIELDS, WAITING_TYPES, implied_away
 from processes.bpmn.read import ReadResult
 from processes.bpmn.vendors import TIMER_OR_MESSAGE
 from processes.bpmn.xml import xml_safe
@@ -320,6 +320,7 @@ class _Converter:
         return self._upstream[element]
 
     def task(self, element: str, stage: int, loops: dict) -> dict:
+        """The task of ``element``: its type is its tag's (a plain task may say it waits)."""
         node = self.nodes[element]
         name = self.names[element]
         props = dict(node.props)
@@ -327,7 +328,12 @@ class _Converter:
         spelled = props.pop("task_type", None)
         fields: dict = {
             "task_name": name,
-            "task_type": spelled if isinstance(spelled, str) and spelled.upper() == kind else kind,
+            "task_type": spelled
+            if isinstance(spelled, str)
+            and (
+                spelled.upper() == kind or (kind == "SERVICE" and spelled.upper() in WAITING_TYPES)
+            )
+            else kind,
         }
         before = g.tasks_before(self.graph, element, lambda n: n in self.read.types)
         parents = []

@@ -19,6 +19,7 @@ from processes.bpmn.expressions import ExpressionError, parse_expression, render
 from processes.bpmn.model import (
     DRAWN_TASK_FIELDS,
     TASK_TAGS,
+    WAITING_TYPES,
     Diagram,
     Flow,
     Lane,
@@ -164,7 +165,7 @@ class _Builder:
             props["description"] = description
         # The diagram draws the type and the parents; their spelling in the file (``"human"``,
         # ``"parent_task": []``, parents in another order) travels along.
-        if "task_type" in raw and raw["task_type"] != task.type:
+        if ("task_type" in raw and raw["task_type"] != task.type) or task.type in WAITING_TYPES:
             props["task_type"] = raw["task_type"]
         stage_tasks = self.spec.stage(task.stage).tasks
         drawn = implied_away(

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-TASK_TAGS = {"HUMAN": "userTask", "SERVICE": "serviceTask", "PROCESS": "callActivity"}
+# TIMER and MESSAGE tasks are plain tasks whose Flowdesk properties say what they wait for.
+TASK_TAGS = {
+    "HUMAN": "userTask",
+    "SERVICE": "serviceTask",
+    "PROCESS": "callActivity",
+    "MESSAGE": "task",
+    "TIMER": "task",
+}
+WAITING_TYPES = ("TIMER", "MESSAGE")
 GATEWAYS = ("parallelGateway", "exclusiveGateway", "inclusiveGateway")
 # Task fields the diagram draws (ids, element types, flows, names, documentation, timers): the
 # exporter leaves them out of flowdesk:properties, the reader takes them from the diagram.

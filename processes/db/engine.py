@@ -282,3 +282,15 @@ def lock_call_graph() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CALL_GRAPH_LOCK])
+
+
+def lock_message(name: str, correlation_key: str) -> None:
+    """Serialise, until this transaction ends, a message's arrival with a task starting to wait
+    for it (same name and key): one of them always sees the other, so neither is lost between
+    a buffer nobody reads and a task nobody reaches. (SQLite: one writer anyway.)"""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                [f"flowdesk.message\x1f{name}\x1f{correlation_key}"],
+            )

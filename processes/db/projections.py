@@ -77,20 +77,23 @@ INSERT INTO {execution} (
     {execution.completed_at}, {execution.lead_seconds}, {execution.run_seconds},
     {execution.heat_days}, {execution.heat_first_hour}, {execution.heat_first_seconds},
     {execution.heat_last_hour}, {execution.heat_last_seconds}, {execution.heat_full_hour},
-    {execution.heat_full_hours})
+    {execution.heat_full_hours}, {execution.due_at}, {execution.candidate_role})
 SELECT e.{event.id}, e.{event.process_id}, p.{instance.created_at}, p.{instance.definition_key},
-    d.{definition.version}, e.{event.task_name},
-    -- a look-up per completion (as a join, the planner may scan the tasks instead)
-    (SELECT t.{task.type} FROM {task} t WHERE t.{task.id} = e.{event.task_id}),
+    d.{definition.version}, e.{event.task_name}, t.type,
     s.at, CASE WHEN s.started_at >= s.at THEN s.started_at END, e.{event.created_at},
     EXTRACT(EPOCH FROM e.{event.created_at} - s.at)::float8,
     CASE WHEN s.started_at >= s.at
         THEN EXTRACT(EPOCH FROM e.{event.created_at} - s.started_at)::float8 END,
     h.days, h.first_hour, h.first_seconds, h.last_hour, h.last_seconds, h.full_hour,
-    h.full_hours
+    h.full_hours, t.due_at, COALESCE(t.role, '')
 FROM {event} e
 JOIN {instance} p ON p.{instance.id} = e.{event.process_id}
 JOIN {definition} d ON d.{definition.id} = p.{instance.definition_id}
+-- a look-up per completion (as a plain join, the planner may scan the tasks instead)
+LEFT JOIN LATERAL (
+    SELECT t.{task.type} AS type, t.{task.due_at} AS due_at, t.{task.candidate_role} AS role
+    FROM {task} t WHERE t.{task.id} = e.{event.task_id}
+) t ON true
 CROSS JOIN LATERAL (  -- the last scheduling and start of the task before its completion
     SELECT MAX(x.{event.created_at}) FILTER (WHERE x.{event.type} = %(scheduled)s) AS at,
         MAX(x.{event.created_at}) FILTER (WHERE x.{event.type} = %(started)s) AS started_at

@@ -11,10 +11,13 @@ adapter (API, admin, inbox, integrations, worker).
 - ``steps``: service steps (lease, complete, fail, queue again after a restart), for the workers;
 - ``compensation``: a cancelled process's compensations, run like steps (``cancelling``);
 - ``human``: claim, release, delegate, decide;
-- ``operate``: retry, skip, replay, cancel (and the children's cancellation), correct variables;
+- ``absences``: record absences; their holders' tasks go to the substitute (or the role);
+- ``operate``: retry, skip, replay, reassign, cancel (and the children's cancellation), correct variables;
 - ``timers``: act on due timers (re-enqueue, reclaim a lease, escalate, wait deadlines) and on
   process deadlines; the sweep and the loop that run them;
 - ``seed_events``: the seed's event protocol;
+- ``waits``, ``messages``: TIMER and MESSAGE tasks; messages from other systems, correlated
+  or buffered;
 - ``notices``: record notifications in the history;
 - ``retention``: archive closed processes past their retention, then delete them;
 - ``rework``, ``subprocess``, ``migrate``: rework loops, call activities (their children start
@@ -31,6 +34,7 @@ from processes.engine._run import (
     TASK_WRITTEN_ONCE,
     TaskResult,
 )
+from processes.engine.absences import absence_end, absence_record, absences_apply
 from processes.engine.batch import BatchItem, process_start_batch
 from processes.engine.compensation import (
     compensation_complete,
@@ -44,6 +48,7 @@ from processes.engine.definitions import (
     definition_update_draft,
 )
 from processes.engine.human import task_claim, task_decide, task_delegate, task_release
+from processes.engine.messages import MessageOutcome, message_receive
 from processes.engine.migrate import (
     InstancePlan,
     migrate_instances,
@@ -55,6 +60,7 @@ from processes.engine.operate import (
     children_cancel,
     process_cancel,
     process_correct_variables,
+    reassign_task,
     stage_replay,
     task_replay,
     task_retry,
@@ -91,6 +97,9 @@ from processes.engine.timers import (
 from processes.events import SYSTEM
 
 __all__ = [
+    "absence_end",
+    "absence_record",
+    "absences_apply",
     "ArchiveError",
     "ArchiveReport",
     "processes_archive",
@@ -104,6 +113,7 @@ __all__ = [
     "BatchItem",
     "EventOutcome",
     "InstancePlan",
+    "MessageOutcome",
     "StartResult",
     "StepLease",
     "StepOutcome",
@@ -121,6 +131,7 @@ __all__ = [
     "definition_update_draft",
     "handle_seed_event",
     "migrate_instances",
+    "message_receive",
     "migration_plan",
     "next_wake",
     "notification_record",
@@ -130,6 +141,7 @@ __all__ = [
     "process_deadline",
     "process_start",
     "process_start_batch",
+    "reassign_task",
     "requeue_scheduled",
     "stage_replay",
     "task_claim",

@@ -25,7 +25,7 @@ from processes import spec as spec_module
 from processes.db import core, internals
 from processes.db import engine as db_engine
 from processes.engine import handlers
-from processes.engine.assignment import add_participant, resolve_assignee
+from processes.engine.assignment import assign
 from processes.engine.handlers import checked_result, handler_timeout, result_breaks
 from processes.errors import Conflict, Forbidden, NotFound
 from processes.events import SYSTEM, Actor
@@ -48,43 +48,21 @@ logger = logging.getLogger(__name__)
 
 
 MAX_LOST_LEASES = 3  # a step whose worker vanished this many extra times fails for good
-
-
 BULK_UPDATE_FROM = 6  # changed tasks in one event above which one bulk UPDATE beats one per row
 
-
 TASK_WRITTEN_ONCE = (
-    "id",
-    "process",
-    "stage",
-    "stage_index",
-    "name",
-    "type",
-    "handler",
-    "task_queue",
-    "created_at",
-)
-
+    "id", "process", "stage", "stage_index", "name", "type", "handler", "task_queue", "created_at"
+)  # fmt: skip
 
 PROCESS_WRITTEN_ONCE = (
-    "id",
-    "definition",
-    "definition_key",
-    "business_key",
-    "started_by",
-    "started_by_user",
-    "unique_ever",
-    "parent",
-    "parent_task",
-    "created_at",
-)
-
+    "id", "definition", "definition_key", "business_key", "started_by", "started_by_user",
+    "unique_ever", "parent", "parent_task", "created_at",
+)  # fmt: skip
 
 TASK_FIELDS = [
     f.name for f in TaskInstance._meta.concrete_fields if f.name not in TASK_WRITTEN_ONCE
 ]
 TASK_ATTNAMES = [TaskInstance._meta.get_field(name).attname for name in TASK_FIELDS]
-
 
 PROCESS_FIELDS = [
     f.name for f in ProcessInstance._meta.concrete_fields if f.name not in PROCESS_WRITTEN_ONCE
@@ -185,6 +163,7 @@ class _Run:
     def save(self) -> None:
         changed = [self.tasks[n] for n in self.dirty]
         self.process.updated_at = timezone.now()
+        self.index_search()
         if len(changed) <= BULK_UPDATE_FROM:
             # The changed rows and the event rows in one statement (one round trip): bulk_update's
             # CASE/WHEN costs ~10 ms of CPU for two rows, a statement per row a round trip each.
@@ -198,6 +177,11 @@ class _Run:
             core.update_row(self.process, self._changed_process_fields())
             written = events.flush(self.log)
         self.finish(written)
+
+    def index_search(self) -> None:
+        """Keep what the case is found by (``spec.search_text``) in step with its variables."""
+        p = self.process
+        p.search_text = spec_module.search_text(self.spec, p.business_key, p.variables)
 
     def finish(self, written: list | None = None) -> None:
         """After the rows are written: append the events (unless ``written`` already), leave
@@ -296,19 +280,22 @@ def _stage_tasks(run: _Run, stage: str) -> list[TaskInstance]:
     return [t for t in run.tasks.values() if t.stage == stage]
 
 
+WAITING_TYPES = (TaskType.TIMER, TaskType.MESSAGE)
+
+
 def _schedule(run: _Run, task: TaskInstance, now) -> None:
+    from processes.engine import waits  # (it imports this module)
+
     task_spec = run.task_spec(task)
     _transition(task, "schedule")
     if task_spec.inline:
         _run_inline(run, task, task_spec)
         return
-    payload = barred = None
+    payload = barred = covered = None
     if task.type == TaskType.HUMAN:
         task.candidate_role = task_spec.assigned_to or ""
         task.visibility = run.spec.visibility
-        task.assignee, barred = resolve_assignee(run, task, task_spec)
-        if task.assignee is not None:
-            add_participant(task, task.assignee.pk)
+        barred, covered = assign(run, task, task_spec, now)
         if task_spec.due is not None:
             task.due_at = now + task_spec.due
         elif task_spec.escalation is not None:
@@ -321,6 +308,8 @@ def _schedule(run: _Run, task: TaskInstance, now) -> None:
         payload = start_task_payload(run.process, task, task_spec)
         wait = task_spec.wait_deadline
         task.wake_at = now + wait if wait is not None else None  # on_timeout when it passes
+    elif task.type in WAITING_TYPES:
+        waits.start_waiting(run, task, task_spec, now)
     elif task.type == TaskType.PROCESS:
         # Its children start once its row is committed; if that never happens (the process
         # died after the commit), the timer sweep starts them when this timer is due.
@@ -333,6 +322,10 @@ def _schedule(run: _Run, task: TaskInstance, now) -> None:
     if task_spec.waiting_status:  # what the case waits for now (history.rebuild reads it too)
         run.process.business_status = task_spec.waiting_status
     events.task_scheduled(log=run.log, actor=run.actor, task=task, payload=payload, barred=barred)
+    if covered:
+        events.task_substituted(log=run.log, actor=run.actor, task=task, **covered)
+    if task.type == TaskType.MESSAGE:
+        waits.take_buffered(run, task)  # a message that came before: delivered now
     if task.type == TaskType.HUMAN:
         run.opened.append(task)  # announced once written (a new task has no id before)
 

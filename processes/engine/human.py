@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
+from django.utils import timezone
 
 from processes import authority, events
 from processes import spec as spec_module
@@ -111,17 +112,15 @@ def task_delegate(*, task_id, actor: Actor, to_user, comment: str = "") -> TaskI
     rights = _rights(run, task, actor)
     if not rights.delegate:
         raise _refuse(rights, task, "delegate")
-    if to_user is None or not to_user.is_active:
-        raise InvalidInput("unknown user", fields={"to": ["unknown or inactive user"]})
-    if to_user.pk == actor.user.pk:
+    if to_user is not None and to_user.pk == actor.user.pk:
         raise InvalidInput("choose someone else", fields={"to": ["you hold this task already"]})
-    if task.candidate_role and task.candidate_role not in authority.roles_of(to_user):
-        raise InvalidInput(
-            f"{to_user.get_username()} is not a member of {task.candidate_role}",
-            fields={"to": [f"must be a member of {task.candidate_role}"]},
-        )
-    barred = authority.separation_refusal(
-        to_user, task, process=run.process, spec=run.spec, tasks=run.tasks, person=to_user
+    barred = authority.handover_refusal(
+        to_user,
+        task,
+        process=run.process,
+        spec=run.spec,
+        tasks=run.tasks,
+        day=timezone.localdate(),
     )
     if barred:
         raise InvalidInput(barred, fields={"to": [barred]})
@@ -143,6 +142,7 @@ def task_decide(
     comment: str = "",
     data: dict | None = None,
     via_event: bool = False,
+    occurred_at=None,
 ) -> TaskInstance:
     """A person completes a human task with an outcome; a closed task raises ``Conflict``.
 
@@ -151,10 +151,12 @@ def task_decide(
     ``external_decision`` (separation of duties still applies to the calling client).
     The losing side of two simultaneous decisions gets a Conflict naming who decided; the attempt
     is still recorded in the history (as a duplicate event, committed before the error is raised).
+    ``occurred_at``: when it was decided, as the sender said (on the event that records it).
     """
     with transaction.atomic():
         run, task = _lock_for_task(task_id)
         run.actor = actor
+        run.log.occurred_at = occurred_at
         if via_event and not (
             task.type == TaskType.HUMAN and run.task_spec(task).external_decision
         ):

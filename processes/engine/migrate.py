@@ -269,6 +269,7 @@ def _apply(run: _Run, tasks, target, full, plan, source) -> None:
     added = [
         TaskInstance(
             process=process,
+            definition_key=process.definition_key,
             stage=t.stage,
             stage_index=stage_index[t.stage],
             name=t.name,

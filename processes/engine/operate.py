@@ -1,5 +1,5 @@
 """Repairs and decisions of operators (admin, API, the seed's TaskPending): retry, skip,
-replay a task or a stage, cancel a process, correct its variables."""
+replay a task or a stage, reassign a human task, cancel a process, correct its variables."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ import datetime as dt
 import logging
 
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
 from processes import authority, events, queue
 from processes import spec as spec_module
-from processes.engine import compensation
+from processes.engine import compensation, waits
 from processes.engine._run import (
+    WAITING_TYPES,
     TaskResult,
     _advance,
     _lock,
@@ -24,6 +26,7 @@ from processes.engine._run import (
     _stage_tasks,
     _transition,
 )
+from processes.engine.assignment import add_participant
 from processes.errors import Conflict, Forbidden, InvalidInput, NotFound
 from processes.events import Actor
 from processes.models import (
@@ -95,25 +98,38 @@ def task_retry(*, task_id, actor: Actor, reason: str = "") -> TaskResult:
     if task.handler:
         task.wake_at = timezone.now() + dt.timedelta(seconds=settings.FLOWDESK_REENQUEUE_AFTER)
         run.to_enqueue.append(task)
+    elif task.type in WAITING_TYPES:  # its timer or its wait, from now, as when scheduled
+        waits.start_waiting(run, task, run.task_spec(task), timezone.now())
+        if task.type == TaskType.MESSAGE:
+            waits.take_buffered(run, task)
     _maybe_resolve_incident(run)
     run.save()
     return TaskResult(task)
 
 
 @transaction.atomic
-def task_skip(*, task_id, actor: Actor, reason: str) -> TaskInstance:
-    """Skip a pending, scheduled or failed task (a person decided it isn't needed)."""
+def task_skip(*, task_id, actor: Actor, reason: str, set: dict | None = None) -> TaskInstance:
+    """Skip a pending, scheduled or failed task (a person decided it isn't needed).
+
+    ``set``: variable values what runs next needs in place of the skipped task's results
+    ("bonus.amount"); set first, in the same transaction, by the rules of
+    ``process_correct_variables`` (its grant, each value checked against the definition, one
+    ``variables_changed`` event with the same reason)."""
     if not reason or not reason.strip():
         raise InvalidInput("a reason is required to skip a task", fields={"reason": ["required"]})
+    if set:
+        set, _ = _correction_input(set, (), reason)
     run, task = _lock_for_task(task_id)
     run.actor = actor
     _require_grant(actor, authority.OPERATE, run.process.definition_key, "skip tasks")
-    if task.state in (TaskState.COMPENSATING, TaskState.COMPENSATION_FAILED):
+    if task.state in (TaskState.COMPENSATING, TaskState.COMPENSATION_FAILED) and not set:
         compensation.compensation_skip(run, task, reason)
         run.save()
         return task
     if run.process.state not in ACTIVE_PROCESS_STATES:
         raise Conflict(f"process is {run.process.state}")
+    if set:
+        _correct(run, actor, set, (), reason)
     _transition(task, "skip")
     run.touch(task)
     events.task_skipped(
@@ -202,7 +218,18 @@ def process_correct_variables(
     that type: "409.3" for a decimal with 2 places becomes "409.30"), free-form values by the
     check every undeclared value passes.
     """
-    changes = set if set is not None else {}
+    changes, unset = _correction_input(set, unset, reason)
+    run = _lock(process_id)
+    run.actor = actor
+    _correct(run, actor, changes, unset, reason)
+    run.save()
+    return run.process
+
+
+def _correction_input(changes, unset, reason: str) -> tuple[dict, tuple]:
+    """The shape of a correction (before any lock): a reason, a ``set`` object, an ``unset``
+    list, variable paths; ``InvalidInput`` naming each field otherwise."""
+    changes = changes if changes is not None else {}
     errors: dict[str, list[str]] = {}
     if not isinstance(reason, str) or not reason.strip():
         errors["reason"] = ["a reason is required: it is kept in the history"]
@@ -223,8 +250,12 @@ def process_correct_variables(
         errors["set"] = ["name at least one variable to set or unset"]
     if errors:
         raise InvalidInput("the correction is not valid", fields=errors)
-    run = _lock(process_id)
-    run.actor = actor
+    return changes, tuple(unset)
+
+
+def _correct(run: _Run, actor: Actor, asked: dict, unset, reason: str) -> None:
+    """Apply a checked correction to the locked ``run``: the grant, the process's state, each
+    value against the definition, one ``variables_changed`` event."""
     process = run.process
     if actor.user is not None and not authority.has_definition_perm(
         actor.user, authority.CORRECT, process.definition_key
@@ -232,7 +263,6 @@ def process_correct_variables(
         raise Forbidden(f"you may not correct variables of {process.definition_key!r} processes")
     if process.state not in ACTIVE_PROCESS_STATES:
         raise Conflict(f"process is {process.state}: its variables are history now")
-    asked = changes
     changes, problems = spec_module.check_variable_changes(run.spec, asked, unset)
     if problems:
         raise InvalidInput(
@@ -253,13 +283,73 @@ def process_correct_variables(
         raise InvalidInput("no variable would change", fields={"set": ["no variable would change"]})
     process.variables = variables
     events.variables_changed(log=run.log, actor=actor, changes=diff, reason=reason.strip())
-    run.save()
-    return process
 
 
 def _under(path: str, asked: dict) -> bool:
     """``path`` is one of the set paths, or inside one's value (``bonus`` set, ``bonus.amount``)."""
     return any(path == p or path.startswith(p + ".") for p in asked)
+
+
+@transaction.atomic
+def reassign_task(
+    *, task_id, actor: Actor, to_user=None, to_role: str | None = None, reason: str
+) -> TaskInstance:
+    """Give an open human task to another person or role (an operator's repair, an absence).
+
+    Needs ``operate_process`` on the definition (the system, e.g. an absence rule, always may)
+    and a reason, kept in the ``task_reassigned`` event with who and which role had the task.
+    To a person: they hold it (any claim ends), unless separation of duties bars them; to a
+    role: nobody holds it and the role's members may claim it. Exactly one of the two.
+    """
+    errors: dict[str, list[str]] = {}
+    if not isinstance(reason, str) or not reason.strip():
+        errors["reason"] = ["a reason is required: it is kept in the history"]
+    elif len(reason) > MAX_REASON:
+        errors["reason"] = [f"at most {MAX_REASON} characters"]
+    if (to_user is None) == (not to_role):
+        errors["to_user"] = ["name either a person (to_user) or a role (to_role), not both"]
+    elif to_user is not None and not to_user.is_active:
+        errors["to_user"] = ["unknown or inactive user"]
+    elif to_role and not Group.objects.filter(name=to_role).exists():
+        errors["to_role"] = [f"no role named {to_role!r}"]
+    if errors:
+        raise InvalidInput("the reassignment is not valid", fields=errors)
+    run, task = _lock_for_task(task_id)
+    run.actor = actor
+    _require_grant(actor, authority.OPERATE, run.process.definition_key, "reassign tasks")
+    if task.type != TaskType.HUMAN:
+        raise Conflict(f"task {task.name!r} is not a human task")
+    if task.state != TaskState.SCHEDULED or run.process.state not in ACTIVE_PROCESS_STATES:
+        raise Conflict(f"task {task.name!r} is {task.state}: only an open task is reassigned")
+    before_user = task.claimed_by or task.assignee
+    before_role = task.candidate_role
+    if to_user is not None:
+        if authority.holder_id(task) == to_user.pk:
+            raise Conflict(f"task is held by {to_user.get_username()} already")
+        barred = authority.separation_refusal(
+            to_user, task, process=run.process, spec=run.spec, tasks=run.tasks, person=to_user
+        )
+        if barred:
+            raise InvalidInput(barred, fields={"to_user": [barred]})
+        task.assignee = to_user
+        add_participant(task, to_user.pk)
+    else:
+        if to_role == before_role and authority.holder_id(task) is None:
+            raise Conflict(f"task is with the role {to_role} already")
+        task.candidate_role = to_role
+        task.assignee = None
+    task.claimed_by = None
+    run.touch(task)
+    events.task_reassigned(
+        log=run.log,
+        actor=actor,
+        task=task,
+        from_user=before_user,
+        from_role=before_role,
+        reason=reason.strip(),
+    )
+    run.save()
+    return task
 
 
 def children_cancel(*, process_id) -> list:

@@ -21,6 +21,7 @@ processes and, for each batch:
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from django.utils import timezone
 
 from processes import events, history, hooks, selectors
 from processes.db import engine as db_engine
-from processes.events import Actor
+from processes.events import Actor, chain
 from processes.models import (
     ArchivedBusinessKey,
     DefinitionEventType,
@@ -122,6 +123,9 @@ def check_line(line: dict, business_statuses: history.BusinessStatuses) -> list[
         problems.append("events differ from their digest")
     if len(event_dicts) != line["proof"]["events"]:
         problems.append("event count differs from the proof")
+    broken = chain.first_broken([_event_of(e) for e in event_dicts])
+    if broken:
+        problems.append(broken)
     snap = history.rebuild(
         [
             SimpleNamespace(type=e["type"], data=e["data"], task_name=e["task_name"])
@@ -139,6 +143,15 @@ def check_line(line: dict, business_statuses: history.BusinessStatuses) -> list[
         if snap.tasks.get(task["name"], "pending") != task["state"]:
             problems.append(f"task {task['name']}: exported state differs from its events")
     return problems
+
+
+def _event_of(row: dict) -> SimpleNamespace:
+    """An exported event as ``chain`` reads one (its times parsed back)."""
+    moments = {
+        name: dt.datetime.fromisoformat(row[name].replace("Z", "+00:00")) if row.get(name) else None
+        for name in ("created_at", "occurred_at")
+    }
+    return SimpleNamespace(**{**row, **moments, "hash": row.get("hash", "")})
 
 
 def _archive_batch(ids, *, actor: Actor, stamp: str, report: ArchiveReport) -> None:
@@ -248,6 +261,8 @@ def _row(obj) -> dict:
 
 
 def _value(value):
+    if isinstance(value, dt.datetime):  # to the microsecond: the events' hash chain covers it
+        return value.isoformat()
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 

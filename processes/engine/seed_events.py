@@ -57,13 +57,15 @@ def handle_seed_event(
     task_type: str | None = None,
     data: dict | None = None,
     error: str | None = None,
+    occurred_at=None,
 ) -> EventOutcome:
     """Apply one of the seed's events (StartWorkflow, TaskCompleted, TaskFailed, TaskPending).
 
     A task's ``data`` becomes its result, under its own name in the variables. Human tasks are
     refused unless their spec says ``external_decision`` (then ``data`` carries the decision,
     checked like the inbox's). An event that doesn't fit the task's state raises ``Conflict``
-    and is recorded in the history as a rejected ``task_duplicate``.
+    and is recorded in the history as a rejected ``task_duplicate``. ``occurred_at``: when
+    it happened, as the sender said (kept beside the time it is recorded).
     """
     if event_name not in SEED_EVENTS:
         raise InvalidInput(
@@ -81,6 +83,7 @@ def handle_seed_event(
                 business_key=business_ref_no,
                 input=data or {},
                 actor=actor,
+                occurred_at=occurred_at,
             )
         except InvalidInput as exc:  # the event's words: its input is ``data``
             raise InvalidInput(exc.message, fields=_renamed(exc.fields, "input", "data")) from None
@@ -125,16 +128,21 @@ def handle_seed_event(
                     comment=fields.pop("comment", ""),
                     data=fields,
                     via_event=True,
+                    occurred_at=occurred_at,
                 )
             )
         elif event_name == "TaskCompleted":
-            result = task_complete(task_id=task.pk, actor=actor, result=data or {}, field="data")
+            result = task_complete(
+                task_id=task.pk, actor=actor, result=data or {}, field="data",
+                occurred_at=occurred_at,
+            )  # fmt: skip
         elif event_name == "TaskFailed":
             result = task_fail(
                 task_id=task.pk,
                 actor=actor,
                 error=error or "reported failed by an external task",
                 retryable=False,
+                occurred_at=occurred_at,
             )
         else:
             result = task_retry(task_id=task.pk, actor=actor, reason="TaskPending")

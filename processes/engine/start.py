@@ -52,11 +52,13 @@ def process_start(
     business_key: str,
     input: dict | None = None,
     actor: Actor,
+    occurred_at=None,
 ) -> StartResult:
     """Start ``definition``, or the newest published version of ``definition_key`` or
     ``component_name``. The same business key while active returns that instance; under the
     definition's ``business_key_unique: "ever"``, any earlier instance of it, archived or not
-    (a second run never starts)."""
+    (a second run never starts). ``occurred_at``: when the start was asked for, as the sender
+    said (its ``process_started`` event keeps it)."""
     business_key = checked_business_key(business_key)
     if input is None:
         input = {}
@@ -76,7 +78,7 @@ def process_start(
         return StartResult(existing, False)
     try:
         with transaction.atomic():
-            process, tasks = _create_instance(definition, business_key, input, actor)
+            process, tasks = _create_instance(definition, business_key, input, actor, occurred_at)
     except IntegrityError:
         # Someone started the same business key at the same moment: theirs wins.
         existing = db_engine.existing_instance(definition.key, business_key, ever=ever)
@@ -118,16 +120,20 @@ def _joined(field: str, path: str) -> str:
     return field if path == "$" else f"{field}.{path}"
 
 
-def _create_instance(definition, business_key, input, actor) -> tuple[ProcessInstance, list]:
+def _create_instance(
+    definition, business_key, input, actor, occurred_at=None
+) -> tuple[ProcessInstance, list]:
     """Decide the first scheduling in memory, then write it: 3 INSERTs, no UPDATE."""
-    process, tasks, run = _build_instance(definition, business_key, input, actor)
+    process, tasks, run = _build_instance(
+        definition, business_key, input, actor, occurred_at=occurred_at
+    )
     internals.insert([process])
     internals.insert(tasks)
     run.finish()
     return process, tasks
 
 
-def _build_instance(definition, business_key, input, actor, now=None):
+def _build_instance(definition, business_key, input, actor, now=None, occurred_at=None):
     """A new instance, its tasks and its first scheduling, decided in memory (nothing written):
     the events wait on the process, the steps to queue on the returned ``_Run``."""
     spec = _spec_for(definition)
@@ -148,6 +154,7 @@ def _build_instance(definition, business_key, input, actor, now=None):
     tasks = [
         TaskInstance(
             process=process,
+            definition_key=process.definition_key,
             stage=stage.name,
             stage_index=index,
             name=task.name,
@@ -161,7 +168,9 @@ def _build_instance(definition, business_key, input, actor, now=None):
         for task in stage.tasks
     ]
     run = _Run(process=process, tasks={t.name: t for t in tasks}, actor=actor)
+    run.log.occurred_at = occurred_at  # (the next event's only: ``process_started``)
     events.process_started(log=run.log, actor=actor, input=input)
     events.stage_started(log=run.log, actor=actor, stage=process.current_stage)
     _advance(run)
+    run.index_search()
     return process, tasks, run

@@ -45,6 +45,8 @@ from processes.steps import StepContext
 
 logger = logging.getLogger(__name__)
 
+WAITING_REFUSAL = "a TIMER task fires by itself; a MESSAGE task is reached by POST /api/messages/"
+
 
 @dataclass(frozen=True)
 class StepLease:
@@ -227,6 +229,7 @@ def task_complete(
     execution: int | None = None,
     eager_within: float | None = None,
     field: str = "result",
+    occurred_at=None,
 ) -> TaskResult:
     """Complete a scheduled or running service task; a repeat is recorded as a duplicate and
     changes nothing. The result lands under the task's own name in the variables, nothing else.
@@ -237,9 +240,11 @@ def task_complete(
     ``execution`` (from a worker) guards against a late result of an execution replayed since.
     ``eager_within`` (a worker's seconds left): lease one newly ready step to it (``next_lease``).
     Human tasks are decided by a person (``task_decide``), never completed this way.
+    ``occurred_at``: when it was done, as the sender said (on the event that records it).
     """
     run, task = _lock_for_task(task_id)
     run.actor = actor
+    run.log.occurred_at = occurred_at
     if task.type != TaskType.HUMAN:  # (a human task is refused below, in its words)
         result, problems = checked_result(run.task_spec(task), result)
         if problems:
@@ -262,6 +267,8 @@ def _complete_step(run, task, result, execution) -> TaskResult:
     """``task_complete``'s change to the loaded ``run`` (Conflict before anything changed)."""
     if task.type == TaskType.HUMAN:
         raise Conflict(HUMAN_TASK_REFUSAL)
+    if task.type in (TaskType.TIMER, TaskType.MESSAGE):
+        raise Conflict(WAITING_REFUSAL)
     if task.state == TaskState.COMPLETED or (execution is not None and execution != task.execution):
         events.task_duplicate(
             log=run.log, actor=run.actor, task=task, event="TaskCompleted", data=result
@@ -276,11 +283,18 @@ def _complete_step(run, task, result, execution) -> TaskResult:
 
 @transaction.atomic
 def task_fail(
-    *, task_id, actor: Actor, error: str, retryable: bool = True, execution: int | None = None
+    *,
+    task_id,
+    actor: Actor,
+    error: str,
+    retryable: bool = True,
+    execution: int | None = None,
+    occurred_at=None,
 ) -> TaskResult:
     """Record a failed attempt: retry after back-off while attempts remain, else open an incident."""
     run, task = _lock_for_task(task_id)
     run.actor = actor
+    run.log.occurred_at = occurred_at
     done = _fail_step(run, task, error, retryable, execution)
     run.save()
     return done

@@ -1,7 +1,7 @@
-"""Timers: one function acts on a task whose ``wake_at`` is due — re-enqueue a step nobody
-took, reclaim an expired lease, escalate an overdue human task, apply a wait's ``on_timeout``,
-run a cancelled process's next compensation, queue again the start or the cancellation of
-children — and one on a process whose ``deadline`` passed.
+"""Timers: one function acts on a task whose ``wake_at`` is due — fire a TIMER task, re-enqueue
+a step nobody took, reclaim an expired lease, escalate an overdue human task, apply a wait's
+``on_timeout``, run a cancelled process's next compensation, queue again the start or the
+cancellation of children — and one on a process whose ``deadline`` passed.
 
 ``timers_sweep`` selects what is due and calls them; ``timer_loop`` runs it to the second
 (``manage.py workers``, ``manage.py timers``), the django-q2 schedule every minute as a fallback
@@ -18,7 +18,7 @@ from django.db.models import Min
 from django.utils import timezone
 
 from processes import events, hooks, queue
-from processes.engine import compensation
+from processes.engine import compensation, waits
 from processes.engine._run import (
     MAX_LOST_LEASES,
     _advance,
@@ -28,6 +28,7 @@ from processes.engine._run import (
     _Run,
     _transition,
 )
+from processes.engine.absences import absences_apply
 from processes.events import Actor
 from processes.models import (
     ACTIVE_PROCESS_STATES,
@@ -73,6 +74,9 @@ def task_wake(*, task_id, now=None) -> str:
         task.wake_at = now + dt.timedelta(seconds=settings.FLOWDESK_REENQUEUE_AFTER)
         queue.on_commit(queue.enqueue_children, [task.pk])
         outcome = "spawned"
+    elif task.state == TaskState.SCHEDULED and task.type in (TaskType.TIMER, TaskType.MESSAGE):
+        outcome = waits.timer_fire(run, task, now)
+        _advance(run)
     elif task.state == TaskState.SCHEDULED and task.handler:
         task.wake_at = now + dt.timedelta(seconds=settings.FLOWDESK_REENQUEUE_AFTER)
         run.to_enqueue.append(task)
@@ -212,8 +216,8 @@ def _escalate(run: _Run, task: TaskInstance, now) -> str:
 
 def timers_sweep(*, limit: int = 1000) -> dict:
     """Act on every task whose timer is due (retry back-off, lost enqueue, lease, escalation,
-    wait deadline, compensation, children) and every process whose deadline passed; return
-    how many of each outcome."""
+    wait deadline, compensation, children), every process whose deadline passed and every
+    absence that began; return how many of each outcome."""
     now = timezone.now()
     due = TaskInstance.objects.due_for_wake(now).order_by("wake_at")
     late = ProcessInstance.objects.filter(deadline_at__lte=now).order_by("deadline_at")
@@ -232,7 +236,14 @@ def timers_sweep(*, limit: int = 1000) -> dict:
                 logger.exception("%s %s failed", what, pk)
                 outcome = "error"
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    if acted:
+    try:  # absences that began: the open tasks their people hold are passed on
+        handed = absences_apply()
+    except Exception:
+        logger.exception("sweep: handing over absent people's tasks failed")
+        handed = 0
+    if handed:
+        outcomes["handed over (absence)"] = handed
+    if acted or handed:
         logger.info("sweep: %s", outcomes)
     return outcomes
 

@@ -55,6 +55,7 @@ from processes.events.task_events import (  # noqa: F401
     SKIP_DEADLINE,
     SKIP_OPERATOR,
     compensation_run,
+    message_received,
     notification_failed,
     notification_sent,
     task_attempt_failed,
@@ -65,6 +66,7 @@ from processes.events.task_events import (  # noqa: F401
     task_duplicate,
     task_escalated,
     task_failed,
+    task_reassigned,
     task_released,
     task_reminded,
     task_requeued,
@@ -73,4 +75,5 @@ from processes.events.task_events import (  # noqa: F401
     task_scheduled,
     task_skipped,
     task_started,
+    task_substituted,
 )

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from processes import context, hooks
 from processes.db import internals
+from processes.events import chain
 from processes.models import (
     ActorType,
     DefinitionEvent,
@@ -56,6 +57,9 @@ class EventLog:
     process: ProcessInstance
     pending: list[ProcessEvent] = field(default_factory=list)
     correlation: str = ""  # the transaction's own id, when no request or task bound one
+    # When the incoming event happened, as its sender said: stamped on the next event appended
+    # only (the event that records it; what follows from it happens when it is recorded).
+    occurred_at: Any = None
 
 
 def _append(
@@ -71,6 +75,7 @@ def _append(
     correlation = context.correlation_id.get()
     if not correlation:  # no request or task bound one: the transaction gets its own
         log.correlation = correlation = log.correlation or context.new_id()
+    occurred_at, log.occurred_at = log.occurred_at, None
     event = ProcessEvent(
         process=process,
         seq=process.last_seq,
@@ -81,10 +86,12 @@ def _append(
         actor_user=actor.user if actor.user is not None and actor.user.pk else None,
         actor_label=actor.label,
         created_at=timezone.now(),
+        occurred_at=occurred_at,
         data=data or {},
         correlation_id=correlation,
         caused_by=context.caused_by.get(),
     )
+    event.hash = process.last_hash = chain.link(process.last_hash, event)
     log.pending.append(event)
     return event
 

@@ -29,6 +29,11 @@ def task_scheduled(
         data["assignee"] = task.assignee.get_username()
     if task.due_at:
         data["due_at"] = task.due_at.isoformat()
+    if task.type == "TIMER" and task.wake_at:
+        data["wake_at"] = task.wake_at.isoformat()  # when the timer fires
+    if task.message_name:
+        data["message"] = task.message_name
+        data["correlation_key"] = task.correlation_key
     return _append(log=log, type=EventType.TASK_SCHEDULED, actor=actor, task=task, data=data)
 
 
@@ -52,6 +57,17 @@ def task_completed(*, log, actor, task, result: Any, inline: bool = False) -> Pr
     if task.decided_by_id:
         data["decided_by"] = task.decided_by.get_username()
     return _append(log=log, type=EventType.TASK_COMPLETED, actor=actor, task=task, data=data)
+
+
+def message_received(*, log, actor, task, message) -> ProcessEvent:
+    """``message`` (a ``ReceivedMessage``) reached the MESSAGE task ``task``; ``actor``: who
+    sent it (its ``task_completed`` follows)."""
+    data = {"message": message.name, "correlation_key": message.correlation_key}
+    if message.message_id:
+        data["message_id"] = message.message_id
+    if message.pk:
+        data["received_message"] = message.pk
+    return _append(log=log, type=EventType.MESSAGE_RECEIVED, actor=actor, task=task, data=data)
 
 
 def task_attempt_failed(*, log, actor, task, error: str, retry_at) -> ProcessEvent:
@@ -155,6 +171,33 @@ def task_delegated(*, log, actor, task, to_user, comment: str = "") -> ProcessEv
         task=task,
         data={"to": to_user.get_username(), "comment": comment},
     )
+
+
+def task_substituted(
+    *, log, actor, task, absent: str, until: str, to: str | None, role: str, refused: str
+) -> ProcessEvent:
+    """``task`` was passed on because ``absent`` (who would hold it) is away until ``until``:
+    to their substitute ``to``, or to ``role`` (no substitute, or ``refused`` says why the
+    substitute may not take it). The actor is whoever caused the hand-over (the sweep, the
+    person recording the absence, or the event that scheduled the task)."""
+    return _append(
+        log=log,
+        type=EventType.TASK_SUBSTITUTED,
+        actor=actor,
+        task=task,
+        data={"absent": absent, "until": until, "to": to, "role": role, "refused": refused},
+    )
+
+
+def task_reassigned(*, log, actor, task, from_user, from_role: str, reason: str) -> ProcessEvent:
+    """An operator (or the system, for an absence) gave open ``task`` to another person or
+    role; ``from_user``/``from_role``: who held it and its role before, ``reason`` why."""
+    data = {"from_role": from_role, "to_role": task.candidate_role, "reason": reason}
+    if from_user is not None:
+        data["from"] = from_user.get_username()
+    if task.assignee_id:
+        data["to"] = task.assignee.get_username()
+    return _append(log=log, type=EventType.TASK_REASSIGNED, actor=actor, task=task, data=data)
 
 
 def task_escalated(*, log, actor, task, from_role: str, to_role: str) -> ProcessEvent:

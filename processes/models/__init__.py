@@ -7,6 +7,7 @@ One module per kind of row (``states``, ``definitions``, ``instances``, ``tasks`
 ``read_models``); every name is importable from ``processes.models`` as before.
 """
 
+from processes.models.absences import Absence, AbsenceQuerySet  # noqa: F401
 from processes.models.audit import (  # noqa: F401
     ActorType,
     EventType,
@@ -24,10 +25,13 @@ from processes.models.instances import (  # noqa: F401
     ProcessInstance,
     overdue_q,
 )
+from processes.models.messages import ReceivedMessage  # noqa: F401
 from processes.models.read_models import (  # noqa: F401
     ClusterHeartbeat,
     ProjectionState,
     TaskExecution,
+    TimerLease,
+    TrendPeriod,
 )
 from processes.models.states import (  # noqa: F401
     ACTIVE_PROCESS_STATES,

@@ -48,7 +48,9 @@ class EventType(models.TextChoices):
     TASK_RELEASED = "task_released", "Task released"
     TASK_DELEGATED = "task_delegated", "Task delegated"
     TASK_ESCALATED = "task_escalated", "Task escalated"
+    TASK_REASSIGNED = "task_reassigned", "Task reassigned"
     TASK_REMINDED = "task_reminded", "Reminder sent"
+    TASK_SUBSTITUTED = "task_substituted", "Task passed on (absence)"
     COMPENSATION_RUN = "compensation_run", "Compensation run"
     PROCESS_CANCELLING = "process_cancelling", "Process cancelling (compensating)"
     PROCESS_DEADLINE_PASSED = "process_deadline_passed", "Process deadline passed"
@@ -66,6 +68,7 @@ class EventType(models.TextChoices):
     COMPENSATION_SKIPPED = "compensation_skipped", "Compensation skipped"
     NOTIFICATION_SENT = "notification_sent", "Notification sent"
     NOTIFICATION_FAILED = "notification_failed", "Notification failed"
+    MESSAGE_RECEIVED = "message_received", "Message received"
 
 
 class ActorType(models.TextChoices):
@@ -104,6 +107,11 @@ class ProcessEvent(AppendOnlyModel):
     )
     actor_label = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
+    occurred_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When it happened, as the sender said (recorded: created_at).",
+    )
     data = models.JSONField(default=dict, blank=True)
     correlation_id = models.CharField(
         max_length=64,
@@ -114,6 +122,14 @@ class ProcessEvent(AppendOnlyModel):
     )
     caused_by = models.BigIntegerField(
         null=True, blank=True, help_text="The id of the event this one is a consequence of."
+    )
+    hash = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        db_default="",  # events written before the chain: none
+        help_text="SHA-256 over the previous event's hash and this one's content "
+        "(processes.events.chain).",
     )
 
     append_only_what = "process events"

@@ -39,6 +39,9 @@ class ProcessInstance(FSMModelMixin, models.Model):
     current_stage = models.CharField(max_length=100, blank=True, default="")
     variables = models.JSONField(default=dict, blank=True)
     last_seq = models.PositiveIntegerField(default=0, help_text="Sequence of the last event.")
+    last_hash = models.CharField(
+        max_length=64, blank=True, default="", db_default="", help_text="The last event's hash."
+    )
     started_by = models.CharField(max_length=200, blank=True, default="")
     started_by_user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -79,6 +82,15 @@ class ProcessInstance(FSMModelMixin, models.Model):
         blank=True,
         help_text="The spec's process deadline; cleared once the timer sweep has raised it.",
     )
+    search_text = models.TextField(
+        blank=True,
+        default="",
+        db_default="",
+        help_text="What the case is found by (spec.search_text): its business key and its "
+        "definition's searchable variables, case-folded. On PostgreSQL a trigram index "
+        "(process_search_trgm, made by its migration: not a portable index) serves "
+        "partial matches.",
+    )
 
     class Meta:
         constraints = [
@@ -100,9 +112,24 @@ class ProcessInstance(FSMModelMixin, models.Model):
             models.Index(fields=["state", "-created_at"], name="process_state_created"),
             models.Index(fields=["definition_key", "-created_at"], name="process_def_created"),
             models.Index(fields=["definition", "state"], name="process_def_state"),
+            # The operations home: the active cases only, by id (joined to their open human
+            # tasks in id order) with their definition and state (counted without the table).
+            models.Index(
+                fields=["id", "definition", "state"],
+                name="process_active",
+                condition=Q(state__in=["running", "failed"]),
+            ),
             models.Index(fields=["business_key"], name="process_business_key"),
             models.Index(fields=["business_status"], name="process_business_status"),
             models.Index(fields=["-created_at"], name="process_created"),
+            # The trends' ended cases per period (completed, cancelled, lead times): one
+            # definition's ended instances by end time, answered from the index alone.
+            models.Index(
+                fields=["definition_key", "completed_at"],
+                name="process_def_ended",
+                include=["state", "created_at"],
+                condition=Q(completed_at__isnull=False),
+            ),
             # The timer sweep's process deadlines.
             models.Index(
                 fields=["deadline_at"],

@@ -1,4 +1,5 @@
-"""Read models projected from the event log (the dashboard), and the cluster heartbeat."""
+"""Read models projected from the event log (the dashboard), the cluster heartbeat and the
+timer loop's lease."""
 
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ class TaskExecution(models.Model):
     completed_at = models.DateTimeField()
     lead_seconds = models.FloatField(help_text="scheduled -> completed")
     run_seconds = models.FloatField(null=True, blank=True, help_text="started -> completed")
+    # The task's due time and candidate role when projected (trends: late approvals per role).
+    due_at = models.DateTimeField(null=True, blank=True)
+    candidate_role = models.CharField(max_length=150, blank=True, default="")
     # The heat map's share of this execution, in ProjectionState.time_zone (PostgreSQL only):
     # whole days (every hour), then the first and the last partial hour of day, and
     # ``heat_full_hours`` whole hours from ``heat_full_hour`` on.
@@ -47,11 +51,45 @@ class TaskExecution(models.Model):
             # The dashboard's window: the executions of one definition's instances started since.
             models.Index(
                 fields=["definition_key", "process_created_at"], name="execution_def_created"
-            )
+            ),
+            # The trends' periods: one definition's executions by completion time, every column
+            # they read included (PostgreSQL answers from the index alone).
+            models.Index(
+                fields=["definition_key", "completed_at"],
+                name="execution_def_completed",
+                include=["task_type", "lead_seconds", "due_at", "candidate_role"],
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.definition_key}:{self.task_name} #{self.event_id}"
+
+
+class TrendPeriod(models.Model):
+    """One closed period's trends of one definition, as ``processes.trends`` first worked them
+    out (all but the approvals still open past due, counted afresh on every request).
+
+    Cases start, end and tasks finish "now": a closed period's figures don't change, except
+    through a case reopened or removed later (not reflected here). Written only by
+    ``processes.trends``; rows of another time zone are simply not read.
+    """
+
+    definition_key = models.CharField(max_length=100)
+    by = models.CharField(max_length=5, help_text="month or week")
+    time_zone = models.CharField(max_length=100)
+    start = models.DateField(help_text="The period's first day.")
+    figures = models.JSONField(help_text="processes.trends.Period's fields but start, late_open.")
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["definition_key", "by", "time_zone", "start"], name="trend_period_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.definition_key} {self.by} {self.start}"
 
 
 class ProjectionState(models.Model):
@@ -108,3 +146,21 @@ class ClusterHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.supervisor} ({self.state})"
+
+
+class TimerLease(models.Model):
+    """Who runs the timer loop: one holder at a time across every host (PostgreSQL).
+
+    The holder renews ``expires_at`` (the database's clock, so hosts' clocks don't matter)
+    every third of ``FLOWDESK_TIMER_LEASE`` seconds; once it expired, another supervisor takes
+    it over. A row rather than a session advisory lock, so it works behind PgBouncer in
+    transaction mode (``processes.supervisor.leader``).
+    """
+
+    name = models.CharField(max_length=50, primary_key=True)
+    holder = models.CharField(max_length=150, help_text="Supervisor id and process id.")
+    expires_at = models.DateTimeField()
+    acquired_at = models.DateTimeField(help_text="When this holder took it.")
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.holder}"

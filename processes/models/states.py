@@ -31,6 +31,8 @@ class TaskType(models.TextChoices):
     SERVICE = "SERVICE", "Service"
     HUMAN = "HUMAN", "Human"
     PROCESS = "PROCESS", "Sub-process"
+    TIMER = "TIMER", "Timer"
+    MESSAGE = "MESSAGE", "Message"
 
 
 class TaskState(models.TextChoices):

@@ -31,6 +31,9 @@ class TaskInstance(FSMModelMixin, models.Model):
     process = models.ForeignKey(
         ProcessInstance, on_delete=models.CASCADE, related_name="tasks", db_index=False
     )
+    # The process's definition key, copied when the task is made: the inbox's filter and its counts
+    # per process type read open tasks alone (one index), never a join to a million processes.
+    definition_key = models.SlugField(max_length=100, db_index=False, editable=False)
     stage = models.CharField(max_length=100)
     stage_index = models.PositiveIntegerField(default=0)
     name = models.CharField(max_length=100)
@@ -74,6 +77,15 @@ class TaskInstance(FSMModelMixin, models.Model):
         related_name="decided_tasks",
         db_index=False,  # (a partial index below: service tasks have none)
     )
+    on_behalf_of = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # shown with the task, never searched
+        help_text="The absent person whose task this is (their substitute or role holds it).",
+    )
     visibility = models.CharField(
         max_length=20,
         blank=True,
@@ -99,6 +111,12 @@ class TaskInstance(FSMModelMixin, models.Model):
     wake_at = models.DateTimeField(
         null=True, blank=True, help_text="When the timer sweep must look at this task again."
     )
+    message_name = models.CharField(
+        max_length=200, blank=True, default="", help_text="MESSAGE: the message it waits for."
+    )
+    correlation_key = models.CharField(
+        max_length=200, blank=True, default="", help_text="MESSAGE: the key that message carries."
+    )
     scheduled_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -120,6 +138,13 @@ class TaskInstance(FSMModelMixin, models.Model):
                 name="task_open_human_role",
                 condition=Q(state="scheduled", type="HUMAN"),
             ),
+            # The inbox's counts and its process-type filter: every column they read is in it, so
+            # PostgreSQL answers from the index alone (an index-only scan).
+            models.Index(
+                fields=["candidate_role", "definition_key", "visibility", "assignee", "claimed_by"],
+                name="task_open_human_listing",
+                condition=Q(state="scheduled", type="HUMAN"),
+            ),
             models.Index(
                 fields=["assignee", "due_at"],
                 name="task_open_human_assignee",
@@ -135,6 +160,13 @@ class TaskInstance(FSMModelMixin, models.Model):
             models.Index(
                 fields=["due_at"],
                 name="task_open_human_due",
+                condition=Q(state="scheduled", type="HUMAN"),
+            ),
+            # The trends' approvals open past due of one definition, by due time and role.
+            models.Index(
+                fields=["definition_key", "due_at"],
+                name="task_open_human_def_due",
+                include=["candidate_role"],
                 condition=Q(state="scheduled", type="HUMAN"),
             ),
             models.Index(
@@ -155,6 +187,24 @@ class TaskInstance(FSMModelMixin, models.Model):
                 fields=["claimed_by"], name="task_claimed_by", condition=Q(claimed_by__isnull=False)
             ),
             models.Index(fields=["state", "name"], name="task_state_name"),
+            # The operations home: open human tasks by process (cases waiting for people, per
+            # definition, joined in process order), and the open incidents oldest first.
+            models.Index(
+                fields=["process"],
+                name="task_open_human_process",
+                condition=Q(state="scheduled", type="HUMAN"),
+            ),
+            models.Index(
+                fields=["finished_at", "id"],
+                name="task_failed_since",
+                condition=Q(state__in=["failed", "compensation_failed"]),
+            ),
+            # POST /api/messages/ finds the tasks waiting for one message.
+            models.Index(
+                fields=["message_name", "correlation_key"],
+                name="task_waiting_message",
+                condition=Q(state="scheduled", type="MESSAGE"),
+            ),
         ]
         ordering = ["stage_index", "id"]
 
@@ -306,6 +356,7 @@ class TaskInstance(FSMModelMixin, models.Model):
         self.last_error = ""
         self.claimed_by = None
         self.decided_by = None
+        self.on_behalf_of = None
         self.due_at = None
         self.escalated_at = None
         self.timed_out_at = None

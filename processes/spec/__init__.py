@@ -12,7 +12,8 @@ Pure: nothing here touches the database (the layer every other one may import).
 - ``conditions``: conditions and variable paths (``lookup``, ``evaluate_condition``, ...);
 - ``decisions``: a person's decision checked against a human task's outcomes and form;
 - ``data``: declared, typed process data (``validate``, ``coerce``, ``check_variable_changes``,
-  ``free_problems``) and ``normalize_business_key``: the checks every entrance calls.
+  ``free_problems``) and ``normalize_business_key``: the checks every entrance calls;
+- ``search``: the ``search`` list, the text a case is found by and the form of a query.
 """
 
 from processes.spec.conditions import (
@@ -28,6 +29,7 @@ from processes.spec.data import (
     declared_field,
     declared_variables,
     free_problems,
+    moment,
     normalize_business_key,
     text_problem,
     validate,
@@ -36,6 +38,7 @@ from processes.spec.decisions import FORM_NUMBER_LIMIT, validate_decision
 from processes.spec.fields import parse_iso_duration, slugify_key, validate_condition
 from processes.spec.flow import call_cycles, task_path
 from processes.spec.parse import ANY_HANDLER, parse, parse_or_raise
+from processes.spec.search import search_term, search_text
 from processes.spec.types import (
     BUSINESS_KEY_UNIQUE,
     CONDITION_OPS,
@@ -51,6 +54,7 @@ from processes.spec.types import (
     CallSpec,
     Escalation,
     FormField,
+    MessageSpec,
     ProcessSpec,
     RetryPolicy,
     ReworkSpec,
@@ -78,6 +82,7 @@ __all__ = [
     "VISIBILITIES",
     "Escalation",
     "FormField",
+    "MessageSpec",
     "ProcessSpec",
     "RetryPolicy",
     "SpecError",
@@ -93,6 +98,7 @@ __all__ = [
     "declared_field",
     "declared_variables",
     "free_problems",
+    "moment",
     "normalize_business_key",
     "text_problem",
     "validate",
@@ -100,6 +106,8 @@ __all__ = [
     "describe_condition",
     "evaluate_condition",
     "lookup",
+    "search_term",
+    "search_text",
     "parse",
     "parse_iso_duration",
     "parse_or_raise",

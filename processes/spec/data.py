@@ -166,6 +166,19 @@ def _coerce_date(value: Any) -> str:
     raise ValueError("must be a date YYYY-MM-DD")
 
 
+def moment(value: Any) -> dt.datetime:
+    """An ISO 8601 date-time (a TIMER's ``until``, a message's ``occurred_at``) as an aware
+    datetime (UTC when it names no offset); ValueError saying what it must be."""
+    if isinstance(value, str) and 10 <= len(value.strip()) <= 40:
+        try:
+            found = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            found = None
+        if found is not None:
+            return found if found.tzinfo else found.replace(tzinfo=dt.UTC)
+    raise ValueError("must be an ISO 8601 date-time like 2026-12-24T18:00:00+01:00")
+
+
 def _coerce_number(f: FormField, value: Any) -> int | str:
     if isinstance(value, bool):
         raise ValueError("must be a number")

@@ -23,6 +23,7 @@ from processes.spec.fields import (
 )
 from processes.spec.flow import _check_rework, _parse_call, _parse_outcomes
 from processes.spec.limits import max_tasks, storage_problems
+from processes.spec.search import parse_search
 from processes.spec.typed_fields import _parse_form, parse_fields
 from processes.spec.types import (
     BUSINESS_KEY_UNIQUE,
@@ -39,6 +40,7 @@ from processes.spec.types import (
     StageSpec,
     TaskSpec,
 )
+from processes.spec.waits import is_extra, parse_waits
 
 # known_handlers=ANY_HANDLER: don't check handler names (a stored, published spec is read back
 # in a process that may not have imported every handler module, e.g. the web server).
@@ -199,6 +201,7 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
     _check_separation_of_duties(c, stages, task_names)
     _check_rework(c, stages_raw, stages)
     declared_input = _parse_input(c, data, task_names)
+    search = parse_search(c, data.get("search"))
     if c.errors:
         return None
     stages.sort(key=lambda s: s.order)
@@ -217,6 +220,7 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
         deadline=deadline,
         retention=retention,
         input=declared_input,
+        search=search,
         raw=data,
     )
 
@@ -347,6 +351,9 @@ def _parse_task(
     summary = _parse_summary(c, raw.get("summary"), f"{path}.summary")
     if summary and ttype != "HUMAN":
         c.add(f"{path}.summary", "only a HUMAN task has a summary")
+    explain = _parse_summary(c, raw.get("explain"), f"{path}.explain")
+    if explain and ttype != "HUMAN":
+        c.add(f"{path}.explain", "only a HUMAN task explains an amount")
     inline = _parse_inline(c, raw, path, ttype, handler)
     if inline and waiting_status:
         c.add(f"{path}.waiting_status", "an inline step never waits: it has no waiting status")
@@ -354,9 +361,10 @@ def _parse_task(
     result = None
     if raw.get("result") is not None:
         result = parse_fields(c, raw["result"], f"{path}.result", dotted=True)
-        if ttype != "SERVICE":
-            c.add(f"{path}.result", "only a SERVICE task declares its result")
-    extra = {k: v for k, v in raw.items() if k not in KNOWN_TASK_FIELDS}
+        if ttype not in ("SERVICE", "MESSAGE"):
+            c.add(f"{path}.result", "only a SERVICE or MESSAGE task declares its result")
+    wait, until, message = parse_waits(c, raw, path, ttype, handler)
+    extra = {k: v for k, v in raw.items() if k not in KNOWN_TASK_FIELDS or is_extra(k, ttype)}
     return TaskSpec(
         name=name,
         type=ttype,
@@ -387,8 +395,12 @@ def _parse_task(
         external_decision=external,
         on_timeout=on_timeout,
         summary=summary,
+        explain=explain,
         inline=inline,
         result=result,
+        wait=wait,
+        until=until,
+        message=message,
         extra=extra,
     )
 

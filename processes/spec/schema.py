@@ -14,7 +14,8 @@ definitions).
 reference page from the descriptions below.
 
 Its parts: ``schema_words`` (patterns and builders), ``schema_defs`` (the shared ``$defs``),
-``schema_tasks`` (a task's fields and the rules between them); this module puts them together.
+``schema_tasks`` (a task's fields); this module adds the rules between a task's type and its
+fields and puts them together.
 """
 
 from __future__ import annotations
@@ -22,22 +23,151 @@ from __future__ import annotations
 from typing import Any
 
 from processes.spec.limits import MAX_DEPTH, MAX_DURATION_TEXT
-from processes.spec.schema_defs import DEFS
-from processes.spec.schema_tasks import task_schema
+from processes.spec.schema_defs import DEFS, MESSAGE_FIELD, UNTIL, WAIT
+from processes.spec.schema_tasks import TASK_FIELDS
 from processes.spec.schema_words import (
     DIALECT,
+    EMPTY,
+    HUMAN,
     KEY,
+    MESSAGE,
     NAME,
     NUMBER,
+    PROCESS,
     RETENTION_TEXT,
+    SERVICE,
+    TIMER,
+    VAR_PATH,
     duration,
     fields,
+    task_type_is,
     text,
 )
+from processes.spec.search import MAX_SEARCH_PATHS
 from processes.spec.types import (
     BUSINESS_KEY_UNIQUE,
     VISIBILITIES,
 )
+
+# Fields that must be absent (not even null) on tasks of other types: the parser checks presence.
+PRESENCE_CHECKED = ("not_by", "not_by_var", "show", "external_decision")
+
+
+def task_schema() -> dict:
+    rules: list[dict] = [
+        # HUMAN: a role, no handler; other types: nothing of a person's
+        {
+            "if": task_type_is(HUMAN),
+            "then": {
+                "required": ["assigned_to"],
+                "properties": {"assigned_to": {"type": "string"}, "handler": {"type": "null"}},
+            },
+            "else": {
+                "not": {"anyOf": [{"required": [name]} for name in PRESENCE_CHECKED]},
+                "properties": {
+                    "form": {"enum": [None, []]},
+                    "escalation": {"type": "null"},
+                    "summary": {"enum": [None, []]},
+                    "explain": {"enum": [None, []]},
+                    "outcomes": {"enum": EMPTY},
+                },
+            },
+        },
+        # PROCESS: the child process, no handler; other types: no child process
+        {
+            "if": task_type_is(PROCESS),
+            "then": {
+                "required": ["process"],
+                "properties": {"handler": {"type": "null"}},
+            },
+            "else": {"properties": {"process": {"type": "null"}}},
+        },
+        # result: a SERVICE or MESSAGE task's; other types declare none (not even an empty list)
+        {
+            "if": {"anyOf": [task_type_is(SERVICE), task_type_is(MESSAGE)]},
+            "else": {"properties": {"result": {"type": "null"}}},
+        },
+        # TIMER: a wait or an until (one of them), no handler (other types: extra fields)
+        {
+            "if": task_type_is(TIMER),
+            "then": {
+                "properties": {"handler": {"type": "null"}, "wait": WAIT, "until": UNTIL},
+                "anyOf": [
+                    {
+                        "required": ["wait"],
+                        "properties": {
+                            "wait": {"not": {"type": "null"}},
+                            "until": {"type": "null"},
+                        },
+                    },
+                    {
+                        "required": ["until"],
+                        "properties": {
+                            "until": {"not": {"type": "null"}},
+                            "wait": {"type": "null"},
+                        },
+                    },
+                ],
+            },
+        },
+        # MESSAGE: the message, no handler (other types: an extra field)
+        {
+            "if": task_type_is(MESSAGE),
+            "then": {
+                "required": ["message"],
+                "properties": {"handler": {"type": "null"}, "message": MESSAGE_FIELD},
+            },
+        },
+        # inline: a SERVICE task with a handler
+        {
+            "if": {"required": ["inline"], "properties": {"inline": {"const": True}}},
+            "then": {
+                "allOf": [task_type_is(SERVICE)],
+                "required": ["handler"],
+                "properties": {"handler": {"type": "string"}},
+            },
+        },
+        # on_timeout: an external task with a timeout, or a HUMAN task with a due and no escalation
+        {
+            "if": {"required": ["on_timeout"]},
+            "then": {
+                "anyOf": [
+                    {
+                        "allOf": [task_type_is(SERVICE)],
+                        "required": ["timeout"],
+                        "properties": {
+                            "handler": {"type": "null"},
+                            "timeout": {"not": {"type": "null"}},
+                        },
+                    },
+                    {
+                        "allOf": [task_type_is(HUMAN)],
+                        "required": ["due"],
+                        "properties": {
+                            "due": {"not": {"type": "null"}},
+                            "escalation": {"type": "null"},
+                        },
+                    },
+                ]
+            },
+        },
+    ]
+    properties = {}
+    for name, schema, types in TASK_FIELDS:
+        entry = dict(schema)
+        if types is not None:
+            entry["x-task-types"] = list(types)
+        properties[name] = entry
+    return {
+        "type": "object",
+        "description": (
+            "One task. Fields this language does not know are kept and passed on in the "
+            "external task's StartTask payload, as the seed's workflow manager does."
+        ),
+        "required": ["task_name"],
+        "properties": properties,
+        "allOf": rules,
+    }
 
 
 def definition_schema(schema_id: str | None = None) -> dict:
@@ -109,6 +239,22 @@ def definition_schema(schema_id: str | None = None) -> dict:
                     "archives them: whole years, months, weeks or days (`P7Y`, `P90D`); none: "
                     "kept for ever."
                 ),
+            },
+            "search": {
+                "description": (
+                    "The variable paths operators find cases by, besides the business key "
+                    "(`employee_id`, `salary_base.employee_name`): a case-insensitive partial "
+                    "match in the admin, the inbox and the API (`?q=`)."
+                ),
+                "anyOf": [
+                    {"type": "null"},
+                    {"type": "string", "pattern": VAR_PATH},
+                    {
+                        "type": "array",
+                        "maxItems": MAX_SEARCH_PATHS,
+                        "items": {"type": "string", "pattern": VAR_PATH},
+                    },
+                ],
             },
             "input": fields(
                 "The fields a process is started with, each checked and converted to its type "

@@ -1,6 +1,7 @@
 """The shared parts of the definition schema (``$defs``): what a duration, a condition, a
 retry, a typed field, an escalation, a summary, an outcome or a process call may be, referred to
-as ``#/$defs/<name>`` by the task and definition schemas (``schema_tasks``, ``schema``)."""
+as ``#/$defs/<name>`` by the task and definition schemas (``schema_tasks``, ``schema``); and the
+fields only a TIMER or a MESSAGE task reads."""
 
 from __future__ import annotations
 
@@ -287,3 +288,23 @@ DEFS: dict[str, Any] = {
         },
     },
 }
+
+# A TIMER's and a MESSAGE task's own fields: checked on those types only (``task_schema``'s
+# rules); on other types they are extra fields, kept and passed on like any other.
+WAIT = {"anyOf": [{"type": "null"}, {"$ref": "#/$defs/duration"}]}
+UNTIL = {"anyOf": [{"type": "null"}, {"type": "string", "pattern": VAR_PATH}]}
+MESSAGE_FIELD = {
+    "type": "object",
+    "required": ["name", "key"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "pattern": NAME},
+        "key": {"type": "string", "pattern": VAR_PATH},
+    },
+}
+
+
+def waits_for(typed: dict, description: str) -> dict:
+    """A field only one task type reads: any value here (an extra field on other types), its
+    type under that type's rule (``x-typed``: the same, for the reference)."""
+    return {"description": description, "x-typed": typed}

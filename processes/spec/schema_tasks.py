@@ -1,21 +1,23 @@
-"""A task in the definition schema: each field with the task types it belongs to
-(``TASK_FIELDS``), and the rules between a task's type and its fields (``task_schema``)."""
+"""A task's fields in the definition schema, each with the task types it belongs to
+(``TASK_FIELDS``); ``schema.task_schema`` adds the rules between a task's type and its fields."""
 
 from __future__ import annotations
 
+from processes.spec.schema_defs import MESSAGE_FIELD, UNTIL, WAIT, waits_for
 from processes.spec.schema_words import (
     EMPTY,
     HUMAN,
     IDENTIFIER,
+    MESSAGE,
     NAME,
     PROCESS,
     SERVICE,
     TASK_TYPE_PATTERN,
+    TIMER,
     VAR_PATH,
     duration,
     fields,
     paths,
-    task_type_is,
     text,
 )
 from processes.spec.types import (
@@ -45,7 +47,8 @@ TASK_FIELDS: list[tuple[str, dict, tuple[str, ...] | None]] = [
             "description": (
                 "`SERVICE`: a handler on a worker, or an external system when it has no "
                 "`handler`; `HUMAN`: a person of the role `assigned_to` decides; `PROCESS`: "
-                "starts child processes and waits for them. Any case."
+                "starts child processes and waits for them; `TIMER`: waits for a duration or "
+                "a moment; `MESSAGE`: waits for a message (`POST /api/messages/`). Any case."
             ),
         },
         None,
@@ -147,9 +150,10 @@ TASK_FIELDS: list[tuple[str, dict, tuple[str, ...] | None]] = [
         fields(
             "The fields of what the task brings back, typed like `input` and named below the "
             "task (`amount` is `<task>.amount`): a handler's result that breaks it fails the "
-            "attempt, an external task's `TaskCompleted` is refused (400). None: any JSON object."
+            "attempt, an external task's `TaskCompleted` is refused (400), a MESSAGE task's "
+            "message too. None: any JSON object."
         ),
-        (SERVICE,),
+        (SERVICE, MESSAGE),
     ),
     (
         "assigned_to",
@@ -251,6 +255,20 @@ TASK_FIELDS: list[tuple[str, dict, tuple[str, ...] | None]] = [
         (HUMAN,),
     ),
     (
+        "explain",
+        {
+            "description": (
+                "How the amount came about, e.g. base, rating, rate, amount: `[{label, var, "
+                "format}]`, shown to the decider in that order."
+            ),
+            "anyOf": [
+                {"type": "null"},
+                {"type": "array", "items": {"$ref": "#/$defs/summary_item"}},
+            ],
+        },
+        (HUMAN,),
+    ),
+    (
         "external_decision",
         {
             "type": "boolean",
@@ -272,6 +290,25 @@ TASK_FIELDS: list[tuple[str, dict, tuple[str, ...] | None]] = [
         (SERVICE, HUMAN),
     ),
     (
+        "wait",
+        waits_for(WAIT, "How long the timer waits once it is scheduled (or `until`)."),
+        (TIMER,),
+    ),
+    (
+        "until",
+        waits_for(UNTIL, "A variable path holding the ISO 8601 date-time it fires at."),
+        (TIMER,),
+    ),
+    (
+        "message",
+        waits_for(
+            MESSAGE_FIELD,
+            "`{name, key}`: the message waited for, and the variable path whose value is its "
+            "correlation key.",
+        ),
+        (MESSAGE,),
+    ),
+    (
         "process",
         {
             "$ref": "#/$defs/process_call",
@@ -280,88 +317,3 @@ TASK_FIELDS: list[tuple[str, dict, tuple[str, ...] | None]] = [
         (PROCESS,),
     ),
 ]
-
-# Fields that must be absent (not even null) on tasks of other types: the parser checks presence.
-PRESENCE_CHECKED = ("not_by", "not_by_var", "show", "external_decision")
-
-
-def task_schema() -> dict:
-    rules: list[dict] = [
-        # HUMAN: a role, no handler; other types: nothing of a person's
-        {
-            "if": task_type_is(HUMAN),
-            "then": {
-                "required": ["assigned_to"],
-                "properties": {"assigned_to": {"type": "string"}, "handler": {"type": "null"}},
-            },
-            "else": {
-                "not": {"anyOf": [{"required": [name]} for name in PRESENCE_CHECKED]},
-                "properties": {
-                    "form": {"enum": [None, []]},
-                    "escalation": {"type": "null"},
-                    "summary": {"enum": [None, []]},
-                    "outcomes": {"enum": EMPTY},
-                },
-            },
-        },
-        # PROCESS: the child process, no handler; other types: no child process
-        {
-            "if": task_type_is(PROCESS),
-            "then": {
-                "required": ["process"],
-                "properties": {"handler": {"type": "null"}},
-            },
-            "else": {"properties": {"process": {"type": "null"}}},
-        },
-        # result: a SERVICE task's; other types declare none (not even an empty list)
-        {"if": task_type_is(SERVICE), "else": {"properties": {"result": {"type": "null"}}}},
-        # inline: a SERVICE task with a handler
-        {
-            "if": {"required": ["inline"], "properties": {"inline": {"const": True}}},
-            "then": {
-                "allOf": [task_type_is(SERVICE)],
-                "required": ["handler"],
-                "properties": {"handler": {"type": "string"}},
-            },
-        },
-        # on_timeout: an external task with a timeout, or a HUMAN task with a due and no escalation
-        {
-            "if": {"required": ["on_timeout"]},
-            "then": {
-                "anyOf": [
-                    {
-                        "allOf": [task_type_is(SERVICE)],
-                        "required": ["timeout"],
-                        "properties": {
-                            "handler": {"type": "null"},
-                            "timeout": {"not": {"type": "null"}},
-                        },
-                    },
-                    {
-                        "allOf": [task_type_is(HUMAN)],
-                        "required": ["due"],
-                        "properties": {
-                            "due": {"not": {"type": "null"}},
-                            "escalation": {"type": "null"},
-                        },
-                    },
-                ]
-            },
-        },
-    ]
-    properties = {}
-    for name, schema, types in TASK_FIELDS:
-        entry = dict(schema)
-        if types is not None:
-            entry["x-task-types"] = list(types)
-        properties[name] = entry
-    return {
-        "type": "object",
-        "description": (
-            "One task. Fields this language does not know are kept and passed on in the "
-            "external task's StartTask payload, as the seed's workflow manager does."
-        ),
-        "required": ["task_name"],
-        "properties": properties,
-        "allOf": rules,
-    }

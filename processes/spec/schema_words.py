@@ -47,7 +47,7 @@ TASK_TYPE_PATTERN = "^(" + "|".join(any_case(t) for t in TASK_TYPES) + ")$"
 # The parser's "empty": outcomes that are falsy mean "no outcomes".
 EMPTY = [None, False, 0, "", [], {}]
 
-HUMAN, SERVICE, PROCESS = "HUMAN", "SERVICE", "PROCESS"
+HUMAN, SERVICE, PROCESS, TIMER, MESSAGE = "HUMAN", "SERVICE", "PROCESS", "TIMER", "MESSAGE"
 
 
 def task_type_is(task_type: str) -> dict:
@@ -98,7 +98,7 @@ def type_is(*types: str) -> dict:
 
 
 def typed_field(name: dict | None, types: tuple[str, ...]) -> dict:
-    """A typed field (``typed_fields.parse_fields``): of a form (``name`` an identifier), of a
+    """A typed field (``fields.parse_fields``): of a form (``name`` an identifier), of a
     definition's ``input`` or a SERVICE task's ``result`` (a variable path, and ``list``), or a
     list's ``items`` (``name`` None: no name, no ``items`` of its own, other keys ignored)."""
     properties: dict[str, Any] = {} if name is None else {"name": name}
@@ -166,7 +166,7 @@ def typed_field(name: dict | None, types: tuple[str, ...]) -> dict:
         schema["not"] = {"anyOf": [{"required": ["name"]}, {"required": ["items"]}]}
     else:
         schema["required"] = ["name"]
-        schema["additionalProperties"] = False  # typed_fields.FIELD_KEYS: other keys are refused
+        schema["additionalProperties"] = False  # fields.FIELD_KEYS: other keys are refused
     if "list" in types:
         properties["items"] = {
             "$ref": "#/$defs/list_items",

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-TASK_TYPES = ("SERVICE", "HUMAN", "PROCESS")
+TASK_TYPES = ("SERVICE", "HUMAN", "PROCESS", "TIMER", "MESSAGE")
 FORM_FIELD_TYPES = ("string", "text", "integer", "decimal", "boolean", "date", "choice")
 # Declared input and results may also hold a list of values of one of the form's types.
 DATA_FIELD_TYPES = (*FORM_FIELD_TYPES, "list")
@@ -49,8 +49,12 @@ KNOWN_TASK_FIELDS = {
     "process",
     "on_timeout",
     "summary",
+    "explain",
     "inline",
     "result",
+    "wait",
+    "until",
+    "message",
 }
 # How a summary item shows its value (tasks_inbox.presenters formats them).
 SUMMARY_FORMATS = ("text", "money", "number", "percent", "date", "datetime", "duration", "choice")
@@ -152,6 +156,15 @@ MAX_ROUNDS_LIMIT = 100
 
 
 @dataclass(frozen=True)
+class MessageSpec:
+    """What a ``MESSAGE`` task waits for: the message ``name`` whose correlation key equals the
+    value of the variable path ``key`` when the task starts waiting."""
+
+    name: str
+    key: str
+
+
+@dataclass(frozen=True)
 class SummaryItem:
     """One line of a human task's summary: "Bonus to approve: €409.32", read from ``var``."""
 
@@ -197,10 +210,16 @@ class TaskSpec:
     external_decision: bool = False  # may be decided by a TaskCompleted seed event too
     on_timeout: str = "incident"  # ON_TIMEOUT: when the external timeout / human due passes
     summary: tuple[SummaryItem, ...] = ()  # the facts a decider needs first (HUMAN)
+    # How the amount came about (HUMAN): the figures it was computed from, in order, e.g. base,
+    # rating, rate, amount; the same items as ``summary``, shown as a small calculation.
+    explain: tuple[SummaryItem, ...] = ()
     result: tuple[FormField, ...] | None = None  # SERVICE: its declared result (None: free)
     # A pure-compute SERVICE handler run inside the engine transaction that makes it ready
     # (no queue, no lease: one ``task_completed`` event); a failed attempt retries on a worker.
     inline: bool = False
+    wait: dt.timedelta | None = None  # TIMER: fires this long after it is scheduled
+    until: str | None = None  # TIMER: or at the ISO date-time this variable path holds
+    message: MessageSpec | None = None  # MESSAGE: the message it waits for
     extra: dict = field(default_factory=dict)
 
     def rework_for(self, outcome) -> ReworkSpec | None:
@@ -261,6 +280,7 @@ class ProcessSpec:
     deadline: dt.timedelta | None = None  # from the start; an incident (one SMS) when it passes
     retention: Retention | None = None  # closed instances older than this are archived
     input: tuple[FormField, ...] | None = None  # the declared input (None: free-form)
+    search: tuple[str, ...] = ()  # variable paths cases are found by (spec.search)
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     def task(self, name: str) -> TaskSpec:

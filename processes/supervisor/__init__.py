@@ -26,12 +26,17 @@ process tree (SIGKILL to the group, a new ``qcluster``) when:
 
 A thread of the supervisor runs the timer loop (``processes.engine.timer_loop``): retry
 back-offs, lost enqueues, leases, escalations, deadlines and compensations to the second, whether
-or not the cluster works. After each (re)start it does not wait for the periodic sweep: it re-enqueues the scheduled service
+or not the cluster works; on PostgreSQL only in the one supervisor across hosts that holds the
+timer lease (``leader``: another takes over within ``FLOWDESK_TIMER_LEASE`` when its host dies). After each (re)start it does not wait for the periodic sweep: it re-enqueues the scheduled service
 steps (Redis tasks that sat in the dead queues are gone; a duplicate is skipped by the engine) and
 runs the timer sweep, then runs it again when the leases of the steps that were running have
 expired, so a step killed mid-run is requeued within its timeout + ``FLOWDESK_LEASE_MARGIN``.
 When a single worker dies in the middle of a step (the sentinel replaces it, nothing freezes),
 its note names the step: enqueued again at once, or swept when its lease expires.
+
+Its row (``ClusterHeartbeat``) lives by being written, at least every heartbeat; a clean stop
+deletes it, and ``/healthz`` (``processes.health``) forgets a silent one after
+``FLOWDESK_SUPERVISOR_EXPIRY``.
 
 A stall (no beat for ``FLOWDESK_STALL_SECONDS``, not explained by busy workers) is logged at
 ERROR and sends one SMS to the on-call admins; the first beat back after it sends another.
@@ -48,6 +53,12 @@ from processes.supervisor.lane import (  # noqa: F401
     OrmBroker,
     RedisBroker,
     lane_name,
+)
+from processes.supervisor.leader import (  # noqa: F401
+    TimerLeader,
+    hold_lease,
+    lease_holder,
+    release_lease,
 )
 from processes.supervisor.procfs import (  # noqa: F401
     become_subreaper,

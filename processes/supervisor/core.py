@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connections
 from django_q.brokers import get_broker, redis_broker
 from django_q.conf import Conf
 from django_q.tasks import async_task
@@ -23,6 +22,7 @@ from django_q.tasks import async_task
 from processes.supervisor.lane import (
     lane_name,
 )
+from processes.supervisor.leader import TimerLeader
 from processes.supervisor.procfs import (
     become_subreaper,
     descendants,
@@ -46,6 +46,7 @@ class Config:
     command: list[str]
     progress_dir: str | None = None
     timers: bool = True  # run the timer loop (``processes.engine.timer_loop``) in a thread
+    timer_lease: float = 5.0  # seconds a dead host keeps the timer loop from the others
 
     @classmethod
     def from_settings(cls, **overrides) -> Config:
@@ -59,6 +60,7 @@ class Config:
             "command": [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "qcluster"],
             "progress_dir": os.environ.get("FLOWDESK_PROGRESS_DIR") or None,
             "timers": settings.FLOWDESK_TIMER_LOOP,
+            "timer_lease": settings.FLOWDESK_TIMER_LEASE,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -84,6 +86,10 @@ class Supervisor(TreeControl, RecordAndRecover):
     ran_seq: int = 0  # the newest beat a worker ran
     unreturned_since: float | None = None  # monotonic: a beat ran and has not come back since
     state: str = "starting"
+    saved_at: float = 0.0  # monotonic time our row was last written (it lives by being written)
+    peers_checked: float = 0.0  # monotonic time we last looked for peers gone
+    peers_gone: set = field(default_factory=set)  # (supervisor, its last word) seen gone
+    timer_leader: TimerLeader | None = None
     started: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
@@ -130,6 +136,10 @@ class Supervisor(TreeControl, RecordAndRecover):
                         self._send_beat(now)
                     self._watch_workers(now)
                     self._check(now)
+                if now - self.saved_at >= self.config.heartbeat:  # our row's lifetime
+                    self._save()
+                if now - self.peers_checked >= max(1.0, self.config.heartbeat):
+                    self._check_peers()
                 if self.sweeps and now >= min(self.sweeps):
                     self.sweeps = [t for t in self.sweeps if t > now]
                     self._sweep("leases of killed steps expired")
@@ -147,22 +157,17 @@ class Supervisor(TreeControl, RecordAndRecover):
 
     def _start_timer_loop(self):
         """Timers to the second, in a thread of this process: the timer loop does not depend
-        on the cluster it supervises (a frozen cluster would freeze a django-q2 schedule)."""
+        on the cluster it supervises (a frozen cluster would freeze a django-q2 schedule). One
+        loop across hosts: the thread runs it while this supervisor holds the timer lease."""
         if not self.config.timers:
             return None
-        from processes import engine
-
         stop = threading.Event()
-
-        def loop():
-            try:
-                engine.timer_loop(stop)
-            finally:
-                connections.close_all()
-
-        thread = threading.Thread(target=loop, name="flowdesk-timers", daemon=True)
+        leader = self.timer_leader = TimerLeader(
+            self.config.supervisor_id, seconds=self.config.timer_lease
+        )
+        thread = threading.Thread(target=leader.run, args=(stop,), name="flowdesk-timers")
+        thread.daemon = True
         thread.start()
-        logger.info("timer loop running (tick %ss)", settings.FLOWDESK_TIMER_TICK)
         return stop, thread
 
     def _on_signal(self, signum, frame) -> None:

@@ -62,6 +62,49 @@ class RecordAndRecover:
             self.sweeps.append(time.monotonic() + wait)
             logger.info("running steps' leases expire within %.0fs: sweeping again then", wait)
 
+    def _check_peers(self) -> None:
+        """A peer of our queue is gone (its host vanished, say SIGKILLed with its cluster): with
+        Redis, the steps its pusher and queues held went with it. Enqueue the scheduled steps
+        again now, as after our own restart, rather than after ``FLOWDESK_REENQUEUE_AFTER``; the
+        steps it was running come back when their leases expire (the timer loop). One survivor
+        does it, the one running the timer loop (every one when none runs it here)."""
+        from processes.models import ClusterHeartbeat
+
+        self.peers_checked = time.monotonic()
+        if self.timer_leader is not None and not self.timer_leader.leading:
+            return
+        now = timezone.now()
+        silent = dt.timedelta(seconds=self.config.stall + self.config.heartbeat)
+        expired = dt.timedelta(seconds=settings.FLOWDESK_SUPERVISOR_EXPIRY)
+        try:
+            gone = set(
+                ClusterHeartbeat.objects.filter(
+                    cluster=self.config.cluster,
+                    checked_at__lt=now - silent,
+                    checked_at__gte=now - expired,
+                )
+                .exclude(pk=self.config.supervisor_id)
+                .exclude(state=ClusterHeartbeat.State.STOPPED)
+                .values_list("pk", "checked_at")
+            )
+        except Exception as exc:
+            if self.db_ok:  # an outage is logged once, by the row's read
+                logger.warning("cannot look for supervisors gone: %s", exc)
+            return
+        new = gone - self.peers_gone
+        if not new:
+            return
+        self.peers_gone |= new
+        for supervisor_id, checked_at in sorted(new):
+            logger.warning(
+                "supervisor %s of queue %s is gone (silent since %s): enqueueing the scheduled "
+                "steps again",
+                supervisor_id,
+                self.config.cluster,
+                checked_at.isoformat(timespec="seconds"),
+            )
+        self._recover()
+
     def _sweep(self, why: str) -> None:
         from processes import engine
 
@@ -149,6 +192,13 @@ class RecordAndRecover:
                     logger.warning("killing qcluster %s left by an earlier run", old.tree_pgid)
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(old.tree_pgid, signal.SIGKILL)
+            expired = timezone.now() - dt.timedelta(seconds=settings.FLOWDESK_SUPERVISOR_EXPIRY)
+            gone = ClusterHeartbeat.objects.filter(checked_at__lt=expired).exclude(pk=me)
+            for supervisor_id in gone.values_list("pk", flat=True):
+                logger.info(
+                    "forgetting supervisor %s: silent for longer than its expiry", supervisor_id
+                )
+            gone.delete()
             row, _ = ClusterHeartbeat.objects.update_or_create(
                 pk=me,
                 defaults={
@@ -195,9 +245,19 @@ class RecordAndRecover:
             self.state = state
             self._save(**fields)
 
+    def _deregister(self) -> None:
+        """A clean stop: our row goes at once, so /healthz counts only who serves."""
+        from processes.models import ClusterHeartbeat
+
+        try:
+            ClusterHeartbeat.objects.filter(pk=self.config.supervisor_id, pid=os.getpid()).delete()
+        except Exception as exc:
+            logger.warning("cannot remove supervisor row (it expires by itself): %s", exc)
+
     def _save(self, **fields) -> None:
         from processes.models import ClusterHeartbeat
 
+        self.saved_at = time.monotonic()
         try:
             ClusterHeartbeat.objects.filter(pk=self.config.supervisor_id).update(
                 state=self.state, restarts=self.restarts, checked_at=timezone.now(), **fields

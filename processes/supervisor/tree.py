@@ -154,7 +154,7 @@ class TreeControl:
         self._kill_tree()  # the rest of the group, in any case
         self._reap()
         self.state = "stopped"
-        self._save()
+        self._deregister()
         if self.own_progress_dir:
             shutil.rmtree(self.progress_dir, ignore_errors=True)
         logger.info("supervisor stopped")

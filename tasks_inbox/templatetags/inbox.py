@@ -14,3 +14,10 @@ def humanize(value) -> str:
 def when(value) -> str:
     """A moment in the site's time zone, in the one date format, zone shown."""
     return presenters.format_when(value) if value else "—"
+
+
+@register.filter
+def money(amount) -> str:
+    """An (number, currency) pair as money: €409.32."""
+    number, currency = amount
+    return presenters.format_money(number, currency or None)

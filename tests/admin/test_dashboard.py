@@ -213,3 +213,20 @@ def test_percentile_and_hour_spreading():
     spread = projections.spread_over_hours(start, start + dt.timedelta(days=1, hours=1))
     assert spread[23] == 3600 + 1800 and spread[0] == 3600 + 1800 and spread[5] == 3600
     assert sum(spread) == 25 * 3600
+
+
+def test_the_dashboard_opens_on_the_configured_definition(
+    admin_client, import_definition, settings
+):
+    from tests.factories import definition_data
+
+    for key in ("apple", "salary", "zebra"):
+        import_definition(definition_data(key))
+    url = reverse("admin:processes_processinstance_dashboard")
+
+    assert admin_client.get(url).context["key"] == "apple"  # the first key by name
+    settings.FLOWDESK_DASHBOARD_KEY = "salary"
+    assert admin_client.get(url).context["key"] == "salary"  # the demo's
+    assert admin_client.get(url, {"key": "zebra"}).context["key"] == "zebra"
+    settings.FLOWDESK_DASHBOARD_KEY = "gone"
+    assert admin_client.get(url).context["key"] == "apple"

@@ -64,6 +64,7 @@ def test_token_form_body_is_415(anon):
         ("post", "/api/events/"),
         ("get", "/api/queues/confirm_order_queue/tasks/"),
         ("get", "/api/inbox/"),
+        ("get", "/api/stats/trends/"),
         ("post", "/api/tasks/1/claim/"),
         ("post", "/api/tasks/1/release/"),
         ("post", "/api/tasks/1/complete/"),

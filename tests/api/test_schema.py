@@ -40,6 +40,7 @@ EXPECTED_PATHS = {
     "/api/processes/{id}/rounds/",
     "/api/processes/{id}/cancel/",
     "/api/events/",
+    "/api/messages/",
     "/api/queues/{task_queue}/tasks/",
     "/api/inbox/",
     "/api/processes/{id}/variables/",
@@ -48,10 +49,16 @@ EXPECTED_PATHS = {
     "/api/tasks/{id}/release/",
     "/api/tasks/{id}/complete/",
     "/api/tasks/{id}/delegate/",
+    "/api/incidents/",
+    "/api/tasks/{id}/retry/",
+    "/api/tasks/{id}/skip/",
+    "/api/tasks/{id}/replay/",
+    "/api/tasks/{id}/reassign/",
     "/api/subscriptions/",
     "/api/subscriptions/{id}/",
     "/api/subscriptions/{id}/deliveries/",
     "/api/deliveries/{id}/replay/",
+    "/api/stats/trends/",
 }
 
 

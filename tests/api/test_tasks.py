@@ -110,6 +110,18 @@ def test_complete_with_decision(api, task, manager):
     assert body["process"]["current_stage"] == "PAY"
 
 
+def test_a_decision_may_say_when_it_was_taken(api, task, manager):
+    from processes.models import ProcessEvent
+
+    body = {"decision": "approve", "data": {"amount": 5}, "occurred_at": "2026-12-06T17:30:00"}
+    assert post(api(manager), task, "complete", body).status_code == 200
+    decided = ProcessEvent.objects.get(task=task, type="task_completed")
+    assert decided.occurred_at.isoformat() == "2026-12-06T17:30:00+00:00"  # no offset: UTC
+    assert decided.created_at > decided.occurred_at
+    bad = post(api(manager), task, "complete", {"decision": "approve", "occurred_at": "soon"})
+    assert bad.status_code == 400 and "occurred_at" in bad.json()["error"]["fields"]
+
+
 def test_complete_invalid_decision_names_fields(api, task, manager):
     response = post(
         api(manager), task, "complete", {"decision": "maybe", "data": {"amount": -1, "x": 1}}

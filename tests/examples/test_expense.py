@@ -69,7 +69,7 @@ def run_step(process, name):
 def test_the_manager_the_hr_system_names_approves_the_claim(hr, claim):
     process, _ = claim
     hr.expect_request("/hr/salary-base", method="POST").respond_with_json(
-        {"employee_id": "E003", "manager": "alice", "employee_name": "Linus Torvalds"}
+        {"employee_id": "E003", "manager": "alice", "employee_name": "Kasimir Corvell"}
     )
     alice = UserFactory(username="alice", roles=["managers"])
 

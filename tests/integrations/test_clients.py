@@ -13,7 +13,7 @@ from tests.conftest import free_port
 
 SALARY = {
     "employee_id": "E001",
-    "employee_name": "Ada Lovelace",
+    "employee_name": "Mira Ashdown",
     "team": "Sales",
     "manager": "alice",
     "period": "2026-11",

@@ -140,6 +140,7 @@ def test_a_killed_cluster_gives_the_503_and_exactly_one_sms_then_one_when_it_is_
     assert down["to"] == "+33612345678"
     assert down["body"].startswith("[Flowdesk] Not working since ")
     assert "worker" in down["body"]
+    assert f"worker supervisor {sup.supervisor_id} (queue " in down["body"]  # names the host
 
     # And when the cluster is back, one SMS says so.
     sup2 = supervisor("orm", FLOWDESK_SUPERVISOR_ID=sup.supervisor_id)

@@ -66,3 +66,28 @@ def start_processes(database_url, definition_key, business_keys, barrier, result
             results.put(("ok", key, str(started.process.pk), started.created))
         except Exception as exc:
             results.put(("error", key, f"{type(exc).__name__}: {exc}"))
+
+
+def send_messages(database_url, keys, barrier, results):
+    """Send ``payment_received`` for each key (buffered an hour) when the sibling is ready too."""
+    os.environ["DATABASE_URL"] = database_url
+    import django
+
+    django.setup()
+    from processes import engine
+    from processes.events import Actor
+
+    actor = Actor.system(f"pid {os.getpid()}")
+    for key in keys:
+        barrier.wait(timeout=30)
+        try:
+            outcome = engine.message_receive(
+                name="payment_received",
+                correlation_key=key,
+                data={"amount": "1"},
+                buffer="PT1H",
+                actor=actor,
+            )
+            results.put(("ok", key, "buffered" if outcome.buffered else "reached"))
+        except Exception as exc:
+            results.put(("error", key, f"{type(exc).__name__}: {exc}"))

@@ -249,7 +249,21 @@ def test_a_batch_writes_the_rows_a_single_start_writes(pizza):
         definition=pizza, items=[{"business_key": "TWO"}], actor=SYSTEM
     )
     batched = ProcessInstance.objects.get(pk=item.process_id)
-    differ = {"id", "business_key", "created_at", "updated_at", "process_id"}
+    differ = {
+        "id",
+        "business_key",
+        "search_text",
+        "created_at",
+        "updated_at",
+        "process_id",
+        "last_hash",
+    }
+    assert (single.search_text, batched.search_text) == ("one", "two")  # the key, case-folded
+    # each process's own chain, holding in both (COPY writes what INSERT writes)
+    from processes.events import chain
+
+    for process in (single, batched):
+        assert chain.first_broken(list(process.events.order_by("seq"))) is None
 
     def same(a, b):
         fa, fb = FIELDS(a), FIELDS(b)

@@ -87,9 +87,11 @@ def test_a_field_cannot_also_hold_fields_and_names_are_unique():
     assert "duplicate" in found["input[3].name"]
 
 
-def test_only_a_service_task_declares_a_result():
+def test_only_a_service_or_message_task_declares_a_result():
     found = errors_of(definition(result=[{"name": "x"}], task_type="HUMAN"))
-    assert found["stages[0].tasks[0].result"] == "only a SERVICE task declares its result"
+    assert (
+        found["stages[0].tasks[0].result"] == "only a SERVICE or MESSAGE task declares its result"
+    )
     spec, errors = spec_module.parse(definition(result=[{"name": "amount.value"}]))
     assert not errors and spec.task("work").result[0].name == "amount.value"
 

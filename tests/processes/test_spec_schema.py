@@ -287,6 +287,7 @@ def human_task(draw, name, human_names: list[str], stages_so_far: list[str]) -> 
         ),
     )
     optional(draw, task, "summary", st.lists(summary_item, max_size=3))
+    optional(draw, task, "explain", st.lists(summary_item, max_size=3))
     return task
 
 
@@ -307,6 +308,30 @@ def process_task(draw, name) -> dict:
 
 
 @st.composite
+def timer_task(draw, name) -> dict:
+    task = {"task_name": name, "task_type": draw(any_case("TIMER")), **draw(common_fields())}
+    if draw(st.booleans()):
+        task["wait"] = draw(durations)
+    else:
+        task["until"] = draw(var_path)
+    return task
+
+
+@st.composite
+def message_task(draw, name) -> dict:
+    message = {"name": draw(st.sampled_from(["payment_received", "Paid 2", "a.b:c-d"]))}
+    message["key"] = draw(var_path)
+    task = {
+        "task_name": name,
+        "task_type": draw(any_case("MESSAGE")),
+        "message": message,
+        **draw(common_fields()),
+    }
+    optional(draw, task, "result", st.one_of(st.none(), typed_fields()))
+    return task
+
+
+@st.composite
 def definitions(draw) -> dict:
     stage_count = draw(st.integers(1, 3))
     names = iter(f"t{i}" for i in range(100))
@@ -317,13 +342,17 @@ def definitions(draw) -> dict:
         )
         tasks = []
         for _ in range(draw(st.integers(1 if s == 0 else 0, 4))):
-            kind = draw(st.sampled_from(["service", "human", "process"]))
+            kind = draw(st.sampled_from(["service", "human", "process", "timer", "message"]))
             name = next(names)
             if kind == "service":
                 task = draw(service_task(name))
             elif kind == "human":
                 task = draw(human_task(name, human_names, [*stage_names, stage_name]))
                 human_names.append(name)
+            elif kind == "timer":
+                task = draw(timer_task(name))
+            elif kind == "message":
+                task = draw(message_task(name))
             else:
                 task = draw(process_task(name))
             earlier = [t["task_name"] for t in tasks]
@@ -377,10 +406,10 @@ def fields_of(data) -> list[tuple[dict, str]]:
         found += [(stage, name) for name in stage if name != "tasks"]
         for task in stage.get("tasks") or []:
             found += [(task, name) for name in task]
-            for nested in ("retry", "escalation", "process"):
+            for nested in ("retry", "escalation", "process", "message"):
                 if isinstance(task.get(nested), dict):
                     found += [(task[nested], name) for name in task[nested]]
-            for item in task.get("summary") or []:
+            for item in (task.get("summary") or []) + (task.get("explain") or []):
                 found += [(item, name) for name in item]
             typed += (task.get("form") or []) + (task.get("result") or [])
     typed += [field["items"] for field in typed if "items" in field]
@@ -506,6 +535,7 @@ SHAPE_ERRORS = [
     ("work", "process", {"definition": "c"}),
     ("work", "on_timeout", "skip"),
     ("work", "summary", [{"label": "A", "var": "x"}]),
+    ("work", "explain", [{"label": "A", "var": "x"}]),
     ("outside", "inline", True),
     ("outside", "on_timeout", "later"),
     ("approve", "assigned_to", DROP),
@@ -537,6 +567,10 @@ SHAPE_ERRORS = [
     ("approve", "summary", [{"label": "A", "var": "x", "currency": "EUR"}]),
     ("approve", "summary", [{"label": "A", "var": "x", "format": "money", "currency": "euro"}]),
     ("approve", "summary", [{"label": "A", "var": "x", "colour": "red"}]),
+    ("approve", "explain", "bonus.amount"),
+    ("approve", "explain", [{"var": "bonus.rate"}]),
+    ("approve", "explain", [{"label": "Rate", "var": "bonus rate"}]),
+    ("approve", "explain", [{"label": "Rate", "var": "x", "format": "ratio"}]),
     ("children", "process", DROP),
     ("children", "process", {"definition": "Not A Key"}),
     ("children", "process", {"definition": "c", "version": 0}),
@@ -586,6 +620,11 @@ SHAPE_ERRORS = [
     ("", "input", [{"name": "x", "type": "list", "items": {"type": "decimal", "places": 20}}]),
     ("", "input", [{"name": "x", "items": {"type": "string"}}]),
     ("", "input", [{"name": f"f{i}"} for i in range(201)]),
+    ("", "search", 5),
+    ("", "search", "not a path"),
+    ("", "search", ["employee_id", "a..b"]),
+    ("", "search", [f"v{i}" for i in range(11)]),
+    ("", "search", [["employee_id"]]),
     ("work", "result", "amount"),
     ("work", "result", {"amount": "decimal"}),
     ("work", "result", [{"name": "amount", "type": "float"}]),
@@ -695,3 +734,35 @@ def test_every_key_of_a_typed_field_is_in_the_schema():
     assert set(defs["form_field"]["properties"]) == FIELD_KEYS - {"items"}
     assert defs["field"]["properties"]["type"]["enum"] == list(DATA_FIELD_TYPES)
     assert defs["form_field"]["properties"]["type"]["enum"] == list(FORM_FIELD_TYPES)
+
+
+def test_a_timer_or_message_field_on_another_type_is_an_extra_field_for_both():
+    """Definitions published before TIMER and MESSAGE existed may carry such fields: they stay
+    extra fields, passed on in the StartTask payload."""
+    data = base()
+    data["stages"][0]["tasks"][1] |= {"message": "call the customer", "wait": True}
+    spec, errors = parse(data, known_handlers=ANY_HANDLER)
+    assert errors == [] and schema_errors(data) == []
+    assert spec.task("outside").extra == {"message": "call the customer", "wait": True}
+
+
+@pytest.mark.parametrize(
+    "task, path",
+    [
+        ({"task_type": "TIMER"}, ""),
+        ({"task_type": "TIMER", "wait": "PT1S", "until": "a.b"}, ""),
+        ({"task_type": "TIMER", "wait": "soon"}, ".wait"),
+        ({"task_type": "TIMER", "until": "not a path"}, ".until"),
+        ({"task_type": "MESSAGE"}, ".message"),
+        ({"task_type": "MESSAGE", "message": {"name": "paid"}}, ".message.key"),
+        ({"task_type": "MESSAGE", "message": {"name": "paid", "key": "k", "x": 1}}, ".message"),
+        ({"task_type": "TIMER", "wait": "PT1S", "handler": "flowdesk.noop"}, ".handler"),
+    ],
+)
+def test_a_bad_timer_or_message_task_is_refused_by_both(task, path):
+    data = base()
+    data["stages"][0]["tasks"].append({"task_name": "waits", **task})
+    spec, errors = parse(data, known_handlers=ANY_HANDLER)
+    where = f"stages[0].tasks[{len(data['stages'][0]['tasks']) - 1}]{path}"
+    assert where in [e.path for e in errors], errors
+    assert schema_errors(data) != []

@@ -146,6 +146,9 @@ def test_manager_bulk_approves_on_a_phone(
     page.fill("#bulk-form input[name=comment]", "all good")
     page.screenshot(path=str(ARTIFACTS / "manager-390-bulk.png"), full_page=True)
     page.click("[data-bulk=approve]")
+    page.wait_for_selector("[data-testid=bulk-confirm]")  # first: how many, then decide
+    assert page.inner_text("[data-testid=confirm-count]") == "2 cases"
+    page.click("[data-testid=confirm]")
     page.wait_for_selector(".messages")
     assert "Approve: Q-1, Q-3 (2 tasks)." in page.inner_text(".messages")
     assert no_sideways_scroll(page)

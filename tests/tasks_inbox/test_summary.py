@@ -176,3 +176,31 @@ def test_inbox_filters_by_process_and_due(client, import_definition):
     assert listed("?tab=roles&definition=nope&due=someday") == {"B-1", "B-2", "O-1"}
     body = client.get(url).content.decode()
     assert 'data-count="overdue">1<' in body and 'data-count="assigned">0<' in body
+
+
+@pytest.mark.django_db
+def test_process_type_filter_lists_held_tasks_outside_roles(client, import_definition):
+    """The filter's choices come from the tasks' own definition key: a task delegated to mia
+    outside her roles still puts its process type in her filter, and filtering finds it."""
+    from processes import engine
+    from processes.models import TaskInstance
+    from tasks_inbox.selectors import definition_choices
+
+    import_definition(summary_definition())
+    other_task = dict(summary_definition()["stages"][0]["tasks"][0], assigned_to="accountants")
+    import_definition(definition_data("other", stages=[("S", [other_task])]))
+    mia = UserFactory(username="mia", roles=["managers"])
+    started = {}
+    for key, business_key in (("bonus", "B-1"), ("other", "O-1")):
+        process = engine.process_start(
+            definition_key=key, business_key=business_key, input={}, actor=Actor.system("t")
+        ).process
+        started[key] = process.tasks.get()
+    assert {t.definition_key for t in TaskInstance.objects.all()} == {"bonus", "other"}
+    assert [row[0] for row in definition_choices(mia, ["managers"])] == ["bonus"]
+
+    TaskInstance.objects.filter(pk=started["other"].pk).update(assignee=mia)
+    assert sorted(row[0] for row in definition_choices(mia, ["managers"])) == ["bonus", "other"]
+    client.force_login(mia)
+    body = client.get(reverse("tasks_inbox:inbox") + "?tab=assigned&definition=other")
+    assert ">O-1<" in body.content.decode() and ">B-1<" not in body.content.decode()

@@ -2,7 +2,7 @@
 worker cluster (cron or a systemd timer, every minute).
 
 It asks what ``/healthz`` answers (``processes.health.check``): the database, the worker
-supervisors' heartbeats, the oldest due timer. Unhealthy for ``--grace`` seconds (default
+supervisors' heartbeats, the oldest due timer; its reasons name the supervisor (host) and queue. Unhealthy for ``--grace`` seconds (default
 ``FLOWDESK_WATCHDOG_GRACE``): one SMS to the on-call admins for the outage; healthy again: one SMS
 saying so. What it saw is kept in the database (``WatchdogState``), so one outage is one SMS
 whichever machine runs it and however often. It also sends the SMS outbox and the digests of
@@ -39,7 +39,7 @@ class Command(BaseCommand):
     def handle(self, *args, grace, name, **options):
         grace = settings.FLOWDESK_WATCHDOG_GRACE if grace is None else grace
         now = timezone.now()
-        reasons, _ = health.check(now)
+        reasons, _ = health.check(now, hosts=True)  # the SMS names the host
         try:
             send = self._observe(name, now, reasons, grace)
         except DatabaseError as exc:

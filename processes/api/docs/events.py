@@ -70,3 +70,39 @@ queue_tasks = extend_schema(
     responses={200: ser.StartTaskSerializer(many=True), **s.READ_ERRORS},
     examples=[s.response_example("queue", s.page_of(s.START_TASK_EXAMPLE), "200")],
 )
+
+send_message = extend_schema(
+    tags=["events"],
+    summary="Send a message to the processes waiting for it",
+    description=(
+        "A message from another system for the MESSAGE tasks waiting for `name` whose "
+        "correlation key (the value of their `message.key` variable) is `correlation_key`. "
+        "Its `data` lands under each task's name, checked against the task's `result` (400 "
+        "naming the field, e.g. `data.amount`); `occurred_at` is kept beside the time it is "
+        "recorded. Needs `operate_process` on every definition with a task waiting for `name`.\n\n"
+        "202: delivered (`reached` lists the tasks, `processes` the processes), or kept for "
+        "`buffer` (`buffered: true`): the first task that starts waiting for it in that time "
+        "gets it, once. 404: nothing waits and no `buffer`. 200: a repeat (the same "
+        "`message_id`, or the same `Idempotency-Key`): nothing changed."
+    ),
+    parameters=[s.IDEMPOTENCY_KEY],
+    request=ser.MessageSerializer,
+    responses={
+        202: ser.MessageResultSerializer,
+        200: OpenApiResponse(ser.MessageResultSerializer, description="A repeat: nothing changed."),
+        **s.WRITE_ERRORS,
+    },
+    examples=[
+        s.request_example(
+            "payment",
+            {
+                "name": "payment_received",
+                "correlation_key": "ORD-1001",
+                "data": {"amount": "120.00"},
+                "occurred_at": "2026-12-07T09:15:00+01:00",
+                "message_id": "bank-7781",
+                "buffer": "PT1H",
+            },
+        ),
+    ],
+)

@@ -15,6 +15,13 @@ from processes.api.serializers.definitions import (  # noqa: F401
     DefinitionSerializer,
     DefinitionVersionSerializer,
 )
+from processes.api.serializers.operate import (  # noqa: F401
+    IncidentQuerySerializer,
+    IncidentSerializer,
+    ReassignSerializer,
+    RepairSerializer,
+    SkipSerializer,
+)
 from processes.api.serializers.processes import (  # noqa: F401
     ArchivedProcessSerializer,
     ArchiveLocationSerializer,
@@ -40,6 +47,8 @@ from processes.api.serializers.processes import (  # noqa: F401
     _username,
 )
 from processes.api.serializers.seed_events import (  # noqa: F401
+    MessageResultSerializer,
+    MessageSerializer,
     SeedEventResultSerializer,
     SeedEventSerializer,
     StartTaskSerializer,

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import SkipField
 from rest_framework.relations import PKOnlyObject
+
+from processes import spec
 
 
 class OutputSerializer(serializers.Serializer):
@@ -41,6 +45,31 @@ class OutputSerializer(serializers.Serializer):
             empty = (attribute.pk if isinstance(attribute, PKOnlyObject) else attribute) is None
             data[field.field_name] = None if empty else field.to_representation(attribute)
         return data
+
+
+@extend_schema_field(OpenApiTypes.DATETIME)
+class OccurredAtField(serializers.Field):
+    """When an incoming event happened, as its sender says: an ISO 8601 date-time, checked by
+    ``spec.data.moment`` (the one rule), kept beside the time it is recorded."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_null", True)
+        kwargs.setdefault(
+            "help_text",
+            "When it happened, as you say (ISO 8601; UTC when no offset): kept in the history "
+            "beside the time it was recorded.",
+        )
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        try:
+            return spec.moment(data)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+    def to_representation(self, value):
+        return value.isoformat()
 
 
 class SpecErrorSerializer(serializers.Serializer):

@@ -30,6 +30,9 @@ class TaskSerializer(OutputSerializer):
     result = serializers.JSONField(allow_null=True)
     error = serializers.CharField(source="last_error")
     due = serializers.DateTimeField(source="due_at", allow_null=True)
+    wake_at = serializers.DateTimeField(
+        allow_null=True, help_text="When its timer is due (a TIMER task: when it fires)."
+    )
     scheduled_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
 
@@ -175,7 +178,10 @@ class ProcessEventSerializer(serializers.Serializer):
     task = serializers.CharField(source="task_name")
     actor_type = serializers.CharField()
     actor = serializers.CharField(source="actor_display")
-    created_at = serializers.DateTimeField()
+    created_at = serializers.DateTimeField(help_text="When it was recorded.")
+    occurred_at = serializers.DateTimeField(
+        allow_null=True, help_text="When it happened, as the sender said (incoming events)."
+    )
     data = serializers.JSONField()
     correlation_id = serializers.CharField(
         help_text="The X-Request-ID of the request (or task chain) that caused it."

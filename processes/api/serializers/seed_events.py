@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from processes.api.serializers.common import OccurredAtField
 from processes.api.serializers.processes import (
     ProcessSerializer,
     TaskSerializer,
@@ -33,6 +34,7 @@ class SeedEventSerializer(serializers.Serializer):
     error = serializers.CharField(
         max_length=4000, required=False, allow_blank=True, help_text="TaskFailed: what went wrong."
     )
+    occurred_at = OccurredAtField()
 
     def validate(self, attrs):
         if not attrs.get("component_name") and not attrs.get("definition"):
@@ -71,3 +73,44 @@ class StartTaskSerializer(serializers.Serializer):
     task_id = serializers.IntegerField()
     process_id = serializers.UUIDField()
     scheduled_at = serializers.DateTimeField(allow_null=True)
+
+
+class MessageSerializer(serializers.Serializer):
+    """A message from another system, for the MESSAGE tasks waiting for it."""
+
+    name = serializers.CharField(max_length=200, help_text="The message's name (`message.name`).")
+    correlation_key = serializers.CharField(
+        max_length=200, help_text="Reaches the tasks whose `message.key` variable holds it."
+    )
+    data = serializers.DictField(
+        required=False,
+        default=dict,
+        help_text="Lands under the task's name, checked by its `result`.",
+    )
+    occurred_at = OccurredAtField()
+    message_id = serializers.CharField(
+        max_length=200, required=False, help_text="The sender's id: a repeat changes nothing."
+    )
+    buffer = serializers.CharField(
+        max_length=40,
+        required=False,
+        help_text="Nothing waits yet: keep it this long (ISO 8601, `PT1H`) for a task that "
+        "starts waiting; without it, 404.",
+    )
+
+
+class ReachedSerializer(serializers.Serializer):
+    process_id = serializers.UUIDField()
+    task_id = serializers.IntegerField(required=False)
+    task_name = serializers.CharField()
+
+
+class MessageResultSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The message as received.")
+    name = serializers.CharField()
+    correlation_key = serializers.CharField()
+    duplicate = serializers.BooleanField(help_text="A repeat: nothing changed (200).")
+    buffered = serializers.BooleanField(help_text="Nothing waited: kept until `buffer_until`.")
+    buffer_until = serializers.DateTimeField(allow_null=True)
+    reached = ReachedSerializer(many=True, help_text="The tasks it completed.")
+    processes = ProcessSerializer(many=True, help_text="The processes it reached, as they are now.")

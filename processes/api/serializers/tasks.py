@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from processes.api.serializers.common import OccurredAtField
 from processes.api.serializers.processes import (
     ProcessSerializer,
     TaskSerializer,
@@ -90,6 +91,7 @@ class TaskCompleteSerializer(serializers.Serializer):
     )
     comment = serializers.CharField(max_length=4000, required=False, allow_blank=True, default="")
     data = serializers.DictField(required=False, default=dict, help_text="The task's form fields.")
+    occurred_at = OccurredAtField()
 
 
 class TaskDelegateSerializer(serializers.Serializer):

@@ -1,4 +1,5 @@
-"""The seed's event protocol: ``POST /api/events/`` and the queues of external tasks."""
+"""The seed's event protocol: ``POST /api/events/`` and the queues of external tasks; messages
+from other systems (``POST /api/messages/``)."""
 
 from rest_framework.response import Response
 
@@ -7,7 +8,7 @@ from processes.api import serializers as ser
 from processes.api.base import ApiView
 from processes.api.docs import events as docs
 from processes.api.views.common import ListView, actor_of, require, validated
-from processes.models import TaskInstance
+from processes.models import ProcessInstance, TaskInstance
 
 
 class SeedEventView(ApiView):
@@ -31,6 +32,7 @@ class SeedEventView(ApiView):
             task_type=data.get("task_type") or None,
             data=data.get("data"),
             error=data.get("error") or None,
+            occurred_at=data.get("occurred_at"),
             actor=actor_of(request),
         )
         unchanged = outcome.duplicate or (event_name == "StartWorkflow" and not outcome.created)
@@ -67,3 +69,32 @@ class QueueTasksView(ListView):
         return self.get_paginated_response(
             [{**p, **ser.StartTaskSerializer(p).data} for p in payloads]
         )
+
+
+class MessageView(ApiView):
+    @docs.send_message
+    def post(self, request):
+        data = validated(ser.MessageSerializer, request.data)
+        outcome = engine.message_receive(
+            name=data["name"],
+            correlation_key=data["correlation_key"],
+            data=data["data"],
+            occurred_at=data.get("occurred_at"),
+            message_id=data.get("message_id") or None,
+            buffer=data.get("buffer"),
+            actor=actor_of(request),
+        )
+        ids = [r["process_id"] for r in outcome.reached]
+        processes = ProcessInstance.objects.select_related("definition").filter(pk__in=ids)
+        message = outcome.message
+        body = {
+            "id": message.pk,
+            "name": message.name,
+            "correlation_key": message.correlation_key,
+            "duplicate": outcome.duplicate,
+            "buffered": message.buffer_until is not None and message.delivered_at is None,
+            "buffer_until": message.buffer_until and message.buffer_until.isoformat(),
+            "reached": outcome.reached,
+            "processes": ser.ProcessSerializer(processes.order_by("created_at"), many=True).data,
+        }
+        return Response(body, status=200 if outcome.duplicate else 202)

@@ -6,7 +6,7 @@ import django_filters
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from processes import authority, engine, history, selectors
+from processes import authority, control, engine, history, selectors
 from processes.api import serializers as ser
 from processes.api.base import ApiView
 from processes.api.docs import processes as docs
@@ -28,6 +28,15 @@ class ProcessFilter(django_filters.FilterSet):
     business_key = django_filters.CharFilter(max_length=200)
     business_status = django_filters.CharFilter(max_length=200)
     parent = django_filters.UUIDFilter(field_name="parent_id", help_text="Children of a process.")
+    q = django_filters.CharFilter(
+        method="search",
+        max_length=200,
+        help_text="Part of the business key or of a searchable variable (the definition's "
+        "`search` list), any case.",
+    )
+
+    def search(self, queryset, name, value):
+        return control.search_filter(queryset, value)
 
 
 class ProcessListView(ListView):

@@ -87,6 +87,7 @@ class TaskCompleteView(ApiView):
             decision=data["decision"],
             comment=data["comment"],
             data=data["data"],
+            occurred_at=data.get("occurred_at"),
         )
         return _answer(task.pk)
 

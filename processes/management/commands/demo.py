@@ -1,8 +1,11 @@
 """``manage.py demo [--serve]``: demo users, reference definitions and sample processes.
 
 With ``--serve`` it also runs the web server (with the simulators of the accounting and bonus
-systems) and a worker, then brings the sample salary processes into their demo states: one paid,
-one rejected, two waiting for their manager's approval, one failed with its SMS in the console.
+systems), a worker and the simulated pizza kitchen (``manage.py kitchen``), then brings the
+sample salary processes into their demo states: one paid, one rejected, two waiting for their
+manager's approval, one failed with its SMS in the console. The kitchen and the courier service
+answer the pizza orders' external tasks with the seed's events, so the deliveries reach the
+courier's inbox. The story it prints is read from the database as it is then.
 """
 
 import contextlib
@@ -22,10 +25,16 @@ from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from processes import engine
+from processes import authority, engine
 from processes.errors import EngineError
 from processes.events import Actor
-from processes.models import ProcessInstance, TaskState
+from processes.models import (
+    ProcessDefinition,
+    ProcessInstance,
+    ProcessState,
+    TaskInstance,
+    TaskState,
+)
 
 # username -> (password, roles, is_staff, what they are)
 DEMO_USERS = {
@@ -35,6 +44,7 @@ DEMO_USERS = {
     "diana": ("diana", ["directors"], False, "director: overdue approvals escalate to her"),
     "courier": ("courier", ["delivery_executive"], False, "delivers pizzas"),
 }
+KITCHEN_USER = "kitchen"  # the simulated kitchen's API login (a token, no password)
 ADMIN_PHONE = "+33612345678"
 
 # business key -> (employee, period, what the demo does with it)
@@ -58,9 +68,25 @@ def ensure_users() -> None:
         user.save()
         for role in roles:
             user.groups.add(Group.objects.get_or_create(name=role)[0])
+    ensure_kitchen()
     admin = User.objects.get(username="admin")
     if not hasattr(admin, "alert_recipient"):  # (a phone set since is kept)
         call_command("alert_recipient", "admin", ADMIN_PHONE, stdout=io.StringIO())
+
+
+def ensure_kitchen() -> None:
+    """The kitchen's API user: it may work the pizza processes (operate) and has a token."""
+    from guardian.shortcuts import assign_perm
+    from rest_framework.authtoken.models import Token
+
+    kitchen, created = get_user_model().objects.get_or_create(username=KITCHEN_USER)
+    if created:
+        kitchen.set_unusable_password()
+        kitchen.save()
+    pizza = ProcessDefinition.objects.filter(key="pizza").order_by("-version").first()
+    if pizza is not None and not authority.has_definition_perm(kitchen, authority.OPERATE, "pizza"):
+        assign_perm(authority.OPERATE, kitchen, pizza)
+    Token.objects.get_or_create(user=kitchen)
 
 
 def ensure_demo_processes() -> None:
@@ -130,17 +156,78 @@ def decide_salary_processes(timeout: float = 90, out=None) -> None:
 
 
 def wait_for_incident(timeout: float) -> None:
-    """Until E013 has failed (its SMS printed), so the banner comes after the story's events."""
+    """Until the failing cases have failed (their SMS printed), so the story comes after them.
+
+    Only a case still calculating is waited for: after a restart it has long failed, or an
+    operator has repaired it, and the story is printed at once.
+    """
+    failing = [k for k, v in SALARY_PROCESSES.items() if v[2] == "fail"]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        failed = [k for k, v in SALARY_PROCESSES.items() if v[2] == "fail"]
-        states = ProcessInstance.objects.filter(
-            definition_key="salary", business_key__in=failed
-        ).values_list("state", flat=True)
-        if states and all(state == "failed" for state in states):
-            time.sleep(1)  # the SMS is printed by the worker just after the commit
+        calculating = ProcessInstance.objects.filter(
+            definition_key="salary",
+            business_key__in=failing,
+            state=ProcessState.RUNNING,
+            tasks__name="bonus",
+            tasks__state__in=(TaskState.PENDING, TaskState.SCHEDULED, TaskState.RUNNING),
+        )
+        if not calculating.exists():
+            time.sleep(0.5)  # the SMS is printed by the worker just after the commit
             return
         time.sleep(0.5)
+
+
+def _login(username: str) -> str:
+    return f"{username} ({username}/{username})" if username in DEMO_USERS else username
+
+
+def story(base_url: str) -> list[str]:
+    """What waits for whom now, read from the database (never a text written in advance)."""
+    lines = []
+    open_tasks = TaskInstance.objects.filter(state=TaskState.SCHEDULED, type="HUMAN")
+    approvals: dict[str, list[str]] = {}
+    for task in open_tasks.filter(process__definition_key="salary").select_related(
+        "process", "assignee"
+    ):
+        holder = task.assignee.get_username() if task.assignee_id else task.candidate_role
+        approvals.setdefault(holder, []).append(task.process.business_key)
+    if approvals:
+        waiting = "; ".join(
+            f"{_login(holder)} has {', '.join(sorted(keys))}"
+            for holder, keys in sorted(approvals.items())
+        )
+        lines.append(f"Bonus approvals waiting: {waiting}: log in at {base_url}/inbox/ and decide.")
+    deliveries = open_tasks.filter(process__definition_key="pizza", name="deliver_food")
+    count = deliveries.count()
+    if count:
+        keys = ", ".join(sorted(deliveries.values_list("process__business_key", flat=True)))
+        lines.append(
+            f"Pizza deliveries waiting: {_login('courier')} has {count} ({keys}): confirm each "
+            f"in {base_url}/inbox/."
+        )
+    cooking = (
+        ProcessInstance.objects.filter(definition_key="pizza", state=ProcessState.RUNNING)
+        .exclude(pk__in=deliveries.values("process_id"))
+        .count()
+    )
+    if cooking:
+        lines.append(
+            f"In the kitchen: {cooking} pizza order{'s' if cooking != 1 else ''} (the simulated "
+            "kitchen and courier service send the seed's events; they reach the courier soon)."
+        )
+    for process in ProcessInstance.objects.filter(state=ProcessState.FAILED).order_by(
+        "business_key"
+    )[:5]:
+        failed = process.tasks.filter(state=TaskState.FAILED).first()
+        why = f": {failed.name} failed ({failed.last_error[:120]})" if failed else ""
+        lines.append(
+            f"Incident: {process.business_key}{why}. Log in as admin/admin, "
+            f"{base_url}/admin/ → the incident → Retry… or Skip… with the values to set."
+        )
+    done = ProcessInstance.objects.filter(state=ProcessState.COMPLETED).count()
+    if done:
+        lines.append(f"Completed so far: {done} case{'s' if done != 1 else ''}.")
+    return lines or ["Nothing waits for anyone: start a case from the admin or the API."]
 
 
 def _raise_keyboard_interrupt(signum, frame):
@@ -196,6 +283,7 @@ class Command(BaseCommand):
         env.setdefault("FLOWDESK_BONUS_URL", f"{base_url}/simulators/bonus")
         env.setdefault("PYTHONUNBUFFERED", "1")
         env.setdefault("FLOWDESK_SHUTDOWN_GRACE", "10")
+        env.setdefault("FLOWDESK_DASHBOARD_KEY", "salary")  # the dashboard opens on salaries
         env.setdefault("FLOWDESK_LOG_LEVEL", "WARNING")  # the story's SMS, not library INFO lines
         logging.getLogger().setLevel(env["FLOWDESK_LOG_LEVEL"].upper())
         logging.getLogger("django-q").setLevel(env["FLOWDESK_LOG_LEVEL"].upper())
@@ -210,15 +298,27 @@ class Command(BaseCommand):
         # The production server, with WhiteNoise serving the collected static files.
         gunicorn = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py"]
         web = subprocess.Popen(gunicorn, env=env, cwd=settings.BASE_DIR)
+        kitchen = None
         try:
             if not self.prepare_salary_processes(base_url, web):
                 raise CommandError(f"the web server at {addr} did not start (see its lines above)")
+            # The pizza kitchen and courier service: the seed's events, over the API.
+            kitchen = subprocess.Popen(
+                [*manage, "kitchen", "--base-url", base_url], env=env, start_new_session=True
+            )
+            time.sleep(3)  # its first round, so the story shows where the orders are
             self.stdout.write(self.banner(base_url))
             while web.poll() is None and worker.poll() is None:
                 time.sleep(0.5)
         except KeyboardInterrupt:
             pass
         finally:
+            # A second Ctrl-C or SIGTERM (``timeout`` signals the whole group as well) must not
+            # cut the clean-up short and leave the worker running.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            if kitchen is not None:
+                kitchen.terminate()
             web.terminate()
             # The supervisor stops qcluster (SIGKILL after FLOWDESK_SHUTDOWN_GRACE, #346).
             try:
@@ -231,31 +331,18 @@ class Command(BaseCommand):
                 web.wait(timeout=10)
 
     def banner(self, base_url: str) -> str:
-        """The story in three lines: who has what waiting, what failed, where to look."""
-        waiting = {}
-        for key in ("E003-2026-11", "E004-2026-11"):
-            process = ProcessInstance.objects.filter(
-                definition_key="salary", business_key=key
-            ).first()
-            approval = process and process.tasks.filter(name="approve_bonus").first()
-            if approval and approval.assignee_id:
-                waiting[approval.assignee.get_username()] = key
-        who = ", ".join(f"{user} ({user}/{user}) has {key}" for user, key in waiting.items())
+        """The story as it stands: who has what waiting, what failed, where to look."""
+        steps = [*story(base_url), f"API: {base_url}/api/ (links), {base_url}/api/docs/ (Swagger)"]
         return (
             self.style.SUCCESS(
                 f"\nFlowdesk demo at {base_url}/  (another port: FLOWDESK_DEMO_ADDR)\n"
             )
-            + f"  1. Waiting: {who or 'the approvals are still calculating'}: "
-            + f"log in at {base_url}/inbox/ and approve the bonus.\n"
-            + "  2. Failed: E013-2026-11 (the bonus system has no plan for E013; its SMS is above): "
-            + f"log in as admin/admin, {base_url}/admin/ → the red banner → Skip… and set "
-            + "the bonus (amount, currency, rating) with a reason.\n"
-            + f"  3. API: {base_url}/api/docs/ (Swagger) and {base_url}/api/redoc/\n"
-            + "  Other logins: "
+            + "".join(f"  {n}. {line}\n" for n, line in enumerate(steps, start=1))
+            + "  Logins: "
             + ", ".join(f"{u}/{p} ({what})" for u, (p, _, _, what) in DEMO_USERS.items())
             + '\n  Break the bonus system: make manage CMD="simulator bonus down" '
             + '(repair: make manage CMD="simulator bonus up")\n'
-            + "  Ctrl-C stops the server and the worker.\n"
+            + "  Ctrl-C stops the server, the worker and the kitchen.\n"
         )
 
     def prepare_salary_processes(self, base_url: str, web) -> bool:
@@ -274,5 +361,5 @@ class Command(BaseCommand):
         self.stdout.write("salary processes: starting and bringing them to their demo states...")
         start_salary_processes()
         decide_salary_processes(out=self.stdout)
-        wait_for_incident(timeout=60)
+        wait_for_incident(timeout=60)  # only while a failing case still calculates
         return True
