@@ -4,7 +4,8 @@ import os
 import sys
 from pathlib import Path
 
-import dj_database_url
+from config import database
+from config.mail import email_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -101,55 +102,10 @@ TEMPLATES = [
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 
-# --- Database -------------------------------------------------------------------------------
-# Embedded default: a SQLite file in WAL mode with IMMEDIATE transactions, so the web server and
-# a worker can write side by side without "database is locked". Production/CI: DATABASE_URL.
-DEFAULT_SQLITE = BASE_DIR / "var" / "flowdesk.sqlite3"
-DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{DEFAULT_SQLITE}")
-# FLOWDESK_DB_CONN_MAX_AGE: seconds to keep a connection. Persistent by default: django-q2 calls
-# close_old_connections() around every task and every ORM-broker enqueue, so with 0 each step paid
-# a fresh PostgreSQL connection (a backend fork); health checks drop a connection that went bad.
-DATABASES = {
-    "default": dj_database_url.parse(
-        DATABASE_URL,
-        conn_max_age=int(os.environ.get("FLOWDESK_DB_CONN_MAX_AGE", "60")),
-        conn_health_checks=True,
-    )
-}
-# FLOWDESK_DB_POOLER=pgbouncer: DATABASE_URL is a PgBouncer in transaction mode (one server
-# connection per transaction, not per client). Everything that lives in a session then breaks:
-# psycopg's prepared statements (PgBouncer before 1.21 can't keep them; so off by default here)
-# and Django's server-side cursors (a WITH HOLD cursor outlives the transaction; turned off).
-# The timer loop's leader uses a lease row, not a session advisory lock, for the same reason.
-FLOWDESK_DB_POOLER = os.environ.get("FLOWDESK_DB_POOLER", "").strip().lower()
-if FLOWDESK_DB_POOLER not in ("", "pgbouncer"):
-    sys.exit("error: FLOWDESK_DB_POOLER: empty (a direct connection) or 'pgbouncer'")
-# FLOWDESK_DB_PREPARE (PostgreSQL): after this many runs of the same statement on a connection,
-# psycopg prepares it on the server, so PostgreSQL stops planning it again. Planning the
-# permission checks cost 1-3 ms of database CPU per API call. 0 turns it off (the default behind
-# PgBouncer; set it behind PgBouncer >= 1.21 with max_prepared_statements > 0, which keeps
-# protocol-level prepared statements per server connection).
-FLOWDESK_DB_PREPARE = int(
-    os.environ.get("FLOWDESK_DB_PREPARE") or ("0" if FLOWDESK_DB_POOLER else "5")
-)
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    DATABASES["default"]["OPTIONS"] = {
-        **DATABASES["default"].get("OPTIONS", {}),
-        # Server-side parameters (unnamed statements: fine behind any pooler): what prepared
-        # statements need, and the hot paths' binary results (processes/db/core.py, fetch).
-        "server_side_binding": True,
-        "prepare_threshold": FLOWDESK_DB_PREPARE if FLOWDESK_DB_PREPARE > 0 else None,
-    }
-    if FLOWDESK_DB_POOLER:
-        DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
-    DATABASES["default"]["OPTIONS"] = {
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 30,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    }
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test_flowdesk.sqlite3")}
+# --- Database: config/database.py (DATABASE_URL, FLOWDESK_DB_*) ----------------------------------
+DATABASES = database.DATABASES
+FLOWDESK_DB_POOLER = database.FLOWDESK_DB_POOLER
+FLOWDESK_DB_PREPARE = database.FLOWDESK_DB_PREPARE
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -452,46 +408,17 @@ TWILIO_MESSAGING_SERVICE_SID = os.environ.get("TWILIO_MESSAGING_SERVICE_SID", ""
 
 
 # --- Mail and people-facing notices -----------------------------------------------------------------
-# FLOWDESK_EMAIL_URL: smtp://user:password@host:587?tls=1 (or ?ssl=1), console:// or locmem://;
-# else the usual EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS,
-# EMAIL_USE_SSL. DEFAULT_FROM_EMAIL: the sender.
-def _email_settings(url: str) -> dict:
-    from urllib.parse import parse_qs, unquote, urlparse
-
-    parsed = urlparse(url)
-    query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
-    backends = {
-        "smtp": "django.core.mail.backends.smtp.EmailBackend",
-        "smtps": "django.core.mail.backends.smtp.EmailBackend",
-        "console": "django.core.mail.backends.console.EmailBackend",
-        "locmem": "django.core.mail.backends.locmem.EmailBackend",
-    }
-    if parsed.scheme not in backends:
-        sys.exit(
-            f"error: FLOWDESK_EMAIL_URL: unknown scheme {parsed.scheme!r}: smtp, smtps, console or locmem"
-        )
-    return {
-        "EMAIL_BACKEND": backends[parsed.scheme],
-        "EMAIL_HOST": parsed.hostname or "localhost",
-        "EMAIL_PORT": parsed.port or (465 if parsed.scheme == "smtps" else 25),
-        "EMAIL_HOST_USER": unquote(parsed.username or ""),
-        "EMAIL_HOST_PASSWORD": unquote(parsed.password or ""),
-        "EMAIL_USE_TLS": query.get("tls", "0").lower() in {"1", "true", "yes", "on"},
-        "EMAIL_USE_SSL": parsed.scheme == "smtps"
-        or query.get("ssl", "0").lower() in {"1", "true", "yes", "on"},
-    }
-
-
+# FLOWDESK_EMAIL_URL, else the usual EMAIL_* variables (config/mail.py); DEFAULT_FROM_EMAIL: the
+# sender.
 FLOWDESK_EMAIL_URL = os.environ.get("FLOWDESK_EMAIL_URL", "")
-if FLOWDESK_EMAIL_URL:
-    globals().update(_email_settings(FLOWDESK_EMAIL_URL))
-else:
-    EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
-    EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
-    EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
-    EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
-    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
-    EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+_MAIL = email_settings(FLOWDESK_EMAIL_URL)
+EMAIL_BACKEND = _MAIL["EMAIL_BACKEND"]
+EMAIL_HOST = _MAIL["EMAIL_HOST"]
+EMAIL_PORT = _MAIL["EMAIL_PORT"]
+EMAIL_HOST_USER = _MAIL["EMAIL_HOST_USER"]
+EMAIL_HOST_PASSWORD = _MAIL["EMAIL_HOST_PASSWORD"]
+EMAIL_USE_TLS = _MAIL["EMAIL_USE_TLS"]
+EMAIL_USE_SSL = _MAIL["EMAIL_USE_SSL"]
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "flowdesk@localhost")
 EMAIL_CONFIGURED = bool(FLOWDESK_EMAIL_URL or os.environ.get("EMAIL_HOST"))
 # Where inbox notices go (dotted paths of tasks_inbox.notifications backends): the log, and mail

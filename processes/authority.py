@@ -156,13 +156,11 @@ NOTHING = TaskRights()
 
 
 def roles_of(user) -> frozenset[str]:
+    """The roles (group names) of ``user`` as the database holds them now (one query; nothing is
+    kept on the user object: a caller that needs them twice passes the value along)."""
     if not user or not user.is_authenticated or not user.is_active:
         return frozenset()
-    cached = getattr(user, "_flowdesk_roles", None)
-    if cached is None:
-        cached = frozenset(user.groups.values_list("name", flat=True))
-        user._flowdesk_roles = cached
-    return cached
+    return frozenset(user.groups.values_list("name", flat=True))
 
 
 def holder_id(task: TaskInstance) -> int | None:
@@ -252,19 +250,23 @@ def task_rights(
     spec,
     tasks: dict[str, TaskInstance] | None = None,
     operator: bool = False,
+    roles: frozenset[str] | None = None,
 ) -> TaskRights:
     """What ``user`` may do with human ``task`` of ``process`` (whose parsed spec is ``spec``).
 
     ``tasks``: the process's tasks by name (for four-eyes checks), read when not given.
     ``operator``: ``user`` holds a grant that shows the definition's processes (``SEE``), which
-    lets them read any of its tasks (never decide them).
+    lets them read any of its tasks (never decide them). ``roles``: ``roles_of(user)`` when the
+    caller already read them.
     """
     if not user or not user.is_authenticated or not user.is_active:
         return NOTHING
     if task.type != TaskType.HUMAN or task.state == TaskState.PENDING:
         return TaskRights(see=operator, read=operator) if operator else NOTHING
     uid = user.pk
-    in_role = bool(task.candidate_role) and task.candidate_role in roles_of(user)
+    if roles is None:
+        roles = roles_of(user)
+    in_role = bool(task.candidate_role) and task.candidate_role in roles
     participant = is_participant(user, task)
     visibility = task.visibility or PARTICIPANTS
     is_open = task.state == TaskState.SCHEDULED and process.state in ACTIVE_PROCESS_STATES

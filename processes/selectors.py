@@ -120,25 +120,19 @@ def process_for(user, process_id, *, perms=SEE) -> ProcessInstance:
     if not user or not user.is_authenticated or not user.is_active:
         raise NotFound(f"process {process_id} not found")
     if authority.is_superuser(user):
-        process = db_api.process_with_grant(pk)
+        process, allowed = db_api.process_with_grant(pk)
     else:
-        process = db_api.process_with_grant(pk, user=user, codenames=authority.codenames(perms))
-    if process is None or not process.allowed:
+        codenames = authority.codenames(perms)
+        process, allowed = db_api.process_with_grant(pk, user=user, codenames=codenames)
+    if process is None or not allowed:
         raise NotFound(f"process {process_id} not found")
     return process
 
 
-def with_tasks(process: ProcessInstance, tasks: list[TaskInstance] | None = None):
-    """``process`` with its tasks (and their people) ready for serialising: ``tasks`` when the
-    caller already holds them all, else one query."""
-    if tasks is None:
-        tasks = db_engine.tasks_of_process(process.pk, people=True)
-    # what prefetch_related stores: process.tasks.all() answers from it without a query
-    cached = TaskInstance.objects.all()
-    cached._result_cache = tasks
-    cached._prefetch_done = True
-    process._prefetched_objects_cache = {"tasks": cached}
-    return process
+def process_tasks(process: ProcessInstance) -> list[TaskInstance]:
+    """The tasks of ``process`` in spec order, each with its assignee's and claimer's username
+    loaded (one query), for showing them."""
+    return db_engine.tasks_of_process(process.pk, people=True)
 
 
 def process_events(process: ProcessInstance, *, after: int | None = None) -> QuerySet:

@@ -18,14 +18,15 @@ PAGE = ROOT / "docs" / "reference" / "definition-fields.md"
 sys.path.insert(0, str(ROOT))
 
 from processes.spec import schema as spec_schema  # noqa: E402  (pure: no Django set-up needed)
+from processes.spec import schema_words  # noqa: E402
 
 PATTERN_WORDS = {
-    spec_schema.KEY: "key (lower-case letters, digits, `_ . -`; at most 100)",
-    spec_schema.NAME: "name (letters, digits, `_`, space, `. : -`; at most 100)",
-    spec_schema.VAR_PATH: "variable path (`a.b.c`)",
-    spec_schema.IDENTIFIER: "identifier (letters, digits, `_`)",
-    spec_schema.TASK_TYPE_PATTERN: "`SERVICE`, `HUMAN`, `PROCESS`, `TIMER` or `MESSAGE` (any case)",
-    spec_schema.RETENTION_TEXT: "years, months, weeks or days (`P7Y`, `P90D`)",
+    schema_words.KEY: "key (lower-case letters, digits, `_ . -`; at most 100)",
+    schema_words.NAME: "name (letters, digits, `_`, space, `. : -`; at most 100)",
+    schema_words.VAR_PATH: "variable path (`a.b.c`)",
+    schema_words.IDENTIFIER: "identifier (letters, digits, `_`)",
+    schema_words.TASK_TYPE_PATTERN: "`SERVICE`, `HUMAN`, `PROCESS`, `TIMER` or `MESSAGE` (any case)",
+    schema_words.RETENTION_TEXT: "years, months, weeks or days (`P7Y`, `P90D`)",
     r"\S": "text",
     "^[A-Z]{3}$": "currency code (`EUR`)",
 }
@@ -63,7 +64,7 @@ def kind(schema: dict) -> str:
             return "[condition](#condition)"
         return f"[object](#{anchor(name)})" if name in SECTIONS else name
     if "enum" in schema:
-        if schema["enum"] == spec_schema.EMPTY:
+        if schema["enum"] == schema_words.EMPTY:
             return "empty"
         return "one of " + ", ".join(f"`{v}`" for v in schema["enum"])
     if "const" in schema:
@@ -135,7 +136,7 @@ def render() -> str:
         "     schema's descriptions there, then run the script (a test compares this page). -->",
         "",
         "Every field of a definition, from the JSON Schema the server publishes at",
-        f"`GET {spec_schema.SCHEMA_PATH}` (point an editor at it to check a file as you type;",
+        f"`GET {schema_words.SCHEMA_PATH}` (point an editor at it to check a file as you type;",
         "see [the definition language](definition-language.md) for what the fields do together).",
         "The schema checks shapes; the server's validator also checks what needs the whole",
         "document and reports every problem with its JSON path. What the typed fields of",

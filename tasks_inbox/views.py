@@ -118,7 +118,8 @@ def inbox(request):
     page = Paginator(tasks, PAGE_SIZE).get_page(request.GET.get("page"))
     counts = selectors.tab_counts(user=request.user, roles=roles, now=now)
     specs: dict = {}  # parsed once per definition version, not once per row
-    rows = [(task, _row(request.user, task, specs, for_done=tab == "done")) for task in page]
+    held = frozenset(roles)
+    rows = [(task, _row(request.user, task, specs, held, for_done=tab == "done")) for task in page]
     return render(
         request,
         "tasks_inbox/inbox.html",
@@ -160,9 +161,10 @@ class _Row:
     bulk: tuple[str, ...] = ()  # outcomes this person may give it from the list (bulk decide)
 
 
-def _row(user, task, specs: dict, for_done: bool = False) -> _Row:
+def _row(user, task, specs: dict, roles: frozenset, for_done: bool = False) -> _Row:
     """A list row's extras: the first facts of the task's summary when this person may read the
-    task's data, and the outcomes they may give it in bulk (a form that needs no input)."""
+    task's data, and the outcomes they may give it in bulk (a form that needs no input).
+    ``roles``: the person's roles, read once for the page."""
     process = task.process
     spec = specs.get(process.definition_id)
     if spec is None:
@@ -170,7 +172,7 @@ def _row(user, task, specs: dict, for_done: bool = False) -> _Row:
     task_spec = spec.task(task.name)
     if task_spec is None:
         return _Row([])
-    rights = authority.task_rights(user, task, process=process, spec=spec, tasks={})
+    rights = authority.task_rights(user, task, process=process, spec=spec, tasks={}, roles=roles)
     facts = []
     if rights.read and task_spec.summary:
         shown = authority.visible_variables(process.variables, task_spec)

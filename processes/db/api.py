@@ -27,12 +27,13 @@ def token_user(key: str):
 
 
 def process_with_grant(process_id, *, user=None, codenames: list[str] | None = None):
-    """The instance ``process_id`` with ``allowed`` = whether ``user`` holds one of
-    ``codenames`` on its definition (``user=None``: everyone is allowed, a superuser)."""
+    """(the instance ``process_id`` or None, whether ``user`` holds one of ``codenames`` on its
+    definition; ``user=None``: a superuser, always allowed), in one statement."""
     p = ProcessInstance
     params = [] if user is None else condition_params(user, codenames)
     where, extra = _grant_sql(None if user is None else tuple(codenames), connection.vendor)
-    return _instance_where(where, [*params, prep(p, "id", process_id)], extra, ("allowed",))
+    process, more = _instance_where(where, [*params, prep(p, "id", process_id)], extra)
+    return process, bool(more and more[0])
 
 
 @functools.lru_cache(maxsize=32)

@@ -9,15 +9,8 @@ from typing import NamedTuple
 from django.contrib.auth import get_user_model
 from django.db import connection
 
-from processes.db.core import (
-    col,
-    columns,
-    convert,
-    fetch,
-    partial,
-    prep,
-    table,
-)
+from processes.db.core import col, columns, prep, table
+from processes.db.internals import convert, fetch, fetch_with, partial
 from processes.models import (
     ACTIVE_PROCESS_STATES,
     ArchivedBusinessKey,
@@ -45,23 +38,21 @@ def _instance_sql_for(where: str, extra_columns: str, vendor: str) -> str:
     )
 
 
-_DEFINITION = ("definition_version", "definition_published_at")  # the columns _instance_sql adds
-
-
-def _with_definition(process: ProcessInstance | None) -> ProcessInstance | None:
-    """Give a row read by ``_instance_sql`` its definition's id, key, version and publication
-    time (the spec and description load on first use)."""
-    if process is not None:
-        process.definition = partial(
-            ProcessDefinition,
-            id=process.definition_id,
-            key=process.definition_key,
-            version=process.definition_version,
-            published_at=convert(
-                ProcessDefinition, "published_at", process.definition_published_at
-            ),
-        )
-    return process
+def _with_definition(found: tuple | None) -> tuple[ProcessInstance | None, tuple]:
+    """(instance, the columns after the definition's) of a row read by ``_instance_sql``, the
+    instance given its definition's id, key, version and publication time (the spec and
+    description load on first use)."""
+    if found is None:
+        return None, ()
+    process, (version, published_at, *more) = found
+    process.definition = partial(
+        ProcessDefinition,
+        id=process.definition_id,
+        key=process.definition_key,
+        version=version,
+        published_at=convert(ProcessDefinition, "published_at", published_at),
+    )
+    return process, tuple(more)
 
 
 def _for_update(sql: str) -> str:
@@ -82,10 +73,10 @@ def _locked(sql: str, params: list) -> ProcessInstance | None:
     other transaction moved to another version (``engine.migrate``) no longer joins and is
     skipped. Asked again, the statement sees the committed row.
     """
-    found = next(iter(fetch(ProcessInstance, sql, params, _DEFINITION)), None)
+    found = next(iter(fetch_with(ProcessInstance, sql, params)), None)
     if found is None:
-        found = next(iter(fetch(ProcessInstance, sql, params, _DEFINITION)), None)
-    return _with_definition(found)
+        found = next(iter(fetch_with(ProcessInstance, sql, params)), None)
+    return _with_definition(found)[0]
 
 
 @functools.lru_cache(maxsize=8)
@@ -127,12 +118,11 @@ def lock_with_tasks(process_id=None, *, task_id=None):
     return process, fetch(t, tasks_sql, [key])
 
 
-def _instance_where(where: str, params: list, extra_columns: str = "", extra_names=()):
+def _instance_where(where: str, params: list, extra_columns: str = ""):
     """For ``db.api`` only: the instance query with a grant column (kept in this package);
-    ``extra_names`` name the columns ``extra_columns`` adds."""
+    (instance or None, the values of ``extra_columns``)."""
     sql = _instance_sql(where, extra_columns)
-    found = fetch(ProcessInstance, sql, params, (*_DEFINITION, *extra_names))
-    return _with_definition(next(iter(found), None))
+    return _with_definition(next(iter(fetch_with(ProcessInstance, sql, params)), None))
 
 
 @functools.lru_cache(maxsize=8)
@@ -158,18 +148,14 @@ def tasks_of_process(process_id, *, people: bool = False) -> list[TaskInstance]:
     assignee and claimer loaded with their username (for showing them)."""
     t, user_model = TaskInstance, get_user_model()
     sql = _tasks_sql(people, connection.vendor)
-    extra = ("assignee_username", "claimed_by_username") if people else ()
-    tasks = fetch(TaskInstance, sql, [prep(t, "process", process_id)], extra)
-    for task in tasks if people else ():
+    rows = fetch_with(TaskInstance, sql, [prep(t, "process", process_id)])
+    for task, names in rows if people else ():
+        assignee, claimer = names
         if task.assignee_id is not None:
-            task.assignee = partial(
-                user_model, id=task.assignee_id, username=task.assignee_username
-            )
+            task.assignee = partial(user_model, id=task.assignee_id, username=assignee)
         if task.claimed_by_id is not None:
-            task.claimed_by = partial(
-                user_model, id=task.claimed_by_id, username=task.claimed_by_username
-            )
-    return tasks
+            task.claimed_by = partial(user_model, id=task.claimed_by_id, username=claimer)
+    return [task for task, _ in rows]
 
 
 @functools.lru_cache(maxsize=4)

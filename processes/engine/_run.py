@@ -22,7 +22,7 @@ from django_fsm import TransitionNotAllowed
 
 from processes import authority, events, hooks, queue
 from processes import spec as spec_module
-from processes.db import core as raw
+from processes.db import core, internals
 from processes.db import engine as db_engine
 from processes.engine import handlers
 from processes.engine.assignment import assign
@@ -170,11 +170,11 @@ class _Run:
             updates = [(task, self._changed_task_fields(task)) for task in changed]
             updates.append((self.process, self._changed_process_fields()))
             pending = events.take_pending(self.log)
-            raw.write(updates, pending)
+            internals.write(updates, pending)
             written = events.written(self.log, pending)
         else:
             TaskInstance.objects.bulk_update(changed, TASK_FIELDS)
-            raw.update(self.process, self._changed_process_fields())
+            core.update_row(self.process, self._changed_process_fields())
             written = events.flush(self.log)
         self.finish(written)
 
@@ -245,7 +245,7 @@ def _lock_for_task(task_id) -> tuple[_Run, TaskInstance]:
         task_id = int(task_id)
     except (TypeError, ValueError):
         raise NotFound(f"task {task_id} not found") from None
-    if not 0 < task_id <= raw.MAX_DB_INT:  # no such id, and PostgreSQL would refuse it
+    if not 0 < task_id <= core.MAX_DB_INT:  # no such id, and PostgreSQL would refuse it
         raise NotFound(f"task {task_id} not found")
     run = _lock(task_id=task_id)
     task = next(t for t in run.tasks.values() if t.pk == task_id)

@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from processes import authority, events, queue
 from processes import spec as spec_module
-from processes.db import core as raw
 from processes.db import engine as db_engine
+from processes.db import internals
 from processes.engine import subprocess
 from processes.engine._run import _require_grant, _spec_for
 from processes.engine.handlers import handler_timeout
@@ -163,9 +163,9 @@ def _create_many(definition, new, actor) -> None:
         runs.append((run, process_events))
         to_enqueue.extend((t, handler_timeout(run.task_spec(t))) for t in run.to_enqueue)
         to_spawn.extend(run.to_spawn)  # PROCESS tasks: their children start after commit
-    raw.copy_in(processes)
-    raw.copy_in(tasks)
-    raw.copy_in(pending)
+    internals.copy_in(processes)
+    internals.copy_in(tasks)
+    internals.copy_in(pending)
     for run, process_events in runs:
         events.written(run.log, process_events)  # the events-out outbox, in this transaction
         run.announce()  # its human tasks and incidents, after commit

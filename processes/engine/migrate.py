@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from processes import authority, events
-from processes.db import core as raw
+from processes.db import core
 from processes.engine._run import _advance, _lock, _Run, _spec_for
 from processes.errors import Conflict, Forbidden, InvalidInput
 from processes.events import Actor
@@ -255,7 +255,7 @@ def _apply(run: _Run, tasks, target, full, plan, source) -> None:
     for task in moved:
         if task.name != targets[task.pk]:
             task.name = f"~{task.pk}"
-            raw.update(task, ["name"])
+            core.update_row(task, ["name"])
     for task in moved:
         task_spec = spec.task(targets[task.pk])
         task.name = task_spec.name
@@ -264,7 +264,7 @@ def _apply(run: _Run, tasks, target, full, plan, source) -> None:
         task.type = task_spec.type
         task.handler = task_spec.handler or ""
         task.task_queue = task_spec.task_queue or ""
-        raw.update(task, ["name", "stage", "stage_index", "type", "handler", "task_queue"])
+        core.update_row(task, ["name", "stage", "stage_index", "type", "handler", "task_queue"])
     now = timezone.now()
     added = [
         TaskInstance(
@@ -282,9 +282,9 @@ def _apply(run: _Run, tasks, target, full, plan, source) -> None:
         for t in spec.tasks
         if t.name in plan.added
     ]
-    raw.insert(added)
+    core.create_rows(added)
     process.definition = target
-    raw.update(process, ["definition"])
+    core.update_row(process, ["definition"])
     run.tasks = {t.name: t for t in [*moved, *added]}
     events.process_migrated(
         log=run.log,

@@ -10,7 +10,7 @@ comment, form data, who) is left in the ``rework`` variable for the recalculatio
 from __future__ import annotations
 
 from processes import events
-from processes.db import core as raw
+from processes.db import core
 from processes.engine._run import _Run
 from processes.models import TaskInstance, TaskRound, TaskState
 
@@ -42,7 +42,7 @@ def send_back(run: _Run, task: TaskInstance, decision, result: dict) -> bool:
         (t for t in run.tasks.values() if goto_index <= t.stage_index <= task.stage_index),
         key=lambda t: (t.stage_index, t.pk),
     )
-    raw.insert([_kept(t) for t in again if t.state != TaskState.PENDING])
+    core.create_rows([_kept(t) for t in again if t.state != TaskState.PENDING])
     rework = {
         "round": new_round,
         "task": task.name,

@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from processes import authority, events
 from processes import spec as spec_module
-from processes.db import core as raw
 from processes.db import engine as db_engine
+from processes.db import internals
 from processes.engine._run import (
     _advance,
     _require_grant,
@@ -127,8 +127,8 @@ def _create_instance(
     process, tasks, run = _build_instance(
         definition, business_key, input, actor, occurred_at=occurred_at
     )
-    raw.insert([process])
-    raw.insert(tasks)
+    internals.insert([process])
+    internals.insert(tasks)
     run.finish()
     return process, tasks
 

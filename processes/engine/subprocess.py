@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from processes import authority, events, queue, selectors
 from processes import spec as spec_module
-from processes.db import core as raw
+from processes.db import core
 from processes.db import engine as db_engine
 from processes.engine._run import (
     FINISH_HOOKS,
@@ -151,8 +151,8 @@ def spawn(*, task_id) -> None:
         run.touch(task)
         events.task_started(log=run.log, actor=run.actor, task=task)
         if children:
-            raw.insert([c for c, _, _ in children])
-            raw.insert([t for _, tasks, _ in children for t in tasks])
+            core.create_rows([c for c, _, _ in children])
+            core.create_rows([t for _, tasks, _ in children for t in tasks])
             for _, _, child_run in children:
                 child_run.finish()  # its events; its first steps queued after commit
             events.subprocess_started(

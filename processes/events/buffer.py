@@ -8,7 +8,7 @@ from typing import Any
 from django.utils import timezone
 
 from processes import context, hooks
-from processes.db import core as raw
+from processes.db import internals
 from processes.events import chain
 from processes.models import (
     ActorType,
@@ -112,7 +112,7 @@ def definition_event(*, definition, type: str, actor: Actor, data: dict | None =
 
 def take_pending(log: EventLog) -> list[ProcessEvent]:
     """The log's events not written yet, for a caller that writes them itself
-    (``db.core.write``, a batch's COPY)."""
+    (``db.internals.write``, a batch's COPY)."""
     pending, log.pending = log.pending, []
     return pending
 
@@ -121,12 +121,12 @@ def flush(log: EventLog) -> list[ProcessEvent]:
     """Write the log's pending events in one INSERT (see ``written``)."""
     pending = take_pending(log)
     if pending:
-        raw.insert(pending)
+        internals.insert(pending)
     return written(log, pending)
 
 
 def written(log: EventLog, events: list[ProcessEvent]) -> list[ProcessEvent]:
-    """``events`` of ``log`` were just inserted (by ``flush`` or ``db.core.write``): let
+    """``events`` of ``log`` were just inserted (by ``flush`` or ``db.internals.write``): let
     ``events_written`` listeners (the events-out outbox) write their rows in the same
     transaction. The next events of this log get a correlation id of their own."""
     log.correlation = ""

@@ -13,11 +13,9 @@ from processes.spec.fields import (
     _known_handlers_default,
     _opt_str,
     _parse_escalation,
-    _parse_form,
     _parse_human_rules,
     _parse_retry,
     _parse_summary,
-    parse_fields,
     parse_iso_duration,
     parse_retention,
     slugify_key,
@@ -26,6 +24,7 @@ from processes.spec.fields import (
 from processes.spec.flow import _check_rework, _parse_call, _parse_outcomes
 from processes.spec.limits import max_tasks, storage_problems
 from processes.spec.search import parse_search
+from processes.spec.typed_fields import _parse_form, parse_fields
 from processes.spec.types import (
     BUSINESS_KEY_UNIQUE,
     KEY_RE,

@@ -12,848 +12,52 @@ definitions).
 
 ``GET /api/definitions/schema.json`` serves it; ``scripts/docs_reference.py`` writes the
 reference page from the descriptions below.
+
+Its parts: ``schema_words`` (patterns and builders), ``schema_defs`` (the shared ``$defs``),
+``schema_tasks`` (a task's fields); this module adds the rules between a task's type and its
+fields and puts them together.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from processes.spec.data import MAX_PLACES
-from processes.spec.fields import MAX_FIELDS, MAX_PATTERN
-from processes.spec.form_rules import DEFAULT_FILE_BYTES, FILE_TYPES, MAX_FILE_BYTES
-from processes.spec.limits import MAX_DEPTH, MAX_DURATION, MAX_DURATION_TEXT, NUMBER_LIMIT
+from processes.spec.limits import MAX_DEPTH, MAX_DURATION_TEXT
+from processes.spec.schema_defs import DEFS, MESSAGE_FIELD, UNTIL, WAIT
+from processes.spec.schema_tasks import TASK_FIELDS
+from processes.spec.schema_words import (
+    DIALECT,
+    EMPTY,
+    HUMAN,
+    KEY,
+    MESSAGE,
+    NAME,
+    NUMBER,
+    PROCESS,
+    RETENTION_TEXT,
+    SERVICE,
+    TIMER,
+    VAR_PATH,
+    duration,
+    fields,
+    task_type_is,
+    text,
+)
 from processes.spec.search import MAX_SEARCH_PATHS
 from processes.spec.types import (
     BUSINESS_KEY_UNIQUE,
-    CONDITION_OPS,
-    DATA_FIELD_TYPES,
-    DEFAULT_MAX_ROUNDS,
-    FORM_FIELD_TYPES,
-    INITIATOR,
-    KEY_RE,
-    MAX_ROUNDS_LIMIT,
-    NAME_RE,
-    ON_TIMEOUT,
-    SUMMARY_FORMATS,
-    TASK_TYPES,
-    VALUE_TYPES,
-    VAR_PATH_RE,
     VISIBILITIES,
 )
-
-DIALECT = "https://json-schema.org/draft/2020-12/schema"
-SCHEMA_PATH = "/api/definitions/schema.json"
-
-
-def _ecma(regex: re.Pattern) -> str:
-    """A fullmatch regex of ``types`` (ending in ``\\Z``) as a JSON Schema pattern (``^…$``)."""
-    source = regex.pattern
-    assert source.endswith("\\Z"), source
-    return "^" + source[: -len("\\Z")] + "$"
-
-
-def _any_case(word: str) -> str:
-    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)
-
-
-KEY = _ecma(KEY_RE)
-NAME = _ecma(NAME_RE)
-VAR_PATH = _ecma(VAR_PATH_RE)
-IDENTIFIER = "^[A-Za-z0-9_]{1,100}$"  # a task, form field or outcome name: a path without dots
-# parse_iso_duration: Django's ISO 8601 durations (days, hours, minutes, seconds), any case.
-DURATION_TEXT = (
-    r"^[Pp](\d+([.,]\d+)?[Dd])?([Tt](\d+([.,]\d+)?[Hh])?(\d+([.,]\d+)?[Mm])?(\d+([.,]\d+)?[Ss])?)?$"
-)
-# parse_retention: whole years, months, weeks or days (at least one), any case.
-RETENTION_TEXT = r"^\s*[Pp](?=\S*\d)(\d+[Yy])?(\d+[Mm])?(\d+[Ww])?(\d+[Dd])?\s*$"
-TASK_TYPE_PATTERN = "^(" + "|".join(_any_case(t) for t in TASK_TYPES) + ")$"
-# The parser's "empty": outcomes that are falsy mean "no outcomes".
-EMPTY = [None, False, 0, "", [], {}]
-
-HUMAN, SERVICE, PROCESS, TIMER, MESSAGE = "HUMAN", "SERVICE", "PROCESS", "TIMER", "MESSAGE"
-
-
-def _is(task_type: str) -> dict:
-    """``if`` clause: the task's ``task_type`` is ``task_type`` (SERVICE when left out)."""
-    pattern = {"pattern": "^" + _any_case(task_type) + "$"}
-    if task_type == SERVICE:
-        return {
-            "anyOf": [{"not": {"required": ["task_type"]}}, {"properties": {"task_type": pattern}}]
-        }
-    return {"required": ["task_type"], "properties": {"task_type": pattern}}
-
-
-def _text(description: str, *, max_length: int = 200, **extra) -> dict:
-    """A non-blank string of at most ``max_length`` characters, or null (``_opt_str``)."""
-    return {
-        "description": description,
-        "anyOf": [{"type": "null"}, {"type": "string", "pattern": r"\S", "maxLength": max_length}],
-        **extra,
-    }
-
-
-def _duration(description: str, **extra) -> dict:
-    return {
-        "description": description,
-        "anyOf": [{"type": "null"}, {"$ref": "#/$defs/duration"}],
-        **extra,
-    }
-
-
-def _paths(description: str, **extra) -> dict:
-    return {
-        "description": description,
-        "anyOf": [
-            {"type": "string", "pattern": VAR_PATH},
-            {"type": "array", "items": {"type": "string", "pattern": VAR_PATH}},
-        ],
-        **extra,
-    }
-
-
-NUMBER = {"type": "number", "minimum": -NUMBER_LIMIT, "maximum": NUMBER_LIMIT}
-
-
-def _type_is(*types: str) -> dict:
-    """``if`` clause: the field's ``type`` is one of ``types`` (``string`` when left out)."""
-    clause: dict = {"properties": {"type": {"enum": list(types)}}}
-    return clause if "string" in types else {"required": ["type"], **clause}
-
-
-def _typed_field(name: dict | None, types: tuple[str, ...]) -> dict:
-    """A typed field (``fields.parse_fields``): of a form (``name`` an identifier), of a
-    definition's ``input`` or a SERVICE task's ``result`` (a variable path, and ``list``), or a
-    list's ``items`` (``name`` None: no name, no ``items`` of its own, other keys ignored)."""
-    properties: dict[str, Any] = {} if name is None else {"name": name}
-    properties |= {
-        "type": {
-            "enum": list(types),
-            "default": "string",
-            "description": (
-                "`string`: one line; `text`: line breaks allowed; `decimal`: stored as text "
-                '(`"409.32"`), never a float; `date`: `YYYY-MM-DD`; `choice`: one of `choices`'
-                + ("; `list`: a list of `items`" if "list" in types else "")
-                + ("; `file`: a file attached to the case (its id)" if "file" in types else "")
-                + "."
-            ),
-        },
-        "label": {"description": "The words beside the field."},
-        "required": {
-            "type": "boolean",
-            "default": False,
-            "description": "A value is needed: missing, `null` or empty is refused.",
-        },
-        "min": {
-            **NUMBER,
-            "description": "Least value of an integer or decimal"
-            + ("; a list's fewest elements." if "list" in types else "."),
-        },
-        "max": {
-            **NUMBER,
-            "description": "Greatest value of an integer or decimal"
-            + ("; a list's most elements." if "list" in types else "."),
-        },
-        "pattern": {
-            "anyOf": [
-                {"type": "null"},
-                {"type": "string", "minLength": 1, "maxLength": MAX_PATTERN},
-            ],
-            "description": (
-                "`string`, `text`: a regular expression the whole value must match (no "
-                "repetition inside a repetition, such as `(a+)+`)."
-            ),
-        },
-        "places": {
-            "anyOf": [{"type": "null"}, {"type": "integer", "minimum": 0, "maximum": MAX_PLACES}],
-            "description": (
-                "`decimal`: at most this many decimal places; the value is stored with exactly "
-                'this many (`"409.30"`).'
-            ),
-        },
-        "choices": {"description": "A `choice` field's values: a non-empty list of strings."},
-    }
-    rules: list[dict] = [
-        {
-            "if": {"required": ["type"], "properties": {"type": {"const": "choice"}}},
-            "then": {
-                "required": ["choices"],
-                "properties": {
-                    "choices": {"type": "array", "minItems": 1, "items": {"type": "string"}}
-                },
-            },
-        },
-        {"if": _type_is("string", "text"), "else": {"properties": {"pattern": {"type": "null"}}}},
-        {"if": _type_is("decimal"), "else": {"properties": {"places": {"type": "null"}}}},
-    ]
-    if "file" in types:
-        _form_only(properties, rules)
-    schema: dict[str, Any] = {"type": "object", "properties": properties}
-    if name is None:  # a list's items: the parser reads its keys, and ignores others
-        schema["not"] = {"anyOf": [{"required": ["name"]}, {"required": ["items"]}]}
-    else:
-        schema["required"] = ["name"]
-        schema["additionalProperties"] = False  # fields.FIELD_KEYS: other keys are refused
-    if "list" in types:
-        properties["items"] = {
-            "$ref": "#/$defs/list_items",
-            "description": '`list`: what each element is (`{"type": "string", ...}`).',
-        }
-        rules.append(
-            {
-                "if": _type_is("list"),
-                "then": {"required": ["items"]},
-                "else": {"not": {"required": ["items"]}},
-            }
-        )
-    schema["allOf"] = rules
-    return schema
-
-
-def _form_only(properties: dict, rules: list) -> None:
-    """A form's field may be a ``file`` and carry ``show_if``/``required_if`` (``form_rules``)."""
-    rule = {
-        "type": "object",
-        "required": ["field", "equals"],
-        "additionalProperties": False,
-        "properties": {
-            "field": {"type": "string", "pattern": IDENTIFIER},
-            "equals": {"type": ["string", "number", "boolean", "null"]},
-        },
-    }
-    properties |= {
-        "accept": {
-            "type": "array",
-            "items": {"enum": [*FILE_TYPES, "application/*", "image/*", "text/*"]},
-            "description": (
-                "`file`: the content types taken, sniffed from the file's bytes (not its name); "
-                "left out: every type Flowdesk recognises."
-            ),
-        },
-        "max_size": {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": MAX_FILE_BYTES,
-            "default": DEFAULT_FILE_BYTES,
-            "description": "`file`: the most bytes a file may have.",
-        },
-        "show_if": {
-            **rule,
-            "description": (
-                "Ask for the field only when another field of the form (or `decision`) equals "
-                "`equals`; otherwise its value is not kept."
-            ),
-        },
-        "required_if": {
-            **rule,
-            "description": "The field is required when another field (or `decision`) equals "
-            "`equals`.",
-        },
-    }
-    rules.append(
-        {
-            "if": _type_is("file"),
-            "else": {"not": {"anyOf": [{"required": ["accept"]}, {"required": ["max_size"]}]}},
-        }
-    )
-
-
-def _fields(description: str, **item_rules) -> dict:
-    """A list of typed fields (``input``, ``result``), or null: none declared (free-form)."""
-    items = {"$ref": "#/$defs/field", **item_rules}
-    return {
-        "description": description,
-        "anyOf": [{"type": "null"}, {"type": "array", "maxItems": MAX_FIELDS, "items": items}],
-    }
-
-
-DEFS: dict[str, Any] = {
-    "duration": {
-        "description": (
-            "An ISO 8601 duration of days, hours, minutes and seconds (`PT30S`, `P2D`, "
-            f"`P1DT12H`) or a number of seconds; at most {MAX_DURATION_TEXT} (10 years)."
-        ),
-        "anyOf": [
-            {"type": "number", "minimum": 0, "maximum": MAX_DURATION.total_seconds()},
-            {"type": "string", "maxLength": 40, "pattern": DURATION_TEXT},
-        ],
-    },
-    "condition": {
-        "description": (
-            "A declarative rule on the variables, never code: a leaf `{var, op, value}` or "
-            "`{all: [...]}`, `{any: [...]}`, `{not: ...}`."
-        ),
-        "anyOf": [
-            {
-                "type": "object",
-                "required": ["all"],
-                "additionalProperties": False,
-                "properties": {
-                    "all": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/condition"}}
-                },
-            },
-            {
-                "type": "object",
-                "required": ["any"],
-                "additionalProperties": False,
-                "properties": {
-                    "any": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/condition"}}
-                },
-            },
-            {
-                "type": "object",
-                "required": ["not"],
-                "additionalProperties": False,
-                "properties": {"not": {"$ref": "#/$defs/condition"}},
-            },
-            {"$ref": "#/$defs/condition_leaf"},
-        ],
-    },
-    "condition_leaf": {
-        "type": "object",
-        "required": ["var"],
-        "additionalProperties": False,
-        "properties": {
-            "var": {
-                "type": "string",
-                "pattern": VAR_PATH,
-                "description": "A variable path, e.g. `approve_bonus.decision`.",
-            },
-            "op": {
-                "enum": list(CONDITION_OPS),
-                "default": "eq",
-                "description": "The comparison; `in` and `not_in` take a list.",
-            },
-            "value": {"description": "What the variable is compared with."},
-        },
-        "allOf": [
-            {
-                "if": {"required": ["op"], "properties": {"op": {"enum": ["in", "not_in"]}}},
-                "then": {"required": ["value"], "properties": {"value": {"type": "array"}}},
-            },
-            {
-                "if": {"required": ["op"], "properties": {"op": {"enum": ["exists", "truthy"]}}},
-                "else": {"required": ["value"]},
-            },
-        ],
-    },
-    "retry": {
-        "description": "How often and when a failed step is tried again.",
-        "anyOf": [
-            {"type": "integer", "minimum": 1, "maximum": 100},
-            {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
-                    "max_attempts": {
-                        "type": "integer",
-                        "minimum": 1,
-                        "maximum": 100,
-                        "default": 3,
-                        "description": "Attempts in all, the first included.",
-                    },
-                    "backoff": {
-                        "$ref": "#/$defs/duration",
-                        "default": "PT5S",
-                        "description": "The wait before the second attempt.",
-                    },
-                    "backoff_factor": {
-                        "type": "number",
-                        "minimum": 1,
-                        "maximum": 10,
-                        "default": 2,
-                        "description": "Each further wait is the previous one times this.",
-                    },
-                    "max_backoff": {
-                        "$ref": "#/$defs/duration",
-                        "default": "PT1H",
-                        "description": "No wait is longer than this.",
-                    },
-                },
-            },
-        ],
-    },
-    "on_error": {
-        "type": "object",
-        "properties": {
-            "notify": {
-                "type": "boolean",
-                "default": True,
-                "description": "`false`: no incident SMS when this fails for good.",
-            }
-        },
-    },
-    "field": _typed_field(
-        {
-            "type": "string",
-            "pattern": VAR_PATH,
-            "description": (
-                "A variable path: `bonus.amount` is the `amount` key of the `bonus` object (a "
-                "result's names are below the task's name). Not both `a` and `a.b`."
-            ),
-        },
-        DATA_FIELD_TYPES,
-    ),
-    "form_field": _typed_field(
-        {
-            "type": "string",
-            "pattern": IDENTIFIER,
-            "not": {"enum": ["decision", "comment"]},
-            "description": "Where the value lands: `<task>.<name>` (not `decision` or `comment`).",
-        },
-        FORM_FIELD_TYPES,
-    ),
-    "list_items": {
-        **_typed_field(None, VALUE_TYPES),
-        "description": "What each element of a `list` is: a field without a name.",
-    },
-    "escalation": {
-        "type": "object",
-        "required": ["after"],
-        "properties": {
-            "after": {
-                "$ref": "#/$defs/duration",
-                "description": "How long after the task was scheduled (more than zero).",
-            },
-            "to": {
-                "anyOf": [{"type": "null"}, {"type": "string", "pattern": NAME}],
-                "description": "The role the task moves to; without it, a reminder is sent.",
-            },
-            "notify": {
-                "type": "boolean",
-                "default": True,
-                "description": "Tell the people concerned (and SMS the on-call admins).",
-            },
-        },
-    },
-    "summary_item": {
-        "type": "object",
-        "required": ["label", "var"],
-        "additionalProperties": False,
-        "properties": {
-            "label": {"type": "string", "pattern": r"\S", "description": "Shown before the value."},
-            "var": {"type": "string", "pattern": VAR_PATH, "description": "The variable shown."},
-            "format": {
-                "enum": list(SUMMARY_FORMATS),
-                "default": "text",
-                "description": "How the value is shown (`money` with a currency).",
-            },
-            "currency": {
-                "anyOf": [{"type": "null"}, {"type": "string", "pattern": "^[A-Z]{3}$"}],
-                "description": "`money`: a fixed ISO 4217 currency, e.g. `EUR`.",
-            },
-            "currency_var": {
-                "anyOf": [{"type": "null"}, {"type": "string", "pattern": VAR_PATH}],
-                "description": "`money`: the variable holding the currency.",
-            },
-        },
-        "if": {
-            "anyOf": [
-                {"required": ["currency"], "properties": {"currency": {"type": "string"}}},
-                {"required": ["currency_var"], "properties": {"currency_var": {"type": "string"}}},
-            ]
-        },
-        "then": {"required": ["format"], "properties": {"format": {"const": "money"}}},
-    },
-    "outcome_options": {
-        "anyOf": [
-            {"type": "null"},
-            {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
-                    "goto": {
-                        "anyOf": [{"type": "null"}, {"type": "string", "minLength": 1}],
-                        "description": "Send the process back to this stage (its own or an earlier one).",
-                    },
-                    "max_rounds": {
-                        "type": "integer",
-                        "minimum": 2,
-                        "maximum": MAX_ROUNDS_LIMIT,
-                        "default": DEFAULT_MAX_ROUNDS,
-                        "description": "Rounds in all, the first included.",
-                    },
-                },
-                "dependentSchemas": {
-                    "max_rounds": {
-                        "required": ["goto"],
-                        "properties": {"goto": {"type": "string"}},
-                    }
-                },
-            },
-        ]
-    },
-    "process_call": {
-        "type": "object",
-        "required": ["definition"],
-        "additionalProperties": False,
-        "properties": {
-            "definition": {
-                "type": "string",
-                "pattern": KEY,
-                "description": "The key of the child's definition.",
-            },
-            "version": {
-                "anyOf": [{"type": "null"}, {"type": "integer", "minimum": 1}],
-                "description": "Pin a version; left out: the newest published one.",
-            },
-            "for_each": {
-                "anyOf": [{"type": "null"}, {"type": "string", "pattern": VAR_PATH}],
-                "description": "A list variable: one child per element (`item`, `index`).",
-            },
-            "business_key": {
-                "anyOf": [
-                    {"type": "null"},
-                    {"type": "string", "pattern": VAR_PATH},
-                    {
-                        "type": "string",
-                        "pattern": r"^([^{}]|\{[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*\})+$",
-                    },
-                ],
-                "description": (
-                    "A variable path or a template such as `SAL-{period}-{item}`; default "
-                    "`<parent key>:<task>[:<index>]`."
-                ),
-            },
-            "input": {
-                "type": "object",
-                "propertyNames": {"pattern": IDENTIFIER},
-                "additionalProperties": {"type": "string", "pattern": VAR_PATH},
-                "description": "Child variable → parent variable path.",
-            },
-            "output": {
-                "type": "object",
-                "propertyNames": {"pattern": IDENTIFIER},
-                "additionalProperties": {"type": "string", "pattern": VAR_PATH},
-                "description": "Result field → path in the child's variables.",
-            },
-        },
-    },
-}
-
-# A TIMER's and a MESSAGE task's own fields: checked on those types only (``_task_schema``'s
-# rules); on other types they are extra fields, kept and passed on like any other.
-WAIT = {"anyOf": [{"type": "null"}, {"$ref": "#/$defs/duration"}]}
-UNTIL = {"anyOf": [{"type": "null"}, {"type": "string", "pattern": VAR_PATH}]}
-MESSAGE_FIELD = {
-    "type": "object",
-    "required": ["name", "key"],
-    "additionalProperties": False,
-    "properties": {
-        "name": {"type": "string", "pattern": NAME},
-        "key": {"type": "string", "pattern": VAR_PATH},
-    },
-}
-
-
-def _waits_for(typed: dict, description: str) -> dict:
-    """A field only one task type reads: any value here (an extra field on other types), its
-    type under that type's rule (``x-typed``: the same, for the reference)."""
-    return {"description": description, "x-typed": typed}
-
-
-# A task's fields: (name, schema, task types it belongs to or None for every type).
-TASK_FIELDS: list[tuple[str, dict, tuple[str, ...] | None]] = [
-    (
-        "task_name",
-        {
-            "type": "string",
-            "pattern": IDENTIFIER,
-            "description": "Unique in the definition: letters, digits and `_`.",
-        },
-        None,
-    ),
-    (
-        "task_type",
-        {
-            "type": "string",
-            "pattern": TASK_TYPE_PATTERN,
-            "default": SERVICE,
-            "description": (
-                "`SERVICE`: a handler on a worker, or an external system when it has no "
-                "`handler`; `HUMAN`: a person of the role `assigned_to` decides; `PROCESS`: "
-                "starts child processes and waits for them; `TIMER`: waits for a duration or "
-                "a moment; `MESSAGE`: waits for a message (`POST /api/messages/`). Any case."
-            ),
-        },
-        None,
-    ),
-    (
-        "parent_task",
-        {
-            "description": (
-                "Tasks of the same stage that must be completed or skipped first; none: the "
-                "task starts with its stage (tasks without parents run in parallel)."
-            ),
-            "anyOf": [
-                {"type": "null"},
-                {"type": "string", "minLength": 1},
-                {
-                    "type": "array",
-                    "uniqueItems": True,
-                    "items": {"type": "string", "minLength": 1},
-                },
-            ],
-        },
-        None,
-    ),
-    (
-        "task_queue",
-        _text("The external workers' queue (`GET /api/queues/{task_queue}/tasks/`)."),
-        None,
-    ),
-    ("business_status", _text("Set on the process when this task completes."), None),
-    (
-        "waiting_status",
-        _text(
-            "Set on the process when this task is scheduled (what the case waits for); "
-            "not on an inline step."
-        ),
-        None,
-    ),
-    ("label", {"type": "string", "description": "The task's name for people."}, None),
-    ("description", {"type": "string", "description": "Instructions on the task page."}, None),
-    (
-        "condition",
-        {
-            "description": (
-                "Skip the task when this is false at the moment it becomes ready (ops: "
-                + ", ".join(f"`{op}`" for op in CONDITION_OPS)
-                + ")."
-            ),
-            "anyOf": [{"type": "null"}, {"$ref": "#/$defs/condition"}],
-        },
-        None,
-    ),
-    (
-        "on_error",
-        {
-            "$ref": "#/$defs/on_error",
-            "description": '`{"notify": false}` turns off the incident SMS for this task.',
-        },
-        None,
-    ),
-    (
-        "handler",
-        _text('The registered step handler run on a worker (`@step("name")`).'),
-        (SERVICE,),
-    ),
-    (
-        "inline",
-        {
-            "type": "boolean",
-            "default": False,
-            "description": (
-                "`true`: a pure-compute handler runs inside the engine transaction that makes "
-                "the step ready (no queue, no lease, no database). Needs a `handler`."
-            ),
-        },
-        (SERVICE,),
-    ),
-    (
-        "retry",
-        {
-            "description": (
-                "`{max_attempts, backoff, backoff_factor, max_backoff}`, or a number of attempts."
-            ),
-            "anyOf": [{"type": "null"}, {"$ref": "#/$defs/retry"}],
-        },
-        (SERVICE,),
-    ),
-    (
-        "timeout",
-        _duration(
-            "A step's time limit; an external task's wait limit (then `on_timeout` applies)."
-        ),
-        (SERVICE,),
-    ),
-    (
-        "compensate",
-        _text("Handler that undoes this task when the process is cancelled."),
-        (SERVICE,),
-    ),
-    (
-        "result",
-        _fields(
-            "The fields of what the task brings back, typed like `input` and named below the "
-            "task (`amount` is `<task>.amount`): a handler's result that breaks it fails the "
-            "attempt, an external task's `TaskCompleted` is refused (400), a MESSAGE task's "
-            "message too. None: any JSON object."
-        ),
-        (SERVICE, MESSAGE),
-    ),
-    (
-        "assigned_to",
-        {
-            "description": "The role (Django group) whose members may claim and decide the task.",
-            "anyOf": [
-                {"type": "null"},
-                {"type": "string", "pattern": NAME, "maxLength": 200},
-            ],
-        },
-        (HUMAN,),
-    ),
-    (
-        "assignee",
-        {
-            "description": "A variable path holding the username the task is assigned to.",
-            "anyOf": [{"type": "null"}, {"type": "string", "pattern": VAR_PATH}],
-        },
-        (HUMAN,),
-    ),
-    (
-        "outcomes",
-        {
-            "description": (
-                "The decisions a person may take, stored as `<task>.decision`: a list "
-                '(`["approve", "reject"]`), or an object whose options `{"goto": stage, '
-                '"max_rounds": n}` send the process back for rework.'
-            ),
-            "anyOf": [
-                {"enum": EMPTY},
-                {
-                    "type": "array",
-                    "uniqueItems": True,
-                    "items": {"type": "string", "pattern": VAR_PATH},
-                },
-                {
-                    "type": "object",
-                    "propertyNames": {"pattern": VAR_PATH},
-                    "additionalProperties": {"$ref": "#/$defs/outcome_options"},
-                },
-            ],
-        },
-        (HUMAN,),
-    ),
-    (
-        "form",
-        {
-            "description": (
-                "Typed fields of the decision form (types: "
-                + ", ".join(f"`{t}`" for t in FORM_FIELD_TYPES)
-                + ")."
-            ),
-            "anyOf": [{"type": "null"}, {"type": "array", "items": {"$ref": "#/$defs/form_field"}}],
-        },
-        (HUMAN,),
-    ),
-    (
-        "due",
-        _duration("When the task is due after it is scheduled (marked overdue after)."),
-        (HUMAN,),
-    ),
-    (
-        "escalation",
-        {
-            "description": "`{after, to, notify}`: move an overdue task to another role, or remind.",
-            "anyOf": [{"type": "null"}, {"$ref": "#/$defs/escalation"}],
-        },
-        (HUMAN,),
-    ),
-    (
-        "not_by",
-        {
-            "description": (
-                f"Separation of duties: `{INITIATOR}` (whoever started the process) or other "
-                "human tasks' names (whoever decided them: four eyes)."
-            ),
-            "anyOf": [
-                {"type": "string", "pattern": IDENTIFIER},
-                {"type": "array", "items": {"type": "string", "pattern": IDENTIFIER}},
-            ],
-        },
-        (HUMAN,),
-    ),
-    (
-        "not_by_var",
-        _paths("Variable paths holding the username the decision is about (they may not decide)."),
-        (HUMAN,),
-    ),
-    ("show", _paths("The variable paths its deciders see (default: every variable)."), (HUMAN,)),
-    (
-        "summary",
-        {
-            "description": "The facts a decider needs first: `[{label, var, format}]`.",
-            "anyOf": [
-                {"type": "null"},
-                {"type": "array", "items": {"$ref": "#/$defs/summary_item"}},
-            ],
-        },
-        (HUMAN,),
-    ),
-    (
-        "explain",
-        {
-            "description": (
-                "How the amount came about, e.g. base, rating, rate, amount: `[{label, var, "
-                "format}]`, shown to the decider in that order."
-            ),
-            "anyOf": [
-                {"type": "null"},
-                {"type": "array", "items": {"$ref": "#/$defs/summary_item"}},
-            ],
-        },
-        (HUMAN,),
-    ),
-    (
-        "external_decision",
-        {
-            "type": "boolean",
-            "default": False,
-            "description": "`true`: a seed `TaskCompleted` may carry the decision.",
-        },
-        (HUMAN,),
-    ),
-    (
-        "on_timeout",
-        {
-            "enum": list(ON_TIMEOUT),
-            "default": "incident",
-            "description": (
-                "When an external task's `timeout` or a human task's `due` (without "
-                "`escalation`) passes: an incident while it still waits, fail, or skip."
-            ),
-        },
-        (SERVICE, HUMAN),
-    ),
-    (
-        "wait",
-        _waits_for(WAIT, "How long the timer waits once it is scheduled (or `until`)."),
-        (TIMER,),
-    ),
-    (
-        "until",
-        _waits_for(UNTIL, "A variable path holding the ISO 8601 date-time it fires at."),
-        (TIMER,),
-    ),
-    (
-        "message",
-        _waits_for(
-            MESSAGE_FIELD,
-            "`{name, key}`: the message waited for, and the variable path whose value is its "
-            "correlation key.",
-        ),
-        (MESSAGE,),
-    ),
-    (
-        "process",
-        {
-            "$ref": "#/$defs/process_call",
-            "description": "`{definition, version, for_each, business_key, input, output}`.",
-        },
-        (PROCESS,),
-    ),
-]
 
 # Fields that must be absent (not even null) on tasks of other types: the parser checks presence.
 PRESENCE_CHECKED = ("not_by", "not_by_var", "show", "external_decision")
 
 
-def _task_schema() -> dict:
+def task_schema() -> dict:
     rules: list[dict] = [
         # HUMAN: a role, no handler; other types: nothing of a person's
         {
-            "if": _is(HUMAN),
+            "if": task_type_is(HUMAN),
             "then": {
                 "required": ["assigned_to"],
                 "properties": {"assigned_to": {"type": "string"}, "handler": {"type": "null"}},
@@ -871,7 +75,7 @@ def _task_schema() -> dict:
         },
         # PROCESS: the child process, no handler; other types: no child process
         {
-            "if": _is(PROCESS),
+            "if": task_type_is(PROCESS),
             "then": {
                 "required": ["process"],
                 "properties": {"handler": {"type": "null"}},
@@ -880,12 +84,12 @@ def _task_schema() -> dict:
         },
         # result: a SERVICE or MESSAGE task's; other types declare none (not even an empty list)
         {
-            "if": {"anyOf": [_is(SERVICE), _is(MESSAGE)]},
+            "if": {"anyOf": [task_type_is(SERVICE), task_type_is(MESSAGE)]},
             "else": {"properties": {"result": {"type": "null"}}},
         },
         # TIMER: a wait or an until (one of them), no handler (other types: extra fields)
         {
-            "if": _is(TIMER),
+            "if": task_type_is(TIMER),
             "then": {
                 "properties": {"handler": {"type": "null"}, "wait": WAIT, "until": UNTIL},
                 "anyOf": [
@@ -908,7 +112,7 @@ def _task_schema() -> dict:
         },
         # MESSAGE: the message, no handler (other types: an extra field)
         {
-            "if": _is(MESSAGE),
+            "if": task_type_is(MESSAGE),
             "then": {
                 "required": ["message"],
                 "properties": {"handler": {"type": "null"}, "message": MESSAGE_FIELD},
@@ -918,7 +122,7 @@ def _task_schema() -> dict:
         {
             "if": {"required": ["inline"], "properties": {"inline": {"const": True}}},
             "then": {
-                "allOf": [_is(SERVICE)],
+                "allOf": [task_type_is(SERVICE)],
                 "required": ["handler"],
                 "properties": {"handler": {"type": "string"}},
             },
@@ -929,7 +133,7 @@ def _task_schema() -> dict:
             "then": {
                 "anyOf": [
                     {
-                        "allOf": [_is(SERVICE)],
+                        "allOf": [task_type_is(SERVICE)],
                         "required": ["timeout"],
                         "properties": {
                             "handler": {"type": "null"},
@@ -937,7 +141,7 @@ def _task_schema() -> dict:
                         },
                     },
                     {
-                        "allOf": [_is(HUMAN)],
+                        "allOf": [task_type_is(HUMAN)],
                         "required": ["due"],
                         "properties": {
                             "due": {"not": {"type": "null"}},
@@ -1003,7 +207,7 @@ def definition_schema(schema_id: str | None = None) -> dict:
                     "`component_name` or `workflow_name`."
                 ),
             },
-            "component_name": _text("How seed events find the definition; it belongs to one key."),
+            "component_name": text("How seed events find the definition; it belongs to one key."),
             "description": {"type": "string", "description": "What the process is for."},
             "on_error": {
                 "$ref": "#/$defs/on_error",
@@ -1025,7 +229,7 @@ def definition_schema(schema_id: str | None = None) -> dict:
                     "second start returns the existing instance whatever its state."
                 ),
             },
-            "deadline": _duration(
+            "deadline": duration(
                 "From the start: one incident SMS when it passes while the process still runs."
             ),
             "retention": {
@@ -1052,7 +256,7 @@ def definition_schema(schema_id: str | None = None) -> dict:
                     },
                 ],
             },
-            "input": _fields(
+            "input": fields(
                 "The fields a process is started with, each checked and converted to its type "
                 "at every way in (API, batch and the admin's CSV, CLI, seed events, a "
                 "parent's call); anything else is refused. None: free-form input.",
@@ -1093,7 +297,7 @@ def definition_schema(schema_id: str | None = None) -> dict:
                     },
                 },
             },
-            "task": _task_schema(),
+            "task": task_schema(),
         },
     }
     if schema_id:

@@ -251,7 +251,7 @@ def test_what_the_page_names_exists(page):
         "processes.supervisor.RedisBroker",
         "engine.task_decide",
         "_run._lock_for_task",
-        "db.core.write",
+        "db.internals.write",
         "_Run.finish",
         "lock_with_tasks",
         "TaskInstance",

@@ -203,10 +203,10 @@ def test_the_startable_definition_and_the_process_detail_apply_the_grant(db):
         if found is not None:
             assert found.version == 2  # the newest published
         can_see = authority.has_definition_perm(user, authority.SEE, "k1")
-        detail = db_api.process_with_grant(
+        detail, allowed = db_api.process_with_grant(
             process.pk, user=user, codenames=authority.codenames(authority.SEE)
         )
-        assert bool(detail.allowed) == can_see
+        assert detail.pk == process.pk and allowed == can_see
 
 
 def test_the_engine_writes_back_every_column_but_those_written_once():
@@ -243,7 +243,7 @@ def test_overdue_has_one_meaning_everywhere(processes, client):
 
 
 def test_a_batch_writes_the_rows_a_single_start_writes(pizza):
-    """``core.copy_in`` (COPY, for batches) stores what ``core.insert`` stores, column by column."""
+    """``internals.copy_in`` (COPY, for batches) stores what ``internals.insert`` stores, column by column."""
     single = engine.process_start(definition=pizza, business_key="ONE", actor=SYSTEM).process
     [item] = engine.process_start_batch(
         definition=pizza, items=[{"business_key": "TWO"}], actor=SYSTEM

@@ -1,11 +1,12 @@
-"""``db.core.write``: one engine event's writes in one statement, the same rows as one by one."""
+"""``db.internals.write``: one engine event's writes in one statement, the same rows as one by one."""
 
 import pytest
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from processes import engine
-from processes.db import core as raw
+from processes.db import core
+from processes.db import internals as raw
 from processes.events import Actor
 from processes.models import ProcessEvent, ProcessInstance, TaskInstance
 
@@ -51,13 +52,13 @@ def stored_row(model, pk):
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT to_jsonb(t) FROM {raw.table(model)} t WHERE id = %s", [pk])
+        cursor.execute(f"SELECT to_jsonb(t) FROM {core.table(model)} t WHERE id = %s", [pk])
         row = cursor.fetchone()[0]
     return row if isinstance(row, dict) else __import__("json").loads(row)
 
 
 def test_the_fixed_inserts_store_the_rows_the_orm_stores(postgres, pizza):
-    # given a process and a task, once through raw.insert and once through the ORM
+    # given a process and a task, once through internals.insert and once through the ORM
     definition = pizza
     now = timezone.now()
 

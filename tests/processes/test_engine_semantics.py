@@ -330,13 +330,13 @@ def test_a_write_to_a_row_that_is_gone_fails_loudly(pizza):
     # the engine updates rows it holds locked; one that vanished anyway must not pass unnoticed
     from django.db import DatabaseError
 
-    from processes.db import core as raw
+    from processes.db import core
 
     process = seed_event("StartWorkflow").process
     ProcessInstance.objects.filter(pk=process.pk).update(business_status="seen")
     process.business_status = "written"
-    raw.update(process, ["business_status"])
+    core.update_row(process, ["business_status"])
     assert ProcessInstance.objects.get(pk=process.pk).business_status == "written"
     ghost = ProcessInstance(pk=uuid.uuid4(), definition=process.definition)
     with pytest.raises(DatabaseError, match="matched 0 rows"):
-        raw.update(ghost, ["business_status"])
+        core.update_row(ghost, ["business_status"])

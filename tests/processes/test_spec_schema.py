@@ -721,7 +721,7 @@ def test_only_the_semantic_checks_are_left_to_the_validator(where, field, value)
 
 def test_every_task_field_the_parser_knows_is_in_the_schema():
     """A field added to the language without its schema would pass through as an unknown one."""
-    from processes.spec.schema import TASK_FIELDS
+    from processes.spec.schema_tasks import TASK_FIELDS
     from processes.spec.types import KNOWN_TASK_FIELDS
 
     assert {name for name, _, _ in TASK_FIELDS} >= KNOWN_TASK_FIELDS - {"task_name"}
@@ -758,9 +758,9 @@ def test_every_top_level_field_the_parser_knows_is_in_the_schema():
 
 
 def test_every_key_of_a_typed_field_is_in_the_schema():
-    """``input``/``result`` fields take every key the parser knows (``fields.FIELD_KEYS``), a
+    """``input``/``result`` fields take every key the parser knows (``typed_fields.FIELD_KEYS``), a
     form's fields all but ``items``; none takes another."""
-    from processes.spec.fields import FIELD_KEYS
+    from processes.spec.typed_fields import FIELD_KEYS
 
     defs = SCHEMA["$defs"]
     from processes.spec.form_rules import FORM_ONLY_KEYS

@@ -45,9 +45,9 @@ def test_no_notice_unless_turned_on(settings, start, django_capture_on_commit_ca
 
 
 def test_mail_from_one_url():
-    from config.settings import _email_settings
+    from config.mail import email_settings
 
-    assert _email_settings("smtp://bot:s%40cret@mail.example.com:587?tls=1") == {
+    assert email_settings("smtp://bot:s%40cret@mail.example.com:587?tls=1") == {
         "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
         "EMAIL_HOST": "mail.example.com",
         "EMAIL_PORT": 587,
@@ -56,10 +56,10 @@ def test_mail_from_one_url():
         "EMAIL_USE_TLS": True,
         "EMAIL_USE_SSL": False,
     }
-    assert _email_settings("smtps://mail.example.com")["EMAIL_PORT"] == 465
-    assert _email_settings("console://")["EMAIL_BACKEND"].endswith("console.EmailBackend")
+    assert email_settings("smtps://mail.example.com")["EMAIL_PORT"] == 465
+    assert email_settings("console://")["EMAIL_BACKEND"].endswith("console.EmailBackend")
     with pytest.raises(SystemExit, match="unknown scheme 'ftp'"):
-        _email_settings("ftp://x")
+        email_settings("ftp://x")
 
 
 @pytest.mark.django_db

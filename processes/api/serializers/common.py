@@ -17,13 +17,21 @@ class OutputSerializer(serializers.Serializer):
     DRF deep-copies every declared field for every serializer it creates: a third of the CPU of
     writing a process with its tasks. Output fields here keep no per-call state and never read
     ``context``, so one bound set per class serves every call; the output is DRF's own.
+    ``given``: fields the caller hands in beside the instance (a subclass writes them in its
+    ``to_representation``), not read from it.
     """
+
+    given: tuple[str, ...] = ()
 
     @classmethod
     def _readable(cls) -> list[serializers.Field]:
         bound = cls.__dict__.get("_bound_fields")
         if bound is None:
-            bound = [f for f in cls().fields.values() if not f.write_only]
+            bound = [
+                f
+                for f in cls().fields.values()
+                if not f.write_only and f.field_name not in cls.given
+            ]
             cls._bound_fields = bound
         return bound
 

@@ -60,7 +60,13 @@ class ProcessSerializer(OutputSerializer):
         return f"/api/processes/{process.pk}/"
 
 
+TASKS = TaskSerializer(many=True)  # no per-call state (OutputSerializer): one serves every call
+
+
 class ProcessDetailSerializer(ProcessSerializer):
+    """One process with its tasks, given as ``(process, tasks)``: the tasks in spec order with
+    their people (``selectors.process_tasks``, or the tasks a start just wrote)."""
+
     started_by = serializers.CharField()
     parent = serializers.UUIDField(
         source="parent_id", allow_null=True, help_text="The process that started this one."
@@ -70,7 +76,12 @@ class ProcessDetailSerializer(ProcessSerializer):
         "`GET /api/processes/?parent={id}`."
     )
     variables = serializers.JSONField()
-    tasks = TaskSerializer(many=True, source="tasks.all")
+    tasks = TaskSerializer(many=True)
+    given = ("tasks",)
+
+    def to_representation(self, instance):
+        process, tasks = instance
+        return {**super().to_representation(process), "tasks": TASKS.to_representation(tasks)}
 
     def get_parent_task(self, process) -> str | None:
         if process.parent_task_id is None:

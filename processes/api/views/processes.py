@@ -17,8 +17,9 @@ from processes.models import ProcessInstance, ProcessState
 
 def _current(request, pk) -> Response:
     """The process as it is now, with its tasks (after an engine call changed it)."""
-    process = selectors.with_tasks(selectors.process_for(request.user, pk))
-    return Response(ser.ProcessDetailSerializer(process).data)
+    process = selectors.process_for(request.user, pk)
+    tasks = selectors.process_tasks(process)
+    return Response(ser.ProcessDetailSerializer((process, tasks)).data)
 
 
 class ProcessFilter(django_filters.FilterSet):
@@ -64,9 +65,10 @@ class ProcessListView(ListView):
         if result.archived is not None:  # "ever": the key's case was archived, nothing started
             return Response(ser.ArchivedProcessSerializer(result.archived).data, status=200)
         # the caller may start: no second check; a new instance's tasks are already in hand
-        process = selectors.with_tasks(result.process, result.tasks)
+        process = result.process
+        tasks = result.tasks if result.tasks is not None else selectors.process_tasks(process)
         return Response(
-            ser.ProcessDetailSerializer(process).data,
+            ser.ProcessDetailSerializer((process, tasks)).data,
             status=201 if result.created else 200,
             headers={"Location": f"/api/processes/{process.pk}/"},
         )
