@@ -3,9 +3,14 @@ forms render the spec's outcomes and fields and put the engine's errors next to 
 
 from __future__ import annotations
 
+import zoneinfo
+
 from django import forms
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from processes import spec as spec_module
+from tasks_inbox.models import Profile
 from tasks_inbox.presenters import humanize
 
 COMMENT_MAX = 2000
@@ -124,3 +129,24 @@ class AbsenceForm(forms.Form):
         for key, messages in fields.items():
             for message in messages:
                 self.add_error(key if key in self.fields else None, message)
+
+
+class ProfileForm(forms.ModelForm):
+    """A person's language and time zone; blank keeps the browser's language / the site's zone."""
+
+    class Meta:
+        model = Profile
+        fields = ["language", "time_zone"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["language"] = forms.ChoiceField(
+            label=_("Language"),
+            required=False,
+            choices=[("", _("The browser's language"))] + list(settings.LANGUAGES),
+        )
+        self.fields["time_zone"].label = _("Time zone")
+        self.fields["time_zone"].widget = forms.Select(
+            choices=[("", _("The site's time zone (%(zone)s)") % {"zone": settings.TIME_ZONE})]
+            + [(z, z) for z in sorted(zoneinfo.available_timezones())]
+        )

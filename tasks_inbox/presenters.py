@@ -7,7 +7,10 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from django.utils import timezone
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_currency, format_decimal
+from django.utils import timezone, translation
+from django.utils.dateformat import format as django_dateformat
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.formats import date_format, number_format
 
@@ -33,10 +36,24 @@ def _finite(value) -> Decimal | None:
     return number if number.is_finite() and abs(number) < Decimal("1e30") else None
 
 
+def babel_locale() -> str | None:
+    """The active language as a Babel locale ("fr", "de"), or None for English, whose
+    formats stay Flowdesk's own ("€3,411.00", "CHF 12.50")."""
+    language = translation.get_language() or "en"
+    return None if language.split("-")[0] == "en" else translation.to_locale(language)
+
+
 def format_number(value, *, amount: bool = False) -> str:
     number = _finite(value)
     if number is None:
         return str(value)
+    locale = babel_locale()
+    if locale is not None:
+        whole = not amount and number == number.to_integral_value()
+        pattern = "#,##0" if whole else "#,##0.00"
+        return format_decimal(
+            number if whole else number.quantize(Decimal("0.01")), pattern, locale=locale
+        )
     if amount or number != number.to_integral_value():
         return number_format(number.quantize(Decimal("0.01")), 2, force_grouping=True)
     return number_format(int(number), 0, force_grouping=True)
@@ -60,17 +77,26 @@ CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥", "CHF": "
 
 
 def format_money(value, currency: str | None = None) -> str:
-    """€3,411.00 / CHF 12.50 / 12.50 (no currency known)."""
+    """€3,411.00 / CHF 12.50 / 12.50 (no currency known); in the active language's way
+    elsewhere (Babel: fr "1 234,50 €", with the narrow no-break space CLDR gives)."""
     number = _finite(value)
     if number is None:
         return str(value)
     number = number.quantize(Decimal("0.01"))
+    locale = babel_locale()
+    if locale is not None:  # "1 234,50 €" in French, "1.234,50 €" in German
+        if not currency:
+            return format_decimal(number, "#,##0.00", locale=locale)
+        return format_currency(number, currency.upper(), locale=locale)
     text = number_format(abs(number), 2, force_grouping=True)
     sign = "-" if number < 0 else ""
     if not currency:
         return sign + text
     symbol = CURRENCY_SYMBOLS.get(currency.upper())
     return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency.upper()}"
+
+
+DAY_PATTERNS = {"fr": "d MMM y", "de": "d. MMM y"}  # CLDR patterns; English: config/formats
 
 
 def format_when(value) -> str:
@@ -81,7 +107,12 @@ def format_when(value) -> str:
         return str(value)
     if timezone.is_naive(value):
         value = timezone.make_aware(value, dt.UTC)
-    return date_format(timezone.localtime(value), "DATETIME_FORMAT")
+    value = timezone.localtime(value)
+    locale = babel_locale()
+    if locale is not None:  # "28 nov. 2026, 19:23 CET": the month in the language, zone shown
+        pattern = DAY_PATTERNS.get(locale[:2], "d MMM y") + ", HH:mm"
+        return f"{format_datetime(value, pattern, locale=locale)} {django_dateformat(value, 'T')}"
+    return date_format(value, "DATETIME_FORMAT")
 
 
 def format_day(value) -> str:
@@ -89,7 +120,12 @@ def format_day(value) -> str:
         value = parse_date(value[:10]) or value
     if isinstance(value, dt.datetime):
         value = timezone.localtime(value).date() if timezone.is_aware(value) else value.date()
-    return date_format(value, "DATE_FORMAT") if isinstance(value, dt.date) else str(value)
+    if not isinstance(value, dt.date):
+        return str(value)
+    locale = babel_locale()
+    if locale is not None:
+        return format_date(value, DAY_PATTERNS.get(locale[:2], "d MMM y"), locale=locale)
+    return date_format(value, "DATE_FORMAT")
 
 
 def format_duration(value) -> str:
