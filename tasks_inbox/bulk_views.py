@@ -53,7 +53,7 @@ def _cases(request, ids, decision: str, refused: list[str]) -> list[_Case]:
             refused.append(f"{key}: {_why_not(task, rights)}")
             continue
         shown = authority.visible_variables(task.process.variables, task_spec)
-        label = task_spec.label or presenters.humanize(task.name)
+        label = presenters.local(task_spec.label) or presenters.humanize(task.name)
         cases.append(_Case(task, key, label, presenters.amount_of(task_spec, shown)))
     return cases
 

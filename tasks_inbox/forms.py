@@ -11,13 +11,13 @@ from django.utils.translation import gettext_lazy as _
 
 from processes import spec as spec_module
 from tasks_inbox.models import Profile
-from tasks_inbox.presenters import humanize
+from tasks_inbox.presenters import humanize, local
 
 COMMENT_MAX = 2000
 
 
 def _field_for(f: spec_module.FormField) -> forms.Field:
-    label = (f.label or humanize(f.name)) + (" *" if f.required else "")
+    label = (local(f.label) or humanize(f.name)) + (" *" if f.required else "")
     attrs: dict = {}
     if f.min is not None:
         attrs["min"] = f"{f.min:g}"

@@ -36,6 +36,11 @@ def _finite(value) -> Decimal | None:
     return number if number.is_finite() and abs(number) < Decimal("1e30") else None
 
 
+def local(text: str) -> str:
+    """A definition's label in the active language (``{"en": ..., "fr": ...}``; else English)."""
+    return spec_module.in_language(text, translation.get_language())
+
+
 def babel_locale() -> str | None:
     """The active language as a Babel locale ("fr", "de"), or None for English, whose
     formats stay Flowdesk's own ("€3,411.00", "CHF 12.50")."""
@@ -163,9 +168,9 @@ def summary_facts(task_spec, variables: dict, items=None) -> list[Fact]:
     for item in getattr(task_spec, "summary", ()) if items is None else items:
         value = spec_module.lookup(variables, item.var)
         if value is spec_module.MISSING or value in (None, ""):
-            facts.append(Fact(item.label, "not available", missing=True))
+            facts.append(Fact(local(item.label), "not available", missing=True))
             continue
-        facts.append(Fact(item.label, format_fact(item, value, variables)))
+        facts.append(Fact(local(item.label), format_fact(item, value, variables)))
     return facts
 
 
@@ -245,7 +250,7 @@ def status_line(task, task_spec, process) -> str:
     """The page's "Status": the process's business status; for an open task whose definition
     sets no ``waiting_status``, what the process waits for (its stored status would be stale)."""
     if task.state == TaskState.SCHEDULED and not task_spec.waiting_status:
-        return f"Waiting for: {task_spec.label or humanize(task.name)}"
+        return f"Waiting for: {local(task_spec.label) or humanize(task.name)}"
     return process.business_status or "—"
 
 

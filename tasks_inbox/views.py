@@ -205,7 +205,7 @@ def _task_page(request, task, rights, *, decision_form=None, delegate_form=None,
         "tasks_inbox/task.html",
         {
             "task": task,
-            "task_label": task_spec.label or presenters.humanize(task.name),
+            "task_label": presenters.local(task_spec.label) or presenters.humanize(task.name),
             "task_description": task_spec.description,
             "process": process,
             "definition": process.definition,

@@ -51,6 +51,7 @@ from processes.spec.types import (
     CallSpec,
     Escalation,
     FormField,
+    LocalText,
     ProcessSpec,
     RetryPolicy,
     ReworkSpec,
@@ -59,9 +60,12 @@ from processes.spec.types import (
     StageSpec,
     SummaryItem,
     TaskSpec,
+    in_language,
 )
 
 __all__ = [
+    "LocalText",
+    "in_language",
     "ANY_HANDLER",
     "BUSINESS_KEY_UNIQUE",
     "CONDITION_OPS",

@@ -11,6 +11,7 @@ from typing import Any
 from django.utils.dateparse import parse_duration
 
 from processes import steps
+from processes.spec.labels import parse_label
 from processes.spec.limits import MAX_DURATION, MAX_DURATION_TEXT, is_bounded_number
 from processes.spec.types import (
     CONDITION_OPS,
@@ -273,7 +274,7 @@ def _parse_field(
         elif isinstance(places, bool) or not isinstance(places, int) or not 0 <= places <= 10:
             c.add(f"{fpath}.places", "must be a whole number from 0 to 10")
             places = None
-    label = item.get("label", "")
+    label = parse_label(c, item.get("label", ""), f"{fpath}.label")
     required = item.get("required", False)
     if not isinstance(required, bool):
         c.add(f"{fpath}.required", "must be true or false")
@@ -281,7 +282,7 @@ def _parse_field(
     return FormField(
         name=name,
         type=ftype,
-        label=label if isinstance(label, str) else "",
+        label=label,
         required=required,
         choices=tuple(choices) if ftype == "choice" else (),
         pattern=pattern,
@@ -427,8 +428,9 @@ def _parse_summary(c: _Collector, value: Any, path: str) -> tuple[SummaryItem, .
         label, var = item.get("label"), item.get("var")
         fmt = item.get("format", "text")
         ok = True
-        if not isinstance(label, str) or not label.strip():
-            c.add(f"{ipath}.label", "is required: the words shown before the value")
+        errors_before = len(c.errors)
+        label = parse_label(c, label, f"{ipath}.label", required=True)
+        if len(c.errors) > errors_before:
             ok = False
         if not isinstance(var, str) or not VAR_PATH_RE.match(var):
             c.add(f"{ipath}.var", "is required: a variable path like 'bonus.amount'")

@@ -24,6 +24,7 @@ from processes.spec.fields import (
     validate_condition,
 )
 from processes.spec.flow import _check_rework, _parse_call, _parse_outcomes
+from processes.spec.labels import parse_label
 from processes.spec.limits import max_tasks, storage_problems
 from processes.spec.types import (
     BUSINESS_KEY_UNIQUE,
@@ -320,10 +321,7 @@ def _parse_task(
         notify = on_error.get("notify", True)
     else:
         c.add(f"{path}.on_error", "must be an object {notify: true|false}")
-    label = raw.get("label", "")
-    if not isinstance(label, str):
-        c.add(f"{path}.label", "must be a string")
-        label = ""
+    label = parse_label(c, raw.get("label", ""), f"{path}.label")
     task_description = raw.get("description", "")
     if not isinstance(task_description, str):
         c.add(f"{path}.description", "must be a string")

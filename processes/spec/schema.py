@@ -30,6 +30,7 @@ from processes.spec.types import (
     FORM_FIELD_TYPES,
     INITIATOR,
     KEY_RE,
+    LANGUAGE_RE,
     MAX_ROUNDS_LIMIT,
     NAME_RE,
     ON_TIMEOUT,
@@ -112,6 +113,24 @@ def _paths(description: str, **extra) -> dict:
 NUMBER = {"type": "number", "minimum": -NUMBER_LIMIT, "maximum": NUMBER_LIMIT}
 
 
+def _label(description: str, *, required: bool = False) -> dict:
+    """A label: a string, or translations by language code (``processes.spec.labels``)."""
+    text = {"type": "string", "pattern": r"\S"} if required else {"type": "string"}
+    return {
+        "anyOf": [
+            text,
+            {
+                "type": "object",
+                "minProperties": 1,
+                "propertyNames": {"pattern": _ecma(LANGUAGE_RE)},
+                "additionalProperties": text,
+            },
+        ],
+        "description": description
+        + ' A string, or the words by language: `{"en": "Amount", "fr": "Montant"}`.',
+    }
+
+
 def _type_is(*types: str) -> dict:
     """``if`` clause: the field's ``type`` is one of ``types`` (``string`` when left out)."""
     clause: dict = {"properties": {"type": {"enum": list(types)}}}
@@ -134,7 +153,7 @@ def _typed_field(name: dict | None, types: tuple[str, ...]) -> dict:
                 + "."
             ),
         },
-        "label": {"description": "The words beside the field."},
+        "label": _label("The words beside the field."),
         "required": {
             "type": "boolean",
             "default": False,
@@ -377,7 +396,7 @@ DEFS: dict[str, Any] = {
         "required": ["label", "var"],
         "additionalProperties": False,
         "properties": {
-            "label": {"type": "string", "pattern": r"\S", "description": "Shown before the value."},
+            "label": _label("Shown before the value.", required=True),
             "var": {"type": "string", "pattern": VAR_PATH, "description": "The variable shown."},
             "format": {
                 "enum": list(SUMMARY_FORMATS),
@@ -535,7 +554,7 @@ TASK_FIELDS: list[tuple[str, dict, tuple[str, ...] | None]] = [
         ),
         None,
     ),
-    ("label", {"type": "string", "description": "The task's name for people."}, None),
+    ("label", _label("The task's name for people."), None),
     ("description", {"type": "string", "description": "Instructions on the task page."}, None),
     (
         "condition",

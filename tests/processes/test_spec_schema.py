@@ -608,7 +608,31 @@ SHAPE_ERRORS = [
     ("approve", "form", [{"name": "x", "items": {}}]),
     ("approve", "form", [{"name": "x", "type": "integer", "places": 2}]),
     ("approve", "form", [{"name": "x", "type": "boolean", "pattern": "yes"}]),
+    # translated labels: a language code → words
+    ("work", "label", {}),
+    ("work", "label", {"French": "Payer"}),
+    ("work", "label", {"fr": 5}),
+    ("approve", "form", [{"name": "x", "label": 5}]),
+    ("approve", "form", [{"name": "x", "label": {"fr": None}}]),
+    ("approve", "summary", [{"label": {"en": "A", "fr": " "}, "var": "x"}]),
+    ("approve", "summary", [{"label": {}, "var": "x"}]),
 ]
+
+
+TRANSLATED = [
+    ("work", "label", {"en": "Pay", "fr": "Payer", "de": "Zahlen"}),
+    ("work", "label", {"pt-BR": "Pagar"}),
+    ("approve", "form", [{"name": "x", "label": {"en": "Reason", "fr": "Motif"}}]),
+    ("approve", "summary", [{"label": {"en": "Amount", "fr": "Montant"}, "var": "x"}]),
+]
+
+
+@pytest.mark.parametrize(("where", "field", "value"), TRANSLATED)
+def test_translated_labels_are_taken_by_both(where, field, value):
+    data = base()
+    at(data, where)[field] = value
+    assert validator_accepts(data)
+    assert schema_errors(data) == []
 
 
 @pytest.mark.parametrize(
