@@ -49,7 +49,7 @@ class DecisionForm(forms.Form):
         if task_spec.outcomes:
             # A CharField: an unknown outcome is reported by the engine, in its words.
             self.fields["decision"] = forms.CharField(
-                label="Decision",
+                label=_("Decision"),
                 widget=forms.RadioSelect(choices=[(o, humanize(o)) for o in task_spec.outcomes]),
                 required=False,
                 max_length=200,
@@ -57,7 +57,7 @@ class DecisionForm(forms.Form):
         for f in task_spec.form:
             self.fields[f.name] = _field_for(f)
         self.fields["comment"] = forms.CharField(
-            label="Comment",
+            label=_("Comment"),
             required=False,
             max_length=COMMENT_MAX,
             widget=forms.Textarea(attrs={"rows": 3}),
@@ -86,9 +86,9 @@ class DecisionForm(forms.Form):
 
 
 class DelegateForm(forms.Form):
-    to = forms.ModelChoiceField(queryset=None, label="Delegate to", empty_label="— choose —")
+    to = forms.ModelChoiceField(queryset=None, label=_("Delegate to"), empty_label=_("— choose —"))
     comment = forms.CharField(
-        label="Note", required=False, max_length=COMMENT_MAX, widget=forms.Textarea({"rows": 2})
+        label=_("Note"), required=False, max_length=COMMENT_MAX, widget=forms.Textarea({"rows": 2})
     )
 
     def __init__(self, candidates, *args, **kwargs):
@@ -108,15 +108,15 @@ class AbsenceForm(forms.Form):
     """An absence: the days are checked by ``engine.absence_record`` (its errors are put next
     to the fields), the substitute must be one of the choices (people of the same roles)."""
 
-    starts_on = forms.CharField(label="First day away", widget=forms.DateInput({"type": "date"}))
-    ends_on = forms.CharField(label="Last day away", widget=forms.DateInput({"type": "date"}))
+    starts_on = forms.CharField(label=_("First day away"), widget=forms.DateInput({"type": "date"}))
+    ends_on = forms.CharField(label=_("Last day away"), widget=forms.DateInput({"type": "date"}))
     substitute = forms.ModelChoiceField(
         queryset=None,
         required=False,
-        label="Substitute",
-        empty_label="— nobody: my roles take my tasks —",
+        label=_("Substitute"),
+        empty_label=_("— nobody: my roles take my tasks —"),
     )
-    note = forms.CharField(label="Note", required=False, max_length=200)
+    note = forms.CharField(label=_("Note"), required=False, max_length=200)
 
     def __init__(self, candidates, *args, **kwargs):
         super().__init__(*args, **kwargs)

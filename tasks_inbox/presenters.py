@@ -13,6 +13,7 @@ from django.utils import timezone, translation
 from django.utils.dateformat import format as django_dateformat
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.formats import date_format, number_format
+from django.utils.translation import gettext, ngettext
 
 from processes import spec as spec_module
 from processes import timeline
@@ -68,13 +69,13 @@ def format_value(key: str, value) -> str:
     if value is None or value == "":
         return "—"
     if isinstance(value, bool):
-        return "Yes" if value else "No"
+        return gettext("Yes") if value else gettext("No")
     if isinstance(value, int | float | Decimal):
         return format_number(value, amount=bool(AMOUNT_WORDS.search(key)))
     if isinstance(value, list):
         if all(not isinstance(v, dict | list) for v in value):
             return ", ".join(format_value(key, v) for v in value) or "—"
-        return f"{len(value)} items"
+        return ngettext("%(count)d item", "%(count)d items", len(value)) % {"count": len(value)}
     return str(value)
 
 
@@ -145,12 +146,16 @@ def format_duration(value) -> str:
             return str(value)
     seconds = int(abs(delta.total_seconds()))
     parts = []
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+    for words, size in (
+        (("%(count)d day", "%(count)d days"), 86400),
+        (("%(count)d hour", "%(count)d hours"), 3600),
+        (("%(count)d minute", "%(count)d minutes"), 60),
+    ):
         count, seconds = divmod(seconds, size)
         if count:
-            parts.append(f"{count} {unit}{'s' if count != 1 else ''}")
+            parts.append(ngettext(*words, count) % {"count": count})
     if not parts:
-        return f"{seconds} second{'s' if seconds != 1 else ''}"
+        return ngettext("%(count)d second", "%(count)d seconds", seconds) % {"count": seconds}
     return " ".join(parts[:2])
 
 
@@ -168,7 +173,7 @@ def summary_facts(task_spec, variables: dict, items=None) -> list[Fact]:
     for item in getattr(task_spec, "summary", ()) if items is None else items:
         value = spec_module.lookup(variables, item.var)
         if value is spec_module.MISSING or value in (None, ""):
-            facts.append(Fact(local(item.label), "not available", missing=True))
+            facts.append(Fact(local(item.label), gettext("not available"), missing=True))
             continue
         facts.append(Fact(local(item.label), format_fact(item, value, variables)))
     return facts
@@ -236,7 +241,7 @@ def variable_rows(variables, depth: int = 0, prefix: str = "") -> list[Row]:
         return [Row(humanize(prefix or "value"), format_value(prefix, variables), depth)]
     for key, value in variables.items():
         if len(rows) >= MAX_ROWS:
-            rows.append(Row("…", "more values not shown", depth))
+            rows.append(Row("…", gettext("more values not shown"), depth))
             break
         if isinstance(value, dict) and value:
             rows.append(Row(humanize(key), "", depth, is_group=True))
@@ -250,7 +255,9 @@ def status_line(task, task_spec, process) -> str:
     """The page's "Status": the process's business status; for an open task whose definition
     sets no ``waiting_status``, what the process waits for (its stored status would be stale)."""
     if task.state == TaskState.SCHEDULED and not task_spec.waiting_status:
-        return f"Waiting for: {local(task_spec.label) or humanize(task.name)}"
+        return gettext("Waiting for: %(task)s") % {
+            "task": local(task_spec.label) or humanize(task.name)
+        }
     return process.business_status or "—"
 
 
@@ -268,7 +275,7 @@ def _correction_value(path: str, value, present: bool) -> str:
     """A value before or after a correction, formatted as the page formats it (an amount kept
     as text, "300", reads as the amount it is, as the value it replaced or replaces does)."""
     if not present:
-        return "not set"
+        return gettext("not set")
     if isinstance(value, dict):
         parts = [f"{humanize(k)}: {format_value(k, v)}" for k, v in list(value.items())[:6]]
         return "; ".join(parts) or "—"

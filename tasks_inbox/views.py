@@ -15,6 +15,7 @@ from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
 from processes import authority, diagram, engine, timeline
@@ -88,7 +89,7 @@ def admin_login(request):
     """The admin's login: a logged-in person who isn't staff goes back to their inbox with a
     word, instead of the admin's bare "not authorized" login form."""
     if request.user.is_authenticated and not request.user.is_staff:
-        messages.info(request, "The admin is for administrators; your tasks are here.")
+        messages.info(request, gettext("The admin is for administrators; your tasks are here."))
         return redirect("tasks_inbox:inbox")
     return admin.site.login(request)
 
@@ -181,10 +182,10 @@ def _row(user, task, specs: dict, for_done: bool = False) -> _Row:
 
 def _load(request, pk):
     if pk > MAX_DB_INT:
-        raise Http404("No such task in your inbox.")
+        raise Http404(gettext("No such task in your inbox."))
     found = selectors.task_for_user(user=request.user, task_id=pk)
     if found is None:
-        raise Http404("No such task in your inbox.")
+        raise Http404(gettext("No such task in your inbox."))
     return found
 
 
@@ -254,12 +255,14 @@ def _why_not(task, rights) -> str:
     if rights.refusal:
         return rights.refusal
     if task.state != TaskState.SCHEDULED:
-        return f"the task is already {task.get_state_display()}."
+        return gettext("the task is already %(state)s.") % {"state": task.get_state_display()}
     if task.claimed_by_id:
-        return f"task is claimed by {task.claimed_by.get_username()}."
+        return gettext("task is claimed by %(name)s.") % {"name": task.claimed_by.get_username()}
     if task.assignee_id:
-        return f"the task is assigned to {task.assignee.get_username()}; only they can decide it."
-    return "this task is not yours to decide."
+        return gettext("the task is assigned to %(name)s; only they can decide it.") % {
+            "name": task.assignee.get_username()
+        }
+    return gettext("this task is not yours to decide.")
 
 
 def _back(pk):
@@ -275,7 +278,7 @@ def _run(request, pk, action, success: str, prefix: str = "", sentence: bool = F
     except (Conflict, Forbidden, InvalidInput) as exc:
         messages.error(request, prefix + (_sentence(exc.message) if sentence else exc.message))
         return _back(pk)
-    messages.success(request, success)
+    messages.success(request, str(success))
     return _back(pk)
 
 
@@ -298,9 +301,10 @@ def _hold_view(service: str, success: str):
 
 
 claim = _hold_view(
-    "task_claim", "You claimed this task: it is locked to you until you decide or release it."
+    "task_claim",
+    gettext_lazy("You claimed this task: it is locked to you until you decide or release it."),
 )
-release = _hold_view("task_release", "Released: the task is back with its role.")
+release = _hold_view("task_release", gettext_lazy("Released: the task is back with its role."))
 
 
 @login_required
@@ -318,11 +322,13 @@ def decide(request, pk):
                 comment=request.POST.get("comment", "")[:4000],
             ),
             "",
-            prefix="Your decision was not recorded: ",
+            prefix=gettext("Your decision was not recorded: "),
             sentence=True,
         )
     if not rights.decide:
-        messages.error(request, f"Your decision was not recorded: {_why_not(task, rights)}")
+        messages.error(
+            request, gettext("Your decision was not recorded: ") + _why_not(task, rights)
+        )
         return _back(pk)
     spec = task.process.definition.parsed()
     form = DecisionForm(spec.task(task.name), request.POST)
@@ -340,13 +346,19 @@ def decide(request, pk):
         form.add_engine_errors(exc.fields or {"__all__": [exc.message]})
         return _task_page(request, task, rights, decision_form=form, status=400)
     except (Conflict, Forbidden) as exc:
-        messages.error(request, f"Your decision was not recorded: {_sentence(exc.message)}")
+        messages.error(
+            request, gettext("Your decision was not recorded: ") + _sentence(exc.message)
+        )
         return _back(pk)
     except NotFound:
-        raise Http404("No such task.") from None
+        raise Http404(gettext("No such task.")) from None
     decision = form.decision()
-    what = presenters.humanize(decision) if decision else "Done"
-    messages.success(request, f"{what}: {task.process.business_key} — the process has moved on.")
+    what = presenters.humanize(decision) if decision else gettext("Done")
+    messages.success(
+        request,
+        gettext("%(what)s: %(key)s — the process has moved on.")
+        % {"what": what, "key": task.process.business_key},
+    )
     return redirect(reverse("tasks_inbox:inbox") + "?tab=done")
 
 
@@ -355,7 +367,7 @@ def decide(request, pk):
 def delegate(request, pk):
     task, rights = _load(request, pk)
     if not rights.delegate:
-        messages.error(request, f"Not delegated: {_why_not(task, rights)}")
+        messages.error(request, gettext("Not delegated: ") + _why_not(task, rights))
         return _back(pk)
     candidates = selectors.delegate_candidates(task, exclude=request.user)
     form = DelegateForm(candidates, request.POST)
@@ -374,10 +386,10 @@ def delegate(request, pk):
         return _task_page(request, task, rights, delegate_form=form, status=400)
     except EngineError as exc:
         if isinstance(exc, NotFound):
-            raise Http404("No such task.") from None
+            raise Http404(gettext("No such task.")) from None
         messages.error(request, exc.message)
         return _back(pk)
-    messages.success(request, f"Delegated to {to_user.get_username()}.")
+    messages.success(request, gettext("Delegated to %(name)s.") % {"name": to_user.get_username()})
     if selectors.task_for_user(user=request.user, task_id=pk) is None:
         return redirect("tasks_inbox:inbox")
     return _back(pk)
