@@ -168,8 +168,9 @@ AXES_CLIENT_IP_CALLABLE = "config.security.client_ip"
 AXES_VERBOSE = False
 
 # The pages and notices speak English, French or German: the person's profile says which, else
-# the browser's Accept-Language, else LANGUAGE_CODE. Catalogues: locale/<code>/LC_MESSAGES.
-LANGUAGE_CODE = "en"
+# the browser's Accept-Language, else FLOWDESK_LANGUAGE (en, fr or de), which is also the language
+# of the on-call SMS alerts. Catalogues: locale/<code>/LC_MESSAGES (docs/guides/administrators.md).
+LANGUAGE_CODE = os.environ.get("FLOWDESK_LANGUAGE", "en")
 LANGUAGES = [("en", "English"), ("fr", "Français"), ("de", "Deutsch")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 # The site's time zone (an IANA name such as "Europe/Paris"): every page shows times in it, with

@@ -23,12 +23,14 @@ instead of recorded).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 
 from django.conf import settings
 from django.db import transaction
 from django.urls import NoReverseMatch, reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext, ngettext
 
 from integrations import outbox, sms
 from integrations.models import AlertRecipient, Incident, SmsMessage, SmsStatus
@@ -89,8 +91,18 @@ def cluster_stalled(*, supervisor: str, cluster: str, since, silent_for: float, 
     """
     _cluster_alert(
         f"cluster:{cluster}:{supervisor}:{since.isoformat()}:stalled",
-        f"[Flowdesk] Workers stalled: cluster {cluster} on {supervisor}, no heartbeat for "
-        f"{silent_for:.0f}s; restarting it (restart {restarts}). {_health_link()}",
+        "[Flowdesk] "
+        + gettext(
+            "Workers stalled: cluster %(cluster)s on %(supervisor)s, no heartbeat for "
+            "%(seconds)ss; restarting it (restart %(restarts)s)."
+        )
+        % {
+            "cluster": cluster,
+            "supervisor": supervisor,
+            "seconds": f"{silent_for:.0f}",
+            "restarts": restarts,
+        }
+        + f" {_health_link()}",
         error=f"no heartbeat for {silent_for:.0f}s",
     )
 
@@ -99,8 +111,18 @@ def cluster_resumed(*, supervisor: str, cluster: str, since, stalled_for: float,
     """Alert that a stalled worker cluster works again (its heartbeat came back)."""
     _cluster_alert(
         f"cluster:{cluster}:{supervisor}:{since.isoformat()}:resumed",
-        f"[Flowdesk] Workers resumed: cluster {cluster} on {supervisor} works again after "
-        f"{stalled_for:.0f}s (restarts so far: {restarts}). {_health_link()}",
+        "[Flowdesk] "
+        + gettext(
+            "Workers resumed: cluster %(cluster)s on %(supervisor)s works again after "
+            "%(seconds)ss (restarts so far: %(restarts)s)."
+        )
+        % {
+            "cluster": cluster,
+            "supervisor": supervisor,
+            "seconds": f"{stalled_for:.0f}",
+            "restarts": restarts,
+        }
+        + f" {_health_link()}",
         error="",
     )
 
@@ -110,8 +132,10 @@ def watchdog_down(*, name: str, since, reasons: list[str]) -> None:
     outage, keyed by the moment it began."""
     _cluster_alert(
         f"watchdog:{name}:{since.isoformat()}:down",
-        f"[Flowdesk] Not working since {timezone.localtime(since):%H:%M}: "
-        f"{'; '.join(reasons)}. {_health_link()}",
+        "[Flowdesk] "
+        + gettext("Not working since %(since)s: %(reasons)s.")
+        % {"since": f"{timezone.localtime(since):%H:%M}", "reasons": "; ".join(reasons)}
+        + f" {_health_link()}",
         error="; ".join(reasons),
     )
 
@@ -120,8 +144,10 @@ def watchdog_recovered(*, name: str, since, down_for: float) -> None:
     """Alert that the outage ``since`` is over (workers and timers run again)."""
     _cluster_alert(
         f"watchdog:{name}:{since.isoformat()}:recovered",
-        f"[Flowdesk] Working again after {_duration(down_for)} "
-        f"(down since {timezone.localtime(since):%H:%M}). {_health_link()}",
+        "[Flowdesk] "
+        + gettext("Working again after %(duration)s (down since %(since)s).")
+        % {"duration": _duration(down_for), "since": f"{timezone.localtime(since):%H:%M}"}
+        + f" {_health_link()}",
         error="",
     )
 
@@ -294,6 +320,19 @@ def send_digests(*, now=None) -> int:
     return len(written)
 
 
+def in_site_language(compose):
+    """SMS alerts go to every on-call admin alike: in the site's language (FLOWDESK_LANGUAGE),
+    whoever's request opened the incident."""
+
+    @functools.wraps(compose)
+    def wrapper(*args, **kwargs):
+        with translation.override(settings.LANGUAGE_CODE):
+            return compose(*args, **kwargs)
+
+    return wrapper
+
+
+@in_site_language
 def compose_digest(messages: list[SmsMessage]) -> str:
     """ "[Flowdesk] 12 more incidents since 10:04: salary E1, task pay failed: …; … <link>"."""
     since = timezone.localtime(messages[0].created_at)
@@ -303,15 +342,18 @@ def compose_digest(messages: list[SmsMessage]) -> str:
         items.append(text if len(text) <= 80 else text[:79] + "…")
     listed = ""
     for count, item in enumerate(items):
-        more = f"; and {len(items) - count} more" if count else ""
+        more = "; " + gettext("and %(count)d more") % {"count": len(items) - count}
+        more = more if count else ""
         if len(listed) + len(item) + 2 > DIGEST_CHARS - len(more):
-            listed += f"; and {len(items) - count} more"
+            listed += "; " + gettext("and %(count)d more") % {"count": len(items) - count}
             break
         listed += ("; " if listed else "") + item
-    noun = "incident" if len(messages) == 1 else "incidents"
-    return (
-        f"[Flowdesk] {len(messages)} more {noun} since {since:%H:%M}: {listed}. {_incidents_link()}"
-    )
+    head = ngettext(
+        "%(count)d more incident since %(since)s",
+        "%(count)d more incidents since %(since)s",
+        len(messages),
+    ) % {"count": len(messages), "since": f"{since:%H:%M}"}
+    return f"[Flowdesk] {head}: {listed}. {_incidents_link()}"
 
 
 def _incidents_link() -> str:
@@ -322,15 +364,22 @@ def _incidents_link() -> str:
     return settings.FLOWDESK_BASE_URL.rstrip("/") + path
 
 
+@in_site_language
 def compose_message(process, task, error: str, *, overdue: bool = False) -> str:
     error = " ".join((error or "unknown error").split())
     if len(error) > ERROR_CHARS:
         error = error[: ERROR_CHARS - 1] + "…"
-    what = f"is {error}" if overdue else f"failed: {error}"
-    return (
-        f"[Flowdesk] {'Overdue' if overdue else 'Incident'}: {process.definition_key} "
-        f"{process.business_key}, task {task.name} {what} {process_link(process.pk)}"
-    )
+    words = {
+        "definition": process.definition_key,
+        "key": process.business_key,
+        "task": task.name,
+        "error": error,
+    }
+    if overdue:
+        text = gettext("Overdue: %(definition)s %(key)s, task %(task)s is %(error)s") % words
+    else:
+        text = gettext("Incident: %(definition)s %(key)s, task %(task)s failed: %(error)s") % words
+    return f"[Flowdesk] {text} {process_link(process.pk)}"
 
 
 def process_link(process_id) -> str:
