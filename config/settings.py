@@ -18,7 +18,14 @@ def env_bool(name: str, default: bool = False) -> bool:
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
 # Commands that never sign anything (no session, token or cookie) run without a key: a throwaway one.
-KEYLESS_COMMANDS = {"makemigrations", "showmigrations", "sqlmigrate", "collectstatic"}
+KEYLESS_COMMANDS = {
+    "makemigrations",
+    "showmigrations",
+    "sqlmigrate",
+    "collectstatic",
+    "makemessages",
+    "compilemessages",
+}
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 COMMAND = sys.argv[1] if Path(sys.argv[0]).name == "manage.py" and len(sys.argv) > 1 else ""
 if not SECRET_KEY and COMMAND in KEYLESS_COMMANDS:

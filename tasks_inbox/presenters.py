@@ -146,14 +146,14 @@ def format_duration(value) -> str:
             return str(value)
     seconds = int(abs(delta.total_seconds()))
     parts = []
-    for words, size in (
-        (("%(count)d day", "%(count)d days"), 86400),
-        (("%(count)d hour", "%(count)d hours"), 3600),
-        (("%(count)d minute", "%(count)d minutes"), 60),
+    for size, words in (
+        (86400, lambda n: ngettext("%(count)d day", "%(count)d days", n)),
+        (3600, lambda n: ngettext("%(count)d hour", "%(count)d hours", n)),
+        (60, lambda n: ngettext("%(count)d minute", "%(count)d minutes", n)),
     ):
         count, seconds = divmod(seconds, size)
         if count:
-            parts.append(ngettext(*words, count) % {"count": count})
+            parts.append(words(count) % {"count": count})
     if not parts:
         return ngettext("%(count)d second", "%(count)d seconds", seconds) % {"count": seconds}
     return " ".join(parts[:2])

@@ -23,6 +23,7 @@ from processes.spec.types import (
     VAR_PATH_RE,
     Escalation,
     FormField,
+    LocalText,
     Retention,
     RetryPolicy,
     SpecError,
@@ -454,7 +455,8 @@ def _parse_summary(c: _Collector, value: Any, path: str) -> tuple[SummaryItem, .
             c.add(ipath, "currency and currency_var only go with format 'money'")
             ok = False
         if ok:
-            items.append(SummaryItem(label.strip(), var, fmt, currency, currency_var))
+            label = label if isinstance(label, LocalText) else label.strip()
+            items.append(SummaryItem(label, var, fmt, currency, currency_var))
     return tuple(items)
 
 
