@@ -16,6 +16,11 @@ from tasks_inbox.presenters import humanize, local
 COMMENT_MAX = 2000
 
 
+def outcome_words(task_spec, outcome: str) -> str:
+    """How a decision reads: the definition's label in the active language, else its name."""
+    return local(task_spec.outcome_label(outcome)) or humanize(outcome)
+
+
 def _field_for(f: spec_module.FormField) -> forms.Field:
     label = (local(f.label) or humanize(f.name)) + (" *" if f.required else "")
     attrs: dict = {}
@@ -50,7 +55,9 @@ class DecisionForm(forms.Form):
             # A CharField: an unknown outcome is reported by the engine, in its words.
             self.fields["decision"] = forms.CharField(
                 label=_("Decision"),
-                widget=forms.RadioSelect(choices=[(o, humanize(o)) for o in task_spec.outcomes]),
+                widget=forms.RadioSelect(
+                    choices=[(o, outcome_words(task_spec, o)) for o in task_spec.outcomes]
+                ),
                 required=False,
                 max_length=200,
             )

@@ -25,7 +25,7 @@ from processes.errors import Conflict, EngineError, Forbidden, InvalidInput, Not
 from processes.events import Actor
 from processes.models import TaskState
 from tasks_inbox import presenters, selectors
-from tasks_inbox.forms import DecisionForm, DelegateForm
+from tasks_inbox.forms import DecisionForm, DelegateForm, outcome_words
 
 PAGE_SIZE = 25
 
@@ -353,7 +353,7 @@ def decide(request, pk):
     except NotFound:
         raise Http404(gettext("No such task.")) from None
     decision = form.decision()
-    what = presenters.humanize(decision) if decision else gettext("Done")
+    what = outcome_words(form.task_spec, decision) if decision else gettext("Done")
     messages.success(
         request,
         gettext("%(what)s: %(key)s — the process has moved on.")

@@ -308,7 +308,9 @@ def _parse_task(
     condition = raw.get("condition")
     if condition is not None:
         validate_condition(condition, f"{path}.condition", c)
-    outcomes, rework = _parse_outcomes(c, raw.get("outcomes", []), f"{path}.outcomes", ttype)
+    outcomes, rework, outcome_labels = _parse_outcomes(
+        c, raw.get("outcomes", []), f"{path}.outcomes", ttype
+    )
     form = _parse_form(c, raw.get("form"), f"{path}.form")
     if form and ttype != "HUMAN":
         c.add(f"{path}.form", "only a HUMAN task has a form")
@@ -374,6 +376,7 @@ def _parse_task(
         timeout=timeout,
         condition=condition,
         outcomes=outcomes,
+        outcome_labels=outcome_labels,
         rework=rework,
         call=call,
         form=form,

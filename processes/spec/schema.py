@@ -438,6 +438,7 @@ DEFS: dict[str, Any] = {
                         "default": DEFAULT_MAX_ROUNDS,
                         "description": "Rounds in all, the first included.",
                     },
+                    "label": _label("The decision's words on the task page.", required=True),
                 },
                 "dependentSchemas": {
                     "max_rounds": {

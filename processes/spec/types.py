@@ -215,6 +215,8 @@ class TaskSpec:
     condition: Any = None
     outcomes: tuple[str, ...] = ()
     rework: tuple[ReworkSpec, ...] = ()  # outcomes that loop back (``{"goto": stage}``)
+    # (outcome, label): the words a decision is shown with (``{"approve": {"label": ...}}``)
+    outcome_labels: tuple[tuple[str, str], ...] = ()
     call: CallSpec | None = None  # a PROCESS task's child process
     form: tuple[FormField, ...] = ()
     escalation: Escalation | None = None
@@ -243,6 +245,10 @@ class TaskSpec:
 
     def rework_for(self, outcome) -> ReworkSpec | None:
         return next((r for r in self.rework if r.outcome == outcome), None)
+
+    def outcome_label(self, outcome) -> str:
+        """The label the definition gives ``outcome`` (maybe translated), or ""."""
+        return next((label for name, label in self.outcome_labels if name == outcome), "")
 
     @property
     def is_external(self) -> bool:

@@ -616,6 +616,8 @@ SHAPE_ERRORS = [
     ("approve", "form", [{"name": "x", "label": {"fr": None}}]),
     ("approve", "summary", [{"label": {"en": "A", "fr": " "}, "var": "x"}]),
     ("approve", "summary", [{"label": {}, "var": "x"}]),
+    ("approve", "outcomes", {"approve": {"label": ""}}),
+    ("approve", "outcomes", {"approve": {"label": {"fr": 1}}}),
 ]
 
 
@@ -624,6 +626,7 @@ TRANSLATED = [
     ("work", "label", {"pt-BR": "Pagar"}),
     ("approve", "form", [{"name": "x", "label": {"en": "Reason", "fr": "Motif"}}]),
     ("approve", "summary", [{"label": {"en": "Amount", "fr": "Montant"}, "var": "x"}]),
+    ("approve", "outcomes", {"approve": {"label": {"en": "Approve", "fr": "Valider"}}, "no": {}}),
 ]
 
 

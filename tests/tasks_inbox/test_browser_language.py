@@ -23,6 +23,10 @@ def french_approval(import_definition):
     data = approval_definition()
     review = data["stages"][0]["tasks"][0]
     review["label"] = {"en": "Approve the bonus", "fr": "Valider la prime"}
+    review["outcomes"] = {
+        "approve": {"label": {"en": "Approve", "fr": "Accorder"}},
+        "reject": {"label": {"en": "Reject", "fr": "Refuser"}},
+    }
     review["form"][0]["label"] = {"en": "Bonus amount", "fr": "Montant de la prime"}
     review["summary"] = [
         {
@@ -74,12 +78,12 @@ def test_alice_decides_in_french_on_her_phone(
     assert page.inner_text("label[for=id_amount]") == "Montant de la prime *"
     page.screenshot(path=str(ARTIFACTS / "alice-fr-task.png"))
 
-    page.check("input[name=decision][value=approve]")
+    page.get_by_label("Accorder").check()
     page.fill("#id_amount", "1234.50")
     page.fill("#id_comment", "Bien mérité")
     page.get_by_role("button", name="Envoyer la décision").click()
     page.wait_for_url(re.compile(r".*/inbox/\?tab=done"))
-    assert "le processus a avancé" in page.inner_text(".messages")
+    assert "Accorder : E-2026-12 — le processus a avancé." in page.inner_text(".messages")
     assert "Traitées par moi" in page.inner_text("nav.tabs")
     page.screenshot(path=str(ARTIFACTS / "alice-fr-done.png"), full_page=True)
 

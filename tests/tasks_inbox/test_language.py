@@ -220,6 +220,10 @@ def translated_definition():
     data = approval_definition("bonus_fr")
     review = data["stages"][0]["tasks"][0]
     review["label"] = {"en": "Approve the bonus", "fr": "Valider la prime", "de": "Bonus freigeben"}
+    review["outcomes"] = {
+        "approve": {"label": {"en": "Approve", "fr": "Accorder", "de": "Genehmigen"}},
+        "reject": {"label": {"en": "Reject", "fr": "Refuser", "de": "Ablehnen"}},
+    }
     review["form"][0]["label"] = {"en": "Bonus amount", "fr": "Montant de la prime"}
     review["summary"] = [
         {
@@ -245,9 +249,10 @@ def test_translated_labels_show_in_the_active_language(client, import_definition
     url = reverse("tasks_inbox:task", args=[task.pk])
     fr = client.get(url, HTTP_ACCEPT_LANGUAGE="fr").content.decode()
     assert "Valider la prime" in fr and "Montant de la prime" in fr
+    assert 'value="approve"' in fr and "Accorder" in fr and "Refuser" in fr
     assert "<dt>Prime</dt><dd>1\u202f234,50\u00a0€</dd>" in fr
     de = client.get(url, HTTP_ACCEPT_LANGUAGE="de").content.decode()
-    assert "Bonus freigeben" in de
+    assert "Bonus freigeben" in de and "Genehmigen" in de
     assert "Bonus amount" in de  # no German label: English, the fallback
     en = client.get(url).content.decode()
     assert "Approve the bonus" in en and "<dt>Bonus</dt><dd>€1,234.50</dd>" in en
