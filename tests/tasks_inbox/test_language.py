@@ -136,6 +136,10 @@ def test_the_inbox_and_task_page_speak_the_browser_language(client, start, peopl
     for english in TASK_WORDS:
         assert WORDS[language][english] in page
         assert f">{english}<" not in page
+    # the history too
+    waiting = {"fr": "Approve bonus attend managers", "de": "Approve bonus wartet auf managers"}
+    assert waiting[language] in page
+    assert "is waiting for" not in page
 
 
 def test_english_stays_the_default(client, start, people):
