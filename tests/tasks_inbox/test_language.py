@@ -309,3 +309,12 @@ def test_each_reader_gets_the_new_task_notice_in_their_language(start, people, s
     # sent once, whatever its language
     notifications.task_opened(task.pk)
     assert len(notifications.LocmemBackend.outbox) == 2
+
+
+def test_the_admin_process_page_speaks_french(admin_client, start):
+    task = start("EMP-11")
+    url = reverse("admin:processes_processinstance_change", args=[task.process_id])
+    page = admin_client.get(url, HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    assert "Historique (ajout seul)" in page and "Ce qui s'est passé" in page
+    assert "Approve bonus attend managers" in page  # the history's own line
+    assert ">History (append-only)<" not in page
