@@ -159,6 +159,7 @@ def bulk_outcomes(task_spec) -> tuple[str, ...]:
 class _Row:
     facts: list
     bulk: tuple[str, ...] = ()  # outcomes this person may give it from the list (bulk decide)
+    decision: str = ""  # the decision's words (the definition's label in the active language)
 
 
 def _row(user, task, specs: dict, for_done: bool = False) -> _Row:
@@ -177,7 +178,15 @@ def _row(user, task, specs: dict, for_done: bool = False) -> _Row:
         shown = authority.visible_variables(process.variables, task_spec)
         facts = presenters.summary_facts(task_spec, shown)[:2]
     bulk = bulk_outcomes(task_spec) if rights.decide and not for_done else ()
-    return _Row(facts, bulk)
+    words = _decision_words(task, task_spec) if for_done else ""
+    return _Row(facts, bulk, words)
+
+
+def _decision_words(task, task_spec) -> str:
+    decision = (task.result or {}).get("decision") if isinstance(task.result, dict) else None
+    if not isinstance(decision, str) or not decision or task_spec is None:
+        return ""
+    return outcome_words(task_spec, decision)
 
 
 def _load(request, pk):
@@ -207,6 +216,7 @@ def _task_page(request, task, rights, *, decision_form=None, delegate_form=None,
         {
             "task": task,
             "task_label": presenters.local(task_spec.label) or presenters.humanize(task.name),
+            "decision_words": _decision_words(task, task_spec),
             "task_description": task_spec.description,
             "process": process,
             "definition": process.definition,

@@ -260,6 +260,17 @@ def test_translated_labels_show_in_the_active_language(client, import_definition
     assert "Bonus amount" in de  # no German label: English, the fallback
     en = client.get(url).content.decode()
     assert "Approve the bonus" in en and "<dt>Bonus</dt><dd>€1,234.50</dd>" in en
+    # decided: the list of done tasks and the task's outcome name the decision in French too
+    engine.task_decide(
+        task_id=task.pk,
+        actor=Actor.for_user(people["candidate"]),
+        decision="approve",
+        data={"amount": "1234.50"},
+    )
+    done = client.get(INBOX + "?tab=done", HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    assert '<span class="badge ok">Accorder</span>' in done
+    outcome = client.get(url, HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    assert '<span class="badge ok">Accorder</span>' in outcome
 
 
 def test_a_label_in_no_known_language_falls_back_to_the_first():
