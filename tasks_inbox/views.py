@@ -160,6 +160,7 @@ class _Row:
     facts: list
     bulk: tuple[str, ...] = ()  # outcomes this person may give it from the list (bulk decide)
     decision: str = ""  # the decision's words (the definition's label in the active language)
+    label: str = ""  # the task's label in the active language
 
 
 def _row(user, task, specs: dict, for_done: bool = False) -> _Row:
@@ -179,7 +180,7 @@ def _row(user, task, specs: dict, for_done: bool = False) -> _Row:
         facts = presenters.summary_facts(task_spec, shown)[:2]
     bulk = bulk_outcomes(task_spec) if rights.decide and not for_done else ()
     words = _decision_words(task, task_spec) if for_done else ""
-    return _Row(facts, bulk, words)
+    return _Row(facts, bulk, words, presenters.local(task_spec.label))
 
 
 def _decision_words(task, task_spec) -> str:

@@ -67,6 +67,7 @@ def test_alice_decides_in_french_on_her_phone(
     assert "Mes rôles" in page.inner_text("nav.tabs")
     row = page.locator(f"tr[data-task='{task.pk}']")
     assert f"Prime à valider: 1{NNBSP}234,50{NBSP}€" in row.inner_text()
+    assert "Valider la prime" in row.inner_text()
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     page.screenshot(path=str(ARTIFACTS / "alice-fr-inbox.png"), full_page=True)
 
