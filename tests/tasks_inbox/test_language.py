@@ -329,3 +329,23 @@ def test_the_admin_process_page_speaks_french(admin_client, start):
     assert "Historique (ajout seul)" in page and "Ce qui s'est passé" in page
     assert "Approve bonus attend managers" in page  # the history's own line
     assert ">History (append-only)<" not in page
+
+
+@pytest.mark.parametrize(
+    "language, words",
+    [
+        ("en", "[Flowdesk] Incident: salary E-1, task pay failed: timeout"),
+        ("fr", "[Flowdesk] Incident : salary E-1, la tâche pay a échoué : timeout"),
+    ],
+)
+def test_sms_alerts_speak_the_site_language_whoever_asks(settings, language, words):
+    """On-call admins all get the same SMS: in FLOWDESK_LANGUAGE, not the requester's."""
+    from types import SimpleNamespace
+
+    from integrations import alerts
+
+    settings.LANGUAGE_CODE = language
+    process = SimpleNamespace(pk=1, definition_key="salary", business_key="E-1")
+    with translation.override("de"):  # a German-speaking requester opened the incident
+        text = alerts.compose_message(process, SimpleNamespace(name="pay"), "timeout")
+    assert text.startswith(words)
