@@ -23,16 +23,15 @@ instead of recorded).
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 
 from django.conf import settings
 from django.db import transaction
-from django.urls import NoReverseMatch, reverse
-from django.utils import timezone, translation
-from django.utils.translation import gettext, ngettext
+from django.utils import timezone
+from django.utils.translation import gettext
 
 from integrations import outbox, sms
+from integrations.alert_texts import compose_digest, compose_message, process_link  # noqa: F401
 from integrations.models import AlertRecipient, Incident, SmsMessage, SmsStatus
 
 logger = logging.getLogger(__name__)
@@ -41,8 +40,6 @@ CHANNEL = "sms"
 MAX_ATTEMPTS = 5
 RETRY_BACKOFF = dt.timedelta(seconds=30)  # doubled after each failed attempt
 OUTBOX_SCHEDULE = "flowdesk.sms_outbox"
-ERROR_CHARS = 160
-DIGEST_CHARS = 480  # the digest's list of incidents (three concatenated SMS)
 
 
 def _actor():
@@ -318,76 +315,6 @@ def send_digests(*, now=None) -> int:
                 message=f"in a digest SMS: {digest.message}",
             )
     return len(written)
-
-
-def in_site_language(compose):
-    """SMS alerts go to every on-call admin alike: in the site's language (FLOWDESK_LANGUAGE),
-    whoever's request opened the incident."""
-
-    @functools.wraps(compose)
-    def wrapper(*args, **kwargs):
-        with translation.override(settings.LANGUAGE_CODE):
-            return compose(*args, **kwargs)
-
-    return wrapper
-
-
-@in_site_language
-def compose_digest(messages: list[SmsMessage]) -> str:
-    """ "[Flowdesk] 12 more incidents since 10:04: salary E1, task pay failed: …; … <link>"."""
-    since = timezone.localtime(messages[0].created_at)
-    items = []
-    for message in messages:
-        text = message.body.removeprefix("[Flowdesk] ").split(" http", 1)[0]
-        items.append(text if len(text) <= 80 else text[:79] + "…")
-    listed = ""
-    for count, item in enumerate(items):
-        more = "; " + gettext("and %(count)d more") % {"count": len(items) - count}
-        more = more if count else ""
-        if len(listed) + len(item) + 2 > DIGEST_CHARS - len(more):
-            listed += "; " + gettext("and %(count)d more") % {"count": len(items) - count}
-            break
-        listed += ("; " if listed else "") + item
-    head = ngettext(
-        "%(count)d more incident since %(since)s",
-        "%(count)d more incidents since %(since)s",
-        len(messages),
-    ) % {"count": len(messages), "since": f"{since:%H:%M}"}
-    return f"[Flowdesk] {head}: {listed}. {_incidents_link()}"
-
-
-def _incidents_link() -> str:
-    try:
-        path = reverse("admin:integrations_incident_changelist")
-    except NoReverseMatch:
-        path = "/admin/integrations/incident/"
-    return settings.FLOWDESK_BASE_URL.rstrip("/") + path
-
-
-@in_site_language
-def compose_message(process, task, error: str, *, overdue: bool = False) -> str:
-    error = " ".join((error or "unknown error").split())
-    if len(error) > ERROR_CHARS:
-        error = error[: ERROR_CHARS - 1] + "…"
-    words = {
-        "definition": process.definition_key,
-        "key": process.business_key,
-        "task": task.name,
-        "error": error,
-    }
-    if overdue:
-        text = gettext("Overdue: %(definition)s %(key)s, task %(task)s is %(error)s") % words
-    else:
-        text = gettext("Incident: %(definition)s %(key)s, task %(task)s failed: %(error)s") % words
-    return f"[Flowdesk] {text} {process_link(process.pk)}"
-
-
-def process_link(process_id) -> str:
-    try:
-        path = reverse("admin:processes_processinstance_change", args=[process_id])
-    except NoReverseMatch:
-        path = f"/admin/processes/processinstance/{process_id}/change/"
-    return settings.FLOWDESK_BASE_URL.rstrip("/") + path
 
 
 class SmsAlerts(outbox.Outbox):
