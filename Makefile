@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo manage test lint format docs docs-build bench-engine vendor-bpmn-js clean
+.PHONY: install demo manage test lint format docs docs-build bench-engine vendor-bpmn-js clean messages
 
 # The demo's own secret (made once, kept in var/) and plain HTTP on 127.0.0.1; production sets
 # DJANGO_SECRET_KEY itself and keeps HTTPS on (docs/operations/production.md).
@@ -29,6 +29,14 @@ var/demo-secret-key:
 
 demo: install var/demo-secret-key
 	$(DEMO_ENV) $(BIN)/python manage.py demo --serve
+
+# The translation catalogues (locale/fr, locale/de): collect the strings of the code into the .po
+# files (translate the new ones there), then compile the .mo files, which are committed.
+MESSAGES_SKIP := --ignore=.venv --ignore=staticfiles --ignore=tests --ignore=bench --ignore=docs \
+	--ignore=site --ignore=var --ignore=examples --ignore=scripts
+messages: $(STAMP)
+	$(BIN)/python manage.py makemessages -l fr -l de --add-location=file $(MESSAGES_SKIP)
+	$(BIN)/python manage.py compilemessages -l fr -l de $(MESSAGES_SKIP)
 
 # Any manage.py command against the demo, e.g. make manage CMD="simulator bonus down"
 manage: install var/demo-secret-key

@@ -19,7 +19,14 @@ def env_bool(name: str, default: bool = False) -> bool:
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
 # Commands that never sign anything (no session, token or cookie) run without a key: a throwaway one.
-KEYLESS_COMMANDS = {"makemigrations", "showmigrations", "sqlmigrate", "collectstatic"}
+KEYLESS_COMMANDS = {
+    "makemigrations",
+    "showmigrations",
+    "sqlmigrate",
+    "collectstatic",
+    "makemessages",
+    "compilemessages",
+}
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 COMMAND = sys.argv[1] if Path(sys.argv[0]).name == "manage.py" and len(sys.argv) > 1 else ""
 if not SECRET_KEY and COMMAND in KEYLESS_COMMANDS:
@@ -71,10 +78,13 @@ MIDDLEWARE = [
     "processes.api.middleware.ApiErrorMiddleware",
     "processes.middleware.RefuseNulMiddleware",  # after: an API caller gets the API's error shape
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Accept-Language picks the language; the person's own choice (after authentication) wins.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "tasks_inbox.middleware.PersonLocaleMiddleware",  # the profile's language and time zone
     "processes.middleware.StyledErrorMiddleware",  # a page for a bare 4xx (needs the user)
     "processes.middleware.RefuseBadAdminSelectionMiddleware",  # ids an admin action gets
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -136,7 +146,12 @@ AXES_LOCKOUT_CALLABLE = "config.security.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "config.security.client_ip"
 AXES_VERBOSE = False
 
-LANGUAGE_CODE = "en-us"
+# The pages and notices speak English, French or German: the person's profile says which, else
+# the browser's Accept-Language, else FLOWDESK_LANGUAGE (en, fr or de), which is also the language
+# of the on-call SMS alerts. Catalogues: locale/<code>/LC_MESSAGES (docs/guides/administrators.md).
+LANGUAGE_CODE = os.environ.get("FLOWDESK_LANGUAGE", "en")
+LANGUAGES = [("en", "English"), ("fr", "Français"), ("de", "Deutsch")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 # The site's time zone (an IANA name such as "Europe/Paris"): every page shows times in it, with
 # its abbreviation, in the one format of config/formats (e.g. "28 Nov 2026, 19:23 CET").
 TIME_ZONE = os.environ.get("FLOWDESK_TIME_ZONE", "UTC")

@@ -27,10 +27,11 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
-from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from integrations import outbox, sms
+from integrations.alert_texts import compose_digest, compose_message, process_link  # noqa: F401
 from integrations.models import AlertRecipient, Incident, SmsMessage, SmsStatus
 
 logger = logging.getLogger(__name__)
@@ -39,8 +40,6 @@ CHANNEL = "sms"
 MAX_ATTEMPTS = 5
 RETRY_BACKOFF = dt.timedelta(seconds=30)  # doubled after each failed attempt
 OUTBOX_SCHEDULE = "flowdesk.sms_outbox"
-ERROR_CHARS = 160
-DIGEST_CHARS = 480  # the digest's list of incidents (three concatenated SMS)
 
 
 def _actor():
@@ -89,8 +88,18 @@ def cluster_stalled(*, supervisor: str, cluster: str, since, silent_for: float, 
     """
     _cluster_alert(
         f"cluster:{cluster}:{supervisor}:{since.isoformat()}:stalled",
-        f"[Flowdesk] Workers stalled: cluster {cluster} on {supervisor}, no heartbeat for "
-        f"{silent_for:.0f}s; restarting it (restart {restarts}). {_health_link()}",
+        "[Flowdesk] "
+        + gettext(
+            "Workers stalled: cluster %(cluster)s on %(supervisor)s, no heartbeat for "
+            "%(seconds)ss; restarting it (restart %(restarts)s)."
+        )
+        % {
+            "cluster": cluster,
+            "supervisor": supervisor,
+            "seconds": f"{silent_for:.0f}",
+            "restarts": restarts,
+        }
+        + f" {_health_link()}",
         error=f"no heartbeat for {silent_for:.0f}s",
     )
 
@@ -99,8 +108,18 @@ def cluster_resumed(*, supervisor: str, cluster: str, since, stalled_for: float,
     """Alert that a stalled worker cluster works again (its heartbeat came back)."""
     _cluster_alert(
         f"cluster:{cluster}:{supervisor}:{since.isoformat()}:resumed",
-        f"[Flowdesk] Workers resumed: cluster {cluster} on {supervisor} works again after "
-        f"{stalled_for:.0f}s (restarts so far: {restarts}). {_health_link()}",
+        "[Flowdesk] "
+        + gettext(
+            "Workers resumed: cluster %(cluster)s on %(supervisor)s works again after "
+            "%(seconds)ss (restarts so far: %(restarts)s)."
+        )
+        % {
+            "cluster": cluster,
+            "supervisor": supervisor,
+            "seconds": f"{stalled_for:.0f}",
+            "restarts": restarts,
+        }
+        + f" {_health_link()}",
         error="",
     )
 
@@ -110,8 +129,10 @@ def watchdog_down(*, name: str, since, reasons: list[str]) -> None:
     outage, keyed by the moment it began."""
     _cluster_alert(
         f"watchdog:{name}:{since.isoformat()}:down",
-        f"[Flowdesk] Not working since {timezone.localtime(since):%H:%M}: "
-        f"{'; '.join(reasons)}. {_health_link()}",
+        "[Flowdesk] "
+        + gettext("Not working since %(since)s: %(reasons)s.")
+        % {"since": f"{timezone.localtime(since):%H:%M}", "reasons": "; ".join(reasons)}
+        + f" {_health_link()}",
         error="; ".join(reasons),
     )
 
@@ -120,8 +141,10 @@ def watchdog_recovered(*, name: str, since, down_for: float) -> None:
     """Alert that the outage ``since`` is over (workers and timers run again)."""
     _cluster_alert(
         f"watchdog:{name}:{since.isoformat()}:recovered",
-        f"[Flowdesk] Working again after {_duration(down_for)} "
-        f"(down since {timezone.localtime(since):%H:%M}). {_health_link()}",
+        "[Flowdesk] "
+        + gettext("Working again after %(duration)s (down since %(since)s).")
+        % {"duration": _duration(down_for), "since": f"{timezone.localtime(since):%H:%M}"}
+        + f" {_health_link()}",
         error="",
     )
 
@@ -292,53 +315,6 @@ def send_digests(*, now=None) -> int:
                 message=f"in a digest SMS: {digest.message}",
             )
     return len(written)
-
-
-def compose_digest(messages: list[SmsMessage]) -> str:
-    """ "[Flowdesk] 12 more incidents since 10:04: salary E1, task pay failed: …; … <link>"."""
-    since = timezone.localtime(messages[0].created_at)
-    items = []
-    for message in messages:
-        text = message.body.removeprefix("[Flowdesk] ").split(" http", 1)[0]
-        items.append(text if len(text) <= 80 else text[:79] + "…")
-    listed = ""
-    for count, item in enumerate(items):
-        more = f"; and {len(items) - count} more" if count else ""
-        if len(listed) + len(item) + 2 > DIGEST_CHARS - len(more):
-            listed += f"; and {len(items) - count} more"
-            break
-        listed += ("; " if listed else "") + item
-    noun = "incident" if len(messages) == 1 else "incidents"
-    return (
-        f"[Flowdesk] {len(messages)} more {noun} since {since:%H:%M}: {listed}. {_incidents_link()}"
-    )
-
-
-def _incidents_link() -> str:
-    try:
-        path = reverse("admin:integrations_incident_changelist")
-    except NoReverseMatch:
-        path = "/admin/integrations/incident/"
-    return settings.FLOWDESK_BASE_URL.rstrip("/") + path
-
-
-def compose_message(process, task, error: str, *, overdue: bool = False) -> str:
-    error = " ".join((error or "unknown error").split())
-    if len(error) > ERROR_CHARS:
-        error = error[: ERROR_CHARS - 1] + "…"
-    what = f"is {error}" if overdue else f"failed: {error}"
-    return (
-        f"[Flowdesk] {'Overdue' if overdue else 'Incident'}: {process.definition_key} "
-        f"{process.business_key}, task {task.name} {what} {process_link(process.pk)}"
-    )
-
-
-def process_link(process_id) -> str:
-    try:
-        path = reverse("admin:processes_processinstance_change", args=[process_id])
-    except NoReverseMatch:
-        path = f"/admin/processes/processinstance/{process_id}/change/"
-    return settings.FLOWDESK_BASE_URL.rstrip("/") + path
 
 
 class SmsAlerts(outbox.Outbox):

@@ -21,6 +21,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.utils.translation import gettext
+
 from processes import authority
 from processes.events import SKIP_CAUSES, SKIP_CONDITION, SKIP_DEADLINE, SKIP_OPERATOR
 from processes.models import ActorType, EventType, ProcessEvent
@@ -51,12 +53,12 @@ def actor_words(event) -> str:
     "system" (the engine's rules, timers, sweeps) or "worker"."""
     label = event.actor_label or ""
     if event.actor_type == ActorType.USER:
-        return label or "a person"
+        return label or gettext("a person")
     if event.actor_type == ActorType.API:
-        return f"{label or 'a client'} (API)"
+        return f"{label or gettext('a client')} (API)"
     if event.actor_type == ActorType.WORKER:
-        return "worker"
-    return "system"
+        return gettext("worker")
+    return gettext("system")
 
 
 def skip_cause(event) -> str:
@@ -150,7 +152,13 @@ def _moment(text) -> str:
 
 
 def _incident(folded: dict) -> str:
-    return " — an incident is open" if EventType.PROCESS_FAILED in folded else ""
+    return gettext(" — an incident is open") if EventType.PROCESS_FAILED in folded else ""
+
+
+def _quoted(text) -> str:
+    """— “text”, or nothing for no text."""
+    text = str(text or "").strip()
+    return gettext(" — “%(text)s”") % {"text": text} if text else ""
 
 
 def _changed_paths(changes: dict, task_spec) -> list[str]:
@@ -166,11 +174,15 @@ def describe(event, *, task_spec=None, folded: dict | None = None) -> str:
     folded = folded or {}
     t = event.type
     task = humanize(event.task_name) if event.task_name else ""
+    w = {**{k: v for k, v in data.items() if isinstance(v, str | int)}, "task": task}
     if t == EventType.PROCESS_STARTED:
-        return f"Started {data.get('definition', '')} v{data.get('version', '')}"
+        w |= {"definition": data.get("definition", ""), "version": data.get("version", "")}
+        return gettext("Started %(definition)s v%(version)s") % w
     if t in (EventType.STAGE_STARTED, EventType.STAGE_COMPLETED):
-        verb = "started" if t == EventType.STAGE_STARTED else "completed"
-        return f"Stage {data.get('stage', '')} {verb}"
+        w["stage"] = data.get("stage", "")
+        if t == EventType.STAGE_STARTED:
+            return gettext("Stage %(stage)s started") % w
+        return gettext("Stage %(stage)s completed") % w
     if t == EventType.TASK_SCHEDULED and data.get("wake_at"):
         return f"{task} waits until {_moment(data['wake_at'])}"
     if t == EventType.TASK_SCHEDULED and data.get("message"):
@@ -181,92 +193,117 @@ def describe(event, *, task_spec=None, folded: dict | None = None) -> str:
         return f"Message {data.get('message', '')} ({data.get('correlation_key', '')}) received"
     if t == EventType.TASK_SCHEDULED:
         waits_for = data.get("assignee") or data.get("role")
-        return f"{task} is waiting" + (f" for {waits_for}" if waits_for else "")
+        if waits_for:
+            return gettext("%(task)s is waiting for %(who)s") % (w | {"who": waits_for})
+        return gettext("%(task)s is waiting") % w
     if t == EventType.TASK_COMPLETED:
         result = data.get("result") if isinstance(data.get("result"), dict) else {}
         decision = result.get("decision")
         if "fired_at" in result and "due_at" in result and not decision:
             return f"{task}: the timer fired"
-        text = f"{task}: {humanize(decision)}" if decision else f"{task} completed"
+        if decision:
+            text = gettext("%(task)s: %(decision)s") % (w | {"decision": humanize(decision)})
+        else:
+            text = gettext("%(task)s completed") % w
         decided_by = data.get("decided_by")
         if decided_by and decided_by != event.actor_label:  # e.g. recorded by an API client
-            text += f" (decided by {decided_by})"
-        if result.get("comment"):
-            text += f" — “{result['comment']}”"
-        return text
+            text += gettext(" (decided by %(name)s)") % {"name": decided_by}
+        return text + _quoted(result.get("comment"))
     if t == EventType.ATTACHMENT_ADDED:
         return f"File attached: {data.get('name', '?')} ({data.get('size', 0)} bytes)"
     if t == EventType.TASK_CLAIMED:
-        return f"{task} claimed"
+        return gettext("%(task)s claimed") % w
     if t == EventType.TASK_RELEASED:
-        return f"{task} released to its role"
+        return gettext("%(task)s released to its role") % w
     if t == EventType.TASK_DELEGATED:
-        text = f"{task} delegated to {data.get('to', '?')}"
-        return text + (f" — “{data['comment']}”" if data.get("comment") else "")
+        text = gettext("%(task)s delegated to %(to)s") % (w | {"to": data.get("to", "?")})
+        return text + _quoted(data.get("comment"))
     if t == EventType.TASK_SUBSTITUTED:
-        why = f"{data.get('absent', '?')} is away until {data.get('until', '?')}"
+        w |= {"absent": data.get("absent", "?"), "until": data.get("until", "?")}
+        why = gettext("%(absent)s is away until %(until)s") % w
         if data.get("to"):
-            return f"{task} passed to {data['to']} on behalf of {data.get('absent')}: {why}"
+            return gettext("%(task)s passed to %(to)s on behalf of %(absent)s: %(why)s") % (
+                w | {"why": why}
+            )
         refused = f" ({data['refused']})" if data.get("refused") else ""
         if data.get("role"):
-            return f"{task} passed to the role {data['role']}: {why}{refused}"
-        return f"{task} waits for {data.get('absent')}: {why}{refused}"
+            return (
+                gettext("%(task)s passed to the role %(role)s: %(why)s") % (w | {"why": why})
+                + refused
+            )
+        return gettext("%(task)s waits for %(absent)s: %(why)s") % (w | {"why": why}) + refused
     if t == EventType.TASK_REASSIGNED:
         to = data.get("to") or f"the role {data.get('to_role', '?')}"
         text = f"{task} reassigned to {to}"
         return text + (f" — “{data['reason']}”" if data.get("reason") else "")
     if t == EventType.TASK_ESCALATED:
         if data.get("to_role") and data.get("to_role") != data.get("from_role"):
-            return f"{task} overdue: escalated from {data.get('from_role')} to {data['to_role']}"
-        return f"{task} overdue"
+            w["from_role"] = data.get("from_role")
+            return gettext("%(task)s overdue: escalated from %(from_role)s to %(to_role)s") % w
+        return gettext("%(task)s overdue") % w
     if t == EventType.TASK_REMINDED:
-        return f"{task}: reminder sent"
+        return gettext("%(task)s: reminder sent") % w
     if t == EventType.NOTIFICATION_SENT:
         # Who was alerted and how (phone numbers, addresses) belongs in the admin.
-        return f"Notice sent ({data.get('channel', '')})"
+        return gettext("Notice sent (%(channel)s)") % (w | {"channel": data.get("channel", "")})
     if t == EventType.NOTIFICATION_FAILED:
-        return f"A notice ({data.get('channel', '')}) could not be sent"
+        w["channel"] = data.get("channel", "")
+        return gettext("A notice (%(channel)s) could not be sent") % w
     if t == EventType.TASK_DUPLICATE:
-        return f"{task}: a late answer was ignored (already {data.get('state')})"
+        w["state"] = data.get("state")
+        return gettext("%(task)s: a late answer was ignored (already %(state)s)") % w
     if t == EventType.TASK_SKIPPED:
         cause = skip_cause(event)
         if cause == SKIP_CONDITION:
-            return f"{task} skipped — {CONDITION_FALSE}"
+            return gettext("%(task)s skipped — condition false") % w
         if cause == SKIP_DEADLINE:
-            return f"{task} skipped — its deadline passed"
-        reason = str(data.get("reason") or "").strip()
-        return f"{task} skipped" + (f" — “{reason}”" if reason else "")
+            return gettext("%(task)s skipped — its deadline passed") % w
+        return gettext("%(task)s skipped") % w + _quoted(data.get("reason"))
     if t == EventType.TASK_ATTEMPT_FAILED:
-        return f"{task}: a try failed; it is retried automatically"
+        return gettext("%(task)s: a try failed; it is retried automatically") % w
     # The error texts (URLs, internal names) are for the operators, who read them in the admin.
     if t == EventType.TASK_FAILED:
         attempts = data.get("attempts") or 0
-        text = f"{task} failed" + (f" after {attempts} tries" if attempts > 1 else "")
+        if attempts > 1:
+            text = gettext("%(task)s failed after %(attempts)s tries") % (
+                w | {"attempts": attempts}
+            )
+        else:
+            text = gettext("%(task)s failed") % w
         return text + _incident(folded)
     if t == EventType.TASK_TIMED_OUT:
-        text = f"{task} passed its deadline"
+        text = gettext("%(task)s passed its deadline") % w
         if EventType.TASK_FAILED in folded:
-            return text + " — it failed" + _incident(folded)
+            return text + gettext(" — it failed") + _incident(folded)
         if EventType.TASK_SKIPPED in folded:
-            return text + " — skipped"
+            return text + gettext(" — skipped")
         return text + _incident(folded)
     if t == EventType.COMPENSATION_FAILED:
-        return f"Undoing {task or 'a step'} failed" + _incident(folded)
+        if task:
+            return gettext("Undoing %(task)s failed") % w + _incident(folded)
+        return gettext("Undoing a step failed") + _incident(folded)
     if t == EventType.PROCESS_FAILED:
-        return f"{task}: an incident is open" if task else "An incident is open"
+        return (
+            gettext("%(task)s: an incident is open") % w if task else gettext("An incident is open")
+        )
     if t == EventType.PROCESS_RESUMED:
-        return "The incident is resolved"
+        return gettext("The incident is resolved")
     if t == EventType.VARIABLES_CHANGED:
         paths = _changed_paths(data.get("changes") or {}, task_spec)
         if not paths:
-            return "Variables corrected"
-        text = "Variables corrected: " + ", ".join(map(humanize, paths))
-        reason = str(data.get("reason") or "").strip()
-        return text + (f" — “{reason}”" if reason else "")
+            return gettext("Variables corrected")
+        text = gettext("Variables corrected: %(paths)s") % {
+            "paths": ", ".join(map(humanize, paths))
+        }
+        return text + _quoted(data.get("reason"))
     if t == EventType.VARIABLES_UPDATED:
         changes = {key: {"after": value} for key, value in (data.get("changes") or {}).items()}
         paths = _changed_paths(changes, task_spec)
-        return "Variables updated" + (": " + ", ".join(map(humanize, paths)) if paths else "")
+        if paths:
+            return gettext("Variables updated: %(paths)s") % {
+                "paths": ", ".join(map(humanize, paths))
+            }
+        return gettext("Variables updated")
     label = EventType(t).label if t in EventType.values else t
     return f"{label}{': ' + task if task else ''}"
 

@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods
 
 from processes import engine
@@ -39,11 +40,21 @@ def absences(request):
             except InvalidInput as exc:
                 form.add_engine_errors(exc.fields or {"__all__": [exc.message]})
             else:
-                who = absence.substitute.get_username() if absence.substitute else "your roles"
+                who = (
+                    absence.substitute.get_username()
+                    if absence.substitute
+                    else gettext("your roles")
+                )
                 messages.success(
                     request,
-                    f"Absence recorded: {absence.starts_on:%Y-%m-%d} to "
-                    f"{absence.ends_on:%Y-%m-%d}; your tasks go to {who} meanwhile.",
+                    gettext(
+                        "Absence recorded: %(start)s to %(end)s; your tasks go to %(who)s meanwhile."
+                    )
+                    % {
+                        "start": f"{absence.starts_on:%Y-%m-%d}",
+                        "end": f"{absence.ends_on:%Y-%m-%d}",
+                        "who": who,
+                    },
                 )
                 return redirect("tasks_inbox:absences")
         status = 400
@@ -69,6 +80,6 @@ def absence_end(request, pk):
     try:
         engine.absence_end(actor=Actor.for_user(request.user), absence_id=absence_id)
     except NotFound:
-        raise Http404("No such absence of yours.") from None
-    messages.success(request, "Absence ended: new tasks come to you again.")
+        raise Http404(gettext("No such absence of yours.")) from None
+    messages.success(request, gettext("Absence ended: new tasks come to you again."))
     return redirect("tasks_inbox:absences")

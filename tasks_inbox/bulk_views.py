@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext, ngettext
 
 from processes import authority, engine
 from processes.db.core import parse_id
@@ -41,19 +42,23 @@ def _cases(request, ids, decision: str, refused: list[str]) -> list[_Case]:
         key = task.process.business_key
         task_spec = task.process.definition.parsed().task(task.name)
         if task_spec is None or any(f.required for f in task_spec.form):
-            refused.append(f"{key}: its form needs your input, open it")
+            refused.append(f"{key}: " + gettext("its form needs your input, open it"))
             continue
         if task_spec.outcomes and decision not in task_spec.outcomes:
-            refused.append(f"{key}: {decision or 'no decision'!r} is not one of its decisions")
+            refused.append(
+                f"{key}: "
+                + gettext("%(decision)r is not one of its decisions")
+                % {"decision": decision or gettext("no decision")}
+            )
             continue
         if decision and task_spec.rework_for(decision) is not None:
-            refused.append(f"{key}: sending it back needs your comment, open it")
+            refused.append(f"{key}: " + gettext("sending it back needs your comment, open it"))
             continue
         if not rights.decide:
             refused.append(f"{key}: {_why_not(task, rights)}")
             continue
         shown = authority.visible_variables(task.process.variables, task_spec)
-        label = task_spec.label or presenters.humanize(task.name)
+        label = presenters.local(task_spec.label) or presenters.humanize(task.name)
         cases.append(_Case(task, key, label, presenters.amount_of(task_spec, shown)))
     return cases
 
@@ -73,14 +78,16 @@ def bulk_decide(request):
     for raw in request.POST.getlist("task")[: MAX_BULK + 1]:
         task_id = parse_id(raw)
         if task_id is None:  # text, a negative or a 5,000-digit number: said, never looked up
-            refused.append(f"{raw[:20]!r}: not a task")
+            refused.append(f"{raw[:20]!r}: " + gettext("not a task"))
         else:
             ids.append(task_id)
     if not ids and not refused:
-        messages.error(request, "Nothing decided: select at least one task.")
+        messages.error(request, gettext("Nothing decided: select at least one task."))
         return redirect(back)
     if len(ids) + len(refused) > MAX_BULK:
-        messages.error(request, f"Nothing decided: at most {MAX_BULK} tasks at once.")
+        messages.error(
+            request, gettext("Nothing decided: at most %(max)d tasks at once.") % {"max": MAX_BULK}
+        )
         return redirect(back)
     cases = _cases(request, ids, decision, refused)
     if cases and request.POST.get("confirmed") != "yes":
@@ -114,10 +121,9 @@ def bulk_decide(request):
             continue
         done.append(case.key)
     if done:
-        what = presenters.humanize(decision) if decision else "Done"
-        messages.success(
-            request, f"{what}: {', '.join(done)} ({len(done)} task{'s' if len(done) != 1 else ''})."
-        )
+        what = presenters.humanize(decision) if decision else gettext("Done")
+        tasks = ngettext("%(count)d task", "%(count)d tasks", len(done)) % {"count": len(done)}
+        messages.success(request, f"{what}: {', '.join(done)} ({tasks}).")
     if refused:
-        messages.error(request, "Not decided: " + "; ".join(refused))
+        messages.error(request, gettext("Not decided: ") + "; ".join(refused))
     return redirect(back)

@@ -3,12 +3,22 @@ forms render the spec's outcomes and fields and put the engine's errors next to 
 
 from __future__ import annotations
 
+import zoneinfo
+
 from django import forms
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from processes import spec as spec_module
-from tasks_inbox.presenters import humanize
+from tasks_inbox.models import Profile
+from tasks_inbox.presenters import humanize, local
 
 COMMENT_MAX = 2000
+
+
+def outcome_words(task_spec, outcome: str) -> str:
+    """How a decision reads: the definition's label in the active language, else its name."""
+    return local(task_spec.outcome_label(outcome)) or humanize(outcome)
 
 
 def _rule_attrs(f: spec_module.FormField) -> dict:
@@ -37,7 +47,7 @@ def _field_for(f: spec_module.FormField) -> forms.Field:
 
 
 def _plain_field_for(f: spec_module.FormField) -> forms.Field:
-    label = (f.label or humanize(f.name)) + (" *" if f.required else "")
+    label = (local(f.label) or humanize(f.name)) + (" *" if f.required else "")
     attrs: dict = {}
     if f.min is not None:
         attrs["min"] = f"{f.min:g}"
@@ -73,15 +83,17 @@ class DecisionForm(forms.Form):
         if task_spec.outcomes:
             # A CharField: an unknown outcome is reported by the engine, in its words.
             self.fields["decision"] = forms.CharField(
-                label="Decision",
-                widget=forms.RadioSelect(choices=[(o, humanize(o)) for o in task_spec.outcomes]),
+                label=_("Decision"),
+                widget=forms.RadioSelect(
+                    choices=[(o, outcome_words(task_spec, o)) for o in task_spec.outcomes]
+                ),
                 required=False,
                 max_length=200,
             )
         for f in task_spec.form:
             self.fields[f.name] = _field_for(f)
         self.fields["comment"] = forms.CharField(
-            label="Comment",
+            label=_("Comment"),
             required=False,
             max_length=COMMENT_MAX,
             widget=forms.Textarea(attrs={"rows": 3}),
@@ -120,9 +132,9 @@ class DecisionForm(forms.Form):
 
 
 class DelegateForm(forms.Form):
-    to = forms.ModelChoiceField(queryset=None, label="Delegate to", empty_label="— choose —")
+    to = forms.ModelChoiceField(queryset=None, label=_("Delegate to"), empty_label=_("— choose —"))
     comment = forms.CharField(
-        label="Note", required=False, max_length=COMMENT_MAX, widget=forms.Textarea({"rows": 2})
+        label=_("Note"), required=False, max_length=COMMENT_MAX, widget=forms.Textarea({"rows": 2})
     )
 
     def __init__(self, candidates, *args, **kwargs):
@@ -142,15 +154,15 @@ class AbsenceForm(forms.Form):
     """An absence: the days are checked by ``engine.absence_record`` (its errors are put next
     to the fields), the substitute must be one of the choices (people of the same roles)."""
 
-    starts_on = forms.CharField(label="First day away", widget=forms.DateInput({"type": "date"}))
-    ends_on = forms.CharField(label="Last day away", widget=forms.DateInput({"type": "date"}))
+    starts_on = forms.CharField(label=_("First day away"), widget=forms.DateInput({"type": "date"}))
+    ends_on = forms.CharField(label=_("Last day away"), widget=forms.DateInput({"type": "date"}))
     substitute = forms.ModelChoiceField(
         queryset=None,
         required=False,
-        label="Substitute",
-        empty_label="— nobody: my roles take my tasks —",
+        label=_("Substitute"),
+        empty_label=_("— nobody: my roles take my tasks —"),
     )
-    note = forms.CharField(label="Note", required=False, max_length=200)
+    note = forms.CharField(label=_("Note"), required=False, max_length=200)
 
     def __init__(self, candidates, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -163,3 +175,24 @@ class AbsenceForm(forms.Form):
         for key, messages in fields.items():
             for message in messages:
                 self.add_error(key if key in self.fields else None, message)
+
+
+class ProfileForm(forms.ModelForm):
+    """A person's language and time zone; blank keeps the browser's language / the site's zone."""
+
+    class Meta:
+        model = Profile
+        fields = ["language", "time_zone"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["language"] = forms.ChoiceField(
+            label=_("Language"),
+            required=False,
+            choices=[("", _("The browser's language"))] + list(settings.LANGUAGES),
+        )
+        self.fields["time_zone"].label = _("Time zone")
+        self.fields["time_zone"].widget = forms.Select(
+            choices=[("", _("The site's time zone (%(zone)s)") % {"zone": settings.TIME_ZONE})]
+            + [(z, z) for z in sorted(zoneinfo.available_timezones())]
+        )

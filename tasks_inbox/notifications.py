@@ -16,13 +16,16 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
+from django.db.models import Q
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext, gettext_noop
 
 from processes import engine, queue
 from processes.events import Actor
 from processes.models import TaskInstance
+from tasks_inbox import people
 
 logger = logging.getLogger(__name__)
 
@@ -87,34 +90,76 @@ def _members(role: str) -> list:
     )
 
 
-def build_notice(*, task, kind: str, role: str, from_role: str = "") -> Notice:
+def by_language(users) -> list[list]:
+    """``users`` in groups that read the same language and time zone (one notice each, written
+    in the group's words: ``people.speaking``), in the order they came."""
+    groups: dict[tuple[str, str], list] = {}
+    for user in users:
+        groups.setdefault(people.preferences(user), []).append(user)
+    return list(groups.values())
+
+
+def _words(task) -> dict:
+    """What every notice names, for its words' placeholders."""
+    return {
+        "task": task.name.replace("_", " "),
+        "key": task.process.business_key,
+        "definition": task.process.definition_key,
+    }
+
+
+def _when(moment) -> str:
+    """A moment in the reader's time zone, zone shown: "2026-12-07 09:30 CET"."""
+    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M %Z}"
+
+
+def _task_url(task) -> str:
+    return settings.FLOWDESK_BASE_URL.rstrip("/") + reverse("tasks_inbox:task", args=[task.pk])
+
+
+def build_notices(*, task, kind: str, role: str, from_role: str = "") -> list[Notice]:
+    """The escalation or reminder notice of ``task``, one per language its readers read."""
     members = _members(role)
     if task.assignee_id and task.assignee not in members:
         members.append(task.assignee)
-    label = task.name.replace("_", " ")
-    url = settings.FLOWDESK_BASE_URL.rstrip("/") + reverse("tasks_inbox:task", args=[task.pk])
-    if kind == "escalated":
-        subject = f"Overdue: {label} for {task.process.business_key} now waits for {role}"
-        body = (
-            f"The task '{label}' of {task.process.definition_key} {task.process.business_key} "
-            f"was not done in time by {from_role or 'its role'} and now waits for {role}.\n{url}\n"
-        )
-    else:
-        subject = f"Reminder: {label} for {task.process.business_key} is overdue"
-        body = (
-            f"The task '{label}' of {task.process.definition_key} {task.process.business_key} "
-            f"is overdue and still waits for {role}.\n{url}\n"
-        )
+    notices = []
+    for group in by_language(members) or [[]]:
+        with people.speaking(group[0] if group else None):
+            words = _words(task) | {"role": role, "from": from_role or gettext("its role")}
+            if kind == "escalated":
+                subject = gettext("Overdue: %(task)s for %(key)s now waits for %(role)s") % words
+                body = (
+                    gettext(
+                        "The task '%(task)s' of %(definition)s %(key)s was not done in time by "
+                        "%(from)s and now waits for %(role)s."
+                    )
+                    % words
+                )
+            else:
+                subject = gettext("Reminder: %(task)s for %(key)s is overdue") % words
+                body = (
+                    gettext(
+                        "The task '%(task)s' of %(definition)s %(key)s is overdue and still waits "
+                        "for %(role)s."
+                    )
+                    % words
+                )
+        notices.append(_notice(task, kind, role, group, subject, body))
+    return notices
+
+
+def _notice(task, kind: str, role: str, people_told, subject: str, body: str) -> Notice:
+    url = _task_url(task)
     return Notice(
         kind=kind,
         task_id=task.pk,
         business_key=task.process.business_key,
         task_name=task.name,
         role=role,
-        recipients=tuple(u.get_username() for u in members),
-        emails=tuple(u.email for u in members if u.email),
+        recipients=tuple(u.get_username() for u in people_told),
+        emails=tuple(u.email for u in people_told if u.email),
         subject=subject,
-        body=body,
+        body=f"{body}\n{url}\n",
         url=url,
     )
 
@@ -136,19 +181,19 @@ def task_escalated(task_id, from_role: str, to_role: str | None) -> None:
         return
     kind = "escalated" if to_role else "reminder"
     role = to_role or task.candidate_role or from_role
-    notice = build_notice(task=task, kind=kind, role=role, from_role=from_role)
-    _deliver(notice, task_id=task_id, reminder=kind == "reminder")
+    notices = build_notices(task=task, kind=kind, role=role, from_role=from_role)
+    for notice in notices:
+        _deliver(notice, task_id=task_id, reminder=kind == "reminder")
     if kind == "escalated":
-        away = escalated_away_notice(task, notice)
-        if away is not None:
+        told = {name for notice in notices for name in notice.recipients}
+        for away in escalated_away_notices(task, role, told):
             _deliver(away, task_id=task_id)
 
 
-def escalated_away_notice(task, escalation: Notice) -> Notice | None:
+def escalated_away_notices(task, role: str, told: set[str]) -> list[Notice]:
     """Those who held the task before (its assignee, its claimant) are told it moved on, rather
     than seeing it vanish from their inbox; they can still read it."""
-    told = set(escalation.recipients)
-    people = [
+    before = [
         u
         for u in get_user_model()
         .objects.filter(pk__in=task.participants or [], is_active=True)
@@ -156,28 +201,23 @@ def escalated_away_notice(task, escalation: Notice) -> Notice | None:
         .only("username", "email")
         if u.get_username() not in told
     ]
-    if not people:
-        return None
-    label = task.name.replace("_", " ")
-    when = task.escalated_at or timezone.now()
-    subject = f"Escalated: {label} for {task.process.business_key} now waits for {escalation.role}"
-    body = (
-        f"'{label}' of {task.process.definition_key} {task.process.business_key} was overdue and "
-        f"was escalated to {escalation.role} at {when:%Y-%m-%d %H:%M %Z}: you no longer need to "
-        f"act on it. You can still read it: {escalation.url}\n"
-    )
-    return Notice(
-        kind="escalated_away",
-        task_id=task.pk,
-        business_key=task.process.business_key,
-        task_name=task.name,
-        role=escalation.role,
-        recipients=tuple(u.get_username() for u in people),
-        emails=tuple(u.email for u in people if u.email),
-        subject=subject,
-        body=body,
-        url=escalation.url,
-    )
+    notices = []
+    for group in by_language(before):
+        with people.speaking(group[0]):
+            words = _words(task) | {
+                "role": role,
+                "when": _when(task.escalated_at or timezone.now()),
+            }
+            subject = gettext("Escalated: %(task)s for %(key)s now waits for %(role)s") % words
+            body = (
+                gettext(
+                    "'%(task)s' of %(definition)s %(key)s was overdue and was escalated to %(role)s "
+                    "at %(when)s: you no longer need to act on it. You can still read it:"
+                )
+                % words
+            )
+        notices.append(_notice(task, "escalated_away", role, group, subject, body))
+    return notices
 
 
 def _deliver(notice: Notice, *, task_id, reminder: bool = False) -> None:
@@ -203,7 +243,16 @@ def _deliver(notice: Notice, *, task_id, reminder: bool = False) -> None:
 
 
 OPENED = "tasks_inbox.notifications.task_opened"
-OPENED_PREFIX = "New task for you: "
+OPENED_SUBJECT = gettext_noop("New task for you: %(task)s for %(key)s")
+
+
+def opened_prefixes() -> list[str]:
+    """How a "new task" notice's subject begins in each language (it is sent once per task)."""
+    prefixes = set()
+    for code, _name in settings.LANGUAGES:
+        with translation.override(code):
+            prefixes.add(gettext(OPENED_SUBJECT).split("%(")[0])
+    return sorted(prefixes)
 
 
 def on_task_opened(*, task_id) -> None:
@@ -221,32 +270,26 @@ def task_opened(task_id) -> None:
     task = TaskInstance.objects.select_related("process", "assignee").filter(pk=task_id).first()
     if task is None or task.state != TaskState.SCHEDULED:
         return
-    already = ProcessEvent.objects.filter(
-        task_id=task.pk,
-        type=EventType.NOTIFICATION_SENT,
-        data__message__startswith=OPENED_PREFIX,
-    )
-    if already.exists():
+    sent = Q()
+    for prefix in opened_prefixes():
+        sent |= Q(data__message__startswith=prefix)
+    already = ProcessEvent.objects.filter(task_id=task.pk, type=EventType.NOTIFICATION_SENT)
+    if already.filter(sent).exists():
         return
     members = [task.assignee] if task.assignee_id else _members(task.candidate_role)
-    label = task.name.replace("_", " ")
-    url = settings.FLOWDESK_BASE_URL.rstrip("/") + reverse("tasks_inbox:task", args=[task.pk])
-    subject = f"{OPENED_PREFIX}{label} for {task.process.business_key}"
-    due = f" It is due {task.due_at:%Y-%m-%d %H:%M %Z}." if task.due_at else ""
-    body = (
-        f"'{label}' of {task.process.definition_key} {task.process.business_key} waits for "
-        f"{'you' if task.assignee_id else 'your role ' + task.candidate_role}.{due}\n{url}\n"
-    )
-    notice = Notice(
-        kind="opened",
-        task_id=task.pk,
-        business_key=task.process.business_key,
-        task_name=task.name,
-        role=task.candidate_role,
-        recipients=tuple(u.get_username() for u in members),
-        emails=tuple(u.email for u in members if u.email),
-        subject=subject,
-        body=body,
-        url=url,
-    )
-    _deliver(notice, task_id=task_id)
+    for group in by_language(members) or [[]]:
+        with people.speaking(group[0] if group else None):
+            words = _words(task) | {"role": task.candidate_role}
+            subject = gettext(OPENED_SUBJECT) % words
+            if task.assignee_id:
+                body = gettext("'%(task)s' of %(definition)s %(key)s waits for you.") % words
+            else:
+                body = (
+                    gettext("'%(task)s' of %(definition)s %(key)s waits for your role %(role)s.")
+                    % words
+                )
+            if task.due_at:
+                body += " " + gettext("It is due %(when)s.") % {"when": _when(task.due_at)}
+        _deliver(
+            _notice(task, "opened", task.candidate_role, group, subject, body), task_id=task_id
+        )

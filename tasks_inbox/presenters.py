@@ -7,9 +7,13 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from django.utils import timezone
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_currency, format_decimal
+from django.utils import timezone, translation
+from django.utils.dateformat import format as django_dateformat
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.formats import date_format, number_format
+from django.utils.translation import gettext, ngettext
 
 from processes import spec as spec_module
 from processes import timeline
@@ -33,10 +37,29 @@ def _finite(value) -> Decimal | None:
     return number if number.is_finite() and abs(number) < Decimal("1e30") else None
 
 
+def local(text: str) -> str:
+    """A definition's label in the active language (``{"en": ..., "fr": ...}``; else English)."""
+    return spec_module.in_language(text, translation.get_language())
+
+
+def babel_locale() -> str | None:
+    """The active language as a Babel locale ("fr", "de"), or None for English, whose
+    formats stay Flowdesk's own ("€3,411.00", "CHF 12.50")."""
+    language = translation.get_language() or "en"
+    return None if language.split("-")[0] == "en" else translation.to_locale(language)
+
+
 def format_number(value, *, amount: bool = False) -> str:
     number = _finite(value)
     if number is None:
         return str(value)
+    locale = babel_locale()
+    if locale is not None:
+        whole = not amount and number == number.to_integral_value()
+        pattern = "#,##0" if whole else "#,##0.00"
+        return format_decimal(
+            number if whole else number.quantize(Decimal("0.01")), pattern, locale=locale
+        )
     if amount or number != number.to_integral_value():
         return number_format(number.quantize(Decimal("0.01")), 2, force_grouping=True)
     return number_format(int(number), 0, force_grouping=True)
@@ -46,13 +69,13 @@ def format_value(key: str, value) -> str:
     if value is None or value == "":
         return "—"
     if isinstance(value, bool):
-        return "Yes" if value else "No"
+        return gettext("Yes") if value else gettext("No")
     if isinstance(value, int | float | Decimal):
         return format_number(value, amount=bool(AMOUNT_WORDS.search(key)))
     if isinstance(value, list):
         if all(not isinstance(v, dict | list) for v in value):
             return ", ".join(format_value(key, v) for v in value) or "—"
-        return f"{len(value)} items"
+        return ngettext("%(count)d item", "%(count)d items", len(value)) % {"count": len(value)}
     return str(value)
 
 
@@ -60,17 +83,26 @@ CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥", "CHF": "
 
 
 def format_money(value, currency: str | None = None) -> str:
-    """€3,411.00 / CHF 12.50 / 12.50 (no currency known)."""
+    """€3,411.00 / CHF 12.50 / 12.50 (no currency known); in the active language's way
+    elsewhere (Babel: fr "1 234,50 €", with the narrow no-break space CLDR gives)."""
     number = _finite(value)
     if number is None:
         return str(value)
     number = number.quantize(Decimal("0.01"))
+    locale = babel_locale()
+    if locale is not None:  # "1 234,50 €" in French, "1.234,50 €" in German
+        if not currency:
+            return format_decimal(number, "#,##0.00", locale=locale)
+        return format_currency(number, currency.upper(), locale=locale)
     text = number_format(abs(number), 2, force_grouping=True)
     sign = "-" if number < 0 else ""
     if not currency:
         return sign + text
     symbol = CURRENCY_SYMBOLS.get(currency.upper())
     return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency.upper()}"
+
+
+DAY_PATTERNS = {"fr": "d MMM y", "de": "d. MMM y"}  # CLDR patterns; English: config/formats
 
 
 def format_when(value) -> str:
@@ -81,7 +113,12 @@ def format_when(value) -> str:
         return str(value)
     if timezone.is_naive(value):
         value = timezone.make_aware(value, dt.UTC)
-    return date_format(timezone.localtime(value), "DATETIME_FORMAT")
+    value = timezone.localtime(value)
+    locale = babel_locale()
+    if locale is not None:  # "28 nov. 2026, 19:23 CET": the month in the language, zone shown
+        pattern = DAY_PATTERNS.get(locale[:2], "d MMM y") + ", HH:mm"
+        return f"{format_datetime(value, pattern, locale=locale)} {django_dateformat(value, 'T')}"
+    return date_format(value, "DATETIME_FORMAT")
 
 
 def format_day(value) -> str:
@@ -89,7 +126,12 @@ def format_day(value) -> str:
         value = parse_date(value[:10]) or value
     if isinstance(value, dt.datetime):
         value = timezone.localtime(value).date() if timezone.is_aware(value) else value.date()
-    return date_format(value, "DATE_FORMAT") if isinstance(value, dt.date) else str(value)
+    if not isinstance(value, dt.date):
+        return str(value)
+    locale = babel_locale()
+    if locale is not None:
+        return format_date(value, DAY_PATTERNS.get(locale[:2], "d MMM y"), locale=locale)
+    return date_format(value, "DATE_FORMAT")
 
 
 def format_duration(value) -> str:
@@ -104,12 +146,16 @@ def format_duration(value) -> str:
             return str(value)
     seconds = int(abs(delta.total_seconds()))
     parts = []
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+    for size, words in (
+        (86400, lambda n: ngettext("%(count)d day", "%(count)d days", n)),
+        (3600, lambda n: ngettext("%(count)d hour", "%(count)d hours", n)),
+        (60, lambda n: ngettext("%(count)d minute", "%(count)d minutes", n)),
+    ):
         count, seconds = divmod(seconds, size)
         if count:
-            parts.append(f"{count} {unit}{'s' if count != 1 else ''}")
+            parts.append(words(count) % {"count": count})
     if not parts:
-        return f"{seconds} second{'s' if seconds != 1 else ''}"
+        return ngettext("%(count)d second", "%(count)d seconds", seconds) % {"count": seconds}
     return " ".join(parts[:2])
 
 
@@ -127,9 +173,9 @@ def summary_facts(task_spec, variables: dict, items=None) -> list[Fact]:
     for item in getattr(task_spec, "summary", ()) if items is None else items:
         value = spec_module.lookup(variables, item.var)
         if value is spec_module.MISSING or value in (None, ""):
-            facts.append(Fact(item.label, "not available", missing=True))
+            facts.append(Fact(local(item.label), gettext("not available"), missing=True))
             continue
-        facts.append(Fact(item.label, format_fact(item, value, variables)))
+        facts.append(Fact(local(item.label), format_fact(item, value, variables)))
     return facts
 
 
@@ -195,7 +241,7 @@ def variable_rows(variables, depth: int = 0, prefix: str = "") -> list[Row]:
         return [Row(humanize(prefix or "value"), format_value(prefix, variables), depth)]
     for key, value in variables.items():
         if len(rows) >= MAX_ROWS:
-            rows.append(Row("…", "more values not shown", depth))
+            rows.append(Row("…", gettext("more values not shown"), depth))
             break
         if isinstance(value, dict) and value:
             rows.append(Row(humanize(key), "", depth, is_group=True))
@@ -209,7 +255,9 @@ def status_line(task, task_spec, process) -> str:
     """The page's "Status": the process's business status; for an open task whose definition
     sets no ``waiting_status``, what the process waits for (its stored status would be stale)."""
     if task.state == TaskState.SCHEDULED and not task_spec.waiting_status:
-        return f"Waiting for: {task_spec.label or humanize(task.name)}"
+        return gettext("Waiting for: %(task)s") % {
+            "task": local(task_spec.label) or humanize(task.name)
+        }
     return process.business_status or "—"
 
 
@@ -227,7 +275,7 @@ def _correction_value(path: str, value, present: bool) -> str:
     """A value before or after a correction, formatted as the page formats it (an amount kept
     as text, "300", reads as the amount it is, as the value it replaced or replaces does)."""
     if not present:
-        return "not set"
+        return gettext("not set")
     if isinstance(value, dict):
         parts = [f"{humanize(k)}: {format_value(k, v)}" for k, v in list(value.items())[:6]]
         return "; ".join(parts) or "—"

@@ -16,6 +16,7 @@ from django.contrib.auth import get_user_model
 from django.db import connections
 from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from processes import authority, control
 from processes.models import (
@@ -30,25 +31,25 @@ from processes.models import (
 from processes.selectors import human_task_with_rights
 
 TABS = {
-    "assigned": "Assigned to me",
-    "roles": "My roles",
-    "overdue": "Overdue",
-    "done": "Done by me",
+    "assigned": _("Assigned to me"),
+    "roles": _("My roles"),
+    "overdue": _("Overdue"),
+    "done": _("Done by me"),
 }
 DEFAULT_TAB = "roles"
 SORTS = {
-    "due": "Due soonest",
-    "-due": "Due latest",
-    "age": "Oldest first",
-    "-age": "Newest first",
+    "due": _("Due soonest"),
+    "-due": _("Due latest"),
+    "age": _("Oldest first"),
+    "-age": _("Newest first"),
 }
 DEFAULT_SORT = "due"
 # The list's filters besides the tab: due window (the overdue rule is models.overdue_q).
 DUE_FILTERS = {
-    "overdue": "Overdue",
-    "today": "Due today",
-    "week": "Due within 7 days",
-    "none": "No due date",
+    "overdue": _("Overdue"),
+    "today": _("Due today"),
+    "week": _("Due within 7 days"),
+    "none": _("No due date"),
 }
 MAX_QUERY = 200
 # What a list row shows: loading less keeps a page of 25 rows cheap to build.

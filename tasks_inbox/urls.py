@@ -1,6 +1,6 @@
 from django.urls import path
 
-from tasks_inbox import absence_views, bulk_views, views
+from tasks_inbox import absence_views, bulk_views, profile_views, views
 
 app_name = "tasks_inbox"
 
@@ -12,6 +12,7 @@ urlpatterns = [
     path("inbox/bulk-decide/", bulk_views.bulk_decide, name="bulk_decide"),
     path("inbox/absences/", absence_views.absences, name="absences"),
     path("inbox/absences/<int:pk>/end/", absence_views.absence_end, name="absence_end"),
+    path("inbox/profile/", profile_views.profile, name="profile"),
     path("inbox/tasks/<int:pk>/", views.task_detail, name="task"),
     path("inbox/tasks/<int:pk>/claim/", views.claim, name="claim"),
     path("inbox/tasks/<int:pk>/release/", views.release, name="release"),

@@ -15,6 +15,7 @@ from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
 from processes import authority, diagram, engine, timeline
@@ -24,7 +25,7 @@ from processes.errors import Conflict, EngineError, Forbidden, InvalidInput, Not
 from processes.events import Actor
 from processes.models import TaskState
 from tasks_inbox import presenters, selectors
-from tasks_inbox.forms import DecisionForm, DelegateForm
+from tasks_inbox.forms import DecisionForm, DelegateForm, outcome_words
 
 PAGE_SIZE = 25
 
@@ -88,7 +89,7 @@ def admin_login(request):
     """The admin's login: a logged-in person who isn't staff goes back to their inbox with a
     word, instead of the admin's bare "not authorized" login form."""
     if request.user.is_authenticated and not request.user.is_staff:
-        messages.info(request, "The admin is for administrators; your tasks are here.")
+        messages.info(request, gettext("The admin is for administrators; your tasks are here."))
         return redirect("tasks_inbox:inbox")
     return admin.site.login(request)
 
@@ -159,6 +160,8 @@ def bulk_outcomes(task_spec) -> tuple[str, ...]:
 class _Row:
     facts: list
     bulk: tuple[str, ...] = ()  # outcomes this person may give it from the list (bulk decide)
+    decision: str = ""  # the decision's words (the definition's label in the active language)
+    label: str = ""  # the task's label in the active language
 
 
 def _row(user, task, specs: dict, roles: frozenset, for_done: bool = False) -> _Row:
@@ -178,15 +181,23 @@ def _row(user, task, specs: dict, roles: frozenset, for_done: bool = False) -> _
         shown = authority.visible_variables(process.variables, task_spec)
         facts = presenters.summary_facts(task_spec, shown)[:2]
     bulk = bulk_outcomes(task_spec) if rights.decide and not for_done else ()
-    return _Row(facts, bulk)
+    words = _decision_words(task, task_spec) if for_done else ""
+    return _Row(facts, bulk, words, presenters.local(task_spec.label))
+
+
+def _decision_words(task, task_spec) -> str:
+    decision = (task.result or {}).get("decision") if isinstance(task.result, dict) else None
+    if not isinstance(decision, str) or not decision or task_spec is None:
+        return ""
+    return outcome_words(task_spec, decision)
 
 
 def _load(request, pk):
     if pk > MAX_DB_INT:
-        raise Http404("No such task in your inbox.")
+        raise Http404(gettext("No such task in your inbox."))
     found = selectors.task_for_user(user=request.user, task_id=pk)
     if found is None:
-        raise Http404("No such task in your inbox.")
+        raise Http404(gettext("No such task in your inbox."))
     return found
 
 
@@ -207,7 +218,8 @@ def _task_page(request, task, rights, *, decision_form=None, delegate_form=None,
         "tasks_inbox/task.html",
         {
             "task": task,
-            "task_label": task_spec.label or presenters.humanize(task.name),
+            "task_label": presenters.local(task_spec.label) or presenters.humanize(task.name),
+            "decision_words": _decision_words(task, task_spec),
             "task_description": task_spec.description,
             "process": process,
             "definition": process.definition,
@@ -257,12 +269,14 @@ def _why_not(task, rights) -> str:
     if rights.refusal:
         return rights.refusal
     if task.state != TaskState.SCHEDULED:
-        return f"the task is already {task.get_state_display()}."
+        return gettext("the task is already %(state)s.") % {"state": task.get_state_display()}
     if task.claimed_by_id:
-        return f"task is claimed by {task.claimed_by.get_username()}."
+        return gettext("task is claimed by %(name)s.") % {"name": task.claimed_by.get_username()}
     if task.assignee_id:
-        return f"the task is assigned to {task.assignee.get_username()}; only they can decide it."
-    return "this task is not yours to decide."
+        return gettext("the task is assigned to %(name)s; only they can decide it.") % {
+            "name": task.assignee.get_username()
+        }
+    return gettext("this task is not yours to decide.")
 
 
 def _back(pk):
@@ -278,7 +292,7 @@ def _run(request, pk, action, success: str, prefix: str = "", sentence: bool = F
     except (Conflict, Forbidden, InvalidInput) as exc:
         messages.error(request, prefix + (_sentence(exc.message) if sentence else exc.message))
         return _back(pk)
-    messages.success(request, success)
+    messages.success(request, str(success))
     return _back(pk)
 
 
@@ -301,9 +315,10 @@ def _hold_view(service: str, success: str):
 
 
 claim = _hold_view(
-    "task_claim", "You claimed this task: it is locked to you until you decide or release it."
+    "task_claim",
+    gettext_lazy("You claimed this task: it is locked to you until you decide or release it."),
 )
-release = _hold_view("task_release", "Released: the task is back with its role.")
+release = _hold_view("task_release", gettext_lazy("Released: the task is back with its role."))
 
 
 @login_required
@@ -321,11 +336,13 @@ def decide(request, pk):
                 comment=request.POST.get("comment", "")[:4000],
             ),
             "",
-            prefix="Your decision was not recorded: ",
+            prefix=gettext("Your decision was not recorded: "),
             sentence=True,
         )
     if not rights.decide:
-        messages.error(request, f"Your decision was not recorded: {_why_not(task, rights)}")
+        messages.error(
+            request, gettext("Your decision was not recorded: ") + _why_not(task, rights)
+        )
         return _back(pk)
     spec = task.process.definition.parsed()
     form = DecisionForm(spec.task(task.name), request.POST, request.FILES)
@@ -344,13 +361,19 @@ def decide(request, pk):
         form.add_engine_errors(exc.fields or {"__all__": [exc.message]})
         return _task_page(request, task, rights, decision_form=form, status=400)
     except (Conflict, Forbidden) as exc:
-        messages.error(request, f"Your decision was not recorded: {_sentence(exc.message)}")
+        messages.error(
+            request, gettext("Your decision was not recorded: ") + _sentence(exc.message)
+        )
         return _back(pk)
     except NotFound:
-        raise Http404("No such task.") from None
+        raise Http404(gettext("No such task.")) from None
     decision = form.decision()
-    what = presenters.humanize(decision) if decision else "Done"
-    messages.success(request, f"{what}: {task.process.business_key} — the process has moved on.")
+    what = outcome_words(form.task_spec, decision) if decision else gettext("Done")
+    messages.success(
+        request,
+        gettext("%(what)s: %(key)s — the process has moved on.")
+        % {"what": what, "key": task.process.business_key},
+    )
     return redirect(reverse("tasks_inbox:inbox") + "?tab=done")
 
 
@@ -359,7 +382,7 @@ def decide(request, pk):
 def delegate(request, pk):
     task, rights = _load(request, pk)
     if not rights.delegate:
-        messages.error(request, f"Not delegated: {_why_not(task, rights)}")
+        messages.error(request, gettext("Not delegated: ") + _why_not(task, rights))
         return _back(pk)
     candidates = selectors.delegate_candidates(task, exclude=request.user)
     form = DelegateForm(candidates, request.POST)
@@ -378,10 +401,10 @@ def delegate(request, pk):
         return _task_page(request, task, rights, delegate_form=form, status=400)
     except EngineError as exc:
         if isinstance(exc, NotFound):
-            raise Http404("No such task.") from None
+            raise Http404(gettext("No such task.")) from None
         messages.error(request, exc.message)
         return _back(pk)
-    messages.success(request, f"Delegated to {to_user.get_username()}.")
+    messages.success(request, gettext("Delegated to %(name)s.") % {"name": to_user.get_username()})
     if selectors.task_for_user(user=request.user, task_id=pk) is None:
         return redirect("tasks_inbox:inbox")
     return _back(pk)

@@ -68,7 +68,7 @@ def test_the_words_are_distinct_and_the_two_reported_disagreements_are_gone():
 
 @pytest.mark.parametrize("state", TaskState.values)
 def test_every_screen_shows_a_task_state_with_its_one_word(admin_client, review, state):
-    word = TaskState(state).label
+    word = str(TaskState(state).label)
     put_task_in(review, state)
     process = review.process
 
@@ -100,7 +100,7 @@ def test_every_screen_shows_a_task_state_with_its_one_word(admin_client, review,
 
 @pytest.mark.parametrize("state", ProcessState.values)
 def test_every_screen_shows_a_process_state_with_its_one_word(admin_client, review, state):
-    word = ProcessState(state).label
+    word = str(ProcessState(state).label)
     process = review.process
     put_process_in(process, state)
 

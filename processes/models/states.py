@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import pgettext_lazy
 
 
 class DefinitionStatus(models.TextChoices):
@@ -17,11 +18,12 @@ class DefinitionStatus(models.TextChoices):
 
 
 class ProcessState(models.TextChoices):
-    RUNNING = "running", "running"
-    FAILED = "failed", "incident"  # a task failed for good: an open incident, other branches go on
-    COMPLETED = "completed", "completed"
-    CANCELLING = "cancelling", "cancelling"  # compensations are undoing completed tasks
-    CANCELLED = "cancelled", "cancelled"
+    RUNNING = "running", pgettext_lazy("state", "running")
+    # a task failed for good: an open incident, other branches go on
+    FAILED = "failed", pgettext_lazy("state", "incident")
+    COMPLETED = "completed", pgettext_lazy("state", "completed")
+    CANCELLING = "cancelling", pgettext_lazy("state", "cancelling")  # compensations undo tasks
+    CANCELLED = "cancelled", pgettext_lazy("state", "cancelled")
 
 
 ACTIVE_PROCESS_STATES = (ProcessState.RUNNING, ProcessState.FAILED)
@@ -36,25 +38,26 @@ class TaskType(models.TextChoices):
 
 
 class TaskState(models.TextChoices):
-    PENDING = "pending", "not started"
-    SCHEDULED = "scheduled", "waiting"  # for a person (HUMAN), a worker or an outside system
-    RUNNING = "running", "running"
-    COMPLETED = "completed", "completed"
-    FAILED = "failed", "failed"
-    SKIPPED = "skipped", "skipped"
-    CANCELLED = "cancelled", "cancelled"
+    PENDING = "pending", pgettext_lazy("state", "not started")
+    # for a person (HUMAN), a worker or an outside system
+    SCHEDULED = "scheduled", pgettext_lazy("state", "waiting")
+    RUNNING = "running", pgettext_lazy("state", "running")
+    COMPLETED = "completed", pgettext_lazy("state", "completed")
+    FAILED = "failed", pgettext_lazy("state", "failed")
+    SKIPPED = "skipped", pgettext_lazy("state", "skipped")
+    CANCELLED = "cancelled", pgettext_lazy("state", "cancelled")
     # A completed task of a cancelled process, undone by its compensation handler (newest first).
-    COMPENSATING = "compensating", "compensation waiting"
-    COMPENSATION_RUNNING = "compensation_running", "compensating"
-    COMPENSATED = "compensated", "compensated"
-    COMPENSATION_FAILED = "compensation_failed", "compensation failed"
+    COMPENSATING = "compensating", pgettext_lazy("state", "compensation waiting")
+    COMPENSATION_RUNNING = "compensation_running", pgettext_lazy("state", "compensating")
+    COMPENSATED = "compensated", pgettext_lazy("state", "compensated")
+    COMPENSATION_FAILED = "compensation_failed", pgettext_lazy("state", "compensation failed")
 
 
 def state_word(choices: type[models.TextChoices], value: str) -> str:
     """The word ``value`` of ``choices`` (ProcessState or TaskState) is shown with; an unknown
     value (an old export, a state added later) as it is."""
     try:
-        return choices(value).label
+        return str(choices(value).label)
     except ValueError:
         return str(value)
 

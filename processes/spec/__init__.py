@@ -55,6 +55,7 @@ from processes.spec.types import (
     CallSpec,
     Escalation,
     FormField,
+    LocalText,
     MessageSpec,
     ProcessSpec,
     RetryPolicy,
@@ -64,10 +65,13 @@ from processes.spec.types import (
     StageSpec,
     SummaryItem,
     TaskSpec,
+    in_language,
 )
 
 __all__ = [
     "file_problem",
+    "LocalText",
+    "in_language",
     "ANY_HANDLER",
     "BUSINESS_KEY_UNIQUE",
     "CONDITION_OPS",

@@ -9,6 +9,7 @@ from typing import Any
 from django.utils.dateparse import parse_duration
 
 from processes import steps
+from processes.spec.labels import parse_label
 from processes.spec.limits import MAX_DURATION, MAX_DURATION_TEXT, is_bounded_number
 from processes.spec.types import (
     CONDITION_OPS,
@@ -17,6 +18,7 @@ from processes.spec.types import (
     SUMMARY_FORMATS,
     VAR_PATH_RE,
     Escalation,
+    LocalText,
     Retention,
     RetryPolicy,
     SpecError,
@@ -252,8 +254,9 @@ def _parse_summary(c: _Collector, value: Any, path: str) -> tuple[SummaryItem, .
         label, var = item.get("label"), item.get("var")
         fmt = item.get("format", "text")
         ok = True
-        if not isinstance(label, str) or not label.strip():
-            c.add(f"{ipath}.label", "is required: the words shown before the value")
+        errors_before = len(c.errors)
+        label = parse_label(c, label, f"{ipath}.label", required=True)
+        if len(c.errors) > errors_before:
             ok = False
         if not isinstance(var, str) or not VAR_PATH_RE.match(var):
             c.add(f"{ipath}.var", "is required: a variable path like 'bonus.amount'")
@@ -277,7 +280,8 @@ def _parse_summary(c: _Collector, value: Any, path: str) -> tuple[SummaryItem, .
             c.add(ipath, "currency and currency_var only go with format 'money'")
             ok = False
         if ok:
-            items.append(SummaryItem(label.strip(), var, fmt, currency, currency_var))
+            label = label if isinstance(label, LocalText) else label.strip()
+            items.append(SummaryItem(label, var, fmt, currency, currency_var))
     return tuple(items)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from processes.spec.fields import (
     _Collector,
 )
+from processes.spec.labels import parse_label
 from processes.spec.types import (
     DEFAULT_MAX_ROUNDS,
     KEY_RE,
@@ -23,23 +24,24 @@ from processes.spec.types import (
 
 def _parse_outcomes(c: _Collector, raw: Any, path: str, ttype: str):
     """A list of outcome names, or an object outcome -> options, where ``{"goto": stage,
-    "max_rounds": n}`` makes the outcome a rework loop. Returns (names, rework specs)."""
+    "max_rounds": n}`` makes the outcome a rework loop and ``label`` names it for people.
+    Returns (names, rework specs, (name, label) pairs)."""
     if not raw:
-        return (), ()
+        return (), (), ()
     if ttype != "HUMAN":
         c.add(path, "only a HUMAN task has outcomes")
-        return (), ()
+        return (), (), ()
     if isinstance(raw, list):
         if not all(isinstance(o, str) and VAR_PATH_RE.match(o) for o in raw) or len(
             set(raw)
         ) != len(raw):
             c.add(path, "must be a list of distinct identifiers like 'approve'")
-            return (), ()
-        return tuple(raw), ()
+            return (), (), ()
+        return tuple(raw), (), ()
     if not isinstance(raw, dict):
         c.add(path, "must be a list of outcomes or an object outcome -> options")
-        return (), ()
-    names, rework = [], []
+        return (), (), ()
+    names, rework, labels = [], [], []
     for name, options in raw.items():
         if not VAR_PATH_RE.match(name):
             c.add(f"{path}.{name}", "an outcome is an identifier like 'approve'")
@@ -48,11 +50,17 @@ def _parse_outcomes(c: _Collector, raw: Any, path: str, ttype: str):
         if options is None:
             continue
         if not isinstance(options, dict):
-            c.add(f"{path}.{name}", "must be an object ({} or {goto, max_rounds})")
+            c.add(f"{path}.{name}", "must be an object ({} or {goto, max_rounds, label})")
             continue
-        unknown = sorted(set(options) - {"goto", "max_rounds"})
+        unknown = sorted(set(options) - {"goto", "max_rounds", "label"})
         if unknown:
-            c.add(f"{path}.{name}", f"unknown option {unknown[0]!r}: only goto and max_rounds")
+            c.add(
+                f"{path}.{name}", f"unknown option {unknown[0]!r}: only goto, max_rounds and label"
+            )
+        if "label" in options:
+            label = parse_label(c, options["label"], f"{path}.{name}.label", required=True)
+            if label:
+                labels.append((name, label))
         goto = options.get("goto")
         if "max_rounds" in options and goto is None:
             c.add(f"{path}.{name}.max_rounds", "max_rounds needs goto")
@@ -73,7 +81,7 @@ def _parse_outcomes(c: _Collector, raw: Any, path: str, ttype: str):
             )
             rounds = DEFAULT_MAX_ROUNDS
         rework.append(ReworkSpec(outcome=name, goto=goto, max_rounds=rounds))
-    return tuple(names), tuple(rework)
+    return tuple(names), tuple(rework), tuple(labels)
 
 
 BUSINESS_KEY_TEMPLATE_RE = re.compile(r"(?:[^{}]|\{[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*\})+")

@@ -22,6 +22,7 @@ from processes.spec.fields import (
     validate_condition,
 )
 from processes.spec.flow import _check_rework, _parse_call, _parse_outcomes
+from processes.spec.labels import parse_label
 from processes.spec.limits import max_tasks, storage_problems
 from processes.spec.search import parse_search
 from processes.spec.typed_fields import _parse_form, parse_fields
@@ -310,7 +311,9 @@ def _parse_task(
     condition = raw.get("condition")
     if condition is not None:
         validate_condition(condition, f"{path}.condition", c)
-    outcomes, rework = _parse_outcomes(c, raw.get("outcomes", []), f"{path}.outcomes", ttype)
+    outcomes, rework, outcome_labels = _parse_outcomes(
+        c, raw.get("outcomes", []), f"{path}.outcomes", ttype
+    )
     form = _parse_form(c, raw.get("form"), f"{path}.form")
     if form and ttype != "HUMAN":
         c.add(f"{path}.form", "only a HUMAN task has a form")
@@ -323,10 +326,7 @@ def _parse_task(
         notify = on_error.get("notify", True)
     else:
         c.add(f"{path}.on_error", "must be an object {notify: true|false}")
-    label = raw.get("label", "")
-    if not isinstance(label, str):
-        c.add(f"{path}.label", "must be a string")
-        label = ""
+    label = parse_label(c, raw.get("label", ""), f"{path}.label")
     task_description = raw.get("description", "")
     if not isinstance(task_description, str):
         c.add(f"{path}.description", "must be a string")
@@ -380,6 +380,7 @@ def _parse_task(
         timeout=timeout,
         condition=condition,
         outcomes=outcomes,
+        outcome_labels=outcome_labels,
         rework=rework,
         call=call,
         form=form,

@@ -14,6 +14,7 @@ from processes.spec.schema_words import (
     KEY,
     NAME,
     VAR_PATH,
+    label,
     typed_field,
 )
 from processes.spec.types import (
@@ -190,7 +191,7 @@ DEFS: dict[str, Any] = {
         "required": ["label", "var"],
         "additionalProperties": False,
         "properties": {
-            "label": {"type": "string", "pattern": r"\S", "description": "Shown before the value."},
+            "label": label("Shown before the value.", required=True),
             "var": {"type": "string", "pattern": VAR_PATH, "description": "The variable shown."},
             "format": {
                 "enum": list(SUMMARY_FORMATS),
@@ -232,6 +233,7 @@ DEFS: dict[str, Any] = {
                         "default": DEFAULT_MAX_ROUNDS,
                         "description": "Rounds in all, the first included.",
                     },
+                    "label": label("The decision's words on the task page.", required=True),
                 },
                 "dependentSchemas": {
                     "max_rounds": {

@@ -17,6 +17,7 @@ from processes.spec.schema_words import (
     VAR_PATH,
     duration,
     fields,
+    label,
     paths,
     text,
 )
@@ -86,7 +87,7 @@ TASK_FIELDS: list[tuple[str, dict, tuple[str, ...] | None]] = [
         ),
         None,
     ),
-    ("label", {"type": "string", "description": "The task's name for people."}, None),
+    ("label", label("The task's name for people."), None),
     ("description", {"type": "string", "description": "Instructions on the task page."}, None),
     (
         "condition",

@@ -14,6 +14,7 @@ from processes.spec.limits import NUMBER_LIMIT
 from processes.spec.typed_fields import MAX_FIELDS, MAX_PATTERN
 from processes.spec.types import (
     KEY_RE,
+    LANGUAGE_RE,
     NAME_RE,
     TASK_TYPES,
     VAR_PATH_RE,
@@ -92,6 +93,24 @@ def paths(description: str, **extra) -> dict:
 NUMBER = {"type": "number", "minimum": -NUMBER_LIMIT, "maximum": NUMBER_LIMIT}
 
 
+def label(description: str, *, required: bool = False) -> dict:
+    """A label: a string, or translations by language code (``processes.spec.labels``)."""
+    text = {"type": "string", "pattern": r"\S"} if required else {"type": "string"}
+    return {
+        "anyOf": [
+            text,
+            {
+                "type": "object",
+                "minProperties": 1,
+                "propertyNames": {"pattern": ecma(LANGUAGE_RE)},
+                "additionalProperties": text,
+            },
+        ],
+        "description": description
+        + ' A string, or the words by language: `{"en": "Amount", "fr": "Montant"}`.',
+    }
+
+
 def type_is(*types: str) -> dict:
     """``if`` clause: the field's ``type`` is one of ``types`` (``string`` when left out)."""
     clause: dict = {"properties": {"type": {"enum": list(types)}}}
@@ -115,7 +134,7 @@ def typed_field(name: dict | None, types: tuple[str, ...]) -> dict:
                 + "."
             ),
         },
-        "label": {"description": "The words beside the field."},
+        "label": label("The words beside the field."),
         "required": {
             "type": "boolean",
             "default": False,

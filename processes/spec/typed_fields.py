@@ -11,6 +11,7 @@ from typing import Any
 
 from processes.spec import form_rules
 from processes.spec.fields import _Collector, _is_number
+from processes.spec.labels import parse_label
 from processes.spec.types import (
     DATA_FIELD_TYPES,
     FORM_FIELD_TYPES,
@@ -134,7 +135,7 @@ def _parse_field(
         elif isinstance(places, bool) or not isinstance(places, int) or not 0 <= places <= 10:
             c.add(f"{fpath}.places", "must be a whole number from 0 to 10")
             places = None
-    label = item.get("label", "")
+    label = parse_label(c, item.get("label", ""), f"{fpath}.label")
     required = item.get("required", False)
     if not isinstance(required, bool):
         c.add(f"{fpath}.required", "must be true or false")
@@ -145,7 +146,7 @@ def _parse_field(
     return FormField(
         name=name,
         type=ftype,
-        label=label if isinstance(label, str) else "",
+        label=label,
         required=required,
         choices=tuple(choices) if ftype == "choice" else (),
         pattern=pattern,

@@ -20,6 +20,40 @@ CONDITION_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "exists",
 KEY_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}\Z")
 NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ .:-]{0,99}\Z")
 VAR_PATH_RE = re.compile(r"[A-Za-z0-9_]{1,100}(\.[A-Za-z0-9_]{1,100}){0,20}\Z")
+# A translated label's language: "fr", "de", "pt-BR" (BCP 47's language and region).
+LANGUAGE_RE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?\Z")
+
+
+class LocalText(str):
+    """A definition's human-facing words (a label) with its translations: the string itself
+    is the English one (else the first given), so code that reads it as text keeps working;
+    ``in_language`` picks the one to show."""
+
+    translations: dict[str, str]
+
+    def __new__(cls, text: str, translations: dict[str, str] | None = None):
+        obj = super().__new__(cls, text)
+        obj.translations = dict(translations or {})
+        return obj
+
+    def __reduce__(self):
+        return (LocalText, (str(self), self.translations))
+
+    def in_language(self, language: str | None) -> str:
+        """The words in ``language`` ("fr-ca" falls back to "fr"), else English, else the
+        first translation given."""
+        language = (language or "").lower()
+        lowered = {code.lower(): text for code, text in self.translations.items()}
+        for code in (language, language.split("-")[0]):
+            if code in lowered:
+                return lowered[code]
+        return str(self)
+
+
+def in_language(text: str, language: str | None) -> str:
+    """``text`` in ``language`` when it is a translated label; plain text as it is."""
+    return text.in_language(language) if isinstance(text, LocalText) else text
+
 
 # Fields of a task this language understands; any other field is kept and passed through
 # in the StartTask payload, as the seed's workflow manager does.
@@ -208,6 +242,8 @@ class TaskSpec:
     condition: Any = None
     outcomes: tuple[str, ...] = ()
     rework: tuple[ReworkSpec, ...] = ()  # outcomes that loop back (``{"goto": stage}``)
+    # (outcome, label): the words a decision is shown with (``{"approve": {"label": ...}}``)
+    outcome_labels: tuple[tuple[str, str], ...] = ()
     call: CallSpec | None = None  # a PROCESS task's child process
     form: tuple[FormField, ...] = ()
     escalation: Escalation | None = None
@@ -239,6 +275,10 @@ class TaskSpec:
 
     def rework_for(self, outcome) -> ReworkSpec | None:
         return next((r for r in self.rework if r.outcome == outcome), None)
+
+    def outcome_label(self, outcome) -> str:
+        """The label the definition gives ``outcome`` (maybe translated), or ""."""
+        return next((label for name, label in self.outcome_labels if name == outcome), "")
 
     @property
     def is_external(self) -> bool:

@@ -672,7 +672,34 @@ SHAPE_ERRORS = [
     ("", "input", [{"name": "x", "show_if": {"field": "y", "equals": 1}}]),
     ("", "input", [{"name": "x", "type": "file"}]),
     ("", "input", [{"name": "x", "type": "list", "items": {"type": "file"}}]),
+    # translated labels: a language code → words
+    ("work", "label", {}),
+    ("work", "label", {"French": "Payer"}),
+    ("work", "label", {"fr": 5}),
+    ("approve", "form", [{"name": "x", "label": 5}]),
+    ("approve", "form", [{"name": "x", "label": {"fr": None}}]),
+    ("approve", "summary", [{"label": {"en": "A", "fr": " "}, "var": "x"}]),
+    ("approve", "summary", [{"label": {}, "var": "x"}]),
+    ("approve", "outcomes", {"approve": {"label": ""}}),
+    ("approve", "outcomes", {"approve": {"label": {"fr": 1}}}),
 ]
+
+
+TRANSLATED = [
+    ("work", "label", {"en": "Pay", "fr": "Payer", "de": "Zahlen"}),
+    ("work", "label", {"pt-BR": "Pagar"}),
+    ("approve", "form", [{"name": "x", "label": {"en": "Reason", "fr": "Motif"}}]),
+    ("approve", "summary", [{"label": {"en": "Amount", "fr": "Montant"}, "var": "x"}]),
+    ("approve", "outcomes", {"approve": {"label": {"en": "Approve", "fr": "Valider"}}, "no": {}}),
+]
+
+
+@pytest.mark.parametrize(("where", "field", "value"), TRANSLATED)
+def test_translated_labels_are_taken_by_both(where, field, value):
+    data = base()
+    at(data, where)[field] = value
+    assert validator_accepts(data)
+    assert schema_errors(data) == []
 
 
 @pytest.mark.parametrize(

@@ -288,10 +288,10 @@ def test_inbox_query_count_is_constant(client, start, people, django_assert_num_
     add(30, 100)
     # session, user, roles, the process filter's choices (their counts from the open tasks, then
     # their names), the three tab counts, count, page (My roles: page ids in one UNION ALL, then
-    # the rows), one's absence; no names to read when nothing is open, as on the done tab here
+    # the rows), one's absence, one's language and time zone; no names to read when nothing is open, as on the done tab here
     with django_assert_num_queries(one):
         client.get(url)
-    assert one == {"roles": 12, "done": 10}.get(tab, 11)
+    assert one == {"roles": 13, "done": 11}.get(tab, 12)
     assert len(client.get(url).context["page"]) == PAGE_SIZE
 
 
