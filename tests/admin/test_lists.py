@@ -221,7 +221,11 @@ def test_history_button_of_an_instance(admin_client, approvals):
     history = reverse("admin:processes_processinstance_history", args=[process.pk])
     page = admin_client.get(reverse("admin:processes_processinstance_change", args=[process.pk]))
     assert history.encode() in page.content
-    assert admin_client.get(history).status_code == 200
+    # HISTORY leads to the append-only history on the change page, not Django's empty edit log
+    response = admin_client.get(history)
+    change = reverse("admin:processes_processinstance_change", args=[process.pk])
+    assert response.status_code == 302 and response["Location"] == change + "#events-group"
+    assert b'id="events-group"' in admin_client.get(change).content
 
 
 def test_export_with_filters_the_list_does_not_know(admin_client, approvals):
