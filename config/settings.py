@@ -4,7 +4,7 @@ import os
 import sys
 from pathlib import Path
 
-from config import database
+from config import database, storage
 from config.mail import email_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -180,44 +180,12 @@ FLOWDESK_ATTACHMENTS_DIR = os.environ.get(
 )
 FLOWDESK_ATTACHMENTS_S3_BUCKET = os.environ.get("FLOWDESK_ATTACHMENTS_S3_BUCKET", "")
 FLOWDESK_ATTACHMENT_LINK_SECONDS = int(os.environ.get("FLOWDESK_ATTACHMENT_LINK_SECONDS", "300"))
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "flowdesk_attachments": (
-        {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {
-                "bucket_name": FLOWDESK_ATTACHMENTS_S3_BUCKET,
-                "endpoint_url": os.environ.get("FLOWDESK_ARCHIVE_S3_ENDPOINT") or None,
-                "location": "flowdesk-attachments",
-                "file_overwrite": False,
-            },
-        }
-        if FLOWDESK_ATTACHMENTS_S3_BUCKET
-        else {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": FLOWDESK_ATTACHMENTS_DIR},
-        }
-    ),
-    # hashed, compressed, cached for good (WhiteNoise serves them; tests.settings keeps plain names
-    # for the in-process client only)
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
-    "flowdesk_archive": (
-        {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {
-                "bucket_name": FLOWDESK_ARCHIVE_S3_BUCKET,
-                "endpoint_url": os.environ.get("FLOWDESK_ARCHIVE_S3_ENDPOINT") or None,
-                "location": os.environ.get("FLOWDESK_ARCHIVE_S3_PREFIX", "flowdesk-archive"),
-                "file_overwrite": False,
-            },
-        }
-        if FLOWDESK_ARCHIVE_S3_BUCKET
-        else {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": FLOWDESK_ARCHIVE_DIR},
-        }
-    ),
-}
+STORAGES = storage.storages(  # config/storage.py: a directory, or a bucket when one is named
+    archive_dir=FLOWDESK_ARCHIVE_DIR,
+    archive_bucket=FLOWDESK_ARCHIVE_S3_BUCKET,
+    attachments_dir=FLOWDESK_ATTACHMENTS_DIR,
+    attachments_bucket=FLOWDESK_ATTACHMENTS_S3_BUCKET,
+)
 
 # --- HTTPS: on by default when DEBUG is off (`manage.py check --deploy` is clean) ---------------
 # FLOWDESK_HTTPS=0 turns the whole set off, for a plain-HTTP demo on 127.0.0.1; each setting can

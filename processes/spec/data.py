@@ -20,11 +20,14 @@ import datetime as dt
 import functools
 import math
 import re
-import unicodedata
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from processes.spec import form_rules
+from processes.spec.business_keys import (  # noqa: F401  (the one key rule, re-exported)
+    BUSINESS_KEY_MAX,
+    normalize_business_key,
+)
 from processes.spec.conditions import MISSING, lookup
 from processes.spec.limits import MAX_DEPTH
 from processes.spec.types import MAX_LIST_ITEMS, FormField
@@ -33,7 +36,6 @@ NUMBER_LIMIT = Decimal("1e15")  # integer and decimal values, as the definition'
 MAX_PLACES = 10  # a decimal's places, declared or not (keeps its canonical text short)
 STRING_MAX = 1000  # characters of a ``string`` value (one line)
 TEXT_MAX = 10_000  # characters of a ``text`` value
-BUSINESS_KEY_MAX = 200
 MAX_PROBLEMS = 50  # problems reported for one document
 
 # C0/C1 control characters, lone surrogates, and the bidirectional embeddings, overrides and
@@ -59,31 +61,6 @@ def text_problem(value: str, *, multiline: bool = False) -> str | None:
     if "\ud800" <= char <= "\udfff":
         return "must be valid Unicode (no lone surrogates)"
     return f"must not contain control characters ({code})"
-
-
-# --- business keys ---------------------------------------------------------------------------------
-
-_KEY_REFUSED_CATEGORIES = {"Cc", "Cf", "Cs", "Zl", "Zp"}
-
-
-def normalize_business_key(value: Any) -> tuple[str | None, str | None]:
-    """(the key, None) or (None, why not): the one rule for a business key however it comes in
-    (single start, batch, CSV, a child's template, a seed event's ``business_ref_no``).
-
-    Surrounding white space is trimmed; an empty key, one over 200 characters, and one with a
-    control or format character (bidi overrides and isolates, zero-width characters, line
-    separators) is refused."""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return None, "must be a text"
-    key = str(value).strip()
-    if not key:
-        return None, "must not be empty"
-    if len(key) > BUSINESS_KEY_MAX:
-        return None, f"must be at most {BUSINESS_KEY_MAX} characters (it has {len(key)})"
-    for char in key:
-        if unicodedata.category(char) in _KEY_REFUSED_CATEGORIES:
-            return None, f"must not contain control or format characters (U+{ord(char):04X})"
-    return key, None
 
 
 # --- one value ---------------------------------------------------------------------------------------

@@ -1,0 +1,29 @@
+"""The one rule for a business key, however it comes in (``spec.data`` re-exports it)."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+BUSINESS_KEY_MAX = 200
+_KEY_REFUSED_CATEGORIES = {"Cc", "Cf", "Cs", "Zl", "Zp"}
+
+
+def normalize_business_key(value: Any) -> tuple[str | None, str | None]:
+    """(the key, None) or (None, why not): the one rule for a business key however it comes in
+    (single start, batch, CSV, a child's template, a seed event's ``business_ref_no``).
+
+    Surrounding white space is trimmed; an empty key, one over 200 characters, and one with a
+    control or format character (bidi overrides and isolates, zero-width characters, line
+    separators) is refused."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None, "must be a text"
+    key = str(value).strip()
+    if not key:
+        return None, "must not be empty"
+    if len(key) > BUSINESS_KEY_MAX:
+        return None, f"must be at most {BUSINESS_KEY_MAX} characters (it has {len(key)})"
+    for char in key:
+        if unicodedata.category(char) in _KEY_REFUSED_CATEGORIES:
+            return None, f"must not contain control or format characters (U+{ord(char):04X})"
+    return key, None
