@@ -317,6 +317,12 @@ def test_two_timer_commands_run_one_loop_and_a_clean_stop_gives_the_lease_back(
         wait_for(lambda: lease_holder() is not None, timeout=60, message="a lease holder")
         holder = lease_holder().split("/")[0]
         other = "t-2" if holder == "t-1" else "t-1"
+        # (the other has started and found the lease taken: under load it may start seconds late)
+        wait_for(
+            lambda: "another host runs the timer loop" in (tmp_path / f"{other}.log").read_text(),
+            timeout=60,
+            message="the other timers command waiting for the lease",
+        )
 
         # When the holder stops cleanly (SIGTERM).
         proc = procs[holder][0]
