@@ -309,7 +309,7 @@ def human_task_for(user, task_id) -> tuple[TaskInstance, authority.TaskRights]:
 
 # --- retention ------------------------------------------------------------------------------------
 
-CLOSED_STATES = (ProcessState.COMPLETED, ProcessState.CANCELLED)
+CLOSED_STATES = (ProcessState.COMPLETED, ProcessState.CANCELLED, ProcessState.COMPENSATED)
 
 
 def due_for_archiving(*, now, definition_key: str | None = None) -> QuerySet:

@@ -22,6 +22,8 @@ class ProcessState(models.TextChoices):
     COMPLETED = "completed", "completed"
     CANCELLING = "cancelling", "cancelling"  # compensations are undoing completed tasks
     CANCELLED = "cancelled", "cancelled"
+    # A task failed for good under ``"on_failure": "compensate"``: the completed tasks were undone.
+    COMPENSATED = "compensated", "compensated"
 
 
 ACTIVE_PROCESS_STATES = (ProcessState.RUNNING, ProcessState.FAILED)

@@ -47,6 +47,7 @@ from processes.spec.types import (
     KEY_RE,
     KNOWN_TASK_FIELDS,
     NAME_RE,
+    ON_FAILURE,
     SUMMARY_FORMATS,
     TASK_TYPES,
     VAR_PATH_RE,
@@ -68,6 +69,7 @@ from processes.spec.types import (
 __all__ = [
     "ANY_HANDLER",
     "BUSINESS_KEY_UNIQUE",
+    "ON_FAILURE",
     "CONDITION_OPS",
     "FORM_FIELD_TYPES",
     "FORM_NUMBER_LIMIT",

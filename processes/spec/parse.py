@@ -31,6 +31,7 @@ from processes.spec.types import (
     KEY_RE,
     KNOWN_TASK_FIELDS,
     NAME_RE,
+    ON_FAILURE,
     ON_TIMEOUT,
     TASK_TYPES,
     VAR_PATH_RE,
@@ -115,6 +116,10 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
     if unique not in BUSINESS_KEY_UNIQUE:
         c.add("business_key_unique", f"must be one of: {', '.join(BUSINESS_KEY_UNIQUE)}")
         unique = "active"
+    on_failure = data.get("on_failure", "incident")
+    if on_failure not in ON_FAILURE:
+        c.add("on_failure", f"must be one of: {', '.join(ON_FAILURE)}")
+        on_failure = "incident"
 
     deadline = None
     if data.get("deadline") is not None:
@@ -218,6 +223,7 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
         on_error_notify=notify,
         visibility=visibility,
         business_key_unique=unique,
+        on_failure=on_failure,
         deadline=deadline,
         retention=retention,
         input=declared_input,

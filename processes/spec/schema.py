@@ -33,6 +33,7 @@ from processes.spec.types import (
     KEY_RE,
     MAX_ROUNDS_LIMIT,
     NAME_RE,
+    ON_FAILURE,
     ON_TIMEOUT,
     SUMMARY_FORMATS,
     TASK_TYPES,
@@ -970,6 +971,15 @@ def definition_schema(schema_id: str | None = None) -> dict:
                 "description": (
                     "`active`: one running or failed instance per business key; `ever`: a "
                     "second start returns the existing instance whatever its state."
+                ),
+            },
+            "on_failure": {
+                "enum": list(ON_FAILURE),
+                "default": "incident",
+                "description": (
+                    "What a task that fails for good does: `incident` (the process waits for an "
+                    "operator) or `compensate` (the completed tasks with a `compensate` handler "
+                    "are undone newest first and the process ends `compensated`)."
                 ),
             },
             "deadline": _duration(
