@@ -47,6 +47,7 @@ from processes.engine.definitions import (
     definition_retire,
     definition_update_draft,
 )
+from processes.engine.external import task_lock_extend, task_unlock, tasks_lock
 from processes.engine.human import task_claim, task_decide, task_delegate, task_release
 from processes.engine.messages import MessageOutcome, message_receive
 from processes.engine.migrate import (
@@ -132,6 +133,9 @@ __all__ = [
     "handle_seed_event",
     "migrate_instances",
     "message_receive",
+    "task_lock_extend",
+    "task_unlock",
+    "tasks_lock",
     "migration_plan",
     "next_wake",
     "notification_record",
