@@ -19,6 +19,7 @@ from processes.models.definitions import (  # noqa: F401
     DefinitionEventType,
     ProcessDefinition,
     ProcessDefinitionQuerySet,
+    ScheduledStart,
 )
 from processes.models.instances import (  # noqa: F401
     ArchivedBusinessKey,

@@ -25,6 +25,7 @@ from processes.spec.fields import (
 )
 from processes.spec.flow import _check_rework, _parse_call, _parse_outcomes
 from processes.spec.limits import max_tasks, storage_problems
+from processes.spec.schedule import parse_schedule
 from processes.spec.search import parse_search
 from processes.spec.types import (
     BUSINESS_KEY_UNIQUE,
@@ -208,6 +209,7 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
     _check_rework(c, stages_raw, stages)
     declared_input = _parse_input(c, data, task_names)
     search = parse_search(c, data.get("search"))
+    schedule = parse_schedule(c, data.get("schedule"))
     if c.errors:
         return None
     stages.sort(key=lambda s: s.order)
@@ -228,6 +230,7 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
         retention=retention,
         input=declared_input,
         search=search,
+        schedule=schedule,
         raw=data,
     )
 

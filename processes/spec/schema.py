@@ -22,6 +22,7 @@ from typing import Any
 from processes.spec.data import MAX_PLACES
 from processes.spec.fields import MAX_FIELDS, MAX_PATTERN
 from processes.spec.limits import MAX_DEPTH, MAX_DURATION, MAX_DURATION_TEXT, NUMBER_LIMIT
+from processes.spec.schedule import schedule_json_schema
 from processes.spec.search import MAX_SEARCH_PATHS
 from processes.spec.types import (
     BUSINESS_KEY_UNIQUE,
@@ -973,6 +974,7 @@ def definition_schema(schema_id: str | None = None) -> dict:
                     "second start returns the existing instance whatever its state."
                 ),
             },
+            "schedule": schedule_json_schema(),
             "on_failure": {
                 "enum": list(ON_FAILURE),
                 "default": "incident",

@@ -283,6 +283,7 @@ class ProcessSpec:
     retention: Retention | None = None  # closed instances older than this are archived
     input: tuple[FormField, ...] | None = None  # the declared input (None: free-form)
     search: tuple[str, ...] = ()  # variable paths cases are found by (spec.search)
+    schedule: tuple = ()  # ScheduleSpec: starts at cron moments (spec.schedule)
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     def task(self, name: str) -> TaskSpec:
