@@ -61,22 +61,6 @@ def occurrences(cron: str, after: dt.datetime, until: dt.datetime, limit: int) -
     return found
 
 
-def next_runs(definition: ProcessDefinition, count: int = 3, now=None) -> list[tuple]:
-    """For the admin: each entry's next ``count`` moments (local time) and its newest row."""
-    now = now or timezone.now()
-    out = []
-    for index, entry in enumerate(definition.parsed().schedule):
-        it = croniter(entry.cron, now.astimezone(_zone()))
-        moments = [it.get_next(dt.datetime) for _ in range(count)]
-        last = (
-            ScheduledStart.objects.filter(definition_key=definition.key, schedule_index=index)
-            .order_by("-due_at")
-            .first()
-        )
-        out.append((entry, moments, last))
-    return out
-
-
 @dataclass
 class _Due:
     definition: ProcessDefinition
@@ -135,7 +119,7 @@ def _occur(item: _Due) -> str:
                 row.process = process_start(
                     definition_key=item.definition.key,
                     business_key=key,
-                    input=dict(entry.input),
+                    input=entry.input_for(item.moment),
                     actor=ACTOR,
                 ).process
                 row.save(update_fields=["process"])

@@ -30,12 +30,30 @@ class ScheduleSpec:
         """The business key of the occurrence at ``moment`` (local time)."""
         return self.business_key.format(date=moment)
 
+    def input_for(self, moment: dt.datetime) -> dict:
+        """The input, its top-level texts holding ``{date:...}`` formatted like the key
+        (``"period": "{date:%Y-%m}"``)."""
+        return {
+            name: value.format(date=moment)
+            if isinstance(value, str) and "{date" in value
+            else value
+            for name, value in self.input.items()
+        }
 
-def business_key_problem(template: str) -> str | None:
+
+def _template_problem(template: str) -> str | None:
     try:
-        key = template.format(date=SAMPLE)
+        template.format(date=SAMPLE)
     except (KeyError, IndexError, ValueError, AttributeError) as exc:
         return f"bad template ({exc}): use {{date:%Y-%m}} and text"
+    return None
+
+
+def business_key_problem(template: str) -> str | None:
+    problem = _template_problem(template)
+    if problem:
+        return problem
+    key = template.format(date=SAMPLE)
     if key == template.format(date=SAMPLE + dt.timedelta(days=400)) and "{" not in template:
         return "must hold {date:...}: each occurrence needs its own business key"
     if not key.strip() or len(key) > 200:
@@ -72,6 +90,13 @@ def parse_schedule(c, raw: Any) -> tuple[ScheduleSpec, ...]:
         if not isinstance(input_, dict):
             c.add(f"{path}.input", "must be an object: the started process's input")
             ok = False
+        else:
+            for name, value in input_.items():
+                if isinstance(value, str) and "{date" in value:
+                    problem = _template_problem(value)
+                    if problem:
+                        c.add(f"{path}.input.{name}", problem)
+                        ok = False
         catch_up = entry.get("catch_up", "last")
         if catch_up not in CATCH_UP:
             c.add(f"{path}.catch_up", f"must be one of: {', '.join(CATCH_UP)}")
@@ -103,7 +128,13 @@ def schedule_json_schema() -> dict:
                     "pattern": r"\{date[:}]",
                     "description": "The started case's key, `{date:...}` with strftime codes.",
                 },
-                "input": {"type": "object", "description": "The started process's input."},
+                "input": {
+                    "type": "object",
+                    "description": (
+                        "The started process's input; a top-level text with `{date:...}` is "
+                        'formatted like the key (`"period": "{date:%Y-%m}"`).'
+                    ),
+                },
                 "catch_up": {
                     "enum": list(CATCH_UP),
                     "default": "last",

@@ -7,7 +7,7 @@ import zoneinfo
 
 import pytest
 
-from processes import worker
+from processes import selectors, worker
 from processes.engine import schedules
 from processes.models import ProcessDefinition, ProcessInstance, ScheduledStart
 from processes.spec import parse
@@ -124,7 +124,7 @@ def test_a_refused_start_is_recorded_once_not_retried(import_definition):
 def test_next_runs_for_the_admin(import_definition):
     definition = monthly(import_definition)
     schedules.schedules_run(now=at(25))
-    ((entry, moments, last),) = schedules.next_runs(definition, now=at(26))
+    ((entry, moments, last),) = selectors.schedule_runs(definition, now=at(26))
     assert entry.cron == "0 6 25 * *"
     assert [m.strftime("%Y-%m-%d %H:%M") for m in moments] == [
         "2026-02-25 06:00",
@@ -153,3 +153,14 @@ def test_a_bad_schedule_is_refused_naming_the_field(entry, path):
     spec, errors = parse(definition_data("x", schedule=[entry]))
     assert spec is None
     assert path in [e.path for e in errors]
+
+
+def test_the_shipped_salary_run_starts_itself_on_the_25th(import_definition):
+    import_definition("salary.json")
+    run = import_definition("salary_run.json")
+    ProcessDefinition.objects.filter(pk=run.pk).update(published_at=at(1, month=3))
+    assert schedules.schedules_run(now=at(25, month=3, minute=1)) == {"started": 1}
+    process = ProcessInstance.objects.get(definition_key=run.key)
+    assert process.business_key == "RUN-2026-03"
+    assert process.variables["period"] == "2026-03"
+    assert process.variables["employees"] == ["E001", "E002", "E003"]
