@@ -31,6 +31,7 @@ from processes.errors import Conflict, Forbidden, InvalidInput, NotFound
 from processes.events import Actor
 from processes.models import (
     ACTIVE_PROCESS_STATES,
+    UNDONE_PROCESS_STATES,
     ProcessInstance,
     ProcessState,
     TaskInstance,
@@ -134,8 +135,8 @@ def _reset(run: _Run, task: TaskInstance, reason: str) -> None:
 
 def _replay_from(run: _Run, stage: str, resets: list[TaskInstance], reason: str) -> None:
     process = run.process
-    if process.state in (ProcessState.CANCELLED, ProcessState.CANCELLING):
-        raise Conflict("a cancelled process cannot be replayed")
+    if process.state in UNDONE_PROCESS_STATES:
+        raise Conflict(f"a {process.state} process cannot be replayed")
     for task in resets:
         _reset(run, task, reason)
     if process.state == ProcessState.COMPLETED:

@@ -39,6 +39,7 @@ from processes.models.states import (  # noqa: F401
     DONE_TASK_STATES,
     OPEN_COMPENSATION_STATES,
     OPEN_TASK_STATES,
+    UNDONE_PROCESS_STATES,
     AppendOnlyModel,
     AppendOnlyQuerySet,
     DefinitionStatus,

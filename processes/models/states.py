@@ -27,6 +27,8 @@ class ProcessState(models.TextChoices):
 
 
 ACTIVE_PROCESS_STATES = (ProcessState.RUNNING, ProcessState.FAILED)
+# Undone or being undone: nothing is replayed (a replay would reopen what was undone).
+UNDONE_PROCESS_STATES = (ProcessState.CANCELLING, ProcessState.CANCELLED, ProcessState.COMPENSATED)
 
 
 class TaskType(models.TextChoices):

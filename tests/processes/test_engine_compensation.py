@@ -362,6 +362,8 @@ def test_a_step_failing_for_good_under_on_failure_compensate_undoes_the_rest_wit
         engine.task_retry(task_id=process.tasks.get(name="book").pk, actor=system_actor)
     with pytest.raises(Conflict):
         engine.process_cancel(process_id=process.pk, actor=system_actor)
+    with pytest.raises(Conflict, match="a compensated process cannot be replayed"):
+        engine.task_replay(task_id=charge.pk, actor=system_actor, reason="again")
 
 
 def test_a_failure_with_nothing_to_undo_ends_compensated_at_once(
