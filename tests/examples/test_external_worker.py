@@ -109,3 +109,28 @@ def test_two_os_processes_racing_lock_never_get_the_same_task(server, tmp_path):
     assert all(o["got"] for o in outs)  # both took tasks: they raced
     owners = dict(TaskInstance.objects.filter(pk__in=ids).values_list("pk", "locked_by"))
     assert {owners[i] for i in first} == {"racer-1"} and {owners[i] for i in second} == {"racer-2"}
+
+
+CRASHER = """
+import os, signal, sys
+from examples import api_client, external_worker
+api = api_client.connect(sys.argv[1], "kitchen", "kitchen-pw")
+tasks = external_worker.lock(api, "confirm_order_queue", "doomed", max_tasks=10, lock_seconds=5)
+print(len(tasks), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # dies holding the locks, before any answer
+"""
+
+
+def test_a_worker_killed_holding_locks_gives_its_tasks_back_when_they_expire(server):
+    ids = orders(3)
+    crasher = subprocess.run(
+        [sys.executable, "-c", CRASHER, server], cwd=ROOT, capture_output=True, text=True
+    )
+    assert crasher.returncode == -9 and crasher.stdout.strip() == "3"
+    api = api_client.connect(server, "kitchen", "kitchen-pw")
+    assert external_worker.lock(api, QUEUE, "heir") == []  # still the dead worker's
+
+    taken: list = []
+    wait_for(lambda: taken.extend(external_worker.lock(api, QUEUE, "heir")) or taken, timeout=30)
+    assert sorted(t["task_id"] for t in taken) == sorted(ids)
+    assert all(external_worker.answer(api, t, "heir", result={}) == 202 for t in taken)
