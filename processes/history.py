@@ -36,6 +36,7 @@ PROCESS_STATE_AFTER = {
     EventType.PROCESS_CANCELLED: "cancelled",
     EventType.PROCESS_REOPENED: "running",
     EventType.PROCESS_CANCELLING: "cancelling",
+    EventType.PROCESS_COMPENSATED: "compensated",
 }
 
 

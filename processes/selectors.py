@@ -8,10 +8,15 @@ Who sees what is ``processes.authority``'s rule, read here: definition grants pe
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+import zoneinfo
 from dataclasses import dataclass
 
+from croniter import croniter
+from django.conf import settings
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
 
 from processes import authority
 from processes.authority import ANY, OPERATE, SEE, START
@@ -29,6 +34,7 @@ from processes.models import (
     ProcessEvent,
     ProcessInstance,
     ProcessState,
+    ScheduledStart,
     TaskInstance,
     TaskRound,
     TaskState,
@@ -303,7 +309,7 @@ def human_task_for(user, task_id) -> tuple[TaskInstance, authority.TaskRights]:
 
 # --- retention ------------------------------------------------------------------------------------
 
-CLOSED_STATES = (ProcessState.COMPLETED, ProcessState.CANCELLED)
+CLOSED_STATES = (ProcessState.COMPLETED, ProcessState.CANCELLED, ProcessState.COMPENSATED)
 
 
 def due_for_archiving(*, now, definition_key: str | None = None) -> QuerySet:
@@ -419,3 +425,24 @@ def attachment_blob(attachment):
     from django.core.files.storage import storages
 
     return storages["flowdesk_attachments"].open(attachment.blob, "rb")
+
+
+# --- scheduled starts -----------------------------------------------------------------------------
+
+
+def schedule_runs(definition: ProcessDefinition, count: int = 3, now=None) -> list[tuple]:
+    """Each ``schedule`` entry of ``definition`` with its next ``count`` moments (local time)
+    and its newest ``ScheduledStart`` (the last run's case), for the admin."""
+    now = (now or timezone.now()).astimezone(zoneinfo.ZoneInfo(settings.TIME_ZONE))
+    out = []
+    for index, entry in enumerate(definition.parsed().schedule):
+        it = croniter(entry.cron, now)
+        moments = [it.get_next(dt.datetime) for _ in range(count)]
+        last = (
+            ScheduledStart.objects.filter(definition_key=definition.key, schedule_index=index)
+            .select_related("process")
+            .order_by("-due_at")
+            .first()
+        )
+        out.append((entry, moments, last))
+    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import flatten_fieldsets, unquote
@@ -16,7 +17,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from processes import authority, diagram, engine
+from processes import authority, diagram, engine, selectors
 from processes.admin import widgets
 from processes.admin.base import GrantedAdmin
 from processes.admin.bpmn import BpmnViews, definition_diagram
@@ -71,7 +72,7 @@ class ProcessDefinitionAdmin(BpmnViews, GrantedAdmin):
     list_filter = ("status", "key")
     search_fields = ("key", "name", "component_name")
     ordering = ("key", "-version")
-    readonly_fields = (*INFO, "versions_table", "spec_pretty")
+    readonly_fields = (*INFO, "versions_table", "spec_pretty", "schedule_table")
     change_form_template = "admin/processes/processdefinition/change_form.html"
     key_lookup = "key"
     see_perms = authority.ANY
@@ -100,8 +101,10 @@ class ProcessDefinitionAdmin(BpmnViews, GrantedAdmin):
                 ("Definition", {"fields": ["spec_text", "upload"]}),
                 ("All versions", {"fields": ["versions_table"]}),
             ]
+        schedule = [("Scheduled starts", {"fields": ["schedule_table"]})] if _scheduled(obj) else []
         return [
             ("Version", {"fields": INFO}),
+            *schedule,
             ("All versions", {"fields": ["versions_table"]}),
             ("Definition (immutable: edit it as a new version)", {"fields": ["spec_pretty"]}),
         ]
@@ -236,6 +239,11 @@ class ProcessDefinitionAdmin(BpmnViews, GrantedAdmin):
     @admin.display(description="definition")
     def spec_pretty(self, obj):
         return widgets.json_block(obj.spec)
+
+    @admin.display(description="schedule")
+    def schedule_table(self, obj):
+        rows = selectors.schedule_runs(obj)
+        return widgets.render("schedule", rows=rows, zone=settings.TIME_ZONE)
 
     @admin.display(description="versions")
     def versions_table(self, obj):
@@ -397,6 +405,13 @@ class ProcessDefinitionAdmin(BpmnViews, GrantedAdmin):
             self.log_change(request, definition, f"{verb}d")
             self.message_user(request, f"{definition} is now {definition.status}.")
         return HttpResponseRedirect(change_url(pk))
+
+
+def _scheduled(definition) -> bool:
+    try:
+        return bool(definition.parsed().schedule)
+    except ValueError:  # a stored spec that no longer parses: its page still shows
+        return False
 
 
 def diff_lines(definition, other) -> list[tuple[str, str]]:

@@ -47,6 +47,7 @@ from processes.errors import EngineError
 from processes.events import Actor
 from processes.models import (
     ACTIVE_PROCESS_STATES,
+    UNDONE_PROCESS_STATES,
     ProcessInstance,
     ProcessState,
     TaskInstance,
@@ -283,8 +284,7 @@ class ProcessInstanceAdmin(ReadOnlyAdmin):
                         widgets.diagram(lambda: diagram.render_instance(obj, tasks), "process"),
                     ),
                     "is_active": obj.state in ACTIVE_PROCESS_STATES,
-                    "can_replay": obj.state
-                    not in (ProcessState.CANCELLED, ProcessState.CANCELLING),
+                    "can_replay": obj.state not in UNDONE_PROCESS_STATES,
                     "can_operate": may_operate,
                     "can_correct": authority.has_definition_perm(
                         request.user, authority.CORRECT, obj.definition_key

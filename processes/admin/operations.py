@@ -22,6 +22,7 @@ from processes.errors import EngineError, InvalidInput
 from processes.events import Actor
 from processes.models import (
     ACTIVE_PROCESS_STATES,
+    UNDONE_PROCESS_STATES,
     ProcessInstance,
     ProcessState,
     TaskInstance,
@@ -145,10 +146,7 @@ def task_actions(process: ProcessInstance, task: TaskInstance) -> list[str]:
         cancelling and task.state in (TaskState.COMPENSATING, TaskState.COMPENSATION_FAILED)
     ):
         actions.append("skip")
-    if (
-        process.state not in (ProcessState.CANCELLED, ProcessState.CANCELLING)
-        and task.state != TaskState.PENDING
-    ):
+    if process.state not in UNDONE_PROCESS_STATES and task.state != TaskState.PENDING:
         actions.append("replay")
     if active and task.type == TaskType.HUMAN and task.state == TaskState.SCHEDULED:
         actions.append("reassign")

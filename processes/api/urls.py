@@ -99,6 +99,17 @@ urlpatterns = [
     path(
         "queues/<text:task_queue>/tasks/", events.QueueTasksView.as_view(), name="api-queue-tasks"
     ),
+    path("queues/<text:task_queue>/lock/", events.QueueLockView.as_view(), name="api-queue-lock"),
+    path(
+        "queues/<text:task_queue>/tasks/<int:pk>/extend/",
+        events.QueueTaskExtendView.as_view(),
+        name="api-queue-task-extend",
+    ),
+    path(
+        "queues/<text:task_queue>/tasks/<int:pk>/unlock/",
+        events.QueueTaskUnlockView.as_view(),
+        name="api-queue-task-unlock",
+    ),
     path("inbox/", tasks.InboxView.as_view(), name="api-inbox"),
     path("tasks/<int:pk>/", tasks.TaskDetailView.as_view(), name="api-task"),
     path("tasks/<int:pk>/claim/", tasks.TaskClaimView.as_view(), name="api-task-claim"),

@@ -50,6 +50,7 @@ from processes.engine.definitions import (
     definition_retire,
     definition_update_draft,
 )
+from processes.engine.external import task_lock_extend, task_unlock, tasks_lock
 from processes.engine.human import task_claim, task_decide, task_delegate, task_release
 from processes.engine.messages import MessageOutcome, message_receive
 from processes.engine.migrate import (
@@ -136,6 +137,9 @@ __all__ = [
     "handle_seed_event",
     "migrate_instances",
     "message_receive",
+    "task_lock_extend",
+    "task_unlock",
+    "tasks_lock",
     "migration_plan",
     "next_wake",
     "notification_record",

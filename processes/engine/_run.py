@@ -406,12 +406,19 @@ def _advance(run: _Run) -> None:
 
 
 def _after_task_failed_for_good(run: _Run, task: TaskInstance, error: str) -> None:
+    """An incident (one SMS), or under ``on_failure: compensate`` the undoing of what the
+    process did (the same one SMS, then no other: it ends ``compensated``)."""
     process = run.process
-    if process.state == ProcessState.RUNNING:
+    undo = run.spec.on_failure == "compensate" and process.state in ACTIVE_PROCESS_STATES
+    if process.state == ProcessState.RUNNING and not undo:
         _transition(process, "open_incident")
     events.process_failed(log=run.log, actor=run.actor, task=task, error=error)
     if run.spec.on_error_notify and run.task_spec(task).notify_on_error:
         run.incidents.append((task, error))  # announced once written
+    if undo:
+        from processes.engine import compensation  # it builds on this module
+
+        compensation.undo_after_failure(run, task, error)
 
 
 def _maybe_resolve_incident(run: _Run) -> None:

@@ -6,6 +6,11 @@ runs at a time, in that order: it is leased to a worker (``attempts``, ``wake_at
 step), retried after the task's retry back-off, re-taken by the timer sweep when its lease
 expires, and when it fails for good it is an incident (one SMS) that an operator retries or
 skips. The process becomes ``cancelled`` once every compensation is completed or skipped.
+
+A definition with ``"on_failure": "compensate"`` takes the same path when a task fails for good
+(``undo_after_failure``): the other open tasks are cancelled, the completed ones undone, and the
+process ends ``compensated``. The failed task stays ``failed`` meanwhile: that is how
+``next_compensation`` tells a failure's undoing from a cancellation.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from processes import events, hooks
+from processes import events, hooks, queue
 from processes.engine._run import (
     MAX_LOST_LEASES,
     _lock_for_task,
@@ -34,11 +39,44 @@ from processes.models import (
     ProcessState,
     TaskInstance,
     TaskState,
+    TaskType,
 )
 
 logger = logging.getLogger(__name__)
 
 COMPENSATION_SUFFIX = ":compensate"
+CANCELLABLE_STATES = (TaskState.PENDING, TaskState.SCHEDULED, TaskState.RUNNING, TaskState.FAILED)
+
+
+def cancel_open_tasks(run: _Run, *, keep: TaskInstance | None = None) -> None:
+    """Cancel every task not yet done (but ``keep``); a cancelled PROCESS task's children are
+    cancelled after the commit, by queued work (its timer repeats that)."""
+    may_have_children = False
+    for task in run.tasks.values():
+        if task is keep or task.state not in CANCELLABLE_STATES:
+            continue
+        _transition(task, "cancel")
+        if task.type == TaskType.PROCESS:
+            task.wake_at = timezone.now() + dt.timedelta(seconds=settings.FLOWDESK_REENQUEUE_AFTER)
+            may_have_children = True
+        run.touch(task)
+        events.task_cancelled(log=run.log, actor=run.actor, task=task)
+    if may_have_children:  # each child in a transaction of its own
+        queue.on_commit(queue.enqueue_cancel_children, run.process.pk)
+
+
+def undo_after_failure(run: _Run, failed: TaskInstance, error: str) -> None:
+    """Within a task failing for good under ``on_failure: compensate``: stop the rest, undo the
+    completed tasks newest first (as a cancellation does), then end ``compensated``."""
+    cancel_open_tasks(run, keep=failed)
+    reason = f"task {failed.name} failed: {error}"
+    if not plan_compensations(run, reason):
+        _transition(run.process, "finish_compensation")
+        events.process_compensated(log=run.log, actor=run.actor, reason=reason)
+
+
+def _undoing_failure(run: _Run) -> TaskInstance | None:
+    return next((t for t in run.tasks.values() if t.state == TaskState.FAILED), None)
 
 
 def plan_compensations(run: _Run, reason: str) -> bool:
@@ -87,8 +125,15 @@ def next_compensation(run: _Run) -> None:
         key=lambda t: t.compensation_order or 0,
     )
     if not open_:
-        _transition(process, "finish_cancel")
-        events.process_cancelled(log=run.log, actor=run.actor, reason="compensations done")
+        failed = _undoing_failure(run)
+        if failed is not None:
+            _transition(process, "finish_compensation")
+            events.process_compensated(
+                log=run.log, actor=run.actor, reason=f"task {failed.name} failed: compensated"
+            )
+        else:
+            _transition(process, "finish_cancel")
+            events.process_cancelled(log=run.log, actor=run.actor, reason="compensations done")
         return
     head = open_[0]
     if head.state == TaskState.COMPENSATING and head.wake_at is None:

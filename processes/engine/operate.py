@@ -11,7 +11,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
-from processes import authority, events, queue
+from processes import authority, events
 from processes import spec as spec_module
 from processes.engine import attachments, compensation, waits
 from processes.engine._run import (
@@ -31,6 +31,7 @@ from processes.errors import Conflict, Forbidden, InvalidInput, NotFound
 from processes.events import Actor
 from processes.models import (
     ACTIVE_PROCESS_STATES,
+    UNDONE_PROCESS_STATES,
     ProcessInstance,
     ProcessState,
     TaskInstance,
@@ -51,28 +52,11 @@ def process_cancel(*, process_id, actor: Actor, reason: str = "") -> ProcessInst
     process = run.process
     if process.state not in ACTIVE_PROCESS_STATES:
         raise Conflict(f"cannot cancel process: it is {process.state}")
-    may_have_children = False  # a PROCESS task was cancelled: its children are cancelled too
-    for task in run.tasks.values():
-        if task.state in (
-            TaskState.PENDING,
-            TaskState.SCHEDULED,
-            TaskState.RUNNING,
-            TaskState.FAILED,
-        ):
-            _transition(task, "cancel")
-            if task.type == TaskType.PROCESS:  # its timer: the children's cancellation, again
-                task.wake_at = timezone.now() + dt.timedelta(
-                    seconds=settings.FLOWDESK_REENQUEUE_AFTER
-                )
-                may_have_children = True
-            run.touch(task)
-            events.task_cancelled(log=run.log, actor=actor, task=task)
+    compensation.cancel_open_tasks(run)
     if not compensation.plan_compensations(run, reason):
         _transition(process, "cancel")
         events.process_cancelled(log=run.log, actor=actor, reason=reason)
     run.save()
-    if may_have_children:  # by queued work, each in a transaction of its own
-        queue.on_commit(queue.enqueue_cancel_children, process.pk)
     return process
 
 
@@ -151,8 +135,8 @@ def _reset(run: _Run, task: TaskInstance, reason: str) -> None:
 
 def _replay_from(run: _Run, stage: str, resets: list[TaskInstance], reason: str) -> None:
     process = run.process
-    if process.state in (ProcessState.CANCELLED, ProcessState.CANCELLING):
-        raise Conflict("a cancelled process cannot be replayed")
+    if process.state in UNDONE_PROCESS_STATES:
+        raise Conflict(f"a {process.state} process cannot be replayed")
     for task in resets:
         _reset(run, task, reason)
     if process.state == ProcessState.COMPLETED:

@@ -58,6 +58,7 @@ def handle_seed_event(
     data: dict | None = None,
     error: str | None = None,
     occurred_at=None,
+    worker_id: str | None = None,
 ) -> EventOutcome:
     """Apply one of the seed's events (StartWorkflow, TaskCompleted, TaskFailed, TaskPending).
 
@@ -65,7 +66,8 @@ def handle_seed_event(
     refused unless their spec says ``external_decision`` (then ``data`` carries the decision,
     checked like the inbox's). An event that doesn't fit the task's state raises ``Conflict``
     and is recorded in the history as a rejected ``task_duplicate``. ``occurred_at``: when
-    it happened, as the sender said (kept beside the time it is recorded).
+    it happened, as the sender said (kept beside the time it is recorded). ``worker_id``: the
+    external worker answering (a task it locked: ``engine.external``).
     """
     if event_name not in SEED_EVENTS:
         raise InvalidInput(
@@ -134,7 +136,7 @@ def handle_seed_event(
         elif event_name == "TaskCompleted":
             result = task_complete(
                 task_id=task.pk, actor=actor, result=data or {}, field="data",
-                occurred_at=occurred_at,
+                occurred_at=occurred_at, worker_id=worker_id,
             )  # fmt: skip
         elif event_name == "TaskFailed":
             result = task_fail(
@@ -143,6 +145,7 @@ def handle_seed_event(
                 error=error or "reported failed by an external task",
                 retryable=False,
                 occurred_at=occurred_at,
+                worker_id=worker_id,
             )
         else:
             result = task_retry(task_id=task.pk, actor=actor, reason="TaskPending")

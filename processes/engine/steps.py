@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from processes import context, events, queue
+from processes.engine import external
 from processes.engine._run import (
     HUMAN_TASK_REFUSAL,
     TaskResult,
@@ -230,6 +231,7 @@ def task_complete(
     eager_within: float | None = None,
     field: str = "result",
     occurred_at=None,
+    worker_id: str | None = None,
 ) -> TaskResult:
     """Complete a scheduled or running service task; a repeat is recorded as a duplicate and
     changes nothing. The result lands under the task's own name in the variables, nothing else.
@@ -241,6 +243,7 @@ def task_complete(
     ``eager_within`` (a worker's seconds left): lease one newly ready step to it (``next_lease``).
     Human tasks are decided by a person (``task_decide``), never completed this way.
     ``occurred_at``: when it was done, as the sender said (on the event that records it).
+    ``worker_id``: who answers a locked external task (``external.check_lock``).
     """
     run, task = _lock_for_task(task_id)
     run.actor = actor
@@ -252,7 +255,7 @@ def task_complete(
                 result_breaks(task, problems),
                 fields={_joined(field, path): messages for path, messages in problems.items()},
             )
-    done = _complete_step(run, task, result, execution)
+    done = _complete_step(run, task, result, execution, worker_id)
     next_leases = []
     if not done.duplicate and eager_within and run.to_enqueue:
         next_leases = _take_next(run, eager_within)
@@ -263,7 +266,7 @@ def task_complete(
     return StepDone(task, next_lease=next_leases[0] if next_leases else None)
 
 
-def _complete_step(run, task, result, execution) -> TaskResult:
+def _complete_step(run, task, result, execution, worker_id=None) -> TaskResult:
     """``task_complete``'s change to the loaded ``run`` (Conflict before anything changed)."""
     if task.type == TaskType.HUMAN:
         raise Conflict(HUMAN_TASK_REFUSAL)
@@ -276,6 +279,7 @@ def _complete_step(run, task, result, execution) -> TaskResult:
         return TaskResult(task, duplicate=True)
     if run.process.state not in ACTIVE_PROCESS_STATES:
         raise Conflict(f"process is {run.process.state}")
+    _answer_lock(task, worker_id)
     _complete(run, task, result)
     _advance(run)
     return TaskResult(task)
@@ -290,17 +294,19 @@ def task_fail(
     retryable: bool = True,
     execution: int | None = None,
     occurred_at=None,
+    worker_id: str | None = None,
 ) -> TaskResult:
-    """Record a failed attempt: retry after back-off while attempts remain, else open an incident."""
+    """Record a failed attempt: retry after back-off while attempts remain, else open an incident.
+    ``worker_id``: who answers a locked external task (``external.check_lock``)."""
     run, task = _lock_for_task(task_id)
     run.actor = actor
     run.log.occurred_at = occurred_at
-    done = _fail_step(run, task, error, retryable, execution)
+    done = _fail_step(run, task, error, retryable, execution, worker_id)
     run.save()
     return done
 
 
-def _fail_step(run, task, error: str, retryable: bool, execution) -> TaskResult:
+def _fail_step(run, task, error: str, retryable: bool, execution, worker_id=None) -> TaskResult:
     """``task_fail``'s change to the loaded ``run`` (Conflict before anything changed)."""
     actor = run.actor
     error = (error or "unknown error")[:4000]
@@ -309,6 +315,7 @@ def _fail_step(run, task, error: str, retryable: bool, execution) -> TaskResult:
         return TaskResult(task, duplicate=True)
     if task.state not in (TaskState.SCHEDULED, TaskState.RUNNING):
         raise Conflict(f"cannot fail task {task.name!r}: it is {task.state}")
+    _answer_lock(task, worker_id)
     task_spec = run.task_spec(task)
     task.last_error = error
     run.touch(task)
@@ -330,6 +337,12 @@ def _fail_step(run, task, error: str, retryable: bool, execution) -> TaskResult:
         events.task_failed(log=run.log, actor=actor, task=task, error=error)
         _after_task_failed_for_good(run, task, error)
     return TaskResult(task)
+
+
+def _answer_lock(task, worker_id) -> None:
+    """An answer to a locked external task: its owner's only, and it ends the lock."""
+    external.check_lock(task, worker_id)
+    task.locked_by, task.lock_expires_at = "", None
 
 
 @dataclass(frozen=True)

@@ -329,10 +329,10 @@ def notify_parent(child_run) -> None:
             results = [_result(s, call) for s in sorted(siblings, key=_index_of)]
             _complete(run, task, results[0] if call.for_each is None else {"children": results})
             _advance(run)
-    elif child.state in (ProcessState.FAILED, ProcessState.CANCELLED):
+    elif child.state in (ProcessState.FAILED, ProcessState.CANCELLED, ProcessState.COMPENSATED):
         error = (
-            f"child {child.definition_key}:{child.business_key} was cancelled"
-            if child.state == ProcessState.CANCELLED
+            f"child {child.definition_key}:{child.business_key} was {child.state}"
+            if child.state != ProcessState.FAILED
             else f"child {child.definition_key}:{child.business_key} has an incident"
         )
         if task.state == TaskState.RUNNING:

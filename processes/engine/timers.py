@@ -18,7 +18,7 @@ from django.db.models import Min
 from django.utils import timezone
 
 from processes import events, hooks, queue
-from processes.engine import compensation, waits
+from processes.engine import compensation, schedules, waits
 from processes.engine._run import (
     MAX_LOST_LEASES,
     _advance,
@@ -216,8 +216,8 @@ def _escalate(run: _Run, task: TaskInstance, now) -> str:
 
 def timers_sweep(*, limit: int = 1000) -> dict:
     """Act on every task whose timer is due (retry back-off, lost enqueue, lease, escalation,
-    wait deadline, compensation, children), every process whose deadline passed and every
-    absence that began; return how many of each outcome."""
+    wait deadline, compensation, children), every process whose deadline passed, every
+    absence that began and every scheduled start that is due; return how many of each outcome."""
     now = timezone.now()
     due = TaskInstance.objects.due_for_wake(now).order_by("wake_at")
     late = ProcessInstance.objects.filter(deadline_at__lte=now).order_by("deadline_at")
@@ -243,7 +243,14 @@ def timers_sweep(*, limit: int = 1000) -> dict:
         handed = 0
     if handed:
         outcomes["handed over (absence)"] = handed
-    if acted or handed:
+    try:  # scheduled starts (each occurrence once: engine.schedules)
+        started = schedules.schedules_run(now=now)
+    except Exception:
+        logger.exception("sweep: scheduled starts failed")
+        started = {}
+    for outcome, count in started.items():
+        outcomes[f"schedule {outcome}"] = count
+    if acted or handed or started:
         logger.info("sweep: %s", outcomes)
     return outcomes
 

@@ -36,6 +36,7 @@ from processes.events.compensation_events import (  # noqa: F401
 )
 from processes.events.process_events import (  # noqa: F401
     process_cancelled,
+    process_compensated,
     process_completed,
     process_failed,
     process_migrated,

@@ -51,6 +51,14 @@ def process_cancelled(*, log, actor, reason: str) -> ProcessEvent:
     return _append(log=log, type=EventType.PROCESS_CANCELLED, actor=actor, data={"reason": reason})
 
 
+def process_compensated(*, log, actor, reason: str) -> ProcessEvent:
+    """A task failed for good under ``on_failure: compensate`` and what it had done is undone:
+    ``reason`` names the failure."""
+    return _append(
+        log=log, type=EventType.PROCESS_COMPENSATED, actor=actor, data={"reason": reason}
+    )
+
+
 def process_reopened(*, log, actor, reason: str, stage: str) -> ProcessEvent:
     """A replay brought ``process`` back to ``stage``."""
     return _append(

@@ -20,6 +20,7 @@ from processes.models.definitions import (  # noqa: F401
     DefinitionEventType,
     ProcessDefinition,
     ProcessDefinitionQuerySet,
+    ScheduledStart,
 )
 from processes.models.instances import (  # noqa: F401
     ArchivedBusinessKey,
@@ -39,6 +40,7 @@ from processes.models.states import (  # noqa: F401
     DONE_TASK_STATES,
     OPEN_COMPENSATION_STATES,
     OPEN_TASK_STATES,
+    UNDONE_PROCESS_STATES,
     AppendOnlyModel,
     AppendOnlyQuerySet,
     DefinitionStatus,

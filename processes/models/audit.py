@@ -53,6 +53,7 @@ class EventType(models.TextChoices):
     TASK_SUBSTITUTED = "task_substituted", "Task passed on (absence)"
     COMPENSATION_RUN = "compensation_run", "Compensation run"
     PROCESS_CANCELLING = "process_cancelling", "Process cancelling (compensating)"
+    PROCESS_COMPENSATED = "process_compensated", "Process compensated after a failure"
     PROCESS_DEADLINE_PASSED = "process_deadline_passed", "Process deadline passed"
     TASK_TIMED_OUT = "task_timed_out", "Task deadline passed"
     COMPENSATION_SCHEDULED = "compensation_scheduled", "Compensation scheduled"

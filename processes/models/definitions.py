@@ -135,3 +135,42 @@ class DefinitionComponent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.component_name} -> {self.key}"
+
+
+class ScheduledStart(models.Model):
+    """One occurrence of a definition's ``schedule`` (``engine.schedules``): started, skipped
+    (``catch_up``) or refused. Unique per definition and business key: each occurrence starts
+    once, whichever host's timer loop sees it and however often."""
+
+    definition_key = models.SlugField(max_length=100)
+    schedule_index = models.PositiveIntegerField(
+        help_text="Its entry in the definition's schedule."
+    )
+    due_at = models.DateTimeField(help_text="The cron moment.")
+    business_key = models.CharField(max_length=200)
+    outcome = models.CharField(max_length=20)  # started | skipped | error
+    error = models.TextField(blank=True, default="")
+    process = models.ForeignKey(
+        "processes.ProcessInstance",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["definition_key", "business_key"], name="scheduled_start_once"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["definition_key", "schedule_index", "-due_at"], name="scheduled_start_last"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.definition_key} {self.business_key} ({self.outcome})"

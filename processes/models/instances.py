@@ -201,6 +201,17 @@ class ProcessInstance(FSMModelMixin, models.Model):
 
     @transition(
         field=state,
+        source=[ProcessState.RUNNING, ProcessState.FAILED, ProcessState.CANCELLING],
+        target=ProcessState.COMPENSATED,
+    )
+    def finish_compensation(self) -> None:
+        """A task failed for good under ``on_failure: compensate`` and every compensation is
+        done or skipped (or there was nothing to undo)."""
+        self.completed_at = timezone.now()
+        self.deadline_at = None
+
+    @transition(
+        field=state,
         source=[ProcessState.COMPLETED, ProcessState.FAILED, ProcessState.RUNNING],
         target=ProcessState.RUNNING,
     )

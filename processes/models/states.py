@@ -24,9 +24,13 @@ class ProcessState(models.TextChoices):
     COMPLETED = "completed", pgettext_lazy("state", "completed")
     CANCELLING = "cancelling", pgettext_lazy("state", "cancelling")  # compensations undo tasks
     CANCELLED = "cancelled", pgettext_lazy("state", "cancelled")
+    # A task failed for good under ``"on_failure": "compensate"``: the completed tasks were undone.
+    COMPENSATED = "compensated", pgettext_lazy("state", "compensated")
 
 
 ACTIVE_PROCESS_STATES = (ProcessState.RUNNING, ProcessState.FAILED)
+# Undone or being undone: nothing is replayed (a replay would reopen what was undone).
+UNDONE_PROCESS_STATES = (ProcessState.CANCELLING, ProcessState.CANCELLED, ProcessState.COMPENSATED)
 
 
 class TaskType(models.TextChoices):

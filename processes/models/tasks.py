@@ -117,6 +117,15 @@ class TaskInstance(FSMModelMixin, models.Model):
     correlation_key = models.CharField(
         max_length=200, blank=True, default="", help_text="MESSAGE: the key that message carries."
     )
+    locked_by = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        help_text="External task: the worker that holds it (POST /api/queues/{q}/lock/).",
+    )
+    lock_expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="External task: back in its queue after this moment."
+    )
     scheduled_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -24,6 +24,7 @@ from processes.spec.fields import (
 from processes.spec.flow import _check_rework, _parse_call, _parse_outcomes
 from processes.spec.labels import parse_label
 from processes.spec.limits import max_tasks, storage_problems
+from processes.spec.schedule import parse_schedule
 from processes.spec.search import parse_search
 from processes.spec.typed_fields import _parse_form, parse_fields
 from processes.spec.types import (
@@ -31,6 +32,7 @@ from processes.spec.types import (
     KEY_RE,
     KNOWN_TASK_FIELDS,
     NAME_RE,
+    ON_FAILURE,
     ON_TIMEOUT,
     TASK_TYPES,
     VAR_PATH_RE,
@@ -115,6 +117,10 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
     if unique not in BUSINESS_KEY_UNIQUE:
         c.add("business_key_unique", f"must be one of: {', '.join(BUSINESS_KEY_UNIQUE)}")
         unique = "active"
+    on_failure = data.get("on_failure", "incident")
+    if on_failure not in ON_FAILURE:
+        c.add("on_failure", f"must be one of: {', '.join(ON_FAILURE)}")
+        on_failure = "incident"
 
     deadline = None
     if data.get("deadline") is not None:
@@ -203,6 +209,7 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
     _check_rework(c, stages_raw, stages)
     declared_input = _parse_input(c, data, task_names)
     search = parse_search(c, data.get("search"))
+    schedule = parse_schedule(c, data.get("schedule"))
     if c.errors:
         return None
     stages.sort(key=lambda s: s.order)
@@ -218,10 +225,12 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
         on_error_notify=notify,
         visibility=visibility,
         business_key_unique=unique,
+        on_failure=on_failure,
         deadline=deadline,
         retention=retention,
         input=declared_input,
         search=search,
+        schedule=schedule,
         raw=data,
     )
 

@@ -43,9 +43,11 @@ from processes.spec.schema_words import (
     task_type_is,
     text,
 )
+from processes.spec.schedule import schedule_json_schema
 from processes.spec.search import MAX_SEARCH_PATHS
 from processes.spec.types import (
     BUSINESS_KEY_UNIQUE,
+    ON_FAILURE,
     VISIBILITIES,
 )
 
@@ -227,6 +229,16 @@ def definition_schema(schema_id: str | None = None) -> dict:
                 "description": (
                     "`active`: one running or failed instance per business key; `ever`: a "
                     "second start returns the existing instance whatever its state."
+                ),
+            },
+            "schedule": schedule_json_schema(),
+            "on_failure": {
+                "enum": list(ON_FAILURE),
+                "default": "incident",
+                "description": (
+                    "What a task that fails for good does: `incident` (the process waits for an "
+                    "operator) or `compensate` (the completed tasks with a `compensate` handler "
+                    "are undone newest first and the process ends `compensated`)."
                 ),
             },
             "deadline": duration(

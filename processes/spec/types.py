@@ -96,6 +96,7 @@ KNOWN_TASK_FIELDS = {
 SUMMARY_FORMATS = ("text", "money", "number", "percent", "date", "datetime", "duration", "choice")
 VISIBILITIES = ("private", "participants", "role")
 BUSINESS_KEY_UNIQUE = ("active", "ever")
+ON_FAILURE = ("incident", "compensate")  # what a task failing for good does to its process
 # What happens when an external task's ``timeout`` or a human task's ``due`` (without escalation)
 # passes: an incident while the task still waits, the task fails, or it is skipped.
 ON_TIMEOUT = ("incident", "fail", "skip")
@@ -332,10 +333,12 @@ class ProcessSpec:
     on_error_notify: bool = True
     visibility: str = "participants"  # who reads human tasks held by someone else (VISIBILITIES)
     business_key_unique: str = "active"  # "ever": a business key runs once, whatever its state
+    on_failure: str = "incident"  # "compensate": undo the completed tasks, end ``compensated``
     deadline: dt.timedelta | None = None  # from the start; an incident (one SMS) when it passes
     retention: Retention | None = None  # closed instances older than this are archived
     input: tuple[FormField, ...] | None = None  # the declared input (None: free-form)
     search: tuple[str, ...] = ()  # variable paths cases are found by (spec.search)
+    schedule: tuple = ()  # ScheduleSpec: starts at cron moments (spec.schedule)
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     def task(self, name: str) -> TaskSpec:

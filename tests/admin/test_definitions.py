@@ -1,13 +1,15 @@
 """Definitions in the admin: edit JSON with errors at their paths, drafts, publish, versions,
 diff, retire, import a file."""
 
+import datetime as dt
 import json
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from processes.models import DefinitionStatus, ImmutableError, ProcessDefinition
+from processes.engine import schedules
+from processes.models import DefinitionStatus, ImmutableError, ProcessDefinition, ProcessInstance
 from tests.admin.helpers import start
 from tests.conftest import DEFINITIONS
 from tests.factories import definition_data
@@ -169,3 +171,27 @@ def test_definition_diagram_is_on_the_page_and_served(admin_client, pizza):
     assert b'class="fd-diagram"' in page.content
     svg = admin_client.get(reverse("admin:processes_processdefinition_diagram", args=[pizza.pk]))
     assert svg["Content-Type"] == "image/svg+xml" and svg.content.startswith(b"<svg")
+
+
+def test_a_scheduled_definition_shows_its_next_runs_and_the_last_runs_case(
+    admin_client, import_definition, settings
+):
+    settings.TIME_ZONE = "Europe/Paris"
+    import_definition("salary.json")
+    run = import_definition("salary_run.json")
+    ProcessDefinition.objects.filter(pk=run.pk).update(
+        published_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    )
+    page = admin_client.get(change(run)).content.decode()
+    assert "Scheduled starts" in page and "0 6 25 * *" in page and "none yet" in page
+    assert "cron (Europe/Paris)" in page
+    schedules.schedules_run(now=dt.datetime(2026, 1, 25, 5, 1, tzinfo=dt.UTC))
+    page = admin_client.get(change(run)).content.decode()
+    process = ProcessInstance.objects.get(business_key="RUN-2026-01")
+    assert reverse("admin:processes_processinstance_change", args=[process.pk]) in page
+    assert "2026-01-25 06:00: " in page
+    # the next runs, at 06:00 local time
+    assert page.count(" 06:00<br>") == 2
+    # a definition without a schedule has no such section
+    plain = import_definition(definition_data("plain"))
+    assert "Scheduled starts" not in admin_client.get(change(plain)).content.decode()

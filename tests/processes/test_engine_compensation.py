@@ -288,3 +288,115 @@ def test_a_lost_enqueue_is_recovered_by_the_sweep(
     with django_capture_on_commit_callbacks(execute=True):
         assert worker.sweep_timers() == {"enqueued": 1}  # the head only
     assert seen == [process.tasks.get(name="charge").pk]
+
+
+def saga(fail_with="fatal"):
+    """``shop`` whose third step fails for good (``on_failure: compensate``)."""
+    data = shop()
+    data["on_failure"] = "compensate"
+    data["stages"][0]["tasks"].append(
+        {
+            "task_name": "book",
+            "handler": "t.book",
+            "parent_task": ["charge"],
+            "retry": {"max_attempts": 2, "backoff": "PT5S"},
+        }
+    )
+    return data
+
+
+@pytest.fixture
+def failing_book():
+    def book(ctx):
+        raise PermanentStepError("carrier refused the booking")
+
+    registry.register("t.book", book)
+    yield
+    registry.unregister("t.book")
+
+
+def test_a_step_failing_for_good_under_on_failure_compensate_undoes_the_rest_with_one_sms(
+    import_definition, system_actor, queued, failing_book, django_capture_on_commit_callbacks
+):
+    # given an order whose booking fails for good after reserve and charge completed
+    AlertRecipient.objects.create(user=UserFactory(is_staff=True), phone="+33612345678")
+    import_definition(saga())
+    process = engine.process_start(
+        definition_key="shop", business_key="ORDER-9", actor=system_actor
+    ).process
+    for name in ("reserve", "charge"):
+        worker.run_step(process.tasks.get(name=name).pk)
+    charge, reserve = process.tasks.get(name="charge"), process.tasks.get(name="reserve")
+
+    # when the booking fails for good
+    with django_capture_on_commit_callbacks(execute=True):
+        worker.run_step(process.tasks.get(name="book").pk)
+
+    # then no incident: the process undoes what it did, newest first
+    process.refresh_from_db()
+    assert process.state == ProcessState.CANCELLING
+    assert states(process) == {
+        "reserve": "compensating",
+        "charge": "compensating",
+        "book": "failed",
+        "ship": "cancelled",
+    }
+    assert queued == [charge.pk]
+    assert run(charge.pk, django_capture_on_commit_callbacks) == "completed"
+    assert queued == [charge.pk, reserve.pk]
+    assert run(reserve.pk, django_capture_on_commit_callbacks) == "completed"
+    process.refresh_from_db()
+    assert process.state == ProcessState.COMPENSATED and process.completed_at is not None
+    assert [n for n, *_ in RAN] == ["charge", "reserve"]
+    assert states(process)["reserve"] == states(process)["charge"] == "compensated"
+    # one SMS, for the failure, and none for the end
+    (sms,) = SmsMessage.objects.all()
+    assert "book" in sms.body and "carrier refused" in sms.body
+    types = list(process.events.order_by("seq").values_list("type", "task_name"))
+    assert (EventType.PROCESS_FAILED, "book") in types
+    assert types[-1] == (EventType.PROCESS_COMPENSATED, "")
+    assert EventType.PROCESS_CANCELLED not in [t for t, _ in types]
+    assert differences(process) == []
+    # a closed case: nothing more to retry or cancel
+    with pytest.raises(Conflict):
+        engine.task_retry(task_id=process.tasks.get(name="book").pk, actor=system_actor)
+    with pytest.raises(Conflict):
+        engine.process_cancel(process_id=process.pk, actor=system_actor)
+    with pytest.raises(Conflict, match="a compensated process cannot be replayed"):
+        engine.task_replay(task_id=charge.pk, actor=system_actor, reason="again")
+
+
+def test_a_failure_with_nothing_to_undo_ends_compensated_at_once(
+    import_definition, system_actor, queued, failing_book, django_capture_on_commit_callbacks
+):
+    data = saga()
+    for task in data["stages"][0]["tasks"]:
+        task.pop("compensate", None)
+    import_definition(data)
+    process = engine.process_start(
+        definition_key="shop", business_key="ORDER-10", actor=system_actor
+    ).process
+    for name in ("reserve", "charge", "book"):
+        with django_capture_on_commit_callbacks(execute=True):
+            worker.run_step(process.tasks.get(name=name).pk)
+    process.refresh_from_db()
+    assert process.state == ProcessState.COMPENSATED
+    assert queued == [] and RAN == []
+    assert process.events.filter(type=EventType.PROCESS_COMPENSATED).count() == 1
+
+
+def test_without_on_failure_a_step_failing_for_good_stays_an_incident(
+    import_definition, system_actor, queued, failing_book, django_capture_on_commit_callbacks
+):
+    data = saga()
+    del data["on_failure"]
+    import_definition(data)
+    process = engine.process_start(
+        definition_key="shop", business_key="ORDER-11", actor=system_actor
+    ).process
+    for name in ("reserve", "charge", "book"):
+        with django_capture_on_commit_callbacks(execute=True):
+            worker.run_step(process.tasks.get(name=name).pk)
+    process.refresh_from_db()
+    assert process.state == ProcessState.FAILED
+    assert queued == [] and states(process)["charge"] == "completed"

@@ -400,6 +400,7 @@ def definitions(draw) -> dict:
     optional(draw, data, "description", text)
     optional(draw, data, "visibility", st.sampled_from(["private", "participants", "role"]))
     optional(draw, data, "business_key_unique", st.sampled_from(["active", "ever"]))
+    optional(draw, data, "on_failure", st.sampled_from(["incident", "compensate"]))
     optional(draw, data, "deadline", durations)
     optional(draw, data, "retention", st.sampled_from(["P7Y", "P90D", "p1y6m", " P2W ", None]))
     optional(draw, data, "on_error", st.fixed_dictionaries({"notify": st.booleans()}))
@@ -509,6 +510,13 @@ SHAPE_ERRORS = [
     ("", "key", "Not A Key"),
     ("", "visibility", "public"),
     ("", "business_key_unique", "never"),
+    ("", "on_failure", "retry"),
+    ("", "schedule", "daily"),
+    ("", "schedule", [{"cron": "0 6 25 * *"}]),
+    ("", "schedule", [{"cron": "0 6 25 * *", "business_key": "SAL"}]),
+    ("", "schedule", [{"cron": "0 6 25 * *", "business_key": "S-{date}", "catch_up": "x"}]),
+    ("", "schedule", [{"cron": "0 6 25 * *", "business_key": "S-{date}", "every": 1}]),
+    ("", "on_failure", None),
     ("", "deadline", "tomorrow"),
     ("", "retention", "PT5M"),
     ("", "description", None),

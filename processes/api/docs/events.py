@@ -71,6 +71,56 @@ queue_tasks = extend_schema(
     examples=[s.response_example("queue", s.page_of(s.START_TASK_EXAMPLE), "200")],
 )
 
+_LOCKED = {
+    **s.START_TASK_EXAMPLE,
+    "locked_by": "carrier-worker-1",
+    "lock_expires_at": "2026-12-07T10:05:00Z",
+}
+
+queue_lock = extend_schema(
+    tags=["events"],
+    summary="Lock tasks of a queue for one worker (fetch-and-lock)",
+    description=(
+        "Up to `max_tasks` scheduled external tasks of `task_queue` (oldest first, on "
+        "definitions where the caller has `operate_process`) that nobody holds, locked for "
+        "`worker_id` during `lock_seconds`: no other `lock` gets them meanwhile, and only "
+        "`worker_id` may answer them (`TaskCompleted`/`TaskFailed` with `worker_id`; another "
+        "worker's answer is 409, recorded). Once the lock expires the task is back in the queue. "
+        "An empty list: nothing to do now. The plain listing `GET .../tasks/` still lists every "
+        "scheduled task, locked or not."
+    ),
+    request=ser.LockSerializer,
+    responses={200: ser.LockedTaskSerializer(many=True), **s.WRITE_ERRORS},
+    examples=[
+        s.request_example(
+            "lock", {"worker_id": "carrier-worker-1", "max_tasks": 10, "lock_seconds": 300}
+        ),
+        s.response_example("locked", [_LOCKED], "200"),
+    ],
+)
+
+queue_extend = extend_schema(
+    tags=["events"],
+    summary="Keep a locked task longer",
+    description=(
+        "The lock of `worker_id` on the task lasts `lock_seconds` from now. 409 when the worker "
+        "no longer holds it (it expired, or another worker took it since)."
+    ),
+    request=ser.LockExtendSerializer,
+    responses={200: ser.LockedTaskSerializer, **s.WRITE_ERRORS},
+)
+
+queue_unlock = extend_schema(
+    tags=["events"],
+    summary="Give a locked task back to its queue",
+    description=(
+        "Ends `worker_id`'s lock now: the next `lock` may take the task. 409 when the worker "
+        "doesn't hold it."
+    ),
+    request=ser.UnlockSerializer,
+    responses={200: ser.LockedTaskSerializer, **s.WRITE_ERRORS},
+)
+
 send_message = extend_schema(
     tags=["events"],
     summary="Send a message to the processes waiting for it",

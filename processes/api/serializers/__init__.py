@@ -51,11 +51,15 @@ from processes.api.serializers.processes import (  # noqa: F401
     _username,
 )
 from processes.api.serializers.seed_events import (  # noqa: F401
+    LockedTaskSerializer,
+    LockExtendSerializer,
+    LockSerializer,
     MessageResultSerializer,
     MessageSerializer,
     SeedEventResultSerializer,
     SeedEventSerializer,
     StartTaskSerializer,
+    UnlockSerializer,
 )
 from processes.api.serializers.tasks import (  # noqa: F401
     CorrectionSerializer,

@@ -35,6 +35,13 @@ class SeedEventSerializer(serializers.Serializer):
         max_length=4000, required=False, allow_blank=True, help_text="TaskFailed: what went wrong."
     )
     occurred_at = OccurredAtField()
+    worker_id = serializers.CharField(
+        max_length=200,
+        required=False,
+        allow_blank=True,
+        help_text="TaskCompleted/TaskFailed of a locked external task: the worker that locked it "
+        "(another worker's answer is refused with 409 while the lock lasts).",
+    )
 
     def validate(self, attrs):
         if not attrs.get("component_name") and not attrs.get("definition"):
@@ -73,6 +80,36 @@ class StartTaskSerializer(serializers.Serializer):
     task_id = serializers.IntegerField()
     process_id = serializers.UUIDField()
     scheduled_at = serializers.DateTimeField(allow_null=True)
+
+
+class LockSerializer(serializers.Serializer):
+    """Lock tasks of a queue for one worker (fetch-and-lock)."""
+
+    worker_id = serializers.CharField(max_length=200, help_text="Who takes the tasks.")
+    max_tasks = serializers.IntegerField(
+        min_value=1, max_value=100, default=1, help_text="At most this many tasks."
+    )
+    lock_seconds = serializers.IntegerField(
+        min_value=1, max_value=86400, help_text="The tasks come back to the queue after this."
+    )
+
+
+class LockExtendSerializer(serializers.Serializer):
+    worker_id = serializers.CharField(max_length=200, help_text="The worker holding the lock.")
+    lock_seconds = serializers.IntegerField(
+        min_value=1, max_value=86400, help_text="The lock lasts this long from now."
+    )
+
+
+class UnlockSerializer(serializers.Serializer):
+    worker_id = serializers.CharField(max_length=200, help_text="The worker holding the lock.")
+
+
+class LockedTaskSerializer(StartTaskSerializer):
+    """A task locked for a worker: its StartTask payload and its lock."""
+
+    locked_by = serializers.CharField()
+    lock_expires_at = serializers.DateTimeField(allow_null=True)
 
 
 class MessageSerializer(serializers.Serializer):

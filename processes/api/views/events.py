@@ -33,6 +33,7 @@ class SeedEventView(ApiView):
             data=data.get("data"),
             error=data.get("error") or None,
             occurred_at=data.get("occurred_at"),
+            worker_id=data.get("worker_id") or None,
             actor=actor_of(request),
         )
         unchanged = outcome.duplicate or (event_name == "StartWorkflow" and not outcome.created)
@@ -69,6 +70,45 @@ class QueueTasksView(ListView):
         return self.get_paginated_response(
             [{**p, **ser.StartTaskSerializer(p).data} for p in payloads]
         )
+
+
+def _locked(tasks) -> list[dict]:
+    """The StartTask payloads (as the plain listing shows them) with each task's lock."""
+    by_id = {t.pk: t for t in tasks}
+    out = []
+    for payload in selectors.start_task_payloads(tasks):
+        task = by_id[payload["task_id"]]
+        payload = {**payload, "locked_by": task.locked_by, "lock_expires_at": task.lock_expires_at}
+        out.append({**payload, **ser.LockedTaskSerializer(payload).data})
+    return out
+
+
+class QueueLockView(ApiView):
+    @docs.queue_lock
+    def post(self, request, task_queue):
+        data = validated(ser.LockSerializer, request.data)
+        tasks = engine.tasks_lock(task_queue=task_queue, actor=actor_of(request), **data)
+        return Response(_locked(tasks))
+
+
+class QueueTaskExtendView(ApiView):
+    @docs.queue_extend
+    def post(self, request, task_queue, pk):
+        data = validated(ser.LockExtendSerializer, request.data)
+        task = engine.task_lock_extend(
+            task_queue=task_queue, task_id=pk, actor=actor_of(request), **data
+        )
+        return Response(_locked([task])[0])
+
+
+class QueueTaskUnlockView(ApiView):
+    @docs.queue_unlock
+    def post(self, request, task_queue, pk):
+        data = validated(ser.UnlockSerializer, request.data)
+        task = engine.task_unlock(
+            task_queue=task_queue, task_id=pk, actor=actor_of(request), **data
+        )
+        return Response(_locked([task])[0])
 
 
 class MessageView(ApiView):
