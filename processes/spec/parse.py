@@ -24,6 +24,7 @@ from processes.spec.fields import (
 from processes.spec.flow import _check_rework, _parse_call, _parse_outcomes
 from processes.spec.labels import parse_label
 from processes.spec.limits import max_tasks, storage_problems
+from processes.spec.parents import check_parents
 from processes.spec.schedule import parse_schedule
 from processes.spec.search import parse_search
 from processes.spec.typed_fields import _parse_form, parse_fields
@@ -202,7 +203,7 @@ def _parse(data: Any, c: _Collector, handlers: set[str] | None) -> ProcessSpec |
                 continue
             task_names[task.name] = f"{spath}.tasks[{ti}]"
             tasks.append(task)
-        _check_parents(c, tasks, spath, task_names)
+        check_parents(c, tasks, spath, task_names)
         if sname is not None and order is not None:
             stages.append(StageSpec(name=sname, order=float(order), tasks=tuple(tasks)))
     _check_separation_of_duties(c, stages, task_names)
@@ -428,31 +429,3 @@ def _parse_inline(c: _Collector, raw: dict, path: str, ttype: str, handler) -> b
         )
         return False
     return inline
-
-
-def _check_parents(
-    c: _Collector, tasks: list[TaskSpec], spath: str, all_names: dict[str, str]
-) -> None:
-    """Parents must be tasks of the same stage, and the parent graph must have no cycle."""
-    in_stage = {t.name: i for i, t in enumerate(tasks)}
-    for i, task in enumerate(tasks):
-        for parent in task.parents:
-            if parent == task.name:
-                c.add(f"{spath}.tasks[{i}].parent_task", f"task {task.name!r} is its own parent")
-            elif parent not in in_stage:
-                where = " (it is in another stage)" if parent in all_names else ""
-                c.add(f"{spath}.tasks[{i}].parent_task", f"unknown task {parent!r}{where}")
-    # Kahn's algorithm: whatever is left unsorted sits on a cycle.
-    remaining = {t.name: {p for p in t.parents if p in in_stage and p != t.name} for t in tasks}
-    while True:
-        free = [n for n, ps in remaining.items() if not ps]
-        if not free:
-            break
-        for n in free:
-            del remaining[n]
-        for ps in remaining.values():
-            ps.difference_update(free)
-    if remaining:
-        names = sorted(remaining)
-        first = in_stage[names[0]]
-        c.add(f"{spath}.tasks[{first}].parent_task", f"cycle between tasks {', '.join(names)}")

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from processes.spec.limits import MAX_DEPTH, MAX_DURATION_TEXT
+from processes.spec.schedule import schedule_json_schema
 from processes.spec.schema_defs import DEFS, MESSAGE_FIELD, UNTIL, WAIT
 from processes.spec.schema_tasks import TASK_FIELDS
 from processes.spec.schema_words import (
@@ -43,7 +44,6 @@ from processes.spec.schema_words import (
     task_type_is,
     text,
 )
-from processes.spec.schedule import schedule_json_schema
 from processes.spec.search import MAX_SEARCH_PATHS
 from processes.spec.types import (
     BUSINESS_KEY_UNIQUE,
