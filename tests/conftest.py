@@ -22,6 +22,16 @@ def fresh_subscription_cache():
     _active_cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def site_language():
+    """A request through the test client activates its reader's language in this thread (the
+    locale middleware, as on a server's worker thread); the next test starts in the site's."""
+    from django.utils import translation
+
+    yield
+    translation.deactivate()
+
+
 @pytest.fixture
 def system_actor():
     return Actor.system("test")
