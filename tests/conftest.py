@@ -94,6 +94,7 @@ SUPERVISION_B_MODULES = {
     "tests/operations/test_pgbouncer.py",
     "tests/processes/test_fleet.py",
     "tests/processes/test_e2e_waits.py",
+    "tests/processes/test_schedules_workers.py",
     "tests/processes/test_e2e_compensation.py",
     "tests/integrations/test_events_out.py",
     "tests/integrations/test_watchdog.py",

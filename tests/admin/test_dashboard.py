@@ -82,6 +82,7 @@ def test_dashboard_figures_match_the_events(data_set):
         "completed": 2,
         "cancelling": 0,
         "cancelled": 0,
+        "compensated": 0,
     }
     assert [p.business_key for p in dash.incidents] == ["P3"] and dash.incident_count == 1
     assert [(t.process.business_key, t.name) for t in dash.breaches] == [("P4", "approve")]
