@@ -288,6 +288,7 @@ def main() -> int:
 
         with connection.cursor() as c:  # a migration since may have rewritten rows: as
             c.execute("VACUUM ANALYZE processes_taskinstance")  # autovacuum would, first
+            c.execute("VACUUM ANALYZE processes_processinstance")
     elif found:
         sys.exit(
             f"{database_name(url)} holds {found:,} bench instances, not {args.instances:,}: "
