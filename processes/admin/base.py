@@ -56,8 +56,8 @@ class GrantedAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/processes/confirm_action.html", context)
 
 
-class ReadOnlyAdmin(GrantedAdmin):
-    """History and state are written by the engine only: no add, change or delete here."""
+class NoWrites:
+    """Written by the engine only: no add, change or delete in the admin."""
 
     def has_add_permission(self, request):
         return False
@@ -67,3 +67,7 @@ class ReadOnlyAdmin(GrantedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class ReadOnlyAdmin(NoWrites, GrantedAdmin):
+    """History and state are written by the engine only: no add, change or delete here."""

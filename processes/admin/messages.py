@@ -6,9 +6,10 @@ from __future__ import annotations
 from django.contrib import admin
 
 from processes import authority
+from processes.admin.base import NoWrites
 
 
-class ReceivedMessageAdmin(admin.ModelAdmin):
+class ReceivedMessageAdmin(NoWrites, admin.ModelAdmin):
     list_display = (
         "name",
         "correlation_key",
@@ -30,12 +31,3 @@ class ReceivedMessageAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None):
         return authority.is_superuser(request.user)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
