@@ -16,6 +16,9 @@ from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.text import capfirst
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from processes import authority, diagram, engine, selectors
 from processes.admin import widgets
@@ -41,14 +44,15 @@ INFO = [
 
 
 # Publishing and retiring a version: the engine service, and what it means.
+VERBS = {"publish": gettext_lazy("publish"), "retire": gettext_lazy("retire")}
 LIFECYCLE = {
     "publish": (
         engine.definition_publish,
-        "New instances will use this version; its spec can't change afterwards.",
+        gettext_lazy("New instances will use this version; its spec can't change afterwards."),
     ),
     "retire": (
         engine.definition_retire,
-        "No new instance will start on this version; running ones go on.",
+        gettext_lazy("No new instance will start on this version; running ones go on."),
     ),
 }
 
@@ -391,8 +395,9 @@ class ProcessDefinitionAdmin(BpmnViews, GrantedAdmin):
             return self.confirm_page(
                 request,
                 obj=definition,
-                title=f"{verb.capitalize()} {definition}?",
-                verb=verb,
+                title=_("%(verb)s %(definition)s?")
+                % {"verb": capfirst(VERBS[verb]), "definition": definition},
+                verb=VERBS[verb],
                 explanation=explanation,
                 cancel_url=change_url(pk),
             )
@@ -403,7 +408,11 @@ class ProcessDefinitionAdmin(BpmnViews, GrantedAdmin):
         else:
             definition = ProcessDefinition.objects.get(pk=pk)
             self.log_change(request, definition, f"{verb}d")
-            self.message_user(request, f"{definition} is now {definition.status}.")
+            self.message_user(
+                request,
+                _("%(definition)s is now %(status)s.")
+                % {"definition": definition, "status": definition.status},
+            )
         return HttpResponseRedirect(change_url(pk))
 
 

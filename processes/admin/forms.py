@@ -10,6 +10,7 @@ import uuid
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext, gettext_lazy
 
 from processes import bpmn
 from processes import spec as spec_module
@@ -117,13 +118,14 @@ class ReasonForm(forms.Form):
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
         max_length=1000,
-        help_text="Why? It is recorded in the process history with your name.",
+        label=gettext_lazy("Reason"),
+        help_text=gettext_lazy("Why? It is recorded in the process history with your name."),
     )
 
     def clean_reason(self):
         reason = self.cleaned_data["reason"].strip()
         if not reason:
-            raise ValidationError("a reason is required")
+            raise ValidationError(gettext_lazy("a reason is required"))
         return reason
 
 
@@ -143,23 +145,23 @@ class ActionForm(ReasonForm):
     ):
         super().__init__(*args, **kwargs)
         if reassign:
-            self.fields["to_user"] = forms.CharField(
-                label="To a person",
-                required=False,
-                max_length=150,
-                help_text="A username: they hold the task (unless separation of duties bars them).",
+            person = gettext_lazy(
+                "A username: they hold the task (unless separation of duties bars them)."
             )
-            self.fields["to_role"] = forms.CharField(
-                label="Or to a role",
-                required=False,
-                max_length=150,
-                help_text="A role (group): its members may claim the task.",
-            )
+            role = gettext_lazy("A role (group): its members may claim the task.")
+            for name, label, help_text in (
+                ("to_user", gettext_lazy("To a person"), person),
+                ("to_role", gettext_lazy("Or to a role"), role),
+            ):
+                self.fields[name] = forms.CharField(
+                    label=label, required=False, max_length=150, help_text=help_text
+                )
             self.order_fields(["to_user", "to_role", "reason"])
         if stages is not None:
             self.fields["stage"] = forms.ChoiceField(
                 choices=[(s, s) for s in stages],
-                help_text="This stage and every later one run again.",
+                label=gettext_lazy("Stage"),
+                help_text=gettext_lazy("This stage and every later one run again."),
             )
             self.order_fields(["stage", "reason"])
         self.set_paths = list(set_paths)
@@ -167,8 +169,8 @@ class ActionForm(ReasonForm):
         for path in self.set_paths:
             self.fields[f"set:{path}"] = typed_input(
                 self.declared.get(path),
-                label=f"Set {path}",
-                empty_hint="Leave empty to leave it missing.",
+                label=gettext("Set %(path)s") % {"path": path},
+                empty_hint=gettext("Leave empty to leave it missing."),
             )
 
     def values_to_set(self) -> dict:

@@ -13,6 +13,9 @@ from django.contrib.auth import get_user_model
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.text import capfirst
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from processes import authority, engine
 from processes import spec as spec_module
@@ -40,29 +43,33 @@ class Operation:
     explanation: str
     run: Callable[[ProcessInstance, TaskInstance | None, dict, Actor], str]
     asks_stage: bool = False
+    danger: bool = False  # the confirm button in red
 
 
 def _cancel(process, task, data, actor):
     process = engine.process_cancel(process_id=process.pk, actor=actor, reason=data["reason"])
     if process.state == ProcessState.CANCELLING:
-        return (
-            f"{process} is cancelling: its compensations run newest first; it is cancelled "
+        return _(
+            "%(process)s is cancelling: its compensations run newest first; it is cancelled "
             "once each is done or skipped."
-        )
-    return f"{process} cancelled."
+        ) % {"process": process}
+    return _("%(process)s cancelled.") % {"process": process}
 
 
 def _replay_stage(process, task, data, actor):
     engine.stage_replay(
         process_id=process.pk, stage=data["stage"], actor=actor, reason=data["reason"]
     )
-    return f"Stage {data['stage']} of {process} replayed."
+    return _("Stage %(stage)s of %(process)s replayed.") % {
+        "stage": data["stage"],
+        "process": process,
+    }
 
 
 def _retry(process, task, data, actor):
     if engine.task_retry(task_id=task.pk, actor=actor, reason=data["reason"]).duplicate:
-        return f"Task {task.name} was already scheduled: nothing changed."
-    return f"Task {task.name} scheduled again."
+        return _("Task %(task)s was already scheduled: nothing changed.") % {"task": task.name}
+    return _("Task %(task)s scheduled again.") % {"task": task.name}
 
 
 def _skip(process, task, data, actor):
@@ -70,8 +77,11 @@ def _skip(process, task, data, actor):
     # the values are set first, in the same transaction, so what runs next finds them
     engine.task_skip(task_id=task.pk, actor=actor, reason=data["reason"], set=values or None)
     if values:
-        return f"Set {', '.join(values)}; task {task.name} skipped."
-    return f"Task {task.name} skipped."
+        return _("Set %(paths)s; task %(task)s skipped.") % {
+            "paths": ", ".join(values),
+            "task": task.name,
+        }
+    return _("Task %(task)s skipped.") % {"task": task.name}
 
 
 def _reassign(process, task, data, actor):
@@ -79,7 +89,7 @@ def _reassign(process, task, data, actor):
     if data.get("to_user"):
         to_user = get_user_model().objects.filter(username=data["to_user"]).first()
         if to_user is None:
-            raise InvalidInput("unknown user", fields={"to_user": ["unknown user"]})
+            raise InvalidInput(_("unknown user"), fields={"to_user": [_("unknown user")]})
     task = engine.reassign_task(
         task_id=task.pk,
         actor=actor,
@@ -87,47 +97,63 @@ def _reassign(process, task, data, actor):
         to_role=data.get("to_role") or None,
         reason=data["reason"],
     )
-    to = task.assignee.get_username() if task.assignee_id else f"the role {task.candidate_role}"
-    return f"Task {task.name} reassigned to {to}."
+    if task.assignee_id:
+        return _("Task %(task)s reassigned to %(to)s.") % {
+            "task": task.name,
+            "to": task.assignee.get_username(),
+        }
+    return _("Task %(task)s reassigned to the role %(role)s.") % {
+        "task": task.name,
+        "role": task.candidate_role,
+    }
 
 
 def _replay(process, task, data, actor):
     engine.task_replay(task_id=task.pk, actor=actor, reason=data["reason"])
-    return f"Task {task.name} replayed."
+    return _("Task %(task)s replayed.") % {"task": task.name}
 
 
 PROCESS_OPERATIONS = {
     "cancel": Operation(
-        "cancel this process",
-        "Every open task is cancelled, then the compensation handlers of the completed tasks "
-        "run, newest first (the process is 'cancelling' until each is done or skipped).",
+        gettext_lazy("cancel this process"),
+        gettext_lazy(
+            "Every open task is cancelled, then the compensation handlers of the completed "
+            "tasks run, newest first (the process is 'cancelling' until each is done or skipped)."
+        ),
         _cancel,
+        danger=True,
     ),
     "replay-stage": Operation(
-        "replay a stage",
-        "The chosen stage and every later one are reset and run again.",
+        gettext_lazy("replay a stage"),
+        gettext_lazy("The chosen stage and every later one are reset and run again."),
         _replay_stage,
         asks_stage=True,
     ),
 }
 TASK_OPERATIONS = {
     "retry": Operation(
-        "retry this task", "Schedule the failed task again with a fresh attempt budget.", _retry
+        gettext_lazy("retry this task"),
+        gettext_lazy("Schedule the failed task again with a fresh attempt budget."),
+        _retry,
     ),
     "skip": Operation(
-        "skip this task",
-        "Mark the task skipped: what depends on it goes on as if it were done.",
+        gettext_lazy("skip this task"),
+        gettext_lazy("Mark the task skipped: what depends on it goes on as if it were done."),
         _skip,
     ),
     "replay": Operation(
-        "replay this task",
-        "Run the task again, with what depends on it in its stage and every later stage.",
+        gettext_lazy("replay this task"),
+        gettext_lazy(
+            "Run the task again, with what depends on it in its stage and every later stage."
+        ),
         _replay,
     ),
     "reassign": Operation(
-        "reassign this task",
-        "Give the open task to another person (they hold it) or to a role (its members may "
-        "claim it). Separation of duties still holds.",
+        gettext_lazy("reassign this task"),
+        gettext_lazy(
+            "Give the open task to another person (they hold it) or to a role (its members may "
+            "claim it). Separation of duties still holds."
+        ),
         _reassign,
     ),
 }
@@ -185,7 +211,9 @@ def operate(model_admin, request, process, op: Operation, task=None):
         except EngineError as exc:
             if not form.add_engine_errors(exc.fields):  # a value: shown next to its input
                 model_admin.message_user(
-                    request, f"Could not {op.verb}: {exc.message}", messages.ERROR
+                    request,
+                    _("Could not %(verb)s: %(error)s") % {"verb": op.verb, "error": exc.message},
+                    messages.ERROR,
                 )
         else:
             model_admin.message_user(request, note, messages.SUCCESS)
@@ -193,13 +221,13 @@ def operate(model_admin, request, process, op: Operation, task=None):
     return model_admin.confirm_page(
         request,
         obj=process,
-        title=f"{op.verb.capitalize()}?",
+        title=_("%(verb)s?") % {"verb": capfirst(op.verb)},
         verb=op.verb,
         explanation=op.explanation,
         cancel_url=change_url(process),
         form=form,
         task=task,
-        danger=op.verb.startswith("cancel"),
+        danger=op.danger,
         dependants=deps,
         missing=missing,
         may_correct=may_correct,
@@ -240,17 +268,22 @@ def correct_variables(model_admin, request, process):
             if not placed:
                 form.add_error(None, exc.message)
         else:
-            model_admin.message_user(request, f"Corrected {path}.", messages.SUCCESS)
+            model_admin.message_user(
+                request, _("Corrected %(path)s.") % {"path": path}, messages.SUCCESS
+            )
             return HttpResponseRedirect(change_url(process))
     shown = "missing" if current is spec_module.MISSING else _short(current)
     return model_admin.confirm_page(
         request,
         obj=process,
-        title=f"Correct {path}?",
-        verb=f"correct {path}",
-        explanation=f"{path} is {describe_field(declared)}; now: {shown}. The value is checked "
-        "against the definition; the change, its value before and after, and your reason are "
-        "recorded in the process history.",
+        title=_("Correct %(path)s?") % {"path": path},
+        verb=_("correct %(path)s") % {"path": path},
+        explanation=_(
+            "%(path)s is %(kind)s; now: %(value)s. The value is checked against the definition; "
+            "the change, its value before and after, and your reason are recorded in the "
+            "process history."
+        )
+        % {"path": path, "kind": describe_field(declared), "value": shown},
         cancel_url=variables_url(process),
         form=form,
         hidden={"path": path},

@@ -21,7 +21,7 @@ from processes import engine
 from processes.events import Actor
 from tasks_inbox import notifications, presenters
 from tasks_inbox.models import Profile
-from tests.factories import definition_data
+from tests.factories import UserFactory, definition_data
 from tests.tasks_inbox.conftest import approval_definition
 
 ROOT = Path(settings.BASE_DIR)
@@ -329,6 +329,40 @@ def test_the_admin_process_page_speaks_french(admin_client, start):
     assert "Historique (ajout seul)" in page and "Ce qui s'est passé" in page
     assert "Approve bonus attend managers" in page  # the history's own line
     assert ">History (append-only)<" not in page
+
+
+@pytest.mark.parametrize(
+    "language, words",
+    [
+        ("fr", ["Vous allez <strong>réattribuer cette tâche</strong>", "Oui, réattribuer cette tâche",
+                "Non, revenir", "À une personne", "Motif"]),
+        ("de", ["Nächster Schritt: <strong>diese Aufgabe neu zuweisen</strong>",
+                "Ja, diese Aufgabe neu zuweisen", "Nein, zurück", "An eine Person", "Grund"]),
+    ],
+)  # fmt: skip
+def test_an_admin_repair_asks_in_the_readers_language(admin_client, start, language, words):
+    """The repair confirmations (reassign here) speak the reader's language, and the repair
+    done says so in it too."""
+    from processes.models import TaskInstance
+
+    task = start("EMP-12")
+    url = reverse(
+        "admin:processes_processinstance_task_action", args=[task.process_id, task.pk, "reassign"]
+    )
+    page = admin_client.get(url, HTTP_ACCEPT_LANGUAGE=language).content.decode()
+    for word in words:
+        assert word in page, word
+    assert "You are about to" not in page and "No, go back" not in page
+    UserFactory(username="zoe", roles=["managers"])
+    done = admin_client.post(
+        url, {"to_user": "zoe", "reason": "r"}, HTTP_ACCEPT_LANGUAGE=language, follow=True
+    ).content.decode()
+    assert TaskInstance.objects.get(pk=task.pk).assignee.username == "zoe"
+    expected = {
+        "fr": "Tâche approve_bonus réattribuée à zoe.",
+        "de": "Aufgabe approve_bonus an zoe neu zugewiesen.",
+    }
+    assert expected[language] in done
 
 
 @pytest.mark.parametrize(
