@@ -141,7 +141,8 @@ def happened(event) -> str:
     occurred = getattr(event, "occurred_at", None)
     if occurred is None:
         return ""
-    return f" — it happened {occurred.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
+    when = f"{occurred.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
+    return gettext(" — it happened %(when)s") % {"when": when}
 
 
 def _moment(text) -> str:
@@ -184,13 +185,13 @@ def describe(event, *, task_spec=None, folded: dict | None = None) -> str:
             return gettext("Stage %(stage)s started") % w
         return gettext("Stage %(stage)s completed") % w
     if t == EventType.TASK_SCHEDULED and data.get("wake_at"):
-        return f"{task} waits until {_moment(data['wake_at'])}"
+        return gettext("%(task)s waits until %(when)s") % (w | {"when": _moment(data["wake_at"])})
     if t == EventType.TASK_SCHEDULED and data.get("message"):
-        return (
-            f"{task} is waiting for the message {data['message']} ({data.get('correlation_key')})"
-        )
+        message = {"message": data["message"], "key": data.get("correlation_key")}
+        return gettext("%(task)s is waiting for the message %(message)s (%(key)s)") % (w | message)
     if t == EventType.MESSAGE_RECEIVED:
-        return f"Message {data.get('message', '')} ({data.get('correlation_key', '')}) received"
+        message = {"message": data.get("message", ""), "key": data.get("correlation_key", "")}
+        return gettext("Message %(message)s (%(key)s) received") % message
     if t == EventType.TASK_SCHEDULED:
         waits_for = data.get("assignee") or data.get("role")
         if waits_for:
@@ -200,7 +201,7 @@ def describe(event, *, task_spec=None, folded: dict | None = None) -> str:
         result = data.get("result") if isinstance(data.get("result"), dict) else {}
         decision = result.get("decision")
         if "fired_at" in result and "due_at" in result and not decision:
-            return f"{task}: the timer fired"
+            return gettext("%(task)s: the timer fired") % w
         if decision:
             text = gettext("%(task)s: %(decision)s") % (w | {"decision": humanize(decision)})
         else:
@@ -210,7 +211,8 @@ def describe(event, *, task_spec=None, folded: dict | None = None) -> str:
             text += gettext(" (decided by %(name)s)") % {"name": decided_by}
         return text + _quoted(result.get("comment"))
     if t == EventType.ATTACHMENT_ADDED:
-        return f"File attached: {data.get('name', '?')} ({data.get('size', 0)} bytes)"
+        size = {"name": data.get("name", "?"), "size": data.get("size", 0)}
+        return gettext("File attached: %(name)s (%(size)s bytes)") % size
     if t == EventType.TASK_CLAIMED:
         return gettext("%(task)s claimed") % w
     if t == EventType.TASK_RELEASED:
@@ -233,9 +235,12 @@ def describe(event, *, task_spec=None, folded: dict | None = None) -> str:
             )
         return gettext("%(task)s waits for %(absent)s: %(why)s") % (w | {"why": why}) + refused
     if t == EventType.TASK_REASSIGNED:
-        to = data.get("to") or f"the role {data.get('to_role', '?')}"
-        text = f"{task} reassigned to {to}"
-        return text + (f" — “{data['reason']}”" if data.get("reason") else "")
+        if data.get("to"):
+            text = gettext("%(task)s reassigned to %(to)s") % (w | {"to": data["to"]})
+        else:
+            role = {"role": data.get("to_role", "?")}
+            text = gettext("%(task)s reassigned to the role %(role)s") % (w | role)
+        return text + _quoted(data.get("reason"))
     if t == EventType.TASK_ESCALATED:
         if data.get("to_role") and data.get("to_role") != data.get("from_role"):
             w["from_role"] = data.get("from_role")

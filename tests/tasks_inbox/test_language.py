@@ -363,6 +363,9 @@ def test_an_admin_repair_asks_in_the_readers_language(admin_client, start, langu
         "de": "Aufgabe approve_bonus an zoe neu zugewiesen.",
     }
     assert expected[language] in done
+    # and the history line of the reassignment, on the process page, too
+    history = {"fr": "réattribuée à zoe", "de": "an zoe neu zugewiesen"}
+    assert history[language] in done.split('id="events-group"', 1)[-1]
 
 
 @pytest.mark.parametrize(
