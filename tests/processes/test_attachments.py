@@ -19,6 +19,7 @@ from processes.events import Actor
 from processes.models import Attachment, EventType, ProcessEvent, ProcessInstance
 from tests.api.conftest import client_for
 from tests.factories import UserFactory, definition_data
+from tests.processes.conftest import FILE_STORAGE
 
 pytestmark = pytest.mark.django_db
 ACTOR = Actor.system("test")
@@ -284,53 +285,44 @@ def test_an_expired_or_forged_link_opens_nothing(papers, people, settings):
 
 
 def test_the_archive_carries_the_files_and_their_proof(
-    papers, people, tmp_path, settings, django_capture_on_commit_callbacks
+    papers, people, tmp_path, storages_at, django_capture_on_commit_callbacks
 ):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "flowdesk_archive": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
+    storages_at(
+        flowdesk_archive={
+            "BACKEND": FILE_STORAGE,
             "OPTIONS": {"location": str(tmp_path / "archive")},
         },
-        "flowdesk_attachments": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
+        flowdesk_attachments={
+            "BACKEND": FILE_STORAGE,
             "OPTIONS": {"location": str(tmp_path / "files")},
         },
-    }
-    from django.core.files.storage import storages
+    )
+    process, task = papers()
+    pdf = make_pdf("kept for seven years")
+    attachment = upload(people["mia"], process, pdf, "letter.pdf").json()
+    engine.task_decide(
+        task_id=task.pk,
+        actor=Actor.for_user(people["mia"]),
+        decision="approve",
+        data={"letter": attachment["id"]},
+    )
+    later = (timezone.now() + dt.timedelta(days=3)).isoformat()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("archive_processes", "--now", later)
 
-    storages._storages.clear()
-    storages._backends = None
-    try:
-        process, task = papers()
-        pdf = make_pdf("kept for seven years")
-        attachment = upload(people["mia"], process, pdf, "letter.pdf").json()
-        engine.task_decide(
-            task_id=task.pk,
-            actor=Actor.for_user(people["mia"]),
-            decision="approve",
-            data={"letter": attachment["id"]},
-        )
-        later = (timezone.now() + dt.timedelta(days=3)).isoformat()
-        with django_capture_on_commit_callbacks(execute=True):
-            call_command("archive_processes", "--now", later)
-
-        assert not ProcessInstance.objects.filter(pk=process.pk).exists()
-        assert not Attachment.objects.exists()
-        stored = [p for p in (tmp_path / "files").rglob("*") if p.is_file()]
-        assert stored == []  # the stored bytes went with the case
-        (archive,) = (tmp_path / "archive" / "papers").glob("archive-*.jsonl")
-        line = json.loads(archive.read_text())
-        (row,) = line["attachments"]
-        assert row["id"] == attachment["id"] and row["sha256"] == hashlib.sha256(pdf).hexdigest()
-        kept = tmp_path / "archive" / "papers" / "attachments" / row["sha256"]
-        assert kept.read_bytes() == pdf  # the archive alone restores the file
-        assert retention.check_line(line, {}) == []
-        line["attachments"][0]["sha256"] = "0" * 64
-        assert retention.check_line(line, {})  # a file the history doesn't record is caught
-    finally:
-        storages._storages.clear()
-        storages._backends = None
+    assert not ProcessInstance.objects.filter(pk=process.pk).exists()
+    assert not Attachment.objects.exists()
+    stored = [p for p in (tmp_path / "files").rglob("*") if p.is_file()]
+    assert stored == []  # the stored bytes went with the case
+    (archive,) = (tmp_path / "archive" / "papers").glob("archive-*.jsonl")
+    line = json.loads(archive.read_text())
+    (row,) = line["attachments"]
+    assert row["id"] == attachment["id"] and row["sha256"] == hashlib.sha256(pdf).hexdigest()
+    kept = tmp_path / "archive" / "papers" / "attachments" / row["sha256"]
+    assert kept.read_bytes() == pdf  # the archive alone restores the file
+    assert retention.check_line(line, {}) == []
+    line["attachments"][0]["sha256"] = "0" * 64
+    assert retention.check_line(line, {})  # a file the history doesn't record is caught
 
 
 def test_a_large_file_sent_twice_with_one_idempotency_key_is_attached_once(papers, people):

@@ -28,24 +28,6 @@ ACTOR = Actor.system("test")
 
 
 @pytest.fixture
-def archive_dir(tmp_path, settings):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "flowdesk_archive": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(tmp_path / "archive")},
-        },
-    }
-    from django.core.files.storage import storages
-
-    storages._storages.pop("flowdesk_archive", None)
-    storages._backends = None
-    yield tmp_path / "archive"
-    storages._storages.pop("flowdesk_archive", None)
-    storages._backends = None
-
-
-@pytest.fixture
 def shop(import_definition):
     return import_definition(
         definition_data(
@@ -153,26 +135,17 @@ class TruncatingStorage(FileSystemStorage):
         return super()._save(name, ContentFile(content.read()[:-10]))
 
 
-def test_an_archive_that_does_not_read_back_deletes_nothing(shop, settings, tmp_path):
-    from django.core.files.storage import storages
-
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "flowdesk_archive": {
+def test_an_archive_that_does_not_read_back_deletes_nothing(shop, storages_at, tmp_path):
+    storages_at(
+        flowdesk_archive={
             "BACKEND": f"{__name__}.TruncatingStorage",
             "OPTIONS": {"location": str(tmp_path)},
-        },
-    }
-    storages._storages.pop("flowdesk_archive", None)
-    storages._backends = None
-    try:
-        close(start("X"))
-        with pytest.raises(CommandError, match="archive not verified"):
-            call_command("archive_processes", "--now", in_days(365))
-        assert ProcessInstance.objects.count() == 1 and ProcessEvent.objects.exists()
-    finally:
-        storages._storages.pop("flowdesk_archive", None)
-        storages._backends = None
+        }
+    )
+    close(start("X"))
+    with pytest.raises(CommandError, match="archive not verified"):
+        call_command("archive_processes", "--now", in_days(365))
+    assert ProcessInstance.objects.count() == 1 and ProcessEvent.objects.exists()
 
 
 def test_dry_run_and_bad_arguments(shop, archive_dir, capsys):

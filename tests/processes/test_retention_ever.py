@@ -19,24 +19,6 @@ pytestmark = pytest.mark.django_db
 ACTOR = Actor.system("test")
 
 
-@pytest.fixture
-def archive_dir(tmp_path, settings):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "flowdesk_archive": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(tmp_path / "archive")},
-        },
-    }
-    from django.core.files.storage import storages
-
-    storages._storages.pop("flowdesk_archive", None)
-    storages._backends = None
-    yield tmp_path / "archive"
-    storages._storages.pop("flowdesk_archive", None)
-    storages._backends = None
-
-
 def payout_data(unique="ever"):
     return definition_data(
         "payout",
