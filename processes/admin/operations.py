@@ -9,7 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -21,7 +20,7 @@ from processes import authority, engine
 from processes import spec as spec_module
 from processes.admin import incidents, widgets
 from processes.admin.forms import ActionForm, VariableForm, VariablePathForm, describe_field
-from processes.errors import EngineError, InvalidInput
+from processes.errors import EngineError
 from processes.events import Actor
 from processes.models import (
     ACTIVE_PROCESS_STATES,
@@ -85,11 +84,7 @@ def _skip(process, task, data, actor):
 
 
 def _reassign(process, task, data, actor):
-    to_user = None
-    if data.get("to_user"):
-        to_user = get_user_model().objects.filter(username=data["to_user"]).first()
-        if to_user is None:
-            raise InvalidInput(_("unknown user"), fields={"to_user": [_("unknown user")]})
+    to_user = engine.user_named(data["to_user"]) if data.get("to_user") else None
     task = engine.reassign_task(
         task_id=task.pk,
         actor=actor,

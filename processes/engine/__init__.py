@@ -69,6 +69,7 @@ from processes.engine.operate import (
     task_replay,
     task_retry,
     task_skip,
+    user_named,
 )
 from processes.engine.retention import ArchiveError, ArchiveReport, processes_archive
 from processes.engine.seed_events import (
@@ -150,6 +151,7 @@ __all__ = [
     "process_start",
     "process_start_batch",
     "reassign_task",
+    "user_named",
     "requeue_scheduled",
     "stage_replay",
     "task_claim",

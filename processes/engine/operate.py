@@ -7,9 +7,11 @@ import datetime as dt
 import logging
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from processes import authority, events
 from processes import spec as spec_module
@@ -273,6 +275,15 @@ def _correct(run: _Run, actor: Actor, asked: dict, unset, reason: str) -> None:
 def _under(path: str, asked: dict) -> bool:
     """``path`` is one of the set paths, or inside one's value (``bonus`` set, ``bonus.amount``)."""
     return any(path == p or path.startswith(p + ".") for p in asked)
+
+
+def user_named(username: str, *, field: str = "to_user"):
+    """Whom a reassignment names, by username (the admin's form and the API alike); an unknown
+    name is an error at ``field``."""
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise InvalidInput(gettext("unknown user"), fields={field: [gettext("unknown user")]})
+    return user
 
 
 @transaction.atomic

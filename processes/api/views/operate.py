@@ -7,7 +7,6 @@ caller sees (404), then calls the engine function the admin calls, which checks
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from processes import control, engine
@@ -16,7 +15,6 @@ from processes.api.base import ApiView
 from processes.api.docs import operate as docs
 from processes.api.views.common import ListView, actor_of, validated
 from processes.api.views.tasks import _answer
-from processes.errors import InvalidInput
 from processes.models import ProcessEvent
 
 
@@ -73,11 +71,7 @@ class TaskReassignView(ApiView):
     @docs.reassign
     def post(self, request, pk):
         data = validated(ser.ReassignSerializer, request.data)
-        to_user = None
-        if data.get("to_user"):
-            to_user = get_user_model().objects.filter(username=data["to_user"]).first()
-            if to_user is None:
-                raise InvalidInput("unknown user", fields={"to_user": ["unknown user"]})
+        to_user = engine.user_named(data["to_user"]) if data.get("to_user") else None
         task = control.task_for_operator(request.user, pk)
         engine.reassign_task(
             task_id=task.pk,
