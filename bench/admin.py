@@ -81,10 +81,8 @@ def load(n: int, events_days: int) -> None:
     with connection.cursor() as c:
         c.execute("SET synchronous_commit = off")
     seeding.seed_processes(definitions, n, tag="fd", prefix="ORDER-", events_days=events_days)
+    seeding.vacuum("processes_processinstance", "processes_taskinstance", "processes_processevent")
     with connection.cursor() as c:
-        c.execute("VACUUM ANALYZE processes_processinstance")
-        c.execute("VACUUM ANALYZE processes_taskinstance")
-        c.execute("VACUUM ANALYZE processes_processevent")
         for table in ("processinstance", "taskinstance", "processevent"):
             c.execute(f"SELECT count(*) FROM processes_{table}")
             print(f"  processes_{table}: {c.fetchone()[0]:,} rows")
@@ -284,11 +282,9 @@ def main() -> int:
     found = loaded(args.instances)
     if found == args.instances:
         print(f"reusing {database_name(url)} ({args.instances:,} instances)", flush=True)
-        from django.db import connection
+        import seeding
 
-        with connection.cursor() as c:  # a migration since may have rewritten rows: as
-            c.execute("VACUUM ANALYZE processes_taskinstance")  # autovacuum would, first
-            c.execute("VACUUM ANALYZE processes_processinstance")
+        seeding.vacuum("processes_taskinstance", "processes_processinstance")  # (a migration since)
     elif found:
         sys.exit(
             f"{database_name(url)} holds {found:,} bench instances, not {args.instances:,}: "

@@ -60,9 +60,7 @@ def seed(n_processes: int, n_open: int, n_roles: int) -> None:
     found = seeding.seeded([KEY])
     if found == n_processes:
         print(f"reusing the seeded data ({n_processes:,} processes)")
-        with connection.cursor() as c:  # a migration since may have rewritten rows: as autovacuum
-            c.execute("VACUUM ANALYZE processes_taskinstance")  # would, before measuring
-            c.execute("VACUUM ANALYZE processes_processinstance")
+        seeding.vacuum("processes_taskinstance", "processes_processinstance")  # (a migration since)
         return
     if found:
         sys.exit(f"the database holds {found:,} bench processes, not {n_processes:,}: --fresh")
@@ -89,9 +87,7 @@ def seed(n_processes: int, n_open: int, n_roles: int) -> None:
         variables="jsonb_build_object('employee', 'Employee ' || i, 'salary_base', "
         "jsonb_build_object('amount', 3000 + i % 2000), 'bonus', 500 + i % 1500)",
     )
-    with connection.cursor() as c:
-        c.execute("VACUUM ANALYZE processes_processinstance")
-        c.execute("VACUUM ANALYZE processes_taskinstance")
+    seeding.vacuum("processes_processinstance", "processes_taskinstance")
 
 
 def explain(sql: str, params) -> str:

@@ -81,6 +81,13 @@ def literal(value) -> str:
     return sql.Literal(value).as_string(connection.connection)
 
 
+def vacuum(*tables: str) -> None:
+    """``VACUUM ANALYZE`` each table, as autovacuum keeps a live database: a bulk load or a
+    migration that rewrote its rows leaves the index-only scans reading the table meanwhile."""
+    for table in tables:
+        execute(f"VACUUM ANALYZE {table}")
+
+
 def execute(statement: str) -> int:
     with connection.cursor() as cursor:
         cursor.execute(statement)
