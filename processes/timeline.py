@@ -141,15 +141,18 @@ def happened(event) -> str:
     occurred = getattr(event, "occurred_at", None)
     if occurred is None:
         return ""
-    when = f"{occurred.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
-    return gettext(" — it happened %(when)s") % {"when": when}
+    return gettext(" — it happened %(when)s") % {"when": _utc(occurred)}
 
 
 def _moment(text) -> str:
     try:
-        return f"{dt.datetime.fromisoformat(text).astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
+        return _utc(dt.datetime.fromisoformat(text))
     except (TypeError, ValueError):
         return str(text)
+
+
+def _utc(moment: dt.datetime) -> str:
+    return f"{moment.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
 def _incident(folded: dict) -> str:
