@@ -62,8 +62,14 @@ parser.add_argument(
 parser.add_argument(
     "--batch",
     type=int,
+    default=16,
+    help="FLOWDESK_STEP_BATCH: steps a worker runs at once (1: one message per step)",
+)
+parser.add_argument(
+    "--group",
+    type=int,
     default=8,
-    help="FLOWDESK_STEP_BATCH: steps per queue message (1: one message per step)",
+    help="FLOWDESK_STEP_GROUP: step messages a worker takes together (1: group commit off)",
 )
 args = parser.parse_args()
 uses_cluster = args.shape != "inline"
@@ -80,6 +86,7 @@ env = {
     "DJANGO_SETTINGS_MODULE": "config.settings",
     "FLOWDESK_EAGER_STEPS": "0" if args.no_eager else "1",
     "FLOWDESK_STEP_BATCH": str(args.batch),
+    "FLOWDESK_STEP_GROUP": str(args.group),
     "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "bench-only-" + "x" * 50),
 }
 os.environ.update(env)
@@ -100,6 +107,7 @@ import django  # noqa: E402
 
 django.setup()
 
+from django.conf import settings  # noqa: E402
 from django.db import connection, connections  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
@@ -238,9 +246,11 @@ def count(captured) -> tuple[int, int]:
     return len(sql) - len(control), sum(1 for x in sql if x.startswith("COMMIT"))
 
 
-# 1. Statements and commits, in-process (no cluster): the start, then the queue's entry point
+# 1. Statements and commits, in-process (no cluster; one process's steps at a time, no group
+# commit: the messages the starts queue wait for the cluster): the start, then the queue's entry point
 # (worker.run_steps) on each step the queue would deliver; under eager dispatch the step that
 # completes the second branch runs the join and the final step itself.
+settings.FLOWDESK_STEP_GROUP = 1
 for i in range(5):  # warm: SQL text cached, statements prepared
     run_through(start(f"w-{run_id}-{i}"), False)
 starts, steps = [], []

@@ -273,7 +273,10 @@ FLOWDESK_EAGER_SECONDS = int(os.environ.get("FLOWDESK_EAGER_SECONDS", "10"))
 # Batch dispatch: the service steps one transaction makes ready in one process go to a worker as
 # one queue message (at most this many), leased in one transaction, run side by side in threads,
 # their outcomes recorded together (docs/performance.md). 1: a message per step.
-FLOWDESK_STEP_BATCH = max(1, int(os.environ.get("FLOWDESK_STEP_BATCH", "8")))
+FLOWDESK_STEP_BATCH = max(1, int(os.environ.get("FLOWDESK_STEP_BATCH", "16")))
+# Group commit (Redis broker): a worker takes up to this many step messages waiting in the queue
+# at once (at most STEP_BATCH steps) and leases, reports and commits them together. 1: one.
+FLOWDESK_STEP_GROUP = max(1, int(os.environ.get("FLOWDESK_STEP_GROUP", "8")))
 
 # Worker supervision (`manage.py workers`, processes/supervisor/): the supervisor runs qcluster
 # in its own process group, sends a heartbeat task through the broker every HEARTBEAT seconds and

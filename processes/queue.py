@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
 from django_q.brokers import Broker, get_broker
+from django_q.brokers.redis_broker import Redis
 from django_q.conf import Conf
 from django_q.models import Schedule
+from django_q.signing import SignedPackage
 from django_q.tasks import async_task
 
 from processes import context
@@ -121,6 +124,7 @@ def enqueue_step(task_id: int, *, timeout: int) -> bool:
     return enqueue(
         RUN_STEP,
         task_id,
+        q_timeout=_step_q_timeout(timeout),
         timeout=_step_q_timeout(timeout),
         task_name=f"step-{task_id}",
         group="flowdesk-steps",
@@ -136,10 +140,67 @@ def enqueue_batch(steps: list[tuple[int, int, int | None]]) -> bool:
         RUN_STEP,
         *ids,
         causes=[cause for _, _, cause in steps],
+        q_timeout=_step_q_timeout(max(timeout for _, timeout, _ in steps)),
         timeout=_step_q_timeout(max(timeout for _, timeout, _ in steps)),
         task_name=f"steps-{ids[0]}-{ids[-1]}",
         group="flowdesk-steps",
     )
+
+
+@dataclass(frozen=True)
+class QueuedSteps:
+    """A step message a worker took off the queue itself (``take_queued_steps``)."""
+
+    task_ids: list[int]
+    causes: list
+    correlation: str | None
+
+
+def take_queued_steps(*, room: int, q_timeout: int | None) -> list[QueuedSteps]:
+    """More step messages waiting in the Redis queue, for a worker's group commit: up to
+    ``FLOWDESK_STEP_GROUP - 1`` messages, at most ``room`` steps in all, none whose django-q2
+    timeout is longer than ``q_timeout`` (the worker's own message's: q2 stops the worker then).
+
+    They are taken with one LPOP; any other message taken goes back to the head of the list in
+    its order. A worker killed meanwhile loses them as it would lose its own message (its
+    progress note names their steps: its supervisor queues them again). The ORM broker's rows
+    are acknowledged one by one: nothing is taken there.
+    """
+    count = settings.FLOWDESK_STEP_GROUP - 1
+    found = broker()
+    if count < 1 or room < 1 or not q_timeout or not isinstance(found, Redis):
+        return []
+    taken, back = [], []
+    for raw in found.connection.lpop(found.list_key, count) or ():
+        steps = _queued_steps(raw, room, q_timeout)
+        if steps is None:
+            back.append(raw)
+        else:
+            taken.append(steps)
+            room -= len(steps.task_ids)
+    if back:
+        found.connection.lpush(found.list_key, *reversed(back))
+    return taken
+
+
+def _queued_steps(raw, room: int, q_timeout: int) -> QueuedSteps | None:
+    """``raw`` (a signed message) as steps to take, or None to put it back."""
+    try:
+        task = SignedPackage.loads(raw)
+    except Exception:  # not ours to judge: the pusher reports it
+        return None
+    ids, kwargs = task.get("args") or (), task.get("kwargs") or {}
+    if (
+        task.get("func") != RUN_STEP
+        or not 0 < len(ids) <= room
+        or not all(isinstance(i, int) for i in ids)
+        or not isinstance(task.get("timeout"), int)
+        or task["timeout"] > q_timeout
+    ):
+        return None
+    carried = kwargs.get(context.TASK_KWARG) or {}
+    causes = kwargs.get("causes") or [carried.get("caused_by")] * len(ids)
+    return QueuedSteps(list(ids), list(causes), carried.get("correlation_id") or None)
 
 
 def enqueue_compensations(compensations: list[tuple[int, int]]) -> None:

@@ -33,7 +33,9 @@ def _worker_actor() -> Actor:
     return Actor.worker(f"worker {socket.gethostname()}:{os.getpid()}")
 
 
-def run_step(task_id: int, *more_ids: int, eager: bool = False, causes=None) -> str:
+def run_step(
+    task_id: int, *more_ids: int, eager: bool = False, causes=None, correlations=None
+) -> str:
     """Run service steps of one process: take their leases, call the handlers, report the
     results to the engine. One id is one step; a batch's message names several (batch
     dispatch), leased in one transaction and run side by side, each in a thread.
@@ -48,7 +50,9 @@ def run_step(task_id: int, *more_ids: int, eager: bool = False, causes=None) -> 
     progress.busy_until(time.time() + settings.FLOWDESK_LEASE_MARGIN, *task_ids)
     try:
         actor = _worker_actor()
-        leases = engine.tasks_start(task_ids=task_ids, actor=actor, causes=causes)
+        leases = engine.tasks_start(
+            task_ids=task_ids, actor=actor, causes=causes, correlations=correlations
+        )
         if not leases:
             return "skipped"
         # django-q2 stops this queue task after the longest step's timeout + margin + the eager
@@ -61,10 +65,28 @@ def run_step(task_id: int, *more_ids: int, eager: bool = False, causes=None) -> 
         progress.idle()
 
 
-def run_steps(task_id: int, *more_ids: int, causes=None) -> str:
+def run_steps(task_id: int, *more_ids: int, causes=None, q_timeout: int | None = None) -> str:
     """The queue's entry point for steps: ``run_step`` with eager dispatch (unless
-    ``FLOWDESK_EAGER_STEPS=0``)."""
-    return run_step(task_id, *more_ids, eager=settings.FLOWDESK_EAGER_STEPS, causes=causes)
+    ``FLOWDESK_EAGER_STEPS=0``), and group commit: the step messages waiting in the queue behind
+    this one (``queue.take_queued_steps``, ``FLOWDESK_STEP_GROUP``) are leased, run and
+    reported with it, several processes in each transaction."""
+    task_ids = [task_id, *more_ids]
+    room = settings.FLOWDESK_STEP_BATCH - len(task_ids)
+    taken = queue.take_queued_steps(room=room, q_timeout=q_timeout)
+    correlations = None
+    if taken:
+        causes = list(causes or [context.caused_by.get()] * len(task_ids))
+        correlations = [None] * len(task_ids)
+        for more in taken:
+            task_ids += more.task_ids
+            causes += more.causes
+            correlations += [more.correlation] * len(more.task_ids)
+    return run_step(
+        *task_ids,
+        eager=settings.FLOWDESK_EAGER_STEPS,
+        causes=causes,
+        correlations=correlations,
+    )
 
 
 # Once a handler returns, the others of its batch get this long to finish too, so that their

@@ -118,6 +118,52 @@ def lock_with_tasks(process_id=None, *, task_id=None):
     return process, fetch(t, tasks_sql, [key])
 
 
+def lock_many_with_tasks(task_ids: list[int]) -> list[tuple[ProcessInstance, list]]:
+    """The instances of ``task_ids`` locked in id order, each with its tasks in spec order: a
+    worker's group commit (several processes' steps, one transaction). Two statements however
+    many instances (one lock each elsewhere than PostgreSQL). Locking in id order, two workers
+    that lock several never wait for each other in a circle."""
+    found = []
+    if connection.vendor == "postgresql":
+        lock_sql, tasks_sql = _many_sql(connection.vendor)
+        processes = [
+            _with_definition(row)[0] for row in fetch_with(ProcessInstance, lock_sql, [task_ids])
+        ]
+        tasks_by: dict = {p.pk: [] for p in processes}
+        for task in fetch(TaskInstance, tasks_sql, [list(tasks_by)]) if processes else ():
+            tasks_by[task.process_id].append(task)
+        found = [(p, tasks_by[p.pk]) for p in processes]
+    return _lock_each(task_ids, found)
+
+
+def _lock_each(task_ids: list[int], found: list) -> list:
+    """``found`` with the instances of the ``task_ids`` it lacks, locked one at a time: every one
+    elsewhere than PostgreSQL; there, one not joined after waiting for its lock (``_locked``)."""
+    covered = {t.pk for _, tasks in found for t in tasks}
+    for task_id in task_ids:
+        if task_id not in covered:
+            process, tasks = lock_with_tasks(task_id=task_id)
+            covered.update(t.pk for t in tasks)
+            found += [(process, tasks)] if process is not None else []
+    return found
+
+
+@functools.lru_cache(maxsize=2)
+def _many_sql(vendor: str) -> tuple[str, str]:
+    """The lock of the instances of some tasks (in id order) and the read of their tasks."""
+    p, t = ProcessInstance, TaskInstance
+    where = (
+        f"p.{col(p, 'id')} IN (SELECT t.{col(t, 'process')} FROM {table(t)} t "
+        f"WHERE t.{col(t, 'id')} = ANY(%s))"
+    )
+    order = f"t.{col(t, 'process')}, t.{col(t, 'stage_index')}, t.{col(t, 'id')}"
+    return (
+        _instance_sql(where) + f" ORDER BY p.{col(p, 'id')} FOR UPDATE OF p",
+        f"SELECT {columns(t, 't')} FROM {table(t)} t WHERE t.{col(t, 'process')} = ANY(%s) "
+        f"ORDER BY {order}",
+    )
+
+
 def _instance_where(where: str, params: list, extra_columns: str = ""):
     """For ``db.api`` only: the instance query with a grant column (kept in this package);
     (instance or None, the values of ``extra_columns``)."""

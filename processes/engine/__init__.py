@@ -84,7 +84,6 @@ from processes.engine.steps import (
     StepOutcome,
     compensation_context,
     compensation_record,
-    requeue_scheduled,
     steps_report,
     task_complete,
     task_fail,
@@ -95,6 +94,7 @@ from processes.engine.subprocess import children_start
 from processes.engine.timers import (
     next_wake,
     process_deadline,
+    requeue_scheduled,
     task_wake,
     timer_loop,
     timers_sweep,

@@ -17,8 +17,25 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 
 from processes import spec as spec_module
-from processes.models import TaskInstance
+from processes.models import ProcessDefinition, TaskInstance
 from processes.steps import Called, PermanentStepError, StepContext, call
+
+_SPEC_CACHE: dict[tuple, spec_module.ProcessSpec] = {}
+
+
+def _spec_for(definition: ProcessDefinition) -> spec_module.ProcessSpec:
+    """The parsed spec of a published definition, cached: published specs never change.
+
+    The key includes key, version and publication time, so a reused id (SQLite after a
+    rollback, a restored backup) can never serve another definition's spec.
+    """
+    cache_key = (definition.pk, definition.key, definition.version, definition.published_at)
+    spec = _SPEC_CACHE.get(cache_key)
+    if spec is None:
+        if len(_SPEC_CACHE) > 512:
+            _SPEC_CACHE.clear()
+        spec = _SPEC_CACHE[cache_key] = definition.parsed()
+    return spec
 
 
 def step_context(task, task_spec, process, suffix: str = "") -> StepContext:

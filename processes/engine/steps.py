@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
-from processes import context, events, queue
+from processes import context, events
 from processes.engine import external
 from processes.engine._run import (
     HUMAN_TASK_REFUSAL,
@@ -22,6 +22,8 @@ from processes.engine._run import (
     _after_task_failed_for_good,
     _complete,
     _lock_for_task,
+    _lock_tasks,
+    _save_runs,
     _spec_for,
     _transition,
 )
@@ -36,8 +38,6 @@ from processes.events import Actor
 from processes.models import (
     ACTIVE_PROCESS_STATES,
     EventType,
-    ProcessDefinition,
-    ProcessState,
     TaskInstance,
     TaskState,
     TaskType,
@@ -59,92 +59,70 @@ class StepLease:
     context: StepContext
     timeout: int
     cause: int | None = None  # the step's task_scheduled event (a chained step's is set here)
+    correlation: str | None = None  # its message's, when a worker took several messages at once
+
+
+def tasks_start(*, task_ids, actor: Actor, causes=None, correlations=None) -> list[StepLease]:
+    """Take scheduled steps for a worker: their processes locked in id order, one write, one
+    commit for all (the steps of one queue message, or of several a worker took together: group
+    commit). Steps that are not startable (a stale delivery, a live lease elsewhere, a back-off)
+    are left out, and so are ids of no task. ``causes`` and ``correlations`` (aligned with
+    ``task_ids``) are each step's ``task_scheduled`` event and the correlation id its message
+    carried (None: the ones bound to the worker's queue task).
+    """
+    task_ids = list(task_ids)
+    try:
+        return _tasks_start(task_ids, actor, causes, correlations)
+    except OperationalError as exc:
+        leases = []
+        for at in _per_process(task_ids, exc):
+            leases += _tasks_start(
+                [task_ids[i] for i in at], actor, _pick(causes, at), _pick(correlations, at)
+            )
+        return leases
+
+
+def _per_process(task_ids: list[int], exc: OperationalError) -> list[list[int]]:
+    """The positions of ``task_ids`` by process, when ``exc`` is the deadlock of a transaction
+    that locked several processes (a worker's group commit, in id order, against a child that
+    locks its parent after itself): each process is then tried again on its own. Any other
+    error goes on."""
+    if getattr(exc.__cause__, "sqlstate", None) != "40P01" or transaction.get_autocommit() is False:
+        raise exc
+    owner = dict(TaskInstance.objects.filter(pk__in=task_ids).values_list("id", "process_id"))
+    positions: dict = {}
+    for index, task_id in enumerate(task_ids):
+        positions.setdefault(owner.get(task_id), []).append(index)
+    if len(positions) < 2:
+        raise exc
+    logger.warning("group commit of %s processes deadlocked: each on its own", len(positions))
+    return list(positions.values())
+
+
+def _pick(values, at: list[int]):
+    return [values[i] for i in at if i < len(values)] if values else values
 
 
 @transaction.atomic
-def tasks_start(*, task_ids, actor: Actor, causes=None) -> list[StepLease]:
-    """Take scheduled steps of one process for a worker: one lock, one write, one commit for all.
-
-    Steps that are not startable (a stale delivery, a live lease elsewhere, a back-off) are left
-    out; ``causes`` (aligned with ``task_ids``) are the steps' ``task_scheduled`` events, which
-    a batch's message carries (a single step's cause comes bound with its queue task).
-    """
-    run, _ = _lock_for_task(task_ids[0])
-    run.actor = actor
+def _tasks_start(task_ids: list[int], actor: Actor, causes, correlations) -> list[StepLease]:
+    runs = _lock_tasks(task_ids)
+    found = {t.pk: (run, t) for run in runs for t in run.tasks.values()}
     now = timezone.now()
-    by_pk = {t.pk: t for t in run.tasks.values()}
-    leases, strays = [], []
+    leases_of: dict = {}
     for index, task_id in enumerate(task_ids):
-        task = by_pk.get(task_id)
-        if task is None:
-            strays.append(task_id)
+        run, task = found.get(task_id, (None, None))
+        if task is None or not _startable(run, task, now):
             continue
-        if not _startable(run, task, now):
-            continue
+        run.actor = actor
         cause = causes[index] if causes and index < len(causes) else None
-        with context.bound(cause=cause):
+        correlation = correlations[index] if correlations and index < len(correlations) else None
+        with context.bound(cause=cause, correlation=correlation):
             lease = _lease(run, task, now)
-        leases.append(dataclasses.replace(lease, cause=cause) if cause else lease)
-    if leases:
-        run.save()
-    if strays:
-        _requeue_strays(strays)
-    return leases
-
-
-def _requeue_strays(task_ids: list[int]) -> None:
-    """Steps of other processes in one message (queued by an earlier release, which mixed
-    them): never dropped, each queued again on its own after this commit."""
-    logger.warning("steps %s are not of the process leased: queued again on their own", task_ids)
-    strays = TaskInstance.objects.filter(pk__in=task_ids, type=TaskType.SERVICE)
-    steps = [(task_id, timeout, None) for task_id, timeout in _with_timeouts(strays)]
-    if steps:
-        queue.on_commit(queue.enqueue_steps, steps)
-
-
-def requeue_scheduled(*, limit: int = 10000, task_ids=None) -> int:
-    """Enqueue every scheduled service step (and waiting compensation) again; return how many.
-
-    Run after a cluster restart: with Redis, steps the dead cluster had taken from the broker
-    (in its pusher or its queues) are gone, and waiting for ``FLOWDESK_REENQUEUE_AFTER`` would
-    leave them idle for minutes. Enqueueing a step twice is harmless: ``tasks_start`` skips a
-    step that is not startable or holds a live lease (``compensation_start`` a compensation that
-    is not the head of its process). Work inside its retry back-off is left to the timer sweep.
-    ``task_ids``: only these (a step a dead worker had taken).
-    """
-    now = timezone.now()
-    waiting = TaskInstance.objects.filter(
-        state=TaskState.COMPENSATING, process__state=ProcessState.CANCELLING
-    )
-    scheduled = TaskInstance.objects.filter(
-        state=TaskState.SCHEDULED,
-        type=TaskType.SERVICE,
-        process__state__in=ACTIVE_PROCESS_STATES,
-    ).exclude(handler="")
-    if task_ids is not None:
-        waiting, scheduled = waiting.filter(pk__in=task_ids), scheduled.filter(pk__in=task_ids)
-    compensations = _with_timeouts(waiting.exclude(scheduled_at__gt=now).order_by("id"), limit)
-    for task_id, timeout in compensations:
-        queue.enqueue_compensation(task_id, timeout=timeout)
-    steps = _with_timeouts(
-        scheduled.exclude(scheduled_at__gt=now).order_by("scheduled_at", "id"), limit
-    )
-    for task_id, timeout in steps:
-        queue.enqueue_step(task_id, timeout=timeout)
-    return len(steps) + len(compensations)
-
-
-def _with_timeouts(tasks, limit: int | None = None) -> list[tuple[int, int]]:
-    """(id, handler timeout) of ``tasks`` (a TaskInstance query; the first ``limit``): what
-    their work is queued with, each definition's spec read once."""
-    rows = tasks.values_list("id", "name", "process__definition_id")
-    specs: dict = {}
-    found = []
-    for task_id, name, definition_id in rows if limit is None else rows[:limit]:
-        if definition_id not in specs:
-            specs[definition_id] = _spec_for(ProcessDefinition.objects.get(pk=definition_id))
-        found.append((task_id, handler_timeout(specs[definition_id].task(name))))
-    return found
+        leases_of.setdefault(id(run), []).append(
+            dataclasses.replace(lease, cause=cause, correlation=correlation)
+        )
+    _save_runs([run for run in runs if id(run) in leases_of])
+    return [lease for run in runs for lease in leases_of.get(id(run), ())]
 
 
 def task_start(*, task_id, actor: Actor) -> StepLease | None:
@@ -355,7 +333,6 @@ class StepOutcome:
     retryable: bool = True
 
 
-@transaction.atomic
 def steps_report(
     *,
     outcomes: list[StepOutcome],
@@ -363,39 +340,65 @@ def steps_report(
     eager_within: float | None = None,
     eager_limit: int | None = None,
 ) -> list[StepLease]:
-    """Report the outcomes of steps of one process that a worker ran together: one lock, one
-    write, one commit, each outcome applied as its own ``task_complete``/``task_fail`` would be
-    (in order, its events caused by its own ``task_scheduled``). One refused (its process ended
-    meanwhile) is logged and the others still count. Returns the leases of the steps they made
-    ready that eager dispatch gives this worker next (at most ``eager_limit``, by default
-    ``FLOWDESK_STEP_BATCH``)."""
-    run, _ = _lock_for_task(outcomes[0].lease.task_id)
-    run.actor = actor
-    by_pk = {t.pk: t for t in run.tasks.values()}
-    for outcome in outcomes:
-        lease, task = outcome.lease, by_pk[outcome.lease.task_id]
-        try:
-            with context.bound(cause=lease.cause):
-                result = {} if outcome.result is None else outcome.result
-                clean, problems = (
-                    checked_result(run.task_spec(task), result)
-                    if outcome.error is None
-                    else (None, {})
-                )
-                if outcome.error is None and not problems:
-                    _complete_step(run, task, clean, lease.execution)
-                elif outcome.error is None:  # never reaches a person: a failed attempt
-                    _fail_step(run, task, result_breaks(task, problems), True, lease.execution)
-                else:
-                    _fail_step(run, task, outcome.error, outcome.retryable, lease.execution)
-        except Conflict as exc:
-            logger.warning("outcome of step %s not recorded: %s", task.pk, exc)
+    """Report the outcomes of steps a worker ran together, of one process or several (group
+    commit): their processes locked in id order, one write, one commit, each outcome applied as
+    its own ``task_complete``/``task_fail`` would be (in order, its events caused by its own
+    ``task_scheduled``). One refused (its process ended meanwhile) is logged and the others
+    still count. Returns the leases of the steps they made ready that eager dispatch gives this
+    worker next (at most ``eager_limit``, by default ``FLOWDESK_STEP_BATCH``)."""
     limit = settings.FLOWDESK_STEP_BATCH if eager_limit is None else eager_limit
+    try:
+        return _steps_report(outcomes, actor, eager_within, limit)
+    except OperationalError as exc:
+        leases = []
+        for at in _per_process([outcome.lease.task_id for outcome in outcomes], exc):
+            mine = [outcomes[i] for i in at]
+            leases += _steps_report(mine, actor, eager_within, limit - len(leases))
+        return leases
+
+
+@transaction.atomic
+def _steps_report(outcomes, actor: Actor, eager_within, limit: int) -> list[StepLease]:
+    runs = _lock_tasks([outcome.lease.task_id for outcome in outcomes])
+    found = {t.pk: (run, t) for run in runs for t in run.tasks.values()}
     next_leases = []
-    if eager_within and limit > 0 and run.to_enqueue:
-        next_leases = _take_next(run, eager_within, limit)
-    run.save()
-    return _with_causes(run, next_leases)
+    for run in runs:
+        run.actor = actor
+        mine = [o for o in outcomes if found.get(o.lease.task_id, (None,))[0] is run]
+        with context.bound(correlation=mine[0].lease.correlation):
+            for outcome in mine:
+                _apply_outcome(run, found[outcome.lease.task_id][1], outcome)
+            if eager_within and limit > len(next_leases) and run.to_enqueue:
+                taken = _take_next(run, eager_within, limit - len(next_leases))
+                correlation = mine[0].lease.correlation
+                next_leases += [
+                    (run, dataclasses.replace(x, correlation=correlation)) for x in taken
+                ]
+    _save_runs(runs)
+    return [
+        lease
+        for run in runs
+        for lease in _with_causes(run, [x for r, x in next_leases if r is run])
+    ]
+
+
+def _apply_outcome(run, task, outcome: StepOutcome) -> None:
+    """One outcome of ``steps_report`` applied to its loaded ``run``."""
+    lease = outcome.lease
+    try:
+        with context.bound(cause=lease.cause):
+            result = {} if outcome.result is None else outcome.result
+            clean, problems = (
+                checked_result(run.task_spec(task), result) if outcome.error is None else (None, {})
+            )
+            if outcome.error is None and not problems:
+                _complete_step(run, task, clean, lease.execution)
+            elif outcome.error is None:  # never reaches a person: a failed attempt
+                _fail_step(run, task, result_breaks(task, problems), True, lease.execution)
+            else:
+                _fail_step(run, task, outcome.error, outcome.retryable, lease.execution)
+    except Conflict as exc:
+        logger.warning("outcome of step %s not recorded: %s", task.pk, exc)
 
 
 def compensation_context(*, task_id) -> tuple[str, StepContext] | None:

@@ -26,15 +26,19 @@ from processes.engine._run import (
     _lock,
     _lock_for_task,
     _Run,
+    _spec_for,
     _transition,
 )
 from processes.engine.absences import absences_apply
+from processes.engine.handlers import handler_timeout
 from processes.events import Actor
 from processes.models import (
     ACTIVE_PROCESS_STATES,
     OPEN_COMPENSATION_STATES,
     OPEN_TASK_STATES,
+    ProcessDefinition,
     ProcessInstance,
+    ProcessState,
     TaskInstance,
     TaskState,
     TaskType,
@@ -292,3 +296,48 @@ def timer_loop(stop, *, tick: float | None = None, limit: int = 1000) -> None:
         if wake is not None:
             wait = min(tick, max(0.0, (wake - timezone.now()).total_seconds()) + 0.005)
         stop.wait(wait)
+
+
+def requeue_scheduled(*, limit: int = 10000, task_ids=None) -> int:
+    """Enqueue every scheduled service step (and waiting compensation) again; return how many.
+
+    Run after a cluster restart: with Redis, steps the dead cluster had taken from the broker
+    (in its pusher or its queues) are gone, and waiting for ``FLOWDESK_REENQUEUE_AFTER`` would
+    leave them idle for minutes. Enqueueing a step twice is harmless: ``tasks_start`` skips a
+    step that is not startable or holds a live lease (``compensation_start`` a compensation that
+    is not the head of its process). Work inside its retry back-off is left to the timer sweep.
+    ``task_ids``: only these (a step a dead worker had taken).
+    """
+    now = timezone.now()
+    waiting = TaskInstance.objects.filter(
+        state=TaskState.COMPENSATING, process__state=ProcessState.CANCELLING
+    )
+    scheduled = TaskInstance.objects.filter(
+        state=TaskState.SCHEDULED,
+        type=TaskType.SERVICE,
+        process__state__in=ACTIVE_PROCESS_STATES,
+    ).exclude(handler="")
+    if task_ids is not None:
+        waiting, scheduled = waiting.filter(pk__in=task_ids), scheduled.filter(pk__in=task_ids)
+    compensations = _with_timeouts(waiting.exclude(scheduled_at__gt=now).order_by("id"), limit)
+    for task_id, timeout in compensations:
+        queue.enqueue_compensation(task_id, timeout=timeout)
+    steps = _with_timeouts(
+        scheduled.exclude(scheduled_at__gt=now).order_by("scheduled_at", "id"), limit
+    )
+    for task_id, timeout in steps:
+        queue.enqueue_step(task_id, timeout=timeout)
+    return len(steps) + len(compensations)
+
+
+def _with_timeouts(tasks, limit: int | None = None) -> list[tuple[int, int]]:
+    """(id, handler timeout) of ``tasks`` (a TaskInstance query; the first ``limit``): what
+    their work is queued with, each definition's spec read once."""
+    rows = tasks.values_list("id", "name", "process__definition_id")
+    specs: dict = {}
+    found = []
+    for task_id, name, definition_id in rows if limit is None else rows[:limit]:
+        if definition_id not in specs:
+            specs[definition_id] = _spec_for(ProcessDefinition.objects.get(pk=definition_id))
+        found.append((task_id, handler_timeout(specs[definition_id].task(name))))
+    return found

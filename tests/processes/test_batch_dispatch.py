@@ -1,6 +1,6 @@
 """Batch dispatch composes with batch start: the steps of different processes never share one
-queue message, and a worker never drops steps of a process it did not lock; one process's
-steps still go together (``FLOWDESK_STEP_BATCH``)."""
+queue message (a worker may still take several messages together: group commit), and a worker
+never drops steps it was given; one process's steps still go together (``FLOWDESK_STEP_BATCH``)."""
 
 import json
 from collections import defaultdict
@@ -86,7 +86,7 @@ def test_a_batch_start_queues_each_process_steps_together_and_apart_from_the_oth
 
 
 @pytest.mark.django_db
-def test_a_worker_given_steps_of_two_processes_queues_the_other_ones_again(
+def test_a_worker_given_steps_of_two_processes_leases_them_all_in_one_commit(
     import_definition, django_capture_on_commit_callbacks, messages
 ):
     import_definition(two_steps())
@@ -97,13 +97,16 @@ def test_a_worker_given_steps_of_two_processes_queues_the_other_ones_again(
     messages.clear()
     a_ids = list(first.tasks.order_by("id").values_list("id", flat=True))
     b_ids = list(second.tasks.order_by("id").values_list("id", flat=True))
-    # when one message (queued by an earlier release) mixes them
-    with django_capture_on_commit_callbacks(execute=True):
+    # when one call (a message of an earlier release, or a worker's group commit) mixes them
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
         leases = engine.tasks_start(task_ids=[a_ids[0], b_ids[0], a_ids[1], b_ids[1]], actor=SYSTEM)
-    # then the worker runs the first process's steps and queues the others again, each alone
-    assert sorted(lease.task_id for lease in leases) == a_ids
-    assert sorted(messages) == [[b_ids[0]], [b_ids[1]]]
-    assert set(second.tasks.values_list("state", flat=True)) == {TaskState.SCHEDULED}
+    # then every step is leased to this worker, each one once, and none is queued again
+    assert sorted(lease.task_id for lease in leases) == sorted(a_ids + b_ids)
+    assert messages == [] and callbacks == []
+    for process in (first, second):
+        assert set(process.tasks.values_list("state", flat=True)) == {TaskState.RUNNING}
+        started = process.events.filter(type="task_started").values_list("task_id", flat=True)
+        assert sorted(started) == sorted(process.tasks.values_list("id", flat=True))
 
 
 # --- on a running cluster -------------------------------------------------------------------------
