@@ -836,3 +836,13 @@ def test_a_bad_timer_or_message_task_is_refused_by_both(task, path):
     where = f"stages[0].tasks[{len(data['stages'][0]['tasks']) - 1}]{path}"
     assert where in [e.path for e in errors], errors
     assert schema_errors(data) != []
+
+
+def test_an_input_that_is_not_a_list_is_refused_with_its_path():
+    # (hypothesis found `"input": 1` raised a TypeError in the validator)
+    data = {**base(), "input": 1}
+    assert not validator_accepts(data)
+    _, errors = parse(data)
+    assert [(e.path, e.message) for e in errors] == [
+        ("input", "must be a list of fields {name, type, required, ...}")
+    ]

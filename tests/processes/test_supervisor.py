@@ -518,11 +518,16 @@ def test_a_stall_is_logged_alerted_visible_in_healthz_and_repaired(
 def test_workers_busy_with_long_steps_are_not_a_stall(
     redis_url, postgres, supervisor, import_definition, tmp_path
 ):
-    # Two workers, each running a process's two steps of 9 s (one message, batch dispatch): the
-    # beats wait 9 s for a free worker, beyond the 4 s stall.
+    # Two workers, each running a process's two steps of 9 s (one message, batch dispatch; no
+    # group commit, which could give both messages to one worker): the beats wait 9 s for a free
+    # worker, beyond the 4 s stall.
     import_definition(step_definition(seconds=9))
     sup = supervisor(
-        "redis", **step_env(tmp_path), FLOWDESK_STALL_SECONDS="4", FLOWDESK_HEARTBEAT_SECONDS="1"
+        "redis",
+        **step_env(tmp_path),
+        FLOWDESK_STALL_SECONDS="4",
+        FLOWDESK_HEARTBEAT_SECONDS="1",
+        FLOWDESK_STEP_GROUP="1",
     )
     sup.wait_beating()
 
@@ -553,7 +558,9 @@ def test_sigterm_stops_everything_within_the_step_timeout(
     who, redis_url, postgres, supervisor, import_definition, tmp_path
 ):
     import_definition(step_definition(seconds=3, timeout="PT10S"))
-    sup = supervisor("redis", **step_env(tmp_path), FLOWDESK_SHUTDOWN_GRACE="10")
+    sup = supervisor(
+        "redis", **step_env(tmp_path), FLOWDESK_SHUTDOWN_GRACE="10", FLOWDESK_STEP_GROUP="1"
+    )
     sup.wait_beating()
     # two processes: each worker runs one's two steps (one message each, batch dispatch)
     processes = [start("sup", "TERM-1"), start("sup", "TERM-2")]

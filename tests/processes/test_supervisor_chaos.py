@@ -41,7 +41,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.django_db(trans
 KILLS = 30
 ROLES = ["idle worker", "busy worker", "pusher", "monitor", "sentinel", "main", "several"]
 PERIOD = "2026-11"
-LIMIT = 30.0 * SLOWDOWN  # seconds from a kill to the next completed step (a usual machine's)
+# Seconds from a kill to the next completed step: 30 on a usual machine. On a slow host running
+# the suite's other workers beside it (more xdist workers than cores), a restarted tree's
+# processes start behind theirs: twice the host's slowdown more (2 cores, 4 workers).
+CROWDED = (
+    2.0 if SLOWDOWN > 1.5 and int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 2 else 1.0
+)
+LIMIT = 30.0 * SLOWDOWN * CROWDED
 TAIL = 15.0  # seconds salary processes keep starting after the last kill
 
 
@@ -214,7 +220,7 @@ def test_the_cluster_recovers_from_30_sigkills_of_random_processes(
         if now >= next_kill and len(kills) < KILLS:
             kill = kill_one(sup, plan, len(kills), rng)
             if kill is None:  # no tree right now (it is being restarted): soon again
-                assert now - next_kill < 60 * SLOWDOWN, (
+                assert now - next_kill < 60 * SLOWDOWN * CROWDED, (
                     f"nothing to kill for {plan[len(kills) :]} in {sup.tree()}\n"
                     f"{sup.output()[-3000:]}"
                 )
