@@ -121,11 +121,12 @@ def _step_q_timeout(timeout: int) -> int:
 
 def enqueue_step(task_id: int, *, timeout: int) -> bool:
     """Queue one step (``run_steps(task_id)``; its cause rides with the bound context)."""
+    q_timeout = _step_q_timeout(timeout)
     return enqueue(
         RUN_STEP,
         task_id,
-        q_timeout=_step_q_timeout(timeout),
-        timeout=_step_q_timeout(timeout),
+        q_timeout=q_timeout,  # the worker's own limit (q2 pops ``timeout`` before the call)
+        timeout=q_timeout,
         task_name=f"step-{task_id}",
         group="flowdesk-steps",
     )
@@ -136,12 +137,13 @@ def enqueue_batch(steps: list[tuple[int, int, int | None]]) -> bool:
     one message: ``run_steps(id, id, ..., causes=[...])``; they
     run side by side, so the q2 timeout is the longest step's."""
     ids = [task_id for task_id, _, _ in steps]
+    q_timeout = _step_q_timeout(max(timeout for _, timeout, _ in steps))
     return enqueue(
         RUN_STEP,
         *ids,
         causes=[cause for _, _, cause in steps],
-        q_timeout=_step_q_timeout(max(timeout for _, timeout, _ in steps)),
-        timeout=_step_q_timeout(max(timeout for _, timeout, _ in steps)),
+        q_timeout=q_timeout,
+        timeout=q_timeout,
         task_name=f"steps-{ids[0]}-{ids[-1]}",
         group="flowdesk-steps",
     )

@@ -36,9 +36,11 @@ def _worker_actor() -> Actor:
 def run_step(
     task_id: int, *more_ids: int, eager: bool = False, causes=None, correlations=None
 ) -> str:
-    """Run service steps of one process: take their leases, call the handlers, report the
-    results to the engine. One id is one step; a batch's message names several (batch
-    dispatch), leased in one transaction and run side by side, each in a thread.
+    """Run service steps: take their leases, call the handlers, report the results to the
+    engine. One id is one step; a batch's message names several of one process (batch
+    dispatch), and group commit adds those of the messages waiting behind it (other processes,
+    ``correlations`` aligned with the ids): leased in one transaction, run side by side, each
+    in a thread.
 
     ``eager`` (the queue's entry point, ``run_steps``): when completions make service steps of
     the same process ready, the engine leases them to this worker in the completions' own
