@@ -789,6 +789,8 @@ class AssetGuard:
             self.failures.append(f"{response.status} {request.url}")
 
     def _failed(self, request, why):
+        if "ERR_ABORTED" in why:
+            return  # the page moved on before it arrived (a navigation cancels it): not missing
         if request.resource_type in self.KINDS or "/static/" in request.url:
             self.failures.append(f"{why} {request.url}")
 

@@ -36,6 +36,9 @@ def work(ctx):
             + "\n"
         )
     time.sleep(seconds)
+    gate = ctx.config.get("gate")
+    while gate and not (_dir() / gate).exists() and time.time() < started + 300:
+        time.sleep(0.05)  # held until the test opens the gate: a crash lands mid-step, however slow
     effects = _dir() / "effects"
     effects.mkdir(exist_ok=True)
     try:

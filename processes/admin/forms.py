@@ -319,7 +319,7 @@ class BatchCsvForm(forms.Form):
                     f"line {number} has {len(row)} cells, the header {len(header)}"
                 )
             values = dict(zip(header, row, strict=True))
-            key = values.pop("business_key").strip()
+            key = values.pop("business_key")  # as sent: the engine's one key rule trims it
             items.append(
                 {"business_key": key, "input": {k: v for k, v in values.items() if v != ""}}
             )

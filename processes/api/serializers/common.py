@@ -72,6 +72,22 @@ class OccurredAtField(serializers.Field):
         return value.isoformat()
 
 
+@extend_schema_field(OpenApiTypes.STR)
+class BusinessKeyField(serializers.Field):
+    """A business key, checked and trimmed by ``spec.normalize_business_key`` alone (the one
+    rule every entrance calls): DRF's CharField would trim and measure it by rules of its own
+    first."""
+
+    def to_internal_value(self, data):
+        key, problem = spec.normalize_business_key(data)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return key
+
+    def to_representation(self, value):
+        return value
+
+
 class SpecErrorSerializer(serializers.Serializer):
     path = serializers.CharField(
         help_text="JSON path in the definition, e.g. `stages[2].tasks[0]`."

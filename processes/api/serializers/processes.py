@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from processes.api.serializers.common import (
-    OutputSerializer,
-)
+from processes.api.serializers.common import BusinessKeyField, OutputSerializer
 from processes.models import ProcessState, TaskState, TaskType
 
 
@@ -193,7 +191,10 @@ class ProcessEventSerializer(serializers.Serializer):
 
 class ProcessStartSerializer(serializers.Serializer):
     definition = serializers.SlugField(max_length=100, help_text="Definition key, e.g. `pizza`.")
-    business_key = serializers.CharField(max_length=200, help_text="The seed's business_ref_no.")
+    business_key = BusinessKeyField(
+        help_text="The seed's business_ref_no: at most 200 characters, white space around it "
+        "trimmed, no control or format characters."
+    )
     input = serializers.DictField(required=False, default=dict, help_text="Initial variables.")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from processes.api.serializers.common import OccurredAtField
+from processes.api.serializers.common import BusinessKeyField, OccurredAtField
 from processes.api.serializers.processes import (
     ProcessSerializer,
     TaskSerializer,
@@ -17,7 +17,7 @@ class SeedEventSerializer(serializers.Serializer):
     """One of the seed's events; a template's ``component_name`` (or ``definition``) finds it."""
 
     event_name = serializers.ChoiceField(choices=SEED_EVENTS)
-    business_ref_no = serializers.CharField(max_length=200)
+    business_ref_no = BusinessKeyField()
     component_name = serializers.CharField(max_length=200, required=False)
     definition = serializers.SlugField(
         max_length=100, required=False, help_text="Definition key, instead of component_name."
