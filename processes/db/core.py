@@ -7,6 +7,8 @@ whose statements live in ``processes.db.internals`` (the one module below the OR
 
 from __future__ import annotations
 
+import functools
+
 from django.db import DatabaseError, connection
 from django.db.models import Model
 
@@ -22,6 +24,11 @@ def parse_id(text) -> int | None:
     return value if 0 < value <= MAX_DB_INT else None
 
 
+# The names below are asked for dozens of times a request and never change while a process
+# runs: each is worked out once (both databases the product runs on quote names alike).
+
+
+@functools.lru_cache(maxsize=512)
 def columns(model: type[Model], alias: str, *, exclude: tuple[str, ...] = ()) -> str:
     """The concrete columns of ``model`` (those not in ``exclude`` stay deferred), qualified by
     ``alias``, in field order."""
@@ -31,10 +38,12 @@ def columns(model: type[Model], alias: str, *, exclude: tuple[str, ...] = ()) ->
     )
 
 
+@functools.lru_cache(maxsize=256)
 def table(model: type[Model]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
+@functools.lru_cache(maxsize=2048)
 def col(model: type[Model], field_name: str) -> str:
     """The quoted column of ``model.field_name`` (a foreign key's ``_id`` column for a relation)."""
     return connection.ops.quote_name(model._meta.get_field(field_name).column)

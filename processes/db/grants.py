@@ -5,6 +5,8 @@ compares it with guardian's ``get_objects_for_user`` on a generated matrix."""
 
 from __future__ import annotations
 
+import functools
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
@@ -15,6 +17,7 @@ from processes.db.core import col, table
 from processes.models import ProcessDefinition
 
 
+@functools.lru_cache(maxsize=64)
 def _condition(key_sql: str, n_codes: int) -> str:
     """SQL true when the user (two ``%s``) holds one of ``n_codes`` codenames on the key
     ``key_sql`` names (internal: ``key_sql`` is a column or ``%s`` chosen in this package)."""

@@ -154,6 +154,7 @@ def test_a_batch_of_500_starts_every_process_first_steps_within_seconds(
         timeout=30,
         message=f"steps still waiting for the sweep\n{cluster.output()[-3000:]}",
     )
+
     # and each process's two steps still went as one message, to one worker process (a step is
     # leased before its handler runs: the last group's calls may follow the leases by a moment)
     def logged_calls():
