@@ -589,6 +589,25 @@ def test_every_entrance_takes_a_business_key_by_the_one_rule(caller, typed, impo
         assert keys_stored == ([] if problem else [key]), f"{entrance}: {raw!r} → {keys_stored}"
 
 
+def test_a_key_is_trimmed_only_of_white_space_a_text_variable_may_hold():
+    """What the key rule trims, a free-form text variable can carry (else a child's key template
+    built from it would be refused where the same key sent straight is trimmed); every other
+    white space at a key's ends is refused, never kept."""
+    import sys
+
+    from processes.spec.business_keys import _KEY_TRIMMED
+
+    spaces = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
+    assert set(_KEY_TRIMMED) <= set(spaces)
+    for c in spaces:
+        key, problem = spec_module.normalize_business_key(f"{c}E011{c}")
+        if c in _KEY_TRIMMED:
+            assert (key, problem) == ("E011", None)
+            assert spec_module.text_problem(f"{c}E011{c}", multiline=True) is None
+        else:
+            assert key is None and "control or format characters" in problem
+
+
 def test_batch_keys_with_a_newline_or_a_space_find_the_single_starts_case(caller, typed):
     client = client_for(caller)
     first = client.post(

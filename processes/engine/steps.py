@@ -365,12 +365,12 @@ def _steps_report(outcomes, actor: Actor, eager_within, limit: int) -> list[Step
     for run in runs:
         run.actor = actor
         mine = [o for o in outcomes if found.get(o.lease.task_id, (None,))[0] is run]
-        with context.bound(correlation=mine[0].lease.correlation):
+        correlation = mine[0].lease.correlation
+        with context.bound(correlation=correlation):
             for outcome in mine:
                 _apply_outcome(run, found[outcome.lease.task_id][1], outcome)
             if eager_within and limit > len(next_leases) and run.to_enqueue:
                 taken = _take_next(run, eager_within, limit - len(next_leases))
-                correlation = mine[0].lease.correlation
                 next_leases += [
                     (run, dataclasses.replace(x, correlation=correlation)) for x in taken
                 ]
