@@ -260,6 +260,13 @@ def test_two_hosts_one_timer_loop_taken_over_when_its_host_is_killed(
         message=f"the takeover\n{other.output()[-3000:]}",
     )
     print(f"timer loop taken over {time.monotonic() - killed:.1f}s after the SIGKILL")
+    # The lease commits a moment before the new holder starts its loop and logs it.
+    wait_for(
+        lambda: _timer_lines(other) >= 1,
+        timeout=10,
+        interval=0.1,
+        message=f"the loop started on the other host\n{other.output()[-3000:]}",
+    )
     assert _timer_lines(other) == 1
 
     # ... the due deadline fires once ...
@@ -336,6 +343,12 @@ def test_two_timer_commands_run_one_loop_and_a_clean_stop_gives_the_lease_back(
             lambda: (lease_holder() or "").startswith(other + "/"),
             timeout=20,
             message="the other timers command holds the lease",
+        )
+        # (the lease commits a moment before the new holder starts its loop and logs it)
+        wait_for(
+            lambda: "timer loop running here" in (tmp_path / f"{other}.log").read_text(),
+            timeout=10,
+            message="the other timers command running the loop",
         )
         said = {name: (tmp_path / f"{name}.log").read_text() for name in procs}
         assert said[holder].count("timer loop running here") == 1
