@@ -242,15 +242,13 @@ def _parse_input(c: _Collector, data: dict, task_names: dict[str, str]):
     if data.get("input") is None:
         return None
     fields = parse_fields(c, data["input"], "input", dotted=True)
-    index_of = (
-        {
-            item.get("name"): i
-            for i, item in reversed(list(enumerate(data["input"])))
-            if isinstance(item, dict) and isinstance(item.get("name"), str)
-        }
-        if isinstance(data["input"], list)
-        else {}  # (parse_fields said what is wrong with an input that is not a list)
-    )
+    if not fields:  # none, or parse_fields said what is wrong (not a list, too many fields)
+        return fields
+    index_of = {
+        item.get("name"): i
+        for i, item in reversed(list(enumerate(data["input"])))
+        if isinstance(item, dict) and isinstance(item.get("name"), str)
+    }
     for f in fields:
         root = f.name.split(".", 1)[0]
         if root in task_names:
